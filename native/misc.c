@@ -1,0 +1,104 @@
+/*
+ * pathlens native shim: namespaces, clocks, timers, interface names.
+ */
+#include "shim.h"
+
+#include <net/if.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* setns(fd, nstype) -> 0 | -errno. Affects the calling (main) thread only. */
+static napi_value js_setns(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd, type;
+  if (!pl_args(env, info, 2, argv, NULL)) return NULL;
+  if (!pl_get_i32(env, argv[0], "fd", &fd) || !pl_get_i32(env, argv[1], "nstype", &type)) return NULL;
+  return setns(fd, type) < 0 ? pl_errno(env, errno) : pl_int(env, 0);
+}
+
+/* clockGettime(clockid, out: Float64Array[2]) -> 0 | -errno; out = [sec, nsec] */
+static napi_value js_clock_gettime(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t id;
+  double *out;
+  size_t n;
+  if (!pl_args(env, info, 2, argv, NULL)) return NULL;
+  if (!pl_get_i32(env, argv[0], "clockid", &id) || !pl_get_f64_array(env, argv[1], "out", &out, &n)) return NULL;
+  if (n < 2) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "clockGettime: out needs 2 elements");
+    return NULL;
+  }
+  struct timespec ts;
+  if (clock_gettime(id, &ts) < 0) return pl_errno(env, errno);
+  out[0] = (double)ts.tv_sec;
+  out[1] = (double)ts.tv_nsec;
+  return pl_int(env, 0);
+}
+
+/* timerfdCreate(clockid) -> fd | -errno (non-blocking, close-on-exec) */
+static napi_value js_timerfd_create(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t id;
+  if (!pl_args(env, info, 1, argv, NULL) || !pl_get_i32(env, argv[0], "clockid", &id)) return NULL;
+  int fd = timerfd_create(id, TFD_NONBLOCK | TFD_CLOEXEC);
+  return fd < 0 ? pl_errno(env, errno) : pl_int(env, fd);
+}
+
+/* timerfdSet(fd, sec, nsec, absolute) -> 0 | -errno; sec = nsec = 0 disarms. One-shot. */
+static napi_value js_timerfd_set(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd, abs_flag;
+  double sec, nsec;
+  if (!pl_args(env, info, 4, argv, NULL)) return NULL;
+  if (!pl_get_i32(env, argv[0], "fd", &fd) || napi_get_value_double(env, argv[1], &sec) != napi_ok ||
+      napi_get_value_double(env, argv[2], &nsec) != napi_ok || !pl_get_i32(env, argv[3], "absolute", &abs_flag)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "timerfdSet(fd, sec, nsec, absolute)");
+    return NULL;
+  }
+  if (sec < 0 || nsec < 0 || nsec >= 1e9) return pl_errno(env, EINVAL);
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  its.it_value.tv_sec = (time_t)sec;
+  its.it_value.tv_nsec = (long)nsec;
+  int rc = timerfd_settime(fd, abs_flag ? TFD_TIMER_ABSTIME : 0, &its, NULL);
+  return rc < 0 ? pl_errno(env, errno) : pl_int(env, 0);
+}
+
+/* read(fd, out: Uint8Array) -> bytes read | -errno (used for timerfd expirations) */
+static napi_value js_read(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  pl_bytes out;
+  if (!pl_args(env, info, 2, argv, NULL)) return NULL;
+  if (!pl_get_i32(env, argv[0], "fd", &fd) || !pl_get_bytes(env, argv[1], "out", &out)) return NULL;
+  ssize_t n = read(fd, out.data, out.len);
+  return n < 0 ? pl_errno(env, errno) : pl_int(env, n);
+}
+
+/* ifNameToIndex(name) -> ifindex | -errno, in the calling thread's network namespace */
+static napi_value js_if_nametoindex(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char name[IF_NAMESIZE + 1];
+  size_t len = 0;
+  if (!pl_args(env, info, 1, argv, NULL)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "argument 'name' must be a string");
+    return NULL;
+  }
+  if (len >= IF_NAMESIZE) return pl_errno(env, ENODEV);
+  unsigned idx = if_nametoindex(name);
+  return idx == 0 ? pl_errno(env, errno) : pl_int(env, idx);
+}
+
+napi_status pl_init_misc(napi_env env, napi_value exports) {
+  napi_status s;
+  if ((s = pl_export_fn(env, exports, "setns", js_setns)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "clockGettime", js_clock_gettime)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "timerfdCreate", js_timerfd_create)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "timerfdSet", js_timerfd_set)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "read", js_read)) != napi_ok) return s;
+  return pl_export_fn(env, exports, "ifNameToIndex", js_if_nametoindex);
+}

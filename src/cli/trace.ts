@@ -1,0 +1,97 @@
+/**
+ * `pathlens trace`: options -> TraceRequest -> engine; the views are sinks on the event stream.
+ */
+import { Command, Option } from 'commander';
+import type { Family } from '../packet/addr.js';
+import { Collect, JsonlSink, Tee } from '../export/jsonl.js';
+import { TraceTextView } from '../render/trace-text.js';
+import type { TraceEvent } from '../trace/events.js';
+import { TRACE_DEFAULTS, type TraceRequest, startTrace } from '../trace/run.js';
+import { floatArg, intArg } from './args.js';
+
+interface TraceOpts {
+  ipv4?: boolean;
+  ipv6?: boolean;
+  firstTtl: number;
+  maxTtl: number;
+  queries: number;
+  port: number;
+  wait: number;
+  adaptive: number;
+  minWait: number;
+  maxInflight: number;
+  payload: number;
+  deadline: number;
+  source?: string;
+  sport?: number;
+  numeric?: boolean;
+  udp?: boolean;
+  jsonl?: boolean;
+  jsonlFile?: string;
+  quiet?: boolean;
+}
+
+export function traceCommand(): Command {
+  const d = TRACE_DEFAULTS;
+  return new Command('trace')
+    .description('trace the path to TARGET (UDP probes, unprivileged)')
+    .argument('<target>', 'IP address or host name')
+    .option('-4, --ipv4', 'use IPv4')
+    .option('-6, --ipv6', 'use IPv6')
+    .option('-U, --udp', 'UDP probes (the default)')
+    .option('-f, --first-ttl <ttl>', 'first TTL', intArg(1, 255), d.firstTtl)
+    .option('-m, --max-ttl <ttl>', 'largest TTL', intArg(1, 255), d.maxTtl)
+    .option('-q, --queries <n>', 'probes per hop', intArg(1, 10), d.queries)
+    .option('-p, --port <port>', 'base destination port (probe i goes to port+i)', intArg(1, 65535), d.port)
+    .option('-w, --wait <seconds>', 'longest wait for one probe', floatArg(0.001, 60), d.waitMs / 1000)
+    .option('--adaptive <factor>', 'declare a silent probe after this multiple of later hops\' RTT', floatArg(1, 1000), d.adaptiveFactor)
+    .option('--min-wait <ms>', 'never declare a probe silent sooner than this', floatArg(0, 60000), d.minWaitMs)
+    .option('-N, --max-inflight <n>', 'probes in flight at most', intArg(1, 256), d.maxInflight)
+    .option('--payload <bytes>', 'UDP payload length', intArg(12, 1400), d.payloadLen)
+    .option('--deadline <seconds>', 'stop the whole trace after this long (0: none)', floatArg(0, 86400), 0)
+    .option('-s, --source <addr>', 'source address')
+    .option('--sport <port>', 'source port', intArg(1, 65535))
+    .option('-n, --numeric', 'print addresses only (no reverse DNS; the default for now)')
+    .option('--jsonl', 'write pathlens.trace/1 events to stdout, one JSON object per line')
+    .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
+    .option('--quiet', 'no human view')
+    .action(async (target: string, opts: TraceOpts) => {
+      const family: Family | undefined = opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined;
+      if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
+      const req: TraceRequest = {
+        target,
+        family,
+        firstTtl: opts.firstTtl,
+        maxTtl: opts.maxTtl,
+        queries: opts.queries,
+        port: opts.port,
+        waitMs: Math.round(opts.wait * 1000),
+        adaptiveFactor: opts.adaptive,
+        minWaitMs: opts.minWait,
+        maxInflight: opts.maxInflight,
+        payloadLen: opts.payload,
+        deadlineMs: Math.round(opts.deadline * 1000),
+        source: opts.source,
+        srcPort: opts.sport,
+      };
+      if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
+      const sinks: { event(e: TraceEvent): void; end?(): void | Promise<void> }[] = [];
+      if (opts.jsonl) sinks.push(new JsonlSink<TraceEvent>(process.stdout));
+      if (opts.jsonlFile) sinks.push(JsonlSink.toFile<TraceEvent>(opts.jsonlFile));
+      if (!opts.quiet && !opts.jsonl) sinks.push(new TraceTextView((l) => process.stdout.write(`${l}\n`)));
+      if (sinks.length === 0) sinks.push(new Collect<TraceEvent>());
+      const tee = new Tee<TraceEvent>(sinks);
+      const h = await startTrace(req, tee);
+      const onSig = () => h.engine.interrupt();
+      process.once('SIGINT', onSig);
+      process.once('SIGTERM', onSig);
+      const done = await h.done;
+      process.off('SIGINT', onSig);
+      process.off('SIGTERM', onSig);
+      await tee.end();
+      if (done.reason === 'error') {
+        const e = h.engine.error;
+        throw e ?? new Error('trace failed');
+      }
+    });
+}

@@ -1,0 +1,121 @@
+/**
+ * Caller-owned buffers for batched datagram I/O. Allocated once per socket; recvmmsg/sendmmsg fill
+ * or read them in place, and the views handed out stay valid until the next call.
+ */
+import { native } from '../native/index.js';
+
+/** Receive side: `count` slots of payload, control bytes and source address. */
+export class RecvBatch {
+  readonly count: number;
+  readonly dataSlot: number;
+  readonly ctrlSlot: number;
+  readonly nameSlot: number;
+  readonly data: Uint8Array;
+  readonly ctrl: Uint8Array;
+  readonly names: Uint8Array;
+  readonly dataView: DataView;
+  readonly ctrlView: DataView;
+  readonly nameView: DataView;
+  /** Per message: dataLen, ctrlLen, nameLen, msgFlags. */
+  readonly meta: Int32Array;
+
+  /** `data` may be a caller's slab (at least count * dataSlot bytes) to receive into. */
+  constructor(count: number, dataSlot: number, ctrlSlot = 256, nameSlot = 32, data?: Uint8Array) {
+    if (!(count > 0 && count <= 256)) throw new RangeError('RecvBatch count must be 1..256');
+    if (data && data.length < count * dataSlot) throw new RangeError('RecvBatch data slab too small');
+    this.count = count;
+    this.dataSlot = dataSlot;
+    this.ctrlSlot = ctrlSlot;
+    this.nameSlot = nameSlot;
+    this.data = data ?? new Uint8Array(count * dataSlot);
+    this.ctrl = new Uint8Array(Math.max(1, count * ctrlSlot));
+    this.names = new Uint8Array(Math.max(1, count * nameSlot));
+    this.dataView = new DataView(this.data.buffer, this.data.byteOffset, this.data.byteLength);
+    this.ctrlView = new DataView(this.ctrl.buffer);
+    this.nameView = new DataView(this.names.buffer);
+    this.meta = new Int32Array(count * 4);
+  }
+
+  /** One recvmmsg; -> messages received | -errno (-EAGAIN: none waiting). */
+  recv(fd: number, flags: number): number {
+    return native().recvmmsg(fd, this.count, flags, this.data, this.dataSlot, this.ctrl, this.ctrlSlot, this.names, this.nameSlot, this.meta);
+  }
+
+  dataOff(i: number): number {
+    return i * this.dataSlot;
+  }
+  dataLen(i: number): number {
+    return this.meta[i * 4];
+  }
+  ctrlOff(i: number): number {
+    return i * this.ctrlSlot;
+  }
+  ctrlLen(i: number): number {
+    return this.meta[i * 4 + 1];
+  }
+  nameOff(i: number): number {
+    return i * this.nameSlot;
+  }
+  nameLen(i: number): number {
+    return this.meta[i * 4 + 2];
+  }
+  flags(i: number): number {
+    return this.meta[i * 4 + 3];
+  }
+}
+
+/** Send side: fixed slots of payload, address and control bytes for up to `count` messages. */
+export class SendBatch {
+  readonly count: number;
+  readonly dataSlot: number;
+  readonly nameSlot: number;
+  readonly ctrlSlot: number;
+  readonly data: Uint8Array;
+  readonly names: Uint8Array;
+  readonly ctrl: Uint8Array;
+  readonly dataView: DataView;
+  readonly ctrlView: DataView;
+  /** Per message: dataOff, dataLen, nameOff, nameLen, ctrlOff, ctrlLen. */
+  readonly meta: Int32Array;
+  /** CLOCK_REALTIME [sec, nsec] just before and just after the last sendmmsg. */
+  readonly times = new Float64Array(4);
+
+  constructor(count: number, dataSlot: number, nameSlot = 28, ctrlSlot = 32) {
+    if (!(count > 0 && count <= 256)) throw new RangeError('SendBatch count must be 1..256');
+    this.count = count;
+    this.dataSlot = dataSlot;
+    this.nameSlot = nameSlot;
+    this.ctrlSlot = ctrlSlot;
+    this.data = new Uint8Array(count * dataSlot);
+    this.names = new Uint8Array(Math.max(1, count * nameSlot));
+    this.ctrl = new Uint8Array(Math.max(1, count * ctrlSlot));
+    this.dataView = new DataView(this.data.buffer);
+    this.ctrlView = new DataView(this.ctrl.buffer);
+    this.meta = new Int32Array(count * 6);
+  }
+
+  /** Sets the lengths used by message i (its slots start at i * slot). */
+  set(i: number, dataLen: number, nameLen: number, ctrlLen: number): void {
+    const m = i * 6;
+    this.meta[m] = i * this.dataSlot;
+    this.meta[m + 1] = dataLen;
+    this.meta[m + 2] = i * this.nameSlot;
+    this.meta[m + 3] = nameLen;
+    this.meta[m + 4] = i * this.ctrlSlot;
+    this.meta[m + 5] = ctrlLen;
+  }
+
+  /** sendmmsg of messages [0, n); -> messages sent | -errno. */
+  send(fd: number, n: number, flags = 0): number {
+    return native().sendmmsg(fd, n, this.meta, this.data, this.names, this.ctrl, flags, this.times);
+  }
+
+  /**
+   * Moves messages [from, from+n) to the front (after a partial send) so the next send() retries
+   * exactly the ones that did not go out.
+   */
+  shift(from: number, n: number): void {
+    if (from === 0) return;
+    this.meta.copyWithin(0, from * 6, (from + n) * 6);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Loads the native syscall shim and types its whole surface. The loader names every path it tried
+ * when none works, so a missing build says what to run.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PathlensError } from '../core/errors.js';
+
+export interface NativePoller {
+  /** Start watching for UV_READABLE / UV_WRITABLE. -> 0 | -errno */
+  start(events: number): number;
+  stop(): number;
+  ref(): number;
+  unref(): number;
+  /** Stops, closes the handle, and closes the fd once libuv has let go of it. Idempotent. */
+  close(): number;
+}
+
+export interface NativePollerCtor {
+  new (fd: number, callback: (status: number, events: number) => void): NativePoller;
+}
+
+/** Every function returns a count or 0 on success and -errno on failure. */
+export interface NativeShim {
+  socket(domain: number, type: number, protocol: number): number;
+  close(fd: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array): number;
+  getsockopt(fd: number, level: number, name: number, out: Uint8Array): number;
+  bind(fd: number, addr: Uint8Array): number;
+  connect(fd: number, addr: Uint8Array): number;
+  getsockname(fd: number, out: Uint8Array): number;
+  /** meta: 6 Int32 per message (dataOff, dataLen, nameOff, nameLen, ctrlOff, ctrlLen). */
+  sendmmsg(
+    fd: number,
+    count: number,
+    meta: Int32Array,
+    data: Uint8Array,
+    names: Uint8Array | null,
+    ctrl: Uint8Array | null,
+    flags: number,
+    times: Float64Array,
+  ): number;
+  /** meta receives 4 Int32 per message (dataLen, ctrlLen, nameLen, msgFlags). */
+  recvmmsg(
+    fd: number,
+    count: number,
+    flags: number,
+    data: Uint8Array,
+    dataSlot: number,
+    ctrl: Uint8Array | null,
+    ctrlSlot: number,
+    names: Uint8Array | null,
+    nameSlot: number,
+    meta: Int32Array,
+  ): number;
+  setns(fd: number, nstype: number): number;
+  clockGettime(clockid: number, out: Float64Array): number;
+  timerfdCreate(clockid: number): number;
+  timerfdSet(fd: number, sec: number, nsec: number, absolute: number): number;
+  read(fd: number, out: Uint8Array): number;
+  ifNameToIndex(name: string): number;
+  Poller: NativePollerCtor;
+}
+
+let cached: NativeShim | undefined;
+
+function packageRoot(): string {
+  // dist/src/native/index.js -> package root is three levels up from dist/src/native
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    dir = resolve(dir, '..');
+  }
+  return resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+}
+
+export function native(): NativeShim {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const root = packageRoot();
+  const candidates = [
+    process.env.PATHLENS_NATIVE,
+    join(root, 'build', 'Release', 'pathlens.node'),
+    join(root, 'build', 'Debug', 'pathlens.node'),
+  ].filter((p): p is string => !!p);
+  const failures: string[] = [];
+  for (const p of candidates) {
+    if (!existsSync(p)) {
+      failures.push(`${p}: not found`);
+      continue;
+    }
+    try {
+      cached = require(p) as NativeShim;
+      return cached;
+    } catch (e) {
+      failures.push(`${p}: ${(e as Error).message}`);
+    }
+  }
+  throw new PathlensError(
+    'ERR_NATIVE_LOAD',
+    `the native addon is not built (run 'npm ci' or 'npx node-gyp rebuild'); tried:\n  ${failures.join('\n  ')}`,
+  );
+}

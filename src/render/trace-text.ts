@@ -1,0 +1,88 @@
+/**
+ * The human traceroute view: a consumer of pathlens.trace/1 events, nothing more. It prints one
+ * line per hop event, '*' for each probe without reply, and traceroute's ! annotations.
+ */
+import type { HopEvent, TraceEvent } from '../trace/events.js';
+
+const UNREACH_MARK: Record<string, string> = {
+  net: '!N',
+  'no-route': '!N',
+  'net-unknown': '!N',
+  host: '!H',
+  address: '!H',
+  'host-unknown': '!H',
+  'host-isolated': '!H',
+  protocol: '!P',
+  'frag-needed': '!F',
+  'source-route-failed': '!S',
+  'net-prohibited': '!X',
+  'host-prohibited': '!X',
+  'admin-prohibited': '!X',
+  'policy-failed': '!X',
+  'reject-route': '!X',
+  'beyond-scope': '!B',
+  'precedence-violation': '!V',
+  'precedence-cutoff': '!C',
+};
+
+function fmtRtt(ms: number): string {
+  return ms < 10 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(1);
+}
+
+export function formatHop(e: HopEvent, target: string): string {
+  const parts: string[] = [String(e.ttl).padStart(2)];
+  const byIndex = new Map(e.replies.map((r) => [r.index, r]));
+  let lastAddr: string | null | undefined;
+  for (let i = 0; i < e.probes; i++) {
+    const r = byIndex.get(i);
+    if (!r) {
+      parts.push('*');
+      continue;
+    }
+    if (r.addr !== lastAddr) {
+      parts.push(r.addr ?? '(local)');
+      lastAddr = r.addr;
+    }
+    let s = `${fmtRtt(r.rtt_ms)} ms`;
+    if (r.kind === 'unreachable' && !(r.code === 'port' && r.addr === target)) s += ` ${UNREACH_MARK[r.code] ?? `!<${r.code}>`}`;
+    else if (r.kind === 'packet-too-big') s += ' !F';
+    else if (r.kind === 'local-error') s += ` !L(${r.code})`;
+    parts.push(s);
+  }
+  return parts.join('  ');
+}
+
+export class TraceTextView {
+  private target = '';
+  constructor(private readonly write: (line: string) => void) {}
+
+  event(e: TraceEvent): void {
+    switch (e.type) {
+      case 'start':
+        this.target = e.address;
+        this.write(
+          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.queries} probes/hop, ${e.method.toUpperCase()}/IPv${e.family} from port ${e.src_port}`,
+        );
+        break;
+      case 'hop':
+        this.write(formatHop(e, this.target));
+        break;
+      case 'reply':
+        if (e.late) this.write(`    late reply: ttl ${e.ttl} probe ${e.index + 1} from ${e.addr ?? '?'} after ${fmtRtt(e.rtt_ms)} ms (counted as no reply)`);
+        break;
+      case 'error':
+        this.write(`error: ${e.message}`);
+        break;
+      case 'done': {
+        const extra = [`${e.probes_sent} probes`, `${(e.duration_ms / 1000).toFixed(2)} s`];
+        if (e.unmatched) extra.push(`${e.unmatched} unmatched`);
+        if (e.late) extra.push(`${e.late} late`);
+        const what = e.reason === 'reached' ? `reached ${this.target} in ${e.hops} hops` : `stopped: ${e.reason} after ${e.hops} hops`;
+        this.write(`-- ${what} (${extra.join(', ')})`);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}

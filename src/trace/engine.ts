@@ -1,0 +1,506 @@
+/**
+ * The trace strategy loop: send a window of probes across many TTLs, fold replies and timeouts
+ * into per-probe outcomes, settle hops in TTL order, and stop for an explicit reason.
+ *
+ * Invariants (tested):
+ *  - every probe sent ends in exactly one outcome: a reply or a timeout (no-reply); a reply that
+ *    arrives after its timeout is reported as late and never changes the hop;
+ *  - a reply is attributed only to the probe it was correlated to; anything else is "unmatched";
+ *  - probes in flight never exceed maxInflight; per-probe state is sized by the probe budget
+ *    ((maxTtl - firstTtl + 1) * queries), so memory is flat however long the trace runs.
+ */
+import { performance } from 'node:perf_hooks';
+import { PathlensError } from '../core/errors.js';
+import { formatIp, sameAddr } from '../packet/addr.js';
+import { diffMs, roundMs } from '../time/clock.js';
+import {
+  type DoneEvent,
+  type EventSink,
+  type HopReply,
+  type StopReason,
+  TRACE_SCHEMA,
+  type TimeoutEvent,
+  type TraceEvent,
+} from './events.js';
+import type { Prober, ReplyRecord } from './prober.js';
+
+export interface EngineOptions {
+  /** The target as the user gave it, and its address bytes. */
+  target: string;
+  address: Uint8Array;
+  firstTtl: number;
+  maxTtl: number;
+  queries: number;
+  basePort: number;
+  /** Longest wait for any one probe, ms. */
+  waitMs: number;
+  /** A silent probe is overdue after this multiple of the smallest RTT seen at its TTL or beyond. */
+  adaptiveFactor: number;
+  /** ... but never before this many ms. */
+  minWaitMs: number;
+  maxInflight: number;
+  payloadLen: number;
+  /** Whole-trace deadline in ms (0: none). */
+  deadlineMs: number;
+  version: string;
+}
+
+const UNSENT = 0;
+const INFLIGHT = 1;
+const REPLIED = 2;
+const TIMEDOUT = 3;
+
+export class TraceEngine {
+  private readonly o: EngineOptions;
+  private readonly prober: Prober;
+  private readonly sink: EventSink<TraceEvent>;
+  private readonly total: number;
+  private readonly state: Uint8Array;
+  private readonly txSec: Float64Array;
+  private readonly txNsec: Float64Array;
+  private readonly txMono: Float64Array;
+  private readonly deadline: Float64Array;
+  private readonly adaptive: Uint8Array;
+  /** Smallest RTT seen at TTL >= t (index t), ms. */
+  private readonly minRttFrom: Float64Array;
+  private readonly ttlSent: Int32Array;
+  private readonly ttlDone: Int32Array;
+  private readonly hopReplies: (HopReply[] | null)[];
+  private readonly inflight: Int32Array;
+  private readonly inflightPos: Int32Array;
+  private nInflight = 0;
+  private readonly batchSeqs: Int32Array;
+  private readonly batchTtls: Int32Array;
+  private nextSeq = 0;
+  /** No probe with seq >= limitSeq is sent (shrinks when the target is reached or unreachable). */
+  private limitSeq: number;
+  private reachedTtl = Infinity;
+  private unreachTtl = Infinity;
+  private nextHopTtl: number;
+  private t0 = 0;
+  private deadlineAt = Infinity;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private pumping = false;
+  private pumpQueued = false;
+  private finished = false;
+  private stopReason: StopReason | null = null;
+  private failure: Error | null = null;
+  private resolve!: (d: DoneEvent) => void;
+  private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0 };
+  private readonly onSentBound: (i: number, sec: number, nsec: number, retries: number) => void;
+
+  constructor(o: EngineOptions, prober: Prober, sink: EventSink<TraceEvent>) {
+    if (o.firstTtl < 1 || o.maxTtl > 255 || o.firstTtl > o.maxTtl) throw new PathlensError('ERR_USAGE', 'TTLs must satisfy 1 <= first <= max <= 255');
+    if (o.queries < 1 || o.queries > 10) throw new PathlensError('ERR_USAGE', 'queries per hop must be 1..10');
+    if (o.maxInflight < 1 || o.maxInflight > 256) throw new PathlensError('ERR_USAGE', 'max in-flight probes must be 1..256');
+    this.o = o;
+    this.prober = prober;
+    this.sink = sink;
+    this.total = (o.maxTtl - o.firstTtl + 1) * o.queries;
+    this.limitSeq = this.total;
+    this.state = new Uint8Array(this.total);
+    this.txSec = new Float64Array(this.total);
+    this.txNsec = new Float64Array(this.total);
+    this.txMono = new Float64Array(this.total);
+    this.deadline = new Float64Array(this.total);
+    this.adaptive = new Uint8Array(this.total);
+    this.minRttFrom = new Float64Array(257).fill(Infinity);
+    this.ttlSent = new Int32Array(257);
+    this.ttlDone = new Int32Array(257);
+    this.hopReplies = new Array(257).fill(null);
+    this.inflight = new Int32Array(o.maxInflight);
+    this.inflightPos = new Int32Array(this.total).fill(-1);
+    this.batchSeqs = new Int32Array(o.maxInflight);
+    this.batchTtls = new Int32Array(o.maxInflight);
+    this.nextHopTtl = o.firstTtl;
+    this.onSentBound = (i, sec, nsec, retries) => this.onSent(i, sec, nsec, retries);
+  }
+
+  /** Total probes this trace may send at most. */
+  get budget(): number {
+    return this.total;
+  }
+
+  get inflightCount(): number {
+    return this.nInflight;
+  }
+
+  private ttlOf(seq: number): number {
+    return this.o.firstTtl + Math.floor(seq / this.o.queries);
+  }
+
+  private now(): number {
+    return roundMs(performance.now() - this.t0);
+  }
+
+  private emit(e: TraceEvent): void {
+    this.sink.event(e);
+  }
+
+  run(): Promise<DoneEvent> {
+    const o = this.o;
+    this.t0 = performance.now();
+    if (o.deadlineMs > 0) this.deadlineAt = this.t0 + o.deadlineMs;
+    this.emit({
+      schema: TRACE_SCHEMA,
+      type: 'start',
+      t_ms: 0,
+      version: o.version,
+      time: new Date().toISOString(),
+      method: 'udp',
+      family: this.prober.family,
+      target: o.target,
+      address: formatIp(o.address, 0, this.prober.family),
+      source: this.prober.source,
+      src_port: this.prober.srcPort,
+      first_ttl: o.firstTtl,
+      max_ttl: o.maxTtl,
+      queries: o.queries,
+      port: o.basePort,
+      wait_ms: o.waitMs,
+      adaptive_factor: o.adaptiveFactor,
+      max_inflight: o.maxInflight,
+      payload_len: o.payloadLen,
+      deadline_ms: o.deadlineMs > 0 ? o.deadlineMs : null,
+    });
+    const done = new Promise<DoneEvent>((res) => (this.resolve = res));
+    try {
+      this.prober.start(
+        (r) => this.onReply(r),
+        (e) => this.fail(e),
+      );
+    } catch (e) {
+      this.fail(e as Error);
+      return done;
+    }
+    this.pump();
+    return done;
+  }
+
+  /** Stops sending, declares what is in flight as no-reply, and finishes (SIGINT). */
+  interrupt(): void {
+    if (this.finished) return;
+    this.stopAll('interrupted', 'stopped');
+  }
+
+  /** The error that ended the trace, when done.reason is 'error'. */
+  get error(): Error | null {
+    return this.failure;
+  }
+
+  private schedulePump(): void {
+    if (this.pumpQueued || this.pumping || this.finished) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.finished || this.pumping) return;
+    this.pumping = true;
+    try {
+      const o = this.o;
+      while (this.nInflight < o.maxInflight && this.nextSeq < this.limitSeq && this.stopReason === null) {
+        const n = Math.min(o.maxInflight - this.nInflight, this.limitSeq - this.nextSeq);
+        for (let i = 0; i < n; i++) {
+          this.batchSeqs[i] = this.nextSeq + i;
+          this.batchTtls[i] = this.ttlOf(this.nextSeq + i);
+        }
+        const sent = this.prober.send(this.batchSeqs, this.batchTtls, n, this.onSentBound);
+        if (this.finished) return;
+        if (sent < n) {
+          // Socket buffer full: try again shortly (a timer, not a spin).
+          this.armTimer(performance.now() + 1);
+          break;
+        }
+      }
+    } catch (e) {
+      this.pumping = false;
+      this.fail(e as Error);
+      return;
+    }
+    this.pumping = false;
+    this.settle();
+  }
+
+  private onSent(i: number, sec: number, nsec: number, retries: number): void {
+    const seq = this.batchSeqs[i];
+    const ttl = this.batchTtls[i];
+    this.nextSeq = seq + 1;
+    this.state[seq] = INFLIGHT;
+    this.txSec[seq] = sec;
+    this.txNsec[seq] = nsec;
+    const mono = performance.now();
+    this.txMono[seq] = mono;
+    this.ttlSent[ttl]++;
+    this.counts.sent++;
+    this.inflightPos[seq] = this.nInflight;
+    this.inflight[this.nInflight++] = seq;
+    this.setDeadline(seq);
+    this.emit({
+      schema: TRACE_SCHEMA,
+      type: 'probe',
+      t_ms: this.now(),
+      seq,
+      ttl,
+      index: seq % this.o.queries,
+      dst_port: this.prober.dstPort(seq),
+      retries,
+    });
+  }
+
+  private setDeadline(seq: number): void {
+    const o = this.o;
+    const base = this.txMono[seq] + o.waitMs;
+    const ref = this.minRttFrom[this.ttlOf(seq)];
+    if (ref !== Infinity) {
+      const adaptive = this.txMono[seq] + Math.max(o.minWaitMs, o.adaptiveFactor * ref);
+      if (adaptive < base) {
+        this.deadline[seq] = adaptive;
+        this.adaptive[seq] = 1;
+        return;
+      }
+    }
+    this.deadline[seq] = base;
+    this.adaptive[seq] = 0;
+  }
+
+  private removeInflight(seq: number): void {
+    const pos = this.inflightPos[seq];
+    if (pos < 0) return;
+    const last = this.inflight[--this.nInflight];
+    this.inflight[pos] = last;
+    this.inflightPos[last] = pos;
+    this.inflightPos[seq] = -1;
+  }
+
+  private onReply(r: ReplyRecord): void {
+    if (this.finished) return;
+    const addr = r.hasAddr ? formatIp(r.addrBuf, r.addrOff, r.family) : null;
+    if (r.seq < 0) {
+      this.unmatched(r.unmatched ?? 'unknown-probe', addr, r.detail);
+      return;
+    }
+    const seq = r.seq;
+    const st = this.state[seq];
+    if (st === UNSENT) {
+      this.unmatched('unsent', addr, `seq ${seq}`);
+      return;
+    }
+    if (st === REPLIED) {
+      this.unmatched('duplicate', addr, `seq ${seq}`);
+      return;
+    }
+    const ttl = this.ttlOf(seq);
+    const rtt = roundMs(diffMs(this.txSec[seq], this.txNsec[seq], r.sec, r.nsec));
+    const late = st === TIMEDOUT;
+    this.emit({
+      schema: TRACE_SCHEMA,
+      type: 'reply',
+      t_ms: this.now(),
+      seq,
+      ttl,
+      index: seq % this.o.queries,
+      addr,
+      rtt_ms: rtt,
+      kind: r.kind,
+      code: r.code,
+      icmp_type: r.icmpType >= 0 ? r.icmpType : null,
+      icmp_code: r.icmpCode >= 0 ? r.icmpCode : null,
+      late,
+      kernel_ts: r.kernelTs,
+      ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
+    });
+    if (late) {
+      this.counts.late++;
+      return;
+    }
+    this.state[seq] = REPLIED;
+    this.counts.replies++;
+    this.removeInflight(seq);
+    this.ttlDone[ttl]++;
+    let list = this.hopReplies[ttl];
+    if (!list) list = this.hopReplies[ttl] = [];
+    list.push({ addr, rtt_ms: rtt, kind: r.kind, code: r.code, index: seq % this.o.queries });
+
+    // Later hops bound how long earlier ones can take: tighten their deadlines.
+    if (rtt >= 0 && rtt < this.minRttFrom[ttl]) {
+      for (let t = ttl; t >= this.o.firstTtl && rtt < this.minRttFrom[t]; t--) this.minRttFrom[t] = rtt;
+      for (let i = 0; i < this.nInflight; i++) {
+        const s = this.inflight[i];
+        if (this.ttlOf(s) <= ttl) this.setDeadline(s);
+      }
+    }
+    const fromTarget = r.hasAddr && sameAddr(r.addrBuf, r.addrOff, this.o.address);
+    if (fromTarget) {
+      if (ttl < this.reachedTtl) this.reachedTtl = ttl;
+    } else if (r.kind === 'unreachable') {
+      if (ttl < this.unreachTtl) this.unreachTtl = ttl;
+    }
+    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
+    if (stopTtl !== Infinity) {
+      this.limitSeq = Math.min(this.limitSeq, (stopTtl - this.o.firstTtl + 1) * this.o.queries);
+    }
+    this.schedulePump();
+  }
+
+  private unmatched(reason: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'duplicate' | 'malformed' | 'unsent', addr: string | null, detail: string): void {
+    this.counts.unmatched++;
+    this.emit({ schema: TRACE_SCHEMA, type: 'unmatched', t_ms: this.now(), reason, addr, detail });
+  }
+
+  private timeout(seq: number, reason: TimeoutEvent['reason']): void {
+    const ttl = this.ttlOf(seq);
+    this.state[seq] = TIMEDOUT;
+    this.removeInflight(seq);
+    this.ttlDone[ttl]++;
+    this.counts.timeouts++;
+    this.emit({
+      schema: TRACE_SCHEMA,
+      type: 'timeout',
+      t_ms: this.now(),
+      seq,
+      ttl,
+      index: seq % this.o.queries,
+      waited_ms: roundMs(performance.now() - this.txMono[seq]),
+      reason,
+    });
+  }
+
+  private armTimer(at: number): void {
+    if (this.finished) return;
+    if (this.timer && at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(at - performance.now())));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.finished) return;
+    // Anything already queued is a reply, not a timeout: read it first.
+    try {
+      this.prober.drain();
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    if (this.finished) return;
+    const now = performance.now();
+    if (now >= this.deadlineAt) {
+      this.stopAll('deadline', 'deadline');
+      return;
+    }
+    for (let i = 0; i < this.nInflight; ) {
+      const seq = this.inflight[i];
+      // setTimeout has millisecond granularity: allow half a millisecond of earliness.
+      if (this.deadline[seq] <= now + 0.5) {
+        this.timeout(seq, this.adaptive[seq] ? 'adaptive' : 'wait');
+      } else {
+        i++;
+      }
+    }
+    this.pump();
+  }
+
+  /** Emits every hop that is settled, in TTL order; finishes when nothing is left to do. */
+  private settle(): void {
+    if (this.finished) return;
+    const o = this.o;
+    const lastSeq = this.limitSeq;
+    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
+    while (this.nextHopTtl <= stopTtl) {
+      const t = this.nextHopTtl;
+      const planned = Math.max(0, Math.min(o.queries, lastSeq - (t - o.firstTtl) * o.queries));
+      const sent = this.ttlSent[t];
+      const moreComing = this.stopReason === null && sent < planned;
+      if (moreComing || this.ttlDone[t] < sent || sent === 0) break;
+      this.emitHop(t);
+      this.nextHopTtl++;
+    }
+    if (this.nInflight === 0 && (this.nextSeq >= this.limitSeq || this.stopReason !== null)) {
+      this.finish();
+      return;
+    }
+    let earliest = this.deadlineAt;
+    for (let i = 0; i < this.nInflight; i++) {
+      const d = this.deadline[this.inflight[i]];
+      if (d < earliest) earliest = d;
+    }
+    if (earliest !== Infinity) this.armTimer(earliest);
+  }
+
+  private emitHop(t: number): void {
+    const replies = (this.hopReplies[t] ?? []).sort((a, b) => a.index - b.index);
+    this.hopReplies[t] = null;
+    const addrs: string[] = [];
+    for (const r of replies) if (r.addr !== null && !addrs.includes(r.addr)) addrs.push(r.addr);
+    this.emit({
+      schema: TRACE_SCHEMA,
+      type: 'hop',
+      t_ms: this.now(),
+      ttl: t,
+      probes: this.ttlSent[t],
+      replies,
+      no_reply: this.ttlSent[t] - replies.length,
+      addrs,
+    });
+  }
+
+  private stopAll(reason: StopReason, timeoutReason: TimeoutEvent['reason']): void {
+    this.stopReason = reason;
+    this.limitSeq = Math.min(this.limitSeq, this.nextSeq);
+    while (this.nInflight > 0) this.timeout(this.inflight[0], timeoutReason);
+    this.settle();
+  }
+
+  private fail(e: Error): void {
+    if (this.finished) return;
+    this.failure = e;
+    const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
+    this.emit({ schema: TRACE_SCHEMA, type: 'error', t_ms: this.now(), code, message: e.message });
+    this.stopAll('error', 'stopped');
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    const o = this.o;
+    // Hops still unsettled can only be ones that will get no more probes; emit what they have.
+    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
+    while (this.nextHopTtl <= stopTtl && this.ttlSent[this.nextHopTtl] > 0) this.emitHop(this.nextHopTtl++);
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.prober.close();
+    const reached = this.reachedTtl !== Infinity;
+    let reason: StopReason;
+    if (this.stopReason === 'error' || this.stopReason === 'interrupted' || this.stopReason === 'deadline') reason = this.stopReason;
+    else if (reached) reason = 'reached';
+    else if (this.unreachTtl !== Infinity) reason = 'unreachable';
+    else reason = 'max-ttl';
+    const st = this.prober.stats;
+    const done: DoneEvent = {
+      schema: TRACE_SCHEMA,
+      type: 'done',
+      t_ms: this.now(),
+      reached,
+      reason,
+      hops: Math.max(0, this.nextHopTtl - o.firstTtl),
+      probes_sent: this.counts.sent,
+      replies: this.counts.replies,
+      timeouts: this.counts.timeouts,
+      late: this.counts.late,
+      unmatched: this.counts.unmatched,
+      send_retries: st.retries,
+      send_calls: st.sendCalls,
+      recv_calls: st.recvCalls,
+      duration_ms: this.now(),
+    };
+    this.emit(done);
+    this.resolve(done);
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * pathlens.trace/1 events. Every line of `--jsonl` output is one of these; the JSON Schema in
+ * schema/trace-v1.schema.json describes the same shapes and the tests validate every emitted line
+ * against it. Add fields compatibly; a breaking change bumps the schema to pathlens.trace/2.
+ */
+import type { ReplyKind } from '../packet/icmp.js';
+
+export const TRACE_SCHEMA = 'pathlens.trace/1';
+
+export type TraceMethod = 'udp';
+export type StopReason = 'reached' | 'unreachable' | 'max-ttl' | 'deadline' | 'interrupted' | 'error';
+
+interface Base {
+  schema: typeof TRACE_SCHEMA;
+  /** Milliseconds since the start event (monotonic clock). */
+  t_ms: number;
+}
+
+export interface StartEvent extends Base {
+  type: 'start';
+  version: string;
+  time: string;
+  method: TraceMethod;
+  family: 4 | 6;
+  target: string;
+  address: string;
+  source: string | null;
+  src_port: number;
+  first_ttl: number;
+  max_ttl: number;
+  queries: number;
+  port: number;
+  wait_ms: number;
+  adaptive_factor: number;
+  max_inflight: number;
+  payload_len: number;
+  deadline_ms: number | null;
+}
+
+export interface ProbeEvent extends Base {
+  type: 'probe';
+  seq: number;
+  ttl: number;
+  index: number;
+  dst_port: number;
+  /** Send retries this probe needed after a pending ICMP error failed sendmsg. */
+  retries: number;
+}
+
+export interface ReplyEvent extends Base {
+  type: 'reply';
+  seq: number;
+  ttl: number;
+  index: number;
+  addr: string | null;
+  rtt_ms: number;
+  kind: ReplyKind;
+  code: string;
+  icmp_type: number | null;
+  icmp_code: number | null;
+  /** The probe had already been declared a no-reply: this reply is reported, never counted in the hop. */
+  late: boolean;
+  /** The kernel's receive timestamp was used (otherwise the userspace receive time). */
+  kernel_ts: boolean;
+  /** Next-hop MTU reported by the error, when it carries one. */
+  mtu?: number;
+}
+
+export interface TimeoutEvent extends Base {
+  type: 'timeout';
+  seq: number;
+  ttl: number;
+  index: number;
+  waited_ms: number;
+  /** wait: the -w limit; adaptive: overdue against later hops' RTTs; deadline: the trace deadline. */
+  reason: 'wait' | 'adaptive' | 'deadline' | 'stopped';
+}
+
+export interface HopReply {
+  addr: string | null;
+  rtt_ms: number;
+  kind: ReplyKind;
+  code: string;
+  index: number;
+}
+
+export interface HopEvent extends Base {
+  type: 'hop';
+  ttl: number;
+  probes: number;
+  replies: HopReply[];
+  no_reply: number;
+  /** Distinct responder addresses at this TTL, in order of first reply. */
+  addrs: string[];
+}
+
+export interface UnmatchedEvent extends Base {
+  type: 'unmatched';
+  reason: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'duplicate' | 'malformed' | 'unsent';
+  addr: string | null;
+  detail: string;
+}
+
+export interface ErrorEvent extends Base {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export interface DoneEvent extends Base {
+  type: 'done';
+  reached: boolean;
+  reason: StopReason;
+  hops: number;
+  probes_sent: number;
+  replies: number;
+  timeouts: number;
+  late: number;
+  unmatched: number;
+  send_retries: number;
+  send_calls: number;
+  recv_calls: number;
+  duration_ms: number;
+}
+
+export type TraceEvent =
+  | StartEvent
+  | ProbeEvent
+  | ReplyEvent
+  | TimeoutEvent
+  | HopEvent
+  | UnmatchedEvent
+  | ErrorEvent
+  | DoneEvent;
+
+/** Anything that consumes the event stream: JSONL writer, human view, tests. */
+export interface EventSink<E> {
+  event(e: E): void;
+  /** Called once after the last event. */
+  end?(): void | Promise<void>;
+}

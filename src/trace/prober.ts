@@ -1,0 +1,65 @@
+/**
+ * The network side of a trace, as the engine sees it: send probes by sequence number, receive
+ * replies already correlated to a sequence number. One implementation per probe method (UDP now;
+ * ICMP and TCP share this contract).
+ */
+import type { Family } from '../packet/addr.js';
+import type { ReplyKind } from '../packet/icmp.js';
+
+/** Outcome of correlating one received message. Reused by the prober for every message. */
+export class ReplyRecord {
+  /** Sequence number of the probe this answers, or -1. */
+  seq = -1;
+  /** Why it did not match (when seq is -1). */
+  unmatched: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'malformed' | null = null;
+  detail = '';
+  family: Family = 4;
+  /** Responder address bytes live in `addrBuf[addrOff..]`; hasAddr false for local errors. */
+  hasAddr = false;
+  addrBuf: Uint8Array = new Uint8Array(0);
+  addrOff = 0;
+  kind: ReplyKind = 'other';
+  code = '';
+  icmpType = -1;
+  icmpCode = -1;
+  errno = 0;
+  /** Next-hop MTU when the error carries one (frag-needed / packet-too-big), else 0. */
+  mtu = 0;
+  /** Receive time (CLOCK_REALTIME). */
+  sec = 0;
+  nsec = 0;
+  kernelTs = false;
+}
+
+/**
+ * Called for each probe right after the sendmmsg that carried it, before anything else is read
+ * from the socket: (index in the batch, CLOCK_REALTIME sec/nsec taken just before that call,
+ * retries it needed).
+ */
+export type OnSent = (i: number, sec: number, nsec: number, retries: number) => void;
+
+export interface ProberStats {
+  sendCalls: number;
+  recvCalls: number;
+  retries: number;
+}
+
+export interface Prober {
+  readonly family: Family;
+  readonly srcPort: number;
+  readonly source: string | null;
+  readonly stats: ProberStats;
+  /** Destination port (or flow id) of probe `seq`, for the probe event. */
+  dstPort(seq: number): number;
+  /**
+   * Sends probes seqs[0..n) with TTLs ttls[0..n), calling onSent for each as it leaves. Returns
+   * how many were sent: fewer than n when the socket buffer is full (retry later). Throws a
+   * PathlensError for a local failure that retrying cannot fix.
+   */
+  send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number;
+  /** Reads every queued reply now (before a timeout is declared); returns how many. */
+  drain(): number;
+  /** Starts delivering replies; `onReply` gets a reused record, valid only during the call. */
+  start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void;
+  close(): void;
+}

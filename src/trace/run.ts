@@ -1,0 +1,104 @@
+/**
+ * Puts a trace together: resolve the target, open the prober, run the engine, feed the sinks.
+ */
+import { randomInt } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { PathlensError } from '../core/errors.js';
+import { version } from '../core/version.js';
+import { type Family, parseIp } from '../packet/addr.js';
+import { TraceEngine } from './engine.js';
+import type { DoneEvent, EventSink, TraceEvent } from './events.js';
+import { UdpProber } from './udp.js';
+
+export interface TraceRequest {
+  target: string;
+  family?: Family;
+  firstTtl: number;
+  maxTtl: number;
+  queries: number;
+  port: number;
+  waitMs: number;
+  adaptiveFactor: number;
+  minWaitMs: number;
+  maxInflight: number;
+  payloadLen: number;
+  deadlineMs: number;
+  source?: string;
+  srcPort?: number;
+}
+
+export const TRACE_DEFAULTS = {
+  firstTtl: 1,
+  maxTtl: 30,
+  queries: 3,
+  port: 33434,
+  waitMs: 3000,
+  adaptiveFactor: 3,
+  minWaitMs: 20,
+  maxInflight: 16,
+  payloadLen: 32,
+  deadlineMs: 0,
+} as const;
+
+export async function resolveTarget(target: string, family?: Family): Promise<Uint8Array> {
+  const lit = isIP(target);
+  if (lit) {
+    if (family && lit !== family) throw new PathlensError('ERR_USAGE', `${target} is not an IPv${family} address`);
+    return parseIp(target);
+  }
+  try {
+    const r = await lookup(target, { family: family ?? 0, verbatim: true });
+    return parseIp(r.address);
+  } catch (e) {
+    throw new PathlensError('ERR_RESOLVE', `cannot resolve ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export interface TraceHandle {
+  done: Promise<DoneEvent>;
+  engine: TraceEngine;
+}
+
+export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>): Promise<TraceHandle> {
+  const address = await resolveTarget(req.target, req.family);
+  const source = req.source ? parseIp(req.source) : undefined;
+  if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
+  const total = (req.maxTtl - req.firstTtl + 1) * req.queries;
+  const prober = new UdpProber({
+    target: address,
+    basePort: req.port,
+    total,
+    maxBatch: req.maxInflight,
+    payloadLen: req.payloadLen,
+    session: randomInt(0, 0xffffffff),
+    source,
+    srcPort: req.srcPort,
+  });
+  let engine: TraceEngine;
+  try {
+    engine = new TraceEngine(
+      {
+        target: req.target,
+        address,
+        firstTtl: req.firstTtl,
+        maxTtl: req.maxTtl,
+        queries: req.queries,
+        basePort: req.port,
+        waitMs: req.waitMs,
+        adaptiveFactor: req.adaptiveFactor,
+        minWaitMs: req.minWaitMs,
+        maxInflight: req.maxInflight,
+        payloadLen: req.payloadLen,
+        deadlineMs: req.deadlineMs,
+        version: version(),
+      },
+      prober,
+      sink,
+    );
+  } catch (e) {
+    prober.close();
+    throw e;
+  }
+  return { done: engine.run(), engine };
+}
