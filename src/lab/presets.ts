@@ -99,7 +99,12 @@ export function nat(p: PresetParams): LabSpec {
 
 /** The demo: 9 routers, 5 ms one-way per link (10 ms RTT per hop), r3 and r6 silent. */
 export function demo(p: PresetParams): LabSpec {
-  return chain({ routers: 9, delayMs: 5, silent: [3, 6], ...p, name: p.name ?? 'demo' });
+  return chain({ routers: 9, delayMs: 5, silent: [3, 6], ...defined(p), name: p.name ?? 'demo' });
+}
+
+/** Drops keys whose value is undefined, so that they do not override defaults when spread. */
+export function defined<T extends object>(p: T): Partial<T> {
+  return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 export const PRESETS: Record<string, (p: PresetParams) => LabSpec> = { chain, ecmp, mtu, unreach, nat, demo };

@@ -165,6 +165,11 @@ export class DelayLine {
     return this.heapN > 0 ? this.due[this.heap[0]] : Infinity;
   }
 
+  /** Due time of the i-th frame of the last popDue. */
+  poppedDue(i: number): number {
+    return this.due[this.popped[i]];
+  }
+
   /**
    * Moves frames due at or before `until` into meta (sendmmsg layout: 6 Int32 per message, data
    * offsets into mem) and returns how many. Call release() after sending them.

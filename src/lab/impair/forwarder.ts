@@ -83,8 +83,13 @@ export class Forwarder {
   private timerFd = -1;
   private timerPoller: ReturnType<typeof Forwarder.newPoller> | null = null;
   private timerTarget = Infinity;
+  /** How early the timer is armed: a running estimate of the median wake-up lateness. */
   private lead = 0;
-  private lateEwma = 0;
+  private readonly lateRing = new Float64Array(1024);
+  private lateN = 0;
+  /** Actual send time minus due time of recent frames: the precision users get. */
+  private readonly sendRing = new Float64Array(4096);
+  private sendN = 0;
   private statsTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -194,11 +199,7 @@ export class Forwarder {
     }
     native().read(this.timerFd, this.scratch8);
     const now = this.nowMs();
-    if (this.timerTarget !== Infinity) {
-      const late = now - this.timerTarget;
-      if (late >= 0 && late < 5) this.lateEwma += 0.05 * (late - this.lateEwma);
-      this.lead = Math.min(MAX_LEAD_MS, Math.max(0, this.lateEwma));
-    }
+    if (this.timerTarget !== Infinity) this.lateRing[this.lateN++ & 1023] = now - this.timerTarget;
     this.timerTarget = Infinity;
     this.service(true);
   }
@@ -220,6 +221,20 @@ export class Forwarder {
           const rc = native().sendmmsg(l.out.sock.fd, k - sent, this.sendMeta, this.mem, null, null, 0, this.times);
           if (rc <= 0) break; // a full or vanished device: the frames are counted as tx errors
           sent += rc;
+        }
+        if (sent > 0) {
+          // The frames left when sendmmsg started (its return also covers the receivers' stack).
+          const t = this.ms(this.times[0], this.times[1]);
+          for (let i = 0; i < sent; i++) this.sendRing[this.sendN++ & 4095] = t - l.line.poppedDue(i);
+          // Stochastic median of the first frame's lateness, stepped by a fixed amount: the lead
+          // converges to where half the frames leave early and half late. The median, not the
+          // mean, so that a few very late wake-ups do not make every other frame leave early.
+          // Only frames that waited for the timer count (zero-delay frames are always "late").
+          if (fromTimer) {
+            this.lead += t - l.line.poppedDue(0) > 0 ? 0.002 : -0.002;
+            if (this.lead < 0) this.lead = 0;
+            else if (this.lead > MAX_LEAD_MS) this.lead = MAX_LEAD_MS;
+          }
         }
         l.line.release(sent);
       }
@@ -243,7 +258,9 @@ export class Forwarder {
   stats(): Record<string, unknown> {
     return {
       pid: process.pid,
-      lead_ms: this.lead,
+      lead_ms: Math.round(this.lead * 1000) / 1000,
+      wake_late_ms: quantiles(this.lateRing, this.lateN),
+      send_late_ms: quantiles(this.sendRing, this.sendN),
       lines: this.lines.map((l) => ({ link: l.link, dir: l.dir, queued: l.line.queued, ...l.line.stats })),
     };
   }
@@ -271,6 +288,14 @@ export class Forwarder {
     for (const p of this.ports) p.sock.close();
     this.timerPoller?.close();
   }
+}
+
+function quantiles(ring: Float64Array, count: number): { p1: number; p50: number; p90: number; p99: number; samples: number } | null {
+  const n = Math.min(count, ring.length);
+  if (n === 0) return null;
+  const v = Array.from(ring.subarray(0, n)).sort((a, b) => a - b);
+  const q = (p: number) => Math.round(v[Math.min(n - 1, Math.floor(p * n))] * 1000) / 1000;
+  return { p1: q(0.01), p50: q(0.5), p90: q(0.9), p99: q(0.99), samples: n };
 }
 
 export function parseForwarderConfig(text: string): ForwarderConfig {

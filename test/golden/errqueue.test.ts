@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatIp } from '../../src/packet/addr.js';
+import { CmsgCursor } from '../../src/packet/cmsg.js';
+import { ErrqueueRecord, parseErrqueue } from '../../src/packet/errqueue.js';
+import { icmpName } from '../../src/packet/icmp.js';
+import { ERR_BAD_LENGTH, ERR_MISSING, ERR_TRUNCATED, OK } from '../../src/packet/status.js';
+import { cmsg, concat, extErr, sin, sin6, timespec, v6 } from '../helpers/bytes.js';
+
+function parse(bytes: Uint8Array) {
+  const rec = new ErrqueueRecord();
+  const st = parseErrqueue(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.length, rec, new CmsgCursor());
+  const off = rec.offender.family ? formatIp(bytes, rec.offender.addrOff, rec.offender.family) : null;
+  return { st, rec, off };
+}
+
+const V4 = (type: number, code: number, errno: number, info = 0) =>
+  concat(cmsg(1, 35, timespec(1_700_000_000, 123_456_789)), cmsg(0, 11, extErr({ errno, origin: 2, type, code, info }, sin([10, 100, 3, 1], 0))));
+
+test('IPv4 Time Exceeded with offender and kernel timestamp', () => {
+  const { st, rec, off } = parse(V4(11, 0, 113));
+  assert.equal(st, OK);
+  assert.deepEqual(
+    { errno: rec.errno, origin: rec.origin, type: rec.icmpType, code: rec.icmpCode, off, hasTime: rec.hasTime, sec: rec.sec, nsec: rec.nsec },
+    { errno: 113, origin: 2, type: 11, code: 0, off: '10.100.3.1', hasTime: true, sec: 1_700_000_000, nsec: 123_456_789 },
+  );
+  assert.deepEqual(icmpName(4, 11, 0), { kind: 'time-exceeded', code: 'ttl' });
+  assert.deepEqual(icmpName(4, 11, 1), { kind: 'time-exceeded', code: 'reassembly' });
+});
+
+const V4_UNREACH: [number, string][] = [
+  [0, 'net'],
+  [1, 'host'],
+  [2, 'protocol'],
+  [3, 'port'],
+  [4, 'frag-needed'],
+  [5, 'source-route-failed'],
+  [6, 'net-unknown'],
+  [7, 'host-unknown'],
+  [8, 'host-isolated'],
+  [9, 'net-prohibited'],
+  [10, 'host-prohibited'],
+  [11, 'net-tos'],
+  [12, 'host-tos'],
+  [13, 'admin-prohibited'],
+  [14, 'precedence-violation'],
+  [15, 'precedence-cutoff'],
+];
+
+for (const [code, name] of V4_UNREACH) {
+  test(`IPv4 Destination Unreachable code ${code} is '${name}'`, () => {
+    const { st, rec, off } = parse(V4(3, code, 113, code === 4 ? 1400 : 0));
+    assert.equal(st, OK);
+    assert.equal(rec.icmpType, 3);
+    assert.equal(rec.icmpCode, code);
+    assert.equal(off, '10.100.3.1');
+    if (code === 4) assert.equal(rec.info, 1400);
+    assert.deepEqual(icmpName(4, 3, code), { kind: 'unreachable', code: name });
+  });
+}
+
+const V6_UNREACH: [number, string][] = [
+  [0, 'no-route'],
+  [1, 'admin-prohibited'],
+  [2, 'beyond-scope'],
+  [3, 'address'],
+  [4, 'port'],
+  [5, 'policy-failed'],
+  [6, 'reject-route'],
+  [7, 'source-route-error'],
+  [8, 'headers-too-long'],
+];
+
+for (const [code, name] of V6_UNREACH) {
+  test(`ICMPv6 Destination Unreachable code ${code} is '${name}'`, () => {
+    const b = cmsg(41, 25, extErr({ errno: 113, origin: 3, type: 1, code }, sin6(v6('fd00:706c:0:2::1'), 0)));
+    const { st, rec, off } = parse(b);
+    assert.equal(st, OK);
+    assert.equal(rec.origin, 3);
+    assert.equal(off, 'fd00:706c:0:2::1');
+    assert.deepEqual(icmpName(6, 1, code), { kind: 'unreachable', code: name });
+  });
+}
+
+test('ICMPv6 Time Exceeded, Packet Too Big (MTU in ee_info), Parameter Problem', () => {
+  const te = parse(cmsg(41, 25, extErr({ errno: 113, origin: 3, type: 3, code: 0 }, sin6(v6('fd00::1'), 0))));
+  assert.equal(te.st, OK);
+  assert.equal(te.off, 'fd00::1');
+  assert.deepEqual(icmpName(6, 3, 0), { kind: 'time-exceeded', code: 'ttl' });
+  const ptb = parse(cmsg(41, 25, extErr({ errno: 90, origin: 3, type: 2, code: 0, info: 1280 }, sin6(v6('fd00::2'), 0))));
+  assert.equal(ptb.rec.info, 1280);
+  assert.deepEqual(icmpName(6, 2, 0), { kind: 'packet-too-big', code: '0' });
+  assert.deepEqual(icmpName(6, 4, 1), { kind: 'parameter-problem', code: 'next-header' });
+  assert.deepEqual(icmpName(4, 12, 0), { kind: 'parameter-problem', code: 'pointer' });
+});
+
+test('local error (EMSGSIZE) has no offender: family AF_UNSPEC', () => {
+  const b = cmsg(0, 11, extErr({ errno: 90, origin: 1, type: 0, code: 0, info: 1400 }, [0, 0, ...new Array(14).fill(0)]));
+  const { st, rec, off } = parse(b);
+  assert.equal(st, OK);
+  assert.equal(rec.origin, 1);
+  assert.equal(rec.info, 1400);
+  assert.equal(off, null);
+});
+
+test('short sock_extended_err is a bad length, never a partial record', () => {
+  const { st } = parse(cmsg(0, 11, [1, 2, 3, 4, 5, 6, 7, 8]));
+  assert.equal(st, ERR_BAD_LENGTH);
+});
+
+test('no extended error at all: missing (timestamp still read)', () => {
+  const { st, rec } = parse(cmsg(1, 35, timespec(5, 6)));
+  assert.equal(st, ERR_MISSING);
+  assert.equal(rec.hasTime, true);
+  assert.equal(rec.sec, 5);
+});
+
+test('offender sockaddr cut short: the error stands, the offender is absent', () => {
+  const b = cmsg(0, 11, extErr({ errno: 113, origin: 2, type: 11, code: 0 }, [2, 0, 0, 0, 10]));
+  const { st, off } = parse(b);
+  assert.equal(st, OK);
+  assert.equal(off, null);
+});
+
+test('malformed control bytes before the error: truncated', () => {
+  const { st } = parse(new Uint8Array(12));
+  assert.equal(st, ERR_TRUNCATED);
+});
+
+test('an invalid nsec in the timestamp is not used', () => {
+  const { rec } = parse(concat(cmsg(1, 35, timespec(5, 2_000_000_000)), cmsg(0, 11, extErr({ errno: 113, origin: 2, type: 11, code: 0 }, sin([1, 2, 3, 4], 0)))));
+  assert.equal(rec.hasTime, false);
+});

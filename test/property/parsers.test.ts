@@ -1,0 +1,123 @@
+/**
+ * Property tests: random bytes into every parser of untrusted input. None may throw (DataView
+ * raises RangeError on an out-of-bounds read, so "no throw" also means "no out-of-bounds read"),
+ * and every status is one of the defined ones.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { SockaddrView, formatIp, parseIp, readSockaddr } from '../../src/packet/addr.js';
+import { CmsgCursor } from '../../src/packet/cmsg.js';
+import { ErrqueueRecord, parseErrqueue } from '../../src/packet/errqueue.js';
+import { IcmpErrorView, parseIcmpError } from '../../src/packet/icmp.js';
+import { IpView, parseIpHeader } from '../../src/packet/ip.js';
+import { describeStatus } from '../../src/packet/status.js';
+
+const RUNS = { numRuns: 3000 };
+const defined = (s: number) => !describeStatus(s).startsWith('status-');
+const bytes = fc.uint8Array({ minLength: 0, maxLength: 300 });
+
+/** Random bytes shaped like control messages (plausible lengths), to reach deeper code. */
+const cmsgish = fc
+  .array(fc.tuple(fc.integer({ min: 0, max: 80 }), fc.constantFrom(0, 1, 41, 7), fc.constantFrom(11, 25, 35, 2, 99), fc.uint8Array({ maxLength: 64 })), { maxLength: 4 })
+  .map((parts) => {
+    const out: number[] = [];
+    for (const [len, level, type, data] of parts) {
+      out.push(len & 0xff, 0, 0, 0, 0, 0, 0, 0, level, 0, 0, 0, type, 0, 0, 0, ...data);
+    }
+    return Uint8Array.from(out);
+  });
+
+test('cmsg walker: never throws, stops with a defined status', () => {
+  fc.assert(
+    fc.property(fc.oneof(bytes, cmsgish), (b) => {
+      const c = new CmsgCursor().reset(new DataView(b.buffer), 0, b.length);
+      let n = 0;
+      while (c.next()) {
+        assert.ok(c.dataOff + c.dataLen <= b.length);
+        n++;
+        assert.ok(n <= b.length);
+      }
+      assert.ok(defined(c.status));
+    }),
+    RUNS,
+  );
+});
+
+test('error-queue parser: never throws; offender inside the buffer', () => {
+  const rec = new ErrqueueRecord();
+  const cur = new CmsgCursor();
+  fc.assert(
+    fc.property(fc.oneof(bytes, cmsgish), (b) => {
+      const st = parseErrqueue(new DataView(b.buffer), 0, b.length, rec, cur);
+      assert.ok(defined(st));
+      if (rec.offender.family) assert.ok(rec.offender.addrOff + (rec.offender.family === 4 ? 4 : 16) <= b.length);
+    }),
+    RUNS,
+  );
+});
+
+test('ICMP error parser: never throws, any offset/length inside the buffer', () => {
+  const v = new IcmpErrorView();
+  fc.assert(
+    fc.property(bytes, fc.nat(), fc.nat(), fc.constantFrom<4 | 6>(4, 6), (b, o, l, fam) => {
+      const off = b.length ? o % (b.length + 1) : 0;
+      const len = (b.length - off + 1) > 0 ? l % (b.length - off + 1) : 0;
+      const st = parseIcmpError(b, new DataView(b.buffer), off, len, fam, v);
+      assert.ok(defined(st));
+      if (st === 0) {
+        assert.ok(v.inner.payloadOff <= off + len);
+        assert.ok(v.innerPayloadOff + v.innerPayloadLen <= off + len);
+      }
+    }),
+    RUNS,
+  );
+});
+
+test('ICMP error parser on IP-shaped quotes (version nibble 4/6 forced)', () => {
+  const v = new IcmpErrorView();
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 8, maxLength: 200 }), fc.constantFrom(0x45, 0x46, 0x4f, 0x60, 0x61), fc.constantFrom<4 | 6>(4, 6), (b, first, fam) => {
+      b[0] = fam === 4 ? 11 : 3;
+      if (b.length > 8) b[8] = first;
+      const st = parseIcmpError(b, new DataView(b.buffer), 0, b.length, fam, v);
+      assert.ok(defined(st));
+    }),
+    RUNS,
+  );
+});
+
+test('IP header parser: never throws; payload inside the buffer', () => {
+  const v = new IpView();
+  fc.assert(
+    fc.property(bytes, fc.boolean(), (b, quoted) => {
+      const st = parseIpHeader(b, 0, b.length, v, quoted);
+      assert.ok(defined(st));
+      if (st === 0) assert.ok(v.payloadOff + v.payloadLen <= b.length);
+    }),
+    RUNS,
+  );
+});
+
+test('sockaddr reader: never throws for any length', () => {
+  const v = new SockaddrView();
+  fc.assert(
+    fc.property(bytes, fc.nat(64), (b, l) => {
+      const st = readSockaddr(new DataView(b.buffer), 0, Math.min(l, b.length), v);
+      assert.ok(defined(st));
+    }),
+    RUNS,
+  );
+});
+
+test('IP text round trip: format(parse(x)) is canonical and stable', () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.ipV4(), fc.ipV6()), (text) => {
+      const a = parseIp(text);
+      const f = formatIp(a, 0, a.length === 4 ? 4 : 6);
+      assert.deepEqual(parseIp(f), a);
+      assert.equal(formatIp(parseIp(f), 0, a.length === 4 ? 4 : 6), f);
+    }),
+    RUNS,
+  );
+});
