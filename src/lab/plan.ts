@@ -7,6 +7,7 @@
  *   link i: IPv4 10.(100 + i/256).(i%256).0/24, IPv6 fd00:706c:0:i::/64; side a = .1/::1, b = .2/::2
  *   "phantom" prefixes that no node owns (for unreachable targets): 10.255.0.0/16, fd00:706c:ffff::/48
  */
+import { formatIp, parseIp } from '../packet/addr.js';
 import { type Impairment, type LabSpec, type NodeSpec, isImpaired } from './spec.js';
 
 export const NS_PREFIX = 'pl-';
@@ -81,12 +82,17 @@ export function linkAddr4(i: number, side: 0 | 1): string {
   return `10.${100 + (i >> 8)}.${i & 255}.${side + 1}`;
 }
 
+/** RFC 5952 text, so that lab addresses compare equal to what the tools print. */
+function canonical6(text: string): string {
+  return formatIp(parseIp(text), 0, 6);
+}
+
 export function linkPrefix6(i: number): string {
-  return `fd00:706c:0:${i.toString(16)}::/64`;
+  return `${canonical6(`fd00:706c:0:${i.toString(16)}::`)}/64`;
 }
 
 export function linkAddr6(i: number, side: 0 | 1): string {
-  return `fd00:706c:0:${i.toString(16)}::${side + 1}`;
+  return canonical6(`fd00:706c:0:${i.toString(16)}::${side + 1}`);
 }
 
 /** Distances (in hops) from every node to the endpoints of a link, forwarding only through routers. */

@@ -255,7 +255,11 @@ export class TraceEngine {
   private setDeadline(seq: number): void {
     const o = this.o;
     const base = this.txMono[seq] + o.waitMs;
-    const ref = this.minRttFrom[this.ttlOf(seq)];
+    // Past the hop where the trace stops (target reached or unreachable), that hop's RTT is the
+    // evidence: such probes would be answered by the same node (which may rate-limit them).
+    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
+    const ttl = this.ttlOf(seq);
+    const ref = this.minRttFrom[ttl > stopTtl ? stopTtl : ttl];
     if (ref !== Infinity) {
       const adaptive = this.txMono[seq] + Math.max(o.minWaitMs, o.adaptiveFactor * ref);
       if (adaptive < base) {
@@ -334,6 +338,7 @@ export class TraceEngine {
         if (this.ttlOf(s) <= ttl) this.setDeadline(s);
       }
     }
+    const prevStop = Math.min(this.reachedTtl, this.unreachTtl);
     const fromTarget = r.hasAddr && sameAddr(r.addrBuf, r.addrOff, this.o.address);
     if (fromTarget) {
       if (ttl < this.reachedTtl) this.reachedTtl = ttl;
@@ -343,6 +348,12 @@ export class TraceEngine {
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
     if (stopTtl !== Infinity) {
       this.limitSeq = Math.min(this.limitSeq, (stopTtl - this.o.firstTtl + 1) * this.o.queries);
+      if (stopTtl < ttl || stopTtl !== prevStop) {
+        for (let i = 0; i < this.nInflight; i++) {
+          const s = this.inflight[i];
+          if (this.ttlOf(s) > stopTtl) this.setDeadline(s);
+        }
+      }
     }
     this.schedulePump();
   }

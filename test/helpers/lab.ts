@@ -1,0 +1,91 @@
+/**
+ * Integration-test helpers: labs brought up through the product's own lab code, the real CLI run
+ * inside a node's namespace (optionally as an unprivileged user), and schema validation of every
+ * JSONL line it prints.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { type LabState, labDown, labUp } from '../../src/lab/lab.js';
+import type { LabSpec } from '../../src/lab/spec.js';
+import type { TraceEvent } from '../../src/trace/events.js';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI = `${ROOT}bin/pathlens.js`;
+
+let counter = 0;
+/** A lab name unique to this test process. */
+export function labName(prefix: string): string {
+  return `${prefix}${(process.pid % 1000).toString(36)}${(counter++).toString(36)}`.slice(0, 10);
+}
+
+export async function withLab<T>(spec: LabSpec, fn: (st: LabState) => Promise<T>): Promise<T> {
+  const st = await labUp(spec);
+  try {
+    return await fn(st);
+  } finally {
+    labDown(spec.name);
+  }
+}
+
+export function nodeNs(st: LabState, node: string): string {
+  return st.plan.nodes.find((n) => n.name === node)!.ns;
+}
+
+export function addrOf(st: LabState, node: string, family: 4 | 6, link?: number): string {
+  const n = st.plan.nodes.find((x) => x.name === node)!;
+  const i = link === undefined ? n.ifaces[0] : n.ifaces.find((x) => x.link === link)!;
+  return family === 4 ? i.v4 : i.v6;
+}
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command inside a namespace; `uid` drops to that user (and group) first. */
+export function runIn(ns: string, cmd: string[], opts: { uid?: number; timeoutMs?: number } = {}): Promise<Run> {
+  const drop = opts.uid !== undefined ? ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', '--'] : [];
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', ns, ...drop, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+const ajv = new Ajv2020({ strict: true, validateFormats: false, allErrors: true });
+const validate = ajv.compile(JSON.parse(readFileSync(`${ROOT}schema/trace-v1.schema.json`, 'utf8')));
+
+/** Parses JSONL and validates every line against the v1 schema; throws on the first bad line. */
+export function parseEvents(stdout: string): TraceEvent[] {
+  const out: TraceEvent[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as TraceEvent;
+    if (!validate(e)) throw new Error(`schema violation: ${ajv.errorsText(validate.errors)} in ${line}`);
+    out.push(e);
+  }
+  return out;
+}
+
+/** Runs `pathlens trace --jsonl` inside the node's namespace and returns validated events. */
+export async function trace(st: LabState, from: string, target: string, args: string[] = [], uid?: number): Promise<{ events: TraceEvent[]; run: Run }> {
+  const run = await runIn(nodeNs(st, from), [process.execPath, CLI, 'trace', '--jsonl', ...args, target], { uid });
+  if (run.code !== 0) throw new Error(`trace exited ${run.code}: ${run.stderr}`);
+  return { events: parseEvents(run.stdout), run };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
