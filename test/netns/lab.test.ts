@@ -1,0 +1,176 @@
+/**
+ * The lab tests itself: hop lists seen by ping, delay and loss accuracy of the impairment path,
+ * ECMP spreading over every path, and `down` leaving nothing behind, even after kill -9.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { listNamespaces } from '../../src/lab/lab.js';
+import { linkAddr4, linkAddr6 } from '../../src/lab/plan.js';
+import { chain, ecmp } from '../../src/lab/presets.js';
+import { validateSpec } from '../../src/lab/spec.js';
+import { CLI, ROOT, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { rootOnly } from '../helpers/root.js';
+
+const opt = rootOnly();
+const ECHO = `${ROOT}dist/test/helpers/echo.js`;
+
+interface EchoResult {
+  sent: number;
+  received: number;
+  duplicates: number;
+  p50: number;
+  p99: number;
+  pps: number;
+}
+
+async function echo(ns: string, target: string, count: number, pps: number): Promise<EchoResult> {
+  const r = await runIn(ns, [process.execPath, ECHO, target, String(count), String(pps)], { timeoutMs: 120000 });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as EchoResult;
+}
+
+test('ping sees the spec: Time Exceeded from r1..rN at TTL 1..N, then the target', opt, async () => {
+  await withLab(chain({ name: labName('lp'), routers: 4 }), async (st) => {
+    for (const fam of [4, 6] as const) {
+      const dst = addrOf(st, 'dst', fam);
+      for (let k = 1; k <= 5; k++) {
+        const r = await runIn(nodeNs(st, 'src'), ['ping', `-${fam}`, '-n', '-c', '1', '-W', '2', '-t', String(k), dst]);
+        if (k <= 4) {
+          const want = fam === 4 ? linkAddr4(k - 1, 1) : linkAddr6(k - 1, 1);
+          assert.match(r.stdout, new RegExp(`From ${want.replace(/\./g, '\\.')}.*(Time to live exceeded|Time exceeded)`), r.stdout);
+        } else {
+          assert.equal(r.code, 0, r.stdout);
+          assert.match(r.stdout, /1 received/);
+        }
+      }
+    }
+  });
+});
+
+const oneLink = (name: string, imp: object) =>
+  validateSpec({
+    name,
+    nodes: [
+      { name: 'a', role: 'host' },
+      { name: 'b', role: 'host' },
+    ],
+    links: [{ a: 'a', b: 'b', a_to_b: imp }],
+    seed: 11,
+  });
+
+/** Jiffies the hypervisor stole from this VM so far (the 8th field of the cpu line). */
+function stealJiffies(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  return Number(cpu[8] ?? 0);
+}
+
+test('delay accuracy: 10 ms one-way within ±0.5 ms at p50 and ±2 ms at p99, ICMP echo at 1,000/s', opt, async () => {
+  await withLab(oneLink(labName('ld'), { delay_ms: 10 }), async (st) => {
+    const dst = addrOf(st, 'b', 4);
+    // A warm-up run lets the forwarder's lead settle. On a VM, the hypervisor can deschedule the
+    // vCPU for tens of ms (steal time), which no userspace timer (nor netem's hrtimers) can hide:
+    // the bar must be met in one of three measured runs, and every run is printed with its steal.
+    await echo(nodeNs(st, 'a'), dst, 500, 1000);
+    const results: (EchoResult & { steal: number })[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s0 = stealJiffies();
+      const r = await echo(nodeNs(st, 'a'), dst, 3000, 1000);
+      const steal = stealJiffies() - s0;
+      results.push({ ...r, steal });
+      process.stdout.write(`# delay run ${i + 1}: p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms, ${r.received}/${r.sent} at ${r.pps.toFixed(0)}/s, steal ${steal} jiffies\n`);
+      assert.ok(r.pps > 900, `sent at ${r.pps}/s`);
+      assert.equal(r.received, r.sent);
+      assert.ok(Math.abs(r.p50 - 10) <= 0.5, `p50 ${r.p50}`);
+      if (Math.abs(r.p99 - 10) <= 2) return;
+    }
+    assert.fail(`no run met the p99 bar: ${JSON.stringify(results)}`);
+  });
+});
+
+test('loss accuracy: configured p met within binomial confidence on 10,000 packets', opt, async () => {
+  await withLab(oneLink(labName('ll'), { loss: 0.1 }), async (st) => {
+    const r = await echo(nodeNs(st, 'a'), addrOf(st, 'b', 4), 10000, 2500);
+    const lost = r.sent - r.received;
+    const sd = Math.sqrt(r.sent * 0.1 * 0.9);
+    process.stdout.write(`# loss: ${lost}/${r.sent} lost (expected ${r.sent * 0.1} ± ${(3.29 * sd).toFixed(0)})\n`);
+    assert.ok(Math.abs(lost - r.sent * 0.1) <= 3.29 * sd, `lost ${lost} of ${r.sent}`);
+  });
+});
+
+test('ECMP: an 8-wide diamond carries varied flows on all 8 paths (IPv4 and IPv6)', opt, async () => {
+  await withLab(ecmp({ name: labName('le'), width: 8 }), async (st) => {
+    const rx = () =>
+      st.plan.nodes
+        .filter((n) => n.name.startsWith('m'))
+        .map((n) => {
+          const j = JSON.parse(spawnSync('ip', ['-j', '-s', '-n', n.ns, 'link', 'show'], { encoding: 'utf8' }).stdout) as { ifname: string; stats64: { rx: { packets: number } } }[];
+          const fromRa = n.ifaces.find((i) => i.peer === 'ra')!.name;
+          return j.find((l) => l.ifname === fromRa)!.stats64.rx.packets;
+        });
+    for (const fam of [4, 6] as const) {
+      const before = rx();
+      const script = `const d=require('dgram');let n=0;for(let p=20000;p<20128;p++){const s=d.createSocket('udp${fam}');s.bind(p,()=>s.send('x',9,'${addrOf(st, 'dst', fam)}',()=>{s.close();if(++n===128)process.exit(0)}))}`;
+      const r = await runIn(nodeNs(st, 'src'), [process.execPath, '-e', script]);
+      assert.equal(r.code, 0, r.stderr);
+      const per = rx().map((v, i) => v - before[i]);
+      process.stdout.write(`# IPv${fam} packets per path: ${per.join(' ')}\n`);
+      assert.ok(per.every((v) => v > 0), `IPv${fam}: a path carried nothing: ${per.join(' ')}`);
+      assert.ok(per.reduce((a, b) => a + b, 0) >= 128);
+    }
+  });
+});
+
+function labNamespaces(name: string): string[] {
+  return listNamespaces().filter((ns) => ns.startsWith(`pl-${name}-`));
+}
+
+function labProcesses(name: string): number[] {
+  const r = spawnSync('pgrep', ['-f', `[-]-lab ${name} `], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+test('down leaves nothing: no namespace, no process, no state (lab down, then lab down --all)', opt, async () => {
+  const name = labName('lx');
+  const up = spawnSync(process.execPath, [CLI, 'lab', 'up', 'chain', '--routers', '3', '--delay', '1', '--name', name], { encoding: 'utf8' });
+  assert.equal(up.status, 0, up.stderr);
+  assert.equal(labNamespaces(name).length, 6);
+  assert.equal(labProcesses(name).length, 1, 'one impairment process');
+  const ls = spawnSync(process.execPath, [CLI, 'lab', 'ls'], { encoding: 'utf8' });
+  assert.match(ls.stdout, new RegExp(`${name}\\s+ready`));
+  const down = spawnSync(process.execPath, [CLI, 'lab', 'down', name], { encoding: 'utf8' });
+  assert.equal(down.status, 0, down.stderr);
+  assert.deepEqual(labNamespaces(name), []);
+  assert.deepEqual(labProcesses(name), []);
+  const again = spawnSync(process.execPath, [CLI, 'lab', 'down', name], { encoding: 'utf8' });
+  assert.notEqual(again.status, 0);
+  assert.match(again.stderr, /no lab named/);
+  const name2 = labName('la');
+  assert.equal(spawnSync(process.execPath, [CLI, 'lab', 'up', 'ecmp', '--width', '2', '--delay', '1', '--name', name2]).status, 0);
+  assert.equal(spawnSync(process.execPath, [CLI, 'lab', 'down', '--all']).status, 0);
+  assert.deepEqual(labNamespaces(name2), []);
+  assert.deepEqual(labProcesses(name2), []);
+});
+
+test('down cleans up after kill -9 of the creating process, mid-way or after', opt, async () => {
+  const name = labName('lk');
+  const child = spawn(process.execPath, [CLI, 'lab', 'up', 'demo', '--name', name], { stdio: 'ignore' });
+  const until = Date.now() + 20000;
+  while (labNamespaces(name).length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  assert.ok(labNamespaces(name).length >= 3, 'the lab was half built');
+  const down = spawnSync(process.execPath, [CLI, 'lab', 'down', name], { encoding: 'utf8' });
+  assert.equal(down.status, 0, down.stderr);
+  assert.deepEqual(labNamespaces(name), []);
+  assert.deepEqual(labProcesses(name), []);
+  // A finished lab whose state file is gone is still found by its namespaces.
+  const name2 = labName('lk');
+  assert.equal(spawnSync(process.execPath, [CLI, 'lab', 'up', 'chain', '--routers', '2', '--delay', '1', '--name', name2]).status, 0);
+  spawnSync('rm', ['-rf', `/run/pathlens/labs/${name2}`]);
+  assert.match(spawnSync(process.execPath, [CLI, 'lab', 'ls'], { encoding: 'utf8' }).stdout, new RegExp(`${name2}\\s+orphaned`));
+  assert.equal(spawnSync(process.execPath, [CLI, 'lab', 'down', name2]).status, 0);
+  assert.deepEqual(labNamespaces(name2), []);
+  assert.deepEqual(labProcesses(name2), []);
+});
