@@ -37,7 +37,7 @@ interface UpOpts {
   json?: boolean;
 }
 
-function specFrom(what: string, o: UpOpts) {
+async function specFrom(what: string, o: UpOpts) {
   const preset = PRESETS[what];
   if (preset) {
     const p: PresetParams = {
@@ -58,7 +58,7 @@ function specFrom(what: string, o: UpOpts) {
   if (!existsSync(what)) {
     throw new PathlensError('ERR_USAGE', `'${what}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a spec file`);
   }
-  const spec = readSpecFile(what);
+  const spec = await readSpecFile(what);
   if (o.name) spec.name = o.name;
   return spec;
 }
@@ -102,7 +102,7 @@ export function labCommand(): Command {
     .option('--json', 'print the lab state as JSON')
     .action(async (what: string, o: UpOpts) => {
       requireRoot('pathlens lab up');
-      const spec = specFrom(what, o);
+      const spec = await specFrom(what, o);
       const st = await labUp(spec, { log: (l) => process.stderr.write(`${l}\n`) });
       process.stdout.write(o.json ? `${JSON.stringify(st, null, 2)}\n` : `${describeLab(st)}\n`);
     });

@@ -1,12 +1,17 @@
 /**
  * The pathlens command line. Every failure ends as `pathlens: <message>` on stderr with a
  * non-zero exit (2: usage, 1: anything else), never a stack trace (PATHLENS_DEBUG=1 shows it).
+ *
+ * Only the subcommand being run is loaded: start-up time is part of every trace's wall time.
  */
 import { Command, CommanderError } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
-import { labCommand } from './lab.js';
-import { traceCommand } from './trace.js';
+
+const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
+  trace: async () => (await import('./trace.js')).traceCommand(),
+  lab: async () => (await import('./lab.js')).labCommand(),
+};
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('pathlens')
@@ -16,8 +21,9 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions();
-  program.addCommand(traceCommand());
-  program.addCommand(labCommand());
+  const wanted = argv[2];
+  const names = wanted && SUBCOMMANDS[wanted] ? [wanted] : Object.keys(SUBCOMMANDS);
+  for (const n of names) program.addCommand(await SUBCOMMANDS[n]());
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv);

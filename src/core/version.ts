@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from './paths.js';
 
 let v: string | undefined;
 
@@ -6,8 +8,7 @@ let v: string | undefined;
 export function version(): string {
   if (v) return v;
   try {
-    const url = new URL('../../../package.json', import.meta.url);
-    v = (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+    v = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
     v = '0.0.0';
   }

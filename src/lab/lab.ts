@@ -6,9 +6,9 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { PathlensError } from '../core/errors.js';
+import { packageRoot } from '../core/paths.js';
 import type { ForwarderConfig } from './impair/forwarder.js';
 import { type LabPlan, NS_PREFIX, type PlanNode, nsName, planLab } from './plan.js';
 import { must, run } from './sh.js';
@@ -93,15 +93,6 @@ function netemArgs(i: Impairment): string[] {
   if (i.reorder) a.push('reorder', `${i.reorder * 100}%`);
   if (i.rate_mbit) a.push('rate', `${i.rate_mbit}mbit`);
   return a;
-}
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    dir = resolve(dir, '..');
-  }
-  throw new PathlensError('ERR_LAB', 'cannot find the pathlens package directory');
 }
 
 export interface UpOptions {

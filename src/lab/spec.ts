@@ -3,7 +3,6 @@
  * validation. Every error names the field at fault.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { PathlensError } from '../core/errors.js';
 
 export interface Impairment {
@@ -185,7 +184,7 @@ export function validateSpec(raw: unknown): LabSpec {
 }
 
 /** Reads a spec file (.json, .yaml or .yml). */
-export function readSpecFile(path: string): LabSpec {
+export async function readSpecFile(path: string): Promise<LabSpec> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -194,7 +193,7 @@ export function readSpecFile(path: string): LabSpec {
   }
   let raw: unknown;
   try {
-    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    raw = path.endsWith('.json') ? JSON.parse(text) : (await import('yaml')).parse(text);
   } catch (e) {
     throw new PathlensError('ERR_CONFIG', `${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -2,11 +2,11 @@
  * Loads the native syscall shim and types its whole surface. The loader names every path it tried
  * when none works, so a missing build says what to run.
  */
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { PathlensError } from '../core/errors.js';
+import { packageRoot } from '../core/paths.js';
 
 export interface NativePoller {
   /** Start watching for UV_READABLE / UV_WRITABLE. -> 0 | -errno */
@@ -66,20 +66,15 @@ export interface NativeShim {
 
 let cached: NativeShim | undefined;
 
-function packageRoot(): string {
-  // dist/src/native/index.js -> package root is three levels up from dist/src/native
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    dir = resolve(dir, '..');
-  }
-  return resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-}
-
 export function native(): NativeShim {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
-  const root = packageRoot();
+  let root: string;
+  try {
+    root = packageRoot();
+  } catch {
+    root = process.cwd();
+  }
   const candidates = [
     process.env.PATHLENS_NATIVE,
     join(root, 'build', 'Release', 'pathlens.node'),

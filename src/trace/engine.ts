@@ -433,6 +433,11 @@ export class TraceEngine {
       this.emitHop(t);
       this.nextHopTtl++;
     }
+    if (this.nextHopTtl > stopTtl && this.nInflight > 0 && this.nextSeq >= this.limitSeq) {
+      // Every hop up to where the trace stops is settled: probes still out beyond it cannot change
+      // the result. They end now, explicitly, as no-reply with reason 'stopped'.
+      while (this.nInflight > 0) this.timeout(this.inflight[0], 'stopped');
+    }
     if (this.nInflight === 0 && (this.nextSeq >= this.limitSeq || this.stopReason !== null)) {
       this.finish();
       return;

@@ -34,7 +34,10 @@ export const TRACE_DEFAULTS = {
   queries: 3,
   port: 33434,
   waitMs: 3000,
-  adaptiveFactor: 3,
+  // A probe to hop t is overdue after twice the RTT of a hop at or beyond t that answered: the
+  // path to that hop runs through t, so t's answer needs less unless t is slow to make ICMP.
+  // Anything later is still reported, as a late reply.
+  adaptiveFactor: 2,
   minWaitMs: 20,
   maxInflight: 16,
   payloadLen: 32,
