@@ -162,7 +162,11 @@ export class Forwarder {
         (e) => this.fatal(e),
       );
     }
-    this.statsTimer = setInterval(() => this.writeStats(), 1000);
+    // Stats are written only while nothing is queued: the sort and the file write must never
+    // hold back a frame that is due.
+    this.statsTimer = setInterval(() => {
+      if (this.lines.every((l) => l.line.queued === 0)) this.writeStats();
+    }, 1000);
     this.statsTimer.unref();
     writeFileSync(this.cfg.readyPath, `${process.pid}\n`);
   }
@@ -290,10 +294,13 @@ export class Forwarder {
   }
 }
 
+const sortBuf = new Float64Array(4096);
+
 function quantiles(ring: Float64Array, count: number): { p1: number; p50: number; p90: number; p99: number; samples: number } | null {
   const n = Math.min(count, ring.length);
   if (n === 0) return null;
-  const v = Array.from(ring.subarray(0, n)).sort((a, b) => a - b);
+  sortBuf.set(ring.subarray(0, n));
+  const v = sortBuf.subarray(0, n).sort(); // typed arrays sort numerically, in place
   const q = (p: number) => Math.round(v[Math.min(n - 1, Math.floor(p * n))] * 1000) / 1000;
   return { p1: q(0.01), p50: q(0.5), p90: q(0.9), p99: q(0.99), samples: n };
 }
