@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { listNamespaces } from '../../src/lab/lab.js';
 import { linkAddr4, linkAddr6 } from '../../src/lab/plan.js';
-import { chain, demo, ecmp } from '../../src/lab/presets.js';
+import { chain, demo, ecmp, mtu, nat } from '../../src/lab/presets.js';
 import type { HopEvent } from '../../src/trace/events.js';
 import { validateSpec } from '../../src/lab/spec.js';
 import { CLI, ROOT, addrOf, labName, median, nodeNs, runIn, trace, withLab } from '../helpers/lab.js';
@@ -120,6 +120,29 @@ test('ECMP: an 8-wide diamond carries varied flows on all 8 paths (IPv4 and IPv6
       assert.ok(per.every((v) => v > 0), `IPv${fam}: a path carried nothing: ${per.join(' ')}`);
       assert.ok(per.reduce((a, b) => a + b, 0) >= 128);
     }
+  });
+});
+
+test('mtu preset: the router before the small link sends real Fragmentation Needed / Packet Too Big', opt, async () => {
+  await withLab(mtu({ name: labName('lm'), routers: 3, at: 2, mtu: 1400 }), async (st) => {
+    const r4 = await runIn(nodeNs(st, 'src'), ['ping', '-4', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', '1450', addrOf(st, 'dst', 4)]);
+    assert.match(r4.stdout + r4.stderr, new RegExp(`From ${linkAddr4(1, 1).replace(/\./g, '\\.')}.*[Ff]rag needed.*mtu = 1400`));
+    const r6 = await runIn(nodeNs(st, 'src'), ['ping', '-6', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', '1450', addrOf(st, 'dst', 6)]);
+    assert.match(r6.stdout + r6.stderr, new RegExp(`From ${linkAddr6(1, 1)}.*Packet too big: mtu=1400`));
+    const ok = await runIn(nodeNs(st, 'src'), ['ping', '-4', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', '1300', addrOf(st, 'dst', 4)]);
+    assert.equal(ok.code, 0, ok.stdout);
+  });
+});
+
+test('nat preset: the destination sees traffic from src as coming from r1', opt, async () => {
+  await withLab(nat({ name: labName('ln'), routers: 3 }), async (st) => {
+    const listen = runIn(nodeNs(st, 'dst'), [process.execPath, '-e', "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>{console.log(r.address);process.exit(0)});s.bind(7000);setTimeout(()=>process.exit(3),5000)"]);
+    await new Promise((r) => setTimeout(r, 300));
+    const send = await runIn(nodeNs(st, 'src'), [process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.send('hi',7000,'${addrOf(st, 'dst', 4)}',()=>s.close())`]);
+    assert.equal(send.code, 0, send.stderr);
+    const got = await listen;
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout.trim(), linkAddr4(1, 0), 'masqueraded to r1\'s address towards r2');
   });
 });
 

@@ -124,6 +124,25 @@ for (const fam of [4, 6] as const) {
   });
 }
 
+test('a pending ICMP error that fails sendmmsg: the queue is drained, the probe sent again, nothing lost or doubled', opt, async () => {
+  await withLab(chain({ name: labName('tr'), routers: 2 }), async (st) => {
+    for (const fam of [4, 6] as const) {
+      const r = await runIn(nodeNs(st, 'src'), [process.execPath, `${ROOT}dist/test/helpers/retry.js`, addrOf(st, 'dst', fam)], { uid: NOBODY });
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { replies: { seq: number; kind: string }[]; retries: number[]; stats: { retries: number } };
+      assert.deepEqual(out.retries, [0, 1], `IPv${fam}: the second probe needed exactly one retry`);
+      assert.equal(out.stats.retries, 1);
+      assert.deepEqual(
+        out.replies.map((x) => [x.seq, x.kind]),
+        [
+          [0, 'time-exceeded'],
+          [1, 'time-exceeded'],
+        ],
+      );
+    }
+  });
+});
+
 test('a probe budget of 255 hops against a silent target: in flight never above the cap, memory flat', opt, async () => {
   await withLab(unreach({ name: labName('tm'), routers: 2, at: 2, code: 'host' }), async (st) => {
     // Blackhole instead of reject: nothing ever answers beyond r2.
