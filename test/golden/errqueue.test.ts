@@ -47,18 +47,6 @@ const V4_UNREACH: [number, string][] = [
   [15, 'precedence-cutoff'],
 ];
 
-for (const [code, name] of V4_UNREACH) {
-  test(`IPv4 Destination Unreachable code ${code} is '${name}'`, () => {
-    const { st, rec, off } = parse(V4(3, code, 113, code === 4 ? 1400 : 0));
-    assert.equal(st, OK);
-    assert.equal(rec.icmpType, 3);
-    assert.equal(rec.icmpCode, code);
-    assert.equal(off, '10.100.3.1');
-    if (code === 4) assert.equal(rec.info, 1400);
-    assert.deepEqual(icmpName(4, 3, code), { kind: 'unreachable', code: name });
-  });
-}
-
 const V6_UNREACH: [number, string][] = [
   [0, 'no-route'],
   [1, 'admin-prohibited'],
@@ -71,14 +59,28 @@ const V6_UNREACH: [number, string][] = [
   [8, 'headers-too-long'],
 ];
 
-for (const [code, name] of V6_UNREACH) {
-  test(`ICMPv6 Destination Unreachable code ${code} is '${name}'`, () => {
-    const b = cmsg(41, 25, extErr({ errno: 113, origin: 3, type: 1, code }, sin6(v6('fd00:706c:0:2::1'), 0)));
-    const { st, rec, off } = parse(b);
+/** Each Destination Unreachable code, as the error queue delivers it, for both families. */
+const UNREACH_CASES = [
+  ...V4_UNREACH.map(([code, name]) => ({ fam: 4 as const, code, name, bytes: V4(3, code, 113, code === 4 ? 1400 : 0), offender: '10.100.3.1' })),
+  ...V6_UNREACH.map(([code, name]) => ({
+    fam: 6 as const,
+    code,
+    name,
+    bytes: cmsg(41, 25, extErr({ errno: 113, origin: 3, type: 1, code }, sin6(v6('fd00:706c:0:2::1'), 0))),
+    offender: 'fd00:706c:0:2::1',
+  })),
+];
+
+for (const c of UNREACH_CASES) {
+  test(`IPv${c.fam} Destination Unreachable code ${c.code} is '${c.name}'`, () => {
+    const { st, rec, off } = parse(c.bytes);
     assert.equal(st, OK);
-    assert.equal(rec.origin, 3);
-    assert.equal(off, 'fd00:706c:0:2::1');
-    assert.deepEqual(icmpName(6, 1, code), { kind: 'unreachable', code: name });
+    assert.equal(rec.origin, c.fam === 4 ? 2 : 3);
+    assert.equal(rec.icmpType, c.fam === 4 ? 3 : 1);
+    assert.equal(rec.icmpCode, c.code);
+    assert.equal(off, c.offender);
+    if (c.fam === 4 && c.code === 4) assert.equal(rec.info, 1400);
+    assert.deepEqual(icmpName(c.fam, rec.icmpType, c.code), { kind: 'unreachable', code: c.name });
   });
 }
 
