@@ -91,7 +91,7 @@ function finish(): void {
   const s = [...rtts].sort((a, b) => a - b);
   const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : null);
   const seconds = (performance.now() - start) / 1000;
-  process.stdout.write(`${JSON.stringify({ sent, received: s.length, duplicates, p1: q(0.01), p50: q(0.5), p99: q(0.99), max: q(1), pps: sent / seconds })}\n`);
+  process.stdout.write(`${JSON.stringify({ sent, received: s.length, duplicates, min: q(0), p1: q(0.01), p50: q(0.5), p99: q(0.99), max: q(1), pps: sent / seconds })}\n`);
 }
 
 tick();

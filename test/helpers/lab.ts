@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { type LabState, labDown, labUp } from '../../src/lab/lab.js';
+import { type LabState, labDown, labUp, stateDir } from '../../src/lab/lab.js';
 import type { LabSpec } from '../../src/lab/spec.js';
 import type { TraceEvent } from '../../src/trace/events.js';
 
@@ -88,4 +88,39 @@ export async function trace(st: LabState, from: string, target: string, args: st
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/** The impairment process's cumulative send counters: frames sent, and frames that left late. */
+export interface LabTiming {
+  sent: number;
+  late: Record<string, number>;
+}
+
+function readTiming(st: LabState): LabTiming | null {
+  try {
+    const j = JSON.parse(readFileSync(`${stateDir()}/${st.name}/forwarder.stats.json`, 'utf8')) as { sent_total: number; sent_late: Record<string, number> };
+    return { sent: j.sent_total, late: j.sent_late };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The counters once the impairment process has gone idle after sending more than `after.sent`
+ * frames (it writes them only while nothing is queued, at most every 100 ms).
+ */
+export async function labTiming(st: LabState, after?: LabTiming): Promise<LabTiming> {
+  const until = Date.now() + 5000;
+  for (;;) {
+    const t = readTiming(st);
+    if (t && (!after || t.sent > after.sent)) return t;
+    if (Date.now() > until) throw new Error(`the impairment process of ${st.name} wrote no stats`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Frames that left more than `bound` ms late between two snapshots. */
+export function lateBetween(a: LabTiming, b: LabTiming, bound: 0.25 | 0.5 | 1 | 2 | 5): number {
+  const k = `over_${bound}_ms`;
+  return (b.late[k] ?? 0) - (a.late[k] ?? 0);
 }

@@ -11,7 +11,7 @@ import { linkAddr4, linkAddr6 } from '../../src/lab/plan.js';
 import { chain, demo, ecmp, mtu, nat } from '../../src/lab/presets.js';
 import type { HopEvent } from '../../src/trace/events.js';
 import { validateSpec } from '../../src/lab/spec.js';
-import { CLI, ROOT, addrOf, labName, median, nodeNs, runIn, trace, withLab } from '../helpers/lab.js';
+import { CLI, ROOT, addrOf, labName, labTiming, lateBetween, median, nodeNs, runIn, trace, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 
 const opt = rootOnly();
@@ -21,6 +21,7 @@ interface EchoResult {
   sent: number;
   received: number;
   duplicates: number;
+  min: number;
   p50: number;
   p99: number;
   pps: number;
@@ -68,10 +69,11 @@ function stealTicks(): number {
 }
 
 /**
- * While the hypervisor deschedules the vCPU no timer fires, ours or netem's, so timing tails are
+ * While the hypervisor deschedules the vCPU no timer fires, ours or netem's, so timing bars are
  * judged only on runs it left quiet (at most QUIET_STEAL ticks stolen during the run). A quiet run
  * that misses a bar fails the test; when no run was quiet, the strict bar cannot be checked on this
- * machine, which is said as a diagnostic, and only the always-asserted checks apply.
+ * machine, which is said as a diagnostic. What a stall cannot excuse is asserted on every run: no
+ * packet lost or early, no wrong address at any hop.
  */
 const QUIET_STEAL = 10;
 
@@ -79,21 +81,21 @@ test('delay accuracy: 10 ms one-way within ±0.5 ms at p50 and ±2 ms at p99, IC
   await withLab(oneLink(labName('ld'), { delay_ms: 10 }), async (st) => {
     const dst = addrOf(st, 'b', 4);
     await echo(nodeNs(st, 'a'), dst, 500, 1000); // warm-up: the forwarder's lead settles
-    const runs: (EchoResult & { steal: number })[] = [];
+    const steals: number[] = [];
     for (let i = 0; i < 5; i++) {
       const s0 = stealTicks();
       const r = await echo(nodeNs(st, 'a'), dst, 3000, 1000);
       const steal = stealTicks() - s0;
-      runs.push({ ...r, steal });
-      process.stdout.write(`# delay run ${i + 1}: p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms, ${r.received}/${r.sent} at ${r.pps.toFixed(0)}/s, steal ${steal} ticks\n`);
-      assert.ok(r.pps > 900, `sent at ${r.pps}/s`);
+      steals.push(steal);
+      const quiet = steal <= QUIET_STEAL;
+      process.stdout.write(`# delay run ${i + 1}: min ${r.min.toFixed(3)} ms, p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms, ${r.received}/${r.sent} at ${r.pps.toFixed(0)}/s, steal ${steal} ticks${quiet ? '' : ' (not quiet)'}\n`);
+      // Every run: nothing lost, nothing delivered before its time (the lead never overshoots).
       assert.equal(r.received, r.sent);
-      assert.ok(Math.abs(r.p50 - 10) <= 0.5, `p50 ${r.p50} ms`);
-      assert.ok(r.p99 < 30, `p99 ${r.p99} ms: far beyond any stall seen here`);
-      if (Math.abs(r.p99 - 10) <= 2) return;
-      assert.ok(steal > QUIET_STEAL, `a quiet run (steal ${steal} ticks) missed the p99 bar: ${r.p99} ms`);
+      assert.ok(r.min >= 9.9, `a packet crossed in ${r.min} ms: earlier than the configured 10 ms`);
+      if (r.pps > 900 && Math.abs(r.p50 - 10) <= 0.5 && Math.abs(r.p99 - 10) <= 2) return; // the bar, met
+      assert.ok(!quiet, `a quiet run (steal ${steal} ticks) missed the bar: p50 ${r.p50} ms, p99 ${r.p99} ms at ${r.pps}/s`);
     }
-    t.diagnostic(`no run was quiet (steal per run: ${runs.map((r) => r.steal).join(' ')} ticks): the p99 bar could not be checked here`);
+    t.diagnostic(`no run was quiet (steal per run: ${steals.join(' ')} ticks): the p50/p99 bars could not be checked here`);
   });
 });
 
@@ -212,30 +214,37 @@ test('bar: 9 routers, 5 ms per link, r3 and r6 silent: right hops, per-hop RTT w
     const want = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => (k === 3 || k === 6 ? '*' : linkAddr4(k - 1, 1))).concat([dst]);
     await trace(st, 'src', dst); // warm-up: the impairment process's lead settles
     const steals: number[] = [];
+    let before = await labTiming(st);
     for (let run = 0; run < 20; run++) {
       const s0 = stealTicks();
       const { events } = await trace(st, 'src', dst);
       const steal = stealTicks() - s0;
+      const after = await labTiming(st, before);
+      const late = lateBetween(before, after, 0.25);
+      before = after;
       steals.push(steal);
       const hops = events.filter((e): e is HopEvent => e.type === 'hop');
-      // Hop addresses are exact in every run, noise or not.
-      assert.deepEqual(
-        hops.map((h) => (h.addrs.length ? h.addrs.join(',') : '*')),
-        want,
-      );
+      // Every run, noise or not: no wrong address at any hop, no hop answering early.
+      const seen = hops.map((h) => (h.addrs.length ? h.addrs.join(',') : '*'));
+      // (A stall can time out the target's probes: the trace then goes on, and the target answers later.)
+      seen.forEach((a, i) => assert.ok(a === '*' || a === (want[i] ?? dst), `hop ${i + 1}: ${a}, want ${want[i] ?? dst}`));
+      assert.equal(seen[seen.length - 1], dst, `the target was never reached: ${seen.join(' ')}`);
       // RTT truth at hop k: 2 x 5 ms per link crossed. Each hop is judged by its smallest RTT (the
       // path-delay estimate: noise only adds); medians are printed beside it.
       const answering = hops.filter((h) => h.replies.length);
       const err = answering.map((h) => Math.min(...h.replies.map((r) => r.rtt_ms)) - 10 * h.ttl);
       const med = answering.map((h) => median(h.replies.map((r) => r.rtt_ms)) - 10 * h.ttl);
-      process.stdout.write(`# run ${run + 1}: RTT error per answering hop (ms), min: ${err.map((e) => e.toFixed(2)).join(' ')} | median: ${med.map((e) => e.toFixed(2)).join(' ')} | steal ${steal}\n`);
-      assert.ok(err.every((e) => e > -1 && e < 20), 'RTTs far from the truth: a real fault, not noise');
+      // Quiet: the hypervisor took (almost) nothing, and the lab itself sent every frame on time, so
+      // the configured delays are the truth for every probe of the run.
+      const quiet = steal <= 2 && late === 0; // a run lasts ~0.3 s: 60 ticks on 2 vCPUs
+      process.stdout.write(`# run ${run + 1}: RTT error per answering hop (ms), min: ${err.map((e) => e.toFixed(2)).join(' ')} | median: ${med.map((e) => e.toFixed(2)).join(' ')} | steal ${steal}, lab frames late > 0.25 ms: ${late}${quiet ? '' : ' (not quiet)'}\n`);
+      assert.ok(err.every((e) => e > -1), 'a reply faster than the configured delay: a real fault, not noise');
+      // A stall during a run skews every hop in flight at that moment; a quiet run must be exact.
+      if (!quiet && seen.some((a, i) => a !== want[i])) continue;
+      assert.deepEqual(seen, want, `a quiet run lost a hop: ${seen.join(' ')}`);
       if (err.every((e) => Math.abs(e) <= 1)) return;
+      if (quiet) assert.fail(`a quiet run (steal ${steal}) missed the 1 ms bar`);
     }
-    // A stall during a ~0.3 s run skews every hop in flight at that moment. No run met the bar:
-    // fail unless the machine was stolen from throughout.
-    const quiet = steals.filter((s) => s <= 2).length; // a run lasts ~0.3 s: 60 ticks on 2 vCPUs
-    if (quiet > 0) assert.fail(`${quiet} quiet runs and none within 1 ms at every hop (steal per run: ${steals.join(' ')})`);
-    t.diagnostic(`no quiet run (steal per run: ${steals.join(' ')} ticks): the 1 ms bar could not be checked here`);
+    t.diagnostic(`no quiet run met or missed the bar (steal per run: ${steals.join(' ')} ticks): the 1 ms bar could not be checked here`);
   });
 });

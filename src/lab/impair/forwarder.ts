@@ -58,6 +58,8 @@ const ARENA = 8 << 20;
 const MAX_ENTRIES = 8192;
 const EAGAIN = 11;
 const MAX_LEAD_MS = 0.5;
+/** Lateness bounds (ms) of the cumulative counters in the stats file. */
+const LATE_BOUNDS = [0.25, 0.5, 1, 2, 5] as const;
 
 interface Port {
   sock: Socket;
@@ -90,6 +92,12 @@ export class Forwarder {
   /** Actual send time minus due time of recent frames: the precision users get. */
   private readonly sendRing = new Float64Array(4096);
   private sendN = 0;
+  /**
+   * Cumulative counts of frames by how late they left (more than 0.25, 0.5, 1, 2 and 5 ms after
+   * due): a reader diffs two snapshots to learn whether the lab kept its timing over a window.
+   */
+  private readonly lateCounts = new Float64Array(LATE_BOUNDS.length);
+  private writtenN = -1;
   private statsTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -165,8 +173,8 @@ export class Forwarder {
     // Stats are written only while nothing is queued: the sort and the file write must never
     // hold back a frame that is due.
     this.statsTimer = setInterval(() => {
-      if (this.lines.every((l) => l.line.queued === 0)) this.writeStats();
-    }, 1000);
+      if (this.sendN !== this.writtenN && this.lines.every((l) => l.line.queued === 0)) this.writeStats();
+    }, 100);
     this.statsTimer.unref();
     writeFileSync(this.cfg.readyPath, `${process.pid}\n`);
   }
@@ -229,7 +237,11 @@ export class Forwarder {
         if (sent > 0) {
           // The frames left when sendmmsg started (its return also covers the receivers' stack).
           const t = this.ms(this.times[0], this.times[1]);
-          for (let i = 0; i < sent; i++) this.sendRing[this.sendN++ & 4095] = t - l.line.poppedDue(i);
+          for (let i = 0; i < sent; i++) {
+            const late = t - l.line.poppedDue(i);
+            this.sendRing[this.sendN++ & 4095] = late;
+            for (let j = 0; j < LATE_BOUNDS.length && late > LATE_BOUNDS[j]; j++) this.lateCounts[j]++;
+          }
           // Stochastic median of the first frame's lateness, stepped by a fixed amount: the lead
           // converges to where half the frames leave early and half late. The median, not the
           // mean, so that a few very late wake-ups do not make every other frame leave early.
@@ -265,11 +277,14 @@ export class Forwarder {
       lead_ms: Math.round(this.lead * 1000) / 1000,
       wake_late_ms: quantiles(this.lateRing, this.lateN),
       send_late_ms: quantiles(this.sendRing, this.sendN),
+      sent_total: this.sendN,
+      sent_late: Object.fromEntries(LATE_BOUNDS.map((b, j) => [`over_${b}_ms`, this.lateCounts[j]])),
       lines: this.lines.map((l) => ({ link: l.link, dir: l.dir, queued: l.line.queued, ...l.line.stats })),
     };
   }
 
   writeStats(): void {
+    this.writtenN = this.sendN;
     try {
       writeFileSync(this.cfg.statsPath, `${JSON.stringify(this.stats())}\n`);
     } catch {
