@@ -6,7 +6,7 @@ import type { Family } from '../packet/addr.js';
 import { Collect, JsonlSink, Tee } from '../export/jsonl.js';
 import { TraceTextView } from '../render/trace-text.js';
 import type { TraceEvent } from '../trace/events.js';
-import { TRACE_DEFAULTS, type TraceRequest, startTrace } from '../trace/run.js';
+import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, startTrace } from '../trace/run.js';
 import { floatArg, intArg } from './args.js';
 
 interface TraceOpts {
@@ -15,7 +15,7 @@ interface TraceOpts {
   firstTtl: number;
   maxTtl: number;
   queries: number;
-  port: number;
+  port?: number;
   wait: number;
   adaptive: number;
   minWait: number;
@@ -26,6 +26,14 @@ interface TraceOpts {
   sport?: number;
   numeric?: boolean;
   udp?: boolean;
+  icmp?: boolean;
+  tcp?: boolean;
+  method?: string;
+  raw?: boolean;
+  unpriv?: boolean;
+  netns?: string;
+  iface?: string;
+  mark?: number;
   jsonl?: boolean;
   jsonlFile?: string;
   quiet?: boolean;
@@ -34,15 +42,23 @@ interface TraceOpts {
 export function traceCommand(): Command {
   const d = TRACE_DEFAULTS;
   return new Command('trace')
-    .description('trace the path to TARGET (UDP probes, unprivileged)')
+    .description('trace the path to TARGET (UDP probes by default; ICMP echo with -I, TCP SYN with -T)')
     .argument('<target>', 'IP address or host name')
     .option('-4, --ipv4', 'use IPv4')
     .option('-6, --ipv6', 'use IPv6')
     .option('-U, --udp', 'UDP probes (the default)')
+    .option('-I, --icmp', 'ICMP echo probes (ping socket where allowed, raw socket with CAP_NET_RAW)')
+    .option('-T, --tcp', 'TCP SYN probes (connect() per probe, unprivileged) to port -p (default 80)')
+    .addOption(new Option('-M, --method <method>', 'probe method').choices(['udp', 'icmp', 'tcp']))
+    .option('--raw', 'use a raw socket (needs CAP_NET_RAW)')
+    .option('--unpriv', 'never use a raw socket (fail if the unprivileged way is refused)')
+    .option('--netns <name|path>', 'open the probing sockets in this network namespace (/run/netns/NAME or a path)')
+    .option('-i, --iface <name>', 'send through this interface only (SO_BINDTODEVICE)')
+    .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
     .option('-f, --first-ttl <ttl>', 'first TTL', intArg(1, 255), d.firstTtl)
     .option('-m, --max-ttl <ttl>', 'largest TTL', intArg(1, 255), d.maxTtl)
     .option('-q, --queries <n>', 'probes per hop', intArg(1, 10), d.queries)
-    .option('-p, --port <port>', 'base destination port (probe i goes to port+i)', intArg(1, 65535), d.port)
+    .option('-p, --port <port>', `UDP: base destination port, probe i goes to port+i (default ${d.port}); TCP: the destination port (default ${d.tcpPort})`, intArg(1, 65535))
     .option('-w, --wait <seconds>', 'longest wait for one probe', floatArg(0.001, 60), d.waitMs / 1000)
     .option('--adaptive <factor>', 'declare a silent probe after this multiple of later hops\' RTT', floatArg(1, 1000), d.adaptiveFactor)
     .option('--min-wait <ms>', 'never declare a probe silent sooner than this', floatArg(0, 60000), d.minWaitMs)
@@ -58,13 +74,17 @@ export function traceCommand(): Command {
     .action(async (target: string, opts: TraceOpts) => {
       const family: Family | undefined = opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined;
       if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
+      const picked = [opts.udp && 'udp', opts.icmp && 'icmp', opts.tcp && 'tcp', opts.method].filter(Boolean) as MethodChoice[];
+      if (new Set(picked).size > 1) throw new Error(`usage: choose one probe method (${picked.join(', ')} given)`);
+      const method: MethodChoice = picked[0] ?? 'udp';
+      if (opts.raw && opts.unpriv) throw new Error('usage: --raw and --unpriv exclude each other');
       const req: TraceRequest = {
         target,
         family,
         firstTtl: opts.firstTtl,
         maxTtl: opts.maxTtl,
         queries: opts.queries,
-        port: opts.port,
+        port: opts.port ?? (method === 'tcp' ? d.tcpPort : d.port),
         waitMs: Math.round(opts.wait * 1000),
         adaptiveFactor: opts.adaptive,
         minWaitMs: opts.minWait,
@@ -73,6 +93,9 @@ export function traceCommand(): Command {
         deadlineMs: Math.round(opts.deadline * 1000),
         source: opts.source,
         srcPort: opts.sport,
+        method,
+        socket: opts.raw ? 'raw' : opts.unpriv ? 'unpriv' : 'auto',
+        placement: { netns: opts.netns, iface: opts.iface, mark: opts.mark },
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
       const sinks: { event(e: TraceEvent): void; end?(): void | Promise<void> }[] = [];

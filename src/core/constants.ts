@@ -44,6 +44,13 @@ export const IP_PMTUDISC_DONT = 0;
 export const IP_PMTUDISC_DO = 2;
 export const IP_PMTUDISC_PROBE = 3;
 
+export const TCP_INFO = 11;
+export const TCP_USER_TIMEOUT = 18;
+export const SO_LINGER = 13;
+/** struct tcp_info: tcpi_rtt (microseconds, u32) is at this offset. */
+export const TCPI_RTT_OFFSET = 68;
+export const TCPI_TOTAL_RETRANS_OFFSET = 100;
+
 export const IPV6_RECVPKTINFO = 49;
 export const IPV6_HOPLIMIT = 52;
 export const IPV6_UNICAST_HOPS = 16;

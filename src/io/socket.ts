@@ -23,6 +23,7 @@ export class Socket {
   private idleErrors = 0;
   private onReady: ReadyHandler | null = null;
   private onFatal: ((e: Error) => void) | null = null;
+  private events = UV_READABLE;
   private readonly intBuf = new Uint8Array(4);
   private readonly intView = new DataView(this.intBuf.buffer);
 
@@ -76,15 +77,16 @@ export class Socket {
    * Starts readiness callbacks. `onReady` drains both queues and returns how many messages it
    * consumed; `onFatal` receives an unrecoverable poll error.
    */
-  watch(onReady: ReadyHandler, onFatal: (e: Error) => void): void {
+  watch(onReady: ReadyHandler, onFatal: (e: Error) => void, events = UV_READABLE): void {
     if (this.closed) throw new PathlensError('ERR_SYSCALL', 'socket is closed');
     this.onReady = onReady;
     this.onFatal = onFatal;
+    this.events = events;
     if (!this.poller) {
       const Poller = native().Poller;
       this.poller = new Poller(this.fd, (status) => this.handle(status));
     }
-    check('uv_poll_start', this.poller.start(UV_READABLE));
+    check('uv_poll_start', this.poller.start(events));
   }
 
   private handle(status: number): void {
@@ -109,7 +111,7 @@ export class Socket {
     } else {
       this.idleErrors = 0;
     }
-    const rc = this.poller!.start(UV_READABLE);
+    const rc = this.poller!.start(this.events);
     if (rc < 0) this.fail(new SysError('uv_poll_start', rc));
   }
 

@@ -16,6 +16,8 @@ export type ReplyKind =
   | 'redirect'
   | 'echo-reply'
   | 'udp-reply'
+  | 'tcp-syn-ack'
+  | 'tcp-rst'
   | 'local-error'
   | 'other';
 

@@ -2,7 +2,7 @@
  * The human traceroute view: a consumer of pathlens.trace/1 events, nothing more. It prints one
  * line per hop event, '*' for each probe without reply, and traceroute's ! annotations.
  */
-import type { HopEvent, TraceEvent } from '../trace/events.js';
+import type { HopEvent, StartEvent, TraceEvent } from '../trace/events.js';
 
 const UNREACH_MARK: Record<string, string> = {
   net: '!N',
@@ -61,7 +61,7 @@ export class TraceTextView {
       case 'start':
         this.target = e.address;
         this.write(
-          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.queries} probes/hop, ${e.method.toUpperCase()}/IPv${e.family} from port ${e.src_port}`,
+          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.queries} probes/hop, ${describeMethod(e)}`,
         );
         break;
       case 'hop':
@@ -85,4 +85,11 @@ export class TraceTextView {
         break;
     }
   }
+}
+
+function describeMethod(e: StartEvent): string {
+  const via = e.socket === 'raw' ? ', raw socket' : e.socket === 'ping' ? ', ping socket' : '';
+  if (e.method === 'icmp') return `ICMP echo/IPv${e.family}, id ${e.src_port}${via}`;
+  if (e.method === 'tcp') return `TCP SYN/IPv${e.family} to port ${e.port}${e.socket === 'connect' ? ' (connect)' : via}`;
+  return `UDP/IPv${e.family} from port ${e.src_port}`;
 }

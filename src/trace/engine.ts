@@ -80,6 +80,7 @@ export class TraceEngine {
   private t0 = 0;
   private deadlineAt = Infinity;
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private timerAt = Infinity;
   private pumping = false;
   private pumpQueued = false;
@@ -89,6 +90,8 @@ export class TraceEngine {
   private resolve!: (d: DoneEvent) => void;
   private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0 };
   private readonly onSentBound: (i: number, sec: number, nsec: number, retries: number) => void;
+  /** The longest wait for one probe: -w, capped by what the method can honour. */
+  private readonly waitMs: number;
 
   constructor(o: EngineOptions, prober: Prober, sink: EventSink<TraceEvent>) {
     if (o.firstTtl < 1 || o.maxTtl > 255 || o.firstTtl > o.maxTtl) throw new PathlensError('ERR_USAGE', 'TTLs must satisfy 1 <= first <= max <= 255');
@@ -114,6 +117,7 @@ export class TraceEngine {
     this.batchSeqs = new Int32Array(o.maxInflight);
     this.batchTtls = new Int32Array(o.maxInflight);
     this.nextHopTtl = o.firstTtl;
+    this.waitMs = Math.min(o.waitMs, prober.maxWaitMs ?? Infinity);
     this.onSentBound = (i, sec, nsec, retries) => this.onSent(i, sec, nsec, retries);
   }
 
@@ -148,7 +152,8 @@ export class TraceEngine {
       t_ms: 0,
       version: o.version,
       time: new Date().toISOString(),
-      method: 'udp',
+      method: this.prober.method,
+      socket: this.prober.socketKind,
       family: this.prober.family,
       target: o.target,
       address: formatIp(o.address, 0, this.prober.family),
@@ -158,7 +163,7 @@ export class TraceEngine {
       max_ttl: o.maxTtl,
       queries: o.queries,
       port: o.basePort,
-      wait_ms: o.waitMs,
+      wait_ms: this.waitMs,
       adaptive_factor: o.adaptiveFactor,
       max_inflight: o.maxInflight,
       payload_len: o.payloadLen,
@@ -204,7 +209,7 @@ export class TraceEngine {
     try {
       const o = this.o;
       while (this.nInflight < o.maxInflight && this.nextSeq < this.limitSeq && this.stopReason === null) {
-        const n = Math.min(o.maxInflight - this.nInflight, this.limitSeq - this.nextSeq);
+        const n = Math.min(o.maxInflight - this.nInflight, this.limitSeq - this.nextSeq, this.prober.sendChunk ?? Infinity);
         for (let i = 0; i < n; i++) {
           this.batchSeqs[i] = this.nextSeq + i;
           this.batchTtls[i] = this.ttlOf(this.nextSeq + i);
@@ -214,6 +219,15 @@ export class TraceEngine {
         if (sent < n) {
           // Socket buffer full: try again shortly (a timer, not a spin).
           this.armTimer(performance.now() + 1);
+          break;
+        }
+        if (this.prober.sendChunk !== undefined && this.nInflight < o.maxInflight && this.nextSeq < this.limitSeq) {
+          // Slow sends (a socket per probe): let the loop read replies between chunks, so that
+          // replies seen only in userspace are timed when they come, not after the whole window.
+          if (!this.immediate) this.immediate = setImmediate(() => {
+            this.immediate = null;
+            this.pump();
+          });
           break;
         }
       }
@@ -248,13 +262,15 @@ export class TraceEngine {
       ttl,
       index: seq % this.o.queries,
       dst_port: this.prober.dstPort(seq),
+      ...(this.prober.srcPortOf ? { src_port: this.prober.srcPortOf(seq) } : {}),
+      ...(this.prober.method === 'icmp' ? { echo_seq: seq & 0xffff } : {}),
       retries,
     });
   }
 
   private setDeadline(seq: number): void {
     const o = this.o;
-    const base = this.txMono[seq] + o.waitMs;
+    const base = this.txMono[seq] + this.waitMs;
     // Past the hop where the trace stops (target reached or unreachable), that hop's RTT is the
     // evidence: such probes would be answered by the same node (which may rate-limit them).
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
@@ -317,6 +333,7 @@ export class TraceEngine {
       late,
       kernel_ts: r.kernelTs,
       ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
+      ...(r.mpls ? { mpls: r.mpls } : {}),
     });
     if (late) {
       this.counts.late++;
@@ -328,7 +345,7 @@ export class TraceEngine {
     this.ttlDone[ttl]++;
     let list = this.hopReplies[ttl];
     if (!list) list = this.hopReplies[ttl] = [];
-    list.push({ addr, rtt_ms: rtt, kind: r.kind, code: r.code, index: seq % this.o.queries });
+    list.push({ addr, rtt_ms: rtt, kind: r.kind, code: r.code, index: seq % this.o.queries, ...(r.mpls ? { mpls: r.mpls } : {}) });
 
     // Later hops bound how long earlier ones can take: tighten their deadlines.
     if (rtt >= 0 && rtt < this.minRttFrom[ttl]) {
@@ -366,6 +383,7 @@ export class TraceEngine {
   private timeout(seq: number, reason: TimeoutEvent['reason']): void {
     const ttl = this.ttlOf(seq);
     this.state[seq] = TIMEDOUT;
+    this.prober.expire?.(seq);
     this.removeInflight(seq);
     this.ttlDone[ttl]++;
     this.counts.timeouts++;
@@ -491,6 +509,8 @@ export class TraceEngine {
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
     this.prober.close();
     const reached = this.reachedTtl !== Infinity;
     let reason: StopReason;

@@ -4,10 +4,12 @@
  * against it. Add fields compatibly; a breaking change bumps the schema to pathlens.trace/2.
  */
 import type { ReplyKind } from '../packet/icmp.js';
+import type { MplsLabel } from '../packet/icmpext.js';
 
 export const TRACE_SCHEMA = 'pathlens.trace/1';
 
-export type TraceMethod = 'udp';
+export type TraceMethod = 'udp' | 'icmp' | 'tcp';
+export type TraceSocket = 'dgram' | 'ping' | 'raw' | 'connect';
 export type StopReason = 'reached' | 'unreachable' | 'max-ttl' | 'deadline' | 'interrupted' | 'error';
 
 interface Base {
@@ -21,6 +23,8 @@ export interface StartEvent extends Base {
   version: string;
   time: string;
   method: TraceMethod;
+  /** How probes are sent: datagram socket, ICMP datagram (ping) socket, raw socket, or connect(). */
+  socket: TraceSocket;
   family: 4 | 6;
   target: string;
   address: string;
@@ -42,7 +46,12 @@ export interface ProbeEvent extends Base {
   seq: number;
   ttl: number;
   index: number;
-  dst_port: number;
+  /** Destination port (null for ICMP probes). */
+  dst_port: number | null;
+  /** Source port when each probe has its own (TCP connect probes). */
+  src_port?: number;
+  /** ICMP echo sequence number (ICMP probes). */
+  echo_seq?: number;
   /** Send retries this probe needed after a pending ICMP error failed sendmsg. */
   retries: number;
 }
@@ -64,6 +73,8 @@ export interface ReplyEvent extends Base {
   kernel_ts: boolean;
   /** Next-hop MTU reported by the error, when it carries one. */
   mtu?: number;
+  /** RFC 4950 MPLS label stack from the error's RFC 4884 extensions, outermost first. */
+  mpls?: MplsLabel[];
 }
 
 export interface TimeoutEvent extends Base {
@@ -82,6 +93,7 @@ export interface HopReply {
   kind: ReplyKind;
   code: string;
   index: number;
+  mpls?: MplsLabel[];
 }
 
 export interface HopEvent extends Base {

@@ -5,6 +5,7 @@
  */
 import type { Family } from '../packet/addr.js';
 import type { ReplyKind } from '../packet/icmp.js';
+import type { MplsLabel } from '../packet/icmpext.js';
 
 /** Outcome of correlating one received message. Reused by the prober for every message. */
 export class ReplyRecord {
@@ -29,6 +30,15 @@ export class ReplyRecord {
   sec = 0;
   nsec = 0;
   kernelTs = false;
+  /** RFC 4950 MPLS label stack carried in the error's RFC 4884 extensions, when present. */
+  mpls: MplsLabel[] | null = null;
+}
+
+/** Kernel-located RFC 4884 extension offset from sock_extended_err.ee_data, or -1. */
+export function rfc4884Offset(eeData: number): number {
+  const len = eeData & 0xffff;
+  const invalid = ((eeData >>> 16) & 0xff & 1) !== 0; // SO_EE_RFC4884_FLAG_INVALID
+  return len > 0 && !invalid ? len : -1;
 }
 
 /**
@@ -44,13 +54,27 @@ export interface ProberStats {
   retries: number;
 }
 
+export type ProbeMethod = 'udp' | 'icmp' | 'tcp';
+/** How the probes are sent: an ordinary datagram socket, an ICMP datagram socket, a raw socket, or connect(). */
+export type SocketKind = 'dgram' | 'ping' | 'raw' | 'connect';
+
 export interface Prober {
+  readonly method: ProbeMethod;
+  readonly socketKind: SocketKind;
   readonly family: Family;
   readonly srcPort: number;
   readonly source: string | null;
   readonly stats: ProberStats;
-  /** Destination port (or flow id) of probe `seq`, for the probe event. */
-  dstPort(seq: number): number;
+  /** Destination port of probe `seq` (null for ICMP), for the probe event. */
+  dstPort(seq: number): number | null;
+  /** Source port of probe `seq`, when probes have their own (one socket per TCP probe). */
+  srcPortOf?(seq: number): number;
+  /** Longest wait the method can honour (TCP connect: the kernel's initial SYN RTO). */
+  readonly maxWaitMs?: number;
+  /** Send at most this many probes per turn of the event loop (costly sends). */
+  readonly sendChunk?: number;
+  /** The engine declared probe `seq` a no-reply: release what it holds. */
+  expire?(seq: number): void;
   /**
    * Sends probes seqs[0..n) with TTLs ttls[0..n), calling onSent for each as it leaves. Returns
    * how many were sent: fewer than n when the socket buffer is full (retry later). Throws a

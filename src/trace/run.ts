@@ -9,7 +9,13 @@ import { version } from '../core/version.js';
 import { type Family, parseIp } from '../packet/addr.js';
 import { TraceEngine } from './engine.js';
 import type { DoneEvent, EventSink, TraceEvent } from './events.js';
+import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
+import type { Placement } from './placement.js';
+import type { Prober } from './prober.js';
+import { TcpConnectProber } from './tcp.js';
 import { UdpProber } from './udp.js';
+
+export type MethodChoice = 'udp' | 'icmp' | 'tcp';
 
 export interface TraceRequest {
   target: string;
@@ -26,6 +32,10 @@ export interface TraceRequest {
   deadlineMs: number;
   source?: string;
   srcPort?: number;
+  method?: MethodChoice;
+  /** Which socket: auto (unprivileged first), unpriv only, or raw only. */
+  socket?: SocketChoice;
+  placement?: Placement;
 }
 
 export const TRACE_DEFAULTS = {
@@ -42,6 +52,7 @@ export const TRACE_DEFAULTS = {
   maxInflight: 16,
   payloadLen: 32,
   deadlineMs: 0,
+  tcpPort: 80,
 } as const;
 
 export async function resolveTarget(target: string, family?: Family): Promise<Uint8Array> {
@@ -68,16 +79,7 @@ export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>)
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
   const total = (req.maxTtl - req.firstTtl + 1) * req.queries;
-  const prober = new UdpProber({
-    target: address,
-    basePort: req.port,
-    total,
-    maxBatch: req.maxInflight,
-    payloadLen: req.payloadLen,
-    session: randomInt(0, 0xffffffff),
-    source,
-    srcPort: req.srcPort,
-  });
+  const prober = openProber(req, address, source, total);
   let engine: TraceEngine;
   try {
     engine = new TraceEngine(
@@ -104,4 +106,20 @@ export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>)
     throw e;
   }
   return { done: engine.run(), engine };
+}
+
+/** Opens the prober for the requested method and socket choice. */
+export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8Array | undefined, total: number): Prober {
+  const method = req.method ?? 'udp';
+  const choice = req.socket ?? 'auto';
+  const session = randomInt(0, 0xffffffff);
+  if (method === 'icmp') {
+    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement });
+  }
+  if (method === 'tcp') {
+    if (choice === 'raw') throw new PathlensError('ERR_USAGE', 'raw TCP SYN probes are not available yet: -T uses unprivileged connect() probes (drop --raw)');
+    return new TcpConnectProber({ target: address, dstPort: req.port, total, source, placement: req.placement });
+  }
+  if (choice === 'raw') throw new PathlensError('ERR_USAGE', 'UDP probes use an ordinary datagram socket: --raw applies to -I');
+  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen: req.payloadLen, session, source, srcPort: req.srcPort, placement: req.placement });
 }

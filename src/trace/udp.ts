@@ -13,36 +13,27 @@ import {
   AF_INET6,
   IPPROTO_IPV6,
   IPV6_RECVERR,
+  IPV6_RECVERR_RFC4884,
   IP_RECVERR,
-  MSG_ERRQUEUE,
+  IP_RECVERR_RFC4884,
   SOCK_DGRAM,
   SOL_IP,
   SOL_SOCKET,
-  SO_EE_ORIGIN_ICMP,
-  SO_EE_ORIGIN_ICMP6,
-  SO_EE_ORIGIN_LOCAL,
   SO_RCVBUF,
   SO_TIMESTAMPNS,
 } from '../core/constants.js';
-import { PathlensError, SysError, errnoName } from '../core/errors.js';
-import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
-import { CmsgCursor, TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
-import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
-import { icmpName } from '../packet/icmp.js';
-import { OK } from '../packet/status.js';
+import { PathlensError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
-import { Socket } from '../io/socket.js';
-import { realtime } from '../time/clock.js';
-import { type OnSent, type Prober, type ProberStats, ReplyRecord } from './prober.js';
+import type { Socket } from '../io/socket.js';
+import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
+import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
+import { OK } from '../packet/status.js';
+import { ProberBase } from './base.js';
+import { type Placement, openSocket } from './placement.js';
+import { type OnSent, type Prober, ReplyRecord } from './prober.js';
 
 export const COOKIE_MAGIC = 0x504c4e31; // 'PLN1'
 export const COOKIE_LEN = 12;
-const EAGAIN = 11;
-const ENOBUFS = 105;
-const EMSGSIZE = 90;
-/** errno values a queued ICMP error leaves in sk_err, which the next sendmsg then returns. */
-const ICMP_ERRNOS = new Set([113 /* EHOSTUNREACH */, 101 /* ENETUNREACH */, 111 /* ECONNREFUSED */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 71 /* EPROTO */, 92 /* ENOPROTOOPT */, 13 /* EACCES */, 90 /* EMSGSIZE */, 1 /* EPERM */]);
-const MAX_RETRIES = 16;
 
 export interface UdpProberOptions {
   target: Uint8Array;
@@ -53,54 +44,69 @@ export interface UdpProberOptions {
   session: number;
   source?: Uint8Array;
   srcPort?: number;
+  placement?: Placement;
 }
 
-export class UdpProber implements Prober {
+/**
+ * Opens a datagram socket for probing: placed, IP_RECVERR (and RFC 4884 extensions where the
+ * kernel has them), kernel receive timestamps, a large receive buffer, bound to the source.
+ */
+export function openProbeSocket(family: Family, type: number, proto: number, placement: Placement | undefined, source: Uint8Array | undefined, srcPort: number | undefined, recverr: boolean): { sock: Socket; port: number } {
+  const sock = openSocket(family === 4 ? AF_INET : AF_INET6, type, proto, placement ?? {});
+  try {
+    if (recverr) {
+      if (family === 4) {
+        sock.setInt(SOL_IP, IP_RECVERR, 1, 'IP_RECVERR');
+        sock.trySetInt(SOL_IP, IP_RECVERR_RFC4884, 1); // kernels >= 5.9
+      } else {
+        sock.setInt(IPPROTO_IPV6, IPV6_RECVERR, 1, 'IPV6_RECVERR');
+        sock.trySetInt(IPPROTO_IPV6, IPV6_RECVERR_RFC4884, 1); // kernels >= 5.9
+      }
+    }
+    sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
+    sock.trySetInt(SOL_SOCKET, SO_RCVBUF, 1 << 20);
+    const local = new Uint8Array(28);
+    const any = source ?? new Uint8Array(family === 4 ? 4 : 16);
+    const len = writeSockaddr(local, 0, any, srcPort ?? 0);
+    sock.bind(local.subarray(0, len), source ? `bind to ${formatIp(any, 0, family)}` : 'bind');
+    const nm = sock.localName();
+    const v = new SockaddrView();
+    readSockaddr(new DataView(nm.buffer, nm.byteOffset, nm.byteLength), 0, nm.length, v);
+    return { sock, port: v.port };
+  } catch (e) {
+    sock.close();
+    throw e;
+  }
+}
+
+export class UdpProber extends ProberBase implements Prober {
+  readonly method = 'udp' as const;
+  readonly socketKind = 'dgram' as const;
   readonly family: Family;
   readonly srcPort: number;
   readonly source: string | null;
-  readonly stats: ProberStats = { sendCalls: 0, recvCalls: 0, retries: 0 };
   private readonly sock: Socket;
   private readonly o: UdpProberOptions;
-  private readonly sendBatch: SendBatch;
-  private readonly errBatch = new RecvBatch(32, 128, 256, 32);
+  private readonly batch: SendBatch;
+  /** Error-queue slots hold the quote and any RFC 4884 extensions after it. */
+  private readonly errBatch = new RecvBatch(32, 1024, 256, 32);
   private readonly dataBatch = new RecvBatch(16, 2048, 128, 32);
   private readonly retries: Int32Array;
-  private readonly rec = new ReplyRecord();
-  private readonly eq = new ErrqueueRecord();
-  private readonly cur = new CmsgCursor();
-  private readonly name = new SockaddrView();
-  private readonly now = new Float64Array(2);
-  private onReply: ((r: ReplyRecord) => void) | null = null;
 
   constructor(o: UdpProberOptions) {
+    super(new ReplyRecord());
     if (o.payloadLen < COOKIE_LEN) throw new PathlensError('ERR_USAGE', `payload length must be at least ${COOKIE_LEN} bytes`);
     if (o.basePort < 1 || o.basePort + o.total - 1 > 65535) {
       throw new PathlensError('ERR_USAGE', `port range ${o.basePort}..${o.basePort + o.total - 1} does not fit in 1..65535: lower -p, -m or -q`);
     }
     this.o = o;
     this.family = o.target.length === 4 ? 4 : 6;
-    this.sock = new Socket(this.family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0);
-    try {
-      if (this.family === 4) this.sock.setInt(SOL_IP, IP_RECVERR, 1, 'IP_RECVERR');
-      else this.sock.setInt(IPPROTO_IPV6, IPV6_RECVERR, 1, 'IPV6_RECVERR');
-      this.sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
-      this.sock.trySetInt(SOL_SOCKET, SO_RCVBUF, 1 << 20);
-      const local = new Uint8Array(28);
-      const any = o.source ?? new Uint8Array(this.family === 4 ? 4 : 16);
-      const len = writeSockaddr(local, 0, any, o.srcPort ?? 0);
-      this.sock.bind(local.subarray(0, len), o.source ? `bind to ${formatIp(any, 0, this.family)}` : 'bind');
-      const nm = this.sock.localName();
-      const v = new SockaddrView();
-      readSockaddr(new DataView(nm.buffer, nm.byteOffset, nm.byteLength), 0, nm.length, v);
-      this.srcPort = v.port;
-      this.source = o.source ? formatIp(o.source, 0, this.family) : null;
-    } catch (e) {
-      this.sock.close();
-      throw e;
-    }
-    this.sendBatch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE);
-    const b = this.sendBatch;
+    const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, o.placement, o.source, o.srcPort, true);
+    this.sock = sock;
+    this.srcPort = port;
+    this.source = o.source ? formatIp(o.source, 0, this.family) : null;
+    this.batch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE);
+    const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) {
       const off = i * o.payloadLen;
       b.dataView.setUint32(off, COOKIE_MAGIC, false);
@@ -114,9 +120,8 @@ export class UdpProber implements Prober {
   }
 
   send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
-    const b = this.sendBatch;
+    const b = this.batch;
     const o = this.o;
-    const retries = this.retries;
     if (n > o.maxBatch) throw new RangeError('batch larger than maxBatch');
     for (let i = 0; i < n; i++) {
       const off = i * o.payloadLen;
@@ -125,37 +130,8 @@ export class UdpProber implements Prober {
       const nameLen = writeSockaddr(b.names, i * 28, o.target, o.basePort + seqs[i]);
       const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
       b.set(i, o.payloadLen, nameLen, ctrlLen);
-      retries[i] = 0;
     }
-    let done = 0;
-    let failedWithoutDrain = 0;
-    while (done < n) {
-      const rc = b.send(this.sock.fd, n - done);
-      this.stats.sendCalls++;
-      if (rc > 0) {
-        const sec = b.times[0];
-        const nsec = b.times[1];
-        for (let i = done; i < done + rc; i++) onSent(i, sec, nsec, retries[i]);
-        done += rc;
-        b.shift(rc, n - done);
-        failedWithoutDrain = 0;
-        continue;
-      }
-      const err = -rc;
-      if (err === EAGAIN || err === ENOBUFS) break; // socket buffer full: the engine retries later
-      if (!ICMP_ERRNOS.has(err)) throw new SysError('sendmmsg', rc, `probe to ${formatIp(o.target, 0, this.family)}`);
-      // A queued ICMP error was reported through this send: the probe did not leave. Read the
-      // error queue (those are replies to earlier probes) and send the same probe again.
-      this.stats.retries++;
-      retries[done]++;
-      const drained = this.drain();
-      if (drained === 0 && ++failedWithoutDrain > 1) {
-        // Nothing queued explains the failure: it is local (no route, firewall, MTU).
-        throw new SysError('sendmmsg', rc, `probe to ${formatIp(o.target, 0, this.family)}${err === EMSGSIZE ? ': packet larger than the path MTU' : ''}`);
-      }
-      if (retries[done] > MAX_RETRIES) throw new SysError('sendmmsg', rc, 'kept failing after draining the error queue');
-    }
-    return done;
+    return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
@@ -163,59 +139,12 @@ export class UdpProber implements Prober {
     this.sock.watch(() => this.drain(), onFatal);
   }
 
+  private readonly onErrBound = (i: number) => this.onErrqueue(i);
+  private readonly onDataBound = (i: number) => this.onDatagram(i);
+
   /** Reads the error queue, then the normal queue, until both are empty. */
   drain(): number {
-    let total = 0;
-    for (;;) {
-      const n = this.errBatch.recv(this.sock.fd, MSG_ERRQUEUE);
-      this.stats.recvCalls++;
-      if (n <= 0) break;
-      for (let i = 0; i < n; i++) this.onErrqueue(i);
-      total += n;
-      if (n < this.errBatch.count) break;
-    }
-    for (let errs = 0; ; ) {
-      const n = this.dataBatch.recv(this.sock.fd, 0);
-      this.stats.recvCalls++;
-      if (n <= 0) {
-        // A pending sk_err surfaces on recv too (and is cleared by it); the queue may still hold data.
-        if (n < 0 && ICMP_ERRNOS.has(-n) && ++errs < 4) continue;
-        break;
-      }
-      for (let i = 0; i < n; i++) this.onDatagram(i);
-      total += n;
-      if (n < this.dataBatch.count) break;
-    }
-    return total;
-  }
-
-  private resetRecord(): ReplyRecord {
-    const r = this.rec;
-    r.seq = -1;
-    r.unmatched = null;
-    r.detail = '';
-    r.family = this.family;
-    r.hasAddr = false;
-    r.kind = 'other';
-    r.code = '';
-    r.icmpType = -1;
-    r.icmpCode = -1;
-    r.errno = 0;
-    r.mtu = 0;
-    r.kernelTs = false;
-    return r;
-  }
-
-  private stamp(r: ReplyRecord, hasTime: boolean, sec: number, nsec: number): void {
-    if (hasTime) {
-      r.sec = sec;
-      r.nsec = nsec;
-      r.kernelTs = true;
-    } else {
-      realtime(this.now);
-      r.sec = this.now[0];
-      r.nsec = this.now[1];
-    }
+    return this.drainSocket(this.sock, this.errBatch, this.dataBatch, this.onErrBound, this.onDataBound);
   }
 
   /** Matches the original destination (msg_name) and the quoted cookie to a probe. */
@@ -250,57 +179,22 @@ export class UdpProber implements Prober {
 
   private onErrqueue(i: number): void {
     const b = this.errBatch;
-    const r = this.resetRecord();
-    const eq = this.eq;
-    const st = parseErrqueue(b.ctrlView, b.ctrlOff(i), b.ctrlOff(i) + b.ctrlLen(i), eq, this.cur);
-    this.stamp(r, eq.hasTime, eq.sec, eq.nsec);
-    if (st !== OK) {
-      r.unmatched = 'malformed';
-      r.detail = 'error queue message without sock_extended_err';
-    } else {
-      this.correlate(r, b, i, b.dataOff(i), b.dataLen(i));
-      r.errno = eq.errno;
-      if (eq.origin === SO_EE_ORIGIN_ICMP || eq.origin === SO_EE_ORIGIN_ICMP6) {
-        const fam: Family = eq.origin === SO_EE_ORIGIN_ICMP ? 4 : 6;
-        const nm = icmpName(fam, eq.icmpType, eq.icmpCode);
-        r.kind = nm.kind;
-        r.code = nm.code;
-        r.icmpType = eq.icmpType;
-        r.icmpCode = eq.icmpCode;
-        if ((fam === 4 && eq.icmpType === 3 && eq.icmpCode === 4) || (fam === 6 && eq.icmpType === 2)) r.mtu = eq.info;
-        if (eq.offender.family === this.family) {
-          r.hasAddr = true;
-          r.addrBuf = b.ctrl;
-          r.addrOff = eq.offender.addrOff;
-        }
-      } else if (eq.origin === SO_EE_ORIGIN_LOCAL) {
-        r.kind = 'local-error';
-        r.code = errnoName(eq.errno);
-        if (eq.errno === EMSGSIZE) r.mtu = eq.info;
-      } else {
-        r.kind = 'other';
-        r.code = `origin-${eq.origin}`;
-      }
+    if (this.beginErrqueue(b, i)) {
+      this.correlate(this.rec, b, i, b.dataOff(i), b.dataLen(i));
+      this.finishErrqueue(b, i);
     }
-    this.onReply?.(r);
+    this.onReply?.(this.rec);
   }
 
   private onDatagram(i: number): void {
     const b = this.dataBatch;
-    const r = this.resetRecord();
-    const eq = this.eq;
-    parseErrqueue(b.ctrlView, b.ctrlOff(i), b.ctrlOff(i) + b.ctrlLen(i), eq, this.cur); // timestamp only
-    this.stamp(r, eq.hasTime, eq.sec, eq.nsec);
+    const r = this.beginData(b, i);
     // A UDP answer from the target: its source port is our probe's destination port. No cookie
     // comes back (it is the service's own payload), so the port alone identifies the probe.
     this.correlate(r, b, i, 0, 0);
     r.kind = 'udp-reply';
     r.code = 'reply';
-    if (r.unmatched !== 'malformed') {
-      r.hasAddr = true;
-      r.addrBuf = b.names;
-      r.addrOff = this.name.addrOff;
-    }
+    if (r.unmatched !== 'malformed') ProberBase.setAddr(r, b.names, this.name.addrOff);
     this.onReply?.(r);
   }
 

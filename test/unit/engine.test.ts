@@ -23,6 +23,8 @@ interface Answer {
 }
 
 class ScriptedProber implements Prober {
+  readonly method = 'udp' as const;
+  readonly socketKind = 'dgram' as const;
   readonly family = 4 as const;
   readonly srcPort = 40000;
   readonly source = null;

@@ -1,0 +1,202 @@
+/**
+ * What every datagram prober shares: the reply record and its reset, timestamps, the reading of an
+ * error-queue record into a reply, the send loop that drains a pending ICMP error and sends again,
+ * and the drain of both queues. UDP, ICMP (ping and raw) and TCP probers build on it.
+ */
+import { MSG_ERRQUEUE, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL } from '../core/constants.js';
+import { SysError, errnoName } from '../core/errors.js';
+import type { RecvBatch, SendBatch } from '../io/batch.js';
+import type { Socket } from '../io/socket.js';
+import { type Family, SockaddrView, formatIp } from '../packet/addr.js';
+import { CmsgCursor } from '../packet/cmsg.js';
+import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
+import { icmpName } from '../packet/icmp.js';
+import { IcmpExtView, parseIcmpExtensions } from '../packet/icmpext.js';
+import { OK } from '../packet/status.js';
+import { realtime } from '../time/clock.js';
+import { type OnSent, type ProberStats, type ReplyRecord, rfc4884Offset } from './prober.js';
+
+const EAGAIN = 11;
+const ENOBUFS = 105;
+const EMSGSIZE = 90;
+/** errno values a queued ICMP error leaves in sk_err, which the next sendmsg then returns. */
+export const ICMP_ERRNOS = new Set([113 /* EHOSTUNREACH */, 101 /* ENETUNREACH */, 111 /* ECONNREFUSED */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 71 /* EPROTO */, 92 /* ENOPROTOOPT */, 13 /* EACCES */, 90 /* EMSGSIZE */, 1 /* EPERM */]);
+const MAX_RETRIES = 16;
+
+export abstract class ProberBase {
+  abstract readonly family: Family;
+  readonly stats: ProberStats = { sendCalls: 0, recvCalls: 0, retries: 0 };
+  protected onReply: ((r: ReplyRecord) => void) | null = null;
+  protected readonly eq = new ErrqueueRecord();
+  protected readonly cur = new CmsgCursor();
+  protected readonly name = new SockaddrView();
+  protected readonly ext = new IcmpExtView();
+  private readonly now = new Float64Array(2);
+
+  constructor(protected readonly rec: ReplyRecord) {}
+
+  protected resetRecord(): ReplyRecord {
+    const r = this.rec;
+    r.seq = -1;
+    r.unmatched = null;
+    r.detail = '';
+    r.family = this.family;
+    r.hasAddr = false;
+    r.kind = 'other';
+    r.code = '';
+    r.icmpType = -1;
+    r.icmpCode = -1;
+    r.errno = 0;
+    r.mtu = 0;
+    r.kernelTs = false;
+    r.mpls = null;
+    return r;
+  }
+
+  protected stamp(r: ReplyRecord, hasTime: boolean, sec: number, nsec: number): void {
+    if (hasTime) {
+      r.sec = sec;
+      r.nsec = nsec;
+      r.kernelTs = true;
+    } else {
+      realtime(this.now);
+      r.sec = this.now[0];
+      r.nsec = this.now[1];
+    }
+  }
+
+  /**
+   * Starts the reply for error-queue message i of b: the record is reset, the extended error
+   * parsed into `this.eq` and the timestamp taken. Returns false (the record marked malformed)
+   * when the message carries no usable sock_extended_err.
+   */
+  protected beginErrqueue(b: RecvBatch, i: number): boolean {
+    const r = this.resetRecord();
+    const st = parseErrqueue(b.ctrlView, b.ctrlOff(i), b.ctrlOff(i) + b.ctrlLen(i), this.eq, this.cur);
+    this.stamp(r, this.eq.hasTime, this.eq.sec, this.eq.nsec);
+    if (st === OK) return true;
+    r.unmatched = 'malformed';
+    r.detail = 'error queue message without sock_extended_err';
+    return false;
+  }
+
+  /** Kind, code, MTU, offender and MPLS labels of error-queue message i (after beginErrqueue). */
+  protected finishErrqueue(b: RecvBatch, i: number): void {
+    this.fromErrqueue(this.rec, b.ctrl, b.data, b.dataOff(i), b.dataLen(i), rfc4884Offset(this.eq.data));
+  }
+
+  /** Starts the reply for normal-queue message i of b: reset, and the kernel timestamp if any. */
+  protected beginData(b: RecvBatch, i: number): ReplyRecord {
+    const r = this.resetRecord();
+    parseErrqueue(b.ctrlView, b.ctrlOff(i), b.ctrlOff(i) + b.ctrlLen(i), this.eq, this.cur); // timestamp only
+    this.stamp(r, this.eq.hasTime, this.eq.sec, this.eq.nsec);
+    return r;
+  }
+
+  protected static setAddr(r: ReplyRecord, buf: Uint8Array, off: number): void {
+    r.hasAddr = true;
+    r.addrBuf = buf;
+    r.addrOff = off;
+  }
+
+  /**
+   * Fills kind, code, errno, MTU and offender from `this.eq` (a parsed error-queue record), and the
+   * MPLS label stack when the kernel located RFC 4884 extensions after the quote (`extOff`, bytes
+   * into the payload at `payload`; -1 when there are none).
+   */
+  protected fromErrqueue(r: ReplyRecord, ctrl: Uint8Array, payload: Uint8Array, payloadOff: number, payloadLen: number, extOff: number): void {
+    const eq = this.eq;
+    r.errno = eq.errno;
+    if (eq.origin === SO_EE_ORIGIN_ICMP || eq.origin === SO_EE_ORIGIN_ICMP6) {
+      const fam: Family = eq.origin === SO_EE_ORIGIN_ICMP ? 4 : 6;
+      const nm = icmpName(fam, eq.icmpType, eq.icmpCode);
+      r.kind = nm.kind;
+      r.code = nm.code;
+      r.icmpType = eq.icmpType;
+      r.icmpCode = eq.icmpCode;
+      if ((fam === 4 && eq.icmpType === 3 && eq.icmpCode === 4) || (fam === 6 && eq.icmpType === 2)) r.mtu = eq.info;
+      if (eq.offender.family === this.family) ProberBase.setAddr(r, ctrl, eq.offender.addrOff);
+      if (extOff >= 0 && extOff < payloadLen) {
+        if (parseIcmpExtensions(payload, payloadOff + extOff, payloadLen - extOff, this.ext) === OK) r.mpls = this.ext.labels();
+      }
+    } else if (eq.origin === SO_EE_ORIGIN_LOCAL) {
+      r.kind = 'local-error';
+      r.code = errnoName(eq.errno);
+      if (eq.errno === EMSGSIZE) r.mtu = eq.info;
+    } else {
+      r.kind = 'other';
+      r.code = `origin-${eq.origin}`;
+    }
+  }
+
+  /**
+   * Sends messages [0, n) of batch b on sock, calling onSent as they leave. A send failed by a
+   * pending ICMP error (sk_err) drains the queues (those are replies to earlier probes) and sends
+   * the same message again; a failure no drain explains is local and thrown. Returns how many
+   * went out (fewer when the socket buffer is full).
+   */
+  protected sendBatch(sock: Socket, b: SendBatch, n: number, retries: Int32Array, onSent: OnSent, target: Uint8Array): number {
+    for (let i = 0; i < n; i++) retries[i] = 0;
+    let done = 0;
+    let failedWithoutDrain = 0;
+    while (done < n) {
+      const rc = b.send(sock.fd, n - done);
+      this.stats.sendCalls++;
+      if (rc > 0) {
+        const sec = b.times[0];
+        const nsec = b.times[1];
+        for (let i = done; i < done + rc; i++) onSent(i, sec, nsec, retries[i]);
+        done += rc;
+        b.shift(rc, n - done);
+        failedWithoutDrain = 0;
+        continue;
+      }
+      const err = -rc;
+      if (err === EAGAIN || err === ENOBUFS) break; // socket buffer full: the engine retries later
+      const to = `probe to ${formatIp(target, 0, this.family)}`;
+      if (!ICMP_ERRNOS.has(err)) throw new SysError('sendmmsg', rc, to);
+      this.stats.retries++;
+      retries[done]++;
+      const drained = this.drain();
+      if (drained === 0 && ++failedWithoutDrain > 1) {
+        // Nothing queued explains the failure: it is local (no route, firewall, MTU).
+        throw new SysError('sendmmsg', rc, `${to}${err === EMSGSIZE ? ': packet larger than the path MTU' : ''}`);
+      }
+      if (retries[done] > MAX_RETRIES) throw new SysError('sendmmsg', rc, 'kept failing after draining the error queue');
+    }
+    return done;
+  }
+
+  /**
+   * Reads the error queue (when errBatch is given), then the normal queue, until both are empty,
+   * handing each message to the callbacks; returns how many were read.
+   */
+  protected drainSocket(sock: Socket, errBatch: RecvBatch | null, dataBatch: RecvBatch, onErr: (i: number) => void, onData: (i: number) => void): number {
+    let total = 0;
+    if (errBatch) {
+      for (;;) {
+        const n = errBatch.recv(sock.fd, MSG_ERRQUEUE);
+        this.stats.recvCalls++;
+        if (n <= 0) break;
+        for (let i = 0; i < n; i++) onErr(i);
+        total += n;
+        if (n < errBatch.count) break;
+      }
+    }
+    for (let errs = 0; ; ) {
+      const n = dataBatch.recv(sock.fd, 0);
+      this.stats.recvCalls++;
+      if (n <= 0) {
+        // A pending sk_err surfaces on recv too (and is cleared by it); the queue may still hold data.
+        if (n < 0 && ICMP_ERRNOS.has(-n) && ++errs < 4) continue;
+        break;
+      }
+      for (let i = 0; i < n; i++) onData(i);
+      total += n;
+      if (n < dataBatch.count) break;
+    }
+    return total;
+  }
+
+  abstract drain(): number;
+}

@@ -1,0 +1,356 @@
+/**
+ * ICMP echo probes (`-I`), two ways:
+ *  - ping: an ICMP datagram socket (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6), unprivileged where
+ *    net.ipv4.ping_group_range includes the caller's group. The kernel rewrites the echo id to the
+ *    socket's "port" and hands errors back on the error queue (IP_RECVERR) with the quoted echo
+ *    header and payload; echo replies arrive on the normal queue.
+ *  - raw: SOCK_RAW with CAP_NET_RAW. Every ICMP message reaching the host is seen; ours are picked
+ *    by echo id, destination and cookie. Errors are parsed from the quoted packet here (and their
+ *    RFC 4884 extensions with them).
+ *
+ * Correlation: the echo sequence number is the probe's seq (mod 2^16) and the 12-byte cookie in the
+ * payload (magic, session, seq) must agree whenever it is present. Paris-style flow identity: the
+ * last two payload bytes are chosen so that the ICMP checksum is the same for every probe of a flow
+ * (routers that hash on the ICMP header then keep the flow on one path).
+ */
+import {
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  SOCK_DGRAM,
+  SOCK_RAW,
+} from '../core/constants.js';
+import { PathlensError, SysError } from '../core/errors.js';
+import { RecvBatch, SendBatch } from '../io/batch.js';
+import type { Socket } from '../io/socket.js';
+import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
+import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
+import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, IcmpErrorView, icmpName, parseIcmpError } from '../packet/icmp.js';
+import { findIcmpExtensions } from '../packet/icmpext.js';
+import { IpView, parseIpHeader } from '../packet/ip.js';
+import { OK } from '../packet/status.js';
+import { ProberBase } from './base.js';
+import type { Placement } from './placement.js';
+import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { COOKIE_LEN, COOKIE_MAGIC, openProbeSocket } from './udp.js';
+
+export type IcmpSocketKind = 'ping' | 'raw';
+/** auto: ping socket if allowed, raw otherwise; unpriv: ping only; raw: raw only. */
+export type SocketChoice = 'auto' | 'unpriv' | 'raw';
+
+export interface IcmpProberOptions {
+  target: Uint8Array;
+  total: number;
+  maxBatch: number;
+  /** Bytes after the 8-byte echo header (at least 16: cookie, TTL, pad, checksum fixer). */
+  payloadLen: number;
+  session: number;
+  socket: SocketChoice;
+  /** Flow number mixed into the constant checksum (ECMP exploration); 0 by default. */
+  flow?: number;
+  source?: Uint8Array;
+  placement?: Placement;
+}
+
+export const ICMP_MIN_PAYLOAD = 16;
+const EACCES = 13;
+const EPERM = 1;
+/** The constant checksum of flow 0 (any value works; flows add their number to it). */
+const FLOW_CHECKSUM = 0x5a5a;
+
+/** One's-complement 16-bit sum of buf[off, off+len) (not inverted, folded). */
+function onesSum(buf: Uint8Array, off: number, len: number): number {
+  let sum = 0;
+  const end = off + len;
+  let i = off;
+  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
+  if (i < end) sum += buf[i] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+/**
+ * Sets the 16-bit word at `fixOff` so that the ICMP checksum over buf[off, off+len) comes out as
+ * `want` (the checksum field itself must hold zero while this runs).
+ */
+export function fixChecksum(buf: Uint8Array, off: number, len: number, fixOff: number, want: number): void {
+  buf[fixOff] = 0;
+  buf[fixOff + 1] = 0;
+  // Final checksum = ~(S + fix); want it equal to `want`: fix = ~want - S in one's complement.
+  let fix = (~want & 0xffff) + (~onesSum(buf, off, len) & 0xffff);
+  while (fix > 0xffff) fix = (fix & 0xffff) + (fix >>> 16);
+  buf[fixOff] = fix >> 8;
+  buf[fixOff + 1] = fix & 0xff;
+}
+
+export function icmpPrivilegeHint(family: Family): string {
+  return (
+    `ICMP probes need an ICMP datagram socket, allowed when the sysctl net.ipv4.ping_group_range includes your group ` +
+    `(sysctl -w net.ipv4.ping_group_range="0 2147483647"), or a raw socket, which needs CAP_NET_RAW ` +
+    `(setcap cap_net_raw+ep "$(command -v node)", or run as root)${family === 6 ? '; the same sysctl governs ICMPv6' : ''}`
+  );
+}
+
+/** Opens the ICMP socket the choice allows: a ping socket first, raw when that is refused. */
+export function openIcmpSocket(family: Family, choice: SocketChoice, placement: Placement | undefined, source: Uint8Array | undefined): { sock: Socket; kind: IcmpSocketKind; port: number } {
+  const proto = family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+  let pingErr: unknown = null;
+  if (choice !== 'raw') {
+    try {
+      const { sock, port } = openProbeSocket(family, SOCK_DGRAM, proto, placement, source, undefined, true);
+      return { sock, kind: 'ping', port };
+    } catch (e) {
+      if (!(e instanceof SysError && e.syscall === 'socket' && (e.errno === EACCES || e.errno === EPERM))) throw e;
+      pingErr = e;
+      if (choice === 'unpriv') throw new PathlensError('ERR_PRIVILEGE', `ICMP datagram (ping) socket refused (${e.sysCode}): ${icmpPrivilegeHint(family)}`);
+    }
+  }
+  try {
+    const { sock } = openProbeSocket(family, SOCK_RAW, proto, placement, source, undefined, false);
+    return { sock, kind: 'raw', port: 0 };
+  } catch (e) {
+    if (e instanceof SysError && e.syscall === 'socket' && (e.errno === EPERM || e.errno === EACCES)) {
+      throw new PathlensError('ERR_PRIVILEGE', `${pingErr ? 'ping socket and raw socket both refused' : `raw ICMP socket refused (${e.sysCode})`}: ${icmpPrivilegeHint(family)}`);
+    }
+    throw e;
+  }
+}
+
+export class IcmpProber extends ProberBase implements Prober {
+  readonly method = 'icmp' as const;
+  readonly family: Family;
+  readonly srcPort: number;
+  readonly source: string | null;
+  readonly socketKind: IcmpSocketKind;
+  private readonly sock: Socket;
+  private readonly o: IcmpProberOptions;
+  private readonly batch: SendBatch;
+  private readonly msgLen: number;
+  private readonly echoId: number;
+  private readonly flowChecksum: number;
+  private readonly errBatch: RecvBatch | null;
+  private readonly dataBatch = new RecvBatch(32, 2048, 128, 32);
+  private readonly retries: Int32Array;
+  private readonly ip = new IpView();
+  private readonly icmp = new IcmpErrorView();
+  /** Messages a raw socket saw that belong to someone else (other pings, our own requests on lo). */
+  foreign = 0;
+
+  constructor(o: IcmpProberOptions) {
+    super(new ReplyRecord());
+    if (o.payloadLen < ICMP_MIN_PAYLOAD) throw new PathlensError('ERR_USAGE', `ICMP payload must be at least ${ICMP_MIN_PAYLOAD} bytes`);
+    this.o = o;
+    this.family = o.target.length === 4 ? 4 : 6;
+    const { sock, kind, port } = openIcmpSocket(this.family, o.socket, o.placement, o.source);
+    this.sock = sock;
+    this.socketKind = kind;
+    // On a ping socket the kernel puts the socket's "port" in the id field; a raw socket sends
+    // ours. The checksum fixer needs the id that will really be on the wire.
+    this.echoId = kind === 'ping' ? port : (o.session ^ (o.session >>> 16)) & 0xffff;
+    this.srcPort = this.echoId;
+    this.source = o.source ? formatIp(o.source, 0, this.family) : null;
+    this.flowChecksum = (FLOW_CHECKSUM + (o.flow ?? 0)) & 0xffff;
+    this.errBatch = kind === 'ping' ? new RecvBatch(32, 1024, 256, 32) : null;
+    this.msgLen = 8 + o.payloadLen;
+    this.batch = new SendBatch(o.maxBatch, this.msgLen, 28, TTL_CMSG_SPACE);
+    const b = this.batch;
+    for (let i = 0; i < o.maxBatch; i++) {
+      const off = i * this.msgLen;
+      b.data[off] = this.family === 4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
+      b.dataView.setUint16(off + 4, this.echoId, false);
+      b.dataView.setUint32(off + 8, COOKIE_MAGIC, false);
+      b.dataView.setUint32(off + 12, o.session >>> 0, false);
+    }
+    this.retries = new Int32Array(o.maxBatch);
+  }
+
+  dstPort(): number | null {
+    return null;
+  }
+
+  send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
+    const b = this.batch;
+    const o = this.o;
+    const len = this.msgLen;
+    if (n > o.maxBatch) throw new RangeError('batch larger than maxBatch');
+    for (let i = 0; i < n; i++) {
+      const off = i * len;
+      b.dataView.setUint16(off + 2, 0, false);
+      b.dataView.setUint16(off + 6, seqs[i] & 0xffff, false);
+      b.dataView.setUint32(off + 16, seqs[i] >>> 0, false);
+      b.data[off + 8 + COOKIE_LEN] = ttls[i] & 0xff;
+      fixChecksum(b.data, off, len, off + len - 2, this.flowChecksum);
+      // IPv4 raw: we send the checksum; ping sockets and ICMPv6 compute it in the kernel (and get
+      // the same constant value for the ICMP part).
+      if (this.family === 4 && this.socketKind === 'raw') b.dataView.setUint16(off + 2, this.flowChecksum, false);
+      const nameLen = writeSockaddr(b.names, i * 28, o.target, 0);
+      const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
+      b.set(i, len, nameLen, ctrlLen);
+    }
+    return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
+  }
+
+  start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
+    this.onReply = onReply;
+    this.sock.watch(() => this.drain(), onFatal);
+  }
+
+  private readonly onErrBound = (i: number) => this.onErrqueue(i);
+  private readonly onDataBound = (i: number) => (this.socketKind === 'ping' ? this.onPingData(i) : this.onRawData(i));
+
+  drain(): number {
+    return this.drainSocket(this.sock, this.errBatch, this.dataBatch, this.onErrBound, this.onDataBound);
+  }
+
+  /**
+   * Attributes an echo header at bytes[off] (8 bytes) and the cookie after it (if `avail` covers
+   * it) to a probe: sets r.seq, or r.unmatched.
+   */
+  private match(r: ReplyRecord, bytes: Uint8Array, dv: DataView, off: number, avail: number): void {
+    if (avail < 8) {
+      r.unmatched = 'malformed';
+      r.detail = 'echo header cut short';
+      return;
+    }
+    const seq16 = dv.getUint16(off + 6, false);
+    if (avail >= 8 + COOKIE_LEN) {
+      const seq = dv.getUint32(off + 16, false);
+      if (dv.getUint32(off + 8, false) !== COOKIE_MAGIC || dv.getUint32(off + 12, false) !== this.o.session >>> 0 || (seq & 0xffff) !== seq16) {
+        r.unmatched = 'cookie-mismatch';
+        r.detail = `echo seq ${seq16}`;
+        return;
+      }
+      if (seq >= this.o.total) {
+        r.unmatched = 'unknown-probe';
+        r.detail = `seq ${seq}`;
+        return;
+      }
+      r.seq = seq;
+      return;
+    }
+    // No cookie quoted: the 16-bit sequence is the probe only while the budget fits in it.
+    if (this.o.total > 0x10000 || seq16 >= this.o.total) {
+      r.unmatched = 'unknown-probe';
+      r.detail = `echo seq ${seq16} without cookie`;
+      return;
+    }
+    r.seq = seq16;
+  }
+
+  /** Ping socket, error queue: the payload starts at the quoted echo header. */
+  private onErrqueue(i: number): void {
+    const b = this.errBatch!;
+    const r = this.rec;
+    if (this.beginErrqueue(b, i)) {
+      const nm = this.name;
+      if (readSockaddr(b.nameView, b.nameOff(i), b.nameLen(i), nm) === OK && nm.family === this.family && !sameAddr(b.names, nm.addrOff, this.o.target)) {
+        r.unmatched = 'wrong-destination';
+        r.detail = `for ${formatIp(b.names, nm.addrOff, this.family)}`;
+      } else {
+        this.match(r, b.data, b.dataView, b.dataOff(i), b.dataLen(i));
+      }
+      this.finishErrqueue(b, i);
+    }
+    this.onReply?.(r);
+  }
+
+  /** Ping socket, normal queue: an echo reply, ICMP header first; the kernel matched the id. */
+  private onPingData(i: number): void {
+    const b = this.dataBatch;
+    const r = this.beginData(b, i);
+    const off = b.dataOff(i);
+    const want = this.family === 4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
+    if (b.dataLen(i) < 8 || b.data[off] !== want) {
+      r.unmatched = 'malformed';
+      r.detail = `ICMP type ${b.dataLen(i) > 0 ? b.data[off] : -1} on a ping socket`;
+    } else {
+      this.match(r, b.data, b.dataView, off, b.dataLen(i));
+    }
+    this.echoReply(r, b, i);
+    this.onReply?.(r);
+  }
+
+  private echoReply(r: ReplyRecord, b: RecvBatch, i: number): void {
+    r.kind = 'echo-reply';
+    r.code = 'reply';
+    r.icmpType = this.family === 4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
+    r.icmpCode = 0;
+    const nm = this.name;
+    if (readSockaddr(b.nameView, b.nameOff(i), b.nameLen(i), nm) === OK && nm.family === this.family) ProberBase.setAddr(r, b.names, nm.addrOff);
+  }
+
+  /**
+   * Raw socket: IPv4 messages start with the IP header, IPv6 ones with the ICMPv6 header (the
+   * sender is in msg_name). Echo replies with our id and errors quoting our echo requests are
+   * replies; anything else is someone else's traffic and only counted.
+   */
+  private onRawData(i: number): void {
+    const b = this.dataBatch;
+    const bytes = b.data;
+    const dv = b.dataView;
+    let off = b.dataOff(i);
+    let len = b.dataLen(i);
+    let srcOff = -1;
+    if (this.family === 4) {
+      if (parseIpHeader(bytes, off, len, this.ip, false) !== OK || this.ip.proto !== IPPROTO_ICMP) {
+        this.foreign++;
+        return;
+      }
+      srcOff = this.ip.srcOff;
+      off = this.ip.payloadOff;
+      len = this.ip.payloadLen;
+    } else if (readSockaddr(b.nameView, b.nameOff(i), b.nameLen(i), this.name) === OK && this.name.family === 6) {
+      srcOff = -2; // in the name buffer
+    }
+    if (len < 8) {
+      this.foreign++;
+      return;
+    }
+    const type = bytes[off];
+    const r = this.beginData(b, i);
+    if (type === (this.family === 4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY)) {
+      if (dv.getUint16(off + 4, false) !== this.echoId) {
+        this.foreign++;
+        return;
+      }
+      this.match(r, bytes, dv, off, len);
+      r.kind = 'echo-reply';
+      r.code = 'reply';
+      r.icmpType = type;
+      r.icmpCode = 0;
+    } else {
+      const ie = this.icmp;
+      if (parseIcmpError(bytes, dv, off, len, this.family, ie) !== OK) {
+        this.foreign++; // informational types, our own requests on loopback, broken messages
+        return;
+      }
+      const inner = ie.inner;
+      const l4 = inner.payloadOff;
+      const avail = ie.quotedOff + ie.quotedLen - l4;
+      const echoType = this.family === 4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
+      if (inner.proto !== (this.family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6) || avail < 8 || bytes[l4] !== echoType || ie.echoId !== this.echoId) {
+        this.foreign++;
+        return;
+      }
+      if (!sameAddr(bytes, inner.dstOff, this.o.target)) {
+        r.unmatched = 'wrong-destination';
+        r.detail = `for ${formatIp(bytes, inner.dstOff, this.family)}`;
+      } else {
+        this.match(r, bytes, dv, l4, avail);
+      }
+      const nm = icmpName(this.family, ie.type, ie.code);
+      r.kind = nm.kind;
+      r.code = nm.code;
+      r.icmpType = ie.type;
+      r.icmpCode = ie.code;
+      if ((this.family === 4 && ie.type === 3 && ie.code === 4) || (this.family === 6 && ie.type === 2)) r.mtu = this.family === 4 ? ie.rest & 0xffff : ie.rest;
+      if (findIcmpExtensions(bytes, off, len, this.family, this.ext) === OK) r.mpls = this.ext.labels();
+    }
+    if (srcOff >= 0) ProberBase.setAddr(r, bytes, srcOff);
+    else if (srcOff === -2) ProberBase.setAddr(r, b.names, this.name.addrOff);
+    this.onReply?.(r);
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
