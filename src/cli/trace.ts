@@ -34,6 +34,8 @@ interface TraceOpts {
   netns?: string;
   iface?: string;
   mark?: number;
+  pmtu?: boolean;
+  ecmp?: number;
   jsonl?: boolean;
   jsonlFile?: string;
   quiet?: boolean;
@@ -55,6 +57,8 @@ export function traceCommand(): Command {
     .option('--netns <name|path>', 'open the probing sockets in this network namespace (/run/netns/NAME or a path)')
     .option('-i, --iface <name>', 'send through this interface only (SO_BINDTODEVICE)')
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
+    .option('--ecmp <flows>', 'explore equal-cost paths: this many flow identities per hop (Paris style: constant per flow)', intArg(2, 256))
+    .option('--pmtu', 'path MTU discovery: full-size probes with DF; report where the MTU drops (UDP)')
     .option('-f, --first-ttl <ttl>', 'first TTL', intArg(1, 255), d.firstTtl)
     .option('-m, --max-ttl <ttl>', 'largest TTL', intArg(1, 255), d.maxTtl)
     .option('-q, --queries <n>', 'probes per hop', intArg(1, 10), d.queries)
@@ -71,7 +75,9 @@ export function traceCommand(): Command {
     .option('--jsonl', 'write pathlens.trace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
     .option('--quiet', 'no human view')
-    .action(async (target: string, opts: TraceOpts) => {
+    .action(async (target: string, opts: TraceOpts, cmd: Command) => {
+      // Exploring flows: one probe per flow and hop unless -q says otherwise.
+      if (opts.ecmp && cmd.getOptionValueSource('queries') === 'default') opts.queries = 1;
       const family: Family | undefined = opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined;
       if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
       const picked = [opts.udp && 'udp', opts.icmp && 'icmp', opts.tcp && 'tcp', opts.method].filter(Boolean) as MethodChoice[];
@@ -96,6 +102,8 @@ export function traceCommand(): Command {
         method,
         socket: opts.raw ? 'raw' : opts.unpriv ? 'unpriv' : 'auto',
         placement: { netns: opts.netns, iface: opts.iface, mark: opts.mark },
+        pmtu: opts.pmtu,
+        ecmp: opts.ecmp,
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
       const sinks: { event(e: TraceEvent): void; end?(): void | Promise<void> }[] = [];

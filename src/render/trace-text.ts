@@ -29,7 +29,25 @@ function fmtRtt(ms: number): string {
   return ms < 10 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(1);
 }
 
+/** ECMP exploration: one line per responder with its flows, then the confidence statement. */
+function formatMultipath(e: HopEvent): string {
+  const lines: string[] = [];
+  const minRtt = new Map<string, number>();
+  for (const r of e.replies) if (r.addr !== null) minRtt.set(r.addr, Math.min(minRtt.get(r.addr) ?? Infinity, r.rtt_ms));
+  (e.responders ?? []).forEach((x, i) => {
+    lines.push(`${i === 0 ? String(e.ttl).padStart(2) : '  '}  ${x.addr}  ${x.flows.length} flow${x.flows.length === 1 ? '' : 's'}  min ${fmtRtt(minRtt.get(x.addr) ?? 0)} ms`);
+  });
+  if (lines.length === 0) lines.push(`${String(e.ttl).padStart(2)}  *`);
+  const m = e.multipath;
+  if (m) {
+    const tail = e.no_reply ? `, ${e.no_reply} without reply` : '';
+    lines.push(`      [${m.next_hops} next hop${m.next_hops === 1 ? '' : 's'} over ${m.flows} flows${tail}; one more would have been missed with p=${m.miss_probability.toFixed(3)}; MDA needs ${m.flows_for_95} flows for 95%]`);
+  }
+  return lines.join('\n');
+}
+
 export function formatHop(e: HopEvent, target: string): string {
+  if (e.responders) return formatMultipath(e);
   const parts: string[] = [String(e.ttl).padStart(2)];
   const byIndex = new Map(e.replies.map((r) => [r.index, r]));
   let lastAddr: string | null | undefined;
@@ -61,7 +79,7 @@ export class TraceTextView {
       case 'start':
         this.target = e.address;
         this.write(
-          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.queries} probes/hop, ${describeMethod(e)}`,
+          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.flows ? `${e.flows} flows x ${e.queries} probes/hop` : `${e.queries} probes/hop`}, ${describeMethod(e)}`,
         );
         break;
       case 'hop':
@@ -70,6 +88,13 @@ export class TraceTextView {
       case 'reply':
         if (e.late) this.write(`    late reply: ttl ${e.ttl} probe ${e.index + 1} from ${e.addr ?? '?'} after ${fmtRtt(e.rtt_ms)} ms (counted as no reply)`);
         break;
+      case 'mtu':
+        this.write(
+          e.ttl === 0
+            ? `    pmtu ${e.mtu} (local route)`
+            : `    pmtu ${e.mtu} after hop ${e.ttl}${e.addr ? ` (reported by ${e.addr}${e.inferred ? ', hop inferred' : ''})` : ''}`,
+        );
+        break;
       case 'error':
         this.write(`error: ${e.message}`);
         break;
@@ -77,6 +102,7 @@ export class TraceTextView {
         const extra = [`${e.probes_sent} probes`, `${(e.duration_ms / 1000).toFixed(2)} s`];
         if (e.unmatched) extra.push(`${e.unmatched} unmatched`);
         if (e.late) extra.push(`${e.late} late`);
+        if (e.path_mtu) extra.push(`path MTU ${e.path_mtu}`);
         const what = e.reason === 'reached' ? `reached ${this.target} in ${e.hops} hops` : `stopped: ${e.reason} after ${e.hops} hops`;
         this.write(`-- ${what} (${extra.join(', ')})`);
         break;

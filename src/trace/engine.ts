@@ -16,12 +16,14 @@ import { diffMs, roundMs } from '../time/clock.js';
 import {
   type DoneEvent,
   type EventSink,
+  type HopEvent,
   type HopReply,
   type StopReason,
   TRACE_SCHEMA,
   type TimeoutEvent,
   type TraceEvent,
 } from './events.js';
+import { flowsNeeded, missProbability } from './mda.js';
 import type { Prober, ReplyRecord } from './prober.js';
 
 export interface EngineOptions {
@@ -31,6 +33,8 @@ export interface EngineOptions {
   firstTtl: number;
   maxTtl: number;
   queries: number;
+  /** ECMP exploration: distinct flow identities per TTL (each gets `queries` probes); 1 otherwise. */
+  flows?: number;
   basePort: number;
   /** Longest wait for any one probe, ms. */
   waitMs: number;
@@ -42,6 +46,8 @@ export interface EngineOptions {
   payloadLen: number;
   /** Whole-trace deadline in ms (0: none). */
   deadlineMs: number;
+  /** Path MTU discovery: a Fragmentation Needed / Packet Too Big sends the probe again, smaller. */
+  pmtu?: boolean;
   version: string;
 }
 
@@ -49,6 +55,9 @@ const UNSENT = 0;
 const INFLIGHT = 1;
 const REPLIED = 2;
 const TIMEDOUT = 3;
+/** Bounced by a smaller MTU on the way (--pmtu): waiting to be sent again. */
+const RESEND = 4;
+const MAX_RESENDS = 4;
 
 export class TraceEngine {
   private readonly o: EngineOptions;
@@ -88,19 +97,32 @@ export class TraceEngine {
   private stopReason: StopReason | null = null;
   private failure: Error | null = null;
   private resolve!: (d: DoneEvent) => void;
-  private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0 };
+  private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0, resent: 0 };
+  /** --pmtu: probes to send again (smaller), in order; how often each was; drops not yet placed. */
+  private readonly resendQueue: number[] = [];
+  private readonly resends: Uint8Array;
+  private readonly drops: { addr: string | null; mtu: number; probeTtl: number; reported: boolean }[] = [];
+  /** First TTL at which each responder address was settled in a hop. */
+  private readonly hopOfAddr = new Map<string, number>();
   private readonly onSentBound: (i: number, sec: number, nsec: number, retries: number) => void;
   /** The longest wait for one probe: -w, capped by what the method can honour. */
   private readonly waitMs: number;
+  /** Probes per TTL: queries x flows. Probe index i at a TTL belongs to flow i % flows. */
+  private readonly perTtl: number;
+  private readonly flows: number;
 
   constructor(o: EngineOptions, prober: Prober, sink: EventSink<TraceEvent>) {
     if (o.firstTtl < 1 || o.maxTtl > 255 || o.firstTtl > o.maxTtl) throw new PathlensError('ERR_USAGE', 'TTLs must satisfy 1 <= first <= max <= 255');
     if (o.queries < 1 || o.queries > 10) throw new PathlensError('ERR_USAGE', 'queries per hop must be 1..10');
+    const flows = o.flows ?? 1;
+    if (!(flows >= 1 && flows <= 256)) throw new PathlensError('ERR_USAGE', 'flows per hop must be 1..256');
+    this.flows = flows;
+    this.perTtl = o.queries * flows;
     if (o.maxInflight < 1 || o.maxInflight > 256) throw new PathlensError('ERR_USAGE', 'max in-flight probes must be 1..256');
     this.o = o;
     this.prober = prober;
     this.sink = sink;
-    this.total = (o.maxTtl - o.firstTtl + 1) * o.queries;
+    this.total = (o.maxTtl - o.firstTtl + 1) * this.perTtl;
     this.limitSeq = this.total;
     this.state = new Uint8Array(this.total);
     this.txSec = new Float64Array(this.total);
@@ -108,6 +130,7 @@ export class TraceEngine {
     this.txMono = new Float64Array(this.total);
     this.deadline = new Float64Array(this.total);
     this.adaptive = new Uint8Array(this.total);
+    this.resends = new Uint8Array(this.total);
     this.minRttFrom = new Float64Array(257).fill(Infinity);
     this.ttlSent = new Int32Array(257);
     this.ttlDone = new Int32Array(257);
@@ -131,7 +154,7 @@ export class TraceEngine {
   }
 
   private ttlOf(seq: number): number {
-    return this.o.firstTtl + Math.floor(seq / this.o.queries);
+    return this.o.firstTtl + Math.floor(seq / this.perTtl);
   }
 
   private now(): number {
@@ -162,6 +185,7 @@ export class TraceEngine {
       first_ttl: o.firstTtl,
       max_ttl: o.maxTtl,
       queries: o.queries,
+      ...(this.flows > 1 ? { flows: this.flows } : {}),
       port: o.basePort,
       wait_ms: this.waitMs,
       adaptive_factor: o.adaptiveFactor,
@@ -169,6 +193,9 @@ export class TraceEngine {
       payload_len: o.payloadLen,
       deadline_ms: o.deadlineMs > 0 ? o.deadlineMs : null,
     });
+    if (o.pmtu && this.prober.packetLen !== undefined) {
+      this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: 0, ttl: 0, mtu: this.prober.packetLen, addr: null, inferred: false });
+    }
     const done = new Promise<DoneEvent>((res) => (this.resolve = res));
     try {
       this.prober.start(
@@ -208,20 +235,33 @@ export class TraceEngine {
     this.pumping = true;
     try {
       const o = this.o;
-      while (this.nInflight < o.maxInflight && this.nextSeq < this.limitSeq && this.stopReason === null) {
-        const n = Math.min(o.maxInflight - this.nInflight, this.limitSeq - this.nextSeq, this.prober.sendChunk ?? Infinity);
-        for (let i = 0; i < n; i++) {
-          this.batchSeqs[i] = this.nextSeq + i;
-          this.batchTtls[i] = this.ttlOf(this.nextSeq + i);
+      while (this.nInflight < o.maxInflight && (this.nextSeq < this.limitSeq || this.resendQueue.length > 0) && this.stopReason === null) {
+        const room = Math.min(o.maxInflight - this.nInflight, this.prober.sendChunk ?? Infinity);
+        let n: number;
+        const resending = this.resendQueue.length > 0;
+        if (resending) {
+          // Probes sent again after an MTU drop go first: their hops are waiting for them.
+          n = Math.min(room, this.resendQueue.length);
+          for (let i = 0; i < n; i++) {
+            this.batchSeqs[i] = this.resendQueue[i];
+            this.batchTtls[i] = this.ttlOf(this.resendQueue[i]);
+          }
+        } else {
+          n = Math.min(room, this.limitSeq - this.nextSeq);
+          for (let i = 0; i < n; i++) {
+            this.batchSeqs[i] = this.nextSeq + i;
+            this.batchTtls[i] = this.ttlOf(this.nextSeq + i);
+          }
         }
         const sent = this.prober.send(this.batchSeqs, this.batchTtls, n, this.onSentBound);
+        if (resending) this.resendQueue.splice(0, sent);
         if (this.finished) return;
         if (sent < n) {
           // Socket buffer full: try again shortly (a timer, not a spin).
           this.armTimer(performance.now() + 1);
           break;
         }
-        if (this.prober.sendChunk !== undefined && this.nInflight < o.maxInflight && this.nextSeq < this.limitSeq) {
+        if (this.prober.sendChunk !== undefined && this.nInflight < o.maxInflight && (this.nextSeq < this.limitSeq || this.resendQueue.length > 0)) {
           // Slow sends (a socket per probe): let the loop read replies between chunks, so that
           // replies seen only in userspace are timed when they come, not after the whole window.
           if (!this.immediate) this.immediate = setImmediate(() => {
@@ -243,13 +283,14 @@ export class TraceEngine {
   private onSent(i: number, sec: number, nsec: number, retries: number): void {
     const seq = this.batchSeqs[i];
     const ttl = this.batchTtls[i];
-    this.nextSeq = seq + 1;
+    const again = this.state[seq] === RESEND;
+    if (seq >= this.nextSeq) this.nextSeq = seq + 1;
     this.state[seq] = INFLIGHT;
     this.txSec[seq] = sec;
     this.txNsec[seq] = nsec;
     const mono = performance.now();
     this.txMono[seq] = mono;
-    this.ttlSent[ttl]++;
+    if (!again) this.ttlSent[ttl]++;
     this.counts.sent++;
     this.inflightPos[seq] = this.nInflight;
     this.inflight[this.nInflight++] = seq;
@@ -260,8 +301,11 @@ export class TraceEngine {
       t_ms: this.now(),
       seq,
       ttl,
-      index: seq % this.o.queries,
+      index: seq % this.perTtl,
       dst_port: this.prober.dstPort(seq),
+      ...(this.flows > 1 ? { flow: (seq % this.perTtl) % this.flows } : {}),
+      ...(again ? { resent: true } : {}),
+      ...(this.o.pmtu && this.prober.packetLen !== undefined ? { len: this.prober.packetLen } : {}),
       ...(this.prober.srcPortOf ? { src_port: this.prober.srcPortOf(seq) } : {}),
       ...(this.prober.method === 'icmp' ? { echo_seq: seq & 0xffff } : {}),
       retries,
@@ -314,27 +358,18 @@ export class TraceEngine {
       this.unmatched('duplicate', addr, `seq ${seq}`);
       return;
     }
+    if (st === RESEND) {
+      this.unmatched('duplicate', addr, `seq ${seq} (already bounced)`);
+      return;
+    }
     const ttl = this.ttlOf(seq);
     const rtt = roundMs(diffMs(this.txSec[seq], this.txNsec[seq], r.sec, r.nsec));
     const late = st === TIMEDOUT;
-    this.emit({
-      schema: TRACE_SCHEMA,
-      type: 'reply',
-      t_ms: this.now(),
-      seq,
-      ttl,
-      index: seq % this.o.queries,
-      addr,
-      rtt_ms: rtt,
-      kind: r.kind,
-      code: r.code,
-      icmp_type: r.icmpType >= 0 ? r.icmpType : null,
-      icmp_code: r.icmpCode >= 0 ? r.icmpCode : null,
-      late,
-      kernel_ts: r.kernelTs,
-      ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
-      ...(r.mpls ? { mpls: r.mpls } : {}),
-    });
+    if (!late && this.bounces(r)) {
+      this.bounce(seq, ttl, addr, rtt, r);
+      return;
+    }
+    this.emitReply(seq, ttl, addr, rtt, r, late, false);
     if (late) {
       this.counts.late++;
       return;
@@ -345,7 +380,15 @@ export class TraceEngine {
     this.ttlDone[ttl]++;
     let list = this.hopReplies[ttl];
     if (!list) list = this.hopReplies[ttl] = [];
-    list.push({ addr, rtt_ms: rtt, kind: r.kind, code: r.code, index: seq % this.o.queries, ...(r.mpls ? { mpls: r.mpls } : {}) });
+    list.push({
+      addr,
+      rtt_ms: rtt,
+      kind: r.kind,
+      code: r.code,
+      index: seq % this.perTtl,
+      ...(this.flows > 1 ? { flow: (seq % this.perTtl) % this.flows } : {}),
+      ...(r.mpls ? { mpls: r.mpls } : {}),
+    });
 
     // Later hops bound how long earlier ones can take: tighten their deadlines.
     if (rtt >= 0 && rtt < this.minRttFrom[ttl]) {
@@ -364,7 +407,7 @@ export class TraceEngine {
     }
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
     if (stopTtl !== Infinity) {
-      this.limitSeq = Math.min(this.limitSeq, (stopTtl - this.o.firstTtl + 1) * this.o.queries);
+      this.limitSeq = Math.min(this.limitSeq, (stopTtl - this.o.firstTtl + 1) * this.perTtl);
       if (stopTtl < ttl || stopTtl !== prevStop) {
         for (let i = 0; i < this.nInflight; i++) {
           const s = this.inflight[i];
@@ -373,6 +416,67 @@ export class TraceEngine {
       }
     }
     this.schedulePump();
+  }
+
+  private emitReply(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord, late: boolean, resend: boolean): void {
+    this.emit({
+      schema: TRACE_SCHEMA,
+      type: 'reply',
+      t_ms: this.now(),
+      seq,
+      ttl,
+      index: seq % this.perTtl,
+      addr,
+      rtt_ms: rtt,
+      kind: r.kind,
+      code: r.code,
+      icmp_type: r.icmpType >= 0 ? r.icmpType : null,
+      icmp_code: r.icmpCode >= 0 ? r.icmpCode : null,
+      late,
+      kernel_ts: r.kernelTs,
+      ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
+      ...(r.mpls ? { mpls: r.mpls } : {}),
+      ...(resend ? { resend: true } : {}),
+    });
+  }
+
+  /** --pmtu: is this reply a router saying the probe was too big (and can it be sent smaller)? */
+  private bounces(r: ReplyRecord): boolean {
+    if (!this.o.pmtu || r.mtu <= 0 || r.kind === 'local-error' || !this.prober.setPacketLen) return false;
+    if (r.kind !== 'packet-too-big' && !(r.kind === 'unreachable' && r.code === 'frag-needed')) return false;
+    return r.mtu >= (this.prober.family === 4 ? 68 : 1280) && this.resends[r.seq] < MAX_RESENDS;
+  }
+
+  /**
+   * The probe never reached its TTL: a router before it could not forward it. The reply is
+   * reported (resend: true) but is not the hop's answer; later probes get the smaller size and
+   * this one is sent again. Where the MTU dropped is placed once that router's hop is known.
+   */
+  private bounce(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord): void {
+    this.emitReply(seq, ttl, addr, rtt, r, false, true);
+    this.removeInflight(seq);
+    this.state[seq] = RESEND;
+    this.resends[seq]++;
+    this.counts.resent++;
+    this.resendQueue.push(seq);
+    const cur = this.prober.packetLen ?? Infinity;
+    if (r.mtu < cur) this.prober.setPacketLen!(r.mtu);
+    let d = this.drops.find((x) => x.addr === addr && x.mtu === r.mtu);
+    if (!d) this.drops.push((d = { addr, mtu: r.mtu, probeTtl: ttl, reported: false }));
+    else if (ttl < d.probeTtl) d.probeTtl = ttl;
+    this.placeDrops();
+    this.schedulePump();
+  }
+
+  /** Emits an mtu event for each drop whose reporting router has been seen at a settled hop. */
+  private placeDrops(): void {
+    for (const d of this.drops) {
+      if (d.reported || d.addr === null) continue;
+      const hop = this.hopOfAddr.get(d.addr);
+      if (hop === undefined || hop >= d.probeTtl) continue;
+      d.reported = true;
+      this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: this.now(), ttl: hop, mtu: d.mtu, addr: d.addr, inferred: false });
+    }
   }
 
   private unmatched(reason: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'duplicate' | 'malformed' | 'unsent', addr: string | null, detail: string): void {
@@ -393,7 +497,7 @@ export class TraceEngine {
       t_ms: this.now(),
       seq,
       ttl,
-      index: seq % this.o.queries,
+      index: seq % this.perTtl,
       waited_ms: roundMs(performance.now() - this.txMono[seq]),
       reason,
     });
@@ -444,19 +548,27 @@ export class TraceEngine {
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
     while (this.nextHopTtl <= stopTtl) {
       const t = this.nextHopTtl;
-      const planned = Math.max(0, Math.min(o.queries, lastSeq - (t - o.firstTtl) * o.queries));
+      const planned = Math.max(0, Math.min(this.perTtl, lastSeq - (t - o.firstTtl) * this.perTtl));
       const sent = this.ttlSent[t];
       const moreComing = this.stopReason === null && sent < planned;
       if (moreComing || this.ttlDone[t] < sent || sent === 0) break;
       this.emitHop(t);
       this.nextHopTtl++;
+      if (this.drops.length) this.placeDrops();
     }
-    if (this.nextHopTtl > stopTtl && this.nInflight > 0 && this.nextSeq >= this.limitSeq) {
+    for (let i = this.resendQueue.length - 1; i >= 0; i--) {
+      const q = this.resendQueue[i];
+      if (this.stopReason !== null || this.ttlOf(q) > stopTtl) {
+        this.resendQueue.splice(i, 1);
+        this.timeout(q, 'stopped');
+      }
+    }
+    if (this.nextHopTtl > stopTtl && this.nInflight > 0 && this.nextSeq >= this.limitSeq && this.resendQueue.length === 0) {
       // Every hop up to where the trace stops is settled: probes still out beyond it cannot change
       // the result. They end now, explicitly, as no-reply with reason 'stopped'.
       while (this.nInflight > 0) this.timeout(this.inflight[0], 'stopped');
     }
-    if (this.nInflight === 0 && (this.nextSeq >= this.limitSeq || this.stopReason !== null)) {
+    if (this.nInflight === 0 && this.resendQueue.length === 0 && (this.nextSeq >= this.limitSeq || this.stopReason !== null)) {
       this.finish();
       return;
     }
@@ -473,6 +585,7 @@ export class TraceEngine {
     this.hopReplies[t] = null;
     const addrs: string[] = [];
     for (const r of replies) if (r.addr !== null && !addrs.includes(r.addr)) addrs.push(r.addr);
+    for (const a of addrs) if (!this.hopOfAddr.has(a)) this.hopOfAddr.set(a, t);
     this.emit({
       schema: TRACE_SCHEMA,
       type: 'hop',
@@ -482,7 +595,28 @@ export class TraceEngine {
       replies,
       no_reply: this.ttlSent[t] - replies.length,
       addrs,
+      ...(this.flows > 1 ? this.multipath(replies, addrs) : {}),
     });
+  }
+
+  /**
+   * ECMP: which flows reached each responder, and the confidence statement: with k responders seen
+   * over n answered flows, the chance that one more, equally likely next hop went unseen.
+   */
+  private multipath(replies: HopReply[], addrs: string[]): Pick<HopEvent, 'responders' | 'multipath'> {
+    const byAddr = new Map<string, Set<number>>(addrs.map((a) => [a, new Set<number>()]));
+    const answered = new Set<number>();
+    for (const r of replies) {
+      if (r.addr === null || r.flow === undefined) continue;
+      byAddr.get(r.addr)!.add(r.flow);
+      answered.add(r.flow);
+    }
+    const k = addrs.length;
+    const n = answered.size;
+    return {
+      responders: addrs.map((a) => ({ addr: a, flows: [...byAddr.get(a)!].sort((x, y) => x - y) })),
+      multipath: { next_hops: k, flows: n, miss_probability: Math.round(missProbability(k + 1, n) * 1e6) / 1e6, flows_for_95: flowsNeeded(k, 0.95) },
+    };
   }
 
   private stopAll(reason: StopReason, timeoutReason: TimeoutEvent['reason']): void {
@@ -506,6 +640,13 @@ export class TraceEngine {
     // Hops still unsettled can only be ones that will get no more probes; emit what they have.
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
     while (this.nextHopTtl <= stopTtl && this.ttlSent[this.nextHopTtl] > 0) this.emitHop(this.nextHopTtl++);
+    for (const d of this.drops) {
+      if (d.reported) continue;
+      // The reporting router never answered at a lower TTL: it is the hop before the first probe
+      // it bounced (every TTL is first probed at the full size). Marked as inferred.
+      d.reported = true;
+      this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: this.now(), ttl: Math.max(1, d.probeTtl - 1), mtu: d.mtu, addr: d.addr, inferred: true });
+    }
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -535,6 +676,7 @@ export class TraceEngine {
       send_calls: st.sendCalls,
       recv_calls: st.recvCalls,
       duration_ms: this.now(),
+      ...(o.pmtu ? { resent: this.counts.resent, path_mtu: this.prober.packetLen ?? null } : {}),
     };
     this.emit(done);
     this.resolve(done);

@@ -33,6 +33,8 @@ export interface StartEvent extends Base {
   first_ttl: number;
   max_ttl: number;
   queries: number;
+  /** ECMP exploration: flow identities per TTL. */
+  flows?: number;
   port: number;
   wait_ms: number;
   adaptive_factor: number;
@@ -48,10 +50,16 @@ export interface ProbeEvent extends Base {
   index: number;
   /** Destination port (null for ICMP probes). */
   dst_port: number | null;
+  /** ECMP exploration: the flow identity (0..flows-1) this probe carries. */
+  flow?: number;
   /** Source port when each probe has its own (TCP connect probes). */
   src_port?: number;
   /** ICMP echo sequence number (ICMP probes). */
   echo_seq?: number;
+  /** Sent again after a smaller MTU bounced it (--pmtu). */
+  resent?: boolean;
+  /** Packet length on the wire, IP header included (--pmtu). */
+  len?: number;
   /** Send retries this probe needed after a pending ICMP error failed sendmsg. */
   retries: number;
 }
@@ -75,6 +83,22 @@ export interface ReplyEvent extends Base {
   mtu?: number;
   /** RFC 4950 MPLS label stack from the error's RFC 4884 extensions, outermost first. */
   mpls?: MplsLabel[];
+  /** --pmtu: the probe was too big for a link before its TTL; it is sent again, smaller, and this reply is not the hop's. */
+  resend?: boolean;
+}
+
+/**
+ * --pmtu: where the path MTU drops. ttl 0 is the local route's MTU (the first packet length);
+ * otherwise the router at hop `ttl` reported that its next hop takes at most `mtu` bytes.
+ * `inferred`: that router never answered at a lower TTL, so its hop is the one before the first
+ * probe it bounced.
+ */
+export interface MtuEvent extends Base {
+  type: 'mtu';
+  ttl: number;
+  mtu: number;
+  addr: string | null;
+  inferred: boolean;
 }
 
 export interface TimeoutEvent extends Base {
@@ -93,6 +117,8 @@ export interface HopReply {
   kind: ReplyKind;
   code: string;
   index: number;
+  /** ECMP exploration: the flow this probe belonged to. */
+  flow?: number;
   mpls?: MplsLabel[];
 }
 
@@ -104,6 +130,13 @@ export interface HopEvent extends Base {
   no_reply: number;
   /** Distinct responder addresses at this TTL, in order of first reply. */
   addrs: string[];
+  /** ECMP exploration: each responder with the flows that reached it. */
+  responders?: { addr: string; flows: number[] }[];
+  /**
+   * ECMP exploration: k next hops seen over n answered flows; the probability that one more,
+   * equally likely next hop would have been missed; and the flows MDA needs for 95% with k seen.
+   */
+  multipath?: { next_hops: number; flows: number; miss_probability: number; flows_for_95: number };
 }
 
 export interface UnmatchedEvent extends Base {
@@ -133,6 +166,9 @@ export interface DoneEvent extends Base {
   send_calls: number;
   recv_calls: number;
   duration_ms: number;
+  /** --pmtu: probes sent again after an MTU drop, and the path MTU found (the last packet length). */
+  resent?: number;
+  path_mtu?: number | null;
 }
 
 export type TraceEvent =
@@ -141,6 +177,7 @@ export type TraceEvent =
   | ReplyEvent
   | TimeoutEvent
   | HopEvent
+  | MtuEvent
   | UnmatchedEvent
   | ErrorEvent
   | DoneEvent;

@@ -45,8 +45,9 @@ export interface IcmpProberOptions {
   payloadLen: number;
   session: number;
   socket: SocketChoice;
-  /** Flow number mixed into the constant checksum (ECMP exploration); 0 by default. */
-  flow?: number;
+  /** ECMP exploration: probe index i within a TTL (of perTtl) carries flow i % flows, each with its own constant checksum. */
+  flows?: number;
+  perTtl?: number;
   source?: Uint8Array;
   placement?: Placement;
 }
@@ -148,7 +149,7 @@ export class IcmpProber extends ProberBase implements Prober {
     this.echoId = kind === 'ping' ? port : (o.session ^ (o.session >>> 16)) & 0xffff;
     this.srcPort = this.echoId;
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
-    this.flowChecksum = (FLOW_CHECKSUM + (o.flow ?? 0)) & 0xffff;
+    this.flowChecksum = FLOW_CHECKSUM;
     this.errBatch = kind === 'ping' ? new RecvBatch(32, 1024, 256, 32) : null;
     this.msgLen = 8 + o.payloadLen;
     this.batch = new SendBatch(o.maxBatch, this.msgLen, 28, TTL_CMSG_SPACE);
@@ -178,10 +179,12 @@ export class IcmpProber extends ProberBase implements Prober {
       b.dataView.setUint16(off + 6, seqs[i] & 0xffff, false);
       b.dataView.setUint32(off + 16, seqs[i] >>> 0, false);
       b.data[off + 8 + COOKIE_LEN] = ttls[i] & 0xff;
-      fixChecksum(b.data, off, len, off + len - 2, this.flowChecksum);
+      const flows = o.flows ?? 1;
+      const want = (this.flowChecksum + (flows > 1 ? (seqs[i] % (o.perTtl ?? flows)) % flows : 0)) & 0xffff;
+      fixChecksum(b.data, off, len, off + len - 2, want);
       // IPv4 raw: we send the checksum; ping sockets and ICMPv6 compute it in the kernel (and get
       // the same constant value for the ICMP part).
-      if (this.family === 4 && this.socketKind === 'raw') b.dataView.setUint16(off + 2, this.flowChecksum, false);
+      if (this.family === 4 && this.socketKind === 'raw') b.dataView.setUint16(off + 2, want, false);
       const nameLen = writeSockaddr(b.names, i * 28, o.target, 0);
       const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
       b.set(i, len, nameLen, ctrlLen);

@@ -71,6 +71,10 @@ export interface Prober {
   srcPortOf?(seq: number): number;
   /** Longest wait the method can honour (TCP connect: the kernel's initial SYN RTO). */
   readonly maxWaitMs?: number;
+  /** Probe packet length on the wire (IP header included), for path MTU discovery. */
+  readonly packetLen?: number;
+  /** Makes later probes this long (after a Fragmentation Needed / Packet Too Big). */
+  setPacketLen?(len: number): void;
   /** Send at most this many probes per turn of the event loop (costly sends). */
   readonly sendChunk?: number;
   /** The engine declared probe `seq` a no-reply: release what it holds. */

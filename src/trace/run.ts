@@ -13,7 +13,7 @@ import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
 import type { Placement } from './placement.js';
 import type { Prober } from './prober.js';
 import { TcpConnectProber } from './tcp.js';
-import { UdpProber } from './udp.js';
+import { UdpProber, routeMtu, udpOverhead } from './udp.js';
 
 export type MethodChoice = 'udp' | 'icmp' | 'tcp';
 
@@ -36,6 +36,10 @@ export interface TraceRequest {
   /** Which socket: auto (unprivileged first), unpriv only, or raw only. */
   socket?: SocketChoice;
   placement?: Placement;
+  /** Path MTU discovery along the path (UDP). */
+  pmtu?: boolean;
+  /** ECMP exploration: flow identities per TTL (UDP, ICMP). */
+  ecmp?: number;
 }
 
 export const TRACE_DEFAULTS = {
@@ -78,7 +82,10 @@ export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>)
   const address = await resolveTarget(req.target, req.family);
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
-  const total = (req.maxTtl - req.firstTtl + 1) * req.queries;
+  const flows = req.ecmp ?? 1;
+  if (flows > 1 && req.method === 'tcp') throw new PathlensError('ERR_USAGE', '--ecmp needs UDP or ICMP probes: connect() probes cannot keep a flow\'s ports across TTLs');
+  const total = (req.maxTtl - req.firstTtl + 1) * req.queries * flows;
+  if (req.pmtu && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--pmtu works with UDP probes (-U, the default)');
   const prober = openProber(req, address, source, total);
   let engine: TraceEngine;
   try {
@@ -89,13 +96,15 @@ export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>)
         firstTtl: req.firstTtl,
         maxTtl: req.maxTtl,
         queries: req.queries,
+        flows,
         basePort: req.port,
         waitMs: req.waitMs,
         adaptiveFactor: req.adaptiveFactor,
         minWaitMs: req.minWaitMs,
         maxInflight: req.maxInflight,
-        payloadLen: req.payloadLen,
+        payloadLen: prober.packetLen !== undefined && req.pmtu ? prober.packetLen - udpOverhead(prober.family) : req.payloadLen,
         deadlineMs: req.deadlineMs,
+        pmtu: req.pmtu,
         version: version(),
       },
       prober,
@@ -114,12 +123,19 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
   const choice = req.socket ?? 'auto';
   const session = randomInt(0, 0xffffffff);
   if (method === 'icmp') {
-    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement });
+    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1) });
   }
   if (method === 'tcp') {
     if (choice === 'raw') throw new PathlensError('ERR_USAGE', 'raw TCP SYN probes are not available yet: -T uses unprivileged connect() probes (drop --raw)');
     return new TcpConnectProber({ target: address, dstPort: req.port, total, source, placement: req.placement });
   }
   if (choice === 'raw') throw new PathlensError('ERR_USAGE', 'UDP probes use an ordinary datagram socket: --raw applies to -I');
-  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen: req.payloadLen, session, source, srcPort: req.srcPort, placement: req.placement });
+  let payloadLen = req.payloadLen;
+  if (req.pmtu) {
+    // Start at the local route's MTU (capped to what one datagram can carry); routers on the way
+    // say where it drops.
+    const fam = address.length === 4 ? 4 : 6;
+    payloadLen = Math.min(routeMtu(address, req.placement), 65000) - udpOverhead(fam);
+  }
+  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1) });
 }

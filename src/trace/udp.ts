@@ -16,16 +16,22 @@ import {
   IPV6_RECVERR_RFC4884,
   IP_RECVERR,
   IP_RECVERR_RFC4884,
+  IPV6_MTU,
+  IPV6_MTU_DISCOVER,
+  IPV6_PMTUDISC_PROBE,
+  IP_MTU,
+  IP_MTU_DISCOVER,
+  IP_PMTUDISC_PROBE,
   SOCK_DGRAM,
   SOL_IP,
   SOL_SOCKET,
   SO_RCVBUF,
   SO_TIMESTAMPNS,
 } from '../core/constants.js';
-import { PathlensError } from '../core/errors.js';
+import { PathlensError, SysError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
-import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
+import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, sockaddr, writeSockaddr } from '../packet/addr.js';
 import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
 import { OK } from '../packet/status.js';
 import { ProberBase } from './base.js';
@@ -45,6 +51,31 @@ export interface UdpProberOptions {
   source?: Uint8Array;
   srcPort?: number;
   placement?: Placement;
+  /** Path MTU discovery: DF set, the kernel's PMTU cache ignored, packets as large as the route allows. */
+  pmtu?: boolean;
+  /**
+   * ECMP exploration (Paris style): `flows` destination ports base..base+flows-1, one per flow and
+   * the same at every TTL; probe index i within a TTL (of `perTtl`) uses flow i % flows. The
+   * cookie, not the port, then identifies the probe.
+   */
+  flows?: number;
+  perTtl?: number;
+}
+
+/** IP + UDP header bytes in front of the payload. */
+export const udpOverhead = (family: Family) => (family === 4 ? 28 : 48);
+
+/** The MTU of the route to `target` (a connected datagram socket's IP_MTU / IPV6_MTU). */
+export function routeMtu(target: Uint8Array, placement: Placement | undefined): number {
+  const fam: Family = target.length === 4 ? 4 : 6;
+  const s = openSocket(fam === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, placement ?? {});
+  try {
+    const rc = s.connect(sockaddr(target, 9));
+    if (rc < 0) throw new SysError('connect', rc, `route to ${formatIp(target, 0, fam)}`);
+    return fam === 4 ? s.getInt(SOL_IP, IP_MTU) : s.getInt(IPPROTO_IPV6, IPV6_MTU);
+  } finally {
+    s.close();
+  }
 }
 
 /**
@@ -92,12 +123,16 @@ export class UdpProber extends ProberBase implements Prober {
   private readonly errBatch = new RecvBatch(32, 1024, 256, 32);
   private readonly dataBatch = new RecvBatch(16, 2048, 128, 32);
   private readonly retries: Int32Array;
+  /** Payload bytes of the next probes (below o.payloadLen after an MTU drop in --pmtu). */
+  private payload: number;
+  packetLen: number;
 
   constructor(o: UdpProberOptions) {
     super(new ReplyRecord());
     if (o.payloadLen < COOKIE_LEN) throw new PathlensError('ERR_USAGE', `payload length must be at least ${COOKIE_LEN} bytes`);
-    if (o.basePort < 1 || o.basePort + o.total - 1 > 65535) {
-      throw new PathlensError('ERR_USAGE', `port range ${o.basePort}..${o.basePort + o.total - 1} does not fit in 1..65535: lower -p, -m or -q`);
+    const span = o.flows && o.flows > 1 ? o.flows : o.total;
+    if (o.basePort < 1 || o.basePort + span - 1 > 65535) {
+      throw new PathlensError('ERR_USAGE', `port range ${o.basePort}..${o.basePort + span - 1} does not fit in 1..65535: lower -p, -m, -q or --ecmp`);
     }
     this.o = o;
     this.family = o.target.length === 4 ? 4 : 6;
@@ -105,6 +140,17 @@ export class UdpProber extends ProberBase implements Prober {
     this.sock = sock;
     this.srcPort = port;
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
+    if (o.pmtu) {
+      try {
+        if (this.family === 4) sock.setInt(SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, 'IP_MTU_DISCOVER');
+        else sock.setInt(IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE, 'IPV6_MTU_DISCOVER');
+      } catch (e) {
+        sock.close();
+        throw e;
+      }
+    }
+    this.payload = o.payloadLen;
+    this.packetLen = o.payloadLen + udpOverhead(this.family);
     this.batch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE);
     const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) {
@@ -115,8 +161,16 @@ export class UdpProber extends ProberBase implements Prober {
     this.retries = new Int32Array(o.maxBatch);
   }
 
+  setPacketLen(len: number): void {
+    const p = len - udpOverhead(this.family);
+    if (p < COOKIE_LEN || p > this.o.payloadLen) throw new RangeError(`packet length ${len} outside ${COOKIE_LEN + udpOverhead(this.family)}..${this.o.payloadLen + udpOverhead(this.family)}`);
+    this.payload = p;
+    this.packetLen = len;
+  }
+
   dstPort(seq: number): number {
-    return this.o.basePort + seq;
+    const o = this.o;
+    return o.flows && o.flows > 1 ? o.basePort + ((seq % (o.perTtl ?? o.flows)) % o.flows) : o.basePort + seq;
   }
 
   send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
@@ -127,9 +181,9 @@ export class UdpProber extends ProberBase implements Prober {
       const off = i * o.payloadLen;
       b.dataView.setUint32(off + 8, seqs[i] >>> 0, false);
       if (o.payloadLen > COOKIE_LEN) b.data[off + COOKIE_LEN] = ttls[i] & 0xff;
-      const nameLen = writeSockaddr(b.names, i * 28, o.target, o.basePort + seqs[i]);
+      const nameLen = writeSockaddr(b.names, i * 28, o.target, this.dstPort(seqs[i]));
       const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
-      b.set(i, o.payloadLen, nameLen, ctrlLen);
+      b.set(i, this.payload, nameLen, ctrlLen);
     }
     return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
   }
@@ -160,6 +214,10 @@ export class UdpProber extends ProberBase implements Prober {
       r.detail = `for ${formatIp(batch.names, nm.addrOff, this.family)}`;
       return;
     }
+    if (this.o.flows && this.o.flows > 1) {
+      this.correlateFlow(r, batch, nm.port, cookieOff, cookieLen);
+      return;
+    }
     const seq = nm.port - this.o.basePort;
     if (seq < 0 || seq >= this.o.total) {
       r.unmatched = 'unknown-probe';
@@ -173,6 +231,29 @@ export class UdpProber extends ProberBase implements Prober {
         r.detail = `port ${nm.port}`;
         return;
       }
+    }
+    r.seq = seq;
+  }
+
+  /** Flows share ports across TTLs: the quoted cookie names the probe, and its port must agree. */
+  private correlateFlow(r: ReplyRecord, batch: RecvBatch, port: number, cookieOff: number, cookieLen: number): void {
+    const flow = port - this.o.basePort;
+    if (flow < 0 || flow >= this.o.flows!) {
+      r.unmatched = 'unknown-probe';
+      r.detail = `port ${port}`;
+      return;
+    }
+    if (cookieLen < COOKIE_LEN) {
+      r.unmatched = 'unknown-probe';
+      r.detail = `port ${port}: no cookie quoted, and flows share ports across TTLs`;
+      return;
+    }
+    const dv = batch.dataView;
+    const seq = dv.getUint32(cookieOff + 8, false);
+    if (dv.getUint32(cookieOff, false) !== COOKIE_MAGIC || dv.getUint32(cookieOff + 4, false) !== this.o.session >>> 0 || seq >= this.o.total || this.dstPort(seq) !== port) {
+      r.unmatched = 'cookie-mismatch';
+      r.detail = `port ${port}`;
+      return;
     }
     r.seq = seq;
   }

@@ -199,3 +199,33 @@ test('placement: --netns from outside (name and path), --iface, --mark; bad valu
     assert.equal(counter.packets, sent, 'every probe carried the mark');
   });
 });
+
+test('--pmtu: each MTU drop is reported at the hop whose router reported it, with its value (IPv4 and IPv6)', opt, async () => {
+  // Two drops: r1 -> r2 takes 1400 bytes, r3 -> r4 takes 1300; the local route is 1500.
+  const spec = chain({ name: labName('mt'), routers: 4 });
+  spec.links[1].mtu = 1400;
+  spec.links[3].mtu = 1300;
+  await withLab(spec, async (st) => {
+    for (const fam of [4, 6] as const) {
+      const dst = addrOf(st, 'dst', fam);
+      const { events } = await trace(st, 'src', dst, ['--pmtu', '-q', '2'], NOBODY);
+      const mtus = events.filter((e) => e.type === 'mtu').map((e) => e.type === 'mtu' && [e.ttl, e.mtu, e.addr, e.inferred]);
+      assert.deepEqual(mtus, [
+        [0, 1500, null, false],
+        [1, 1400, hopAddr(1, fam), false],
+        [3, 1300, hopAddr(3, fam), false],
+      ], `IPv${fam}`);
+      assert.deepEqual(hops(events).map((h) => h.addrs), [1, 2, 3, 4].map((k) => [hopAddr(k, fam)]).concat([[dst]]));
+      const d = done(events);
+      assert.equal(d.path_mtu, 1300);
+      assert.ok((d.resent ?? 0) > 0);
+      // Every transmission ends in one outcome: a hop reply, a timeout, or a bounce (resend).
+      const bounced = events.filter((e) => e.type === 'reply' && e.resend).length;
+      assert.equal(bounced, d.resent);
+      assert.equal(d.probes_sent, d.replies + d.timeouts + bounced);
+      // Resent probes go out at the size the path takes.
+      const last = events.filter((e): e is ProbeEvent => e.type === 'probe').at(-1)!;
+      assert.ok(last.len !== undefined && last.len <= 1300);
+    }
+  });
+});
