@@ -51,7 +51,7 @@ export function traceCommand(): Command {
     .option('-U, --udp', 'UDP probes (the default)')
     .option('-I, --icmp', 'ICMP echo probes (ping socket where allowed, raw socket with CAP_NET_RAW)')
     .option('-T, --tcp', 'TCP SYN probes (connect() per probe, unprivileged) to port -p (default 80)')
-    .addOption(new Option('-M, --method <method>', 'probe method').choices(['udp', 'icmp', 'tcp']))
+    .addOption(new Option('-M, --method <method>', 'probe method; auto: UDP, then TCP, then ICMP when probes look filtered').choices(['udp', 'icmp', 'tcp', 'auto']))
     .option('--raw', 'use a raw socket (needs CAP_NET_RAW)')
     .option('--unpriv', 'never use a raw socket (fail if the unprivileged way is refused)')
     .option('--netns <name|path>', 'open the probing sockets in this network namespace (/run/netns/NAME or a path)')
@@ -80,9 +80,10 @@ export function traceCommand(): Command {
       if (opts.ecmp && cmd.getOptionValueSource('queries') === 'default') opts.queries = 1;
       const family: Family | undefined = opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined;
       if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
-      const picked = [opts.udp && 'udp', opts.icmp && 'icmp', opts.tcp && 'tcp', opts.method].filter(Boolean) as MethodChoice[];
+      const picked = [opts.udp && 'udp', opts.icmp && 'icmp', opts.tcp && 'tcp', opts.method].filter(Boolean) as (MethodChoice | 'auto')[];
       if (new Set(picked).size > 1) throw new Error(`usage: choose one probe method (${picked.join(', ')} given)`);
-      const method: MethodChoice = picked[0] ?? 'udp';
+      const method = picked[0] ?? 'udp';
+      if (method === 'auto' && (opts.pmtu || opts.ecmp || opts.raw)) throw new Error('usage: --method auto goes with neither --pmtu, --ecmp nor --raw');
       if (opts.raw && opts.unpriv) throw new Error('usage: --raw and --unpriv exclude each other');
       const req: TraceRequest = {
         target,
@@ -113,7 +114,7 @@ export function traceCommand(): Command {
       if (sinks.length === 0) sinks.push(new Collect<TraceEvent>());
       const tee = new Tee<TraceEvent>(sinks);
       const h = await startTrace(req, tee);
-      const onSig = () => h.engine.interrupt();
+      const onSig = () => h.interrupt();
       process.once('SIGINT', onSig);
       process.once('SIGTERM', onSig);
       const done = await h.done;
@@ -121,7 +122,7 @@ export function traceCommand(): Command {
       process.off('SIGTERM', onSig);
       await tee.end();
       if (done.reason === 'error') {
-        const e = h.engine.error;
+        const e = h.error;
         throw e ?? new Error('trace failed');
       }
     });

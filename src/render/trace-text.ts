@@ -95,6 +95,9 @@ export class TraceTextView {
             : `    pmtu ${e.mtu} after hop ${e.ttl}${e.addr ? ` (reported by ${e.addr}${e.inferred ? ', hop inferred' : ''})` : ''}`,
         );
         break;
+      case 'switch':
+        this.write(`-- switching from ${e.from.toUpperCase()} to ${e.to.toUpperCase()}: ${e.reason}`);
+        break;
       case 'error':
         this.write(`error: ${e.message}`);
         break;

@@ -48,6 +48,11 @@ export interface EngineOptions {
   deadlineMs: number;
   /** Path MTU discovery: a Fragmentation Needed / Packet Too Big sends the probe again, smaller. */
   pmtu?: boolean;
+  /**
+   * --method auto: stop (reason 'silent') once this many consecutive hops, up to the highest TTL,
+   * had no reply and nothing answered beyond them: the probes are probably filtered.
+   */
+  silentStop?: number;
   version: string;
 }
 
@@ -104,6 +109,9 @@ export class TraceEngine {
   private readonly drops: { addr: string | null; mtu: number; probeTtl: number; reported: boolean }[] = [];
   /** First TTL at which each responder address was settled in a hop. */
   private readonly hopOfAddr = new Map<string, number>();
+  /** Consecutive settled hops without a reply, and the highest TTL that got any reply. */
+  private silentRun = 0;
+  private maxRepliedTtl = 0;
   private readonly onSentBound: (i: number, sec: number, nsec: number, retries: number) => void;
   /** The longest wait for one probe: -w, capped by what the method can honour. */
   private readonly waitMs: number;
@@ -376,6 +384,7 @@ export class TraceEngine {
     }
     this.state[seq] = REPLIED;
     this.counts.replies++;
+    if (ttl > this.maxRepliedTtl) this.maxRepliedTtl = ttl;
     this.removeInflight(seq);
     this.ttlDone[ttl]++;
     let list = this.hopReplies[ttl];
@@ -555,6 +564,11 @@ export class TraceEngine {
       this.emitHop(t);
       this.nextHopTtl++;
       if (this.drops.length) this.placeDrops();
+      if (o.silentStop && this.stopReason === null && this.silentRun >= o.silentStop && this.maxRepliedTtl < t) {
+        // The last hops and everything beyond them stayed silent: give up on this method.
+        this.stopAll('silent', 'stopped');
+        return;
+      }
     }
     for (let i = this.resendQueue.length - 1; i >= 0; i--) {
       const q = this.resendQueue[i];
@@ -586,6 +600,7 @@ export class TraceEngine {
     const addrs: string[] = [];
     for (const r of replies) if (r.addr !== null && !addrs.includes(r.addr)) addrs.push(r.addr);
     for (const a of addrs) if (!this.hopOfAddr.has(a)) this.hopOfAddr.set(a, t);
+    this.silentRun = replies.length === 0 ? this.silentRun + 1 : 0;
     this.emit({
       schema: TRACE_SCHEMA,
       type: 'hop',
@@ -655,7 +670,7 @@ export class TraceEngine {
     this.prober.close();
     const reached = this.reachedTtl !== Infinity;
     let reason: StopReason;
-    if (this.stopReason === 'error' || this.stopReason === 'interrupted' || this.stopReason === 'deadline') reason = this.stopReason;
+    if (this.stopReason === 'error' || this.stopReason === 'interrupted' || this.stopReason === 'deadline' || this.stopReason === 'silent') reason = this.stopReason;
     else if (reached) reason = 'reached';
     else if (this.unreachTtl !== Infinity) reason = 'unreachable';
     else reason = 'max-ttl';

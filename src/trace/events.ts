@@ -10,7 +10,7 @@ export const TRACE_SCHEMA = 'pathlens.trace/1';
 
 export type TraceMethod = 'udp' | 'icmp' | 'tcp';
 export type TraceSocket = 'dgram' | 'ping' | 'raw' | 'connect';
-export type StopReason = 'reached' | 'unreachable' | 'max-ttl' | 'deadline' | 'interrupted' | 'error';
+export type StopReason = 'reached' | 'unreachable' | 'max-ttl' | 'deadline' | 'interrupted' | 'error' | 'silent';
 
 interface Base {
   schema: typeof TRACE_SCHEMA;
@@ -146,6 +146,17 @@ export interface UnmatchedEvent extends Base {
   detail: string;
 }
 
+/**
+ * --method auto: the trace so far (start..done) used `from`; the next one (a new start..done)
+ * uses `to`. Never silent: every switch is this event, with its reason.
+ */
+export interface SwitchEvent extends Base {
+  type: 'switch';
+  from: TraceMethod;
+  to: TraceMethod;
+  reason: string;
+}
+
 export interface ErrorEvent extends Base {
   type: 'error';
   code: string;
@@ -178,6 +189,7 @@ export type TraceEvent =
   | TimeoutEvent
   | HopEvent
   | MtuEvent
+  | SwitchEvent
   | UnmatchedEvent
   | ErrorEvent
   | DoneEvent;

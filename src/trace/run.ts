@@ -2,6 +2,7 @@
  * Puts a trace together: resolve the target, open the prober, run the engine, feed the sinks.
  */
 import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
@@ -16,6 +17,9 @@ import { TcpConnectProber } from './tcp.js';
 import { UdpProber, routeMtu, udpOverhead } from './udp.js';
 
 export type MethodChoice = 'udp' | 'icmp' | 'tcp';
+/** --method auto: the order tried, and how many silent hops (with nothing beyond) mean "filtered". */
+export const AUTO_ORDER: MethodChoice[] = ['udp', 'tcp', 'icmp'];
+export const AUTO_SILENT_HOPS = 3;
 
 export interface TraceRequest {
   target: string;
@@ -32,7 +36,7 @@ export interface TraceRequest {
   deadlineMs: number;
   source?: string;
   srcPort?: number;
-  method?: MethodChoice;
+  method?: MethodChoice | 'auto';
   /** Which socket: auto (unprivileged first), unpriv only, or raw only. */
   socket?: SocketChoice;
   placement?: Placement;
@@ -75,10 +79,71 @@ export async function resolveTarget(target: string, family?: Family): Promise<Ui
 
 export interface TraceHandle {
   done: Promise<DoneEvent>;
-  engine: TraceEngine;
+  /** Stops the trace (SIGINT): what is in flight ends as no-reply, then done. */
+  interrupt(): void;
+  /** The error that ended the trace, when done.reason is 'error'. */
+  readonly error: Error | null;
 }
 
 export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>): Promise<TraceHandle> {
+  if (req.method === 'auto') return startAuto(req, sink);
+  const engine = await startEngine(req, sink, 0);
+  return { done: engine.run(), interrupt: () => engine.interrupt(), get error() { return engine.error; } };
+}
+
+/**
+ * --method auto: UDP first; when the target and the last hops stay silent (AUTO_SILENT_HOPS in a
+ * row with nothing answering beyond), TCP, then ICMP. Each attempt is a whole start..done in the
+ * stream, and a `switch` event between them says why. A method the kernel refuses (no ping socket
+ * and no CAP_NET_RAW) is skipped with a switch event naming the refusal.
+ */
+async function startAuto(req: TraceRequest, sink: EventSink<TraceEvent>): Promise<TraceHandle> {
+  let current: TraceEngine | null = null;
+  let stopped = false;
+  let failure: Error | null = null;
+  let t0 = 0;
+  const done = (async (): Promise<DoneEvent> => {
+    let last: DoneEvent | null = null;
+    for (let i = 0; i < AUTO_ORDER.length; i++) {
+      const method = AUTO_ORDER[i];
+      const next = AUTO_ORDER[i + 1];
+      let engine: TraceEngine;
+      try {
+        engine = await startEngine({ ...req, method, port: method === 'tcp' ? TRACE_DEFAULTS.tcpPort : req.port }, sink, next ? AUTO_SILENT_HOPS : 0);
+      } catch (e) {
+        if (!next || !(e instanceof PathlensError) || e.code !== 'ERR_PRIVILEGE') throw e;
+        sink.event({ schema: 'pathlens.trace/1', type: 'switch', t_ms: t0 ? Math.round((performance.now() - t0) * 1000) / 1000 : 0, from: method, to: next, reason: `not permitted: ${e.message}` });
+        continue;
+      }
+      if (!t0) t0 = performance.now();
+      current = engine;
+      last = await engine.run();
+      failure = engine.error;
+      if (stopped || last.reason !== 'silent' || !next) return last;
+      sink.event({
+        schema: 'pathlens.trace/1',
+        type: 'switch',
+        t_ms: Math.round((performance.now() - t0) * 1000) / 1000,
+        from: method,
+        to: next,
+        reason: `${AUTO_SILENT_HOPS} hops in a row without a reply and nothing beyond: ${method.toUpperCase()} probes look filtered`,
+      });
+    }
+    return last!;
+  })();
+  return {
+    done,
+    interrupt: () => {
+      stopped = true;
+      current?.interrupt();
+    },
+    get error() {
+      return failure;
+    },
+  };
+}
+
+async function startEngine(req: TraceRequest, sink: EventSink<TraceEvent>, silentStop: number): Promise<TraceEngine> {
   const address = await resolveTarget(req.target, req.family);
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
@@ -105,6 +170,7 @@ export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>)
         payloadLen: prober.packetLen !== undefined && req.pmtu ? prober.packetLen - udpOverhead(prober.family) : req.payloadLen,
         deadlineMs: req.deadlineMs,
         pmtu: req.pmtu,
+        silentStop,
         version: version(),
       },
       prober,
@@ -114,12 +180,12 @@ export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>)
     prober.close();
     throw e;
   }
-  return { done: engine.run(), engine };
+  return engine;
 }
 
 /** Opens the prober for the requested method and socket choice. */
 export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8Array | undefined, total: number): Prober {
-  const method = req.method ?? 'udp';
+  const method = req.method === 'auto' ? 'udp' : (req.method ?? 'udp');
   const choice = req.socket ?? 'auto';
   const session = randomInt(0, 0xffffffff);
   if (method === 'icmp') {

@@ -229,3 +229,27 @@ test('--pmtu: each MTU drop is reported at the hop whose router reported it, wit
     }
   });
 });
+
+test('--method auto: UDP filtered at the target -> a switch event, then TCP reaches it (IPv4 and IPv6, unprivileged)', opt, async () => {
+  await withLab(chain({ name: labName('ma'), routers: 3 }), async (st) => {
+    // dst drops every UDP probe in silence: the target and everything past it look filtered.
+    const nft = spawnSync('ip', ['netns', 'exec', nodeNs(st, 'dst'), 'nft', '-f', '-'], {
+      input: 'table inet plauto { chain in { type filter hook input priority 0; meta l4proto udp drop; }; }',
+      encoding: 'utf8',
+    });
+    assert.equal(nft.status, 0, nft.stderr);
+    for (const fam of [4, 6] as const) {
+      const dst = addrOf(st, 'dst', fam);
+      const { events } = await trace(st, 'src', dst, ['--method', 'auto', '-q', '1', '-w', '0.5'], NOBODY);
+      const kinds = events.filter((e) => e.type === 'start' || e.type === 'done' || e.type === 'switch').map((e) => (e.type === 'start' ? `start:${e.method}` : e.type === 'done' ? `done:${e.reason}` : `switch:${e.from}>${e.to}`));
+      assert.deepEqual(kinds, ['start:udp', 'done:silent', 'switch:udp>tcp', 'start:tcp', 'done:reached'], `IPv${fam}`);
+      // The UDP attempt still names the routers it saw; the TCP attempt ends at the target.
+      const hopEvents = hops(events);
+      const udpHops = hopEvents.slice(0, hopEvents.findIndex((h, i) => i > 0 && h.ttl === 1));
+      assert.deepEqual(udpHops.slice(0, 3).map((h) => h.addrs), [1, 2, 3].map((k) => [hopAddr(k, fam)]));
+      assert.ok(udpHops.slice(3).every((h) => h.addrs.length === 0), 'no address invented past the last answering router');
+      assert.deepEqual(hopEvents.at(-1)!.addrs, [dst]);
+      assert.equal(hopEvents.at(-1)!.replies[0].kind, 'tcp-rst');
+    }
+  });
+});
