@@ -53,6 +53,7 @@ export const TCPI_RTT_OFFSET = 68;
 export const TCPI_TOTAL_RETRANS_OFFSET = 100;
 
 export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
 export const IPV6_HOPLIMIT = 52;
 export const IPV6_UNICAST_HOPS = 16;
 export const IPV6_MTU_DISCOVER = 23;

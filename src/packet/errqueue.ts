@@ -11,6 +11,8 @@
  * ICMP error arrives beside it as (SOL_SOCKET, SCM_TIMESTAMPNS) when SO_TIMESTAMPNS is on.
  */
 import {
+  IPV6_PKTINFO,
+  IP_PKTINFO,
   IPPROTO_IPV6,
   IPV6_RECVERR,
   IP_RECVERR,
@@ -38,6 +40,8 @@ export class ErrqueueRecord {
   hasTime = false;
   sec = 0;
   nsec = 0;
+  /** Interface the message arrived on (IP_PKTINFO / IPV6_PKTINFO), 0 when not reported. */
+  ifindex = 0;
 
   clear(): void {
     this.status = ERR_MISSING;
@@ -45,6 +49,7 @@ export class ErrqueueRecord {
     this.offender.family = 0;
     this.hasTime = false;
     this.sec = this.nsec = 0;
+    this.ifindex = 0;
   }
 }
 
@@ -70,6 +75,16 @@ export function parseErrqueue(dv: DataView, start: number, end: number, rec: Err
         readTimespec(dv, cur.dataOff, rec);
         rec.hasTime = rec.nsec >= 0 && rec.nsec < 1e9;
       }
+      continue;
+    }
+    if (cur.level === SOL_IP && cur.type === IP_PKTINFO) {
+      // struct in_pktinfo { int ipi_ifindex; struct in_addr ipi_spec_dst, ipi_addr; }
+      if (cur.dataLen >= 12) rec.ifindex = dv.getInt32(cur.dataOff, true);
+      continue;
+    }
+    if (cur.level === IPPROTO_IPV6 && cur.type === IPV6_PKTINFO) {
+      // struct in6_pktinfo { struct in6_addr ipi6_addr; int ipi6_ifindex; }
+      if (cur.dataLen >= 20) rec.ifindex = dv.getInt32(cur.dataOff + 16, true);
       continue;
     }
     const isErr = (cur.level === SOL_IP && cur.type === IP_RECVERR) || (cur.level === IPPROTO_IPV6 && cur.type === IPV6_RECVERR);

@@ -49,6 +49,7 @@ export abstract class ProberBase {
     r.errno = 0;
     r.mtu = 0;
     r.kernelTs = false;
+    r.ifindex = 0;
     r.mpls = null;
     return r;
   }
@@ -74,6 +75,7 @@ export abstract class ProberBase {
     const r = this.resetRecord();
     const st = parseErrqueue(b.ctrlView, b.ctrlOff(i), b.ctrlOff(i) + b.ctrlLen(i), this.eq, this.cur);
     this.stamp(r, this.eq.hasTime, this.eq.sec, this.eq.nsec);
+    r.ifindex = this.eq.ifindex;
     if (st === OK) return true;
     r.unmatched = 'malformed';
     r.detail = 'error queue message without sock_extended_err';
@@ -88,8 +90,9 @@ export abstract class ProberBase {
   /** Starts the reply for normal-queue message i of b: reset, and the kernel timestamp if any. */
   protected beginData(b: RecvBatch, i: number): ReplyRecord {
     const r = this.resetRecord();
-    parseErrqueue(b.ctrlView, b.ctrlOff(i), b.ctrlOff(i) + b.ctrlLen(i), this.eq, this.cur); // timestamp only
+    parseErrqueue(b.ctrlView, b.ctrlOff(i), b.ctrlOff(i) + b.ctrlLen(i), this.eq, this.cur); // timestamp, ifindex
     this.stamp(r, this.eq.hasTime, this.eq.sec, this.eq.nsec);
+    r.ifindex = this.eq.ifindex;
     return r;
   }
 

@@ -445,6 +445,7 @@ export class TraceEngine {
       kernel_ts: r.kernelTs,
       ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
       ...(r.mpls ? { mpls: r.mpls } : {}),
+      ...(r.ifindex > 0 ? { ifindex: r.ifindex } : {}),
       ...(resend ? { resend: true } : {}),
     });
   }

@@ -83,6 +83,8 @@ export interface ReplyEvent extends Base {
   mtu?: number;
   /** RFC 4950 MPLS label stack from the error's RFC 4884 extensions, outermost first. */
   mpls?: MplsLabel[];
+  /** Interface the reply arrived on (index in the probing namespace), when the kernel reports it. */
+  ifindex?: number;
   /** --pmtu: the probe was too big for a link before its TTL; it is sent again, smaller, and this reply is not the hop's. */
   resend?: boolean;
 }

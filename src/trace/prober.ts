@@ -30,6 +30,8 @@ export class ReplyRecord {
   sec = 0;
   nsec = 0;
   kernelTs = false;
+  /** Interface (in the probing namespace) the reply arrived on; 0 when unknown. */
+  ifindex = 0;
   /** RFC 4950 MPLS label stack carried in the error's RFC 4884 extensions, when present. */
   mpls: MplsLabel[] | null = null;
 }

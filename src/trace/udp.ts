@@ -16,6 +16,8 @@ import {
   IPV6_RECVERR_RFC4884,
   IP_RECVERR,
   IP_RECVERR_RFC4884,
+  IP_PKTINFO,
+  IPV6_RECVPKTINFO,
   IPV6_MTU,
   IPV6_MTU_DISCOVER,
   IPV6_PMTUDISC_PROBE,
@@ -96,6 +98,9 @@ export function openProbeSocket(family: Family, type: number, proto: number, pla
     }
     sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
     sock.trySetInt(SOL_SOCKET, SO_RCVBUF, 1 << 20);
+    // Best effort: the interface each reply arrived on (reported as ifindex when the kernel says).
+    if (family === 4) sock.trySetInt(SOL_IP, IP_PKTINFO, 1);
+    else sock.trySetInt(IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
     const local = new Uint8Array(28);
     const any = source ?? new Uint8Array(family === 4 ? 4 : 16);
     const len = writeSockaddr(local, 0, any, srcPort ?? 0);

@@ -133,3 +133,16 @@ test('an invalid nsec in the timestamp is not used', () => {
   const { rec } = parse(concat(cmsg(1, 35, timespec(5, 2_000_000_000)), cmsg(0, 11, extErr({ errno: 113, origin: 2, type: 11, code: 0 }, sin([1, 2, 3, 4], 0)))));
   assert.equal(rec.hasTime, false);
 });
+
+test('packet info: the interface a reply arrived on (IP_PKTINFO, IPV6_PKTINFO); absent means 0', () => {
+  // struct in_pktinfo { ipi_ifindex = 7; ipi_spec_dst; ipi_addr }
+  const v4 = concat(V4(11, 0, 113), cmsg(0, 8, [7, 0, 0, 0, 10, 100, 0, 1, 10, 100, 0, 1]));
+  assert.equal(parse(v4).rec.ifindex, 7);
+  assert.equal(parse(v4).st, OK);
+  // struct in6_pktinfo { ipi6_addr (16 bytes); ipi6_ifindex = 300 }
+  const v6pi = concat(cmsg(41, 50, [...v6('fd00:706c::1'), 44, 1, 0, 0]), cmsg(41, 25, extErr({ errno: 113, origin: 3, type: 3, code: 0 }, sin6(v6('fd00:706c::2'), 0))));
+  assert.equal(parse(v6pi).rec.ifindex, 300);
+  assert.equal(parse(V4(11, 0, 113)).rec.ifindex, 0);
+  // Cut short: not read.
+  assert.equal(parse(concat(V4(11, 0, 113), cmsg(0, 8, [7, 0, 0, 0]))).rec.ifindex, 0);
+});

@@ -57,6 +57,8 @@ function checkOutcomes(ev: TraceEvent[]): void {
 
 test('probe matrix: every method x IPv4/IPv6 x unprivileged/root gives the exact hops and reaches the target', opt, async () => {
   await withLab(chain({ name: labName('mm'), routers: ROUTERS }), async (st) => {
+    const srcIf = st.plan.nodes.find((n) => n.name === 'src')!.ifaces[0].name;
+    const srcIfindex = (JSON.parse(spawnSync('ip', ['-j', '-n', nodeNs(st, 'src'), 'link', 'show', srcIf], { encoding: 'utf8' }).stdout) as { ifindex: number }[])[0].ifindex;
     for (const fam of [4, 6] as const) {
       const dst = addrOf(st, 'dst', fam);
       const want = [...Array.from({ length: ROUTERS }, (_, i) => [hopAddr(i + 1, fam)]), [dst]];
@@ -80,6 +82,10 @@ test('probe matrix: every method x IPv4/IPv6 x unprivileged/root gives the exact
         );
         const d = done(events);
         assert.deepEqual([d.reached, d.reason, d.unmatched], [true, 'reached', 0], what);
+        // Ingress interface: best effort, but when given it is src's only interface.
+        const ifx = events.flatMap((e) => (e.type === 'reply' && e.ifindex !== undefined ? [e.ifindex] : []));
+        assert.ok(ifx.every((x) => x === srcIfindex), `${what}: ifindex ${[...new Set(ifx)].join(',')}`);
+        if (c.method !== 'tcp') assert.ok(ifx.length > 0, `${what}: datagram sockets report the ingress interface`);
         const probes = events.filter((e): e is ProbeEvent => e.type === 'probe');
         if (c.method === 'icmp') assert.ok(probes.every((p) => p.dst_port === null && p.echo_seq === (p.seq & 0xffff)), what);
         if (c.method === 'tcp') {
