@@ -27,6 +27,7 @@ import {
   IP_RECVERR,
   IP_RECVERR_RFC4884,
   IP_TTL,
+  MSG_ERRQUEUE,
   SOCK_STREAM,
   SOL_IP,
   SOL_SOCKET,
@@ -99,8 +100,8 @@ export class TcpConnectProber extends ProberBase implements Prober {
     this.ports = new Int32Array(o.total);
     this.txSec = new Float64Array(o.total);
     this.txNsec = new Float64Array(o.total);
-    this.nameBuf = new Uint8Array(28);
-    writeSockaddr(this.nameBuf, 0, o.target, o.dstPort);
+    const name = new Uint8Array(28);
+    this.nameBuf = name.subarray(0, writeSockaddr(name, 0, o.target, o.dstPort));
     this.local = new Uint8Array(28);
     this.localLen = writeSockaddr(this.local, 0, o.source ?? new Uint8Array(this.family === 4 ? 4 : 16), 0);
     new DataView(this.lingerZero.buffer).setInt32(0, 1, true);
@@ -145,7 +146,7 @@ export class TcpConnectProber extends ProberBase implements Prober {
       realtime(this.clock);
       const sec = this.clock[0];
       const nsec = this.clock[1];
-      const rc = sock.connect(this.nameBuf.subarray(0, this.family === 4 ? 16 : 28));
+      const rc = sock.connect(this.nameBuf);
       this.stats.sendCalls++;
       if (rc < 0 && -rc !== EINPROGRESS && -rc !== ECONNREFUSED) {
         sock.close();
@@ -205,7 +206,7 @@ export class TcpConnectProber extends ProberBase implements Prober {
 
   private readErrqueue(seq: number, sock: Socket): number {
     const b = this.errBatch;
-    const n = b.recv(sock.fd, 0x2000 /* MSG_ERRQUEUE */);
+    const n = b.recv(sock.fd, MSG_ERRQUEUE);
     this.stats.recvCalls++;
     if (n <= 0) return 0;
     for (let i = 0; i < n; i++) {
