@@ -50,9 +50,9 @@ export function traceCommand(): Command {
     .option('-6, --ipv6', 'use IPv6')
     .option('-U, --udp', 'UDP probes (the default)')
     .option('-I, --icmp', 'ICMP echo probes (ping socket where allowed, raw socket with CAP_NET_RAW)')
-    .option('-T, --tcp', 'TCP SYN probes (connect() per probe, unprivileged) to port -p (default 80)')
+    .option('-T, --tcp', 'TCP SYN probes to port -p (default 80): connect() per probe, unprivileged; built SYNs on a raw socket with --raw')
     .addOption(new Option('-M, --method <method>', 'probe method; auto: UDP, then TCP, then ICMP when probes look filtered').choices(['udp', 'icmp', 'tcp', 'auto']))
-    .option('--raw', 'use a raw socket (needs CAP_NET_RAW)')
+    .option('--raw', 'use a raw socket (needs CAP_NET_RAW): -I, -T')
     .option('--unpriv', 'never use a raw socket (fail if the unprivileged way is refused)')
     .option('--netns <name|path>', 'open the probing sockets in this network namespace (/run/netns/NAME or a path)')
     .option('-i, --iface <name>', 'send through this interface only (SO_BINDTODEVICE)')
@@ -70,7 +70,7 @@ export function traceCommand(): Command {
     .option('--payload <bytes>', 'UDP payload length', intArg(12, 1400), d.payloadLen)
     .option('--deadline <seconds>', 'stop the whole trace after this long (0: none)', floatArg(0, 86400), 0)
     .option('-s, --source <addr>', 'source address')
-    .option('--sport <port>', 'source port', intArg(1, 65535))
+    .option('--sport <port>', 'source port (UDP; TCP with --raw, flow f uses port+f)', intArg(1, 65535))
     .option('-n, --numeric', 'print addresses only (no reverse DNS; the default for now)')
     .option('--jsonl', 'write pathlens.trace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
@@ -85,6 +85,7 @@ export function traceCommand(): Command {
       const method = picked[0] ?? 'udp';
       if (method === 'auto' && (opts.pmtu || opts.ecmp || opts.raw)) throw new Error('usage: --method auto goes with neither --pmtu, --ecmp nor --raw');
       if (opts.raw && opts.unpriv) throw new Error('usage: --raw and --unpriv exclude each other');
+      if (opts.sport !== undefined && (method === 'icmp' || method === 'auto' || (method === 'tcp' && !opts.raw))) throw new Error('usage: --sport applies to UDP probes and to TCP probes with --raw');
       const req: TraceRequest = {
         target,
         family,

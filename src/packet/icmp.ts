@@ -4,7 +4,10 @@
  */
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../core/constants.js';
 import type { Family } from './addr.js';
+import { inetChecksum } from './checksum.js';
 import { IpView, parseIpHeader } from './ip.js';
+
+export { inetChecksum };
 import { ERR_BAD_CHECKSUM, ERR_NOT_ERROR, ERR_TRUNCATED, OK } from './status.js';
 
 export type ReplyKind =
@@ -123,17 +126,6 @@ export function isIcmpError(family: Family, type: number): boolean {
   return family === 4
     ? type === ICMP_DEST_UNREACH || type === ICMP_TIME_EXCEEDED || type === ICMP_PARAMETERPROB || type === ICMP_SOURCE_QUENCH || type === ICMP_REDIRECT
     : type >= 1 && type <= 4;
-}
-
-/** Internet checksum (RFC 1071) of buf[off, off+len), with an optional initial sum. */
-export function inetChecksum(buf: Uint8Array, off: number, len: number, initial = 0): number {
-  let sum = initial;
-  const end = off + len;
-  let i = off;
-  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
-  if (i < end) sum += buf[i] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
 }
 
 /** A parsed ICMP error message; reuse one per receive loop. */

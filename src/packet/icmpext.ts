@@ -16,7 +16,7 @@
  * c-type, payload. MPLS label stack: class 1, c-type 1, entries of label(20) TC(3) S(1) TTL(8).
  */
 import type { Family } from './addr.js';
-import { inetChecksum } from './icmp.js';
+import { inetChecksum } from './checksum.js';
 import { ERR_BAD_CHECKSUM, ERR_BAD_LENGTH, ERR_BAD_VERSION, ERR_TRUNCATED, OK } from './status.js';
 
 export const ICMP_EXT_VERSION = 2;

@@ -25,6 +25,7 @@ import type { Socket } from '../io/socket.js';
 import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
 import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
 import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, IcmpErrorView, icmpName, parseIcmpError } from '../packet/icmp.js';
+import { onesSum } from '../packet/checksum.js';
 import { findIcmpExtensions } from '../packet/icmpext.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
@@ -57,17 +58,6 @@ const EACCES = 13;
 const EPERM = 1;
 /** The constant checksum of flow 0 (any value works; flows add their number to it). */
 const FLOW_CHECKSUM = 0x5a5a;
-
-/** One's-complement 16-bit sum of buf[off, off+len) (not inverted, folded). */
-function onesSum(buf: Uint8Array, off: number, len: number): number {
-  let sum = 0;
-  const end = off + len;
-  let i = off;
-  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
-  if (i < end) sum += buf[i] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
 
 /**
  * Sets the 16-bit word at `fixOff` so that the ICMP checksum over buf[off, off+len) comes out as

@@ -14,6 +14,7 @@ import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
 import type { Placement } from './placement.js';
 import type { Prober } from './prober.js';
 import { TcpConnectProber } from './tcp.js';
+import { TcpRawProber } from './tcpraw.js';
 import { UdpProber, routeMtu, udpOverhead } from './udp.js';
 
 export type MethodChoice = 'udp' | 'icmp' | 'tcp';
@@ -148,7 +149,7 @@ async function startEngine(req: TraceRequest, sink: EventSink<TraceEvent>, silen
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
   const flows = req.ecmp ?? 1;
-  if (flows > 1 && req.method === 'tcp') throw new PathlensError('ERR_USAGE', '--ecmp needs UDP or ICMP probes: connect() probes cannot keep a flow\'s ports across TTLs');
+  if (flows > 1 && req.method === 'tcp' && req.socket !== 'raw') throw new PathlensError('ERR_USAGE', '--ecmp with -T needs --raw: connect() probes cannot keep a flow\'s ports across TTLs');
   const total = (req.maxTtl - req.firstTtl + 1) * req.queries * flows;
   if (req.pmtu && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--pmtu works with UDP probes (-U, the default)');
   const prober = openProber(req, address, source, total);
@@ -192,7 +193,10 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
     return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1) });
   }
   if (method === 'tcp') {
-    if (choice === 'raw') throw new PathlensError('ERR_USAGE', 'raw TCP SYN probes are not available yet: -T uses unprivileged connect() probes (drop --raw)');
+    if (choice === 'raw') {
+      return new TcpRawProber({ target: address, dstPort: req.port, total, maxBatch: req.maxInflight, seqBase: randomInt(0, 0xffffffff), source, srcPort: req.srcPort, placement: req.placement, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1) });
+    }
+    if (req.srcPort !== undefined) throw new PathlensError('ERR_USAGE', '--sport with -T needs --raw: connect() probes take a new source port per probe');
     return new TcpConnectProber({ target: address, dstPort: req.port, total, source, placement: req.placement });
   }
   if (choice === 'raw') throw new PathlensError('ERR_USAGE', 'UDP probes use an ordinary datagram socket: --raw applies to -I');

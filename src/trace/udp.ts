@@ -80,6 +80,22 @@ export function routeMtu(target: Uint8Array, placement: Placement | undefined): 
   }
 }
 
+/** The source address the kernel picks for `target` (a connected datagram socket's local name). */
+export function routeSource(target: Uint8Array, placement: Placement | undefined): Uint8Array {
+  const fam: Family = target.length === 4 ? 4 : 6;
+  const s = openSocket(fam === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, placement ?? {});
+  try {
+    const rc = s.connect(sockaddr(target, 9));
+    if (rc < 0) throw new SysError('connect', rc, `route to ${formatIp(target, 0, fam)}`);
+    const nm = s.localName();
+    const v = new SockaddrView();
+    readSockaddr(new DataView(nm.buffer, nm.byteOffset, nm.byteLength), 0, nm.length, v);
+    return nm.slice(v.addrOff, v.addrOff + (fam === 4 ? 4 : 16));
+  } finally {
+    s.close();
+  }
+}
+
 /**
  * Opens a datagram socket for probing: placed, IP_RECVERR (and RFC 4884 extensions where the
  * kernel has them), kernel receive timestamps, a large receive buffer, bound to the source.

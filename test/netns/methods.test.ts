@@ -1,6 +1,6 @@
 /**
  * The probe matrix against real routers: UDP, ICMP echo (ping socket and raw socket) and TCP SYN
- * (connect per probe), IPv4 and IPv6, as uid 65534 and as root; capability errors that name the
+ * (connect per probe and raw socket), IPv4 and IPv6, as uid 65534 and as root; capability errors that name the
  * fix; and placement (--netns without `ip netns exec`, --iface, --mark).
  */
 import assert from 'node:assert/strict';
@@ -38,6 +38,7 @@ const CASES: Case[] = [
   { name: 'ICMP, privileged (raw socket)', args: ['-I', '--raw'], method: 'icmp', socket: 'raw', last: 'echo-reply/reply' },
   { name: 'TCP, unprivileged (connect)', args: ['-T'], uid: NOBODY, method: 'tcp', socket: 'connect', last: 'tcp-rst/closed' },
   { name: 'TCP, root (connect)', args: ['-T'], method: 'tcp', socket: 'connect', last: 'tcp-rst/closed' },
+  { name: 'TCP, privileged (raw socket)', args: ['-T', '--raw'], method: 'tcp', socket: 'raw', last: 'tcp-rst/closed' },
 ];
 
 /** Every probe has exactly one outcome. */
@@ -85,12 +86,18 @@ test('probe matrix: every method x IPv4/IPv6 x unprivileged/root gives the exact
         // Ingress interface: best effort, but when given it is src's only interface.
         const ifx = events.flatMap((e) => (e.type === 'reply' && e.ifindex !== undefined ? [e.ifindex] : []));
         assert.ok(ifx.every((x) => x === srcIfindex), `${what}: ifindex ${[...new Set(ifx)].join(',')}`);
-        if (c.method !== 'tcp') assert.ok(ifx.length > 0, `${what}: datagram sockets report the ingress interface`);
+        if (c.socket !== 'connect') assert.ok(ifx.length > 0, `${what}: datagram and raw sockets report the ingress interface`);
         const probes = events.filter((e): e is ProbeEvent => e.type === 'probe');
         if (c.method === 'icmp') assert.ok(probes.every((p) => p.dst_port === null && p.echo_seq === (p.seq & 0xffff)), what);
-        if (c.method === 'tcp') {
+        if (c.socket === 'connect') {
           // One socket per probe: every probe has its own source port.
           assert.equal(new Set(probes.map((p) => p.src_port)).size, probes.length, what);
+          assert.ok(probes.every((p) => p.dst_port === 80), what);
+        }
+        if (c.socket === 'raw' && c.method === 'tcp') {
+          // Raw SYNs: one reserved source port for the whole run (Paris: one flow), SYN-ACK/RST
+          // timed by the kernel.
+          assert.equal(new Set(probes.map((p) => p.src_port)).size, 1, what);
           assert.ok(probes.every((p) => p.dst_port === 80), what);
         }
       }
@@ -131,6 +138,23 @@ test('TCP to an open port: the SYN-ACK reaches the target, its RTT comes from th
       assert.equal(closed, resets, `a connection ended without a reset: ${out}`);
       const est = spawnSync('ip', ['netns', 'exec', nodeNs(st, 'dst'), 'ss', '-Htn', 'state', 'established'], { encoding: 'utf8' });
       assert.equal(est.stdout.trim(), '', 'no connection left open');
+      // Raw SYNs: the SYN-ACK is read off the raw socket with a kernel timestamp; src's own stack
+      // answers it with an RST (the port is reserved, never listening), so the server accepts
+      // nothing and keeps no half-open connection.
+      const before = out;
+      for (const fam of [4, 6] as const) {
+        const dst = addrOf(st, 'dst', fam);
+        const { events } = await trace(st, 'src', dst, ['-T', '--raw', '-p', '8080', '-q', '1']);
+        checkOutcomes(events);
+        const last = hops(events).at(-1)!;
+        assert.deepEqual([last.addrs, last.replies[0].kind], [[dst], 'tcp-syn-ack'], `raw, IPv${fam}`);
+        const reply = events.find((e) => e.type === 'reply' && e.kind === 'tcp-syn-ack');
+        assert.ok(reply && reply.type === 'reply' && reply.kernel_ts, 'raw SYN-ACK with a kernel receive timestamp');
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(out, before, 'raw SYN probes never complete a handshake');
+      const half = spawnSync('ip', ['netns', 'exec', nodeNs(st, 'dst'), 'ss', '-Htn', 'state', 'syn-recv'], { encoding: 'utf8' });
+      assert.equal(half.stdout.trim(), '', 'no half-open connection left at the target');
     } finally {
       server.kill();
     }
@@ -146,6 +170,10 @@ test('capability errors name the fix: no ping socket, no raw socket', opt, async
     assert.match(raw.stderr, /^pathlens: raw ICMP socket refused \(EPERM\): .*CAP_NET_RAW/);
     assert.match(raw.stderr, /setcap cap_net_raw\+ep/);
     assert.doesNotMatch(raw.stderr, /\n\s+at /, 'no stack trace');
+    const rawTcp = await runIn(ns, [process.execPath, CLI, 'trace', '-T', '--raw', dst], { uid: NOBODY });
+    assert.equal(rawTcp.code, 1);
+    assert.match(rawTcp.stderr, /^pathlens: raw TCP socket refused \(EPERM\): .*CAP_NET_RAW.*setcap cap_net_raw\+ep.*connect\(\)/);
+    assert.doesNotMatch(rawTcp.stderr, /\n\s+at /, 'no stack trace');
     spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ping_group_range=1 0']);
     for (const args of [['-I'], ['-I', '--unpriv']]) {
       const r = await runIn(ns, [process.execPath, CLI, 'trace', ...args, dst], { uid: NOBODY });

@@ -12,6 +12,7 @@ import { ErrqueueRecord, parseErrqueue } from '../../src/packet/errqueue.js';
 import { IcmpErrorView, parseIcmpError } from '../../src/packet/icmp.js';
 import { IcmpExtView, findIcmpExtensions, parseIcmpExtensions } from '../../src/packet/icmpext.js';
 import { IpView, parseIpHeader } from '../../src/packet/ip.js';
+import { TcpView, parseTcpHeader } from '../../src/packet/tcp.js';
 import { describeStatus } from '../../src/packet/status.js';
 
 const RUNS = { numRuns: 3000 };
@@ -145,6 +146,19 @@ test('ICMP extension parsers: never throw, defined statuses, labels only on OK',
       const s = findIcmpExtensions(b, off, len, fam, v);
       assert.ok(defined(s));
       if (s !== 0) assert.equal(v.labels(), null, 'no labels survive a failed parse');
+    }),
+    RUNS,
+  );
+});
+
+test('TCP header parser: never throws; header and payload inside the given range', () => {
+  const v = new TcpView();
+  fc.assert(
+    fc.property(bytes, fc.nat(40), fc.boolean(), (b, skip, quoted) => {
+      const off = Math.min(skip, b.length);
+      const st = parseTcpHeader(b, off, b.length - off, v, quoted);
+      assert.ok(defined(st));
+      if (st === 0 && v.headerLen > 0) assert.ok(off + v.headerLen + v.payloadLen === b.length);
     }),
     RUNS,
   );
