@@ -11,6 +11,7 @@ import { version } from '../core/version.js';
 const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   trace: async () => (await import('./trace.js')).traceCommand(),
   lab: async () => (await import('./lab.js')).labCommand(),
+  pping: async () => (await import('./pping.js')).ppingCommand(),
 };
 
 export async function main(argv: string[]): Promise<number> {

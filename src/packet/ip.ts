@@ -15,6 +15,8 @@ export class IpView {
   flowLabel = 0;
   ident = 0;
   dontFragment = false;
+  /** A fragment other than the first: its payload does not start with the upper-layer header. */
+  laterFragment = false;
   srcOff = 0;
   dstOff = 0;
   payloadOff = 0;
@@ -48,6 +50,7 @@ export function parseIpHeader(bytes: Uint8Array, off: number, len: number, out: 
     if (!quoted && out.totalLen > len) return ERR_TRUNCATED;
     out.ident = (bytes[off + 4] << 8) | bytes[off + 5];
     out.dontFragment = (bytes[off + 6] & 0x40) !== 0;
+    out.laterFragment = ((bytes[off + 6] & 0x1f) | bytes[off + 7]) !== 0;
     out.ttl = bytes[off + 8];
     out.proto = bytes[off + 9];
     out.flowLabel = 0;
@@ -67,6 +70,7 @@ export function parseIpHeader(bytes: Uint8Array, off: number, len: number, out: 
     out.ttl = bytes[off + 7];
     out.ident = 0;
     out.dontFragment = true;
+    out.laterFragment = false;
     out.srcOff = off + 8;
     out.dstOff = off + 24;
     let next = bytes[off + 6];
@@ -82,6 +86,7 @@ export function parseIpHeader(bytes: Uint8Array, off: number, len: number, out: 
       } else if (next === V6_EXT_FRAGMENT) {
         if (end - p < 8) return ERR_TRUNCATED;
         next = bytes[p];
+        if (((bytes[p + 2] << 8) | (bytes[p + 3] & 0xf8)) !== 0) out.laterFragment = true;
         p += 8;
       } else {
         break;

@@ -92,3 +92,26 @@ export function icmp(type: number, code: number, rest: number[], body: number[])
   m[3] = c & 0xff;
   return m;
 }
+
+/** TCP segment: 20-byte header plus a timestamp option (NOP NOP TS) when `ts` is given; checksum 0. */
+export function tcpSeg(o: { sport: number; dport: number; seq?: number; ack?: number; flags: number; ts?: [number, number]; payload?: number }): number[] {
+  const opts = o.ts ? [1, 1, 8, 10, ...be32(o.ts[0]), ...be32(o.ts[1])] : [];
+  const hl = 20 + opts.length;
+  return [
+    o.sport >> 8, o.sport & 0xff, o.dport >> 8, o.dport & 0xff,
+    ...be32(o.seq ?? 1), ...be32(o.ack ?? 0),
+    (hl / 4) << 4, o.flags, 0xff, 0xff, 0, 0, 0, 0,
+    ...opts,
+    ...new Array(o.payload ?? 0).fill(0xab),
+  ];
+}
+
+export function be32(v: number): number[] {
+  return [(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+}
+
+/** Ethernet frame (with optional 802.1Q tags) around an L3 packet. */
+export function eth(ethertype: number, l3: number[], vlans: number[] = []): number[] {
+  const tags = vlans.flatMap((vid) => [0x81, 0x00, vid >> 8, vid & 0xff]);
+  return [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, ...tags, ethertype >> 8, ethertype & 0xff, ...l3];
+}

@@ -1,0 +1,93 @@
+/**
+ * `pathlens pping`: passive per-flow RTT, live on an interface or offline from a capture file.
+ * The output formats are consumers of the pathlens.pping/1 event stream.
+ */
+import { createWriteStream } from 'node:fs';
+import { Command, Option } from 'commander';
+import { PathlensError } from '../core/errors.js';
+import type { PpingEvent } from '../pping/events.js';
+import type { MatcherOptions } from '../pping/matcher.js';
+import { runOffline, runPacketSocket } from '../pping/run.js';
+import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
+import { floatArg, intArg } from './args.js';
+
+interface PpingOpts {
+  iface?: string;
+  read?: string;
+  tcp?: boolean;
+  icmp?: boolean;
+  format: PpingFormat;
+  write?: string;
+  rateLimit: number;
+  rttRate?: number;
+  rttType: 'min' | 'smoothed';
+  includeSyn?: boolean;
+  includeLocal?: boolean;
+  capture: 'bpf' | 'packet';
+  ingressHook: 'tc' | 'xdp';
+  netns?: string;
+  duration?: number;
+  maxFlows: number;
+  maxTimestamps: number;
+}
+
+export function ppingCommand(): Command {
+  return new Command('pping')
+    .description('passive per-flow RTT from TCP timestamps and ICMP echo, live (-i IFACE) or from a capture file (-r FILE)')
+    .option('-i, --iface <name>', 'interface to watch (both directions)')
+    .option('-r, --read <file>', 'read a pcap or pcapng file instead (as tcpdump -r)')
+    .option('--tcp', 'TCP, from the timestamp option (the default when neither --tcp nor --icmp is given)')
+    .option('--icmp', 'ICMP and ICMPv6 echo, from id and sequence')
+    .addOption(new Option('-F, --format <format>', 'output format').choices(['standard', 'ppviz', 'json', 'jsonl']).default('standard'))
+    .option('-w, --write <file>', 'write the output to FILE instead of stdout')
+    .option('--rate-limit <ms>', 'least time between two timestamps of one flow direction (0: no limit)', floatArg(0, 1e6), 100)
+    .option('-R, --rtt-rate <r>', 'sample at most once per R x the flow\'s RTT (overrides --rate-limit once an RTT is known)', floatArg(0, 1e6))
+    .addOption(new Option('-t, --rtt-type <type>', 'RTT that --rtt-rate uses').choices(['min', 'smoothed']).default('smoothed'))
+    .option('--include-syn', 'also timestamp SYN and SYN-ACK packets')
+    .option('--include-local', 'also measure flows between loopback addresses')
+    .addOption(new Option('--capture <how>', 'live capture: BPF programs on tc/XDP, or a packet socket').choices(['bpf', 'packet']).default('bpf'))
+    .addOption(new Option('--ingress-hook <hook>', 'BPF ingress hook').choices(['tc', 'xdp']).default('tc'))
+    .option('--netns <name|path>', 'the interface is in this network namespace')
+    .option('--duration <seconds>', 'stop after this long (live)', floatArg(0.001, 1e7))
+    .option('--max-flows <n>', 'flow table size', intArg(16, 1 << 24), 16384)
+    .option('--max-timestamps <n>', 'timestamp table size', intArg(16, 1 << 24), 16384)
+    .action(async (opts: PpingOpts) => {
+      if (!opts.iface === !opts.read) throw new Error('usage: give one of -i IFACE (live) or -r FILE (offline)');
+      const mo: Partial<MatcherOptions> = {
+        tcp: opts.tcp || !opts.icmp,
+        icmp: !!opts.icmp,
+        rateLimitNs: opts.rateLimit * 1e6,
+        rttRate: opts.rttRate ?? 0,
+        rttRateUse: opts.rttType,
+        includeSyn: !!opts.includeSyn,
+        includeLocal: !!opts.includeLocal,
+        maxFlows: opts.maxFlows,
+        maxStamps: opts.maxTimestamps,
+      };
+      const out = opts.write ? createWriteStream(opts.write) : process.stdout;
+      const writer = new PpingWriter(opts.format, out, opts.write ? process.stdout : process.stderr, !!opts.write);
+      const sink = { event: (e: PpingEvent) => writer.event(e) };
+      if (opts.read) {
+        try {
+          runOffline(opts.read, mo, sink);
+        } finally {
+          await writer.end();
+        }
+        return;
+      }
+      if (opts.capture === 'bpf') {
+        throw new PathlensError(
+          'ERR_MISSING_TOOL',
+          'BPF capture is not part of this build yet (the tc/XDP programs are still to come): use --capture packet, which applies the same rules to a packet socket',
+        );
+      }
+      const h = runPacketSocket({ iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 }, mo, sink);
+      const onSig = () => h.stop();
+      process.once('SIGINT', onSig);
+      process.once('SIGTERM', onSig);
+      await h.done;
+      process.off('SIGINT', onSig);
+      process.off('SIGTERM', onSig);
+      await writer.end();
+    });
+}

@@ -1,0 +1,185 @@
+/**
+ * From a captured frame to what passive RTT needs: the flow (addresses, ports or echo id,
+ * protocol), the TCP flags and timestamp option, or the ICMP echo type and sequence, and the IP
+ * length. Link layers: Ethernet with up to two VLAN tags, Linux cooked capture (SLL, SLL2), raw
+ * IP (tun, PPP without header), BSD loopback, and L3 packets with a known EtherType (AF_PACKET
+ * SOCK_DGRAM). Zero allocation: one reused PacketInfo; addresses stay in the frame's buffer.
+ */
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP } from '../core/constants.js';
+import { IpView, parseIpHeader } from '../packet/ip.js';
+import { OK } from '../packet/status.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView, parseTcpHeader } from '../packet/tcp.js';
+
+/** pcap LINKTYPE_* values understood here (plus L3_ETHERTYPE for AF_PACKET SOCK_DGRAM). */
+export const LINKTYPE_NULL = 0;
+export const LINKTYPE_ETHERNET = 1;
+export const LINKTYPE_RAW = 101;
+export const LINKTYPE_LINUX_SLL = 113;
+export const LINKTYPE_IPV4 = 228;
+export const LINKTYPE_IPV6 = 229;
+export const LINKTYPE_LINUX_SLL2 = 276;
+/** Not a pcap value: the frame is an L3 packet and `ethertype` says which. */
+export const L3_ETHERTYPE = -1;
+
+export function linktypeSupported(lt: number): boolean {
+  return lt === LINKTYPE_NULL || lt === LINKTYPE_ETHERNET || lt === LINKTYPE_RAW || lt === 14 || lt === LINKTYPE_LINUX_SLL || lt === LINKTYPE_LINUX_SLL2 || lt === LINKTYPE_IPV4 || lt === LINKTYPE_IPV6;
+}
+
+const ETH_P_IP = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
+const ETH_P_8021Q = 0x8100;
+const ETH_P_8021AD = 0x88a8;
+
+export const ICMP_ECHO_REQUEST = 1;
+export const ICMP_ECHO_REPLY = 2;
+
+/** Why a frame gives no flow (counted per reason by the reader). */
+export const SKIP_NOT_IP = 1;
+export const SKIP_PROTO = 2;
+export const SKIP_MALFORMED = 3;
+export const SKIP_FRAGMENT = 4;
+
+export class PacketInfo {
+  family: 4 | 6 = 4;
+  /** The frame's bytes; addresses at srcOff/dstOff (4 or 16 bytes). */
+  bytes: Uint8Array = new Uint8Array(0);
+  srcOff = 0;
+  dstOff = 0;
+  proto = 0;
+  /** TCP ports; for ICMP echo both are the echo id. */
+  srcPort = 0;
+  dstPort = 0;
+  /** IP length as the header states it (what counts as the packet's bytes). */
+  ipLen = 0;
+  tcpFlags = 0;
+  /** TCP payload bytes as the headers state them (whatever the capture kept). */
+  tcpPayload = 0;
+  hasTs = false;
+  tsval = 0;
+  tsecr = 0;
+  /** ICMP_ECHO_REQUEST or ICMP_ECHO_REPLY (0 for TCP). */
+  echo = 0;
+  echoSeq = 0;
+
+  get syn(): boolean {
+    return (this.tcpFlags & TCP_SYN) !== 0;
+  }
+  get ack(): boolean {
+    return (this.tcpFlags & TCP_ACK) !== 0;
+  }
+  get fin(): boolean {
+    return (this.tcpFlags & TCP_FIN) !== 0;
+  }
+  get rst(): boolean {
+    return (this.tcpFlags & TCP_RST) !== 0;
+  }
+}
+
+export class Decoder {
+  private readonly ip = new IpView();
+  private readonly tcp = new TcpView();
+
+  /**
+   * Decodes frame bytes[off, off+len) of link type `linktype` (for L3_ETHERTYPE, `ethertype`
+   * names the L3 protocol). Returns 0 with `out` filled, or a SKIP_* reason.
+   */
+  decode(bytes: Uint8Array, off: number, len: number, linktype: number, ethertype: number, out: PacketInfo): number {
+    if (off < 0 || len < 0 || off + len > bytes.length) return SKIP_MALFORMED;
+    const end = off + len;
+    let p = off;
+    let et = -1;
+    switch (linktype) {
+      case LINKTYPE_ETHERNET:
+        if (len < 14) return SKIP_MALFORMED;
+        et = (bytes[p + 12] << 8) | bytes[p + 13];
+        p += 14;
+        break;
+      case LINKTYPE_LINUX_SLL:
+        if (len < 16) return SKIP_MALFORMED;
+        et = (bytes[p + 14] << 8) | bytes[p + 15];
+        p += 16;
+        break;
+      case LINKTYPE_LINUX_SLL2:
+        if (len < 20) return SKIP_MALFORMED;
+        et = (bytes[p] << 8) | bytes[p + 1];
+        p += 20;
+        break;
+      case LINKTYPE_NULL: {
+        if (len < 4) return SKIP_MALFORMED;
+        // The BSD address family in the capturing host's byte order: 2 is IPv4; 10, 24, 28, 30 IPv6.
+        const le = bytes[p] | (bytes[p + 1] << 8);
+        const be = (bytes[p + 2] << 8) | bytes[p + 3];
+        const af = le !== 0 ? le : be;
+        et = af === 2 ? ETH_P_IP : af === 10 || af === 24 || af === 28 || af === 30 ? ETH_P_IPV6 : 0;
+        p += 4;
+        break;
+      }
+      case LINKTYPE_RAW:
+      case 14: // LINKTYPE_RAW on some systems (DLT_RAW = 14 on OpenBSD)
+        if (len < 1) return SKIP_MALFORMED;
+        et = bytes[p] >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP;
+        break;
+      case LINKTYPE_IPV4:
+        et = ETH_P_IP;
+        break;
+      case LINKTYPE_IPV6:
+        et = ETH_P_IPV6;
+        break;
+      case L3_ETHERTYPE:
+        et = ethertype;
+        break;
+      default:
+        return SKIP_NOT_IP;
+    }
+    // VLAN tags (802.1Q, 802.1ad), up to two.
+    for (let i = 0; i < 2 && (et === ETH_P_8021Q || et === ETH_P_8021AD); i++) {
+      if (end - p < 4) return SKIP_MALFORMED;
+      et = (bytes[p + 2] << 8) | bytes[p + 3];
+      p += 4;
+    }
+    if (et !== ETH_P_IP && et !== ETH_P_IPV6) return SKIP_NOT_IP;
+    const ip = this.ip;
+    // A capture may keep only the first bytes (snaplen): the headers must be whole, not the payload.
+    if (parseIpHeader(bytes, p, end - p, ip, true) !== OK) return SKIP_MALFORMED;
+    if ((et === ETH_P_IP) !== (ip.version === 4)) return SKIP_MALFORMED;
+    if (ip.laterFragment) return SKIP_FRAGMENT;
+    out.family = ip.version === 6 ? 6 : 4;
+    out.bytes = bytes;
+    out.srcOff = ip.srcOff;
+    out.dstOff = ip.dstOff;
+    out.proto = ip.proto;
+    out.ipLen = ip.totalLen;
+    out.tcpFlags = 0;
+    out.tcpPayload = 0;
+    out.hasTs = false;
+    out.echo = 0;
+    const l4 = ip.payloadOff;
+    const avail = end - l4;
+    if (ip.proto === IPPROTO_TCP) {
+      const t = this.tcp;
+      if (parseTcpHeader(bytes, l4, avail, t, true) !== OK || avail < 20) return SKIP_MALFORMED;
+      out.srcPort = t.srcPort;
+      out.dstPort = t.dstPort;
+      out.tcpFlags = t.flags;
+      const hl = t.headerLen > 0 ? t.headerLen : (bytes[l4 + 12] >> 4) * 4;
+      out.tcpPayload = Math.max(0, ip.totalLen - ip.headerLen - hl);
+      out.hasTs = t.hasTimestamp;
+      out.tsval = t.tsval;
+      out.tsecr = t.tsecr;
+      return 0;
+    }
+    const v6 = ip.version === 6;
+    if (ip.proto === (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP)) {
+      if (avail < 8) return SKIP_MALFORMED;
+      const type = bytes[l4];
+      if (type === (v6 ? 128 : 8)) out.echo = ICMP_ECHO_REQUEST;
+      else if (type === (v6 ? 129 : 0)) out.echo = ICMP_ECHO_REPLY;
+      else return SKIP_PROTO;
+      if (bytes[l4 + 1] !== 0) return SKIP_MALFORMED;
+      out.srcPort = out.dstPort = (bytes[l4 + 4] << 8) | bytes[l4 + 5];
+      out.echoSeq = (bytes[l4 + 6] << 8) | bytes[l4 + 7];
+      return 0;
+    }
+    return SKIP_PROTO;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Events of `pathlens pping` (schema pathlens.pping/1). RTT and flow events carry ePPing's JSON
+ * field names (timestamp in ns since the epoch, src_ip, src_port, dest_ip, dest_port, protocol,
+ * rtt and min_rtt in ns, sent/rec packets and bytes, match_on_egress; flow_event, reason,
+ * triggered_by), so ePPing consumers read them unchanged. In memory the time is kept as sec +
+ * nsec (a double cannot hold epoch nanoseconds exactly); `toJson` writes it as one exact integer.
+ */
+
+export type PpingProtocol = 'TCP' | 'ICMP' | 'ICMPv6';
+export type FlowReason = 'SYN' | 'SYN-ACK' | 'first observed packet' | 'FIN' | 'RST' | 'flow timeout';
+
+interface Base {
+  schema: 'pathlens.pping/1';
+  /** Event time: seconds and nanoseconds since the epoch (written as `timestamp`, ns). */
+  sec: number;
+  nsec: number;
+}
+
+export interface FlowTuple {
+  src_ip: string;
+  src_port: number;
+  dest_ip: string;
+  dest_port: number;
+  protocol: PpingProtocol;
+}
+
+export interface RttEvent extends Base, FlowTuple {
+  type: 'rtt';
+  rtt: number;
+  min_rtt: number;
+  sent_packets: number;
+  sent_bytes: number;
+  rec_packets: number;
+  rec_bytes: number;
+  match_on_egress: boolean;
+}
+
+export interface FlowEvent extends Base, FlowTuple {
+  type: 'flow';
+  flow_event: 'opening' | 'closing';
+  reason: FlowReason;
+  triggered_by: 'src' | 'dest' | 'userspace-cleanup';
+}
+
+/** A state table was full: `dropped` flows or timestamps not kept since the last report. */
+export interface TableFullEvent extends Base {
+  type: 'table-full';
+  table: 'flows' | 'timestamps';
+  capacity: number;
+  dropped: number;
+}
+
+/** Where the packets come from, and what pathlens does with them. */
+export interface PpingStartEvent extends Base {
+  type: 'start';
+  version: string;
+  source: 'pcap' | 'packet-socket' | 'bpf';
+  /** Interface name (live) or file path (offline). */
+  input: string;
+  protocols: PpingProtocol[];
+  rate_limit_ms: number;
+  rtt_rate: number | null;
+}
+
+export interface PpingDoneEvent extends Base {
+  type: 'done';
+  reason: 'end-of-file' | 'interrupted' | 'interface-gone' | 'error';
+  packets: number;
+  /** Packets that gave no flow, by reason (not IP, other protocol, malformed, later fragment). */
+  skipped: { not_ip: number; other_protocol: number; malformed: number; fragment: number };
+  /** Packets matched or timestamped by the rules (TCP/ICMP of the selected protocols). */
+  considered: number;
+  rtt_events: number;
+  flows_opened: number;
+  timestamps_expired: number;
+  flow_table_full: number;
+  timestamp_table_full: number;
+  /** Packets or events the capture path lost (kernel drops, ring-buffer overruns). */
+  lost: number;
+}
+
+export type PpingEvent = RttEvent | FlowEvent | TableFullEvent | PpingStartEvent | PpingDoneEvent;
+
+/** Epoch nanoseconds of (sec, nsec) as an exact integer literal. */
+export function nsLiteral(sec: number, nsec: number): string {
+  return sec > 0 ? `${sec}${String(nsec).padStart(9, '0')}` : String(nsec);
+}
+
+/** One event as a JSON object text: `timestamp` first (exact ns), then the fields in order. */
+export function toJson(e: PpingEvent): string {
+  let out = `{"schema":"pathlens.pping/1","type":${JSON.stringify(e.type)},"timestamp":${nsLiteral(e.sec, e.nsec)}`;
+  for (const [k, v] of Object.entries(e)) {
+    if (k === 'schema' || k === 'type' || k === 'sec' || k === 'nsec') continue;
+    out += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+  }
+  return `${out}}`;
+}
