@@ -13,6 +13,12 @@ import { IcmpErrorView, parseIcmpError } from '../../src/packet/icmp.js';
 import { IcmpExtView, findIcmpExtensions, parseIcmpExtensions } from '../../src/packet/icmpext.js';
 import { IpView, parseIpHeader } from '../../src/packet/ip.js';
 import { TcpView, parseTcpHeader } from '../../src/packet/tcp.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PathlensError } from '../../src/core/errors.js';
+import { Decoder, L3_ETHERTYPE, PacketInfo } from '../../src/pping/decode.js';
+import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import { describeStatus } from '../../src/packet/status.js';
 
 const RUNS = { numRuns: 3000 };
@@ -161,5 +167,50 @@ test('TCP header parser: never throws; header and payload inside the given range
       if (st === 0 && v.headerLen > 0) assert.ok(off + v.headerLen + v.payloadLen === b.length);
     }),
     RUNS,
+  );
+});
+
+test('pping frame decoder: never throws, for every link type; addresses inside the frame', () => {
+  const dec = new Decoder();
+  const info = new PacketInfo();
+  fc.assert(
+    fc.property(bytes, fc.constantFrom(0, 1, 14, 101, 113, 228, 229, 276, L3_ETHERTYPE, 999), fc.constantFrom(0x0800, 0x86dd, 0x8100, 0), (b, lt, et) => {
+      const r = dec.decode(b, 0, b.length, lt, et, info);
+      if (r === 0) assert.ok(info.srcOff >= 0 && info.dstOff + (info.family === 4 ? 4 : 16) <= b.length);
+    }),
+    RUNS,
+  );
+});
+
+test('pcap/pcapng reader: random and mutated files end in records or a PathlensError, nothing else', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pathlens-prop-'));
+  const path = join(dir, 'f');
+  const rec = new CaptureRecord();
+  const pcapHead = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+  const ngHead = [0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0];
+  const file = fc.oneof(
+    bytes,
+    bytes.map((b) => Uint8Array.from([...pcapHead, ...b])),
+    bytes.map((b) => Uint8Array.from([...ngHead, ...b])),
+  );
+  fc.assert(
+    fc.property(file, (b) => {
+      writeFileSync(path, b);
+      try {
+        const r = CaptureReader.open(path);
+        try {
+          let n = 0;
+          while (r.next(rec)) {
+            assert.ok(rec.off >= 0 && rec.off + rec.len <= rec.data.length);
+            assert.ok(++n <= b.length);
+          }
+        } finally {
+          r.close();
+        }
+      } catch (e) {
+        assert.ok(e instanceof PathlensError, String(e));
+      }
+    }),
+    { numRuns: 600 },
   );
 });

@@ -1,0 +1,209 @@
+/**
+ * pcap and pcapng readers on hand-built files: both byte orders, micro- and nanosecond pcap,
+ * pcapng with several interfaces, if_tsresol, if_tsoffset and epb_flags direction; then truncated
+ * and malformed files, which must end in a PathlensError naming the byte offset (and, through
+ * the CLI, one clean line on stderr and exit 1).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { PathlensError } from '../../src/core/errors.js';
+import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
+import type { PpingEvent, RttEvent } from '../../src/pping/events.js';
+import { runOffline } from '../../src/pping/run.js';
+import { eth, ipv4, tcpSeg } from '../helpers/bytes.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pathlens-pcap-'));
+const CLI = join(process.cwd(), 'bin', 'pathlens.js');
+
+function u16(v: number, le: boolean): number[] {
+  return le ? [v & 0xff, v >> 8] : [v >> 8, v & 0xff];
+}
+function u32(v: number, le: boolean): number[] {
+  const b = [(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+  return le ? b.reverse() : b;
+}
+
+interface Rec {
+  sec: number;
+  frac: number;
+  data: number[];
+}
+
+function pcap(recs: Rec[], o: { le?: boolean; ns?: boolean; linktype?: number } = {}): Uint8Array {
+  const le = o.le ?? true;
+  const out = [...u32(o.ns ? 0xa1b23c4d : 0xa1b2c3d4, le), ...u16(2, le), ...u16(4, le), ...u32(0, le), ...u32(0, le), ...u32(65535, le), ...u32(o.linktype ?? 1, le)];
+  for (const r of recs) out.push(...u32(r.sec, le), ...u32(r.frac, le), ...u32(r.data.length, le), ...u32(r.data.length, le), ...r.data);
+  return Uint8Array.from(out);
+}
+
+function block(type: number, body: number[], le: boolean): number[] {
+  const padded = [...body, ...new Array((4 - (body.length % 4)) % 4).fill(0)];
+  const total = padded.length + 12;
+  return [...u32(type, le), ...u32(total, le), ...padded, ...u32(total, le)];
+}
+
+function opt(code: number, value: number[], le: boolean): number[] {
+  return [...u16(code, le), ...u16(value.length, le), ...value, ...new Array((4 - (value.length % 4)) % 4).fill(0)];
+}
+
+function shb(le: boolean): number[] {
+  return block(0x0a0d0d0a, [...u32(0x1a2b3c4d, le), ...u16(1, le), ...u16(0, le), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], le);
+}
+
+function idb(linktype: number, le: boolean, opts: number[] = []): number[] {
+  return block(1, [...u16(linktype, le), 0, 0, ...u32(0, le), ...opts, ...(opts.length ? u32(0, le) : [])], le);
+}
+
+/** ts as a 64-bit count of units split into high/low words. */
+function epb(ifIdx: number, ts: bigint, data: number[], le: boolean, opts: number[] = []): number[] {
+  const hi = Number(ts >> 32n);
+  const lo = Number(ts & 0xffffffffn);
+  const padded = [...data, ...new Array((4 - (data.length % 4)) % 4).fill(0)];
+  return block(6, [...u32(ifIdx, le), ...u32(hi, le), ...u32(lo, le), ...u32(data.length, le), ...u32(data.length, le), ...padded, ...opts, ...(opts.length ? u32(0, le) : [])], le);
+}
+
+function file(name: string, bytes: Uint8Array | number[]): string {
+  const p = join(dir, name);
+  writeFileSync(p, bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes));
+  return p;
+}
+
+function readAll(path: string) {
+  const r = CaptureReader.open(path);
+  const rec = new CaptureRecord();
+  const out: { sec: number; nsec: number; len: number; linktype: number; egress: boolean | null; first: number }[] = [];
+  try {
+    while (r.next(rec)) out.push({ sec: rec.sec, nsec: rec.nsec, len: rec.len, linktype: rec.linktype, egress: rec.egress, first: rec.data[rec.off] });
+  } finally {
+    r.close();
+  }
+  return { out, format: r.format };
+}
+
+function rejects(path: string, re: RegExp): void {
+  assert.throws(
+    () => readAll(path),
+    (e: unknown) => e instanceof PathlensError && e.code === 'ERR_PARSE' && re.test(e.message),
+  );
+}
+
+const F1 = [0x11, 2, 3];
+const F2 = [0x22, 5, 6, 7, 8];
+
+test('pcap: little- and big-endian, micro- and nanoseconds', () => {
+  for (const le of [true, false]) {
+    const us = readAll(file(`us-${le}.pcap`, pcap([{ sec: 1700000000, frac: 123456, data: F1 }, { sec: 1700000001, frac: 999999, data: F2 }], { le })));
+    assert.equal(us.format, 'pcap');
+    assert.deepEqual(us.out, [
+      { sec: 1700000000, nsec: 123456000, len: 3, linktype: 1, egress: null, first: 0x11 },
+      { sec: 1700000001, nsec: 999999000, len: 5, linktype: 1, egress: null, first: 0x22 },
+    ]);
+    const ns = readAll(file(`ns-${le}.pcap`, pcap([{ sec: 5, frac: 999999999, data: F1 }], { le, ns: true, linktype: 101 })));
+    assert.deepEqual(ns.out, [{ sec: 5, nsec: 999999999, len: 3, linktype: 101, egress: null, first: 0x11 }]);
+  }
+  assert.deepEqual(readAll(file('empty.pcap', pcap([]))).out, [], 'a header alone is an empty capture');
+});
+
+test('pcapng: two interfaces, ns and 2^-20 resolutions, ts offset, direction flags, both byte orders', () => {
+  for (const le of [true, false]) {
+    const bytes = [
+      ...shb(le),
+      ...idb(1, le, opt(9, [9], le)), // ns
+      ...idb(101, le, [...opt(9, [0x80 | 20], le), ...opt(14, [...u32(le ? 100 : 0, le), ...u32(le ? 0 : 100, le)], le)]), // 2^-20 s, +100 s
+      ...block(4, [1, 2, 3, 4], le), // a name-resolution block: skipped
+      ...epb(0, 1_700_000_000_123_456_789n, F1, le, opt(2, u32(2, le), le)), // outbound
+      ...epb(1, (7n << 20n) + (1n << 19n), F2, le, opt(2, u32(1, le), le)), // 7.5 s + 100, inbound
+      ...epb(0, 1n, F1, le),
+    ];
+    const { out, format } = readAll(file(`two-${le}.pcapng`, bytes));
+    assert.equal(format, 'pcapng');
+    assert.deepEqual(out, [
+      { sec: 1700000000, nsec: 123456789, len: 3, linktype: 1, egress: true, first: 0x11 },
+      { sec: 107, nsec: 500000000, len: 5, linktype: 101, egress: false, first: 0x22 },
+      { sec: 0, nsec: 1, len: 3, linktype: 1, egress: null, first: 0x11 },
+    ]);
+  }
+});
+
+test('truncated and malformed captures are errors with the byte offset, never guesses', () => {
+  const good = pcap([{ sec: 1, frac: 0, data: F2 }]);
+  rejects(file('t1.pcap', good.subarray(0, 30)), /record header cut short \(6 of 16 bytes\) \(at byte 24\)/);
+  rejects(file('t2.pcap', good.subarray(0, good.length - 2)), /record cut short \(3 of 5 bytes\)/);
+  rejects(file('t3.pcap', good.subarray(0, 10)), /pcap file header cut short/);
+  rejects(file('magic.pcap', [1, 2, 3, 4, 5, 6, 7, 8]), /not a pcap or pcapng file \(magic 0x01020304\)/);
+  rejects(file('zero.pcap', []), /empty/);
+  const big = pcap([{ sec: 1, frac: 0, data: F1 }]);
+  big.set(u32(0x7fffffff, true), 24 + 8);
+  rejects(file('huge.pcap', big), /record claims 2147483647 bytes/);
+  const frac = pcap([{ sec: 1, frac: 1_000_000, data: F1 }]);
+  rejects(file('frac.pcap', frac), /fraction of a second out of range/);
+  const le = true;
+  const ng = [...shb(le), ...idb(1, le), ...epb(0, 5n, F1, le)];
+  rejects(file('ng-trunc.pcapng', ng.slice(0, ng.length - 3)), /block cut short/);
+  const badTrailer = [...ng];
+  badTrailer[badTrailer.length - 4] ^= 4;
+  rejects(file('ng-trailer.pcapng', badTrailer), /trailer length differs/);
+  rejects(file('ng-noif.pcapng', [...shb(le), ...epb(0, 5n, F1, le)]), /interface 0, which no interface block described/);
+  rejects(file('ng-len.pcapng', [...shb(le), ...u32(6, le), ...u32(13, le), 0, 0, 0, 0]), /block length 13/);
+  rejects(file('ng-res.pcapng', [...shb(le), ...idb(1, le, opt(9, [12], le)), ...epb(0, 5n, F1, le)]), /10\^-12 is finer than supported/);
+  const capPast = [...shb(le), ...idb(1, le), ...epb(0, 5n, F1, le)];
+  capPast.splice(capPast.length - 4 - 4 - 4 - 4, 4, ...u32(200, le)); // captured length 200 in a small block
+  rejects(file('ng-cap.pcapng', capPast), /captured length 200 runs past the block/);
+});
+
+test('offline pping over a pcap: RTT events from the same rules; the CLI reports bad files in one line', () => {
+  const A = [10, 0, 0, 1];
+  const B = [10, 0, 0, 2];
+  const frame = (src: number[], dst: number[], s: number[]) => eth(0x0800, [...ipv4(src, dst, 6, s.length, 64), ...s]);
+  const d = tcpSeg({ sport: 40000, dport: 80, flags: 0x18, ts: [77, 1], payload: 50 });
+  const a = tcpSeg({ sport: 80, dport: 40000, flags: 0x10, ts: [9, 77] });
+  const path = file(
+    'flow.pcap',
+    pcap([
+      { sec: 1700000000, frac: 100, data: frame(A, B, d) },
+      { sec: 1700000000, frac: 12_600, data: frame(B, A, a) },
+    ]),
+  );
+  const events: PpingEvent[] = [];
+  const done = runOffline(path, {}, { event: (e) => events.push(e) });
+  const rtts = events.filter((e): e is RttEvent => e.type === 'rtt');
+  assert.deepEqual(
+    rtts.map((r) => [r.rtt, r.src_ip, r.dest_ip]),
+    [[12_500_000, '10.0.0.1', '10.0.0.2']],
+  );
+  assert.deepEqual([done.packets, done.considered, done.rtt_events, done.reason], [2, 2, 1, 'end-of-file']);
+  for (const fmt of ['standard', 'ppviz', 'json', 'jsonl']) {
+    const r = spawnSync(process.execPath, [CLI, 'pping', '-r', path, '-F', fmt], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    if (fmt === 'ppviz') assert.equal(r.stdout, '1700000000.012600000 0.012500000 0.012500000 10.0.0.1:40000+10.0.0.2:80\n');
+    if (fmt === 'standard') assert.match(r.stdout, / 12\.500000 ms 12\.500000 ms TCP 10\.0\.0\.1:40000\+10\.0\.0\.2:80\n/);
+    if (fmt === 'json') {
+      const arr = JSON.parse(r.stdout) as Record<string, unknown>[];
+      const rtt = arr.find((e) => e.type === 'rtt')!;
+      assert.deepEqual(
+        Object.keys(rtt).slice(0, 15),
+        ['schema', 'type', 'timestamp', 'src_ip', 'src_port', 'dest_ip', 'dest_port', 'protocol', 'rtt', 'min_rtt', 'sent_packets', 'sent_bytes', 'rec_packets', 'rec_bytes', 'match_on_egress'],
+      );
+      assert.match(r.stdout, /"timestamp":1700000000012600000,/, 'the epoch ns timestamp is written exactly');
+    }
+    if (fmt === 'jsonl') assert.equal(r.stdout.trim().split('\n').length, 4, 'start, flow opening, rtt, done');
+  }
+  for (const [name, bytes] of [
+    ['cli-trunc.pcap', pcap([{ sec: 1, frac: 0, data: F2 }]).subarray(0, 40)],
+    ['cli-magic.pcap', Uint8Array.from([9, 9, 9, 9])],
+  ] as const) {
+    const r = spawnSync(process.execPath, [CLI, 'pping', '-r', file(name, bytes)], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^pathlens: .*\(at byte \d+\)\n$/);
+  }
+  const missing = spawnSync(process.execPath, [CLI, 'pping', '-r', join(dir, 'nope.pcap')], { encoding: 'utf8' });
+  assert.equal(missing.status, 2);
+  assert.equal(missing.stderr, `pathlens: cannot read ${join(dir, 'nope.pcap')}: ENOENT\n`);
+  const both = spawnSync(process.execPath, [CLI, 'pping'], { encoding: 'utf8' });
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /give one of -i IFACE \(live\) or -r FILE \(offline\)/);
+});
