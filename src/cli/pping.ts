@@ -82,6 +82,8 @@ export function ppingCommand(): Command {
         );
       }
       const h = runPacketSocket({ iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 }, mo, sink);
+      const flusher = setInterval(() => writer.flush(), 200);
+      h.done.finally(() => clearInterval(flusher));
       const onSig = () => h.stop();
       process.once('SIGINT', onSig);
       process.once('SIGTERM', onSig);

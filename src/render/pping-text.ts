@@ -64,6 +64,8 @@ export function ppvizLine(e: RttEvent): string {
 export class PpingWriter {
   private first = true;
   private failed: Error | null = null;
+  /** Output is gathered and written in blocks of about 64 KiB (one write per line costs most of an offline run). */
+  private pending = '';
 
   constructor(
     private readonly format: PpingFormat,
@@ -78,24 +80,33 @@ export class PpingWriter {
     if (this.failed) return;
     switch (this.format) {
       case 'standard':
-        this.out.write(`${standardLine(e)}\n`);
+        this.pending += `${standardLine(e)}\n`;
         break;
       case 'ppviz':
-        if (e.type === 'rtt') this.out.write(`${ppvizLine(e)}\n`);
-        else this.notes?.write(`${standardLine(e)}\n`);
+        // pollere's format has RTT lines only; run notes go to `notes`, flow events nowhere.
+        if (e.type === 'rtt') this.pending += `${ppvizLine(e)}\n`;
+        else if (e.type !== 'flow') this.notes?.write(`${standardLine(e)}\n`);
         break;
       case 'json':
-        this.out.write(`${this.first ? '[\n' : ',\n'}${toJson(e)}`);
+        this.pending += `${this.first ? '[\n' : ',\n'}${toJson(e)}`;
         this.first = false;
         break;
       case 'jsonl':
-        this.out.write(`${toJson(e)}\n`);
+        this.pending += `${toJson(e)}\n`;
         break;
     }
+    if (this.pending.length >= 65536) this.flush();
+  }
+
+  /** Writes what is gathered (live captures call this a few times a second). */
+  flush(): void {
+    if (this.pending && !this.failed) this.out.write(this.pending);
+    this.pending = '';
   }
 
   end(): Promise<void> {
-    if (this.format === 'json') this.out.write(this.first ? '[]\n' : '\n]\n');
+    if (this.format === 'json') this.pending += this.first ? '[]\n' : '\n]\n';
+    this.flush();
     return new Promise((res, rej) => {
       const done = () => (this.failed ? rej(new PathlensError('ERR_USAGE', `cannot write output: ${this.failed.message}`)) : res());
       if (this.owned) this.out.end(done);
