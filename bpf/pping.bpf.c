@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * Passive RTT in the kernel: the rules of src/pping/matcher.ts (the reference implementation,
+ * used for pcap files and packet sockets), applied on tc egress + tc ingress or XDP ingress.
+ *
+ * Every packet plays both parts, as in the reference:
+ *  - timestamp its own identifier (TCP TSval, ICMP echo request sequence) for its direction,
+ *    when it is the first packet with that identifier (TCP: wrap-safe newer), not a pure ACK,
+ *    not a SYN unless asked, and the direction's rate limit allows;
+ *  - match its echo of the reverse direction's identifier (TCP TSecr on an ACK, ICMP echo reply
+ *    sequence): a hit is an RTT sample, sent to user space through the ring buffer, and the
+ *    stored timestamp is removed.
+ * Flow opening/closing events come from here too; idle flows and stale timestamps are swept from
+ * user space (it owns the clock policy and the "flow timeout" events).
+ *
+ * Only UAPI structures are read (packet headers, __sk_buff and xdp_md fields), so the object
+ * loads unchanged on any kernel with BTF-less CO-RE needs: there is nothing to relocate.
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "pping.h"
+
+#define NSEC 1000000000ull
+#define STAMP_RTT_LIFETIMES 8
+#define STAMP_MIN_LIFETIME (1 * NSEC)
+#define STAMP_MAX_LIFETIME (10 * NSEC)
+#define MAX_VLAN 2
+#define MAX_EXT_HEADERS 8
+#define MAX_TCP_OPTIONS 40
+
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define IPPROTO_ICMPV6_ 58
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/* tcx and cls_bpf (direct action) alike: -1 lets the next program decide, the packet passes. */
+#define PASS_ON (-1)
+
+enum skip { OK = 0, SKIP_NOT_IP = 1, SKIP_PROTO = 2, SKIP_MALFORMED = 3, SKIP_FRAGMENT = 4 };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pping_flow_key);
+	__type(value, struct pping_flow);
+} pping_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pping_stamp_key);
+	__type(value, struct pping_stamp);
+} pping_stamps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} pping_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pping_config);
+} pping_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PPING_C_NUM);
+	__type(key, __u32);
+	__type(value, __u64);
+} pping_counters SEC(".maps");
+
+/* Connection ids, unique in this run (0 is never used). */
+__u32 pping_next_conn = 0;
+
+/* What the parser gives the rules (addresses in key order: src first). */
+struct packet {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 has_ts;
+	__u8 echo; /* 1 request, 2 reply */
+	__u8 pad[3];
+	__u32 ip_len;
+	__u32 payload;
+	__u32 tsval;
+	__u32 tsecr;
+	__u32 echo_seq;
+	__u32 et;       /* EtherType */
+	__u32 hdr_len;  /* IP header bytes, extension headers included */
+	/* Loop cursor kept in map memory, which the verifier does not track: every iteration then
+	 * looks alike to it ("some offset below 60"), instead of one state per exact offset. */
+	__u32 cursor;
+};
+
+/* Per-CPU scratch space: the BPF stack (512 bytes) is too small for these. */
+struct scratch {
+	struct packet p;
+	struct pping_flow_key key;
+	struct pping_flow nf;
+	__u64 now;
+	__u32 dir;    /* the packet's direction in the flow key (0: src is end 0) */
+	__u32 egress;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} pping_scratch SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&pping_counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+/*
+ * Parsing, in three stages with the same outcomes as src/pping/decode.ts for the same bytes:
+ * link layer, IP (with IPv6 extension headers), transport. Each stage leaves its result offset
+ * in map memory (struct packet), and the next reads it back as "some bounded offset": the
+ * verifier then checks each stage once instead of once per path through the previous ones.
+ */
+#define MAX_L3_OFF (14 + 4 * MAX_VLAN)
+#define MAX_L4_OFF 1024
+
+static __always_inline __u32 recall(__u32 *slot)
+{
+	return *(volatile __u32 *)slot;
+}
+
+/* Link layer: the EtherType and where the IP header starts. */
+static __noinline int parse_link(void *data, void *data_end, __u16 l3proto, bool l3, struct packet *p)
+{
+	p->et = l3proto;
+	p->cursor = 0;
+	if (l3)
+		return OK;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return SKIP_MALFORMED;
+	__u16 et = bpf_ntohs(eth->h_proto);
+	__u8 *pos = data + sizeof(*eth);
+#pragma clang loop unroll(full)
+	for (int i = 0; i < MAX_VLAN; i++) {
+		if (et != ETH_P_8021Q_ && et != ETH_P_8021AD_)
+			break;
+		if ((void *)(pos + 4) > data_end)
+			return SKIP_MALFORMED;
+		et = ((__u16)pos[2] << 8) | pos[3];
+		pos += 4;
+	}
+	p->et = et;
+	p->cursor = (__u32)((void *)pos - data);
+	return OK;
+}
+
+/* IP: addresses, protocol, lengths, and where the transport header starts. */
+static __noinline int parse_ip(void *data, void *data_end, struct packet *p)
+{
+	__u32 et = p->et;
+	if (et != ETH_P_IP && et != ETH_P_IPV6)
+		return SKIP_NOT_IP;
+	__u32 l3off = recall(&p->cursor);
+	if (l3off > MAX_L3_OFF)
+		return SKIP_MALFORMED;
+	__u8 *pos = data + l3off;
+	if (et == ETH_P_IP) {
+		if ((void *)(pos + 20) > data_end)
+			return SKIP_MALFORMED;
+		if ((pos[0] >> 4) != 4)
+			return SKIP_MALFORMED;
+		__u32 ihl = (pos[0] & 0x0f) * 4;
+		if (ihl < 20)
+			return SKIP_MALFORMED;
+		__u32 tot = ((__u32)pos[2] << 8) | pos[3];
+		if (tot < ihl)
+			return SKIP_MALFORMED;
+		if (((pos[6] & 0x1f) | pos[7]) != 0)
+			return SKIP_FRAGMENT;
+		p->family = 4;
+		p->proto = pos[9];
+		p->ip_len = tot;
+		__builtin_memcpy(p->src, pos + 12, 4);
+		__builtin_memcpy(p->dst, pos + 16, 4);
+		if ((void *)(pos + ihl) > data_end)
+			return SKIP_MALFORMED;
+		p->hdr_len = ihl;
+		p->cursor = l3off + ihl;
+		return OK;
+	}
+	if ((void *)(pos + 40) > data_end)
+		return SKIP_MALFORMED;
+	if ((pos[0] >> 4) != 6)
+		return SKIP_MALFORMED;
+	p->family = 6;
+	p->ip_len = 40 + (((__u32)pos[4] << 8) | pos[5]);
+	__builtin_memcpy(p->src, pos + 8, 16);
+	__builtin_memcpy(p->dst, pos + 24, 16);
+	p->proto = pos[6];
+	p->cursor = l3off + 40;
+	bool later = false;
+	for (int i = 0; i < MAX_EXT_HEADERS; i++) {
+		__u8 next = p->proto;
+		if (next != 0 && next != 43 && next != 60 && next != 44)
+			break;
+		__u32 off = recall(&p->cursor);
+		if (off > MAX_L4_OFF)
+			return SKIP_MALFORMED;
+		__u8 *x = data + off;
+		if ((void *)(x + 8) > data_end)
+			return SKIP_MALFORMED;
+		p->proto = x[0];
+		if (next == 44) {
+			if ((((__u32)x[2] << 8) | (x[3] & 0xf8)) != 0)
+				later = true;
+			p->cursor = off + 8;
+		} else {
+			p->cursor = off + ((__u32)x[1] + 1) * 8;
+		}
+	}
+	__u32 l4off = recall(&p->cursor);
+	if (l4off > MAX_L4_OFF || data + l4off > data_end)
+		return SKIP_MALFORMED;
+	if (later)
+		return SKIP_FRAGMENT;
+	p->hdr_len = l4off - l3off;
+	return OK;
+}
+
+/* TCP options from byte 20 to hl: the timestamp option, or SKIP_MALFORMED for a broken list. */
+static __noinline int parse_tcp_options(__u8 *tcp, void *data_end, __u32 hl, struct packet *p)
+{
+	p->cursor = 20;
+	for (int i = 0; i < MAX_TCP_OPTIONS; i++) {
+		__u32 off = recall(&p->cursor);
+		if (off >= hl || off >= 60)
+			return OK;
+		__u8 *o = tcp + off;
+		if ((void *)(o + 1) > data_end)
+			return SKIP_MALFORMED;
+		__u8 kind = o[0];
+		if (kind == 0)
+			return OK;
+		if (kind == 1) {
+			p->cursor = off + 1;
+			continue;
+		}
+		if (off + 1 >= hl || (void *)(o + 2) > data_end)
+			return SKIP_MALFORMED;
+		__u8 olen = o[1];
+		if (olen < 2 || off + olen > hl)
+			return SKIP_MALFORMED;
+		if (kind == 8) {
+			if (olen != 10 || (void *)(o + 10) > data_end)
+				return SKIP_MALFORMED;
+			p->has_ts = 1;
+			p->tsval = ((__u32)o[2] << 24) | ((__u32)o[3] << 16) | ((__u32)o[4] << 8) | o[5];
+			p->tsecr = ((__u32)o[6] << 24) | ((__u32)o[7] << 16) | ((__u32)o[8] << 8) | o[9];
+		}
+		p->cursor = off + olen;
+	}
+	return OK;
+}
+
+/* Transport: TCP ports, flags, timestamps; ICMP echo id and sequence. */
+static __noinline int parse_l4(void *data, void *data_end, struct packet *p)
+{
+	__u32 l4off = recall(&p->cursor);
+	if (l4off > MAX_L4_OFF)
+		return SKIP_MALFORMED;
+	__u8 *l4 = data + l4off;
+	if (p->proto == IPPROTO_TCP) {
+		if ((void *)(l4 + 20) > data_end)
+			return SKIP_MALFORMED;
+		__u32 hl = (l4[12] >> 4) * 4;
+		if (hl < 20)
+			return SKIP_MALFORMED;
+		p->sport = ((__u16)l4[0] << 8) | l4[1];
+		p->dport = ((__u16)l4[2] << 8) | l4[3];
+		p->tcp_flags = l4[13];
+		__u32 hdrs = p->hdr_len + hl;
+		p->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
+		/* Headers not all in the frame: ports and flags only, as a capture cut by its snaplen. */
+		if ((void *)(l4 + hl) > data_end)
+			return OK;
+		return parse_tcp_options(l4, data_end, hl, p);
+	}
+	bool v6 = p->family == 6;
+	if (p->proto != (v6 ? IPPROTO_ICMPV6_ : IPPROTO_ICMP))
+		return SKIP_PROTO;
+	if ((void *)(l4 + 8) > data_end)
+		return SKIP_MALFORMED;
+	__u8 type = l4[0];
+	if (type == (v6 ? 128 : 8))
+		p->echo = 1;
+	else if (type == (v6 ? 129 : 0))
+		p->echo = 2;
+	else
+		return SKIP_PROTO;
+	if (l4[1] != 0)
+		return SKIP_MALFORMED;
+	p->sport = p->dport = ((__u16)l4[4] << 8) | l4[5];
+	p->echo_seq = ((__u32)l4[6] << 8) | l4[7];
+	return OK;
+}
+
+static __always_inline bool is_loopback(const __u8 *a, __u8 family)
+{
+	if (family == 4)
+		return a[0] == 127;
+	for (int i = 0; i < 15; i++)
+		if (a[i] != 0)
+			return false;
+	return a[15] == 1;
+}
+
+/* Canonical key; returns the packet's direction (0: src is end 0). */
+static __always_inline int make_key(const struct packet *p, struct pping_flow_key *k)
+{
+	int src_first = 0;
+	for (int i = 0; i < 16; i++) {
+		if (p->src[i] != p->dst[i]) {
+			src_first = p->src[i] < p->dst[i] ? 1 : -1;
+			break;
+		}
+	}
+	if (src_first == 0)
+		src_first = p->sport <= p->dport ? 1 : -1;
+	int dir = src_first > 0 ? 0 : 1;
+	__builtin_memcpy(k->addr[dir], p->src, 16);
+	__builtin_memcpy(k->addr[dir ^ 1], p->dst, 16);
+	k->port[dir] = p->sport;
+	k->port[dir ^ 1] = p->dport;
+	k->proto = p->proto;
+	k->family = p->family;
+	k->pad[0] = k->pad[1] = 0;
+	return dir;
+}
+
+static __always_inline void fill_tuple(struct pping_event *e, const struct pping_flow_key *k, int from)
+{
+	__builtin_memcpy(e->saddr, k->addr[from & 1], 16);
+	__builtin_memcpy(e->daddr, k->addr[(from & 1) ^ 1], 16);
+	e->sport = k->port[from & 1];
+	e->dport = k->port[(from & 1) ^ 1];
+	e->family = k->family;
+	e->proto = k->proto;
+}
+
+static __always_inline void flow_event(const struct pping_flow_key *k, int dir, __u64 now, __u8 kind, __u8 reason)
+{
+	struct pping_event *e = bpf_ringbuf_reserve(&pping_events, sizeof(*e), 0);
+	if (!e) {
+		count(PPING_C_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = PPING_EV_FLOW;
+	e->time = now;
+	e->flow_event = kind;
+	e->reason = reason;
+	fill_tuple(e, k, dir);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* The RTT of a packet sent in direction `sent` (its echo came back the other way). */
+static __always_inline void rtt_event(const struct pping_flow_key *k, const struct pping_flow *f, __u32 sent, __u64 now, __u64 rtt, bool egress)
+{
+	struct pping_event *e = bpf_ringbuf_reserve(&pping_events, sizeof(*e), 0);
+	if (!e) {
+		count(PPING_C_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = PPING_EV_RTT;
+	e->time = now;
+	e->flags = egress ? PPING_EVF_MATCH_ON_EGRESS : 0;
+	fill_tuple(e, k, sent);
+	const struct pping_dir *d = &f->d[sent & 1];
+	const struct pping_dir *r = &f->d[(sent & 1) ^ 1];
+	e->rtt = rtt;
+	e->min_rtt = d->min_rtt;
+	e->sent_packets = d->pkts;
+	e->sent_bytes = d->bytes;
+	e->rec_packets = r->pkts;
+	e->rec_bytes = r->bytes;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * The rules are split in subprograms that read the packet's facts from the per-CPU scratch
+ * (map memory, which the verifier does not track): each is verified once per call site instead
+ * of once per combination of flags, and the whole object verifies in well under a second.
+ */
+
+/* Timestamps the packet's own identifier, when the rules allow. */
+static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg, struct pping_flow *f)
+{
+	struct packet *pk = &sc->p;
+	struct pping_dir *d = &f->d[sc->dir & 1];
+	__u32 id;
+	if (pk->proto == IPPROTO_TCP) {
+		__u8 fl = pk->tcp_flags;
+		bool pure_ack = (fl & TCP_ACK) && pk->payload == 0 && !(fl & (TCP_SYN | TCP_FIN | TCP_RST));
+		if (!pk->has_ts || pure_ack || (fl & TCP_RST))
+			return;
+		if ((fl & TCP_SYN) && !(cfg->flags & PPING_CFG_INCLUDE_SYN))
+			return;
+		if (d->has_last_id && (__s32)(pk->tsval - d->last_id) <= 0)
+			return;
+		id = pk->tsval;
+	} else {
+		if (pk->echo != 1)
+			return;
+		if (d->has_last_id && d->last_id == pk->echo_seq)
+			return;
+		id = pk->echo_seq;
+	}
+	d->last_id = id;
+	d->has_last_id = 1;
+
+	__u64 now = sc->now;
+	__u64 gap = cfg->rate_limit_ns;
+	if (cfg->rtt_rate_milli) {
+		__u64 rtt = (cfg->flags & PPING_CFG_RTT_MIN) ? d->min_rtt : d->srtt;
+		if (rtt)
+			gap = rtt * cfg->rtt_rate_milli / 1000;
+	}
+	if (d->last_stamp && now - d->last_stamp < gap)
+		return;
+	__u64 life = STAMP_MAX_LIFETIME;
+	if (d->min_rtt) {
+		life = d->min_rtt * STAMP_RTT_LIFETIMES;
+		if (life < STAMP_MIN_LIFETIME)
+			life = STAMP_MIN_LIFETIME;
+		if (life > STAMP_MAX_LIFETIME)
+			life = STAMP_MAX_LIFETIME;
+	}
+	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sc->dir & 1, .id = id };
+	struct pping_stamp sv = { .time = now, .deadline = now + life };
+	long err = bpf_map_update_elem(&pping_stamps, &sk, &sv, BPF_NOEXIST);
+	if (err == 0) {
+		d->last_stamp = now;
+		count(PPING_C_STAMPED);
+	} else if (err != -17 /* EEXIST */) {
+		count(PPING_C_STAMP_FULL);
+	}
+}
+
+/* Matches the packet's echo of the reverse direction's identifier: an RTT sample. */
+static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
+{
+	struct packet *pk = &sc->p;
+	__u32 echoed;
+	if (pk->proto == IPPROTO_TCP) {
+		__u8 fl = pk->tcp_flags;
+		if (!(fl & TCP_ACK) || (fl & TCP_RST) || !pk->has_ts || pk->tsecr == 0)
+			return;
+		echoed = pk->tsecr;
+	} else {
+		if (pk->echo != 2)
+			return;
+		echoed = pk->echo_seq;
+	}
+	__u32 sent = (sc->dir & 1) ^ 1;
+	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sent, .id = echoed };
+	struct pping_stamp *s = bpf_map_lookup_elem(&pping_stamps, &sk);
+	if (!s)
+		return;
+	__u64 t0 = s->time;
+	__u64 now = sc->now;
+	/* Only the CPU that removes the entry reports it. */
+	if (bpf_map_delete_elem(&pping_stamps, &sk) != 0 || now < t0)
+		return;
+	__u64 rtt = now - t0;
+	struct pping_dir *rd = &f->d[sent];
+	if (!rd->min_rtt || rtt < rd->min_rtt)
+		rd->min_rtt = rtt;
+	if (!rd->srtt)
+		rd->srtt = rtt;
+	else if (rtt >= rd->srtt)
+		rd->srtt += (rtt - rd->srtt) / 8;
+	else
+		rd->srtt -= (rd->srtt - rtt) / 8;
+	count(PPING_C_RTTS);
+	rtt_event(&sc->key, f, sent, now, rtt, sc->egress);
+}
+
+/* The flow of the packet in the scratch: found, replaced (a reused 4-tuple) or created. */
+static __noinline struct pping_flow *flow_of(struct scratch *sc)
+{
+	struct packet *pk = &sc->p;
+	bool tcp = pk->proto == IPPROTO_TCP;
+	__u8 fl = pk->tcp_flags;
+	struct pping_flow *f = bpf_map_lookup_elem(&pping_flows, &sc->key);
+	if (f && tcp && f->closing && (fl & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		/* The 4-tuple is reused by a new connection: the old one is over. */
+		bpf_map_delete_elem(&pping_flows, &sc->key);
+		f = NULL;
+	}
+	if (f)
+		return f;
+	/* An RST, or an echo reply, for a flow never seen says nothing: no state for it. */
+	if (tcp ? (fl & TCP_RST) : pk->echo == 2)
+		return NULL;
+	struct pping_flow *nf = &sc->nf;
+	__builtin_memset(nf, 0, sizeof(*nf));
+	nf->conn_id = __sync_fetch_and_add(&pping_next_conn, 1) + 1;
+	nf->opener = sc->dir & 1;
+	nf->last_seen = sc->now;
+	long err = bpf_map_update_elem(&pping_flows, &sc->key, nf, BPF_NOEXIST);
+	f = bpf_map_lookup_elem(&pping_flows, &sc->key);
+	if (err == 0) {
+		count(PPING_C_FLOWS_OPENED);
+		__u8 reason = PPING_R_FIRST;
+		if (tcp && (fl & TCP_SYN))
+			reason = (fl & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN;
+		flow_event(&sc->key, sc->dir, sc->now, PPING_FLOW_OPENING, reason);
+	} else if (!f) {
+		count(PPING_C_FLOW_FULL);
+	}
+	return f;
+}
+
+static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egress)
+{
+	__u32 zero = 0;
+	struct pping_config *cfg = bpf_map_lookup_elem(&pping_cfg, &zero);
+	if (!cfg)
+		return 0;
+	struct scratch *sc = bpf_map_lookup_elem(&pping_scratch, &zero);
+	if (!sc)
+		return 0;
+	count(PPING_C_SEEN);
+
+	struct packet *pk = &sc->p;
+	__builtin_memset(pk, 0, sizeof(*pk));
+	int r = parse_link(data, data_end, l3proto, (cfg->flags & PPING_CFG_L3) != 0, pk);
+	if (r == OK)
+		r = parse_ip(data, data_end, pk);
+	if (r == OK)
+		r = parse_l4(data, data_end, pk);
+	if (r != OK) {
+		count(r == SKIP_NOT_IP ? PPING_C_NOT_IP : r == SKIP_PROTO ? PPING_C_OTHER_PROTO : r == SKIP_FRAGMENT ? PPING_C_FRAGMENT : PPING_C_MALFORMED);
+		return 0;
+	}
+	if (!(cfg->flags & (pk->proto == IPPROTO_TCP ? PPING_CFG_TCP : PPING_CFG_ICMP)))
+		return 0;
+	if (!(cfg->flags & PPING_CFG_INCLUDE_LOCAL) && is_loopback(pk->src, pk->family) && is_loopback(pk->dst, pk->family))
+		return 0;
+	count(PPING_C_CONSIDERED);
+	sc->now = bpf_ktime_get_ns();
+	sc->egress = egress;
+	sc->dir = make_key(pk, &sc->key);
+
+	struct pping_flow *f = flow_of(sc);
+	if (!f)
+		return 0;
+	f->last_seen = sc->now;
+	struct pping_dir *d = &f->d[sc->dir & 1];
+	d->pkts++;
+	d->bytes += pk->ip_len;
+
+	stamp_packet(sc, cfg, f);
+	match_packet(sc, f);
+
+	__u8 fl = pk->tcp_flags;
+	if (pk->proto == IPPROTO_TCP && (fl & (TCP_FIN | TCP_RST))) {
+		if (!f->closing) {
+			f->closing = 1;
+			flow_event(&sc->key, sc->dir, sc->now, PPING_FLOW_CLOSING, (fl & TCP_RST) ? PPING_R_RST : PPING_R_FIN);
+		}
+		if (fl & TCP_FIN)
+			d->fin = 1;
+	}
+	return 0;
+}
+
+SEC("tc")
+int pping_tc_egress(struct __sk_buff *skb)
+{
+	pping((void *)(long)skb->data, (void *)(long)skb->data_end, bpf_ntohs(skb->protocol), true);
+	return PASS_ON;
+}
+
+SEC("tc")
+int pping_tc_ingress(struct __sk_buff *skb)
+{
+	pping((void *)(long)skb->data, (void *)(long)skb->data_end, bpf_ntohs(skb->protocol), false);
+	return PASS_ON;
+}
+
+SEC("xdp")
+int pping_xdp_ingress(struct xdp_md *ctx)
+{
+	/* XDP has no protocol field: on an L3 device the version nibble says which IP it is. */
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u16 l3proto = ETH_P_IP;
+	if (data + 1 <= data_end && (*(__u8 *)data >> 4) == 6)
+		l3proto = ETH_P_IPV6;
+	pping(data, data_end, l3proto, false);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

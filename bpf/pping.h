@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Everything that crosses the kernel/user boundary of `pathlens pping` (maps, ring-buffer
+ * events, configuration), with explicit padding. src/pping/bpf-layout.ts mirrors these layouts;
+ * test/unit/bpf-layout.test.ts checks the offsets against the BTF that clang puts in the object,
+ * so the two cannot drift apart.
+ */
+#ifndef PATHLENS_PPING_H
+#define PATHLENS_PPING_H
+
+#include <linux/types.h>
+
+/* Flow key: the two endpoints in canonical order (end 0 sorts before end 1, address then port). */
+struct pping_flow_key {
+	__u8 addr[2][16]; /* IPv4 in the first 4 bytes, rest zero */
+	__u16 port[2];    /* host order; ICMP echo: the echo id on both ends */
+	__u8 proto;       /* IPPROTO_TCP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
+	__u8 family;      /* 4 or 6 */
+	__u8 pad[2];
+};
+
+/* Per direction of a flow: direction d carries packets from end d to end d^1. */
+struct pping_dir {
+	__u64 last_stamp; /* ktime of the last stored timestamp (0: none) */
+	__u64 min_rtt;    /* of samples of packets sent this way, ns (0: none) */
+	__u64 srtt;
+	__u64 pkts;
+	__u64 bytes;
+	__u32 last_id;    /* last identifier seen this way (TSval or echo sequence) */
+	__u8 has_last_id;
+	__u8 fin;
+	__u8 pad[2];
+};
+
+struct pping_flow {
+	struct pping_dir d[2];
+	__u64 last_seen;
+	__u32 conn_id;    /* unique per connection in this run: a reused 4-tuple gets a new one */
+	__u8 closing;     /* FIN or RST seen, closing reported */
+	__u8 opener;      /* direction of the packet that opened the flow */
+	__u8 pad[2];
+};
+
+struct pping_stamp_key {
+	__u32 conn_id;
+	__u32 dir;
+	__u32 id;
+};
+
+struct pping_stamp {
+	__u64 time;
+	__u64 deadline;
+};
+
+#define PPING_CFG_TCP (1u << 0)
+#define PPING_CFG_ICMP (1u << 1)
+#define PPING_CFG_INCLUDE_SYN (1u << 2)
+#define PPING_CFG_INCLUDE_LOCAL (1u << 3)
+#define PPING_CFG_RTT_MIN (1u << 4)  /* --rtt-type min (else smoothed) */
+#define PPING_CFG_L3 (1u << 5)       /* the device has no link-layer header (tun, PPP, wireguard) */
+
+struct pping_config {
+	__u64 rate_limit_ns;
+	__u32 rtt_rate_milli; /* 0: --rtt-rate off */
+	__u32 flags;
+};
+
+enum pping_event_type {
+	PPING_EV_RTT = 1,
+	PPING_EV_FLOW = 2,
+};
+
+enum pping_flow_kind {
+	PPING_FLOW_OPENING = 1,
+	PPING_FLOW_CLOSING = 2,
+};
+
+enum pping_reason {
+	PPING_R_SYN = 1,
+	PPING_R_SYN_ACK = 2,
+	PPING_R_FIRST = 3,
+	PPING_R_FIN = 4,
+	PPING_R_RST = 5,
+};
+
+#define PPING_EVF_MATCH_ON_EGRESS (1u << 0)
+
+struct pping_event {
+	__u8 type;        /* enum pping_event_type */
+	__u8 family;
+	__u8 proto;
+	__u8 flags;       /* PPING_EVF_* */
+	__u8 flow_event;  /* enum pping_flow_kind */
+	__u8 reason;      /* enum pping_reason */
+	__u8 pad[2];
+	__u64 time;       /* bpf_ktime_get_ns() */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 pad2;
+	__u64 rtt;
+	__u64 min_rtt;
+	__u64 sent_packets;
+	__u64 sent_bytes;
+	__u64 rec_packets;
+	__u64 rec_bytes;
+};
+
+/* Per-CPU counters (array map "pping_counters"). */
+enum pping_counter {
+	PPING_C_SEEN,          /* every packet the programs ran on */
+	PPING_C_CONSIDERED,    /* packets of the selected protocols that reached the rules */
+	PPING_C_STAMPED,
+	PPING_C_RTTS,
+	PPING_C_FLOWS_OPENED,
+	PPING_C_FLOW_FULL,
+	PPING_C_STAMP_FULL,
+	PPING_C_EVENTS_LOST,   /* ring buffer full: an event not delivered */
+	PPING_C_NOT_IP,
+	PPING_C_OTHER_PROTO,
+	PPING_C_MALFORMED,
+	PPING_C_FRAGMENT,
+	PPING_C_NUM,
+};
+
+#endif
