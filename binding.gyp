@@ -7,10 +7,12 @@
         "native/sock.c",
         "native/mmsg.c",
         "native/poll.c",
-        "native/misc.c"
+        "native/misc.c",
+        "native/bpf.c"
       ],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
-      "defines": ["NAPI_VERSION=8"]
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-ldl"]
     }
   ]
 }

@@ -3,6 +3,7 @@
  */
 #include "shim.h"
 
+#include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
 #include <string.h>
@@ -67,6 +68,15 @@ static napi_value js_timerfd_set(napi_env env, napi_callback_info info) {
   return rc < 0 ? pl_errno(env, errno) : pl_int(env, 0);
 }
 
+/* dup(fd) -> new fd (close-on-exec) | -errno */
+static napi_value js_dup(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!pl_args(env, info, 1, argv, NULL) || !pl_get_i32(env, argv[0], "fd", &fd)) return NULL;
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return d < 0 ? pl_errno(env, errno) : pl_int(env, d);
+}
+
 /* read(fd, out: Uint8Array) -> bytes read | -errno (used for timerfd expirations) */
 static napi_value js_read(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -100,5 +110,6 @@ napi_status pl_init_misc(napi_env env, napi_value exports) {
   if ((s = pl_export_fn(env, exports, "timerfdCreate", js_timerfd_create)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "timerfdSet", js_timerfd_set)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "read", js_read)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "dup", js_dup)) != napi_ok) return s;
   return pl_export_fn(env, exports, "ifNameToIndex", js_if_nametoindex);
 }

@@ -7,7 +7,9 @@ import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import type { PpingEvent } from '../pping/events.js';
 import type { MatcherOptions } from '../pping/matcher.js';
-import { runOffline, runPacketSocket } from '../pping/run.js';
+import type { TcMode, XdpMode } from '../bpf/attach.js';
+import { runBpf } from '../pping/bpf-run.js';
+import { type LiveHandle, runOffline, runPacketSocket } from '../pping/run.js';
 import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
 import { floatArg, intArg } from './args.js';
 
@@ -25,10 +27,19 @@ interface PpingOpts {
   includeLocal?: boolean;
   capture: 'bpf' | 'packet';
   ingressHook: 'tc' | 'xdp';
+  xdpMode: XdpMode;
   netns?: string;
   duration?: number;
   maxFlows: number;
   maxTimestamps: number;
+}
+
+/** PATHLENS_TC_ATTACH=tcx|clsact forces one tc attach path (default: tcx, else clsact). */
+function tcModeFromEnv(): TcMode {
+  const v = process.env.PATHLENS_TC_ATTACH;
+  if (!v || v === 'auto') return 'auto';
+  if (v === 'tcx' || v === 'clsact') return v;
+  throw new PathlensError('ERR_USAGE', `PATHLENS_TC_ATTACH=${v}: expected auto, tcx or clsact`);
 }
 
 export function ppingCommand(): Command {
@@ -47,6 +58,7 @@ export function ppingCommand(): Command {
     .option('--include-local', 'also measure flows between loopback addresses')
     .addOption(new Option('--capture <how>', 'live capture: BPF programs on tc/XDP, or a packet socket').choices(['bpf', 'packet']).default('bpf'))
     .addOption(new Option('--ingress-hook <hook>', 'BPF ingress hook').choices(['tc', 'xdp']).default('tc'))
+    .addOption(new Option('--xdp-mode <mode>', 'XDP attach mode with --ingress-hook xdp').choices(['auto', 'native', 'generic']).default('auto'))
     .option('--netns <name|path>', 'the interface is in this network namespace')
     .option('--duration <seconds>', 'stop after this long (live)', floatArg(0.001, 1e7))
     .option('--max-flows <n>', 'flow table size', intArg(16, 1 << 24), 16384)
@@ -75,13 +87,20 @@ export function ppingCommand(): Command {
         }
         return;
       }
+      const lo = { iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 };
+      let h: LiveHandle;
       if (opts.capture === 'bpf') {
-        throw new PathlensError(
-          'ERR_MISSING_TOOL',
-          'BPF capture is not part of this build yet (the tc/XDP programs are still to come): use --capture packet, which applies the same rules to a packet socket',
-        );
+        try {
+          h = runBpf({ ...lo, ingressHook: opts.ingressHook, xdpMode: opts.xdpMode, tcMode: tcModeFromEnv() }, mo, sink);
+        } catch (e) {
+          if (e instanceof PathlensError && e.code === 'ERR_BPF') {
+            throw new PathlensError('ERR_BPF', `${e.message}\n(without BPF, --capture packet applies the same rules to a packet socket)`);
+          }
+          throw e;
+        }
+      } else {
+        h = runPacketSocket(lo, mo, sink);
       }
-      const h = runPacketSocket({ iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 }, mo, sink);
       const flusher = setInterval(() => writer.flush(), 200);
       h.done.finally(() => clearInterval(flusher));
       const onSig = () => h.stop();

@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'ERR_LAB'
   | 'ERR_LAB_EXISTS'
   | 'ERR_LAB_NOT_FOUND'
-  | 'ERR_MISSING_TOOL';
+  | 'ERR_MISSING_TOOL'
+  | 'ERR_BPF';
 
 export class PathlensError extends Error {
   readonly code: ErrorCode;

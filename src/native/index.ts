@@ -61,7 +61,42 @@ export interface NativeShim {
   timerfdSet(fd: number, sec: number, nsec: number, absolute: number): number;
   read(fd: number, out: Uint8Array): number;
   ifNameToIndex(name: string): number;
+  /** A close-on-exec duplicate of fd. */
+  dup(fd: number): number;
   Poller: NativePollerCtor;
+
+  // BPF (native/bpf.c). libbpf is dlopen()ed on first use; the rest is bpf(2).
+  /** null when libbpf.so.1 is usable, else what the dynamic loader said. */
+  bpfAvailable(): string | null;
+  /** libbpf's messages (warnings, verifier logs) since the last call. */
+  bpfLog(): string;
+  /** -> object handle | -errno (-ELIBACC: no libbpf). */
+  bpfOpen(elf: Uint8Array, name: string): number;
+  bpfSetMaxEntries(handle: number, map: string, n: number): number;
+  bpfLoad(handle: number): number;
+  /** fds owned by the object (closed by bpfClose). */
+  bpfProgFd(handle: number, name: string): number;
+  bpfMapFd(handle: number, name: string): number;
+  bpfClose(handle: number): number;
+  /** BPF_LINK_CREATE -> link fd; the link goes when its last fd closes. */
+  bpfLinkCreate(progFd: number, ifindex: number, attachType: number, flags: number): number;
+  bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags: number): number;
+  bpfMapLookup(fd: number, key: Uint8Array, out: Uint8Array): number;
+  bpfMapDelete(fd: number, key: Uint8Array): number;
+  /** io[0]: entries wanted in, copied out; -ENOENT: the walk is complete. */
+  bpfMapLookupBatch(fd: number, inBatch: Uint8Array | null, outBatch: Uint8Array, keys: Uint8Array, values: Uint8Array, io: Int32Array): number;
+  /** -> fd; programs count run_time_ns/run_cnt while it is open. */
+  bpfEnableStats(): number;
+  /** out = [run_time_ns, run_cnt, prog id] */
+  bpfProgStats(progFd: number, out: Float64Array): number;
+  /** create (1: -EEXIST when present) or destroy (0) the clsact qdisc of ifindex. */
+  bpfTcHook(ifindex: number, create: number): number;
+  /** Attach progFd as a cls_bpf filter (direct action); progFd < 0 detaches (handle, priority). */
+  bpfTcFilter(ifindex: number, egress: number, handle: number, priority: number, progFd: number): number;
+  ringbufOpen(mapFd: number): number;
+  /** Copies whole records as [u32 len][u32 0][data padded to 8] -> bytes written. */
+  ringbufRead(handle: number, out: Uint8Array): number;
+  ringbufClose(handle: number): number;
 }
 
 let cached: NativeShim | undefined;

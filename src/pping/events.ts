@@ -60,6 +60,8 @@ export interface PpingStartEvent extends Base {
   protocols: PpingProtocol[];
   rate_limit_ms: number;
   rtt_rate: number | null;
+  /** BPF capture: how each program is attached (tcx, clsact, xdp-native, xdp-generic), egress first. */
+  attach?: string[];
 }
 
 export interface PpingDoneEvent extends Base {

@@ -57,7 +57,7 @@ function protocols(o: Partial<MatcherOptions>): PpingProtocol[] {
   return out;
 }
 
-function startEvent(source: PpingStartEvent['source'], input: string, o: Partial<MatcherOptions>, sec: number, nsec: number): PpingStartEvent {
+export function startEvent(source: PpingStartEvent['source'], input: string, o: Partial<MatcherOptions>, sec: number, nsec: number): PpingStartEvent {
   return {
     schema: 'pathlens.pping/1',
     type: 'start',

@@ -1,0 +1,90 @@
+/**
+ * The layouts of bpf/pping.h as TypeScript sees them: offsets into ring-buffer records and map
+ * entries, in host byte order. test/unit/bpf-layout.test.ts compares every offset and size here
+ * with the BTF that clang wrote into bpf/obj/pping.bpf.o, so the two sides cannot drift apart.
+ */
+import { endianness } from 'node:os';
+
+export const LE = endianness() === 'LE';
+
+/** struct pping_flow_key */
+export const FLOW_KEY = { size: 40, addr: 0, port: 32, proto: 36, family: 37 } as const;
+/** struct pping_dir */
+export const DIR = { size: 48, last_stamp: 0, min_rtt: 8, srtt: 16, pkts: 24, bytes: 32, last_id: 40, has_last_id: 44, fin: 45 } as const;
+/** struct pping_flow */
+export const FLOW = { size: 112, d: 0, last_seen: 96, conn_id: 104, closing: 108, opener: 109 } as const;
+/** struct pping_stamp_key / struct pping_stamp */
+export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
+export const STAMP = { size: 16, time: 0, deadline: 8 } as const;
+/** struct pping_config */
+export const CONFIG = { size: 16, rate_limit_ns: 0, rtt_rate_milli: 8, flags: 12 } as const;
+/** struct pping_event */
+export const EVENT = {
+  size: 104,
+  type: 0,
+  family: 1,
+  proto: 2,
+  flags: 3,
+  flow_event: 4,
+  reason: 5,
+  time: 8,
+  saddr: 16,
+  daddr: 32,
+  sport: 48,
+  dport: 50,
+  rtt: 56,
+  min_rtt: 64,
+  sent_packets: 72,
+  sent_bytes: 80,
+  rec_packets: 88,
+  rec_bytes: 96,
+} as const;
+
+export const CFG_TCP = 1 << 0;
+export const CFG_ICMP = 1 << 1;
+export const CFG_INCLUDE_SYN = 1 << 2;
+export const CFG_INCLUDE_LOCAL = 1 << 3;
+export const CFG_RTT_MIN = 1 << 4;
+export const CFG_L3 = 1 << 5;
+
+export const EV_RTT = 1;
+export const EV_FLOW = 2;
+export const FLOW_OPENING = 1;
+export const FLOW_CLOSING = 2;
+export const EVF_MATCH_ON_EGRESS = 1;
+/** enum pping_reason, by value. */
+export const REASONS = ['', 'SYN', 'SYN-ACK', 'first observed packet', 'FIN', 'RST'] as const;
+
+/** enum pping_counter */
+export const C = {
+  SEEN: 0,
+  CONSIDERED: 1,
+  STAMPED: 2,
+  RTTS: 3,
+  FLOWS_OPENED: 4,
+  FLOW_FULL: 5,
+  STAMP_FULL: 6,
+  EVENTS_LOST: 7,
+  NOT_IP: 8,
+  OTHER_PROTO: 9,
+  MALFORMED: 10,
+  FRAGMENT: 11,
+  NUM: 12,
+} as const;
+
+/** A u64 field as a number (exact below 2^53). */
+export function u64(v: DataView, off: number): number {
+  return LE ? v.getUint32(off, true) + v.getUint32(off + 4, true) * 0x100000000 : v.getUint32(off + 4, false) + v.getUint32(off, false) * 0x100000000;
+}
+
+export function setU64(v: DataView, off: number, x: number): void {
+  const hi = Math.floor(x / 0x100000000);
+  const lo = x - hi * 0x100000000;
+  if (LE) {
+    v.setUint32(off, lo, true);
+    v.setUint32(off + 4, hi, true);
+  } else {
+    v.setUint32(off, hi, false);
+    v.setUint32(off + 4, lo, false);
+  }
+}

@@ -1,0 +1,420 @@
+/**
+ * `pathlens pping --capture bpf` (the default live mode): the programs of bpf/pping.bpf.c on tc
+ * egress and tc ingress (or XDP ingress) of one interface apply the rules in the kernel; this side
+ * turns ring-buffer records into pathlens.pping/1 events, sweeps stale timestamps and idle flows
+ * once a second (the "flow timeout" closing events come from here), reports full tables from the
+ * kernel's counters at most once a second, and detaches everything when it stops.
+ */
+import { AF_PACKET, CLOCK_MONOTONIC, SOCK_DGRAM } from '../core/constants.js';
+import { PathlensError, SysError } from '../core/errors.js';
+import { attachTc, attachXdp, type Attachment, ClsactHook, type TcMode, type XdpMode } from '../bpf/attach.js';
+import { BpfObject, bpfObjectPath, possibleCpus } from '../bpf/object.js';
+import { RingReader } from '../bpf/ringbuf.js';
+import { Socket } from '../io/socket.js';
+import { native } from '../native/index.js';
+import { formatIp, sockaddrLl } from '../packet/addr.js';
+import { realtime } from '../time/clock.js';
+import { inNamespace } from '../trace/placement.js';
+import {
+  C,
+  CFG_ICMP,
+  CFG_INCLUDE_LOCAL,
+  CFG_INCLUDE_SYN,
+  CFG_L3,
+  CFG_RTT_MIN,
+  CFG_TCP,
+  CONFIG,
+  DIR,
+  EVENT,
+  EVF_MATCH_ON_EGRESS,
+  EV_FLOW,
+  EV_RTT,
+  FLOW,
+  FLOW_CLOSING,
+  FLOW_KEY,
+  LE,
+  REASONS,
+  STAMP,
+  STAMP_KEY,
+  setU64,
+  u64,
+} from './bpf-layout.js';
+import type { FlowEvent, PpingDoneEvent, PpingProtocol, RttEvent, TableFullEvent } from './events.js';
+import {
+  CLOSED_FLOW_LIFETIME_NS,
+  ICMP_FLOW_LIFETIME_NS,
+  MATCHER_DEFAULTS,
+  type MatcherOptions,
+  TCP_FLOW_LIFETIME_NS,
+  UNANSWERED_FLOW_LIFETIME_NS,
+} from './matcher.js';
+import { type LiveHandle, type LiveOptions, type PpingSink, startEvent } from './run.js';
+
+export interface BpfOptions extends LiveOptions {
+  ingressHook: 'tc' | 'xdp';
+  xdpMode: XdpMode;
+  tcMode: TcMode;
+}
+
+const OBJECT = 'pping.bpf.o';
+const ENOENT = 2;
+const ENOSPC = 28;
+const ARPHRD_ETHER = 1;
+const ARPHRD_LOOPBACK = 772;
+/** Link types whose frames start at the IP header in tc and XDP. */
+const ARPHRD_L3 = new Set([0xfffe /* NONE: tun, wireguard */, 512 /* PPP */, 519 /* RAWIP */, 768 /* TUNNEL */, 769 /* TUNNEL6 */, 776 /* SIT */, 778 /* IPGRE */, 823 /* IP6GRE */]);
+
+/** The ARPHRD_* type of an interface (from a packet socket bound to it that receives nothing). */
+function linkType(ifindex: number): number {
+  const s = new Socket(AF_PACKET, SOCK_DGRAM, 0);
+  try {
+    s.bind(sockaddrLl(ifindex, 0), 'bind packet socket');
+    const sa = s.localName();
+    if (sa.length < 12) throw new PathlensError('ERR_BPF', 'getsockname on a packet socket returned a short address');
+    return new DataView(sa.buffer, sa.byteOffset).getUint16(8, LE);
+  } finally {
+    s.close();
+  }
+}
+
+function protoName(p: number): PpingProtocol {
+  return p === 6 ? 'TCP' : p === 1 ? 'ICMP' : 'ICMPv6';
+}
+
+/** Converts kernel monotonic ns to epoch (sec, nsec) exactly. */
+class EpochClock {
+  private readonly offset: bigint;
+  constructor() {
+    const mono = new Float64Array(2);
+    const rt = new Float64Array(2);
+    native().clockGettime(CLOCK_MONOTONIC, mono);
+    realtime(rt);
+    native().clockGettime(CLOCK_MONOTONIC, mono);
+    this.offset = BigInt(rt[0]) * 1_000_000_000n + BigInt(rt[1]) - (BigInt(mono[0]) * 1_000_000_000n + BigInt(mono[1]));
+  }
+  /** [sec, nsec] of monotonic time t (ns). */
+  epoch(t: number, out: { sec: number; nsec: number }): void {
+    const e = BigInt(t) + this.offset;
+    out.sec = Number(e / 1_000_000_000n);
+    out.nsec = Number(e % 1_000_000_000n);
+  }
+  static monoNow(): number {
+    const m = new Float64Array(2);
+    native().clockGettime(CLOCK_MONOTONIC, m);
+    return m[0] * 1e9 + m[1];
+  }
+}
+
+/** Walks a hash map in batches (BPF_MAP_LOOKUP_BATCH), calling fn(keyOff, valueOff) per entry. */
+class MapWalker {
+  private keys: Uint8Array;
+  private values: Uint8Array;
+  readonly kv: DataView;
+  readonly vv: DataView;
+  private readonly inTok: Uint8Array;
+  private readonly outTok: Uint8Array;
+  private readonly io = new Int32Array(1);
+  private batch: number;
+
+  constructor(
+    private readonly fd: number,
+    private readonly keySize: number,
+    private readonly valueSize: number,
+    batch = 512,
+  ) {
+    this.batch = batch;
+    this.keys = new Uint8Array(batch * keySize);
+    this.values = new Uint8Array(batch * valueSize);
+    this.kv = new DataView(this.keys.buffer);
+    this.vv = new DataView(this.values.buffer);
+    this.inTok = new Uint8Array(Math.max(8, keySize));
+    this.outTok = new Uint8Array(Math.max(8, keySize));
+  }
+
+  get keyBytes(): Uint8Array {
+    return this.keys;
+  }
+
+  walk(fn: (i: number) => void): void {
+    const n = native();
+    let first = true;
+    for (;;) {
+      this.io[0] = this.batch;
+      const rc = n.bpfMapLookupBatch(this.fd, first ? null : this.inTok, this.outTok, this.keys, this.values, this.io);
+      if (rc < 0 && -rc === ENOSPC) {
+        // One hash bucket holds more entries than a batch: grow and retry from the same place.
+        this.grow();
+        continue;
+      }
+      if (rc < 0 && -rc !== ENOENT) throw new SysError('bpf(BPF_MAP_LOOKUP_BATCH)', rc);
+      const got = this.io[0];
+      for (let i = 0; i < got; i++) fn(i);
+      if (rc < 0) return; // ENOENT: the walk is complete
+      this.inTok.set(this.outTok);
+      first = false;
+    }
+  }
+
+  private grow(): void {
+    this.batch *= 2;
+    this.keys = new Uint8Array(this.batch * this.keySize);
+    this.values = new Uint8Array(this.batch * this.valueSize);
+    (this as { kv: DataView }).kv = new DataView(this.keys.buffer);
+    (this as { vv: DataView }).vv = new DataView(this.values.buffer);
+  }
+}
+
+/** Live capture with the BPF programs. Needs root (CAP_BPF + CAP_NET_ADMIN). */
+export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
+  const o: MatcherOptions = { ...MATCHER_DEFAULTS, ...opts };
+  const obj = BpfObject.open(bpfObjectPath(OBJECT), 'pping');
+  const attached: Attachment[] = [];
+  let ring: RingReader | null = null;
+  let ifindex = -1;
+  try {
+    obj.setMaxEntries('pping_flows', o.maxFlows);
+    obj.setMaxEntries('pping_stamps', o.maxStamps);
+    obj.load();
+
+    const l3 = inNamespace(lo.netns, () => {
+      ifindex = native().ifNameToIndex(lo.iface);
+      if (ifindex < 0) throw new PathlensError('ERR_USAGE', `-i ${lo.iface}: no such interface${lo.netns ? ` in ${lo.netns}` : ''}`);
+      const type = linkType(ifindex);
+      if (ARPHRD_L3.has(type)) return true;
+      if (type === ARPHRD_ETHER || type === ARPHRD_LOOPBACK) return false;
+      throw new PathlensError('ERR_BPF', `-i ${lo.iface}: link type ${type} is neither Ethernet nor a layer-3 device; use --capture packet`);
+    });
+    if (l3 && lo.ingressHook === 'xdp') throw new PathlensError('ERR_USAGE', `-i ${lo.iface} has no link-layer header: XDP is for Ethernet devices, use --ingress-hook tc`);
+
+    const cfg = new Uint8Array(CONFIG.size);
+    const cv = new DataView(cfg.buffer);
+    setU64(cv, CONFIG.rate_limit_ns, o.rateLimitNs);
+    cv.setUint32(CONFIG.rtt_rate_milli, Math.round(o.rttRate * 1000), LE);
+    cv.setUint32(
+      CONFIG.flags,
+      (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (l3 ? CFG_L3 : 0),
+      LE,
+    );
+    const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
+    if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+
+  const clock = new EpochClock();
+  const t = { sec: 0, nsec: 0 };
+  const rttEvents = { n: 0 };
+  const onRecord = (v: DataView, b: Uint8Array, off: number, len: number): void => {
+    if (len < EVENT.size) return;
+    const type = b[off + EVENT.type];
+    const fam = b[off + EVENT.family] === 6 ? 6 : 4;
+    clock.epoch(u64(v, off + EVENT.time), t);
+    const tuple = {
+      src_ip: formatIp(b, off + EVENT.saddr, fam),
+      src_port: v.getUint16(off + EVENT.sport, LE),
+      dest_ip: formatIp(b, off + EVENT.daddr, fam),
+      dest_port: v.getUint16(off + EVENT.dport, LE),
+      protocol: protoName(b[off + EVENT.proto]),
+    };
+    if (type === EV_RTT) {
+      rttEvents.n++;
+      const e: RttEvent = {
+        schema: 'pathlens.pping/1',
+        type: 'rtt',
+        sec: t.sec,
+        nsec: t.nsec,
+        ...tuple,
+        rtt: u64(v, off + EVENT.rtt),
+        min_rtt: u64(v, off + EVENT.min_rtt),
+        sent_packets: u64(v, off + EVENT.sent_packets),
+        sent_bytes: u64(v, off + EVENT.sent_bytes),
+        rec_packets: u64(v, off + EVENT.rec_packets),
+        rec_bytes: u64(v, off + EVENT.rec_bytes),
+        match_on_egress: (b[off + EVENT.flags] & EVF_MATCH_ON_EGRESS) !== 0,
+      };
+      sink.event(e);
+    } else if (type === EV_FLOW) {
+      const e: FlowEvent = {
+        schema: 'pathlens.pping/1',
+        type: 'flow',
+        sec: t.sec,
+        nsec: t.nsec,
+        ...tuple,
+        flow_event: b[off + EVENT.flow_event] === FLOW_CLOSING ? 'closing' : 'opening',
+        reason: REASONS[b[off + EVENT.reason]] || 'first observed packet',
+        triggered_by: 'src',
+      };
+      sink.event(e);
+    }
+  };
+
+  let finished = false;
+  let resolve!: (d: PpingDoneEvent) => void;
+  const done = new Promise<PpingDoneEvent>((res) => (resolve = res));
+  try {
+    ring = new RingReader(obj.mapFd('pping_events'), onRecord, () => finish('error'));
+    inNamespace(lo.netns, () => {
+      const hook = new ClsactHook(ifindex);
+      attached.push(attachTc(obj.progFd('pping_tc_egress'), ifindex, true, lo.tcMode, hook));
+      if (lo.ingressHook === 'xdp') attached.push(attachXdp(obj.progFd('pping_xdp_ingress'), ifindex, lo.xdpMode));
+      else attached.push(attachTc(obj.progFd('pping_tc_ingress'), ifindex, false, lo.tcMode, hook));
+    });
+  } catch (e) {
+    inNamespace(lo.netns, () => {
+      for (const a of attached.reverse()) a.detach();
+    });
+    ring?.close();
+    obj.close();
+    throw e;
+  }
+
+  const now = new Float64Array(2);
+  realtime(now);
+  const start = startEvent('bpf', lo.iface, o, now[0], now[1]);
+  start.attach = attached.map((a) => a.how);
+  sink.event(start);
+
+  // Counters (per-CPU values summed), sweeps of the two state maps.
+  const ncpu = possibleCpus();
+  const counterFd = obj.mapFd('pping_counters');
+  const cKey = new Uint8Array(4);
+  const cVal = new Uint8Array(8 * ncpu);
+  const cView = new DataView(cVal.buffer);
+  const counters = new Float64Array(C.NUM);
+  const readCounters = (): void => {
+    for (let i = 0; i < C.NUM; i++) {
+      new DataView(cKey.buffer).setUint32(0, i, LE);
+      if (native().bpfMapLookup(counterFd, cKey, cVal) < 0) continue;
+      let sum = 0;
+      for (let c = 0; c < ncpu; c++) sum += u64(cView, c * 8);
+      counters[i] = sum;
+    }
+  };
+  const stampFd = obj.mapFd('pping_stamps');
+  const flowFd = obj.mapFd('pping_flows');
+  const stampWalk = new MapWalker(stampFd, STAMP_KEY.size, STAMP.size);
+  const flowWalk = new MapWalker(flowFd, FLOW_KEY.size, FLOW.size);
+  const delKeys: Uint8Array[] = [];
+  let expired = 0;
+  let reportedFlowFull = 0;
+  let reportedStampFull = 0;
+  const full = (table: 'flows' | 'timestamps', capacity: number, dropped: number): void => {
+    realtime(now);
+    const e: TableFullEvent = { schema: 'pathlens.pping/1', type: 'table-full', sec: now[0], nsec: now[1], table, capacity, dropped };
+    sink.event(e);
+  };
+  const sweep = (): void => {
+    const mono = EpochClock.monoNow();
+    delKeys.length = 0;
+    stampWalk.walk((i) => {
+      if (u64(stampWalk.vv, i * STAMP.size + STAMP.deadline) < mono) delKeys.push(stampWalk.keyBytes.slice(i * STAMP_KEY.size, (i + 1) * STAMP_KEY.size));
+    });
+    for (const k of delKeys) if (native().bpfMapDelete(stampFd, k) === 0) expired++;
+    delKeys.length = 0;
+    const timeouts: Array<{ key: Uint8Array; opener: number; tcp: boolean }> = [];
+    flowWalk.walk((i) => {
+      const vo = i * FLOW.size;
+      const vv = flowWalk.vv;
+      const closing = flowWalk.vv.getUint8(vo + FLOW.closing) !== 0;
+      const answered = u64(vv, vo + FLOW.d + DIR.pkts) > 0 && u64(vv, vo + DIR.size + DIR.pkts) > 0;
+      const key = flowWalk.keyBytes.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
+      const tcp = key[FLOW_KEY.proto] === 6;
+      const life = closing ? CLOSED_FLOW_LIFETIME_NS : !answered ? UNANSWERED_FLOW_LIFETIME_NS : tcp ? TCP_FLOW_LIFETIME_NS : ICMP_FLOW_LIFETIME_NS;
+      if (mono - u64(vv, vo + FLOW.last_seen) > life) {
+        const k = key.slice();
+        delKeys.push(k);
+        if (!closing) timeouts.push({ key: k, opener: vv.getUint8(vo + FLOW.opener) & 1, tcp });
+      }
+    });
+    for (const k of delKeys) native().bpfMapDelete(flowFd, k);
+    realtime(now);
+    for (const f of timeouts) {
+      const fam = f.key[FLOW_KEY.family] === 6 ? 6 : 4;
+      const kv = new DataView(f.key.buffer, f.key.byteOffset);
+      const a = f.opener;
+      const e: FlowEvent = {
+        schema: 'pathlens.pping/1',
+        type: 'flow',
+        sec: now[0],
+        nsec: now[1],
+        src_ip: formatIp(f.key, FLOW_KEY.addr + 16 * a, fam),
+        src_port: kv.getUint16(FLOW_KEY.port + 2 * a, LE),
+        dest_ip: formatIp(f.key, FLOW_KEY.addr + 16 * (a ^ 1), fam),
+        dest_port: kv.getUint16(FLOW_KEY.port + 2 * (a ^ 1), LE),
+        protocol: protoName(f.key[FLOW_KEY.proto]),
+        flow_event: 'closing',
+        reason: 'flow timeout',
+        triggered_by: 'userspace-cleanup',
+      };
+      sink.event(e);
+    }
+    readCounters();
+    if (counters[C.FLOW_FULL] > reportedFlowFull) {
+      full('flows', o.maxFlows, counters[C.FLOW_FULL] - reportedFlowFull);
+      reportedFlowFull = counters[C.FLOW_FULL];
+    }
+    if (counters[C.STAMP_FULL] > reportedStampFull) {
+      full('timestamps', o.maxStamps, counters[C.STAMP_FULL] - reportedStampFull);
+      reportedStampFull = counters[C.STAMP_FULL];
+    }
+  };
+
+  const ifaceGone = (): boolean => {
+    try {
+      return inNamespace(lo.netns, () => native().ifNameToIndex(lo.iface)) !== ifindex;
+    } catch {
+      return true; // the namespace itself is gone
+    }
+  };
+
+  const sweeper = setInterval(() => {
+    if (ifaceGone()) return finish('interface-gone');
+    try {
+      sweep();
+    } catch (e) {
+      process.emitWarning(`pping sweep: ${(e as Error).message}`);
+    }
+  }, 1000);
+  const timer = lo.durationMs ? setTimeout(() => finish('interrupted'), lo.durationMs) : null;
+
+  function finish(reason: PpingDoneEvent['reason']): void {
+    if (finished) return;
+    finished = true;
+    clearInterval(sweeper);
+    if (timer) clearTimeout(timer);
+    // Detach first (no new events), then drain what the programs already queued. Netlink
+    // detaches (clsact) must run in the interface's namespace; closing link fds works anywhere.
+    try {
+      inNamespace(lo.netns, () => {
+        for (const a of attached.reverse()) a.detach();
+      });
+    } catch {
+      for (const a of attached) a.detach(); // the namespace is gone, and its interfaces with it
+    }
+    ring!.drain();
+    readCounters();
+    ring!.close();
+    obj.close();
+    realtime(now);
+    const d: PpingDoneEvent = {
+      schema: 'pathlens.pping/1',
+      type: 'done',
+      sec: now[0],
+      nsec: now[1],
+      reason,
+      packets: counters[C.SEEN],
+      skipped: { not_ip: counters[C.NOT_IP], other_protocol: counters[C.OTHER_PROTO], malformed: counters[C.MALFORMED], fragment: counters[C.FRAGMENT] },
+      considered: counters[C.CONSIDERED],
+      rtt_events: counters[C.RTTS],
+      flows_opened: counters[C.FLOWS_OPENED],
+      timestamps_expired: expired,
+      flow_table_full: counters[C.FLOW_FULL],
+      timestamp_table_full: counters[C.STAMP_FULL],
+      lost: counters[C.EVENTS_LOST],
+    };
+    sink.event(d);
+    resolve(d);
+  }
+  return { done, stop: () => finish('interrupted') };
+}
