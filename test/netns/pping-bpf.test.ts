@@ -1,0 +1,138 @@
+/**
+ * The BPF capture's life cycle and refusals, on real interfaces in lab namespaces:
+ *  - the clsact path (kernels without tcx, forced with PATHLENS_TC_ATTACH=clsact) measures, and
+ *    SIGTERM removes its filters and the qdisc it created;
+ *  - an interface that disappears ends the run ("interface-gone"), with nothing left behind;
+ *  - SIGKILL with tcx links leaves nothing attached (the kernel drops links with their fds);
+ *  - without privilege, without the object file, or with XDP on an L3 device: one clear line
+ *    that names what is missing, and a non-zero exit.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { chain } from '../../src/lab/presets.js';
+import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { rootOnly } from '../helpers/root.js';
+import { leftovers } from '../helpers/bpf.js';
+
+const opt = rootOnly();
+
+interface Ev {
+  type: string;
+  protocol?: string;
+  rtt?: number;
+  reason?: string;
+  attach?: string[];
+}
+
+const jsonl = (text: string): Ev[] =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Ev);
+
+function start(ns: string, iface: string, extra: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [CLI, 'pping', '-i', iface, '--netns', ns, '--icmp', '-F', 'jsonl', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exit = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
+  const started = new Promise<void>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (out.includes('"type":"start"')) {
+        clearInterval(t);
+        resolve();
+      } else if (child.exitCode !== null) {
+        clearInterval(t);
+        reject(new Error(`pping exited: ${err}`));
+      }
+    }, 20);
+  });
+  return { child, exit, started, out: () => out, err: () => err };
+}
+
+test('BPF over clsact (forced): RTTs measured, SIGTERM removes the filters and the qdisc', opt, async () => {
+  await withLab(chain({ name: labName('pc'), routers: 1 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    const p = start(r1, 'e1', ['--rate-limit', '0'], { PATHLENS_TC_ATTACH: 'clsact' });
+    await p.started;
+    const q = await runIn(r1, ['tc', 'filter', 'show', 'dev', 'e1', 'egress']);
+    assert.match(q.stdout, /pping_tc_egress/, 'the egress filter is in place while running');
+    const ping = await runIn(nodeNs(st, 'src'), ['ping', '-c', '5', '-i', '0.05', addrOf(st, 'dst', 4)]);
+    assert.equal(ping.code, 0, ping.stderr);
+    p.child.kill('SIGTERM');
+    const { code } = await p.exit;
+    assert.equal(code, 0, p.err());
+    const ev = jsonl(p.out());
+    assert.deepEqual(ev[0].attach, ['clsact', 'clsact']);
+    assert.equal(ev.filter((e) => e.type === 'rtt' && e.protocol === 'ICMP').length, 5, p.out());
+    assert.equal(ev.at(-1)!.type, 'done');
+    assert.deepEqual(await leftovers(r1, 'e1'), []);
+  });
+});
+
+test('BPF: the interface disappears -> done "interface-gone", exit 0, nothing left loaded', opt, async () => {
+  await withLab(chain({ name: labName('pg'), routers: 1 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    assert.equal((await runIn(r1, ['ip', 'link', 'add', 'plgone0', 'type', 'veth', 'peer', 'name', 'plgone1'])).code, 0);
+    await runIn(r1, ['ip', 'link', 'set', 'plgone0', 'up']);
+    const p = start(r1, 'plgone0', []);
+    await p.started;
+    await runIn(r1, ['ip', 'link', 'del', 'plgone0']);
+    const { code } = await p.exit;
+    assert.equal(code, 0, p.err());
+    const done = jsonl(p.out()).at(-1)!;
+    assert.equal(done.type, 'done');
+    assert.equal(done.reason, 'interface-gone');
+    assert.deepEqual(await leftovers(r1, 'e1'), []);
+  });
+});
+
+test('BPF over tcx: SIGKILL leaves nothing attached (links die with their fds)', opt, async () => {
+  await withLab(chain({ name: labName('pk'), routers: 1 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    const p = start(r1, 'e1', ['--ingress-hook', 'xdp']);
+    await p.started;
+    assert.deepEqual(jsonl(p.out())[0].attach?.[0], 'tcx');
+    p.child.kill('SIGKILL');
+    await p.exit;
+    assert.deepEqual(await leftovers(r1, 'e1'), []);
+  });
+});
+
+test('BPF refusals: one line naming what is missing, non-zero exit', opt, async () => {
+  await withLab(chain({ name: labName('pr'), routers: 1 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    // Unprivileged.
+    const user = await runIn(r1, [process.execPath, CLI, 'pping', '-i', 'e1', '--duration', '1'], { uid: 65534 });
+    assert.notEqual(user.code, 0);
+    assert.match(user.stderr, /^pathlens: .*needs root \(CAP_BPF/m, user.stderr);
+    assert.match(user.stderr, /--capture packet/);
+    assert.doesNotMatch(user.stderr, /\n\s+at /, 'no stack trace');
+    // The object file is missing.
+    const env = { ...process.env, PATHLENS_BPF_DIR: '/nonexistent' };
+    const miss = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn('ip', ['netns', 'exec', r1, process.execPath, CLI, 'pping', '-i', 'e1', '--duration', '1'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let e = '';
+      c.stderr!.on('data', (d) => (e += d));
+      c.on('close', (code) => resolve({ code, stderr: e }));
+    });
+    assert.notEqual(miss.code, 0);
+    assert.match(miss.stderr, /BPF object \/nonexistent\/pping\.bpf\.o is missing \(rebuild it with bpf\/build\.sh/, miss.stderr);
+    // XDP on a device with no link-layer header.
+    assert.equal((await runIn(r1, ['ip', 'tuntap', 'add', 'dev', 'pltun0', 'mode', 'tun'])).code, 0);
+    await runIn(r1, ['ip', 'link', 'set', 'pltun0', 'up']);
+    const tun = await runIn(r1, [process.execPath, CLI, 'pping', '-i', 'pltun0', '--ingress-hook', 'xdp', '--duration', '1']);
+    assert.notEqual(tun.code, 0);
+    assert.match(tun.stderr, /has no link-layer header: XDP is for Ethernet devices, use --ingress-hook tc/, tun.stderr);
+    // An unknown interface.
+    const none = await runIn(r1, [process.execPath, CLI, 'pping', '-i', 'nosuch0', '--duration', '1']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /-i nosuch0: no such interface/);
+    assert.deepEqual(await leftovers(r1, 'e1'), []);
+  });
+});
