@@ -81,6 +81,10 @@ struct {
 	__type(value, __u64);
 } pping_counters SEC(".maps");
 
+/* Ring-buffer records have no map value type: this keeps struct pping_event in the object's BTF,
+ * where user space's layout test reads it. */
+struct pping_event *pping_event_btf __attribute__((unused));
+
 /* Connection ids, unique in this run (0 is never used). */
 __u32 pping_next_conn = 0;
 

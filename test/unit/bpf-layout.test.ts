@@ -1,0 +1,40 @@
+/**
+ * The kernel side (bpf/pping.h, compiled into bpf/obj/pping.bpf.o) and the user side
+ * (src/pping/bpf-layout.ts) must agree on every struct crossing the boundary: each offset and size
+ * that TypeScript uses is compared with the object's BTF.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CONFIG, DIR, EVENT, FLOW, FLOW_KEY, STAMP, STAMP_KEY } from '../../src/pping/bpf-layout.js';
+import { btfStructs } from '../helpers/btf.js';
+import { ROOT } from '../helpers/lab.js';
+
+const structs = btfStructs(join(ROOT, 'bpf', 'obj', 'pping.bpf.o'));
+
+const cases: Array<[string, Record<string, number>]> = [
+  ['pping_flow_key', FLOW_KEY],
+  ['pping_dir', DIR],
+  ['pping_flow', FLOW],
+  ['pping_stamp_key', STAMP_KEY],
+  ['pping_stamp', STAMP],
+  ['pping_config', CONFIG],
+  ['pping_event', EVENT],
+];
+
+for (const [name, ts] of cases) {
+  test(`struct ${name}: TypeScript offsets match the object's BTF`, () => {
+    const s = structs.get(name);
+    assert.ok(s, `struct ${name} is in the BTF`);
+    for (const [field, off] of Object.entries(ts)) {
+      if (field === 'size') assert.equal(off, s.size, `sizeof(struct ${name})`);
+      else assert.equal(off, s.members.get(field), `offsetof(struct ${name}, ${field})`);
+    }
+  });
+}
+
+test('every struct pping_event field that TypeScript does not read is padding', () => {
+  const s = structs.get('pping_event')!;
+  const unread = [...s.members.keys()].filter((m) => !(m in EVENT));
+  assert.deepEqual(unread.sort(), ['pad', 'pad2']);
+});
