@@ -10,7 +10,10 @@ import type { MatcherOptions } from '../pping/matcher.js';
 import type { TcMode, XdpMode } from '../bpf/attach.js';
 import { runBpf } from '../pping/bpf-run.js';
 import { type LiveHandle, runOffline, runPacketSocket } from '../pping/run.js';
+import { parseListen, PpingMetrics } from '../export/prometheus.js';
+import { Aggregator } from '../pping/aggregate.js';
 import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
+import { IntervalView } from '../render/pping-aggregate.js';
 import { floatArg, intArg } from './args.js';
 
 interface PpingOpts {
@@ -32,6 +35,11 @@ interface PpingOpts {
   duration?: number;
   maxFlows: number;
   maxTimestamps: number;
+  aggregate?: number;
+  aggregateV4Prefix: number;
+  aggregateV6Prefix: number;
+  aggregateMaxPrefixes: number;
+  prometheus?: string;
 }
 
 /** PATHLENS_TC_ATTACH=tcx|clsact forces one tc attach path (default: tcx, else clsact). */
@@ -63,6 +71,11 @@ export function ppingCommand(): Command {
     .option('--duration <seconds>', 'stop after this long (live)', floatArg(0.001, 1e7))
     .option('--max-flows <n>', 'flow table size', intArg(16, 1 << 24), 16384)
     .option('--max-timestamps <n>', 'timestamp table size', intArg(16, 1 << 24), 16384)
+    .option('--aggregate <seconds>', 'instead of each RTT, per-prefix RTT statistics and histograms every SECONDS', floatArg(0.01, 86400))
+    .option('--aggregate-v4-prefix <len>', 'IPv4 prefix length to aggregate by', intArg(0, 32), 24)
+    .option('--aggregate-v6-prefix <len>', 'IPv6 prefix length to aggregate by', intArg(0, 128), 48)
+    .option('--aggregate-max-prefixes <n>', 'distinct prefixes kept (more go to "other"); also bounds metric labels', intArg(1, 1 << 20), 1024)
+    .option('--prometheus <addr:port>', 'serve Prometheus metrics (RTT histograms, packet and flow counters per prefix) at http://ADDR:PORT/metrics')
     .action(async (opts: PpingOpts) => {
       if (!opts.iface === !opts.read) throw new Error('usage: give one of -i IFACE (live) or -r FILE (offline)');
       const mo: Partial<MatcherOptions> = {
@@ -76,13 +89,26 @@ export function ppingCommand(): Command {
         maxFlows: opts.maxFlows,
         maxStamps: opts.maxTimestamps,
       };
+      if (opts.aggregate && opts.format === 'ppviz') throw new PathlensError('ERR_USAGE', '--aggregate has no ppviz form: use -F standard, json or jsonl');
+      const ao = { v4Prefix: opts.aggregateV4Prefix, v6Prefix: opts.aggregateV6Prefix, maxPrefixes: opts.aggregateMaxPrefixes };
+      const listen = opts.prometheus ? parseListen(opts.prometheus) : null;
+      const metrics = listen ? new PpingMetrics(ao) : null;
+      const server = listen ? await metrics!.listen(listen.host, listen.port) : null;
       const out = opts.write ? createWriteStream(opts.write) : process.stdout;
       const writer = new PpingWriter(opts.format, out, opts.write ? process.stdout : process.stderr, !!opts.write);
-      const sink = { event: (e: PpingEvent) => writer.event(e) };
+      const view = opts.aggregate ? new IntervalView(new Aggregator(ao), opts.aggregate, writer) : null;
+      const sink = {
+        event: (e: PpingEvent) => {
+          metrics?.event(e);
+          if (view) view.event(e);
+          else writer.event(e);
+        },
+      };
       if (opts.read) {
         try {
           runOffline(opts.read, mo, sink);
         } finally {
+          server?.close();
           await writer.end();
         }
         return;
@@ -101,7 +127,10 @@ export function ppingCommand(): Command {
       } else {
         h = runPacketSocket(lo, mo, sink);
       }
-      const flusher = setInterval(() => writer.flush(), 200);
+      const flusher = setInterval(() => {
+        view?.tick();
+        writer.flush();
+      }, 200);
       h.done.finally(() => clearInterval(flusher));
       const onSig = () => h.stop();
       process.once('SIGINT', onSig);
@@ -109,6 +138,7 @@ export function ppingCommand(): Command {
       await h.done;
       process.off('SIGINT', onSig);
       process.off('SIGTERM', onSig);
+      server?.close();
       await writer.end();
     });
 }

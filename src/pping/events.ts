@@ -50,6 +50,33 @@ export interface TableFullEvent extends Base {
   dropped: number;
 }
 
+/**
+ * `--aggregate`: the RTT samples of one interval whose echoing end (dest_ip) is in `prefix`
+ * (or "other" past the prefix limit). RTTs in ns; the histogram counts samples per bucket whose
+ * upper bounds are histogram_bounds_ms (one more bucket for everything above). Packets and bytes:
+ * growth of the flow counters carried by the interval's RTT events ("sent" = toward prefix).
+ */
+export interface AggregateEvent extends Base {
+  type: 'aggregate';
+  interval_s: number;
+  prefix: string;
+  flows: number;
+  rtt_count: number;
+  rtt_min: number;
+  rtt_mean: number;
+  rtt_p50: number;
+  rtt_p95: number;
+  rtt_max: number;
+  /** Samples the percentiles come from (all of them up to 4096, then a uniform reservoir). */
+  quantiles_from: number;
+  histogram_bounds_ms: number[];
+  histogram: number[];
+  sent_packets: number;
+  sent_bytes: number;
+  rec_packets: number;
+  rec_bytes: number;
+}
+
 /** Where the packets come from, and what pathlens does with them. */
 export interface PpingStartEvent extends Base {
   type: 'start';
@@ -81,7 +108,7 @@ export interface PpingDoneEvent extends Base {
   lost: number;
 }
 
-export type PpingEvent = RttEvent | FlowEvent | TableFullEvent | PpingStartEvent | PpingDoneEvent;
+export type PpingEvent = RttEvent | FlowEvent | TableFullEvent | AggregateEvent | PpingStartEvent | PpingDoneEvent;
 
 /** Epoch nanoseconds of (sec, nsec) as an exact integer literal. */
 export function nsLiteral(sec: number, nsec: number): string {

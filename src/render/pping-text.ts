@@ -45,6 +45,11 @@ export function standardLine(e: PpingEvent): string {
       return `${clock(e.sec, e.nsec)} ${ms(e.rtt)} ms ${ms(e.min_rtt)} ms ${e.protocol} ${flow(e)}`;
     case 'flow':
       return `${clock(e.sec, e.nsec)} ${e.protocol} ${flow(e)} ${e.flow_event} due to ${e.reason} from ${e.triggered_by}`;
+    case 'aggregate': {
+      const kb = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`);
+      const r = (ns: number) => (ns / 1e6).toFixed(3);
+      return `${clock(e.sec, e.nsec)} ${e.prefix}: ${e.rtt_count} RTTs from ${e.flows} flows, min ${r(e.rtt_min)} p50 ${r(e.rtt_p50)} p95 ${r(e.rtt_p95)} max ${r(e.rtt_max)} ms; sent ${e.sent_packets} pkts ${kb(e.sent_bytes)}, received ${e.rec_packets} pkts ${kb(e.rec_bytes)}`;
+    }
     case 'table-full':
       return `# ${clock(e.sec, e.nsec)} ${e.table} table full (${e.capacity} entries): ${e.dropped} not kept`;
     case 'start':

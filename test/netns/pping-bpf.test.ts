@@ -136,3 +136,36 @@ test('BPF refusals: one line naming what is missing, non-zero exit', opt, async 
     assert.deepEqual(await leftovers(r1, 'e1'), []);
   });
 });
+
+test('BPF with --aggregate and --prometheus: per-prefix intervals in the stream, histograms at /metrics', opt, async () => {
+  await withLab(chain({ name: labName('pa'), routers: 1, delayMs: 5 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    // Loopback only: the metrics server listens on 127.0.0.1 of the host running the test.
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const p = start(r1, 'e1', ['--rate-limit', '0', '--aggregate', '0.5', '--prometheus', `127.0.0.1:${port}`]);
+    await p.started;
+    const ping = await runIn(nodeNs(st, 'src'), ['ping', '-c', '10', '-i', '0.05', addrOf(st, 'dst', 4)]);
+    assert.equal(ping.code, 0, ping.stderr);
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const prefix = addrOf(st, 'dst', 4).replace(/\.\d+$/, '.0/24');
+    const count = new RegExp(`^pathlens_pping_rtt_seconds_count\\{prefix="${prefix.replace(/\./g, '\\.')}",protocol="ICMP"\\} (\\d+)$`, 'm').exec(text);
+    assert.ok(count, text);
+    assert.equal(Number(count[1]), 10);
+    // 5 ms each way from r1 to dst: every sample in the 20 ms bucket, none in the 5 ms one.
+    assert.match(text, new RegExp(`pathlens_pping_rtt_seconds_bucket\\{le="0.005",prefix="${prefix.replace(/\./g, '\\.')}",protocol="ICMP"\\} 0`));
+    assert.match(text, new RegExp(`pathlens_pping_rtt_seconds_bucket\\{le="0.02",prefix="${prefix.replace(/\./g, '\\.')}",protocol="ICMP"\\} 10`));
+    assert.match(text, /pathlens_pping_flow_events_total\{event="opening",reason="first observed packet",protocol="ICMP"\} 1/);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404);
+    p.child.kill('SIGINT');
+    assert.equal((await p.exit).code, 0, p.err());
+    const ev = jsonl(p.out()) as Array<Ev & { prefix?: string; rtt_count?: number; rtt_min?: number }>;
+    assert.ok(!ev.some((e) => e.type === 'rtt' || e.type === 'flow'), 'aggregate mode passes no single RTT or flow event');
+    const aggs = ev.filter((e) => e.type === 'aggregate');
+    assert.ok(aggs.length >= 1);
+    assert.ok(aggs.every((e) => e.prefix === prefix), JSON.stringify(aggs));
+    assert.equal(aggs.reduce((n, e) => n + e.rtt_count!, 0), 10);
+    assert.ok(Math.min(...aggs.map((e) => e.rtt_min!)) >= 9e6);
+  });
+});

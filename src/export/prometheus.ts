@@ -1,0 +1,81 @@
+/**
+ * Prometheus exposition for pping (`--prometheus ADDR:PORT`): an HTTP server whose /metrics is
+ * prom-client's text format, fed by the pathlens.pping/1 event stream. Labels are bounded: RTTs
+ * and packets are labelled by aggregated prefix (at most --aggregate-max-prefixes, then "other")
+ * and protocol, flow events by kind, reason and protocol; never by address or port.
+ */
+import { type Server, createServer } from 'node:http';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { PathlensError } from '../core/errors.js';
+import { Aggregator, type AggregateOptions, RTT_BOUNDS_MS } from '../pping/aggregate.js';
+import type { PpingEvent } from '../pping/events.js';
+
+/** ADDR:PORT, [v6]:PORT or :PORT (every address) -> host and port. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new PathlensError('ERR_USAGE', `--prometheus ${text}: expected ADDR:PORT, [IPv6]:PORT or :PORT (port 1-65535)`);
+  return { host: m[1] ?? (m[2] || '::'), port };
+}
+
+export class PpingMetrics {
+  readonly registry = new Registry();
+  private readonly agg: Aggregator;
+  private readonly rtt: Histogram<'prefix' | 'protocol'>;
+  private readonly packets: Counter<'prefix' | 'direction'>;
+  private readonly bytes: Counter<'prefix' | 'direction'>;
+  private readonly flows: Counter<'event' | 'reason' | 'protocol'>;
+  private readonly full: Counter<'table'>;
+
+  constructor(o: Partial<AggregateOptions>) {
+    this.agg = new Aggregator(o);
+    const registers = [this.registry];
+    this.rtt = new Histogram({
+      name: 'pathlens_pping_rtt_seconds',
+      help: 'RTT samples, by prefix of the echoing end and protocol',
+      labelNames: ['prefix', 'protocol'],
+      buckets: RTT_BOUNDS_MS.map((b) => b / 1000),
+      registers,
+    });
+    this.packets = new Counter({ name: 'pathlens_pping_packets_total', help: 'Packets of measured flows (sent: toward the prefix), up to each flow\'s latest RTT sample', labelNames: ['prefix', 'direction'], registers });
+    this.bytes = new Counter({ name: 'pathlens_pping_bytes_total', help: 'IP bytes of measured flows (sent: toward the prefix), up to each flow\'s latest RTT sample', labelNames: ['prefix', 'direction'], registers });
+    this.flows = new Counter({ name: 'pathlens_pping_flow_events_total', help: 'Flow opening and closing events', labelNames: ['event', 'reason', 'protocol'], registers });
+    this.full = new Counter({ name: 'pathlens_pping_table_full_total', help: 'Flows or timestamps not kept because a state table was full', labelNames: ['table'], registers });
+  }
+
+  event(e: PpingEvent): void {
+    if (e.type === 'rtt') {
+      const a = this.agg.add(e, false);
+      this.rtt.observe({ prefix: a.prefix, protocol: e.protocol }, e.rtt / 1e9);
+      this.packets.inc({ prefix: a.prefix, direction: 'sent' }, a.sentPackets);
+      this.packets.inc({ prefix: a.prefix, direction: 'received' }, a.recPackets);
+      this.bytes.inc({ prefix: a.prefix, direction: 'sent' }, a.sentBytes);
+      this.bytes.inc({ prefix: a.prefix, direction: 'received' }, a.recBytes);
+    } else if (e.type === 'flow') {
+      this.flows.inc({ event: e.flow_event, reason: e.reason, protocol: e.protocol });
+      if (e.flow_event === 'closing') this.agg.forget(e);
+    } else if (e.type === 'table-full') {
+      this.full.inc({ table: e.table }, e.dropped);
+    }
+  }
+
+  /** Serves GET /metrics on host:port; resolves once listening. */
+  listen(host: string, port: number): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('pathlens pping: metrics are at /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+      );
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new PathlensError('ERR_USAGE', `--prometheus ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${err.code ?? err.message})`)),
+      );
+      server.listen(port, host, () => resolve(server));
+    });
+  }
+}
