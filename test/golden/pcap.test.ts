@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ppingEvents } from '../helpers/pping-schema.js';
 import { PathlensError } from '../../src/core/errors.js';
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import type { PpingEvent, RttEvent } from '../../src/pping/events.js';
@@ -183,6 +184,7 @@ test('offline pping over a pcap: RTT events from the same rules; the CLI reports
     if (fmt === 'standard') assert.match(r.stdout, / 12\.500000 ms 12\.500000 ms TCP 10\.0\.0\.1:40000\+10\.0\.0\.2:80\n/);
     if (fmt === 'json') {
       const arr = JSON.parse(r.stdout) as Record<string, unknown>[];
+      for (const e of arr) ppingEvents(JSON.stringify(e));
       const rtt = arr.find((e) => e.type === 'rtt')!;
       assert.deepEqual(
         Object.keys(rtt).slice(0, 15),
@@ -190,8 +192,31 @@ test('offline pping over a pcap: RTT events from the same rules; the CLI reports
       );
       assert.match(r.stdout, /"timestamp":1700000000012600000,/, 'the epoch ns timestamp is written exactly');
     }
-    if (fmt === 'jsonl') assert.equal(r.stdout.trim().split('\n').length, 4, 'start, flow opening, rtt, done');
+    if (fmt === 'jsonl') {
+      assert.deepEqual(
+        ppingEvents(r.stdout).map((e) => e.type),
+        ['start', 'flow', 'rtt', 'done'],
+        'every line valid against schema/pping-v1.schema.json',
+      );
+    }
   }
+  const agg = spawnSync(process.execPath, [CLI, 'pping', '-r', path, '--aggregate', '1', '-F', 'jsonl'], { encoding: 'utf8' });
+  assert.equal(agg.status, 0, agg.stderr);
+  const aggEvents = ppingEvents<{ type: string; prefix?: string; rtt_count?: number; rtt_p50?: number }>(agg.stdout);
+  assert.deepEqual(
+    aggEvents.map((e) => [e.type, e.prefix, e.rtt_count, e.rtt_p50]),
+    [
+      ['start', undefined, undefined, undefined],
+      ['aggregate', '10.0.0.0/24', 1, 12_500_000],
+      ['done', undefined, undefined, undefined],
+    ],
+  );
+  const ppvizAgg = spawnSync(process.execPath, [CLI, 'pping', '-r', path, '--aggregate', '1', '-F', 'ppviz'], { encoding: 'utf8' });
+  assert.equal(ppvizAgg.status, 2, 'a usage error');
+  assert.equal(ppvizAgg.stderr, 'pathlens: --aggregate has no ppviz form: use -F standard, json or jsonl\n');
+  const badProm = spawnSync(process.execPath, [CLI, 'pping', '-r', path, '--prometheus', 'localhost'], { encoding: 'utf8' });
+  assert.equal(badProm.status, 2, 'a usage error');
+  assert.match(badProm.stderr, /^pathlens: --prometheus localhost: expected ADDR:PORT/);
   for (const [name, bytes] of [
     ['cli-trunc.pcap', pcap([{ sec: 1, frac: 0, data: F2 }]).subarray(0, 40)],
     ['cli-magic.pcap', Uint8Array.from([9, 9, 9, 9])],

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
 import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { ppingEvents } from '../helpers/pping-schema.js';
 import { rootOnly } from '../helpers/root.js';
 import { leftovers } from '../helpers/bpf.js';
 
@@ -25,11 +26,7 @@ interface Ev {
   attach?: string[];
 }
 
-const jsonl = (text: string): Ev[] =>
-  text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Ev);
+const jsonl = (text: string): Ev[] => ppingEvents<Ev>(text);
 
 function start(ns: string, iface: string, extra: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [CLI, 'pping', '-i', iface, '--netns', ns, '--icmp', '-F', 'jsonl', ...extra], {

@@ -23,6 +23,7 @@ import { test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
 import { CLI, type LabTiming, addrOf, labName, labTiming, lateBetween, median, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { leftovers } from '../helpers/bpf.js';
+import { ppingEvents } from '../helpers/pping-schema.js';
 import { rootOnly } from '../helpers/root.js';
 
 const opt = rootOnly();
@@ -43,11 +44,7 @@ interface Ev {
   triggered_by?: string;
 }
 
-const jsonl = (text: string): Ev[] =>
-  text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Ev);
+const jsonl = (text: string): Ev[] => ppingEvents<Ev>(text);
 
 function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', re: RegExp, ms = 10000): Promise<void> {
   return new Promise((resolve, reject) => {
