@@ -1,0 +1,131 @@
+/**
+ * Live pping cost: forwarding throughput of a lab router (kernel forwarding between two veth
+ * links, no impairment) while a bulk TCP transfer crosses it, without pping and with
+ * `pathlens pping` (BPF, default sampling) attached to the router's interface toward the sink,
+ * alternating runs; plus the BPF programs' own cost from the kernel's run-time statistics
+ * (bpf_stats: run_time_ns / run_cnt per program). Root; traffic stays inside the lab.
+ *
+ *   sudo node dist/bench/pping-live.js [seconds=5] [runs=3] [--ingress-hook tc|xdp]
+ *
+ * The transfer is iperf3 when installed (apt-get install iperf3), else a Node sender and sink.
+ * Bar (issue 5): with pping attached, throughput >= 90% of the same router without it.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { native } from '../src/native/index.js';
+import { chain } from '../src/lab/presets.js';
+import { labDown, labUp } from '../src/lab/lab.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'bin', 'pathlens.js');
+const args = process.argv.slice(2);
+const hookAt = args.indexOf('--ingress-hook');
+const HOOK = hookAt >= 0 ? args[hookAt + 1] : 'tc';
+const pos = args.filter((a, i) => !a.startsWith("--") && (hookAt < 0 || i !== hookAt + 1));
+const SECONDS = Number(pos[0] ?? 5);
+const RUNS = Number(pos[1] ?? 3);
+const LAB = 'plbench';
+
+const has = (cmd: string) => !spawnSync(cmd, ['--version'], { encoding: 'utf8' }).error;
+
+function sh(cmd: string[], ok = true): string {
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (ok && r.status !== 0) throw new Error(`${cmd.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+const ns = (node: string) => `pl-${LAB}-${node}`;
+
+/** One transfer src -> dst through r1: bits per second. */
+function transfer(dst: string): number {
+  if (has('iperf3')) {
+    const server = spawn('ip', ['netns', 'exec', ns('dst'), 'iperf3', '-s', '-1'], { stdio: 'ignore' });
+    spawnSync('sleep', ['0.3']);
+    const out = sh(['ip', 'netns', 'exec', ns('src'), 'iperf3', '-c', dst, '-t', String(SECONDS), '-J']);
+    server.kill();
+    return JSON.parse(out).end.sum_received.bits_per_second as number;
+  }
+  const sink = "require('net').createServer((c)=>{c.resume();c.on('end',()=>c.end())}).listen(5201)";
+  const server = spawn('ip', ['netns', 'exec', ns('dst'), process.execPath, '-e', sink], { stdio: 'ignore' });
+  spawnSync('sleep', ['0.5']);
+  const send = `const s=require('net').connect(5201,'${dst}',()=>{const b=Buffer.alloc(1<<20);const t0=process.hrtime.bigint();let n=0;const w=()=>{while(Number(process.hrtime.bigint()-t0)<${SECONDS}e9){n+=b.length;if(!s.write(b))return s.once('drain',w);}s.end(()=>{console.log(n*8/(Number(process.hrtime.bigint()-t0)/1e9));});};w();});`;
+  const out = sh(['ip', 'netns', 'exec', ns('src'), process.execPath, '-e', send]);
+  server.kill();
+  return Number(out.trim());
+}
+
+interface ProgStat {
+  name: string;
+  run_time_ns: number;
+  run_cnt: number;
+}
+
+function progStats(): ProgStat[] {
+  const all = JSON.parse(sh(['bpftool', 'prog', 'show', '--json'])) as ProgStat[];
+  return all.filter((p) => p.name?.startsWith('pping_'));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function withPping<T>(fn: () => T): Promise<{ value: T; stats: ProgStat[]; events: number }> {
+  const pp: ChildProcess = spawn(process.execPath, [CLI, 'pping', '-i', 'e1', '--netns', ns('r1'), '--ingress-hook', HOOK, '-F', 'jsonl'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  pp.stdout!.on('data', (d) => (out += d));
+  while (!out.includes('"type":"start"')) {
+    if (pp.exitCode !== null) throw new Error('pping exited');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const value = fn();
+  const stats = progStats();
+  pp.kill('SIGINT');
+  await new Promise((r) => pp.on('close', r));
+  return { value, stats, events: out.split('\n').filter((l) => l.includes('"type":"rtt"')).length };
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('run as root (a lab and BPF)');
+  if (!has('bpftool')) throw new Error('bpftool is needed for the BPF statistics (apt-get install bpftool)');
+  labDown(LAB);
+  await labUp(chain({ name: LAB, routers: 1 }));
+  const statsFd = native().bpfEnableStats();
+  if (statsFd < 0) throw new Error(`BPF_ENABLE_STATS failed (${statsFd})`);
+  try {
+    const dst = sh(['ip', 'netns', 'exec', ns('dst'), 'ip', '-4', '-o', 'addr', 'show', 'e1']).match(/inet (\S+)\//)![1];
+    console.log(`# ${cpus().length} CPUs (${cpus()[0].model}); kernel ${sh(['uname', '-r']).trim()}; ${has('iperf3') ? 'iperf3' : 'node'} transfer, ${SECONDS} s x ${RUNS} runs each, alternating`);
+    console.log(`# pping: BPF, tc egress + ${HOOK} ingress on r1's interface toward the sink, default sampling (TCP, 100 ms rate limit)`);
+    transfer(dst); // warm-up
+    const off: number[] = [];
+    const on: number[] = [];
+    let runNs = 0;
+    let cnt = 0;
+    let events = 0;
+    for (let i = 0; i < RUNS; i++) {
+      off.push(transfer(dst));
+      const r = await withPping(() => transfer(dst));
+      on.push(r.value);
+      events += r.events;
+      for (const p of r.stats) {
+        runNs += p.run_time_ns ?? 0;
+        cnt += p.run_cnt ?? 0;
+      }
+      console.log(`run ${i + 1}: without ${(off[i] / 1e9).toFixed(2)} Gbit/s, with pping ${(on[i] / 1e9).toFixed(2)} Gbit/s (${r.events} RTT events)`);
+    }
+    const ratio = median(on) / median(off);
+    console.log(`${'without pping'.padEnd(24)} ${(median(off) / 1e9).toFixed(2)} Gbit/s (median)`);
+    console.log(`${'with pping (BPF)'.padEnd(24)} ${(median(on) / 1e9).toFixed(2)} Gbit/s (median)  ${(ratio * 100).toFixed(1)}% of without; bar >= 90%`);
+    console.log(`${'BPF cost'.padEnd(24)} ${cnt ? (runNs / cnt).toFixed(0) : '-'} ns per packet (bpf_stats: ${cnt} program runs, ${events} RTT events)`);
+  } finally {
+    native().close(statsFd);
+    labDown(LAB);
+  }
+}
+
+main().catch((e) => {
+  console.error(`pping-live: ${(e as Error).message}`);
+  process.exit(1);
+});
