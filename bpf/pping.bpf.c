@@ -544,7 +544,7 @@ static __noinline struct pping_flow *flow_of(struct scratch *sc)
 	return f;
 }
 
-static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egress)
+static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egress, __u64 tstamp)
 {
 	__u32 zero = 0;
 	struct pping_config *cfg = bpf_map_lookup_elem(&pping_cfg, &zero);
@@ -571,7 +571,8 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	if (!(cfg->flags & PPING_CFG_INCLUDE_LOCAL) && is_loopback(pk->src, pk->family) && is_loopback(pk->dst, pk->family))
 		return 0;
 	count(PPING_C_CONSIDERED);
-	sc->now = bpf_ktime_get_ns();
+	/* The differential tests replay packets with BPF_PROG_TEST_RUN at chosen times. */
+	sc->now = (cfg->flags & PPING_CFG_TEST_CLOCK) ? tstamp : bpf_ktime_get_ns();
 	sc->egress = egress;
 	sc->dir = make_key(pk, &sc->key);
 
@@ -601,14 +602,14 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 SEC("tc")
 int pping_tc_egress(struct __sk_buff *skb)
 {
-	pping((void *)(long)skb->data, (void *)(long)skb->data_end, bpf_ntohs(skb->protocol), true);
+	pping((void *)(long)skb->data, (void *)(long)skb->data_end, bpf_ntohs(skb->protocol), true, skb->tstamp);
 	return PASS_ON;
 }
 
 SEC("tc")
 int pping_tc_ingress(struct __sk_buff *skb)
 {
-	pping((void *)(long)skb->data, (void *)(long)skb->data_end, bpf_ntohs(skb->protocol), false);
+	pping((void *)(long)skb->data, (void *)(long)skb->data_end, bpf_ntohs(skb->protocol), false, skb->tstamp);
 	return PASS_ON;
 }
 
@@ -621,7 +622,7 @@ int pping_xdp_ingress(struct xdp_md *ctx)
 	__u16 l3proto = ETH_P_IP;
 	if (data + 1 <= data_end && (*(__u8 *)data >> 4) == 6)
 		l3proto = ETH_P_IPV6;
-	pping(data, data_end, l3proto, false);
+	pping(data, data_end, l3proto, false, 0);
 	return XDP_PASS;
 }
 

@@ -58,6 +58,7 @@ struct pping_stamp {
 #define PPING_CFG_INCLUDE_LOCAL (1u << 3)
 #define PPING_CFG_RTT_MIN (1u << 4)  /* --rtt-type min (else smoothed) */
 #define PPING_CFG_L3 (1u << 5)       /* the device has no link-layer header (tun, PPP, wireguard) */
+#define PPING_CFG_TEST_CLOCK (1u << 6) /* time is skb->tstamp (BPF_PROG_TEST_RUN only: the tests set it) */
 
 struct pping_config {
 	__u64 rate_limit_ns;

@@ -368,6 +368,39 @@ static napi_value js_prog_stats(napi_env env, napi_callback_info info) {
   return pl_int(env, 0);
 }
 
+/* bpfTestRunSkb(progFd, frame, tstampNs, out: Float64Array[2]) -> 0 | -errno; out = [retval, ns]
+ * Runs a tc program once on an Ethernet frame (BPF_PROG_TEST_RUN) with skb->tstamp set. */
+static napi_value js_test_run_skb(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd;
+  pl_bytes frame;
+  double tstamp, *out;
+  size_t n;
+  if (!pl_args(env, info, 4, argv, NULL) || !pl_get_i32(env, argv[0], "progFd", &fd) ||
+      !pl_get_bytes(env, argv[1], "frame", &frame) || napi_get_value_double(env, argv[2], &tstamp) != napi_ok ||
+      !pl_get_f64_array(env, argv[3], "out", &out, &n))
+    return NULL;
+  if (n < 2 || tstamp < 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "bpfTestRunSkb: out needs 2 elements, tstamp >= 0");
+    return NULL;
+  }
+  struct __sk_buff ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.tstamp = (uint64_t)tstamp;
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.test.prog_fd = (uint32_t)fd;
+  a.test.data_in = (uint64_t)(uintptr_t)frame.data;
+  a.test.data_size_in = (uint32_t)frame.len;
+  a.test.ctx_in = (uint64_t)(uintptr_t)&ctx;
+  a.test.ctx_size_in = sizeof ctx;
+  a.test.repeat = 1;
+  if (sys_bpf(BPF_PROG_TEST_RUN, &a) < 0) return pl_errno(env, errno);
+  out[0] = (double)(int32_t)a.test.retval;
+  out[1] = (double)a.test.duration;
+  return pl_int(env, 0);
+}
+
 /* ---- clsact through libbpf (kernels without tcx) ---------------------------------------- */
 
 /* bpfTcHook(ifindex, create) -> 0 | -errno: create (-EEXIST when already there) or destroy clsact */
@@ -525,6 +558,7 @@ napi_status pl_init_bpf(napi_env env, napi_value exports) {
       {"bpfMapLookupBatch", js_map_lookup_batch},
       {"bpfEnableStats", js_enable_stats},
       {"bpfProgStats", js_prog_stats},
+      {"bpfTestRunSkb", js_test_run_skb},
       {"bpfTcHook", js_tc_hook},
       {"bpfTcFilter", js_tc_filter},
       {"ringbufOpen", js_ring_open},

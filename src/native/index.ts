@@ -89,6 +89,8 @@ export interface NativeShim {
   bpfEnableStats(): number;
   /** out = [run_time_ns, run_cnt, prog id] */
   bpfProgStats(progFd: number, out: Float64Array): number;
+  /** BPF_PROG_TEST_RUN of a tc program on an Ethernet frame with skb->tstamp; out = [retval, ns]. */
+  bpfTestRunSkb(progFd: number, frame: Uint8Array, tstampNs: number, out: Float64Array): number;
   /** create (1: -EEXIST when present) or destroy (0) the clsact qdisc of ifindex. */
   bpfTcHook(ifindex: number, create: number): number;
   /** Attach progFd as a cls_bpf filter (direct action); progFd < 0 detaches (handle, priority). */

@@ -46,6 +46,8 @@ export const CFG_INCLUDE_SYN = 1 << 2;
 export const CFG_INCLUDE_LOCAL = 1 << 3;
 export const CFG_RTT_MIN = 1 << 4;
 export const CFG_L3 = 1 << 5;
+/** Time from skb->tstamp: for BPF_PROG_TEST_RUN replays only. */
+export const CFG_TEST_CLOCK = 1 << 6;
 
 export const EV_RTT = 1;
 export const EV_FLOW = 2;

@@ -82,7 +82,7 @@ function protoName(p: number): PpingProtocol {
 }
 
 /** Converts kernel monotonic ns to epoch (sec, nsec) exactly. */
-class EpochClock {
+export class EpochClock {
   private readonly offset: bigint;
   constructor() {
     const mono = new Float64Array(2);
@@ -106,7 +106,7 @@ class EpochClock {
 }
 
 /** Walks a hash map in batches (BPF_MAP_LOOKUP_BATCH), calling fn(keyOff, valueOff) per entry. */
-class MapWalker {
+export class MapWalker {
   private keys: Uint8Array;
   private values: Uint8Array;
   readonly kv: DataView;
@@ -164,89 +164,105 @@ class MapWalker {
   }
 }
 
-/** Live capture with the BPF programs. Needs root (CAP_BPF + CAP_NET_ADMIN). */
-export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
-  const o: MatcherOptions = { ...MATCHER_DEFAULTS, ...opts };
+/** Opens, sizes and loads the pping object; the caller owns it (close()). */
+export function loadPping(o: MatcherOptions): BpfObject {
   const obj = BpfObject.open(bpfObjectPath(OBJECT), 'pping');
-  const attached: Attachment[] = [];
-  let ring: RingReader | null = null;
-  let ifindex = -1;
   try {
     obj.setMaxEntries('pping_flows', o.maxFlows);
     obj.setMaxEntries('pping_stamps', o.maxStamps);
     obj.load();
-
-    const l3 = inNamespace(lo.netns, () => {
-      ifindex = native().ifNameToIndex(lo.iface);
-      if (ifindex < 0) throw new PathlensError('ERR_USAGE', `-i ${lo.iface}: no such interface${lo.netns ? ` in ${lo.netns}` : ''}`);
-      const type = linkType(ifindex);
-      if (ARPHRD_L3.has(type)) return true;
-      if (type === ARPHRD_ETHER || type === ARPHRD_LOOPBACK) return false;
-      throw new PathlensError('ERR_BPF', `-i ${lo.iface}: link type ${type} is neither Ethernet nor a layer-3 device; use --capture packet`);
-    });
-    if (l3 && lo.ingressHook === 'xdp') throw new PathlensError('ERR_USAGE', `-i ${lo.iface} has no link-layer header: XDP is for Ethernet devices, use --ingress-hook tc`);
-
-    const cfg = new Uint8Array(CONFIG.size);
-    const cv = new DataView(cfg.buffer);
-    setU64(cv, CONFIG.rate_limit_ns, o.rateLimitNs);
-    cv.setUint32(CONFIG.rtt_rate_milli, Math.round(o.rttRate * 1000), LE);
-    cv.setUint32(
-      CONFIG.flags,
-      (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (l3 ? CFG_L3 : 0),
-      LE,
-    );
-    const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
-    if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');
+    return obj;
   } catch (e) {
     obj.close();
     throw e;
   }
+}
+
+/** Writes the rules' options into the loaded object (extraFlags: CFG_L3, CFG_TEST_CLOCK). */
+export function configurePping(obj: BpfObject, o: MatcherOptions, extraFlags = 0): void {
+  const cfg = new Uint8Array(CONFIG.size);
+  const cv = new DataView(cfg.buffer);
+  setU64(cv, CONFIG.rate_limit_ns, o.rateLimitNs);
+  cv.setUint32(CONFIG.rtt_rate_milli, Math.round(o.rttRate * 1000), LE);
+  const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0);
+  cv.setUint32(CONFIG.flags, flags | extraFlags, LE);
+  const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
+  if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');
+}
+
+/** One ring-buffer record as an event (null for a record this version does not know). */
+export function recordToEvent(v: DataView, b: Uint8Array, off: number, len: number, clock: EpochClock, t: { sec: number; nsec: number }): RttEvent | FlowEvent | null {
+  if (len < EVENT.size) return null;
+  const type = b[off + EVENT.type];
+  const fam = b[off + EVENT.family] === 6 ? 6 : 4;
+  clock.epoch(u64(v, off + EVENT.time), t);
+  const tuple = {
+    src_ip: formatIp(b, off + EVENT.saddr, fam),
+    src_port: v.getUint16(off + EVENT.sport, LE),
+    dest_ip: formatIp(b, off + EVENT.daddr, fam),
+    dest_port: v.getUint16(off + EVENT.dport, LE),
+    protocol: protoName(b[off + EVENT.proto]),
+  };
+  if (type === EV_RTT) {
+    return {
+      schema: 'pathlens.pping/1',
+      type: 'rtt',
+      sec: t.sec,
+      nsec: t.nsec,
+      ...tuple,
+      rtt: u64(v, off + EVENT.rtt),
+      min_rtt: u64(v, off + EVENT.min_rtt),
+      sent_packets: u64(v, off + EVENT.sent_packets),
+      sent_bytes: u64(v, off + EVENT.sent_bytes),
+      rec_packets: u64(v, off + EVENT.rec_packets),
+      rec_bytes: u64(v, off + EVENT.rec_bytes),
+      match_on_egress: (b[off + EVENT.flags] & EVF_MATCH_ON_EGRESS) !== 0,
+    };
+  }
+  if (type === EV_FLOW) {
+    return {
+      schema: 'pathlens.pping/1',
+      type: 'flow',
+      sec: t.sec,
+      nsec: t.nsec,
+      ...tuple,
+      flow_event: b[off + EVENT.flow_event] === FLOW_CLOSING ? 'closing' : 'opening',
+      reason: REASONS[b[off + EVENT.reason]] || 'first observed packet',
+      triggered_by: 'src',
+    };
+  }
+  return null;
+}
+
+/** Live capture with the BPF programs. Needs root (CAP_BPF + CAP_NET_ADMIN). */
+export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
+  const o: MatcherOptions = { ...MATCHER_DEFAULTS, ...opts };
+  // Load first: a missing privilege or kernel feature is the first thing to report.
+  const obj = loadPping(o);
+  let ifindex = -1;
+  let l3 = false;
+  try {
+    inNamespace(lo.netns, () => {
+      ifindex = native().ifNameToIndex(lo.iface);
+      if (ifindex < 0) throw new PathlensError('ERR_USAGE', `-i ${lo.iface}: no such interface${lo.netns ? ` in ${lo.netns}` : ''}`);
+      const type = linkType(ifindex);
+      if (ARPHRD_L3.has(type)) l3 = true;
+      else if (type !== ARPHRD_ETHER && type !== ARPHRD_LOOPBACK) throw new PathlensError('ERR_BPF', `-i ${lo.iface}: link type ${type} is neither Ethernet nor a layer-3 device; use --capture packet`);
+    });
+    if (l3 && lo.ingressHook === 'xdp') throw new PathlensError('ERR_USAGE', `-i ${lo.iface} has no link-layer header: XDP is for Ethernet devices, use --ingress-hook tc`);
+    configurePping(obj, o, l3 ? CFG_L3 : 0);
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+  const attached: Attachment[] = [];
+  let ring: RingReader | null = null;
 
   const clock = new EpochClock();
   const t = { sec: 0, nsec: 0 };
-  const rttEvents = { n: 0 };
   const onRecord = (v: DataView, b: Uint8Array, off: number, len: number): void => {
-    if (len < EVENT.size) return;
-    const type = b[off + EVENT.type];
-    const fam = b[off + EVENT.family] === 6 ? 6 : 4;
-    clock.epoch(u64(v, off + EVENT.time), t);
-    const tuple = {
-      src_ip: formatIp(b, off + EVENT.saddr, fam),
-      src_port: v.getUint16(off + EVENT.sport, LE),
-      dest_ip: formatIp(b, off + EVENT.daddr, fam),
-      dest_port: v.getUint16(off + EVENT.dport, LE),
-      protocol: protoName(b[off + EVENT.proto]),
-    };
-    if (type === EV_RTT) {
-      rttEvents.n++;
-      const e: RttEvent = {
-        schema: 'pathlens.pping/1',
-        type: 'rtt',
-        sec: t.sec,
-        nsec: t.nsec,
-        ...tuple,
-        rtt: u64(v, off + EVENT.rtt),
-        min_rtt: u64(v, off + EVENT.min_rtt),
-        sent_packets: u64(v, off + EVENT.sent_packets),
-        sent_bytes: u64(v, off + EVENT.sent_bytes),
-        rec_packets: u64(v, off + EVENT.rec_packets),
-        rec_bytes: u64(v, off + EVENT.rec_bytes),
-        match_on_egress: (b[off + EVENT.flags] & EVF_MATCH_ON_EGRESS) !== 0,
-      };
-      sink.event(e);
-    } else if (type === EV_FLOW) {
-      const e: FlowEvent = {
-        schema: 'pathlens.pping/1',
-        type: 'flow',
-        sec: t.sec,
-        nsec: t.nsec,
-        ...tuple,
-        flow_event: b[off + EVENT.flow_event] === FLOW_CLOSING ? 'closing' : 'opening',
-        reason: REASONS[b[off + EVENT.reason]] || 'first observed packet',
-        triggered_by: 'src',
-      };
-      sink.event(e);
-    }
+    const e = recordToEvent(v, b, off, len, clock, t);
+    if (e) sink.event(e);
   };
 
   let finished = false;
