@@ -201,7 +201,7 @@ test(`pping on a router (${cap.name}): ICMP, ICMPv6 and bulk TCP RTTs within 1 m
       const worst = diffs.at(-1)!;
       process.stdout.write(`# ${cap.name}: ${rtts.length} samples, the same as offline; |live - offline| median ${(mid / 1e3).toFixed(1)} us, p95 ${(p95 / 1e3).toFixed(1)} us, max ${(worst / 1e3).toFixed(1)} us\n`);
       assert.ok(mid <= cap.toleranceNs, `live and offline RTTs differ by a median ${mid} ns`);
-      assert.ok(p95 <= 5 * cap.toleranceNs, `live and offline RTTs differ by ${p95} ns at the 95th percentile`);
+      assert.ok(p95 <= 10 * cap.toleranceNs, `live and offline RTTs differ by ${p95} ns at the 95th percentile`);
       assert.deepEqual(await leftovers(r1, iface), [], 'nothing left attached or loaded');
     }
   });
