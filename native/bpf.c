@@ -216,29 +216,22 @@ static napi_value js_load(napi_env env, napi_callback_info info) {
 }
 
 /* bpfProgFd(handle, name) / bpfMapFd(handle, name) -> fd (owned by the object) | -ENOENT */
-static napi_value js_prog_fd(napi_env env, napi_callback_info info) {
+static napi_value object_fd(napi_env env, napi_callback_info info, bool prog) {
   napi_value argv[2];
   struct bpf_object *obj;
   char name[64];
   if (!pl_args(env, info, 2, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
       !get_string(env, argv[1], "name", name, sizeof name))
     return NULL;
-  struct bpf_program *p = lb.find_prog(obj, name);
-  if (!p) return pl_errno(env, ENOENT);
-  return pl_int(env, lb.prog_fd(p));
-}
-
-static napi_value js_map_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  struct bpf_object *obj;
-  char name[64];
-  if (!pl_args(env, info, 2, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
-      !get_string(env, argv[1], "name", name, sizeof name))
-    return NULL;
+  if (prog) {
+    struct bpf_program *p = lb.find_prog(obj, name);
+    return p ? pl_int(env, lb.prog_fd(p)) : pl_errno(env, ENOENT);
+  }
   struct bpf_map *m = lb.find_map(obj, name);
-  if (!m) return pl_errno(env, ENOENT);
-  return pl_int(env, lb.map_fd(m));
+  return m ? pl_int(env, lb.map_fd(m)) : pl_errno(env, ENOENT);
 }
+static napi_value js_prog_fd(napi_env env, napi_callback_info info) { return object_fd(env, info, true); }
+static napi_value js_map_fd(napi_env env, napi_callback_info info) { return object_fd(env, info, false); }
 
 /* bpfClose(handle) -> 0: unloads what no link or fd still holds */
 static napi_value js_close(napi_env env, napi_callback_info info) {
