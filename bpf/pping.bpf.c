@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
  * Passive RTT in the kernel: the rules of src/pping/matcher.ts (the reference implementation,
- * used for pcap files and packet sockets), applied on tc egress + tc ingress or XDP ingress.
+ * used for pcap files and packet sockets; ePPing's rules), applied on tc egress + tc ingress or
+ * XDP ingress.
  *
- * Every packet plays both parts, as in the reference:
+ * Each flow direction has a state (empty, waiting for its first reply, open, closed). Every
+ * packet the rules can use plays both parts, as in the reference:
  *  - timestamp its own identifier (TCP TSval, ICMP echo request sequence) for its direction,
- *    when it is the first packet with that identifier (TCP: wrap-safe newer), not a pure ACK,
- *    not a SYN unless asked, and the direction's rate limit allows;
+ *    when it carries data (or is a SYN, when SYNs are asked for), the direction is active, the
+ *    identifier is new (TCP: wrap-safe newer; the first TSval is the edge to wait for) and the
+ *    direction's rate limit allows;
  *  - match its echo of the reverse direction's identifier (TCP TSecr on an ACK, ICMP echo reply
  *    sequence): a hit is an RTT sample, sent to user space through the ring buffer, and the
  *    stored timestamp is removed.
- * Flow opening/closing events come from here too; idle flows and stale timestamps are swept from
- * user space (it owns the clock policy and the "flow timeout" events).
+ * Flow opening (first reply) and closing (FIN, RST) events come from here too; idle flows and
+ * stale timestamps are swept from user space (it owns the clock policy and the "flow timeout"
+ * events).
  *
  * Only UAPI structures are read (packet headers, __sk_buff and xdp_md fields), so the object
  * loads unchanged on any kernel with BTF-less CO-RE needs: there is nothing to relocate.
@@ -118,8 +122,14 @@ struct scratch {
 	struct pping_flow_key key;
 	struct pping_flow nf;
 	__u64 now;
-	__u32 dir;    /* the packet's direction in the flow key (0: src is end 0) */
+	__u32 dir;      /* the packet's direction in the flow key (0: src is end 0) */
 	__u32 egress;
+	__u32 id;       /* the identifier it may be timestamped by (TSval, echo request sequence) */
+	__u32 echoed;   /* the identifier it echoes (TSecr, echo reply sequence) */
+	__u8 id_valid;  /* it carries data (TCP; or is a SYN), or is an echo request */
+	__u8 echo_valid; /* it is an ACK, or an echo reply */
+	__u8 wait_edge; /* TCP, not a SYN: its direction's first TSval is not timestamped */
+	__u8 closing;   /* PPING_R_FIN, PPING_R_RST or 0 */
 };
 
 struct {
@@ -323,6 +333,8 @@ static __noinline int parse_l4(void *data, void *data_end, struct packet *p)
 		return SKIP_MALFORMED;
 	p->sport = p->dport = ((__u16)l4[4] << 8) | l4[5];
 	p->echo_seq = ((__u32)l4[6] << 8) | l4[7];
+	__u32 hdrs = p->hdr_len + 8;
+	p->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
 	return OK;
 }
 
@@ -346,8 +358,11 @@ static __always_inline int make_key(const struct packet *p, struct pping_flow_ke
 			break;
 		}
 	}
+	if (src_first == 0 && p->sport != p->dport)
+		src_first = p->sport < p->dport ? 1 : -1;
+	/* Both ends the same (an echo to one's own address): requests go one way, replies the other. */
 	if (src_first == 0)
-		src_first = p->sport <= p->dport ? 1 : -1;
+		src_first = p->echo == 2 ? -1 : 1;
 	int dir = src_first > 0 ? 0 : 1;
 	__builtin_memcpy(k->addr[dir], p->src, 16);
 	__builtin_memcpy(k->addr[dir ^ 1], p->dst, 16);
@@ -369,7 +384,8 @@ static __always_inline void fill_tuple(struct pping_event *e, const struct pping
 	e->proto = k->proto;
 }
 
-static __always_inline void flow_event(const struct pping_flow_key *k, int dir, __u64 now, __u8 kind, __u8 reason)
+/* A flow event naming the flow as seen from end `from` (it is the event's src). */
+static __always_inline void flow_event(const struct pping_flow_key *k, int from, __u64 time, __u8 kind, __u8 reason, __u8 by)
 {
 	struct pping_event *e = bpf_ringbuf_reserve(&pping_events, sizeof(*e), 0);
 	if (!e) {
@@ -378,15 +394,16 @@ static __always_inline void flow_event(const struct pping_flow_key *k, int dir, 
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->type = PPING_EV_FLOW;
-	e->time = now;
+	e->time = time;
 	e->flow_event = kind;
 	e->reason = reason;
-	fill_tuple(e, k, dir);
+	e->by = by;
+	fill_tuple(e, k, from);
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* The RTT of a packet sent in direction `sent` (its echo came back the other way). */
-static __always_inline void rtt_event(const struct pping_flow_key *k, const struct pping_flow *f, __u32 sent, __u64 now, __u64 rtt, bool egress)
+/* An RTT sample carried by a packet of direction `echo_dir`: its flow, the timestamped direction's counters. */
+static __always_inline void rtt_event(const struct pping_flow_key *k, const struct pping_flow *f, __u32 echo_dir, __u64 now, __u64 rtt, bool egress)
 {
 	struct pping_event *e = bpf_ringbuf_reserve(&pping_events, sizeof(*e), 0);
 	if (!e) {
@@ -397,16 +414,20 @@ static __always_inline void rtt_event(const struct pping_flow_key *k, const stru
 	e->type = PPING_EV_RTT;
 	e->time = now;
 	e->flags = egress ? PPING_EVF_MATCH_ON_EGRESS : 0;
-	fill_tuple(e, k, sent);
-	const struct pping_dir *d = &f->d[sent & 1];
-	const struct pping_dir *r = &f->d[(sent & 1) ^ 1];
+	fill_tuple(e, k, echo_dir);
+	const struct pping_dir *d = &f->d[(echo_dir & 1) ^ 1];
 	e->rtt = rtt;
 	e->min_rtt = d->min_rtt;
-	e->sent_packets = d->pkts;
-	e->sent_bytes = d->bytes;
-	e->rec_packets = r->pkts;
-	e->rec_bytes = r->bytes;
+	e->sent_packets = d->sent_pkts;
+	e->sent_bytes = d->sent_bytes;
+	e->rec_packets = d->rec_pkts;
+	e->rec_bytes = d->rec_bytes;
 	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline bool dir_active(const struct pping_dir *d)
+{
+	return d->state == PPING_DIR_WAITOPEN || d->state == PPING_DIR_OPEN;
 }
 
 /*
@@ -415,41 +436,32 @@ static __always_inline void rtt_event(const struct pping_flow_key *k, const stru
  * of once per combination of flags, and the whole object verifies in well under a second.
  */
 
-/* Timestamps the packet's own identifier, when the rules allow. */
+/* Timestamps the packet's own identifier, when the rules allow (its direction is active). */
 static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg, struct pping_flow *f)
 {
-	struct packet *pk = &sc->p;
 	struct pping_dir *d = &f->d[sc->dir & 1];
-	__u32 id;
-	if (pk->proto == IPPROTO_TCP) {
-		__u8 fl = pk->tcp_flags;
-		bool pure_ack = (fl & TCP_ACK) && pk->payload == 0 && !(fl & (TCP_SYN | TCP_FIN | TCP_RST));
-		if (!pk->has_ts || pure_ack || (fl & TCP_RST))
+	__u32 id = sc->id;
+	if (d->stamped || sc->wait_edge) {
+		bool fresh = sc->p.proto == IPPROTO_TCP ? (__s32)(id - d->last_id) > 0 : id != d->last_id;
+		if (!fresh)
 			return;
-		if ((fl & TCP_SYN) && !(cfg->flags & PPING_CFG_INCLUDE_SYN))
-			return;
-		if (d->has_last_id && (__s32)(pk->tsval - d->last_id) <= 0)
-			return;
-		id = pk->tsval;
-	} else {
-		if (pk->echo != 1)
-			return;
-		if (d->has_last_id && d->last_id == pk->echo_seq)
-			return;
-		id = pk->echo_seq;
 	}
 	d->last_id = id;
-	d->has_last_id = 1;
 
 	__u64 now = sc->now;
-	__u64 gap = cfg->rate_limit_ns;
-	if (cfg->rtt_rate_milli) {
-		__u64 rtt = (cfg->flags & PPING_CFG_RTT_MIN) ? d->min_rtt : d->srtt;
-		if (rtt)
-			gap = rtt * cfg->rtt_rate_milli / 1000;
+	if (d->stamped) {
+		__u64 gap = cfg->rate_limit_ns;
+		if (cfg->rtt_rate_milli) {
+			__u64 rtt = (cfg->flags & PPING_CFG_RTT_MIN) ? d->min_rtt : d->srtt;
+			if (rtt)
+				gap = rtt * cfg->rtt_rate_milli / 1000;
+		}
+		if (now < d->last_stamp || now - d->last_stamp < gap)
+			return;
 	}
-	if (d->last_stamp && now - d->last_stamp < gap)
-		return;
+	/* The attempt counts even when the map is full (as in ePPing: fairer to sparse flows). */
+	d->stamped = 1;
+	d->last_stamp = now;
 	__u64 life = STAMP_MAX_LIFETIME;
 	if (d->min_rtt) {
 		life = d->min_rtt * STAMP_RTT_LIFETIMES;
@@ -461,87 +473,110 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sc->dir & 1, .id = id };
 	struct pping_stamp sv = { .time = now, .deadline = now + life };
 	long err = bpf_map_update_elem(&pping_stamps, &sk, &sv, BPF_NOEXIST);
-	if (err == 0) {
-		d->last_stamp = now;
+	if (err == 0)
 		count(PPING_C_STAMPED);
-	} else if (err != -17 /* EEXIST */) {
+	else if (err != -17 /* EEXIST */)
 		count(PPING_C_STAMP_FULL);
-	}
 }
 
-/* Matches the packet's echo of the reverse direction's identifier: an RTT sample. */
+/* Matches the packet's echo of the reverse direction's identifier (that direction is active): an RTT sample. */
 static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 {
-	struct packet *pk = &sc->p;
-	__u32 echoed;
-	if (pk->proto == IPPROTO_TCP) {
-		__u8 fl = pk->tcp_flags;
-		if (!(fl & TCP_ACK) || (fl & TCP_RST) || !pk->has_ts || pk->tsecr == 0)
-			return;
-		echoed = pk->tsecr;
-	} else {
-		if (pk->echo != 2)
-			return;
-		echoed = pk->echo_seq;
-	}
 	__u32 sent = (sc->dir & 1) ^ 1;
-	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sent, .id = echoed };
+	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sent, .id = sc->echoed };
 	struct pping_stamp *s = bpf_map_lookup_elem(&pping_stamps, &sk);
-	if (!s)
+	__u64 now = sc->now;
+	if (!s || now < s->time)
 		return;
 	__u64 t0 = s->time;
-	__u64 now = sc->now;
 	/* Only the CPU that removes the entry reports it. */
-	if (bpf_map_delete_elem(&pping_stamps, &sk) != 0 || now < t0)
+	if (bpf_map_delete_elem(&pping_stamps, &sk) != 0)
 		return;
 	__u64 rtt = now - t0;
 	struct pping_dir *rd = &f->d[sent];
 	if (!rd->min_rtt || rtt < rd->min_rtt)
 		rd->min_rtt = rtt;
-	if (!rd->srtt)
-		rd->srtt = rtt;
-	else if (rtt >= rd->srtt)
-		rd->srtt += (rtt - rd->srtt) / 8;
-	else
-		rd->srtt -= (rd->srtt - rtt) / 8;
+	/* The kernel's smoothing: 7/8 of the old value plus 1/8 of the sample, in integers. */
+	rd->srtt = rd->srtt ? rd->srtt - (rd->srtt >> 3) + (rtt >> 3) : rtt;
 	count(PPING_C_RTTS);
-	rtt_event(&sc->key, f, sent, now, rtt, sc->egress);
+	rtt_event(&sc->key, f, sc->dir & 1, now, rtt, sc->egress);
 }
 
-/* The flow of the packet in the scratch: found, replaced (a reused 4-tuple) or created. */
+/* The flow of the packet in the scratch: found, or created by a packet that can be timestamped. */
 static __noinline struct pping_flow *flow_of(struct scratch *sc)
 {
-	struct packet *pk = &sc->p;
-	bool tcp = pk->proto == IPPROTO_TCP;
-	__u8 fl = pk->tcp_flags;
 	struct pping_flow *f = bpf_map_lookup_elem(&pping_flows, &sc->key);
-	if (f && tcp && f->closing && (fl & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
-		/* The 4-tuple is reused by a new connection: the old one is over. */
-		bpf_map_delete_elem(&pping_flows, &sc->key);
-		f = NULL;
-	}
 	if (f)
 		return f;
-	/* An RST, or an echo reply, for a flow never seen says nothing: no state for it. */
-	if (tcp ? (fl & TCP_RST) : pk->echo == 2)
+	/* Only a packet that can be timestamped opens state; a closing one never does. */
+	if (!sc->id_valid || sc->closing)
 		return NULL;
 	struct pping_flow *nf = &sc->nf;
 	__builtin_memset(nf, 0, sizeof(*nf));
 	nf->conn_id = __sync_fetch_and_add(&pping_next_conn, 1) + 1;
-	nf->opener = sc->dir & 1;
-	nf->last_seen = sc->now;
 	long err = bpf_map_update_elem(&pping_flows, &sc->key, nf, BPF_NOEXIST);
 	f = bpf_map_lookup_elem(&pping_flows, &sc->key);
-	if (err == 0) {
+	if (err == 0)
 		count(PPING_C_FLOWS_OPENED);
-		__u8 reason = PPING_R_FIRST;
-		if (tcp && (fl & TCP_SYN))
-			reason = (fl & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN;
-		flow_event(&sc->key, sc->dir, sc->now, PPING_FLOW_OPENING, reason);
-	} else if (!f) {
+	else if (!f)
 		count(PPING_C_FLOW_FULL);
-	}
 	return f;
+}
+
+/* FIN closes the packet's direction, RST both; a flow with no active direction goes. */
+static __noinline void close_flow(struct scratch *sc, struct pping_flow *f)
+{
+	__u32 dir = sc->dir & 1;
+	struct pping_dir *d = &f->d[dir];
+	struct pping_dir *r = &f->d[dir ^ 1];
+	if (d->state == PPING_DIR_OPEN)
+		flow_event(&sc->key, dir ^ 1, sc->now, PPING_FLOW_CLOSING, sc->closing, PPING_BY_DEST);
+	d->state = PPING_DIR_CLOSED;
+	if (sc->closing == PPING_R_RST) {
+		if (r->state == PPING_DIR_OPEN)
+			flow_event(&sc->key, dir, sc->now, PPING_FLOW_CLOSING, PPING_R_RST, PPING_BY_SRC);
+		r->state = PPING_DIR_CLOSED;
+	}
+	if (!dir_active(d) && !dir_active(r))
+		bpf_map_delete_elem(&pping_flows, &sc->key);
+}
+
+/* Both directions' part of the packet, once its flow is known. */
+static __noinline void apply_rules(struct scratch *sc, struct pping_config *cfg, struct pping_flow *f)
+{
+	__u32 dir = sc->dir & 1;
+	struct pping_dir *d = &f->d[dir];
+	struct pping_dir *r = &f->d[dir ^ 1];
+	struct packet *pk = &sc->p;
+
+	/* The packet's own direction: opened by its first packet that can be timestamped. */
+	if (d->state == PPING_DIR_EMPTY && sc->id_valid) {
+		d->state = PPING_DIR_WAITOPEN;
+		d->last_stamp = sc->now;
+		d->last_id = sc->id;
+		d->stamped = 0;
+		d->open_reason = PPING_R_FIRST;
+		if (pk->proto == IPPROTO_TCP && (pk->tcp_flags & TCP_SYN))
+			d->open_reason = (pk->tcp_flags & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN;
+	}
+	if (dir_active(d)) {
+		d->sent_pkts++;
+		d->sent_bytes += pk->payload;
+		if (sc->id_valid)
+			stamp_packet(sc, cfg, f);
+	}
+
+	/* The reverse direction: this packet is its reply. */
+	if (dir_active(r)) {
+		if (r->state == PPING_DIR_WAITOPEN && sc->closing != PPING_R_RST) {
+			r->state = PPING_DIR_OPEN;
+			flow_event(&sc->key, dir, r->last_stamp, PPING_FLOW_OPENING, r->open_reason, PPING_BY_DEST);
+		}
+		r->rec_pkts++;
+		r->rec_bytes += pk->payload;
+		if (sc->echo_valid)
+			match_packet(sc, f);
+	}
 }
 
 static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egress, __u64 tstamp)
@@ -566,36 +601,41 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 		count(r == SKIP_NOT_IP ? PPING_C_NOT_IP : r == SKIP_PROTO ? PPING_C_OTHER_PROTO : r == SKIP_FRAGMENT ? PPING_C_FRAGMENT : PPING_C_MALFORMED);
 		return 0;
 	}
-	if (!(cfg->flags & (pk->proto == IPPROTO_TCP ? PPING_CFG_TCP : PPING_CFG_ICMP)))
+	bool tcp = pk->proto == IPPROTO_TCP;
+	if (!(cfg->flags & (tcp ? PPING_CFG_TCP : PPING_CFG_ICMP)))
 		return 0;
 	if (!(cfg->flags & PPING_CFG_INCLUDE_LOCAL) && is_loopback(pk->src, pk->family) && is_loopback(pk->dst, pk->family))
 		return 0;
 	count(PPING_C_CONSIDERED);
+	__u8 fl = pk->tcp_flags;
+	/* TCP without the timestamp option gives no identifier; SYNs are left out unless asked for. */
+	if (tcp && (!pk->has_ts || ((fl & TCP_SYN) && !(cfg->flags & PPING_CFG_INCLUDE_SYN))))
+		return 0;
 	/* The differential tests replay packets with BPF_PROG_TEST_RUN at chosen times. */
 	sc->now = (cfg->flags & PPING_CFG_TEST_CLOCK) ? tstamp : bpf_ktime_get_ns();
 	sc->egress = egress;
 	sc->dir = make_key(pk, &sc->key);
+	if (tcp) {
+		sc->id = pk->tsval;
+		sc->echoed = pk->tsecr;
+		sc->id_valid = pk->payload > 0 || (fl & TCP_SYN);
+		sc->echo_valid = (fl & TCP_ACK) != 0;
+		sc->wait_edge = !(fl & TCP_SYN);
+		sc->closing = (fl & TCP_RST) ? PPING_R_RST : (fl & TCP_FIN) ? PPING_R_FIN : 0;
+	} else {
+		sc->id = sc->echoed = pk->echo_seq;
+		sc->id_valid = pk->echo == 1;
+		sc->echo_valid = pk->echo == 2;
+		sc->wait_edge = 0;
+		sc->closing = 0;
+	}
 
 	struct pping_flow *f = flow_of(sc);
 	if (!f)
 		return 0;
-	f->last_seen = sc->now;
-	struct pping_dir *d = &f->d[sc->dir & 1];
-	d->pkts++;
-	d->bytes += pk->ip_len;
-
-	stamp_packet(sc, cfg, f);
-	match_packet(sc, f);
-
-	__u8 fl = pk->tcp_flags;
-	if (pk->proto == IPPROTO_TCP && (fl & (TCP_FIN | TCP_RST))) {
-		if (!f->closing) {
-			f->closing = 1;
-			flow_event(&sc->key, sc->dir, sc->now, PPING_FLOW_CLOSING, (fl & TCP_RST) ? PPING_R_RST : PPING_R_FIN);
-		}
-		if (fl & TCP_FIN)
-			d->fin = 1;
-	}
+	apply_rules(sc, cfg, f);
+	if (sc->closing)
+		close_flow(sc, f);
 	return 0;
 }
 

@@ -19,26 +19,34 @@ struct pping_flow_key {
 	__u8 pad[2];
 };
 
+/* States of a flow direction (ePPing's): active while waiting for its first reply, or open. */
+enum pping_dir_state {
+	PPING_DIR_EMPTY = 0,
+	PPING_DIR_WAITOPEN = 1,
+	PPING_DIR_OPEN = 2,
+	PPING_DIR_CLOSED = 3,
+};
+
 /* Per direction of a flow: direction d carries packets from end d to end d^1. */
 struct pping_dir {
-	__u64 last_stamp; /* ktime of the last stored timestamp (0: none) */
+	__u64 last_stamp; /* ktime of the last timestamp, or of the first packet before any */
 	__u64 min_rtt;    /* of samples of packets sent this way, ns (0: none) */
 	__u64 srtt;
-	__u64 pkts;
-	__u64 bytes;
+	__u64 sent_pkts;  /* packets sent this way while the direction was active */
+	__u64 sent_bytes; /* their payload bytes */
+	__u64 rec_pkts;   /* packets the other way while this direction was active */
+	__u64 rec_bytes;
 	__u32 last_id;    /* last identifier seen this way (TSval or echo sequence) */
-	__u8 has_last_id;
-	__u8 fin;
-	__u8 pad[2];
+	__u8 state;       /* enum pping_dir_state */
+	__u8 stamped;     /* a timestamp has been taken (or tried) this way */
+	__u8 open_reason; /* enum pping_reason */
+	__u8 pad;
 };
 
 struct pping_flow {
 	struct pping_dir d[2];
-	__u64 last_seen;
-	__u32 conn_id;    /* unique per connection in this run: a reused 4-tuple gets a new one */
-	__u8 closing;     /* FIN or RST seen, closing reported */
-	__u8 opener;      /* direction of the packet that opened the flow */
-	__u8 pad[2];
+	__u32 conn_id;    /* unique per connection in this run: stored timestamps are keyed by it */
+	__u32 pad;
 };
 
 struct pping_stamp_key {
@@ -84,6 +92,12 @@ enum pping_reason {
 	PPING_R_RST = 5,
 };
 
+/* Which end of the packet a flow event is attributed to (ePPing's triggered_by). */
+enum pping_by {
+	PPING_BY_SRC = 0,
+	PPING_BY_DEST = 1,
+};
+
 #define PPING_EVF_MATCH_ON_EGRESS (1u << 0)
 
 struct pping_event {
@@ -93,8 +107,9 @@ struct pping_event {
 	__u8 flags;       /* PPING_EVF_* */
 	__u8 flow_event;  /* enum pping_flow_kind */
 	__u8 reason;      /* enum pping_reason */
-	__u8 pad[2];
-	__u64 time;       /* bpf_ktime_get_ns() */
+	__u8 by;          /* enum pping_by */
+	__u8 pad;
+	__u64 time;       /* bpf_ktime_get_ns() (an opening: when the opened direction was last timestamped) */
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u16 sport;

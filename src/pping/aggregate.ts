@@ -1,7 +1,7 @@
 /**
  * Per-prefix aggregation of the RTT event stream (`--aggregate SECONDS`, and the Prometheus
- * exporter): RTT samples are grouped by the prefix of the end that echoed them (dest_ip: the
- * remote side whose RTT was measured), IPv4 /24 and IPv6 /48 unless told otherwise.
+ * exporter): RTT samples are grouped by the prefix of the end that echoed them (src_ip, as in
+ * ePPing: the side whose RTT was measured), IPv4 /24 and IPv6 /48 unless told otherwise.
  *
  * Per prefix and interval: the number of samples, min / mean / max, the median and 95th
  * percentile (exact up to RESERVOIR samples, then from a uniform reservoir of that many), a
@@ -13,7 +13,7 @@
  * go to one "other" entry, so neither memory nor metric labels grow without bound.
  */
 import { parseIp } from '../packet/addr.js';
-import type { AggregateEvent, RttEvent } from './events.js';
+import { type AggregateEvent, PPING_SCHEMA, type RttEvent } from './events.js';
 
 /** Histogram upper bounds, ms (the last bucket is everything above). */
 export const RTT_BOUNDS_MS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] as const;
@@ -144,7 +144,7 @@ export class Aggregator {
    */
   add(e: RttEvent, intervals = true): Added {
     const a = this.added;
-    a.prefix = this.label(prefixOf(e.dest_ip, this.o));
+    a.prefix = this.label(prefixOf(e.src_ip, this.o));
     const flow = `${e.protocol} ${e.src_ip} ${e.src_port} ${e.dest_ip} ${e.dest_port}`;
     const last = this.lastCounters.get(flow);
     // Counters only grow within a flow; a smaller value means a new flow on the same tuple.
@@ -181,7 +181,7 @@ export class Aggregator {
     for (const [prefix, s] of [...this.current.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
       const sorted = s.kept.slice().sort((a, b) => a - b);
       out.push({
-        schema: 'pathlens.pping/1',
+        schema: PPING_SCHEMA,
         type: 'aggregate',
         sec,
         nsec,

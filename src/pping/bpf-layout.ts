@@ -10,9 +10,9 @@ export const LE = endianness() === 'LE';
 /** struct pping_flow_key */
 export const FLOW_KEY = { size: 40, addr: 0, port: 32, proto: 36, family: 37 } as const;
 /** struct pping_dir */
-export const DIR = { size: 48, last_stamp: 0, min_rtt: 8, srtt: 16, pkts: 24, bytes: 32, last_id: 40, has_last_id: 44, fin: 45 } as const;
+export const DIR = { size: 64, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62 } as const;
 /** struct pping_flow */
-export const FLOW = { size: 112, d: 0, last_seen: 96, conn_id: 104, closing: 108, opener: 109 } as const;
+export const FLOW = { size: 136, d: 0, conn_id: 128 } as const;
 /** struct pping_stamp_key / struct pping_stamp */
 export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
 export const STAMP = { size: 16, time: 0, deadline: 8 } as const;
@@ -27,6 +27,7 @@ export const EVENT = {
   flags: 3,
   flow_event: 4,
   reason: 5,
+  by: 6,
   time: 8,
   saddr: 16,
   daddr: 32,
@@ -54,8 +55,11 @@ export const EV_FLOW = 2;
 export const FLOW_OPENING = 1;
 export const FLOW_CLOSING = 2;
 export const EVF_MATCH_ON_EGRESS = 1;
-/** enum pping_reason, by value. */
-export const REASONS = ['', 'SYN', 'SYN-ACK', 'first observed packet', 'FIN', 'RST'] as const;
+/** enum pping_dir_state */
+export const DIR_WAITOPEN = 1;
+export const DIR_OPEN = 2;
+/** enum pping_by */
+export const BY_DEST = 1;
 
 /** enum pping_counter */
 export const C = {

@@ -25,6 +25,7 @@ import {
   CFG_TCP,
   CONFIG,
   DIR,
+  BY_DEST,
   EVENT,
   EVF_MATCH_ON_EGRESS,
   EV_FLOW,
@@ -33,21 +34,13 @@ import {
   FLOW_CLOSING,
   FLOW_KEY,
   LE,
-  REASONS,
   STAMP,
   STAMP_KEY,
   setU64,
   u64,
 } from './bpf-layout.js';
-import type { FlowEvent, PpingDoneEvent, PpingProtocol, RttEvent, TableFullEvent } from './events.js';
-import {
-  CLOSED_FLOW_LIFETIME_NS,
-  ICMP_FLOW_LIFETIME_NS,
-  MATCHER_DEFAULTS,
-  type MatcherOptions,
-  TCP_FLOW_LIFETIME_NS,
-  UNANSWERED_FLOW_LIFETIME_NS,
-} from './matcher.js';
+import { type FlowEvent, PPING_SCHEMA, type PpingDoneEvent, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { gcVerdict, MATCHER_DEFAULTS, type MatcherOptions, REASONS } from './matcher.js';
 import { type LiveHandle, type LiveOptions, type PpingSink, startEvent } from './run.js';
 
 export interface BpfOptions extends LiveOptions {
@@ -205,7 +198,7 @@ export function recordToEvent(v: DataView, b: Uint8Array, off: number, len: numb
   };
   if (type === EV_RTT) {
     return {
-      schema: 'pathlens.pping/1',
+      schema: PPING_SCHEMA,
       type: 'rtt',
       sec: t.sec,
       nsec: t.nsec,
@@ -221,14 +214,14 @@ export function recordToEvent(v: DataView, b: Uint8Array, off: number, len: numb
   }
   if (type === EV_FLOW) {
     return {
-      schema: 'pathlens.pping/1',
+      schema: PPING_SCHEMA,
       type: 'flow',
       sec: t.sec,
       nsec: t.nsec,
       ...tuple,
       flow_event: b[off + EVENT.flow_event] === FLOW_CLOSING ? 'closing' : 'opening',
       reason: REASONS[b[off + EVENT.reason]] || 'first observed packet',
-      triggered_by: 'src',
+      triggered_by: b[off + EVENT.by] === BY_DEST ? 'dest' : 'src',
     };
   }
   return null;
@@ -317,7 +310,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
   let reportedStampFull = 0;
   const full = (table: 'flows' | 'timestamps', capacity: number, dropped: number): void => {
     realtime(now);
-    const e: TableFullEvent = { schema: 'pathlens.pping/1', type: 'table-full', sec: now[0], nsec: now[1], table, capacity, dropped };
+    const e: TableFullEvent = { schema: PPING_SCHEMA, type: 'table-full', sec: now[0], nsec: now[1], table, capacity, dropped };
     sink.event(e);
   };
   const sweep = (): void => {
@@ -328,29 +321,29 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     });
     for (const k of delKeys) if (native().bpfMapDelete(stampFd, k) === 0) expired++;
     delKeys.length = 0;
-    const timeouts: Array<{ key: Uint8Array; opener: number; tcp: boolean }> = [];
+    const timeouts: Array<{ key: Uint8Array; from: number }> = [];
     flowWalk.walk((i) => {
       const vo = i * FLOW.size;
       const vv = flowWalk.vv;
-      const closing = flowWalk.vv.getUint8(vo + FLOW.closing) !== 0;
-      const answered = u64(vv, vo + FLOW.d + DIR.pkts) > 0 && u64(vv, vo + DIR.size + DIR.pkts) > 0;
       const key = flowWalk.keyBytes.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
-      const tcp = key[FLOW_KEY.proto] === 6;
-      const life = closing ? CLOSED_FLOW_LIFETIME_NS : !answered ? UNANSWERED_FLOW_LIFETIME_NS : tcp ? TCP_FLOW_LIFETIME_NS : ICMP_FLOW_LIFETIME_NS;
-      if (mono - u64(vv, vo + FLOW.last_seen) > life) {
-        const k = key.slice();
-        delKeys.push(k);
-        if (!closing) timeouts.push({ key: k, opener: vv.getUint8(vo + FLOW.opener) & 1, tcp });
-      }
+      const d1 = vo + FLOW.d + DIR.size;
+      const st0 = vv.getUint8(vo + FLOW.d + DIR.state);
+      const st1 = vv.getUint8(d1 + DIR.state);
+      const verdict = gcVerdict(key[FLOW_KEY.proto] !== 6, st0, mono - u64(vv, vo + FLOW.d + DIR.last_stamp), st1, mono - u64(vv, d1 + DIR.last_stamp));
+      if (verdict < 0) return;
+      const k = key.slice();
+      delKeys.push(k);
+      // As ePPing: each open direction that timed out, named the other way round.
+      for (let d = 0; d < 2; d++) if (verdict & (1 << d)) timeouts.push({ key: k, from: d ^ 1 });
     });
     for (const k of delKeys) native().bpfMapDelete(flowFd, k);
     realtime(now);
     for (const f of timeouts) {
       const fam = f.key[FLOW_KEY.family] === 6 ? 6 : 4;
       const kv = new DataView(f.key.buffer, f.key.byteOffset);
-      const a = f.opener;
+      const a = f.from;
       const e: FlowEvent = {
-        schema: 'pathlens.pping/1',
+        schema: PPING_SCHEMA,
         type: 'flow',
         sec: now[0],
         nsec: now[1],
@@ -361,7 +354,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         protocol: protoName(f.key[FLOW_KEY.proto]),
         flow_event: 'closing',
         reason: 'flow timeout',
-        triggered_by: 'userspace-cleanup',
+        triggered_by: 'garbage collection',
       };
       sink.event(e);
     }
@@ -414,7 +407,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     obj.close();
     realtime(now);
     const d: PpingDoneEvent = {
-      schema: 'pathlens.pping/1',
+      schema: PPING_SCHEMA,
       type: 'done',
       sec: now[0],
       nsec: now[1],

@@ -26,6 +26,8 @@ export function linktypeSupported(lt: number): boolean {
 }
 
 const ETH_P_IP = 0x0800;
+/** Linux packet type of a frame the host sent (SLL, SLL2). */
+const PACKET_OUTGOING = 4;
 const ETH_P_IPV6 = 0x86dd;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
@@ -54,12 +56,19 @@ export class PacketInfo {
   tcpFlags = 0;
   /** TCP payload bytes as the headers state them (whatever the capture kept). */
   tcpPayload = 0;
+  /**
+   * Bytes after the transport header (TCP header with options, or the 8-byte ICMP echo header)
+   * as the IP header states them: what ePPing counts as a packet's payload.
+   */
+  payload = 0;
   hasTs = false;
   tsval = 0;
   tsecr = 0;
   /** ICMP_ECHO_REQUEST or ICMP_ECHO_REPLY (0 for TCP). */
   echo = 0;
   echoSeq = 0;
+  /** Direction the link layer records (Linux cooked captures): 1 outgoing, 0 incoming, -1 unknown. */
+  linkOut = -1;
 
   get syn(): boolean {
     return (this.tcpFlags & TCP_SYN) !== 0;
@@ -88,6 +97,7 @@ export class Decoder {
     const end = off + len;
     let p = off;
     let et = -1;
+    out.linkOut = -1;
     switch (linktype) {
       case LINKTYPE_ETHERNET:
         if (len < 14) return SKIP_MALFORMED;
@@ -97,11 +107,13 @@ export class Decoder {
       case LINKTYPE_LINUX_SLL:
         if (len < 16) return SKIP_MALFORMED;
         et = (bytes[p + 14] << 8) | bytes[p + 15];
+        out.linkOut = ((bytes[p] << 8) | bytes[p + 1]) === PACKET_OUTGOING ? 1 : 0;
         p += 16;
         break;
       case LINKTYPE_LINUX_SLL2:
         if (len < 20) return SKIP_MALFORMED;
         et = (bytes[p] << 8) | bytes[p + 1];
+        out.linkOut = bytes[p + 10] === PACKET_OUTGOING ? 1 : 0;
         p += 20;
         break;
       case LINKTYPE_NULL: {
@@ -151,6 +163,7 @@ export class Decoder {
     out.ipLen = ip.totalLen;
     out.tcpFlags = 0;
     out.tcpPayload = 0;
+    out.payload = 0;
     out.hasTs = false;
     out.echo = 0;
     const l4 = ip.payloadOff;
@@ -163,6 +176,7 @@ export class Decoder {
       out.tcpFlags = t.flags;
       const hl = t.headerLen > 0 ? t.headerLen : (bytes[l4 + 12] >> 4) * 4;
       out.tcpPayload = Math.max(0, ip.totalLen - ip.headerLen - hl);
+      out.payload = out.tcpPayload;
       out.hasTs = t.hasTimestamp;
       out.tsval = t.tsval;
       out.tsecr = t.tsecr;
@@ -178,6 +192,7 @@ export class Decoder {
       if (bytes[l4 + 1] !== 0) return SKIP_MALFORMED;
       out.srcPort = out.dstPort = (bytes[l4 + 4] << 8) | bytes[l4 + 5];
       out.echoSeq = (bytes[l4 + 6] << 8) | bytes[l4 + 7];
+      out.payload = Math.max(0, ip.totalLen - ip.headerLen - 8);
       return 0;
     }
     return SKIP_PROTO;

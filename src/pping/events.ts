@@ -6,6 +6,9 @@
  * nsec (a double cannot hold epoch nanoseconds exactly); `toJson` writes it as one exact integer.
  */
 
+/** The schema id every pping event carries. */
+export const PPING_SCHEMA = 'pathlens.pping/1';
+
 export type PpingProtocol = 'TCP' | 'ICMP' | 'ICMPv6';
 export type FlowReason = 'SYN' | 'SYN-ACK' | 'first observed packet' | 'FIN' | 'RST' | 'flow timeout';
 
@@ -39,7 +42,8 @@ export interface FlowEvent extends Base, FlowTuple {
   type: 'flow';
   flow_event: 'opening' | 'closing';
   reason: FlowReason;
-  triggered_by: 'src' | 'dest' | 'userspace-cleanup';
+  /** ePPing's words: the packet's source or destination end, or its garbage collection (timeouts). */
+  triggered_by: 'src' | 'dest' | 'garbage collection';
 }
 
 /** A state table was full: `dropped` flows or timestamps not kept since the last report. */
@@ -51,7 +55,7 @@ export interface TableFullEvent extends Base {
 }
 
 /**
- * `--aggregate`: the RTT samples of one interval whose echoing end (dest_ip) is in `prefix`
+ * `--aggregate`: the RTT samples of one interval whose echoing end (src_ip) is in `prefix`
  * (or "other" past the prefix limit). RTTs in ns; the histogram counts samples per bucket whose
  * upper bounds are histogram_bounds_ms (one more bucket for everything above). Packets and bytes:
  * growth of the flow counters carried by the interval's RTT events ("sent" = toward prefix).

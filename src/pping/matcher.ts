@@ -1,24 +1,28 @@
 /**
  * The passive-RTT rules, once, for every packet source in userspace (pcap/pcapng files and the
- * packet-socket capture); the BPF programs implement the same rules in the kernel.
+ * packet-socket capture); the BPF programs implement the same rules in the kernel. They are
+ * ePPing's rules (xdp-project/bpf-examples pping), so that its field names mean what they mean
+ * there; docs/pping.md states them and test/golden/pping-epping.test.ts holds pathlens to
+ * ePPing's own output on recorded captures.
  *
- * Every packet plays both parts, so one capture point that sees both directions (a host, a router)
- * measures the RTT from itself to each endpoint and back:
- *  - timestamp: the packet's identifier (TCP TSval; ICMP echo request sequence) is stored with the
- *    packet's time, for its flow direction, if it is the first packet carrying that identifier
- *    (TCP: wrap-safe newer than the last one seen in that direction), it is not a pure ACK, not a
- *    SYN (unless includeSyn), and the direction's rate limit allows a sample;
- *  - match: the packet's echo of an identifier (TCP TSecr on an ACK; ICMP echo reply sequence) is
- *    looked up for the reverse direction; a hit is an RTT sample and the entry is removed.
- * An RTT event names the flow of the timestamped packet: src is the end whose packet was
- * timestamped, dest the end that echoed it, so `rtt` is the time from the capture point to dest
- * and back.
+ * A flow has two directions, each with a state: empty, waiting for its first reply, open, closed.
+ * Every packet the rules can use (TCP with the timestamp option, SYNs only with includeSyn; ICMP
+ * and ICMPv6 echo) plays two parts:
+ *  - timestamp: its identifier (TSval, echo request sequence) is stored with the packet's time for
+ *    its direction, when it carries data (TCP; a SYN counts), the direction is active, the
+ *    identifier is new (TCP: wrap-safe newer; a connection's first TSval is only the edge to wait
+ *    for) and the rate limit allows;
+ *  - match: its echo (TSecr on an ACK, echo reply sequence) is looked up for the reverse
+ *    direction; a hit is an RTT sample and the entry is removed.
+ * The RTT event names the flow of the packet that carried the echo: src is the end that echoed,
+ * whose RTT from the capture point was measured; the counters are those of the timestamped
+ * direction (sent_*: packets from dest_ip, rec_*: from src_ip; bytes are payload bytes).
  */
 import { IPPROTO_ICMP, IPPROTO_TCP } from '../core/constants.js';
 import { formatIp } from '../packet/addr.js';
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
-import type { FlowEvent, FlowReason, PpingProtocol, RttEvent, TableFullEvent } from './events.js';
-import { FlowTable, StampTable } from './tables.js';
+import { type FlowEvent, type FlowReason, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, FlowTable, StampTable } from './tables.js';
 
 export interface MatcherOptions {
   tcp: boolean;
@@ -52,12 +56,19 @@ const NS = 1e9;
 export const STAMP_RTT_LIFETIMES = 8;
 export const STAMP_MIN_LIFETIME_NS = 1 * NS;
 export const STAMP_MAX_LIFETIME_NS = 10 * NS;
+/** A direction is timed out this long after its last timestamp (ePPing's lifetimes). */
 export const TCP_FLOW_LIFETIME_NS = 300 * NS;
 export const ICMP_FLOW_LIFETIME_NS = 30 * NS;
-/** A closed connection (FIN or RST seen) goes after this long without packets. */
-export const CLOSED_FLOW_LIFETIME_NS = 1 * NS;
-/** A flow seen in one direction only goes after this long. */
+/** A direction still waiting for its first reply. */
 export const UNANSWERED_FLOW_LIFETIME_NS = 30 * NS;
+
+/** Flow reasons by code (the same codes as enum pping_reason in bpf/pping.h). */
+export const REASONS: readonly FlowReason[] = ['first observed packet', 'SYN', 'SYN-ACK', 'first observed packet', 'FIN', 'RST', 'flow timeout'];
+export const R_SYN = 1;
+export const R_SYN_ACK = 2;
+export const R_FIRST = 3;
+export const R_FIN = 4;
+export const R_RST = 5;
 /** Full-table warnings: at most one per this interval (packet time). */
 const FULL_REPORT_NS = 1 * NS;
 
@@ -79,6 +90,37 @@ export interface MatcherStats {
 
 function protocolName(proto: number): PpingProtocol {
   return proto === IPPROTO_TCP ? 'TCP' : proto === IPPROTO_ICMP ? 'ICMP' : 'ICMPv6';
+}
+
+/**
+ * ePPing's garbage collection of one flow, given each direction's state and the time since its
+ * last timestamp: -1 when the flow stays (an active direction has not timed out), else the
+ * directions (bit d) whose closing "flow timeout" is reported (open ones that timed out); the
+ * flow then goes. The BPF capture's user-space sweep applies the same verdict to the kernel's map.
+ */
+export function gcVerdict(icmp: boolean, st0: number, age0: number, st1: number, age1: number): number {
+  let notify = 0;
+  for (let d = 0; d < 2; d++) {
+    const st = d === 0 ? st0 : st1;
+    if (!active(st)) continue;
+    const age = d === 0 ? age0 : age1;
+    const old = age > 0 && ((st === DIR_WAITOPEN && age > UNANSWERED_FLOW_LIFETIME_NS) || (icmp && age > ICMP_FLOW_LIFETIME_NS) || age > TCP_FLOW_LIFETIME_NS);
+    if (!old) return -1;
+    if (st === DIR_OPEN) notify |= 1 << d;
+  }
+  return notify;
+}
+
+function active(state: number): boolean {
+  return state === DIR_WAITOPEN || state === DIR_OPEN;
+}
+
+/** Both ends of the packet are the same address and port (or echo id). */
+function isSelf(p: PacketInfo): boolean {
+  if (p.srcPort !== p.dstPort) return false;
+  const n = p.family === 4 ? 4 : 16;
+  for (let i = 0; i < n; i++) if (p.bytes[p.srcOff + i] !== p.bytes[p.dstOff + i]) return false;
+  return true;
 }
 
 function isLoopback(b: Uint8Array, off: number, family: 4 | 6): boolean {
@@ -131,18 +173,17 @@ export class Matcher {
     const t = this.rel(sec, nsec);
     if (t > this.now) this.now = t;
     this.stats.packets++;
+    // TCP without the timestamp option gives no identifier; SYNs are left out unless asked for.
+    if (tcp && (!p.hasTs || (p.syn && !o.includeSyn))) return;
+    const idValid = tcp ? p.payload > 0 || p.syn : p.echo === ICMP_ECHO_REQUEST;
+    const closing = tcp ? (p.rst ? R_RST : p.fin ? R_FIN : 0) : 0;
     const ft = this.flows;
     const h = ft.hashOf(p);
     let slot = ft.find(p, h);
-    if (slot >= 0 && tcp && ft.closing[slot] && p.syn && !p.ack) {
-      // The 4-tuple is reused by a new connection: the old one is over.
-      ft.remove(slot);
-      slot = -1;
-    }
     if (slot < 0) {
-      // An RST, or an ICMP echo reply, for a flow never seen says nothing: no state for it.
-      if ((tcp && p.rst) || (!tcp && p.echo === ICMP_ECHO_REPLY)) return;
-      slot = ft.insert(p, h, this.nextConn, t);
+      // Only a packet that can be timestamped opens state; a closing one never does.
+      if (!idValid || closing) return;
+      slot = ft.insert(p, h, this.nextConn);
       if (slot < 0) {
         this.stats.flowTableFull++;
         this.reportFull(t);
@@ -150,76 +191,90 @@ export class Matcher {
       }
       this.nextConn = (this.nextConn + 1) & 0x7fffffff || 1;
       this.stats.flowsOpened++;
-      const reason: FlowReason = tcp && p.syn ? (p.ack ? 'SYN-ACK' : 'SYN') : 'first observed packet';
-      this.flowEvent(slot, 0, t, 'opening', reason, 'src');
     }
-    const dir = ft.dir;
+    // Both ends the same (echo to one's own address): requests go one way, replies the other.
+    const dir = !tcp && isSelf(p) ? (p.echo === ICMP_ECHO_REQUEST ? 0 : 1) : ft.dir;
     const di = slot * 2 + dir;
     const ri = slot * 2 + (dir ^ 1);
-    ft.lastSeen[slot] = t;
-    ft.pkts[di]++;
-    ft.bytes[di] += p.ipLen;
-    const connDir = ft.connId[slot] * 2;
 
-    // Timestamp the packet's own identifier.
-    let id = -1;
-    if (tcp) {
-      const pureAck = p.ack && p.tcpPayload === 0 && !p.syn && !p.fin && !p.rst;
-      if (p.hasTs && !pureAck && !p.rst && (o.includeSyn || !p.syn)) {
-        const last = ft.lastId[di];
-        if (!ft.hasLastId[di] || ((p.tsval - last) | 0) > 0) {
-          ft.lastId[di] = p.tsval;
-          ft.hasLastId[di] = 1;
-          id = p.tsval;
-        }
-      }
-    } else if (p.echo === ICMP_ECHO_REQUEST) {
-      if (!ft.hasLastId[di] || ft.lastId[di] !== p.echoSeq) {
-        ft.lastId[di] = p.echoSeq;
-        ft.hasLastId[di] = 1;
-        id = p.echoSeq;
-      }
+    // The packet's own direction: opened by its first packet that can be timestamped.
+    if (ft.dirState[di] === DIR_EMPTY && idValid) {
+      ft.dirState[di] = DIR_WAITOPEN;
+      ft.lastStamp[di] = t;
+      ft.lastId[di] = tcp ? p.tsval : p.echoSeq;
+      ft.stamped[di] = 0;
+      ft.openReason[di] = tcp && p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
     }
-    if (id >= 0 && t - ft.lastStamp[di] >= this.sampleGap(di)) {
-      const rtt = ft.minRtt[di];
-      const life = rtt > 0 ? Math.min(STAMP_MAX_LIFETIME_NS, Math.max(STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES * rtt)) : STAMP_MAX_LIFETIME_NS;
-      if (this.stamps.put(connDir + dir, id, t, t + life)) {
-        ft.lastStamp[di] = t;
-        this.stats.stamped++;
-      } else if (this.stamps.size >= this.stamps.max) {
-        this.stats.stampTableFull++;
-        this.reportFull(t);
-      }
+    if (active(ft.dirState[di])) {
+      ft.sentPkts[di]++;
+      ft.sentBytes[di] += p.payload;
+      if (idValid) this.stamp(slot, dir, t, tcp ? p.tsval : p.echoSeq, tcp, tcp && !p.syn);
     }
 
-    // Match the packet's echo of the other direction's identifier.
-    let echoed = -1;
-    if (tcp) {
-      if (p.ack && p.hasTs && p.tsecr !== 0 && !p.rst) echoed = p.tsecr;
-    } else if (p.echo === ICMP_ECHO_REPLY) {
-      echoed = p.echoSeq;
-    }
-    if (echoed >= 0) {
-      const t0 = this.stamps.take(connDir + (dir ^ 1), echoed);
-      if (t0 >= 0 && t >= t0) {
-        const rtt = t - t0;
-        ft.minRtt[ri] = ft.minRtt[ri] > 0 ? Math.min(ft.minRtt[ri], rtt) : rtt;
-        ft.srtt[ri] = ft.srtt[ri] > 0 ? ft.srtt[ri] + (rtt - ft.srtt[ri]) / 8 : rtt;
-        this.stats.rtts++;
-        this.rttEvent(slot, dir ^ 1, t, rtt, egress);
+    // The reverse direction: this packet is its reply.
+    if (active(ft.dirState[ri])) {
+      if (ft.dirState[ri] === DIR_WAITOPEN && closing !== R_RST) {
+        ft.dirState[ri] = DIR_OPEN;
+        this.flowEvent(slot, dir, ft.lastStamp[ri], 'opening', REASONS[ft.openReason[ri]], 'dest');
       }
+      ft.recPkts[ri]++;
+      ft.recBytes[ri] += p.payload;
+      if (tcp ? p.ack : p.echo === ICMP_ECHO_REPLY) this.match(slot, dir, t, tcp ? p.tsecr : p.echoSeq, egress);
     }
 
-    // Closing.
-    if (tcp && (p.fin || p.rst)) {
-      if (!ft.closing[slot]) {
-        ft.closing[slot] = 1;
-        this.flowEvent(slot, dir, t, 'closing', p.rst ? 'RST' : 'FIN', 'src');
-      }
-      if (p.fin) ft.fin[di] = 1;
-      // The state stays until the sweep (CLOSED_FLOW_LIFETIME_NS idle): the last ACKs and any
-      // retransmission still belong to this connection, never to a new "first observed" one.
+    if (closing) this.close(slot, dir, t, closing);
+  }
+
+  /** Stores the identifier of direction `dir`, when it is new and the rate limit allows. */
+  private stamp(slot: number, dir: number, t: number, id: number, tcp: boolean, waitEdge: boolean): void {
+    const ft = this.flows;
+    const di = slot * 2 + dir;
+    if (ft.stamped[di] || waitEdge) {
+      const isNew = tcp ? ((id - ft.lastId[di]) | 0) > 0 : id !== ft.lastId[di];
+      if (!isNew) return;
     }
+    ft.lastId[di] = id;
+    if (ft.stamped[di] && (t < ft.lastStamp[di] || t - ft.lastStamp[di] < this.sampleGap(di))) return;
+    // The attempt counts even when the table is full (as in ePPing: fairer to sparse flows).
+    ft.stamped[di] = 1;
+    ft.lastStamp[di] = t;
+    const rtt = ft.minRtt[di];
+    const life = rtt > 0 ? Math.min(STAMP_MAX_LIFETIME_NS, Math.max(STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES * rtt)) : STAMP_MAX_LIFETIME_NS;
+    if (this.stamps.put(ft.connId[slot] * 2 + dir, id, t, t + life)) {
+      this.stats.stamped++;
+    } else if (this.stamps.size >= this.stamps.max) {
+      this.stats.stampTableFull++;
+      this.reportFull(t);
+    }
+  }
+
+  /** Looks up the echo of the reverse direction's identifier: a hit is an RTT sample. */
+  private match(slot: number, dir: number, t: number, echoed: number, egress: boolean): void {
+    const ft = this.flows;
+    const ri = slot * 2 + (dir ^ 1);
+    const t0 = this.stamps.take(ft.connId[slot] * 2 + (dir ^ 1), echoed, t);
+    if (t0 < 0) return;
+    const rtt = t - t0;
+    if (ft.minRtt[ri] === 0 || rtt < ft.minRtt[ri]) ft.minRtt[ri] = rtt;
+    const s = ft.srtt[ri];
+    // The kernel's integer smoothing (7/8 of the old value plus 1/8 of the sample), to the ns.
+    ft.srtt[ri] = s === 0 ? rtt : s - Math.floor(s / 8) + Math.floor(rtt / 8);
+    this.stats.rtts++;
+    this.rttEvent(slot, dir, t, rtt, egress);
+  }
+
+  /** FIN closes the packet's direction; RST closes both. A flow with no active direction goes. */
+  private close(slot: number, dir: number, t: number, reason: number): void {
+    const ft = this.flows;
+    const di = slot * 2 + dir;
+    const ri = slot * 2 + (dir ^ 1);
+    if (ft.dirState[di] === DIR_OPEN) this.flowEvent(slot, dir ^ 1, t, 'closing', REASONS[reason], 'dest');
+    ft.dirState[di] = DIR_CLOSED;
+    if (reason === R_RST) {
+      if (ft.dirState[ri] === DIR_OPEN) this.flowEvent(slot, dir, t, 'closing', 'RST', 'src');
+      ft.dirState[ri] = DIR_CLOSED;
+    }
+    if (!active(ft.dirState[di]) && !active(ft.dirState[ri])) ft.remove(slot);
   }
 
   /** Least time between two timestamps of direction index di. */
@@ -233,20 +288,20 @@ export class Matcher {
   }
 
   /**
-   * Expires stored timestamps past their lifetime and flows idle too long (a closing event with
-   * reason "flow timeout"). `now` in relative ns (the latest packet time when reading a file).
+   * Expires stored timestamps past their lifetime and flows whose active directions have all
+   * timed out (ePPing's garbage collection: a closing event with reason "flow timeout" for each
+   * open direction, naming the flow the other way round, as ePPing does). `now` in relative ns
+   * (the latest packet time when reading a file).
    */
   sweep(now: number = this.now): void {
     this.stats.stampsExpired += this.stamps.expire(now);
     const ft = this.flows;
     ft.forEach((slot) => {
-      const idle = now - ft.lastSeen[slot];
-      const answered = ft.pkts[slot * 2] > 0 && ft.pkts[slot * 2 + 1] > 0;
-      const life = ft.closing[slot] ? CLOSED_FLOW_LIFETIME_NS : !answered ? UNANSWERED_FLOW_LIFETIME_NS : ft.proto(slot) === IPPROTO_TCP ? TCP_FLOW_LIFETIME_NS : ICMP_FLOW_LIFETIME_NS;
-      if (idle > life) {
-        if (!ft.closing[slot]) this.flowEvent(slot, 0, now, 'closing', 'flow timeout', 'userspace-cleanup');
-        ft.remove(slot);
-      }
+      const d0 = slot * 2;
+      const v = gcVerdict(ft.proto(slot) !== IPPROTO_TCP, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1]);
+      if (v < 0) return;
+      for (let d = 0; d < 2; d++) if (v & (1 << d)) this.flowEvent(slot, d ^ 1, now, 'closing', 'flow timeout', 'garbage collection');
+      ft.remove(slot);
     });
   }
 
@@ -260,11 +315,11 @@ export class Matcher {
     this.lastFullReport = t;
     const s = this.stats;
     if (s.flowTableFull > this.reportedFlowFull) {
-      this.sink.full({ schema: 'pathlens.pping/1', type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'flows', capacity: this.flows.max, dropped: s.flowTableFull - this.reportedFlowFull });
+      this.sink.full({ schema: PPING_SCHEMA, type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'flows', capacity: this.flows.max, dropped: s.flowTableFull - this.reportedFlowFull });
       this.reportedFlowFull = s.flowTableFull;
     }
     if (s.stampTableFull > this.reportedStampFull) {
-      this.sink.full({ schema: 'pathlens.pping/1', type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'timestamps', capacity: this.stamps.max, dropped: s.stampTableFull - this.reportedStampFull });
+      this.sink.full({ schema: PPING_SCHEMA, type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'timestamps', capacity: this.stamps.max, dropped: s.stampTableFull - this.reportedStampFull });
       this.reportedStampFull = s.stampTableFull;
     }
   }
@@ -284,28 +339,28 @@ export class Matcher {
     };
   }
 
-  private rttEvent(slot: number, dir: number, t: number, rtt: number, egress: boolean): void {
+  /** An RTT sample carried by a packet of direction `echoDir`: its flow, the timestamped direction's counters. */
+  private rttEvent(slot: number, echoDir: number, t: number, rtt: number, egress: boolean): void {
     const ft = this.flows;
-    const di = slot * 2 + dir;
-    const ri = slot * 2 + (dir ^ 1);
+    const si = slot * 2 + (echoDir ^ 1);
     this.sink.rtt({
-      schema: 'pathlens.pping/1',
+      schema: PPING_SCHEMA,
       type: 'rtt',
       sec: this.absSec(t),
       nsec: this.absNsec(t),
-      ...this.tuple(slot, dir),
+      ...this.tuple(slot, echoDir),
       rtt,
-      min_rtt: ft.minRtt[di],
-      sent_packets: ft.pkts[di],
-      sent_bytes: ft.bytes[di],
-      rec_packets: ft.pkts[ri],
-      rec_bytes: ft.bytes[ri],
+      min_rtt: ft.minRtt[si],
+      sent_packets: ft.sentPkts[si],
+      sent_bytes: ft.sentBytes[si],
+      rec_packets: ft.recPkts[si],
+      rec_bytes: ft.recBytes[si],
       match_on_egress: egress,
     });
   }
 
   private flowEvent(slot: number, dir: number, t: number, kind: 'opening' | 'closing', reason: FlowReason, by: FlowEvent['triggered_by']): void {
-    this.sink.flow({ schema: 'pathlens.pping/1', type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by });
+    this.sink.flow({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by });
   }
 }
 

@@ -2,7 +2,8 @@
  * Fixed-capacity open-addressing hash tables over typed arrays for the passive-RTT state, so the
  * per-packet path allocates nothing and a full table is a counted condition, as with a BPF map:
  *  - FlowTable: one entry per connection, found from either direction (symmetric hash, and the
- *    key compared both ways round); the caller learns which direction the packet went.
+ *    key compared both ways round); the caller learns which direction the packet went. Each
+ *    direction has its own state (empty, waiting for a reply, open, closed) and counters.
  *  - StampTable: (connection id, direction, identifier) -> time the identifier was first seen.
  * Deletions leave tombstones; a table rebuilds itself in place when they pile up.
  */
@@ -33,6 +34,12 @@ function pow2AtLeast(n: number): number {
   return c;
 }
 
+/** Direction states, as ePPing's: a direction is "active" while waiting for its first reply or open. */
+export const DIR_EMPTY = 0;
+export const DIR_WAITOPEN = 1;
+export const DIR_OPEN = 2;
+export const DIR_CLOSED = 3;
+
 export class FlowTable {
   readonly max: number;
   size = 0;
@@ -42,20 +49,23 @@ export class FlowTable {
   keys!: Uint8Array;
   state!: Uint8Array;
   hash!: Uint32Array;
-  /** Per slot: connection id (unique for the run), last packet time. */
+  /** Per slot: connection id (unique for the run; stored timestamps are keyed by it). */
   connId!: Uint32Array;
-  lastSeen!: Float64Array;
-  /** Per slot and direction (index slot * 2 + dir): */
-  lastId!: Float64Array;
-  hasLastId!: Uint8Array;
+  /** Per slot and direction (index slot * 2 + dir; direction d carries packets from end d): */
+  dirState!: Uint8Array;
+  /** Time of the direction's last timestamp, or of its first packet before any (ePPing's last_timestamp). */
   lastStamp!: Float64Array;
-  pkts!: Float64Array;
-  bytes!: Float64Array;
+  /** Last identifier seen, and whether the direction has been timestamped at all. */
+  lastId!: Float64Array;
+  stamped!: Uint8Array;
+  /** Why the direction opened (a FlowReason code: see matcher.ts). */
+  openReason!: Uint8Array;
+  sentPkts!: Float64Array;
+  sentBytes!: Float64Array;
+  recPkts!: Float64Array;
+  recBytes!: Float64Array;
   minRtt!: Float64Array;
   srtt!: Float64Array;
-  fin!: Uint8Array;
-  /** Per slot: closing reported. */
-  closing!: Uint8Array;
   /** Direction of the last lookup (0: as stored, 1: reversed). */
   dir = 0;
 
@@ -66,22 +76,28 @@ export class FlowTable {
     this.alloc();
   }
 
+  /** The per-direction arrays, in one list so that rebuilds move them all. */
+  private dirArrays(): (Uint8Array | Float64Array)[] {
+    return [this.dirState, this.lastStamp, this.lastId, this.stamped, this.openReason, this.sentPkts, this.sentBytes, this.recPkts, this.recBytes, this.minRtt, this.srtt];
+  }
+
   private alloc(): void {
     const n = this.slots;
     this.keys = new Uint8Array(n * KEY);
     this.state = new Uint8Array(n);
     this.hash = new Uint32Array(n);
     this.connId = new Uint32Array(n);
-    this.lastSeen = new Float64Array(n);
-    this.lastId = new Float64Array(n * 2);
-    this.hasLastId = new Uint8Array(n * 2);
+    this.dirState = new Uint8Array(n * 2);
     this.lastStamp = new Float64Array(n * 2);
-    this.pkts = new Float64Array(n * 2);
-    this.bytes = new Float64Array(n * 2);
+    this.lastId = new Float64Array(n * 2);
+    this.stamped = new Uint8Array(n * 2);
+    this.openReason = new Uint8Array(n * 2);
+    this.sentPkts = new Float64Array(n * 2);
+    this.sentBytes = new Float64Array(n * 2);
+    this.recPkts = new Float64Array(n * 2);
+    this.recBytes = new Float64Array(n * 2);
     this.minRtt = new Float64Array(n * 2);
     this.srtt = new Float64Array(n * 2);
-    this.fin = new Uint8Array(n * 2);
-    this.closing = new Uint8Array(n);
   }
 
   get capacitySlots(): number {
@@ -109,7 +125,11 @@ export class FlowTable {
     return true;
   }
 
-  /** Slot of the packet's connection (setting `dir`), or -1. */
+  /**
+   * Slot of the packet's connection (setting `dir`), or -1. A flow whose two ends are the same
+   * (an echo to one's own address over loopback) matches both ways round: `dir` is then 0, and
+   * the caller tells the directions apart by what the packet is.
+   */
   find(p: PacketInfo, h: number): number {
     for (let i = h & this.mask, probes = 0; probes < this.slots; i = (i + 1) & this.mask, probes++) {
       const st = this.state[i];
@@ -128,8 +148,8 @@ export class FlowTable {
     return -1;
   }
 
-  /** Inserts the packet's connection (src as A): its slot, or -1 when the table is full. */
-  insert(p: PacketInfo, h: number, connId: number, now: number): number {
+  /** Inserts the packet's connection (src as end 0), every direction empty: its slot, or -1 when full. */
+  insert(p: PacketInfo, h: number, connId: number): number {
     if (this.size >= this.max) return -1;
     if (this.size + this.tomb + 1 > (this.slots * 3) >>> 2) this.rebuild();
     let i = h & this.mask;
@@ -150,18 +170,7 @@ export class FlowTable {
     this.state[i] = USED;
     this.hash[i] = h;
     this.connId[i] = connId;
-    this.lastSeen[i] = now;
-    this.closing[i] = 0;
-    for (let d = i * 2; d < i * 2 + 2; d++) {
-      this.lastId[d] = 0;
-      this.hasLastId[d] = 0;
-      this.lastStamp[d] = -Infinity;
-      this.pkts[d] = 0;
-      this.bytes[d] = 0;
-      this.minRtt[d] = 0;
-      this.srtt[d] = 0;
-      this.fin[d] = 0;
-    }
+    for (const a of this.dirArrays()) a.fill(0, i * 2, i * 2 + 2);
     this.size++;
     this.dir = 0;
     return i;
@@ -197,46 +206,26 @@ export class FlowTable {
 
   /** Rehashes every live entry (drops tombstones), keeping slot contents. */
   private rebuild(): void {
-    const old = {
-      keys: this.keys,
-      state: this.state,
-      hash: this.hash,
-      connId: this.connId,
-      lastSeen: this.lastSeen,
-      lastId: this.lastId,
-      hasLastId: this.hasLastId,
-      lastStamp: this.lastStamp,
-      pkts: this.pkts,
-      bytes: this.bytes,
-      minRtt: this.minRtt,
-      srtt: this.srtt,
-      fin: this.fin,
-      closing: this.closing,
-    };
+    const oldKeys = this.keys;
+    const oldState = this.state;
+    const oldHash = this.hash;
+    const oldConn = this.connId;
+    const oldDirs = this.dirArrays();
     const n = this.slots;
     this.alloc();
+    const newDirs = this.dirArrays();
     this.tomb = 0;
     for (let s = 0; s < n; s++) {
-      if (old.state[s] !== USED) continue;
-      let i = old.hash[s] & this.mask;
+      if (oldState[s] !== USED) continue;
+      let i = oldHash[s] & this.mask;
       while (this.state[i] === USED) i = (i + 1) & this.mask;
-      this.keys.set(old.keys.subarray(s * KEY, s * KEY + KEY), i * KEY);
+      this.keys.set(oldKeys.subarray(s * KEY, s * KEY + KEY), i * KEY);
       this.state[i] = USED;
-      this.hash[i] = old.hash[s];
-      this.connId[i] = old.connId[s];
-      this.lastSeen[i] = old.lastSeen[s];
-      this.closing[i] = old.closing[s];
-      for (let d = 0; d < 2; d++) {
-        const a = s * 2 + d;
-        const b = i * 2 + d;
-        this.lastId[b] = old.lastId[a];
-        this.hasLastId[b] = old.hasLastId[a];
-        this.lastStamp[b] = old.lastStamp[a];
-        this.pkts[b] = old.pkts[a];
-        this.bytes[b] = old.bytes[a];
-        this.minRtt[b] = old.minRtt[a];
-        this.srtt[b] = old.srtt[a];
-        this.fin[b] = old.fin[a];
+      this.hash[i] = oldHash[s];
+      this.connId[i] = oldConn[s];
+      for (let a = 0; a < oldDirs.length; a++) {
+        newDirs[a][i * 2] = oldDirs[a][s * 2];
+        newDirs[a][i * 2 + 1] = oldDirs[a][s * 2 + 1];
       }
     }
   }
@@ -296,12 +285,16 @@ export class StampTable {
     return true;
   }
 
-  /** Removes (connDir, id) and returns its time, or -1 when absent. */
-  take(connDir: number, id: number): number {
+  /**
+   * Removes (connDir, id) and returns its time, or -1 when absent; an entry younger than
+   * `notAfter` (a packet earlier than the one it would match) is left in place and -1 returned.
+   */
+  take(connDir: number, id: number, notAfter = Infinity): number {
     for (let i = StampTable.key(connDir, id) & this.mask, n = 0; n < this.slots; i = (i + 1) & this.mask, n++) {
       const st = this.state[i];
       if (st === EMPTY) return -1;
       if (st === USED && this.conn[i] === connDir >>> 0 && this.ident[i] === id) {
+        if (this.time[i] > notAfter) return -1;
         this.state[i] = DELETED;
         this.size--;
         this.tomb++;

@@ -143,7 +143,8 @@ test(`pping on a router (${cap.name}): ICMP, ICMPv6 and bulk TCP RTTs within 1 m
     const ms = (xs: Ev[]) => xs.map((e) => e.rtt! / 1e6);
     const icmp4 = ms(rtts.filter((e) => e.protocol === 'ICMP'));
     const icmp6 = ms(rtts.filter((e) => e.protocol === 'ICMPv6'));
-    const tcpUp = ms(rtts.filter((e) => e.protocol === 'TCP' && e.src_ip === srcAddr4));
+    // The bulk data goes from src to dst: its samples are dst's (ePPing's orientation: src_ip echoed).
+    const tcpUp = ms(rtts.filter((e) => e.protocol === 'TCP' && e.src_ip === dst4));
     const samples: Record<string, number[]> = { ICMP: icmp4, ICMPv6: icmp6, TCP: tcpUp };
     const report = Object.entries(samples)
       .map(([k, xs]) => `${k} n=${xs.length} min ${Math.min(...xs).toFixed(3)} median ${median(xs)?.toFixed(3)} ms (lab: ${phases[k].late}/${phases[k].sent} frames > 0.5 ms late)`)
@@ -160,13 +161,14 @@ test(`pping on a router (${cap.name}): ICMP, ICMPv6 and bulk TCP RTTs within 1 m
     // timer lead, src/lab/impair/forwarder.ts), and an RTT crosses it twice.
     const fastest = Math.min(...icmp4, ...icmp6, ...tcpUp);
     assert.ok(fastest >= PATH_RTT_MS - 1, `an RTT of ${fastest} ms is below the path RTT: ${report}`);
-    // The TCP flow opens on its SYN (from src) and closes on a FIN.
+    // As ePPing: the data direction (src to dst) opens at dst's first reply and closes on src's
+    // FIN, both named from dst's end; dst sent no data, so its direction never opens.
     const tcpFlows = ev.filter((e) => e.type === 'flow' && e.protocol === 'TCP' && (e.dest_port === 5001 || e.src_port === 5001));
     assert.deepEqual(
-      tcpFlows.map((e) => [e.flow_event, e.reason, e.triggered_by, e.src_ip]),
+      tcpFlows.map((e) => [e.flow_event, e.reason, e.triggered_by, e.src_ip, e.dest_ip]),
       [
-        ['opening', 'SYN', 'src', srcAddr4],
-        ['closing', 'FIN', 'src', srcAddr4],
+        ['opening', 'first observed packet', 'dest', dst4, srcAddr4],
+        ['closing', 'FIN', 'dest', dst4, srcAddr4],
       ],
     );
     const done = ev.at(-1)!;

@@ -13,16 +13,17 @@ import { PpingWriter } from '../../src/render/pping-text.js';
 
 const D = { v4Prefix: 24, v6Prefix: 48, maxPrefixes: 1024 };
 
-function rtt(dest: string, ms: number, sec = 100, o: Partial<RttEvent> = {}): RttEvent {
+/** An RTT sample of the end `echoer` (ePPing's orientation: the echoing end is src). */
+function rtt(echoer: string, ms: number, sec = 100, o: Partial<RttEvent> = {}): RttEvent {
   return {
     schema: 'pathlens.pping/1',
     type: 'rtt',
     sec,
     nsec: 0,
-    src_ip: '10.0.0.1',
-    src_port: 40000,
-    dest_ip: dest,
-    dest_port: 443,
+    src_ip: echoer,
+    src_port: 443,
+    dest_ip: '10.0.0.1',
+    dest_port: 40000,
     protocol: 'TCP',
     rtt: ms * 1e6,
     min_rtt: ms * 1e6,
