@@ -5,10 +5,14 @@
  * out in place (no copy, no allocation per packet). Anything malformed or cut short is a
  * PathlensError naming the file and the byte offset; nothing is guessed.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { PathlensError } from '../core/errors.js';
 
 const CHUNK = 4 << 20;
+/** Latest timestamp accepted: the end of year 9999 (any later one is a broken file, not a capture). */
+const MAX_SEC = 253402300799;
+/** Largest |if_tsoffset| accepted, seconds (about 136 years). */
+const MAX_TSOFFSET = 2 ** 32;
 /** Largest record accepted (pcapng blocks and pcap records alike). */
 const MAX_RECORD = 16 << 20;
 
@@ -114,6 +118,7 @@ export class CaptureReader {
       throw new PathlensError('ERR_USAGE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     try {
+      if (fstatSync(fd).isDirectory()) throw new PathlensError('ERR_USAGE', `cannot read ${path}: it is a directory, not a capture file`);
       return new CaptureReader(path, fd);
     } catch (e) {
       closeSync(fd);
@@ -152,7 +157,12 @@ export class CaptureReader {
     this.end -= this.start;
     this.start = 0;
     while (this.end < n && !this.eof) {
-      const got = readSync(this.fd, this.buf, this.end, this.buf.length - this.end, null);
+      let got: number;
+      try {
+        got = readSync(this.fd, this.buf, this.end, this.buf.length - this.end, null);
+      } catch (e) {
+        throw new PathlensError('ERR_PARSE', `cannot read ${this.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (at byte ${this.base + this.end})`);
+      }
       if (got === 0) this.eof = true;
       this.end += got;
     }
@@ -229,10 +239,12 @@ export class CaptureReader {
           const iface = this.ifaces[ifIdx];
           if (!iface) throw this.bad(this.base + body, `packet for interface ${ifIdx}, which no interface block described`);
           const cap = this.u32(body + 12);
-          const pad = (cap + 3) & ~3;
-          if (20 + pad > bodyLen) throw this.bad(this.base + body + 12, `captured length ${cap} runs past the block`);
+          // Plain arithmetic: cap is up to 2^32 - 1, where 32-bit rounding would wrap.
+          const pad = cap + ((4 - (cap % 4)) % 4);
+          if (pad > bodyLen - 20) throw this.bad(this.base + body + 12, `captured length ${cap} runs past the block`);
           divmod64(this.u32(body + 4), this.u32(body + 8), iface.units, this.qr);
           rec.sec = this.qr[0] + iface.offsetSec;
+          if (!(rec.sec >= 0 && rec.sec <= MAX_SEC)) throw this.bad(this.base + body + 4, `timestamp out of range (${rec.sec} s since 1970${iface.offsetSec ? `, with if_tsoffset ${iface.offsetSec} s` : ''})`);
           rec.nsec = Math.min(999999999, Math.round(this.qr[1] * iface.nsPerUnit));
           rec.len = cap;
           rec.origLen = this.u32(body + 16);
@@ -283,7 +295,10 @@ export class CaptureReader {
           iface.nsPerUnit = 10 ** (9 - exp);
         }
       } else if (code === 14 && n >= 8) {
-        iface.offsetSec = this.u32(v + (this.le ? 0 : 4)) + this.u32(v + (this.le ? 4 : 0)) * 2 ** 32;
+        // if_tsoffset is a signed 64-bit count of seconds.
+        const off = Number(this.dv.getBigInt64(v, this.le));
+        if (Math.abs(off) > MAX_TSOFFSET) throw this.bad(this.base + v, `if_tsoffset ${off} s is out of range (at most ${MAX_TSOFFSET} s either way)`);
+        iface.offsetSec = off;
       }
     });
     return iface;

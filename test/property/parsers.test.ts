@@ -214,3 +214,64 @@ test('pcap/pcapng reader: random and mutated files end in records or a PathlensE
     { numRuns: 600 },
   );
 });
+
+test('pcapng reader: structured files with extreme lengths, resolutions and offsets give sane records or one error naming the file and byte', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pathlens-prop-'));
+  const path = join(dir, 'g.pcapng');
+  const rec = new CaptureRecord();
+  const u32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+  const u16 = (v: number) => [v & 0xff, (v >>> 8) & 0xff];
+  const pad4 = (b: number[]) => [...b, ...new Array((4 - (b.length % 4)) % 4).fill(0)];
+  const block = (type: number, body: number[], total?: number) => {
+    const len = total ?? 12 + body.length;
+    return [...u32(type), ...u32(len), ...body, ...u32(len)];
+  };
+  // Lengths where 32-bit arithmetic wraps, next to ordinary ones.
+  const length = fc.oneof(fc.integer({ min: 0, max: 200 }), fc.constantFrom(0x7ffffffc, 0x7ffffffd, 0x7ffffffe, 0x7fffffff, 0x80000000, 0xfffffffc, 0xffffffff), fc.nat({ max: 0xffffffff }));
+  const option = fc.oneof(
+    fc.record({ code: fc.constant(9), value: fc.integer({ min: 0, max: 255 }).map((v) => [v]) }),
+    fc.record({ code: fc.constant(14), value: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 8, maxLength: 8 }) }),
+    fc.record({ code: fc.integer({ min: 1, max: 20 }), value: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 12 }) }),
+  );
+  const opts = (os: { code: number; value: number[] }[]) => [...os.flatMap((o) => [...u16(o.code), ...u16(o.value.length), ...pad4(o.value)]), 0, 0, 0, 0];
+  const packet = fc.record({
+    type: fc.constantFrom(6, 2, 3),
+    cap: length,
+    orig: length,
+    tsHi: fc.nat({ max: 0xffffffff }),
+    tsLo: fc.nat({ max: 0xffffffff }),
+    data: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 64 }),
+    total: fc.option(length, { nil: undefined }),
+  });
+  const file = fc.record({ idbOpts: fc.array(option, { maxLength: 3 }), packets: fc.array(packet, { minLength: 1, maxLength: 4 }) }).map(({ idbOpts, packets }) => {
+    const shb = block(0x0a0d0d0a, [...u32(0x1a2b3c4d), 1, 0, 0, 0, ...new Array(8).fill(0xff)]);
+    const idb = block(1, [1, 0, 0, 0, ...u32(65535), ...opts(idbOpts)]);
+    const pkts = packets.flatMap((p) => {
+      const head = p.type === 2 ? [0, 0, 0, 0] : u32(0);
+      const body = p.type === 3 ? [...u32(p.orig), ...pad4(p.data)] : [...head, ...u32(p.tsHi), ...u32(p.tsLo), ...u32(p.cap), ...u32(p.orig), ...pad4(p.data)];
+      return block(p.type, body, p.total);
+    });
+    return Uint8Array.from([...shb, ...idb, ...pkts]);
+  });
+  fc.assert(
+    fc.property(file, (b) => {
+      writeFileSync(path, b);
+      try {
+        const r = CaptureReader.open(path);
+        try {
+          while (r.next(rec)) {
+            assert.ok(rec.off >= 0 && rec.len >= 0 && rec.off + rec.len <= rec.data.length, 'the record lies in the buffer');
+            assert.ok(Number.isInteger(rec.sec) && rec.sec >= 0 && rec.sec <= 253402300799, `a timestamp a clock can show (${rec.sec})`);
+            assert.ok(Number.isInteger(rec.nsec) && rec.nsec >= 0 && rec.nsec < 1e9);
+          }
+        } finally {
+          r.close();
+        }
+      } catch (e) {
+        assert.ok(e instanceof PathlensError, String(e));
+        assert.match((e as Error).message, /g\.pcapng: .*\(at byte \d+\)$/, 'one message naming the file and the byte');
+      }
+    }),
+    { numRuns: 3000 },
+  );
+});
