@@ -85,7 +85,9 @@ export function attachTc(progFd: number, ifindex: number, egress: boolean, mode:
   const rc = n.bpfTcFilter(ifindex, egress ? 1 : 0, TC_HANDLE, TC_PRIORITY, progFd);
   if (rc < 0) {
     hook.release();
-    if (-rc === EEXIST) throw new PathlensError('ERR_BPF', `a tc filter with pathlens's handle is already on ${egress ? 'egress' : 'ingress'} (another pathlens pping on this interface?)`);
+    if (-rc === EEXIST) {
+      throw new PathlensError('ERR_BPF', `a tc filter with pathlens's handle is already on ${egress ? 'egress' : 'ingress'}: another pathlens pping runs on this interface, or one was killed and left it ('pathlens pping --cleanup -i IFACE' removes it)`);
+    }
     throw new PathlensError('ERR_BPF', `cannot attach the tc ${egress ? 'egress' : 'ingress'} filter (${errnoName(-rc)})`);
   }
   let open = true;
@@ -124,4 +126,19 @@ export function attachXdp(progFd: number, ifindex: number, mode: XdpMode): Attac
   }
   const why = -last === EOPNOTSUPP || -last === EINVAL ? ': the driver has no native XDP (try --xdp-mode generic)' : '';
   throw new PathlensError('ERR_BPF', `the kernel refused the XDP link (${errnoName(-last)})${mode === 'native' ? why : ''}`);
+}
+
+/**
+ * Removes the clsact filters a killed pathlens left on ifindex (tcx and XDP links never outlive
+ * their process). The clsact qdisc stays: other filters may use it. Returns how many were removed.
+ */
+export function removeLeftoverFilters(ifindex: number): number {
+  const n = native();
+  let removed = 0;
+  for (const egress of [0, 1]) {
+    const rc = n.bpfTcFilter(ifindex, egress, TC_HANDLE, TC_PRIORITY, -1);
+    if (rc === 0) removed++;
+    else if (-rc === EPERM) throw privilege('removing tc filters');
+  }
+  return removed;
 }

@@ -7,6 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
+import { guardStdout, outputFailure } from '../io/output.js';
 
 const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   trace: async () => (await import('./trace.js')).traceCommand(),
@@ -14,30 +15,54 @@ const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   pping: async () => (await import('./pping.js')).ppingCommand(),
 };
 
+/** Every command, nested ones too, reports argument errors as `pathlens: ...` and exits 2 (not commander's exit 1). */
+function ownErrors(c: Command): void {
+  c.exitOverride();
+  c.configureOutput({
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) => write(s.replace(/^error: /, 'pathlens: ')),
+  });
+  for (const sub of c.commands) ownErrors(sub);
+}
+
 export async function main(argv: string[]): Promise<number> {
+  guardStdout();
   const program = new Command('pathlens')
     .description('network path and latency toolkit')
     .version(version())
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions();
   const wanted = argv[2];
   const names = wanted && SUBCOMMANDS[wanted] ? [wanted] : Object.keys(SUBCOMMANDS);
   for (const n of names) program.addCommand(await SUBCOMMANDS[n]());
-  for (const c of program.commands) c.exitOverride();
+  ownErrors(program);
+  let code: number;
   try {
     await program.parseAsync(argv);
-    return 0;
+    code = 0;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
-    }
-    const err = e as Error & { code?: string };
-    if (process.env.PATHLENS_DEBUG) process.stderr.write(`${err.stack}\n`);
-    const msg = err.message.replace(/^usage: /, '');
-    process.stderr.write(`pathlens: ${msg}\n`);
-    if (err instanceof PathlensError) return err.code === 'ERR_USAGE' ? 2 : 1;
-    return err.message.startsWith('usage: ') ? 2 : 1;
+    code = report(e);
   }
+  // An output that failed decides the status, whatever the command returned.
+  const f = outputFailure();
+  if (f) {
+    if (f.closedPipe) return 141;
+    process.stderr.write(`pathlens: ${f.message}\n`);
+    return 1;
+  }
+  return code;
+}
+
+/** One `pathlens:` line for a failed command (none when a failed output explains it); the exit status. */
+function report(e: unknown): number {
+  if (e instanceof CommanderError) {
+    return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+  }
+  const err = e as Error & { code?: string };
+  if (outputFailure()) return 1;
+  if (process.env.PATHLENS_DEBUG) process.stderr.write(`${err.stack}\n`);
+  const msg = err.message.replace(/^usage: /, '');
+  process.stderr.write(`pathlens: ${msg}\n`);
+  if (err instanceof PathlensError) return err.code === 'ERR_USAGE' ? 2 : 1;
+  return err.message.startsWith('usage: ') ? 2 : 1;
 }

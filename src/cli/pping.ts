@@ -2,14 +2,18 @@
  * `pathlens pping`: passive per-flow RTT, live on an interface or offline from a capture file.
  * The output formats are consumers of the pathlens.pping/1 event stream.
  */
-import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import type { PpingEvent } from '../pping/events.js';
 import type { MatcherOptions } from '../pping/matcher.js';
 import type { TcMode, XdpMode } from '../bpf/attach.js';
+import { removeLeftoverFilters } from '../bpf/attach.js';
+import { openOutputFile } from '../io/output.js';
+import { native } from '../native/index.js';
 import { runBpf } from '../pping/bpf-run.js';
 import { type LiveHandle, runOffline, runPacketSocket } from '../pping/run.js';
+import { inNamespace } from '../trace/placement.js';
+import { untilDone } from './lifecycle.js';
 import { parseListen, PpingMetrics } from '../export/prometheus.js';
 import { Aggregator } from '../pping/aggregate.js';
 import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
@@ -40,6 +44,7 @@ interface PpingOpts {
   aggregateV6Prefix: number;
   aggregateMaxPrefixes: number;
   prometheus?: string;
+  cleanup?: boolean;
 }
 
 /** PATHLENS_TC_ATTACH=tcx|clsact forces one tc attach path (default: tcx, else clsact). */
@@ -76,8 +81,19 @@ export function ppingCommand(): Command {
     .option('--aggregate-v6-prefix <len>', 'IPv6 prefix length to aggregate by', intArg(0, 128), 48)
     .option('--aggregate-max-prefixes <n>', 'distinct prefixes kept (more go to "other"); also bounds metric labels', intArg(1, 1 << 20), 1024)
     .option('--prometheus <addr:port>', 'serve Prometheus metrics (RTT histograms, packet and flow counters per prefix) at http://ADDR:PORT/metrics')
+    .option('--cleanup', "remove the tc filters a killed pathlens pping left on -i IFACE (kernels without tcx), then exit")
     .action(async (opts: PpingOpts) => {
       if (!opts.iface === !opts.read) throw new Error('usage: give one of -i IFACE (live) or -r FILE (offline)');
+      if (opts.cleanup) {
+        if (!opts.iface) throw new Error('usage: --cleanup goes with -i IFACE');
+        const removed = inNamespace(opts.netns, () => {
+          const idx = native().ifNameToIndex(opts.iface!);
+          if (idx < 0) throw new PathlensError('ERR_USAGE', `-i ${opts.iface}: no such interface${opts.netns ? ` in ${opts.netns}` : ''}`);
+          return removeLeftoverFilters(idx);
+        });
+        process.stderr.write(`pathlens: removed ${removed} pathlens tc filter${removed === 1 ? '' : 's'} from ${opts.iface}\n`);
+        return;
+      }
       const mo: Partial<MatcherOptions> = {
         tcp: opts.tcp || !opts.icmp,
         icmp: !!opts.icmp,
@@ -94,8 +110,8 @@ export function ppingCommand(): Command {
       const listen = opts.prometheus ? parseListen(opts.prometheus) : null;
       const metrics = listen ? new PpingMetrics(ao) : null;
       const server = listen ? await metrics!.listen(listen.host, listen.port) : null;
-      const out = opts.write ? createWriteStream(opts.write) : process.stdout;
-      const writer = new PpingWriter(opts.format, out, opts.write ? process.stdout : process.stderr, !!opts.write);
+      const out = opts.write ? openOutputFile(opts.write) : process.stdout;
+      const writer = new PpingWriter(opts.format, out, opts.write ? process.stdout : process.stderr);
       const view = opts.aggregate ? new IntervalView(new Aggregator(ao), opts.aggregate, writer) : null;
       const sink = {
         event: (e: PpingEvent) => {
@@ -104,41 +120,42 @@ export function ppingCommand(): Command {
           else writer.event(e);
         },
       };
-      if (opts.read) {
-        try {
-          runOffline(opts.read, mo, sink);
-        } finally {
-          server?.close();
-          await writer.end();
-        }
-        return;
-      }
-      const lo = { iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 };
       let h: LiveHandle;
-      if (opts.capture === 'bpf') {
-        try {
-          h = runBpf({ ...lo, ingressHook: opts.ingressHook, xdpMode: opts.xdpMode, tcMode: tcModeFromEnv() }, mo, sink);
-        } catch (e) {
-          if (e instanceof PathlensError && e.code === 'ERR_BPF') {
-            throw new PathlensError('ERR_BPF', `${e.message}\n(without BPF, --capture packet applies the same rules to a packet socket)`);
+      try {
+        if (opts.read) {
+          h = runOffline(opts.read, mo, sink);
+        } else {
+          const lo = { iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 };
+          if (opts.capture === 'bpf') {
+            try {
+              h = runBpf({ ...lo, ingressHook: opts.ingressHook, xdpMode: opts.xdpMode, tcMode: tcModeFromEnv() }, mo, sink);
+            } catch (e) {
+              if (e instanceof PathlensError && e.code === 'ERR_BPF') {
+                throw new PathlensError('ERR_BPF', `${e.message}\n(without BPF, --capture packet applies the same rules to a packet socket)`);
+              }
+              throw e;
+            }
+          } else {
+            h = runPacketSocket(lo, mo, sink);
           }
-          throw e;
         }
-      } else {
-        h = runPacketSocket(lo, mo, sink);
+      } catch (e) {
+        server?.close();
+        throw e;
       }
-      const flusher = setInterval(() => {
-        view?.tick();
-        writer.flush();
-      }, 200);
-      h.done.finally(() => clearInterval(flusher));
-      const onSig = () => h.stop();
-      process.once('SIGINT', onSig);
-      process.once('SIGTERM', onSig);
-      await h.done;
-      process.off('SIGINT', onSig);
-      process.off('SIGTERM', onSig);
-      server?.close();
-      await writer.end();
+      // Live output is written a few times a second; a file is written as it is read.
+      const flusher = opts.read
+        ? null
+        : setInterval(() => {
+            view?.tick();
+            writer.flush();
+          }, 200);
+      try {
+        await untilDone(h);
+      } finally {
+        if (flusher) clearInterval(flusher);
+        server?.close();
+        await writer.end();
+      }
     });
 }

@@ -4,6 +4,8 @@
 import { Command, Option } from 'commander';
 import type { Family } from '../packet/addr.js';
 import { Collect, JsonlSink, Tee } from '../export/jsonl.js';
+import { openOutputFile } from '../io/output.js';
+import { untilDone } from './lifecycle.js';
 import { TraceTextView } from '../render/trace-text.js';
 import type { TraceEvent } from '../trace/events.js';
 import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, startTrace } from '../trace/run.js';
@@ -78,6 +80,7 @@ export function traceCommand(): Command {
     .action(async (target: string, opts: TraceOpts, cmd: Command) => {
       // Exploring flows: one probe per flow and hop unless -q says otherwise.
       if (opts.ecmp && cmd.getOptionValueSource('queries') === 'default') opts.queries = 1;
+      if (!target.trim()) throw new Error('usage: the target is empty: give an IP address or a host name');
       const family: Family | undefined = opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined;
       if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
       const picked = [opts.udp && 'udp', opts.icmp && 'icmp', opts.tcp && 'tcp', opts.method].filter(Boolean) as (MethodChoice | 'auto')[];
@@ -110,17 +113,12 @@ export function traceCommand(): Command {
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
       const sinks: { event(e: TraceEvent): void; end?(): void | Promise<void> }[] = [];
       if (opts.jsonl) sinks.push(new JsonlSink<TraceEvent>(process.stdout));
-      if (opts.jsonlFile) sinks.push(JsonlSink.toFile<TraceEvent>(opts.jsonlFile));
+      if (opts.jsonlFile) sinks.push(new JsonlSink<TraceEvent>(openOutputFile(opts.jsonlFile), true));
       if (!opts.quiet && !opts.jsonl) sinks.push(new TraceTextView((l) => process.stdout.write(`${l}\n`)));
       if (sinks.length === 0) sinks.push(new Collect<TraceEvent>());
       const tee = new Tee<TraceEvent>(sinks);
       const h = await startTrace(req, tee);
-      const onSig = () => h.interrupt();
-      process.once('SIGINT', onSig);
-      process.once('SIGTERM', onSig);
-      const done = await h.done;
-      process.off('SIGINT', onSig);
-      process.off('SIGTERM', onSig);
+      const done = await untilDone({ done: h.done, stop: () => h.interrupt() });
       await tee.end();
       if (done.reason === 'error') {
         const e = h.error;

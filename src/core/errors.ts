@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'ERR_LAB_EXISTS'
   | 'ERR_LAB_NOT_FOUND'
   | 'ERR_MISSING_TOOL'
-  | 'ERR_BPF';
+  | 'ERR_BPF'
+  | 'ERR_OUTPUT';
 
 export class PathlensError extends Error {
   readonly code: ErrorCode;

@@ -1,43 +1,24 @@
 /**
  * JSONL export: one JSON object per line, to stdout or to a file. A consumer of the event stream
- * like any other view.
+ * like any other view. Write failures are handled by src/io/output.ts.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { PathlensError } from '../core/errors.js';
+import { closeOutput, outputFailure } from '../io/output.js';
 
 export class JsonlSink<E> {
-  private readonly out: Writable;
-  private readonly owned: boolean;
-  private failed: Error | null = null;
-
-  constructor(out: Writable, owned = false) {
-    this.out = out;
-    this.owned = owned;
-    out.on('error', (e) => (this.failed = e));
-  }
-
-  static toFile<E>(path: string): JsonlSink<E> {
-    let s: WriteStream;
-    try {
-      s = createWriteStream(path, { flags: 'w' });
-    } catch (e) {
-      throw new PathlensError('ERR_USAGE', `cannot write ${path}: ${(e as Error).message}`);
-    }
-    return new JsonlSink<E>(s, true);
-  }
+  /** `owned`: the sink closes the output at the end (a file); stdout is only drained. */
+  constructor(
+    private readonly out: Writable,
+    private readonly owned = false,
+  ) {}
 
   event(e: E): void {
-    if (this.failed) return;
-    this.out.write(`${JSON.stringify(e)}\n`);
+    // After a write failure nothing more is written (src/io/output.ts reports it and stops the run).
+    if (!outputFailure()) this.out.write(`${JSON.stringify(e)}\n`);
   }
 
   end(): Promise<void> {
-    if (this.failed) return Promise.reject(new PathlensError('ERR_USAGE', `cannot write events: ${this.failed.message}`));
-    if (!this.owned) return new Promise((res) => this.out.write('', () => res()));
-    return new Promise((res, rej) => {
-      this.out.end(() => (this.failed ? rej(this.failed) : res()));
-    });
+    return this.owned || this.out === process.stdout ? closeOutput(this.out) : Promise.resolve();
   }
 }
 

@@ -17,7 +17,7 @@ import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
 import { realtime } from '../time/clock.js';
 import { inNamespace } from '../trace/placement.js';
 import { Decoder, L3_ETHERTYPE, PacketInfo, SKIP_FRAGMENT, SKIP_MALFORMED, SKIP_NOT_IP, SKIP_PROTO, linktypeSupported } from './decode.js';
-import type { PpingDoneEvent, PpingEvent, PpingProtocol, PpingStartEvent } from './events.js';
+import { PPING_SCHEMA, type PpingDoneEvent, type PpingEvent, type PpingProtocol, type PpingStartEvent } from './events.js';
 import { Matcher, type MatcherOptions } from './matcher.js';
 import { CaptureReader, CaptureRecord } from './pcap.js';
 
@@ -59,7 +59,7 @@ function protocols(o: Partial<MatcherOptions>): PpingProtocol[] {
 
 export function startEvent(source: PpingStartEvent['source'], input: string, o: Partial<MatcherOptions>, sec: number, nsec: number): PpingStartEvent {
   return {
-    schema: 'pathlens.pping/1',
+    schema: PPING_SCHEMA,
     type: 'start',
     sec,
     nsec,
@@ -74,7 +74,7 @@ export function startEvent(source: PpingStartEvent['source'], input: string, o: 
 
 function doneEvent(m: Matcher, t: Tally, reason: PpingDoneEvent['reason'], sec: number, nsec: number): PpingDoneEvent {
   return {
-    schema: 'pathlens.pping/1',
+    schema: PPING_SCHEMA,
     type: 'done',
     sec,
     nsec,
@@ -95,20 +95,28 @@ function matcherFor(o: Partial<MatcherOptions>, sink: PpingSink): Matcher {
   return new Matcher(o, { rtt: (e) => sink.event(e), flow: (e) => sink.event(e), full: (e) => sink.event(e) });
 }
 
-/** Reads a pcap or pcapng file through the rules; resolves with the done event. */
-export function runOffline(path: string, o: Partial<MatcherOptions>, sink: PpingSink): PpingDoneEvent {
+/** Packets read between two turns of the event loop (so a signal can stop a long read). */
+const OFFLINE_SLICE = 8192;
+
+/**
+ * Reads a pcap or pcapng file through the rules, a slice at a time: `stop()` (a signal, a failed
+ * output) ends it early with reason "interrupted". The done event is the last one either way.
+ */
+export function runOffline(path: string, o: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
   const reader = CaptureReader.open(path);
-  try {
-    const m = matcherFor(o, sink);
-    const dec = new Decoder();
-    const info = new PacketInfo();
-    const rec = new CaptureRecord();
-    const t = new Tally();
-    let started = false;
-    let nextSweep = SWEEP_NS;
-    let lastSec = 0;
-    let lastNsec = 0;
-    while (reader.next(rec)) {
+  const m = matcherFor(o, sink);
+  const dec = new Decoder();
+  const info = new PacketInfo();
+  const rec = new CaptureRecord();
+  const t = new Tally();
+  let started = false;
+  let stopped = false;
+  let nextSweep = SWEEP_NS;
+  let lastSec = 0;
+  let lastNsec = 0;
+  const slice = (): boolean => {
+    for (let n = 0; n < OFFLINE_SLICE; n++) {
+      if (!reader.next(rec)) return false;
       if (!started) {
         started = true;
         sink.event(startEvent('pcap', path, o, rec.sec, rec.nsec));
@@ -124,19 +132,35 @@ export function runOffline(path: string, o: Partial<MatcherOptions>, sink: Pping
         t.skip(r);
         continue;
       }
-      m.process(info, rec.sec, rec.nsec, rec.egress === true);
+      // Direction: pcapng's epb_flags, else a Linux cooked header's packet type, else unknown (ingress).
+      m.process(info, rec.sec, rec.nsec, rec.egress ?? info.linkOut === 1);
       if (m.now >= nextSweep) {
         m.sweep();
         nextSweep = m.now + SWEEP_NS;
       }
     }
-    if (!started) sink.event(startEvent('pcap', path, o, 0, 0));
-    const done = doneEvent(m, t, 'end-of-file', lastSec, lastNsec);
-    sink.event(done);
-    return done;
-  } finally {
-    reader.close();
-  }
+    return true;
+  };
+  const done = new Promise<PpingDoneEvent>((resolve, reject) => {
+    const turn = (): void => {
+      try {
+        if (!stopped && slice()) {
+          setImmediate(turn);
+          return;
+        }
+        reader.close();
+        if (!started) sink.event(startEvent('pcap', path, o, 0, 0));
+        const d = doneEvent(m, t, stopped ? 'interrupted' : 'end-of-file', lastSec, lastNsec);
+        sink.event(d);
+        resolve(d);
+      } catch (e) {
+        reader.close();
+        reject(e);
+      }
+    };
+    setImmediate(turn);
+  });
+  return { done, stop: () => (stopped = true) };
 }
 
 export interface LiveOptions {

@@ -1,14 +1,17 @@
 /**
- * The pping output formats, each a consumer of the event stream:
- *  - standard: one human line per event (local wall time with ns, RTT and min RTT in ms, flow);
+ * The pping output formats, each a consumer of the event stream. Three are ePPing's and mean
+ * what they mean there:
+ *  - standard: one line per RTT or flow event (local wall time with ns, RTT and min RTT in ms
+ *    printed as C's %.6g, protocol, src:port+dst:port);
  *  - ppviz: pollere's machine format, RTT events only: epoch.ns rtt_s min_rtt_s src:port+dst:port;
- *  - json: one array of event objects (ePPing's field names); jsonl: one object per line.
- * Start, table-full and done events go to standard as comment lines (stderr keeps them out of
- * ppviz's way); json and jsonl carry them as objects.
+ *  - json: one array of ePPing's objects (RTT and flow events, its fields in its order).
+ * The fourth is pathlens' own: jsonl, every pathlens.pping/1 event (with schema and type, and the
+ * start, table-full and done records). The other formats write those records as `#` notes to
+ * the notes stream (stderr, or stdout when the output goes to a file).
  */
 import type { Writable } from 'node:stream';
-import { PathlensError } from '../core/errors.js';
-import { type PpingEvent, type RttEvent, toJson } from '../pping/events.js';
+import { closeOutput, outputFailure } from '../io/output.js';
+import { type FlowEvent, nsLiteral, type PpingDoneEvent, type PpingEvent, type PpingStartEvent, type RttEvent, type TableFullEvent, toJson } from '../pping/events.js';
 
 export type PpingFormat = 'standard' | 'ppviz' | 'json' | 'jsonl';
 
@@ -19,30 +22,40 @@ function clock(sec: number, nsec: number): string {
   return `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(nsec, 9)}`;
 }
 
-/** ns as "ms.6 digits" (exact: integer arithmetic). */
-function ms(ns: number): string {
-  const n = Math.round(ns);
-  return `${Math.floor(n / 1e6)}.${pad(n % 1e6, 6)}`;
-}
-
 /** ns as "s.9 digits". */
 function seconds(ns: number): string {
   const n = Math.round(ns);
   return `${Math.floor(n / 1e9)}.${pad(n % 1e9, 9)}`;
 }
 
-function endpoint(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+/** C's printf("%.6g", x) for a finite x (ePPing prints its millisecond figures this way). */
+export function g6(x: number): string {
+  if (x === 0) return '0';
+  const [m, e] = x.toExponential(5).split('e');
+  const exp = Number(e);
+  const strip = (t: string) => (t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t);
+  if (exp < -4 || exp >= 6) return `${strip(m)}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  return strip(x.toFixed(5 - exp));
 }
 
+/** ePPing's and pollere's flow text: address:port+address:port, IPv6 without brackets. */
 function flow(e: { src_ip: string; src_port: number; dest_ip: string; dest_port: number }): string {
-  return `${endpoint(e.src_ip, e.src_port)}+${endpoint(e.dest_ip, e.dest_port)}`;
+  return `${e.src_ip}:${e.src_port}+${e.dest_ip}:${e.dest_port}`;
+}
+
+/** An RTT or flow event as ePPing's JSON object: its fields, in its order. */
+export function eppingJson(e: RttEvent | FlowEvent): string {
+  const head = `{"timestamp":${nsLiteral(e.sec, e.nsec)},"src_ip":${JSON.stringify(e.src_ip)},"src_port":${e.src_port},"dest_ip":${JSON.stringify(e.dest_ip)},"dest_port":${e.dest_port},"protocol":"${e.protocol}"`;
+  if (e.type === 'rtt') {
+    return `${head},"rtt":${e.rtt},"min_rtt":${e.min_rtt},"sent_packets":${e.sent_packets},"sent_bytes":${e.sent_bytes},"rec_packets":${e.rec_packets},"rec_bytes":${e.rec_bytes},"match_on_egress":${e.match_on_egress}}`;
+  }
+  return `${head},"flow_event":"${e.flow_event}","reason":"${e.reason}","triggered_by":"${e.triggered_by}"}`;
 }
 
 export function standardLine(e: PpingEvent): string {
   switch (e.type) {
     case 'rtt':
-      return `${clock(e.sec, e.nsec)} ${ms(e.rtt)} ms ${ms(e.min_rtt)} ms ${e.protocol} ${flow(e)}`;
+      return `${clock(e.sec, e.nsec)} ${g6(e.rtt / 1e6)} ms ${g6(e.min_rtt / 1e6)} ms ${e.protocol} ${flow(e)}`;
     case 'flow':
       return `${clock(e.sec, e.nsec)} ${e.protocol} ${flow(e)} ${e.flow_event} due to ${e.reason} from ${e.triggered_by}`;
     case 'aggregate': {
@@ -56,7 +69,7 @@ export function standardLine(e: PpingEvent): string {
       return `# pping on ${e.input} (${e.source}): ${e.protocols.join(', ')}; rate limit ${e.rtt_rate ? `${e.rtt_rate} x RTT` : `${e.rate_limit_ms} ms`}`;
     case 'done': {
       const s = e.skipped;
-      return `# ${e.reason}: ${e.packets} packets (${e.considered} TCP/ICMP considered; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTTs, ${e.flows_opened} flows${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
+      return `# ${e.reason}: ${e.packets} packets (${e.considered} TCP/ICMP considered; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTT${e.rtt_events === 1 ? '' : 's'}, ${e.flows_opened} flow${e.flows_opened === 1 ? '' : 's'}${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
     }
   }
 }
@@ -65,10 +78,18 @@ export function ppvizLine(e: RttEvent): string {
   return `${e.sec}.${pad(e.nsec, 9)} ${seconds(e.rtt)} ${seconds(e.min_rtt)} ${flow(e)}`;
 }
 
-/** Writes events in one format to a stream; notes (start, done, table-full) to `notes` for ppviz. */
+/** Run records that the ePPing formats carry as `#` notes, not in their output. */
+function isNote(e: PpingEvent): e is PpingStartEvent | PpingDoneEvent | TableFullEvent {
+  return e.type === 'start' || e.type === 'done' || e.type === 'table-full';
+}
+
+/**
+ * Writes events in one format to an output; notes (start, done, table-full) to `notes` for the
+ * ePPing formats. Write failures are reported by src/io/output.ts; after one, nothing more is
+ * written.
+ */
 export class PpingWriter {
   private first = true;
-  private failed: Error | null = null;
   /** Output is gathered and written in blocks of about 64 KiB (one write per line costs most of an offline run). */
   private pending = '';
 
@@ -76,24 +97,25 @@ export class PpingWriter {
     private readonly format: PpingFormat,
     private readonly out: Writable,
     private readonly notes: Writable | null,
-    private readonly owned = false,
-  ) {
-    out.on('error', (err) => (this.failed = err));
-  }
+  ) {}
 
   event(e: PpingEvent): void {
-    if (this.failed) return;
     switch (this.format) {
       case 'standard':
-        this.pending += `${standardLine(e)}\n`;
+        if (isNote(e)) this.note(e);
+        else this.pending += `${standardLine(e)}\n`;
         break;
       case 'ppviz':
         // pollere's format has RTT lines only; run notes go to `notes`, flow events nowhere.
         if (e.type === 'rtt') this.pending += `${ppvizLine(e)}\n`;
-        else if (e.type !== 'flow') this.notes?.write(`${standardLine(e)}\n`);
+        else if (isNote(e)) this.note(e);
         break;
       case 'json':
-        this.pending += `${this.first ? '[\n' : ',\n'}${toJson(e)}`;
+        if (isNote(e)) {
+          this.note(e);
+          break;
+        }
+        this.pending += `${this.first ? '[\n' : ',\n'}${e.type === 'rtt' || e.type === 'flow' ? eppingJson(e) : toJson(e)}`;
         this.first = false;
         break;
       case 'jsonl':
@@ -103,19 +125,20 @@ export class PpingWriter {
     if (this.pending.length >= 65536) this.flush();
   }
 
+  private note(e: PpingEvent): void {
+    if (!outputFailure()) this.notes?.write(`${standardLine(e)}\n`);
+  }
+
   /** Writes what is gathered (live captures call this a few times a second). */
   flush(): void {
-    if (this.pending && !this.failed) this.out.write(this.pending);
+    if (this.pending && !outputFailure()) this.out.write(this.pending);
     this.pending = '';
   }
 
-  end(): Promise<void> {
+  /** Completes the format (json's closing bracket) and closes the output. */
+  async end(): Promise<void> {
     if (this.format === 'json') this.pending += this.first ? '[]\n' : '\n]\n';
     this.flush();
-    return new Promise((res, rej) => {
-      const done = () => (this.failed ? rej(new PathlensError('ERR_USAGE', `cannot write output: ${this.failed.message}`)) : res());
-      if (this.owned) this.out.end(done);
-      else this.out.write('', done);
-    });
+    await closeOutput(this.out);
   }
 }

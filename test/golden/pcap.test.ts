@@ -156,40 +156,51 @@ test('truncated and malformed captures are errors with the byte offset, never gu
   rejects(file('ng-cap.pcapng', capPast), /captured length 200 runs past the block/);
 });
 
-test('offline pping over a pcap: RTT events from the same rules; the CLI reports bad files in one line', () => {
+test('offline pping over a pcap: RTT events from the same rules; the CLI reports bad files in one line', async () => {
   const A = [10, 0, 0, 1];
   const B = [10, 0, 0, 2];
   const frame = (src: number[], dst: number[], s: number[]) => eth(0x0800, [...ipv4(src, dst, 6, s.length, 64), ...s]);
+  // The first TSval of a connection is only the edge to wait for; the next one is timestamped.
+  const d0 = tcpSeg({ sport: 40000, dport: 80, flags: 0x18, ts: [76, 1], payload: 50 });
   const d = tcpSeg({ sport: 40000, dport: 80, flags: 0x18, ts: [77, 1], payload: 50 });
   const a = tcpSeg({ sport: 80, dport: 40000, flags: 0x10, ts: [9, 77] });
   const path = file(
     'flow.pcap',
     pcap([
+      { sec: 1700000000, frac: 0, data: frame(A, B, d0) },
       { sec: 1700000000, frac: 100, data: frame(A, B, d) },
       { sec: 1700000000, frac: 12_600, data: frame(B, A, a) },
     ]),
   );
   const events: PpingEvent[] = [];
-  const done = runOffline(path, {}, { event: (e) => events.push(e) });
+  const done = await runOffline(path, {}, { event: (e) => events.push(e) }).done;
   const rtts = events.filter((e): e is RttEvent => e.type === 'rtt');
   assert.deepEqual(
-    rtts.map((r) => [r.rtt, r.src_ip, r.dest_ip]),
-    [[12_500_000, '10.0.0.1', '10.0.0.2']],
+    rtts.map((r) => [r.rtt, r.src_ip, r.dest_ip, r.sent_packets, r.sent_bytes, r.rec_packets, r.rec_bytes]),
+    [[12_500_000, '10.0.0.2', '10.0.0.1', 2, 100, 1, 0]],
+    'as ePPing: src echoed; counters of the timestamped direction, payload bytes',
   );
-  assert.deepEqual([done.packets, done.considered, done.rtt_events, done.reason], [2, 2, 1, 'end-of-file']);
+  assert.deepEqual([done.packets, done.considered, done.rtt_events, done.reason], [3, 3, 1, 'end-of-file']);
   for (const fmt of ['standard', 'ppviz', 'json', 'jsonl']) {
     const r = spawnSync(process.execPath, [CLI, 'pping', '-r', path, '-F', fmt], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    if (fmt === 'ppviz') assert.equal(r.stdout, '1700000000.012600000 0.012500000 0.012500000 10.0.0.1:40000+10.0.0.2:80\n');
-    if (fmt === 'standard') assert.match(r.stdout, / 12\.500000 ms 12\.500000 ms TCP 10\.0\.0\.1:40000\+10\.0\.0\.2:80\n/);
+    if (fmt === 'ppviz') assert.equal(r.stdout, '1700000000.012600000 0.012500000 0.012500000 10.0.0.2:80+10.0.0.1:40000\n');
+    if (fmt === 'standard') {
+      assert.match(r.stdout, / 12\.5 ms 12\.5 ms TCP 10\.0\.0\.2:80\+10\.0\.0\.1:40000\n/, "ePPing's %.6g figures");
+      assert.match(r.stdout, /^\d\d:\d\d:\d\d\.000100000 TCP 10\.0\.0\.2:80\+10\.0\.0\.1:40000 opening due to first observed packet from dest\n/, "opened when the first reply came: the time of its direction's last timestamp");
+      assert.match(r.stderr, /^# pping on .* \(pcap\)/, 'run notes go to stderr');
+    }
     if (fmt === 'json') {
       const arr = JSON.parse(r.stdout) as Record<string, unknown>[];
-      for (const e of arr) ppingEvents(JSON.stringify(e));
-      const rtt = arr.find((e) => e.type === 'rtt')!;
       assert.deepEqual(
-        Object.keys(rtt).slice(0, 15),
-        ['schema', 'type', 'timestamp', 'src_ip', 'src_port', 'dest_ip', 'dest_port', 'protocol', 'rtt', 'min_rtt', 'sent_packets', 'sent_bytes', 'rec_packets', 'rec_bytes', 'match_on_egress'],
+        arr.map((e) => Object.keys(e)),
+        [
+          ['timestamp', 'src_ip', 'src_port', 'dest_ip', 'dest_port', 'protocol', 'flow_event', 'reason', 'triggered_by'],
+          ['timestamp', 'src_ip', 'src_port', 'dest_ip', 'dest_port', 'protocol', 'rtt', 'min_rtt', 'sent_packets', 'sent_bytes', 'rec_packets', 'rec_bytes', 'match_on_egress'],
+        ],
+        "ePPing's objects only, its fields in its order",
       );
+      for (const e of arr) ppingEvents(JSON.stringify({ schema: 'pathlens.pping/1', type: 'rtt' in e ? 'rtt' : 'flow', ...e }));
       assert.match(r.stdout, /"timestamp":1700000000012600000,/, 'the epoch ns timestamp is written exactly');
     }
     if (fmt === 'jsonl') {
