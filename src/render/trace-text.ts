@@ -1,6 +1,7 @@
 /**
  * The human traceroute view: a consumer of pathlens.trace/1 events, nothing more. It prints one
- * line per hop event, '*' for each probe without reply, and traceroute's ! annotations.
+ * line per hop event, '*' for each probe without reply, traceroute's ! annotations, and '?' after
+ * a reply that could only be matched on ports (its quote was too short to carry the cookie).
  */
 import type { HopEvent, StartEvent, TraceEvent } from '../trace/events.js';
 
@@ -65,6 +66,8 @@ export function formatHop(e: HopEvent, target: string): string {
     if (r.kind === 'unreachable' && !(r.code === 'port' && r.addr === target)) s += ` ${UNREACH_MARK[r.code] ?? `!<${r.code}>`}`;
     else if (r.kind === 'packet-too-big') s += ' !F';
     else if (r.kind === 'local-error') s += ` !L(${r.code})`;
+    // Matched on ports alone (the router quoted too little to carry the probe's cookie).
+    if (r.unverified) s += ' ?';
     parts.push(s);
   }
   return parts.join('  ');
@@ -106,7 +109,8 @@ export class TraceTextView {
         if (e.unmatched) extra.push(`${e.unmatched} unmatched`);
         if (e.late) extra.push(`${e.late} late`);
         if (e.path_mtu) extra.push(`path MTU ${e.path_mtu}`);
-        const what = e.reason === 'reached' ? `reached ${this.target} in ${e.hops} hops` : `stopped: ${e.reason} after ${e.hops} hops`;
+        const hops = `${e.hops} hop${e.hops === 1 ? '' : 's'}`;
+        const what = e.reason === 'reached' ? `reached ${this.target} in ${hops}` : `stopped: ${e.reason} after ${hops}`;
         this.write(`-- ${what} (${extra.join(', ')})`);
         break;
       }

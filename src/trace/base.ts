@@ -39,6 +39,7 @@ export abstract class ProberBase {
     const r = this.rec;
     r.seq = -1;
     r.unmatched = null;
+    r.unverified = false;
     r.detail = '';
     r.family = this.family;
     r.hasAddr = false;

@@ -315,7 +315,7 @@ export class TraceEngine {
       ...(again ? { resent: true } : {}),
       ...(this.o.pmtu && this.prober.packetLen !== undefined ? { len: this.prober.packetLen } : {}),
       ...(this.prober.srcPortOf ? { src_port: this.prober.srcPortOf(seq) } : {}),
-      ...(this.prober.method === 'icmp' ? { echo_seq: seq & 0xffff } : {}),
+      ...(this.prober.echoSeqOf ? { echo_seq: this.prober.echoSeqOf(seq) } : {}),
       retries,
     });
   }
@@ -397,6 +397,7 @@ export class TraceEngine {
       index: seq % this.perTtl,
       ...(this.flows > 1 ? { flow: (seq % this.perTtl) % this.flows } : {}),
       ...(r.mpls ? { mpls: r.mpls } : {}),
+      ...(r.unverified ? { unverified: true as const } : {}),
     });
 
     // Later hops bound how long earlier ones can take: tighten their deadlines.
@@ -447,6 +448,7 @@ export class TraceEngine {
       ...(r.mpls ? { mpls: r.mpls } : {}),
       ...(r.ifindex > 0 ? { ifindex: r.ifindex } : {}),
       ...(resend ? { resend: true } : {}),
+      ...(r.unverified ? { unverified: true as const } : {}),
     });
   }
 

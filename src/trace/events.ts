@@ -87,6 +87,11 @@ export interface ReplyEvent extends Base {
   ifindex?: number;
   /** --pmtu: the probe was too big for a link before its TTL; it is sent again, smaller, and this reply is not the hop's. */
   resend?: boolean;
+  /**
+   * Matched on ports or echo sequence alone: the error quoted too little of the probe to carry
+   * its cookie. Counted (real routers do this) but not proven ours.
+   */
+  unverified?: true;
 }
 
 /**
@@ -122,6 +127,8 @@ export interface HopReply {
   /** ECMP exploration: the flow this probe belonged to. */
   flow?: number;
   mpls?: MplsLabel[];
+  /** See ReplyEvent.unverified. */
+  unverified?: true;
 }
 
 export interface HopEvent extends Base {

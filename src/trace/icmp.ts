@@ -13,6 +13,7 @@
  * last two payload bytes are chosen so that the ICMP checksum is the same for every probe of a flow
  * (routers that hash on the ICMP header then keep the flow on one path).
  */
+import { randomInt } from 'node:crypto';
 import {
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
@@ -117,6 +118,11 @@ export class IcmpProber extends ProberBase implements Prober {
   private readonly batch: SendBatch;
   private readonly msgLen: number;
   private readonly echoId: number;
+  /**
+   * Probe seq goes out with echo sequence (seqBase + seq) mod 2^16: a random base, so that a
+   * forger who cannot see the probes must guess it for errors that quote no cookie.
+   */
+  private readonly seqBase = randomInt(0, 0x10000);
   private readonly flowChecksum: number;
   private readonly errBatch: RecvBatch | null;
   private readonly dataBatch = new RecvBatch(32, 2048, 128, 32);
@@ -158,6 +164,10 @@ export class IcmpProber extends ProberBase implements Prober {
     return null;
   }
 
+  echoSeqOf(seq: number): number {
+    return (this.seqBase + seq) & 0xffff;
+  }
+
   send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
     const b = this.batch;
     const o = this.o;
@@ -166,7 +176,7 @@ export class IcmpProber extends ProberBase implements Prober {
     for (let i = 0; i < n; i++) {
       const off = i * len;
       b.dataView.setUint16(off + 2, 0, false);
-      b.dataView.setUint16(off + 6, seqs[i] & 0xffff, false);
+      b.dataView.setUint16(off + 6, this.echoSeqOf(seqs[i]), false);
       b.dataView.setUint32(off + 16, seqs[i] >>> 0, false);
       b.data[off + 8 + COOKIE_LEN] = ttls[i] & 0xff;
       const flows = o.flows ?? 1;
@@ -198,7 +208,7 @@ export class IcmpProber extends ProberBase implements Prober {
    * Attributes an echo header at bytes[off] (8 bytes) and the cookie after it (if `avail` covers
    * it) to a probe: sets r.seq, or r.unmatched.
    */
-  private match(r: ReplyRecord, bytes: Uint8Array, dv: DataView, off: number, avail: number): void {
+  private match(r: ReplyRecord, bytes: Uint8Array, dv: DataView, off: number, avail: number, echoReply: boolean): void {
     if (avail < 8) {
       r.unmatched = 'malformed';
       r.detail = 'echo header cut short';
@@ -207,7 +217,7 @@ export class IcmpProber extends ProberBase implements Prober {
     const seq16 = dv.getUint16(off + 6, false);
     if (avail >= 8 + COOKIE_LEN) {
       const seq = dv.getUint32(off + 16, false);
-      if (dv.getUint32(off + 8, false) !== COOKIE_MAGIC || dv.getUint32(off + 12, false) !== this.o.session >>> 0 || (seq & 0xffff) !== seq16) {
+      if (dv.getUint32(off + 8, false) !== COOKIE_MAGIC || dv.getUint32(off + 12, false) !== this.o.session >>> 0 || this.echoSeqOf(seq) !== seq16) {
         r.unmatched = 'cookie-mismatch';
         r.detail = `echo seq ${seq16}`;
         return;
@@ -220,13 +230,22 @@ export class IcmpProber extends ProberBase implements Prober {
       r.seq = seq;
       return;
     }
-    // No cookie quoted: the 16-bit sequence is the probe only while the budget fits in it.
-    if (this.o.total > 0x10000 || seq16 >= this.o.total) {
+    // An echo reply returns the whole payload: without the cookie it is not ours.
+    if (echoReply) {
+      r.unmatched = 'cookie-mismatch';
+      r.detail = `echo reply seq ${seq16} without the cookie`;
+      return;
+    }
+    // An error quoting no cookie: the 16-bit sequence is the probe only while the budget fits in
+    // it, and the match is unverified.
+    const seq = (seq16 - this.seqBase) & 0xffff;
+    if (this.o.total > 0x10000 || seq >= this.o.total) {
       r.unmatched = 'unknown-probe';
       r.detail = `echo seq ${seq16} without cookie`;
       return;
     }
-    r.seq = seq16;
+    r.seq = seq;
+    r.unverified = true;
   }
 
   /** Ping socket, error queue: the payload starts at the quoted echo header. */
@@ -239,7 +258,7 @@ export class IcmpProber extends ProberBase implements Prober {
         r.unmatched = 'wrong-destination';
         r.detail = `for ${formatIp(b.names, nm.addrOff, this.family)}`;
       } else {
-        this.match(r, b.data, b.dataView, b.dataOff(i), b.dataLen(i));
+        this.match(r, b.data, b.dataView, b.dataOff(i), b.dataLen(i), false);
       }
       this.finishErrqueue(b, i);
     }
@@ -256,7 +275,7 @@ export class IcmpProber extends ProberBase implements Prober {
       r.unmatched = 'malformed';
       r.detail = `ICMP type ${b.dataLen(i) > 0 ? b.data[off] : -1} on a ping socket`;
     } else {
-      this.match(r, b.data, b.dataView, off, b.dataLen(i));
+      this.match(r, b.data, b.dataView, off, b.dataLen(i), true);
     }
     this.echoReply(r, b, i);
     this.onReply?.(r);
@@ -305,7 +324,7 @@ export class IcmpProber extends ProberBase implements Prober {
         this.foreign++;
         return;
       }
-      this.match(r, bytes, dv, off, len);
+      this.match(r, bytes, dv, off, len, true);
       r.kind = 'echo-reply';
       r.code = 'reply';
       r.icmpType = type;
@@ -328,7 +347,7 @@ export class IcmpProber extends ProberBase implements Prober {
         r.unmatched = 'wrong-destination';
         r.detail = `for ${formatIp(bytes, inner.dstOff, this.family)}`;
       } else {
-        this.match(r, bytes, dv, l4, avail);
+        this.match(r, bytes, dv, l4, avail, false);
       }
       const nm = icmpName(this.family, ie.type, ie.code);
       r.kind = nm.kind;

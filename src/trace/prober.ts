@@ -13,6 +13,12 @@ export class ReplyRecord {
   seq = -1;
   /** Why it did not match (when seq is -1). */
   unmatched: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'malformed' | null = null;
+  /**
+   * Matched on ports or the echo sequence alone: the error quoted too little of the probe to carry
+   * its cookie (old routers quote 8 bytes). Real routers do this, so the reply counts, but a
+   * forger who guessed the ports could have sent it too: events and views say so.
+   */
+  unverified = false;
   detail = '';
   family: Family = 4;
   /** Responder address bytes live in `addrBuf[addrOff..]`; hasAddr false for local errors. */
@@ -71,6 +77,8 @@ export interface Prober {
   dstPort(seq: number): number | null;
   /** Source port of probe `seq`, when probes have their own (one socket per TCP probe). */
   srcPortOf?(seq: number): number;
+  /** ICMP: the echo sequence number probe `seq` carries. */
+  echoSeqOf?(seq: number): number;
   /** Longest wait the method can honour (TCP connect: the kernel's initial SYN RTO). */
   readonly maxWaitMs?: number;
   /** Probe packet length on the wire (IP header included), for path MTU discovery. */

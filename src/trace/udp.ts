@@ -223,7 +223,7 @@ export class UdpProber extends ProberBase implements Prober {
   }
 
   /** Matches the original destination (msg_name) and the quoted cookie to a probe. */
-  private correlate(r: ReplyRecord, batch: RecvBatch, i: number, cookieOff: number, cookieLen: number): void {
+  private correlate(r: ReplyRecord, batch: RecvBatch, i: number, cookieOff: number, cookieLen: number, verifiable = true): void {
     const nm = this.name;
     if (readSockaddr(batch.nameView, batch.nameOff(i), batch.nameLen(i), nm) !== OK || nm.family !== this.family) {
       r.unmatched = 'malformed';
@@ -252,6 +252,9 @@ export class UdpProber extends ProberBase implements Prober {
         r.detail = `port ${nm.port}`;
         return;
       }
+    } else if (verifiable) {
+      // An error that quotes less than the cookie: the port alone names the probe.
+      r.unverified = true;
     }
     r.seq = seq;
   }
@@ -293,7 +296,7 @@ export class UdpProber extends ProberBase implements Prober {
     const r = this.beginData(b, i);
     // A UDP answer from the target: its source port is our probe's destination port. No cookie
     // comes back (it is the service's own payload), so the port alone identifies the probe.
-    this.correlate(r, b, i, 0, 0);
+    this.correlate(r, b, i, 0, 0, false);
     r.kind = 'udp-reply';
     r.code = 'reply';
     if (r.unmatched !== 'malformed') ProberBase.setAddr(r, b.names, this.name.addrOff);
