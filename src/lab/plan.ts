@@ -211,8 +211,18 @@ function sysctlsFor(n: NodeSpec): [string, string][] {
     ['net.ipv4.ping_group_range', '0 2147483647'],
   ];
   const rl = n.icmp_ratelimit;
-  s.push(['net.ipv4.icmp_ratelimit', String(rl ? rl.ms : 0)]);
-  s.push(['net.ipv6.icmp.ratelimit', String(rl ? rl.ms : 0)]);
+  if (n.silent) {
+    // A silent router sends no Time Exceeded, and nothing else changes: only that type is rate
+    // limited (ratemask), and per destination its limit is one message per SILENT_MS, a token
+    // bucket whose first tokens (the kernel grants 60 s' worth) never reach one message.
+    s.push(['net.ipv4.icmp_ratemask', String(1 << 11)]);
+    s.push(['net.ipv6.icmp.ratemask', '3']);
+    s.push(['net.ipv4.icmp_ratelimit', String(SILENT_MS)]);
+    s.push(['net.ipv6.icmp.ratelimit', String(SILENT_MS)]);
+  } else {
+    s.push(['net.ipv4.icmp_ratelimit', String(rl ? rl.ms : 0)]);
+    s.push(['net.ipv6.icmp.ratelimit', String(rl ? rl.ms : 0)]);
+  }
   s.push(['net.ipv4.icmp_msgs_per_sec', String(rl?.msgs_per_sec ?? 10000000)]);
   s.push(['net.ipv4.icmp_msgs_burst', String(rl?.burst ?? 10000000)]);
   if (n.role === 'router') {
@@ -224,19 +234,12 @@ function sysctlsFor(n: NodeSpec): [string, string][] {
   return s;
 }
 
+/** A silent router's ICMP Time Exceeded rate limit: one per destination per 11.5 days. */
+export const SILENT_MS = 1_000_000_000;
+
+/** nftables rules: NAT only (silent routers need no tool beyond sysctl). */
 function nftFor(n: NodeSpec, mine: { peer: string; link: number }[]): string | null {
   const parts: string[] = [];
-  if (n.silent) {
-    parts.push(
-      'table inet pathlens_silent {',
-      '  chain out {',
-      '    type filter hook output priority 0; policy accept;',
-      '    icmp type time-exceeded drop',
-      '    icmpv6 type time-exceeded drop',
-      '  }',
-      '}',
-    );
-  }
   if (n.nat_towards) {
     const link = mine.find((m) => m.peer === n.nat_towards)!.link;
     parts.push(

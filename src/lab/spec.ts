@@ -2,7 +2,8 @@
  * Lab topology specs: the declarative description of a namespace network (JSON or YAML), and its
  * validation. Every error names the field at fault.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
 
 export interface Impairment {
@@ -141,7 +142,7 @@ export function validateSpec(raw: unknown): LabSpec {
         const rw = `${where}.routes[${j}]`;
         const r = obj(rv, rw);
         keys(r, ['to', 'type'], rw);
-        if (typeof r.to !== 'string' || !(r.to === 'phantom' || /^[0-9a-fA-F:.]+\/\d{1,3}$/.test(r.to))) fail(`${rw}.to must be a CIDR prefix or 'phantom'`);
+        if (typeof r.to !== 'string' || !(r.to === 'phantom' || isPrefix(r.to))) fail(`${rw}.to must be a CIDR prefix (an IPv4 or IPv6 address, '/', a length up to 32 or 128) or 'phantom'`);
         if (r.type !== 'unreachable' && r.type !== 'prohibit' && r.type !== 'blackhole') fail(`${rw}.type must be unreachable, prohibit or blackhole`);
         return { to: r.to, type: r.type };
       });
@@ -183,12 +184,27 @@ export function validateSpec(raw: unknown): LabSpec {
   return spec;
 }
 
+/** An address and a prefix length that fits its family (10.0.0.0/8, fd00::/64). */
+function isPrefix(text: string): boolean {
+  const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(text);
+  if (!m) return false;
+  const fam = isIP(m[1]);
+  return fam !== 0 && Number(m[2]) <= (fam === 4 ? 32 : 128);
+}
+
+/** Largest spec file read: a lab of hundreds of nodes fits in a few hundred KiB. */
+export const MAX_SPEC_BYTES = 1 << 20;
+
 /** Reads a spec file (.json, .yaml or .yml). */
 export async function readSpecFile(path: string): Promise<LabSpec> {
   let text: string;
   try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (st.size > MAX_SPEC_BYTES) throw new PathlensError('ERR_CONFIG', `${path} is ${st.size} bytes: a lab spec is at most ${MAX_SPEC_BYTES} bytes`);
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof PathlensError) throw e;
     throw new PathlensError('ERR_CONFIG', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let raw: unknown;

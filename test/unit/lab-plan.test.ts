@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { planLab, primaryAddr } from '../../src/lab/plan.js';
+import { planLab, primaryAddr, SILENT_MS } from '../../src/lab/plan.js';
 import { chain, demo, ecmp, mtu, nat, unreach } from '../../src/lab/presets.js';
-import { validateSpec } from '../../src/lab/spec.js';
+import { MAX_SPEC_BYTES, readSpecFile, validateSpec } from '../../src/lab/spec.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 test('chain: addresses per link, routes towards every subnet, hosts default to their router', () => {
   const p = planLab(chain({ routers: 3 }));
@@ -44,9 +47,17 @@ test('demo preset: 9 routers, 5 ms each way, r3 and r6 silent, userspace path wi
   assert.equal(p.nodes.length, 11);
   assert.equal(p.links.length, 10);
   assert.ok(p.links.every((l) => l.aToB?.delay_ms === 5 && l.bToA?.delay_ms === 5 && l.wire));
+  // Silent routers: only Time Exceeded is rate limited, to one per destination per 11.5 days.
+  const sysctl = (name: string, key: string) => p.nodes.find((n) => n.name === name)!.sysctls.find(([k]) => k === key)?.[1];
   assert.deepEqual(
-    p.nodes.filter((n) => n.nft?.includes('time-exceeded')).map((n) => n.name),
+    p.nodes.filter((n) => sysctl(n.name, 'net.ipv4.icmp_ratemask') === String(1 << 11) && sysctl(n.name, 'net.ipv6.icmp.ratemask') === '3').map((n) => n.name),
     ['r3', 'r6'],
+  );
+  assert.equal(sysctl('r3', 'net.ipv4.icmp_ratelimit'), String(SILENT_MS));
+  assert.equal(sysctl('r4', 'net.ipv4.icmp_ratelimit'), '0');
+  assert.ok(
+    p.nodes.every((n) => n.nft === null),
+    'the demo needs no nftables',
   );
   assert.equal(p.wireNs, 'pl-demo-wire');
   const withNetem = planLab(demo({}), true);
@@ -89,7 +100,19 @@ test('spec validation names the field at fault', () => {
     [{ ...base, extra: 1 }, /unknown field 'extra'/],
     [{ ...base, nodes: [{ name: 'a', role: 'switch' }, { name: 'b', role: 'host' }] }, /role/],
     [[1, 2], /spec must be an object/],
+    [{ ...base, nodes: [{ name: 'a', role: 'host', routes: [{ to: '10.0.0.0/999', type: 'blackhole' }] }, { name: 'b', role: 'host' }] }, /nodes\[0\]\.routes\[0\]\.to/],
+    [{ ...base, nodes: [{ name: 'a', role: 'host', routes: [{ to: '10.0.0.0/33', type: 'blackhole' }] }, { name: 'b', role: 'host' }] }, /routes\[0\]\.to/],
+    [{ ...base, nodes: [{ name: 'a', role: 'host', routes: [{ to: '10.0.0.999/8', type: 'blackhole' }] }, { name: 'b', role: 'host' }] }, /routes\[0\]\.to/],
   ];
   for (const [spec, re] of bad) assert.throws(() => validateSpec(spec), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && re.test(e.message));
   assert.equal(validateSpec({ ...base, links: [{ a: 'a', b: 'b', impair: { loss: '5%' } }] }).links[0].impair?.loss, 0.05);
+  assert.doesNotThrow(() => validateSpec({ ...base, nodes: [{ name: 'a', role: 'host', routes: [{ to: 'fd00::/128', type: 'unreachable' }] }, { name: 'b', role: 'host' }] }));
+});
+
+test('a spec file larger than any lab is refused before it is parsed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pathlens-spec-'));
+  const big = join(dir, 'big.yaml');
+  writeFileSync(big, Buffer.alloc(MAX_SPEC_BYTES + 1, 'a'));
+  await assert.rejects(readSpecFile(big), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && /big\.yaml is \d+ bytes: a lab spec is at most/.test(e.message));
+  await assert.rejects(readSpecFile(dir), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && /EISDIR/.test(e.message));
 });
