@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // Runs the compiled test suite with node:test. Arguments pick categories (unit golden property
-// netns); none means all. Root-only tests live in test/netns and skip with a printed reason when
-// not root, except under CI=true, where they fail instead (see test/helpers/root.ts).
+// netns); none means all. Root-only tests live in test/netns:
+//  - as root, the system tools they drive are installed first when missing (scripts/test-deps.js);
+//  - not root, they run through sudo when there is one (saying so), else they skip with a printed
+//    reason, except under CI=true, where they fail instead (see test/helpers/root.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureTestTools } from './test-deps.js';
 
 const all = ['unit', 'golden', 'property', 'netns'];
 const picked = process.argv.slice(2).length ? process.argv.slice(2) : all;
@@ -14,16 +17,35 @@ for (const c of picked) {
     process.exit(2);
   }
 }
-const files = [];
-for (const c of picked) {
-  const dir = join('dist', 'test', c);
-  if (!existsSync(dir)) continue;
-  for (const f of readdirSync(dir).sort()) if (f.endsWith('.test.js')) files.push(join(dir, f));
-}
-if (files.length === 0) {
+const filesOf = (cats) => {
+  const files = [];
+  for (const c of cats) {
+    const dir = join('dist', 'test', c);
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).sort()) if (f.endsWith('.test.js')) files.push(join(dir, f));
+  }
+  return files;
+};
+if (filesOf(picked).length === 0) {
   console.error('run-tests: no compiled tests found (run `npm run build` first)');
   process.exit(1);
 }
-// netns tests share the machine's network state: run files one at a time.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const root = process.getuid?.() === 0;
+const hasSudo = spawnSync('sh', ['-c', 'command -v sudo'], { stdio: 'ignore' }).status === 0;
+const elevate = picked.includes('netns') && !root && hasSudo && process.env.CI !== 'true';
+const here = elevate ? picked.filter((c) => c !== 'netns') : picked;
+if (root && here.includes('netns')) ensureTestTools();
+
+// netns tests share the machine's network state: files run one at a time.
+const runner = ['--test', '--test-concurrency=1', '--test-reporter=spec'];
+let status = 0;
+if (here.length) {
+  const r = spawnSync(process.execPath, [...runner, ...filesOf(here)], { stdio: 'inherit' });
+  status = r.status ?? 1;
+}
+if (elevate) {
+  process.stderr.write('run-tests: the netns tests need root (network namespaces, BPF): running them through sudo\n');
+  const r = spawnSync('sudo', ['--', process.execPath, 'scripts/run-tests.js', 'netns'], { stdio: 'inherit' });
+  status ||= r.status ?? 1;
+}
+process.exit(status);
