@@ -56,7 +56,9 @@ export class BpfObject {
     const h = n.bpfOpen(new Uint8Array(readFileSync(path)), name);
     if (h < 0) {
       const why = h === -ELIBACC ? 'libbpf is not usable' : errnoName(-h);
-      throw new PathlensError('ERR_BPF', `libbpf could not open ${path} (${why})${tailOf(n.bpfLog())}`);
+      const log = n.bpfLog();
+      const last = logTail(log, 1);
+      throw new PathlensError('ERR_BPF', `libbpf could not open ${path} (${why}${last ? `; libbpf: ${last}` : ''})`, { cause: new Error(logTail(log)) });
     }
     return new BpfObject(h, name);
   }
@@ -83,7 +85,10 @@ export class BpfObject {
     } else {
       what = `the kernel refused the object (${errnoName(-rc)}): it may lack a feature the programs need (BPF ring buffer: Linux 5.8; bounded loops: 5.3)`;
     }
-    throw new PathlensError('ERR_BPF', `${this.name}: ${what}${tailOf(log)}`);
+    // One line: the privilege case needs no libbpf words; otherwise its last one says why.
+    // PATHLENS_DEBUG=1 prints libbpf's whole log (the error's cause).
+    const last = -rc === EPERM ? '' : logTail(log, 1);
+    throw new PathlensError('ERR_BPF', `${this.name}: ${what}${last ? ` (libbpf: ${last})` : ''}`, { cause: new Error(logTail(log)) });
   }
 
   progFd(name: string): number {
@@ -104,11 +109,6 @@ export class BpfObject {
     native().bpfClose(this.handle);
     this.handle = -1;
   }
-}
-
-function tailOf(log: string): string {
-  const t = logTail(log);
-  return t ? `\n  libbpf: ${t}` : '';
 }
 
 /** Number of possible CPUs (the value count of a per-CPU map). */

@@ -60,7 +60,7 @@ function report(e: unknown): number {
   }
   const err = e as Error & { code?: string };
   if (outputFailure()) return 1;
-  if (process.env.PATHLENS_DEBUG) process.stderr.write(`${err.stack}\n`);
+  if (process.env.PATHLENS_DEBUG) process.stderr.write(`${err.stack}\n${err.cause instanceof Error ? `cause: ${err.cause.message}\n` : ''}`);
   const msg = err.message.replace(/^usage: /, '');
   process.stderr.write(`pathlens: ${msg}\n`);
   if (err instanceof PathlensError) return err.code === 'ERR_USAGE' ? 2 : 1;

@@ -131,7 +131,7 @@ export function ppingCommand(): Command {
               h = runBpf({ ...lo, ingressHook: opts.ingressHook, xdpMode: opts.xdpMode, tcMode: tcModeFromEnv() }, mo, sink);
             } catch (e) {
               if (e instanceof PathlensError && e.code === 'ERR_BPF') {
-                throw new PathlensError('ERR_BPF', `${e.message}\n(without BPF, --capture packet applies the same rules to a packet socket)`);
+                throw new PathlensError('ERR_BPF', `${e.message}; without BPF, --capture packet applies the same rules`);
               }
               throw e;
             }

@@ -101,6 +101,55 @@ test('BPF over tcx: SIGKILL leaves nothing attached (links die with their fds)',
   });
 });
 
+test('clsact after SIGKILL: the next run refuses and names --cleanup, which removes the filters; SIGHUP ends a run with its done event', opt, async () => {
+  await withLab(chain({ name: labName('pz'), routers: 1 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    const env = { PATHLENS_TC_ATTACH: 'clsact' };
+    const p = start(r1, 'e1', [], env);
+    await p.started;
+    p.child.kill('SIGKILL');
+    await p.exit;
+    const left = await runIn(r1, ['tc', 'filter', 'show', 'dev', 'e1', 'egress']);
+    assert.match(left.stdout, /pping_tc_egress/, 'SIGKILL leaves the clsact filters (documented)');
+    const again = await runIn(r1, ['env', 'PATHLENS_TC_ATTACH=clsact', process.execPath, CLI, 'pping', '-i', 'e1', '--duration', '1'], { timeoutMs: 20000 });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^pathlens: a tc filter with pathlens's handle is already on egress: .*'pathlens pping --cleanup -i IFACE' removes it\); without BPF, --capture packet applies the same rules\n$/);
+    const clean = await runIn(r1, [process.execPath, CLI, 'pping', '-i', 'e1', '--cleanup']);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.equal(clean.stderr, 'pathlens: removed 2 pathlens tc filters from e1\n');
+    // The clsact qdisc stays (other programs may use it): only pathlens' filters were leftovers.
+    assert.deepEqual(await leftovers(r1, 'e1'), ['clsact on e1']);
+    assert.equal((await runIn(r1, ['tc', 'qdisc', 'del', 'dev', 'e1', 'clsact'])).code, 0);
+    const q = start(r1, 'e1', [], env);
+    await q.started;
+    q.child.kill('SIGHUP');
+    const { code } = await q.exit;
+    assert.equal(code, 0, q.err());
+    const done = jsonl(q.out()).at(-1)!;
+    assert.deepEqual([done.type, done.reason], ['done', 'interrupted']);
+    assert.deepEqual(await leftovers(r1, 'e1'), [], 'SIGHUP removes the filters as SIGTERM does');
+  });
+});
+
+test('pings to one\'s own address over lo: every echo measured (BPF and packet socket; requests and replies told apart by type)', opt, async () => {
+  await withLab(chain({ name: labName('pl'), routers: 1 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    for (const capture of ['bpf', 'packet']) {
+      // Pings 50 ms apart: no rate limit, or the default 100 ms would sample every other one.
+      const p = start(r1, 'lo', ['--include-local', '--rate-limit', '0', '--capture', capture]);
+      await p.started;
+      const ping = await runIn(r1, ['ping', '-c', '15', '-i', '0.05', '127.0.0.1']);
+      assert.equal(ping.code, 0, ping.stderr);
+      p.child.kill('SIGINT');
+      assert.equal((await p.exit).code, 0, p.err());
+      const rtts = jsonl(p.out()).filter((e) => e.type === 'rtt' && e.protocol === 'ICMP');
+      assert.equal(rtts.length, 15, `${capture}: ${p.out()}`);
+      assert.ok(rtts.every((e) => e.rtt! > 0 && e.rtt! < 50e6), capture);
+    }
+    assert.deepEqual(await leftovers(r1, 'lo'), []);
+  });
+});
+
 test('BPF refusals: one line naming what is missing, non-zero exit', opt, async () => {
   await withLab(chain({ name: labName('pr'), routers: 1 }), async (st) => {
     const r1 = nodeNs(st, 'r1');
@@ -110,6 +159,7 @@ test('BPF refusals: one line naming what is missing, non-zero exit', opt, async 
     assert.match(user.stderr, /^pathlens: .*needs root \(CAP_BPF/m, user.stderr);
     assert.match(user.stderr, /--capture packet/);
     assert.doesNotMatch(user.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(user.stderr.split('\n').filter(Boolean).length, 1, `one line: ${user.stderr}`);
     // The object file is missing.
     const env = { ...process.env, PATHLENS_BPF_DIR: '/nonexistent' };
     const miss = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
