@@ -7,7 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
-import { guardStdout, outputFailure } from '../io/output.js';
+import { closeOutput, guardStdout, outputFailure } from '../io/output.js';
 
 const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   trace: async () => (await import('./trace.js')).traceCommand(),
@@ -43,7 +43,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     code = report(e);
   }
-  // An output that failed decides the status, whatever the command returned.
+  // Whatever the command wrote must have reached stdout; an output that failed decides the status.
+  await closeOutput(process.stdout);
   const f = outputFailure();
   if (f) {
     if (f.closedPipe) return 141;

@@ -89,6 +89,9 @@ test('a full disk: one line naming the output and the reason, status 1', () => {
     oneLine(r.stderr.split('\n').filter((l) => !l.startsWith('#')).join('\n'), full);
   }
   for (const args of [
+    ['--help'],
+    ['--version'],
+    ['trace', '--help'],
     ['trace', '127.0.0.1'],
     ['trace', '--jsonl', '127.0.0.1'],
     ['pping', '-r', small],
