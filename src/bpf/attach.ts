@@ -8,17 +8,13 @@
  */
 import { PathlensError, errnoName } from '../core/errors.js';
 import { native } from '../native/index.js';
+import { EBUSY, EEXIST, EINVAL, EOPNOTSUPP, EPERM } from '../core/errno.js';
 
 const BPF_XDP = 37;
 const BPF_TCX_INGRESS = 46;
 const BPF_TCX_EGRESS = 47;
 const XDP_FLAGS_SKB_MODE = 2;
 const XDP_FLAGS_DRV_MODE = 4;
-const EEXIST = 17;
-const EINVAL = 22;
-const EPERM = 1;
-const EOPNOTSUPP = 95;
-const EBUSY = 16;
 /** cls_bpf filter handle and priority pathlens uses on the clsact path ("pl"). */
 const TC_HANDLE = 0x706c;
 const TC_PRIORITY = 0x706c;

@@ -8,10 +8,8 @@ import { join } from 'node:path';
 import { PathlensError, errnoName } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
 import { native } from '../native/index.js';
+import { EACCES, ELIBACC, EPERM } from '../core/errno.js';
 
-const EPERM = 1;
-const EACCES = 13;
-const ELIBACC = 79;
 
 /** Where prebuilt objects live (PATHLENS_BPF_DIR overrides, for rebuilt objects). */
 export function bpfObjectPath(file: string): string {

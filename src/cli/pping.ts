@@ -12,7 +12,7 @@ import { openOutputFile } from '../io/output.js';
 import { native } from '../native/index.js';
 import { runBpf } from '../pping/bpf-run.js';
 import { type LiveHandle, runOffline, runPacketSocket } from '../pping/run.js';
-import { inNamespace } from '../trace/placement.js';
+import { inNamespace } from '../io/placement.js';
 import { untilDone } from './lifecycle.js';
 import { parseListen, PpingMetrics } from '../export/prometheus.js';
 import { Aggregator } from '../pping/aggregate.js';

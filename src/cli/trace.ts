@@ -3,7 +3,8 @@
  */
 import { Command, Option } from 'commander';
 import type { Family } from '../packet/addr.js';
-import { Collect, JsonlSink, Tee } from '../export/jsonl.js';
+import { Collect, type Sink, Tee } from '../core/sink.js';
+import { JsonlSink } from '../export/jsonl.js';
 import { openOutputFile } from '../io/output.js';
 import { untilDone } from './lifecycle.js';
 import { TraceTextView } from '../render/trace-text.js';
@@ -111,7 +112,7 @@ export function traceCommand(): Command {
         ecmp: opts.ecmp,
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
-      const sinks: { event(e: TraceEvent): void; end?(): void | Promise<void> }[] = [];
+      const sinks: Sink<TraceEvent>[] = [];
       if (opts.jsonl) sinks.push(new JsonlSink<TraceEvent>(process.stdout));
       if (opts.jsonlFile) sinks.push(new JsonlSink<TraceEvent>(openOutputFile(opts.jsonlFile), true));
       if (!opts.quiet && !opts.jsonl) sinks.push(new TraceTextView((l) => process.stdout.write(`${l}\n`)));

@@ -3,9 +3,10 @@
  * like any other view. Write failures are handled by src/io/output.ts.
  */
 import type { Writable } from 'node:stream';
+import type { Sink } from '../core/sink.js';
 import { closeOutput, outputFailure } from '../io/output.js';
 
-export class JsonlSink<E> {
+export class JsonlSink<E> implements Sink<E> {
   /** `owned`: the sink closes the output at the end (a file); stdout is only drained. */
   constructor(
     private readonly out: Writable,
@@ -19,24 +20,5 @@ export class JsonlSink<E> {
 
   end(): Promise<void> {
     return this.owned || this.out === process.stdout ? closeOutput(this.out) : Promise.resolve();
-  }
-}
-
-/** Fans one event stream out to several consumers. */
-export class Tee<E> {
-  constructor(private readonly sinks: { event(e: E): void; end?(): void | Promise<void> }[]) {}
-  event(e: E): void {
-    for (const s of this.sinks) s.event(e);
-  }
-  async end(): Promise<void> {
-    for (const s of this.sinks) await s.end?.();
-  }
-}
-
-/** Keeps every event (tests, reports). */
-export class Collect<E> {
-  readonly events: E[] = [];
-  event(e: E): void {
-    this.events.push(e);
   }
 }

@@ -11,8 +11,8 @@
 import { SOL_SOCKET, SO_ERROR, UV_EBADF, UV_READABLE } from '../core/constants.js';
 import { PathlensError, SysError, check } from '../core/errors.js';
 import { type NativePoller, native } from '../native/index.js';
+import { EAGAIN, EBADF } from '../core/errno.js';
 
-const EAGAIN = 11;
 
 export type ReadyHandler = () => number;
 
@@ -103,9 +103,9 @@ export class Socket {
     const drained = this.onReady();
     if (this.closed) return;
     const pending = this.takeError();
-    if (drained === 0 && (pending === 0 || pending === 9 /* EBADF: fd really gone */)) {
-      if (pending === 9 || ++this.idleErrors > 3) {
-        this.fail(new SysError('uv_poll', -9, 'poll error with nothing to drain'));
+    if (drained === 0 && (pending === 0 || pending === EBADF /* the fd is really gone */)) {
+      if (pending === EBADF || ++this.idleErrors > 3) {
+        this.fail(new SysError('uv_poll', -EBADF, 'poll error with nothing to drain'));
         return;
       }
     } else {

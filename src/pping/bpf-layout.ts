@@ -78,19 +78,4 @@ export const C = {
   NUM: 12,
 } as const;
 
-/** A u64 field as a number (exact below 2^53). */
-export function u64(v: DataView, off: number): number {
-  return LE ? v.getUint32(off, true) + v.getUint32(off + 4, true) * 0x100000000 : v.getUint32(off + 4, false) + v.getUint32(off, false) * 0x100000000;
-}
-
-export function setU64(v: DataView, off: number, x: number): void {
-  const hi = Math.floor(x / 0x100000000);
-  const lo = x - hi * 0x100000000;
-  if (LE) {
-    v.setUint32(off, lo, true);
-    v.setUint32(off + 4, hi, true);
-  } else {
-    v.setUint32(off, hi, false);
-    v.setUint32(off + 4, lo, false);
-  }
-}
+export { setU64, u64 } from '../bpf/maps.js';

@@ -5,16 +5,17 @@
  * once a second (the "flow timeout" closing events come from here), reports full tables from the
  * kernel's counters at most once a second, and detaches everything when it stops.
  */
-import { AF_PACKET, CLOCK_MONOTONIC, SOCK_DGRAM } from '../core/constants.js';
-import { PathlensError, SysError } from '../core/errors.js';
 import { attachTc, attachXdp, type Attachment, ClsactHook, type TcMode, type XdpMode } from '../bpf/attach.js';
-import { BpfObject, bpfObjectPath, possibleCpus } from '../bpf/object.js';
+import { EpochClock } from '../bpf/clock.js';
+import { ARPHRD_ETHER, ARPHRD_L3, ARPHRD_LOOPBACK, linkType } from '../bpf/link.js';
+import { MapWalker, PerCpuCounters } from '../bpf/maps.js';
+import { BpfObject, bpfObjectPath } from '../bpf/object.js';
 import { RingReader } from '../bpf/ringbuf.js';
-import { Socket } from '../io/socket.js';
+import { PathlensError, SysError } from '../core/errors.js';
+import { inNamespace } from '../io/placement.js';
 import { native } from '../native/index.js';
-import { formatIp, sockaddrLl } from '../packet/addr.js';
+import { formatIp } from '../packet/addr.js';
 import { realtime } from '../time/clock.js';
-import { inNamespace } from '../trace/placement.js';
 import {
   C,
   CFG_ICMP,
@@ -50,111 +51,9 @@ export interface BpfOptions extends LiveOptions {
 }
 
 const OBJECT = 'pping.bpf.o';
-const ENOENT = 2;
-const ENOSPC = 28;
-const ARPHRD_ETHER = 1;
-const ARPHRD_LOOPBACK = 772;
-/** Link types whose frames start at the IP header in tc and XDP. */
-const ARPHRD_L3 = new Set([0xfffe /* NONE: tun, wireguard */, 512 /* PPP */, 519 /* RAWIP */, 768 /* TUNNEL */, 769 /* TUNNEL6 */, 776 /* SIT */, 778 /* IPGRE */, 823 /* IP6GRE */]);
-
-/** The ARPHRD_* type of an interface (from a packet socket bound to it that receives nothing). */
-function linkType(ifindex: number): number {
-  const s = new Socket(AF_PACKET, SOCK_DGRAM, 0);
-  try {
-    s.bind(sockaddrLl(ifindex, 0), 'bind packet socket');
-    const sa = s.localName();
-    if (sa.length < 12) throw new PathlensError('ERR_BPF', 'getsockname on a packet socket returned a short address');
-    return new DataView(sa.buffer, sa.byteOffset).getUint16(8, LE);
-  } finally {
-    s.close();
-  }
-}
 
 function protoName(p: number): PpingProtocol {
   return p === 6 ? 'TCP' : p === 1 ? 'ICMP' : 'ICMPv6';
-}
-
-/** Converts kernel monotonic ns to epoch (sec, nsec) exactly. */
-export class EpochClock {
-  private readonly offset: bigint;
-  constructor() {
-    const mono = new Float64Array(2);
-    const rt = new Float64Array(2);
-    native().clockGettime(CLOCK_MONOTONIC, mono);
-    realtime(rt);
-    native().clockGettime(CLOCK_MONOTONIC, mono);
-    this.offset = BigInt(rt[0]) * 1_000_000_000n + BigInt(rt[1]) - (BigInt(mono[0]) * 1_000_000_000n + BigInt(mono[1]));
-  }
-  /** [sec, nsec] of monotonic time t (ns). */
-  epoch(t: number, out: { sec: number; nsec: number }): void {
-    const e = BigInt(t) + this.offset;
-    out.sec = Number(e / 1_000_000_000n);
-    out.nsec = Number(e % 1_000_000_000n);
-  }
-  static monoNow(): number {
-    const m = new Float64Array(2);
-    native().clockGettime(CLOCK_MONOTONIC, m);
-    return m[0] * 1e9 + m[1];
-  }
-}
-
-/** Walks a hash map in batches (BPF_MAP_LOOKUP_BATCH), calling fn(keyOff, valueOff) per entry. */
-export class MapWalker {
-  private keys: Uint8Array;
-  private values: Uint8Array;
-  readonly kv: DataView;
-  readonly vv: DataView;
-  private readonly inTok: Uint8Array;
-  private readonly outTok: Uint8Array;
-  private readonly io = new Int32Array(1);
-  private batch: number;
-
-  constructor(
-    private readonly fd: number,
-    private readonly keySize: number,
-    private readonly valueSize: number,
-    batch = 512,
-  ) {
-    this.batch = batch;
-    this.keys = new Uint8Array(batch * keySize);
-    this.values = new Uint8Array(batch * valueSize);
-    this.kv = new DataView(this.keys.buffer);
-    this.vv = new DataView(this.values.buffer);
-    this.inTok = new Uint8Array(Math.max(8, keySize));
-    this.outTok = new Uint8Array(Math.max(8, keySize));
-  }
-
-  get keyBytes(): Uint8Array {
-    return this.keys;
-  }
-
-  walk(fn: (i: number) => void): void {
-    const n = native();
-    let first = true;
-    for (;;) {
-      this.io[0] = this.batch;
-      const rc = n.bpfMapLookupBatch(this.fd, first ? null : this.inTok, this.outTok, this.keys, this.values, this.io);
-      if (rc < 0 && -rc === ENOSPC) {
-        // One hash bucket holds more entries than a batch: grow and retry from the same place.
-        this.grow();
-        continue;
-      }
-      if (rc < 0 && -rc !== ENOENT) throw new SysError('bpf(BPF_MAP_LOOKUP_BATCH)', rc);
-      const got = this.io[0];
-      for (let i = 0; i < got; i++) fn(i);
-      if (rc < 0) return; // ENOENT: the walk is complete
-      this.inTok.set(this.outTok);
-      first = false;
-    }
-  }
-
-  private grow(): void {
-    this.batch *= 2;
-    this.keys = new Uint8Array(this.batch * this.keySize);
-    this.values = new Uint8Array(this.batch * this.valueSize);
-    (this as { kv: DataView }).kv = new DataView(this.keys.buffer);
-    (this as { vv: DataView }).vv = new DataView(this.values.buffer);
-  }
 }
 
 /** Opens, sizes and loads the pping object; the caller owns it (close()). */
@@ -285,20 +184,10 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
   sink.event(start);
 
   // Counters (per-CPU values summed), sweeps of the two state maps.
-  const ncpu = possibleCpus();
-  const counterFd = obj.mapFd('pping_counters');
-  const cKey = new Uint8Array(4);
-  const cVal = new Uint8Array(8 * ncpu);
-  const cView = new DataView(cVal.buffer);
-  const counters = new Float64Array(C.NUM);
+  const counterSet = new PerCpuCounters(obj.mapFd('pping_counters'), C.NUM);
+  const counters = counterSet.values;
   const readCounters = (): void => {
-    for (let i = 0; i < C.NUM; i++) {
-      new DataView(cKey.buffer).setUint32(0, i, LE);
-      if (native().bpfMapLookup(counterFd, cKey, cVal) < 0) continue;
-      let sum = 0;
-      for (let c = 0; c < ncpu; c++) sum += u64(cView, c * 8);
-      counters[i] = sum;
-    }
+    counterSet.read();
   };
   const stampFd = obj.mapFd('pping_stamps');
   const flowFd = obj.mapFd('pping_flows');

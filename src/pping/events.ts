@@ -6,14 +6,15 @@
  * nsec (a double cannot hold epoch nanoseconds exactly); `toJson` writes it as one exact integer.
  */
 
-/** The schema id every pping event carries. */
-export const PPING_SCHEMA = 'pathlens.pping/1';
+import { PPING_SCHEMA } from '../core/schemas.js';
+
+export { PPING_SCHEMA };
 
 export type PpingProtocol = 'TCP' | 'ICMP' | 'ICMPv6';
 export type FlowReason = 'SYN' | 'SYN-ACK' | 'first observed packet' | 'FIN' | 'RST' | 'flow timeout';
 
 interface Base {
-  schema: 'pathlens.pping/1';
+  schema: typeof PPING_SCHEMA;
   /** Event time: seconds and nanoseconds since the epoch (written as `timestamp`, ns). */
   sec: number;
   nsec: number;

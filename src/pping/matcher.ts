@@ -19,6 +19,7 @@
  * direction (sent_*: packets from dest_ip, rec_*: from src_ip; bytes are payload bytes).
  */
 import { IPPROTO_ICMP, IPPROTO_TCP } from '../core/constants.js';
+import type { Sink } from '../core/sink.js';
 import { formatIp } from '../packet/addr.js';
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
 import { type FlowEvent, type FlowReason, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
@@ -72,11 +73,8 @@ export const R_RST = 5;
 /** Full-table warnings: at most one per this interval (packet time). */
 const FULL_REPORT_NS = 1 * NS;
 
-export interface MatcherSink {
-  rtt(e: RttEvent): void;
-  flow(e: FlowEvent): void;
-  full(e: TableFullEvent): void;
-}
+/** What the rules emit: RTT samples, flow events, full-table reports. */
+export type MatcherSink = Sink<RttEvent | FlowEvent | TableFullEvent>;
 
 export interface MatcherStats {
   packets: number;
@@ -315,11 +313,11 @@ export class Matcher {
     this.lastFullReport = t;
     const s = this.stats;
     if (s.flowTableFull > this.reportedFlowFull) {
-      this.sink.full({ schema: PPING_SCHEMA, type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'flows', capacity: this.flows.max, dropped: s.flowTableFull - this.reportedFlowFull });
+      this.sink.event({ schema: PPING_SCHEMA, type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'flows', capacity: this.flows.max, dropped: s.flowTableFull - this.reportedFlowFull });
       this.reportedFlowFull = s.flowTableFull;
     }
     if (s.stampTableFull > this.reportedStampFull) {
-      this.sink.full({ schema: PPING_SCHEMA, type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'timestamps', capacity: this.stamps.max, dropped: s.stampTableFull - this.reportedStampFull });
+      this.sink.event({ schema: PPING_SCHEMA, type: 'table-full', sec: this.absSec(t), nsec: this.absNsec(t), table: 'timestamps', capacity: this.stamps.max, dropped: s.stampTableFull - this.reportedStampFull });
       this.reportedStampFull = s.stampTableFull;
     }
   }
@@ -343,7 +341,7 @@ export class Matcher {
   private rttEvent(slot: number, echoDir: number, t: number, rtt: number, egress: boolean): void {
     const ft = this.flows;
     const si = slot * 2 + (echoDir ^ 1);
-    this.sink.rtt({
+    this.sink.event({
       schema: PPING_SCHEMA,
       type: 'rtt',
       sec: this.absSec(t),
@@ -360,7 +358,7 @@ export class Matcher {
   }
 
   private flowEvent(slot: number, dir: number, t: number, kind: 'opening' | 'closing', reason: FlowReason, by: FlowEvent['triggered_by']): void {
-    this.sink.flow({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by });
+    this.sink.event({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by });
   }
 }
 

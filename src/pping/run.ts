@@ -7,6 +7,7 @@
  */
 import { AF_PACKET, ETH_P_ALL, SOCK_DGRAM, SOL_PACKET, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_TIMESTAMPNS } from '../core/constants.js';
 import { PathlensError, SysError } from '../core/errors.js';
+import type { Sink } from '../core/sink.js';
 import { version } from '../core/version.js';
 import { RecvBatch } from '../io/batch.js';
 import { Socket } from '../io/socket.js';
@@ -15,23 +16,20 @@ import { sockaddrLl } from '../packet/addr.js';
 import { CmsgCursor } from '../packet/cmsg.js';
 import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
 import { realtime } from '../time/clock.js';
-import { inNamespace } from '../trace/placement.js';
+import { inNamespace } from '../io/placement.js';
 import { Decoder, L3_ETHERTYPE, PacketInfo, SKIP_FRAGMENT, SKIP_MALFORMED, SKIP_NOT_IP, SKIP_PROTO, linktypeSupported } from './decode.js';
 import { PPING_SCHEMA, type PpingDoneEvent, type PpingEvent, type PpingProtocol, type PpingStartEvent } from './events.js';
 import { Matcher, type MatcherOptions } from './matcher.js';
 import { CaptureReader, CaptureRecord } from './pcap.js';
+import { EACCES, ENETDOWN, ENODEV, ENXIO, EPERM } from '../core/errno.js';
 
-export interface PpingSink {
-  event(e: PpingEvent): void;
-}
+/** What a pping run emits into. */
+export type PpingSink = Sink<PpingEvent>;
 
 const NS = 1e9;
 const SWEEP_NS = 1 * NS;
 const PACKET_STATISTICS = 6;
 const PACKET_OUTGOING = 4;
-const ENETDOWN = 100;
-const ENODEV = 19;
-const ENXIO = 6;
 
 /** Counts of what a run saw, for the done event. */
 class Tally {
@@ -92,7 +90,7 @@ function doneEvent(m: Matcher, t: Tally, reason: PpingDoneEvent['reason'], sec: 
 }
 
 function matcherFor(o: Partial<MatcherOptions>, sink: PpingSink): Matcher {
-  return new Matcher(o, { rtt: (e) => sink.event(e), flow: (e) => sink.event(e), full: (e) => sink.event(e) });
+  return new Matcher(o, sink);
 }
 
 /** Packets read between two turns of the event loop (so a signal can stop a long read). */
@@ -184,7 +182,7 @@ export function runPacketSocket(lo: LiveOptions, o: Partial<MatcherOptions>, sin
     try {
       s = new Socket(AF_PACKET, SOCK_DGRAM, (ETH_P_ALL >> 8) | ((ETH_P_ALL & 0xff) << 8));
     } catch (e) {
-      if (e instanceof SysError && (e.errno === 1 || e.errno === 13)) {
+      if (e instanceof SysError && (e.errno === EPERM || e.errno === EACCES)) {
         throw new PathlensError('ERR_PRIVILEGE', `packet socket refused (${e.sysCode}): capturing needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep "$(command -v node)")`);
       }
       throw e;

@@ -15,10 +15,8 @@ import { IcmpExtView, parseIcmpExtensions } from '../packet/icmpext.js';
 import { OK } from '../packet/status.js';
 import { realtime } from '../time/clock.js';
 import { type OnSent, type ProberStats, type ReplyRecord, rfc4884Offset } from './prober.js';
+import { EAGAIN, EMSGSIZE, ENOBUFS } from '../core/errno.js';
 
-const EAGAIN = 11;
-const ENOBUFS = 105;
-const EMSGSIZE = 90;
 /** errno values a queued ICMP error leaves in sk_err, which the next sendmsg then returns. */
 export const ICMP_ERRNOS = new Set([113 /* EHOSTUNREACH */, 101 /* ENETUNREACH */, 111 /* ECONNREFUSED */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 71 /* EPROTO */, 92 /* ENOPROTOOPT */, 13 /* EACCES */, 90 /* EMSGSIZE */, 1 /* EPERM */]);
 const MAX_RETRIES = 16;

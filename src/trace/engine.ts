@@ -13,9 +13,9 @@ import { performance } from 'node:perf_hooks';
 import { PathlensError } from '../core/errors.js';
 import { formatIp, sameAddr } from '../packet/addr.js';
 import { diffMs, roundMs } from '../time/clock.js';
+import type { Sink } from '../core/sink.js';
 import {
   type DoneEvent,
-  type EventSink,
   type HopEvent,
   type HopReply,
   type StopReason,
@@ -67,7 +67,7 @@ const MAX_RESENDS = 4;
 export class TraceEngine {
   private readonly o: EngineOptions;
   private readonly prober: Prober;
-  private readonly sink: EventSink<TraceEvent>;
+  private readonly sink: Sink<TraceEvent>;
   private readonly total: number;
   private readonly state: Uint8Array;
   private readonly txSec: Float64Array;
@@ -119,7 +119,7 @@ export class TraceEngine {
   private readonly perTtl: number;
   private readonly flows: number;
 
-  constructor(o: EngineOptions, prober: Prober, sink: EventSink<TraceEvent>) {
+  constructor(o: EngineOptions, prober: Prober, sink: Sink<TraceEvent>) {
     if (o.firstTtl < 1 || o.maxTtl > 255 || o.firstTtl > o.maxTtl) throw new PathlensError('ERR_USAGE', 'TTLs must satisfy 1 <= first <= max <= 255');
     if (o.queries < 1 || o.queries > 10) throw new PathlensError('ERR_USAGE', 'queries per hop must be 1..10');
     const flows = o.flows ?? 1;

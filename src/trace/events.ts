@@ -3,10 +3,11 @@
  * schema/trace-v1.schema.json describes the same shapes and the tests validate every emitted line
  * against it. Add fields compatibly; a breaking change bumps the schema to pathlens.trace/2.
  */
+import { TRACE_SCHEMA } from '../core/schemas.js';
 import type { ReplyKind } from '../packet/icmp.js';
 import type { MplsLabel } from '../packet/icmpext.js';
 
-export const TRACE_SCHEMA = 'pathlens.trace/1';
+export { TRACE_SCHEMA };
 
 export type TraceMethod = 'udp' | 'icmp' | 'tcp';
 export type TraceSocket = 'dgram' | 'ping' | 'raw' | 'connect';
@@ -203,9 +204,3 @@ export type TraceEvent =
   | ErrorEvent
   | DoneEvent;
 
-/** Anything that consumes the event stream: JSONL writer, human view, tests. */
-export interface EventSink<E> {
-  event(e: E): void;
-  /** Called once after the last event. */
-  end?(): void | Promise<void>;
-}

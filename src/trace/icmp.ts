@@ -31,9 +31,10 @@ import { findIcmpExtensions } from '../packet/icmpext.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { ProberBase } from './base.js';
-import type { Placement } from './placement.js';
+import type { Placement } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
 import { COOKIE_LEN, COOKIE_MAGIC, openProbeSocket } from './udp.js';
+import { EACCES, EPERM } from '../core/errno.js';
 
 export type IcmpSocketKind = 'ping' | 'raw';
 /** auto: ping socket if allowed, raw otherwise; unpriv: ping only; raw: raw only. */
@@ -55,8 +56,6 @@ export interface IcmpProberOptions {
 }
 
 export const ICMP_MIN_PAYLOAD = 16;
-const EACCES = 13;
-const EPERM = 1;
 /** The constant checksum of flow 0 (any value works; flows add their number to it). */
 const FLOW_CHECKSUM = 0x5a5a;
 

@@ -9,9 +9,10 @@ import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
 import { type Family, parseIp } from '../packet/addr.js';
 import { TraceEngine } from './engine.js';
-import type { DoneEvent, EventSink, TraceEvent } from './events.js';
+import type { Sink } from '../core/sink.js';
+import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
-import type { Placement } from './placement.js';
+import type { Placement } from '../io/placement.js';
 import type { Prober } from './prober.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
@@ -86,7 +87,7 @@ export interface TraceHandle {
   readonly error: Error | null;
 }
 
-export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>): Promise<TraceHandle> {
+export async function startTrace(req: TraceRequest, sink: Sink<TraceEvent>): Promise<TraceHandle> {
   if (req.method === 'auto') return startAuto(req, sink);
   const engine = await startEngine(req, sink, 0);
   return { done: engine.run(), interrupt: () => engine.interrupt(), get error() { return engine.error; } };
@@ -98,7 +99,7 @@ export async function startTrace(req: TraceRequest, sink: EventSink<TraceEvent>)
  * stream, and a `switch` event between them says why. A method the kernel refuses (no ping socket
  * and no CAP_NET_RAW) is skipped with a switch event naming the refusal.
  */
-async function startAuto(req: TraceRequest, sink: EventSink<TraceEvent>): Promise<TraceHandle> {
+async function startAuto(req: TraceRequest, sink: Sink<TraceEvent>): Promise<TraceHandle> {
   let current: TraceEngine | null = null;
   let stopped = false;
   let failure: Error | null = null;
@@ -113,7 +114,7 @@ async function startAuto(req: TraceRequest, sink: EventSink<TraceEvent>): Promis
         engine = await startEngine({ ...req, method, port: method === 'tcp' ? TRACE_DEFAULTS.tcpPort : req.port }, sink, next ? AUTO_SILENT_HOPS : 0);
       } catch (e) {
         if (!next || !(e instanceof PathlensError) || e.code !== 'ERR_PRIVILEGE') throw e;
-        sink.event({ schema: 'pathlens.trace/1', type: 'switch', t_ms: t0 ? Math.round((performance.now() - t0) * 1000) / 1000 : 0, from: method, to: next, reason: `not permitted: ${e.message}` });
+        sink.event({ schema: TRACE_SCHEMA, type: 'switch', t_ms: t0 ? Math.round((performance.now() - t0) * 1000) / 1000 : 0, from: method, to: next, reason: `not permitted: ${e.message}` });
         continue;
       }
       if (!t0) t0 = performance.now();
@@ -122,7 +123,7 @@ async function startAuto(req: TraceRequest, sink: EventSink<TraceEvent>): Promis
       failure = engine.error;
       if (stopped || last.reason !== 'silent' || !next) return last;
       sink.event({
-        schema: 'pathlens.trace/1',
+        schema: TRACE_SCHEMA,
         type: 'switch',
         t_ms: Math.round((performance.now() - t0) * 1000) / 1000,
         from: method,
@@ -144,7 +145,7 @@ async function startAuto(req: TraceRequest, sink: EventSink<TraceEvent>): Promis
   };
 }
 
-async function startEngine(req: TraceRequest, sink: EventSink<TraceEvent>, silentStop: number): Promise<TraceEngine> {
+async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop: number): Promise<TraceEngine> {
   const address = await resolveTarget(req.target, req.family);
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);

@@ -46,8 +46,9 @@ import { native } from '../native/index.js';
 import { type Family, SockaddrView, formatIp, readSockaddr, writeSockaddr } from '../packet/addr.js';
 import { realtime } from '../time/clock.js';
 import { ProberBase } from './base.js';
-import { type Placement, openSocket } from './placement.js';
+import { type Placement, openSocket } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { EAGAIN, ECONNREFUSED, EINPROGRESS } from '../core/errno.js';
 
 export interface TcpProberOptions {
   target: Uint8Array;
@@ -57,9 +58,6 @@ export interface TcpProberOptions {
   placement?: Placement;
 }
 
-const EINPROGRESS = 115;
-const ECONNREFUSED = 111;
-const EAGAIN = 11;
 const TCP_ESTABLISHED = 1;
 /** Below the kernel's initial SYN RTO (TCP_TIMEOUT_INIT, 1 s): the SYN is never retransmitted. */
 const USER_TIMEOUT_MS = 900;

@@ -26,9 +26,10 @@ import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { SYN_LEN, TCP_ACK, TCP_RST, TCP_SYN, TcpView, parseTcpHeader, pseudoHeaderSum, writeSyn } from '../packet/tcp.js';
 import { ProberBase } from './base.js';
-import { type Placement, openSocket } from './placement.js';
+import { type Placement, openSocket } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
 import { openProbeSocket, routeSource } from './udp.js';
+import { EACCES, EADDRINUSE, EPERM } from '../core/errno.js';
 
 export interface TcpRawProberOptions {
   target: Uint8Array;
@@ -45,9 +46,6 @@ export interface TcpRawProberOptions {
   perTtl?: number;
 }
 
-const EPERM = 1;
-const EACCES = 13;
-const EADDRINUSE = 98;
 const MSS = 1460;
 
 export function tcpRawPrivilegeHint(): string {

@@ -37,7 +37,7 @@ import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, sockaddr, 
 import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
 import { OK } from '../packet/status.js';
 import { ProberBase } from './base.js';
-import { type Placement, openSocket } from './placement.js';
+import { type Placement, openSocket } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
 
 export const COOKIE_MAGIC = 0x504c4e31; // 'PLN1'

@@ -37,7 +37,7 @@ function tcp4(from: 'A' | 'B', flags: number, ts?: [number, number], payload = 0
 
 function run(pkts: Pkt[], opts: Partial<MatcherOptions> = {}, sweepAt?: number) {
   const events: PpingEvent[] = [];
-  const m = new Matcher(opts, { rtt: (e) => events.push(e), flow: (e) => events.push(e), full: (e) => events.push(e) });
+  const m = new Matcher(opts, { event: (e) => events.push(e) });
   const dec = new Decoder();
   const info = new PacketInfo();
   for (const p of pkts) {

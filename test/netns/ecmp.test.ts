@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ecmp } from '../../src/lab/presets.js';
-import { Collect } from '../../src/export/jsonl.js';
+import { Collect } from '../../src/core/sink.js';
 import type { HopEvent, TraceEvent } from '../../src/trace/events.js';
 import { flowsNeeded, missProbability } from '../../src/trace/mda.js';
 import { TRACE_DEFAULTS, startTrace } from '../../src/trace/run.js';

@@ -14,7 +14,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { RingReader } from '../../src/bpf/ringbuf.js';
 import { FLOW_KEY, STAMP_KEY, FLOW, STAMP, CFG_TEST_CLOCK } from '../../src/pping/bpf-layout.js';
-import { EpochClock, MapWalker, configurePping, loadPping, recordToEvent } from '../../src/pping/bpf-run.js';
+import { EpochClock } from '../../src/bpf/clock.js';
+import { MapWalker } from '../../src/bpf/maps.js';
+import { configurePping, loadPping, recordToEvent } from '../../src/pping/bpf-run.js';
 import { Decoder, LINKTYPE_ETHERNET, PacketInfo } from '../../src/pping/decode.js';
 import type { FlowEvent, RttEvent } from '../../src/pping/events.js';
 import { MATCHER_DEFAULTS, Matcher, type MatcherOptions } from '../../src/pping/matcher.js';
@@ -110,7 +112,7 @@ const strip = (list: Ev[]) => {
 
 function runTs(fr: ReturnType<typeof frames>, o: MatcherOptions): Ev[] {
   const ev: Ev[] = [];
-  const m = new Matcher(o, { rtt: (e) => ev.push(e), flow: (e) => ev.push(e), full: () => {} });
+  const m = new Matcher(o, { event: (e) => e.type !== 'table-full' && ev.push(e) });
   const dec = new Decoder();
   const info = new PacketInfo();
   for (const f of fr) {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Collect } from '../../src/export/jsonl.js';
+import { Collect } from '../../src/core/sink.js';
 import { parseIp } from '../../src/packet/addr.js';
 import type { ReplyKind } from '../../src/packet/icmp.js';
 import { TraceEngine, type EngineOptions } from '../../src/trace/engine.js';

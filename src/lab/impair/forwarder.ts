@@ -35,6 +35,7 @@ import { CmsgCursor } from '../../packet/cmsg.js';
 import { ErrqueueRecord, parseErrqueue } from '../../packet/errqueue.js';
 import type { Impairment } from '../spec.js';
 import { DelayLine } from './delayline.js';
+import { EAGAIN } from '../../core/errno.js';
 
 export interface ForwarderLink {
   idx: number;
@@ -56,7 +57,6 @@ const SLOT = 65536 + 64; // a GSO frame of up to 64 KiB plus the virtio_net_hdr
 const BATCH = 32;
 const ARENA = 8 << 20;
 const MAX_ENTRIES = 8192;
-const EAGAIN = 11;
 const MAX_LEAD_MS = 0.5;
 /** Lateness bounds (ms) of the cumulative counters in the stats file. */
 const LATE_BOUNDS = [0.25, 0.5, 1, 2, 5] as const;

@@ -1,7 +1,8 @@
 /**
- * Where probing sockets live: a network namespace (entered with setns for socket creation only),
- * a device (SO_BINDTODEVICE), a firewall mark (SO_MARK) and a source address. Every prober opens
- * its sockets through `openSocket`, so placement applies the same way to UDP, ICMP and TCP probes.
+ * Where sockets live, for every capability: a network namespace (entered with setns for socket
+ * creation only), a device (SO_BINDTODEVICE), a firewall mark (SO_MARK). Probers open their
+ * sockets through `openSocket`, so placement applies the same way to UDP, ICMP and TCP probes;
+ * pping's captures and BPF attachments run inside `inNamespace`.
  *
  * setns changes the namespace of the calling thread only. Sockets keep the namespace they were
  * created in, so the main thread enters the target namespace, creates the socket and returns to
@@ -10,7 +11,8 @@
 import { closeSync, openSync } from 'node:fs';
 import { CLONE_NEWNET, SOL_SOCKET, SO_BINDTODEVICE, SO_MARK } from '../core/constants.js';
 import { PathlensError, SysError } from '../core/errors.js';
-import { Socket } from '../io/socket.js';
+import { Socket } from './socket.js';
+import { ENODEV, EPERM } from '../core/errno.js';
 import { native } from '../native/index.js';
 
 export interface Placement {
@@ -20,9 +22,7 @@ export interface Placement {
   mark?: number;
 }
 
-const EPERM = 1;
-const ENODEV = 19;
-
+/** /run/netns/NAME for a name; a path is used as it is. */
 export function netnsPath(netns: string): string {
   if (netns.includes('/')) return netns;
   if (!/^[A-Za-z0-9_.-]{1,255}$/.test(netns) || netns === '.' || netns === '..') throw new PathlensError('ERR_USAGE', `--netns ${netns}: not a namespace name (or give a path)`);
