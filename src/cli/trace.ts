@@ -119,7 +119,7 @@ export function traceCommand(): Command {
       if (sinks.length === 0) sinks.push(new Collect<TraceEvent>());
       const tee = new Tee<TraceEvent>(sinks);
       const h = await startTrace(req, tee);
-      const done = await untilDone({ done: h.done, stop: () => h.interrupt() });
+      const done = await untilDone(h);
       await tee.end();
       if (done.reason === 'error') {
         const e = h.error;

@@ -40,9 +40,9 @@ import {
   setU64,
   u64,
 } from './bpf-layout.js';
-import { type FlowEvent, PPING_SCHEMA, type PpingDoneEvent, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { type FlowEvent, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { gcVerdict, MATCHER_DEFAULTS, type MatcherOptions, REASONS } from './matcher.js';
-import { type LiveHandle, type LiveOptions, type PpingSink, startEvent } from './run.js';
+import { type LiveHandle, type LiveOptions, type LiveRun, liveRun, type PpingSink, startEvent } from './run.js';
 
 export interface BpfOptions extends LiveOptions {
   ingressHook: 'tc' | 'xdp';
@@ -157,11 +157,10 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     if (e) sink.event(e);
   };
 
-  let finished = false;
-  let resolve!: (d: PpingDoneEvent) => void;
-  const done = new Promise<PpingDoneEvent>((res) => (resolve = res));
+  // The run's lifecycle starts once everything is attached; a ring-buffer failure ends it.
+  let run: LiveRun | null = null;
   try {
-    ring = new RingReader(obj.mapFd('pping_events'), onRecord, () => finish('error'));
+    ring = new RingReader(obj.mapFd('pping_events'), onRecord, () => run?.finish('error'));
     inNamespace(lo.netns, () => {
       const hook = new ClsactHook(ifindex);
       attached.push(attachTc(obj.progFd('pping_tc_egress'), ifindex, true, lo.tcMode, hook));
@@ -266,53 +265,49 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     }
   };
 
-  const sweeper = setInterval(() => {
-    if (ifaceGone()) return finish('interface-gone');
-    try {
-      sweep();
-    } catch (e) {
-      process.emitWarning(`pping sweep: ${(e as Error).message}`);
-    }
-  }, 1000);
-  const timer = lo.durationMs ? setTimeout(() => finish('interrupted'), lo.durationMs) : null;
-
-  function finish(reason: PpingDoneEvent['reason']): void {
-    if (finished) return;
-    finished = true;
-    clearInterval(sweeper);
-    if (timer) clearTimeout(timer);
-    // Detach first (no new events), then drain what the programs already queued. Netlink
-    // detaches (clsact) must run in the interface's namespace; closing link fds works anywhere.
-    try {
-      inNamespace(lo.netns, () => {
-        for (const a of attached.reverse()) a.detach();
-      });
-    } catch {
-      for (const a of attached) a.detach(); // the namespace is gone, and its interfaces with it
-    }
-    ring!.drain();
-    readCounters();
-    ring!.close();
-    obj.close();
-    realtime(now);
-    const d: PpingDoneEvent = {
-      schema: PPING_SCHEMA,
-      type: 'done',
-      sec: now[0],
-      nsec: now[1],
-      reason,
-      packets: counters[C.SEEN],
-      skipped: { not_ip: counters[C.NOT_IP], other_protocol: counters[C.OTHER_PROTO], malformed: counters[C.MALFORMED], fragment: counters[C.FRAGMENT] },
-      considered: counters[C.CONSIDERED],
-      rtt_events: counters[C.RTTS],
-      flows_opened: counters[C.FLOWS_OPENED],
-      timestamps_expired: expired,
-      flow_table_full: counters[C.FLOW_FULL],
-      timestamp_table_full: counters[C.STAMP_FULL],
-      lost: counters[C.EVENTS_LOST],
-    };
-    sink.event(d);
-    resolve(d);
-  }
-  return { done, stop: () => finish('interrupted') };
+  run = liveRun({
+    durationMs: lo.durationMs,
+    sink,
+    tick: () => {
+      if (ifaceGone()) return run!.finish('interface-gone');
+      try {
+        sweep();
+      } catch (e) {
+        process.emitWarning(`pping sweep: ${(e as Error).message}`);
+      }
+    },
+    teardown: (reason) => {
+      // Detach first (no new events), then drain what the programs already queued. Netlink
+      // detaches (clsact) must run in the interface's namespace; closing link fds works anywhere.
+      try {
+        inNamespace(lo.netns, () => {
+          for (const a of attached.reverse()) a.detach();
+        });
+      } catch {
+        for (const a of attached) a.detach(); // the namespace is gone, and its interfaces with it
+      }
+      ring!.drain();
+      readCounters();
+      ring!.close();
+      obj.close();
+      realtime(now);
+      return {
+        schema: PPING_SCHEMA,
+        type: 'done',
+        sec: now[0],
+        nsec: now[1],
+        reason,
+        packets: counters[C.SEEN],
+        skipped: { not_ip: counters[C.NOT_IP], other_protocol: counters[C.OTHER_PROTO], malformed: counters[C.MALFORMED], fragment: counters[C.FRAGMENT] },
+        considered: counters[C.CONSIDERED],
+        rtt_events: counters[C.RTTS],
+        flows_opened: counters[C.FLOWS_OPENED],
+        timestamps_expired: expired,
+        flow_table_full: counters[C.FLOW_FULL],
+        timestamp_table_full: counters[C.STAMP_FULL],
+        lost: counters[C.EVENTS_LOST],
+      };
+    },
+  });
+  return run.handle;
 }

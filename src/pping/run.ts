@@ -7,6 +7,7 @@
  */
 import { AF_PACKET, ETH_P_ALL, SOCK_DGRAM, SOL_PACKET, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_TIMESTAMPNS } from '../core/constants.js';
 import { PathlensError, SysError } from '../core/errors.js';
+import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { version } from '../core/version.js';
 import { RecvBatch } from '../io/batch.js';
@@ -28,6 +29,8 @@ export type PpingSink = Sink<PpingEvent>;
 
 const NS = 1e9;
 const SWEEP_NS = 1 * NS;
+/** Live captures sweep their state and read their counters this often. */
+const TICK_MS = 1000;
 const PACKET_STATISTICS = 6;
 const PACKET_OUTGOING = 4;
 
@@ -168,9 +171,37 @@ export interface LiveOptions {
   durationMs?: number;
 }
 
-export interface LiveHandle {
-  done: Promise<PpingDoneEvent>;
-  stop(): void;
+/** A running pping: offline, packet socket or BPF alike. */
+export type LiveHandle = RunHandle<PpingDoneEvent>;
+
+export interface LiveRun {
+  readonly handle: LiveHandle;
+  /** Ends the run now with this reason (idempotent). */
+  finish(reason: PpingDoneEvent['reason']): void;
+}
+
+/**
+ * The life of a live capture, once for every capture: `tick` once a second (sweeps, counters),
+ * an optional duration, and one finish that tears the capture down, emits the done event it
+ * returns and resolves the handle. Whatever ends the run (stop(), the duration, a capture that
+ * fails), it ends exactly once.
+ */
+export function liveRun(o: { durationMs?: number; tick(): void; teardown(reason: PpingDoneEvent['reason']): PpingDoneEvent; sink: PpingSink }): LiveRun {
+  let finished = false;
+  let resolve!: (d: PpingDoneEvent) => void;
+  const done = new Promise<PpingDoneEvent>((res) => (resolve = res));
+  const ticker = setInterval(() => o.tick(), TICK_MS);
+  const timer = o.durationMs ? setTimeout(() => finish('interrupted'), o.durationMs) : null;
+  function finish(reason: PpingDoneEvent['reason']): void {
+    if (finished) return;
+    finished = true;
+    clearInterval(ticker);
+    if (timer) clearTimeout(timer);
+    const d = o.teardown(reason);
+    o.sink.event(d);
+    resolve(d);
+  }
+  return { handle: { done, stop: () => finish('interrupted') }, finish };
 }
 
 /** Live capture on a packet socket. Needs CAP_NET_RAW. */
@@ -220,7 +251,7 @@ export function runPacketSocket(lo: LiveOptions, o: Partial<MatcherOptions>, sin
     for (;;) {
       const n = batch.recv(sock.fd, 0);
       if (n <= 0) {
-        if (n < 0 && (-n === ENETDOWN || -n === ENODEV || -n === ENXIO)) finish('interface-gone');
+        if (n < 0 && (-n === ENETDOWN || -n === ENODEV || -n === ENXIO)) run.finish('interface-gone');
         break;
       }
       for (let i = 0; i < n; i++) {
@@ -249,30 +280,24 @@ export function runPacketSocket(lo: LiveOptions, o: Partial<MatcherOptions>, sin
     return total;
   };
 
-  let finished = false;
-  let resolve!: (d: PpingDoneEvent) => void;
-  const done = new Promise<PpingDoneEvent>((res) => (resolve = res));
-  const sweeper = setInterval(() => {
-    realtime(clock);
-    m.sweep(m.relNow(clock[0], clock[1]));
-    readDrops();
-  }, 1000);
-  const timer = lo.durationMs ? setTimeout(() => finish('interrupted'), lo.durationMs) : null;
-  function finish(reason: PpingDoneEvent['reason']): void {
-    if (finished) return;
-    finished = true;
-    clearInterval(sweeper);
-    if (timer) clearTimeout(timer);
-    if (reason !== 'interface-gone') {
-      onReady();
+  const run = liveRun({
+    durationMs: lo.durationMs,
+    sink,
+    tick: () => {
+      realtime(clock);
+      m.sweep(m.relNow(clock[0], clock[1]));
       readDrops();
-    }
-    sock.close();
-    realtime(clock);
-    const d = doneEvent(m, t, reason, clock[0], clock[1]);
-    sink.event(d);
-    resolve(d);
-  }
-  sock.watch(onReady, () => finish('interface-gone'));
-  return { done, stop: () => finish('interrupted') };
+    },
+    teardown: (reason) => {
+      if (reason !== 'interface-gone') {
+        onReady();
+        readDrops();
+      }
+      sock.close();
+      realtime(clock);
+      return doneEvent(m, t, reason, clock[0], clock[1]);
+    },
+  });
+  sock.watch(onReady, () => run.finish('interface-gone'));
+  return run.handle;
 }

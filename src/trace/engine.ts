@@ -9,10 +9,10 @@
  *  - probes in flight never exceed maxInflight; per-probe state is sized by the probe budget
  *    ((maxTtl - firstTtl + 1) * queries), so memory is flat however long the trace runs.
  */
-import { performance } from 'node:perf_hooks';
 import { PathlensError } from '../core/errors.js';
 import { formatIp, sameAddr } from '../packet/addr.js';
 import { diffMs, roundMs } from '../time/clock.js';
+import { realScheduler, type Scheduler, type TimerId } from '../core/clock.js';
 import type { Sink } from '../core/sink.js';
 import {
   type DoneEvent,
@@ -54,6 +54,8 @@ export interface EngineOptions {
    */
   silentStop?: number;
   version: string;
+  /** Time and timers (the real clock unless a test gives a virtual one). */
+  scheduler?: Scheduler;
 }
 
 const UNSENT = 0;
@@ -93,8 +95,9 @@ export class TraceEngine {
   private nextHopTtl: number;
   private t0 = 0;
   private deadlineAt = Infinity;
-  private timer: NodeJS.Timeout | null = null;
-  private immediate: NodeJS.Immediate | null = null;
+  private readonly clock: Scheduler;
+  private timer: TimerId | null = null;
+  private immediate: TimerId | null = null;
   private timerAt = Infinity;
   private pumping = false;
   private pumpQueued = false;
@@ -125,6 +128,7 @@ export class TraceEngine {
     const flows = o.flows ?? 1;
     if (!(flows >= 1 && flows <= 256)) throw new PathlensError('ERR_USAGE', 'flows per hop must be 1..256');
     this.flows = flows;
+    this.clock = o.scheduler ?? realScheduler;
     this.perTtl = o.queries * flows;
     if (o.maxInflight < 1 || o.maxInflight > 256) throw new PathlensError('ERR_USAGE', 'max in-flight probes must be 1..256');
     this.o = o;
@@ -166,7 +170,7 @@ export class TraceEngine {
   }
 
   private now(): number {
-    return roundMs(performance.now() - this.t0);
+    return roundMs(this.clock.now() - this.t0);
   }
 
   private emit(e: TraceEvent): void {
@@ -175,7 +179,7 @@ export class TraceEngine {
 
   run(): Promise<DoneEvent> {
     const o = this.o;
-    this.t0 = performance.now();
+    this.t0 = this.clock.now();
     if (o.deadlineMs > 0) this.deadlineAt = this.t0 + o.deadlineMs;
     this.emit({
       schema: TRACE_SCHEMA,
@@ -266,13 +270,13 @@ export class TraceEngine {
         if (this.finished) return;
         if (sent < n) {
           // Socket buffer full: try again shortly (a timer, not a spin).
-          this.armTimer(performance.now() + 1);
+          this.armTimer(this.clock.now() + 1);
           break;
         }
         if (this.prober.sendChunk !== undefined && this.nInflight < o.maxInflight && (this.nextSeq < this.limitSeq || this.resendQueue.length > 0)) {
           // Slow sends (a socket per probe): let the loop read replies between chunks, so that
           // replies seen only in userspace are timed when they come, not after the whole window.
-          if (!this.immediate) this.immediate = setImmediate(() => {
+          if (!this.immediate) this.immediate = this.clock.defer(() => {
             this.immediate = null;
             this.pump();
           });
@@ -296,7 +300,7 @@ export class TraceEngine {
     this.state[seq] = INFLIGHT;
     this.txSec[seq] = sec;
     this.txNsec[seq] = nsec;
-    const mono = performance.now();
+    const mono = this.clock.now();
     this.txMono[seq] = mono;
     if (!again) this.ttlSent[ttl]++;
     this.counts.sent++;
@@ -510,7 +514,7 @@ export class TraceEngine {
       seq,
       ttl,
       index: seq % this.perTtl,
-      waited_ms: roundMs(performance.now() - this.txMono[seq]),
+      waited_ms: roundMs(this.clock.now() - this.txMono[seq]),
       reason,
     });
   }
@@ -518,9 +522,9 @@ export class TraceEngine {
   private armTimer(at: number): void {
     if (this.finished) return;
     if (this.timer && at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimer(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(at - performance.now())));
+    this.timer = this.clock.setTimer(() => this.onTimer(), Math.max(0, Math.ceil(at - this.clock.now())));
   }
 
   private onTimer(): void {
@@ -535,7 +539,7 @@ export class TraceEngine {
       return;
     }
     if (this.finished) return;
-    const now = performance.now();
+    const now = this.clock.now();
     if (now >= this.deadlineAt) {
       this.stopAll('deadline', 'deadline');
       return;
@@ -666,9 +670,9 @@ export class TraceEngine {
       this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: this.now(), ttl: Math.max(1, d.probeTtl - 1), mtu: d.mtu, addr: d.addr, inferred: true });
     }
     this.finished = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimer(this.timer);
     this.timer = null;
-    if (this.immediate) clearImmediate(this.immediate);
+    if (this.immediate) this.clock.clearTimer(this.immediate);
     this.immediate = null;
     this.prober.close();
     const reached = this.reachedTtl !== Infinity;

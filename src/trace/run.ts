@@ -9,6 +9,7 @@ import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
 import { type Family, parseIp } from '../packet/addr.js';
 import { TraceEngine } from './engine.js';
+import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
@@ -79,10 +80,8 @@ export async function resolveTarget(target: string, family?: Family): Promise<Ui
   }
 }
 
-export interface TraceHandle {
-  done: Promise<DoneEvent>;
-  /** Stops the trace (SIGINT): what is in flight ends as no-reply, then done. */
-  interrupt(): void;
+/** A running trace: stop() declares what is in flight as no-reply, then done. */
+export interface TraceHandle extends RunHandle<DoneEvent> {
   /** The error that ended the trace, when done.reason is 'error'. */
   readonly error: Error | null;
 }
@@ -90,7 +89,7 @@ export interface TraceHandle {
 export async function startTrace(req: TraceRequest, sink: Sink<TraceEvent>): Promise<TraceHandle> {
   if (req.method === 'auto') return startAuto(req, sink);
   const engine = await startEngine(req, sink, 0);
-  return { done: engine.run(), interrupt: () => engine.interrupt(), get error() { return engine.error; } };
+  return { done: engine.run(), stop: () => engine.interrupt(), get error() { return engine.error; } };
 }
 
 /**
@@ -135,7 +134,7 @@ async function startAuto(req: TraceRequest, sink: Sink<TraceEvent>): Promise<Tra
   })();
   return {
     done,
-    interrupt: () => {
+    stop: () => {
       stopped = true;
       current?.interrupt();
     },

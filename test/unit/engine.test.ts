@@ -1,7 +1,8 @@
 /**
- * The engine's invariants, driven by a scripted prober (pure logic; the real kernel path is in
- * test/netns). Each probe must end in exactly one outcome; hops come in TTL order; stop reasons
- * are explicit; in-flight probes never exceed the cap.
+ * The engine's invariants, driven by a scripted prober on a virtual clock (pure logic; the real
+ * kernel path is in test/netns). Each probe must end in exactly one outcome; hops come in TTL
+ * order; stop reasons are explicit; in-flight probes never exceed the cap. Time is virtual, so
+ * deadlines, adaptive waits and late replies are asserted to the millisecond, without waiting.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -9,9 +10,9 @@ import { Collect } from '../../src/core/sink.js';
 import { parseIp } from '../../src/packet/addr.js';
 import type { ReplyKind } from '../../src/packet/icmp.js';
 import { TraceEngine, type EngineOptions } from '../../src/trace/engine.js';
-import type { DoneEvent, HopEvent, TraceEvent } from '../../src/trace/events.js';
+import type { HopEvent, ReplyEvent, TimeoutEvent, TraceEvent } from '../../src/trace/events.js';
 import { type OnSent, type Prober, ReplyRecord } from '../../src/trace/prober.js';
-import { realtime } from '../../src/time/clock.js';
+import { VirtualScheduler } from '../../src/core/clock.js';
 
 interface Answer {
   addr: string;
@@ -30,22 +31,32 @@ class ScriptedProber implements Prober {
   readonly source = null;
   readonly stats = { sendCalls: 0, recvCalls: 0, retries: 0 };
   private onReply: ((r: ReplyRecord) => void) | null = null;
-  private timers: NodeJS.Timeout[] = [];
-  constructor(private readonly script: (ttl: number, index: number) => Answer | null) {}
+  private timers: number[] = [];
+  /** Realtime of virtual time 0: the probes' send and receive stamps are this plus the clock. */
+  private static readonly EPOCH = 1_700_000_000;
+  constructor(
+    private readonly script: (ttl: number, index: number) => Answer | null,
+    private readonly clock: VirtualScheduler,
+  ) {}
+  private stamp(ms: number): [number, number] {
+    const ns = Math.round(ms * 1e6);
+    return [ScriptedProber.EPOCH + Math.floor(ns / 1e9), ns % 1e9];
+  }
   dstPort(seq: number): number {
     return 33434 + seq;
   }
   send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
     this.stats.sendCalls++;
-    const t = realtime(new Float64Array(2));
+    const sentAt = this.clock.now();
+    const [sec, nsec] = this.stamp(sentAt);
     for (let i = 0; i < n; i++) {
       const seq = seqs[i];
-      onSent(i, t[0], t[1], 0);
+      onSent(i, sec, nsec, 0);
       const a = this.script(ttls[i], seq % 3);
       if (!a) continue;
       for (let k = 0; k < (a.twice ? 2 : 1); k++) {
         this.timers.push(
-          setTimeout(() => {
+          this.clock.setTimer(() => {
             const r = new ReplyRecord();
             r.seq = a.seq ?? seq;
             r.unmatched = r.seq < 0 ? 'cookie-mismatch' : null;
@@ -54,9 +65,7 @@ class ScriptedProber implements Prober {
             r.addrOff = 0;
             r.kind = a.kind ?? 'time-exceeded';
             r.code = a.code ?? 'ttl';
-            const ns = t[1] + a.delayMs * 1e6;
-            r.sec = t[0] + Math.floor(ns / 1e9);
-            r.nsec = ns % 1e9;
+            [r.sec, r.nsec] = this.stamp(sentAt + a.delayMs);
             r.kernelTs = true;
             this.onReply?.(r);
           }, a.delayMs),
@@ -72,7 +81,7 @@ class ScriptedProber implements Prober {
     this.onReply = onReply;
   }
   close(): void {
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) this.clock.clearTimer(t);
   }
 }
 
@@ -93,11 +102,15 @@ const OPTS: EngineOptions = {
   version: 'test',
 };
 
-async function trace(script: (ttl: number, index: number) => Answer | null, o: Partial<EngineOptions> = {}) {
+async function trace(script: (ttl: number, index: number) => Answer | null, o: Partial<EngineOptions> = {}, during?: (eng: TraceEngine, clock: VirtualScheduler) => void) {
+  const clock = new VirtualScheduler();
   const sink = new Collect<TraceEvent>();
-  const eng = new TraceEngine({ ...OPTS, ...o }, new ScriptedProber(script), sink);
-  const done = await eng.run();
-  return { events: sink.events, done };
+  const eng = new TraceEngine({ ...OPTS, ...o, scheduler: clock }, new ScriptedProber(script, clock), sink);
+  const p = eng.run();
+  during?.(eng, clock);
+  await clock.run();
+  const done = await p;
+  return { events: sink.events, done, clock };
 }
 
 /** Every probe has exactly one outcome (reply or timeout); late replies come after a timeout. */
@@ -128,24 +141,30 @@ function checkOutcomes(events: TraceEvent[], cap: number): void {
 
 const hopAddr = (ttl: number) => `10.0.${ttl}.1`;
 
-test('a clean path: hops in order, target reached, exactly one outcome per probe', async () => {
-  const { events, done } = await trace((ttl) => (ttl < 5 ? { addr: hopAddr(ttl), delayMs: ttl } : { addr: TARGET, kind: 'unreachable', code: 'port', delayMs: 5 }));
+const FAR = { addr: TARGET, kind: 'unreachable' as const, code: 'port' };
+
+test('a clean path: hops in order, target reached, exactly one outcome per probe, RTTs exact', async () => {
+  const { events, done } = await trace((ttl) => (ttl < 5 ? { addr: hopAddr(ttl), delayMs: ttl } : { ...FAR, delayMs: 5 }));
   checkOutcomes(events, OPTS.maxInflight);
   const hops = events.filter((e): e is HopEvent => e.type === 'hop');
   assert.deepEqual(
-    hops.map((h) => [h.ttl, h.addrs, h.no_reply]),
-    [1, 2, 3, 4, 5].map((t) => [t, [t < 5 ? hopAddr(t) : TARGET], 0]),
+    hops.map((h) => [h.ttl, h.addrs, h.no_reply, h.replies.map((r) => r.rtt_ms)]),
+    [1, 2, 3, 4, 5].map((t) => [t, [t < 5 ? hopAddr(t) : TARGET], 0, [t, t, t]]),
   );
   assert.equal(done.reached, true);
   assert.equal(done.reason, 'reached');
   assert.equal(done.hops, 5);
   assert.equal(events[0].type, 'start');
   assert.equal(events.at(-1)!.type, 'done');
+  // Replies free room in the window at once (6 probes, 3 per TTL): TTLs 1-2 go at 0 ms, 3 when
+  // TTL 1 answers (1 ms), 4 when TTL 2 does (2 ms), 5 when TTL 3 does (1 + 3 ms); the target
+  // answers 5 ms later.
+  assert.equal(done.duration_ms, 9);
 });
 
-test('silent hops are explicit and declared adaptively, not after the full wait', async () => {
+test('silent hops are explicit and declared adaptively, exactly when the later hops allow', async () => {
   // The window must reach past the silent hops: only a later hop's reply bounds their wait.
-  const { events, done } = await trace((ttl) => (ttl === 2 || ttl === 3 ? null : ttl < 5 ? { addr: hopAddr(ttl), delayMs: 2 } : { addr: TARGET, kind: 'unreachable', code: 'port', delayMs: 3 }), { maxInflight: 12 });
+  const { events, done } = await trace((ttl) => (ttl === 2 || ttl === 3 ? null : ttl < 5 ? { addr: hopAddr(ttl), delayMs: 2 } : { ...FAR, delayMs: 3 }), { maxInflight: 12 });
   checkOutcomes(events, 12);
   const hops = events.filter((e): e is HopEvent => e.type === 'hop');
   assert.deepEqual(
@@ -158,22 +177,33 @@ test('silent hops are explicit and declared adaptively, not after the full wait'
       [5, 3, 0],
     ],
   );
-  const timeouts = events.filter((e) => e.type === 'timeout');
-  assert.ok(timeouts.every((e) => e.type === 'timeout' && e.reason === 'adaptive'));
-  assert.ok(done.duration_ms < 500, `took ${done.duration_ms} ms with a 1000 ms wait`);
+  const timeouts = events.filter((e): e is TimeoutEvent => e.type === 'timeout');
+  assert.equal(timeouts.length, 6);
+  // Later hops answer in 2 ms: a silent probe is overdue after max(3 x 2 ms, min wait 20 ms).
+  assert.deepEqual(
+    timeouts.map((e) => [e.reason, e.waited_ms]),
+    new Array(6).fill(['adaptive', 20]),
+  );
+  assert.equal(done.duration_ms, 20, 'done when the last silent probe is declared, far before the 1000 ms wait');
 });
 
 test('a reply after its timeout is reported late and never changes the hop', async () => {
-  const { events, done } = await trace((ttl, i) =>
-    ttl === 2 && i === 0 ? { addr: hopAddr(2), delayMs: 150 } : ttl < 4 ? { addr: hopAddr(ttl), delayMs: 2 } : { addr: TARGET, kind: 'unreachable', code: 'port', delayMs: 3 },
-  );
+  // Hop 2's first probe answers after 150 ms; the target answers after 200 ms, so the trace is
+  // still running when the late reply comes.
+  const { events, done } = await trace((ttl, i) => (ttl === 2 && i === 0 ? { addr: hopAddr(2), delayMs: 150 } : ttl < 4 ? { addr: hopAddr(ttl), delayMs: 2 } : { ...FAR, delayMs: 200 }));
   checkOutcomes(events, OPTS.maxInflight);
   const hop2 = events.find((e): e is HopEvent => e.type === 'hop' && e.ttl === 2)!;
-  assert.equal(hop2.no_reply, 1);
-  // The trace may finish before the late reply arrives; if it arrived, it is marked late.
-  const late = events.filter((e) => e.type === 'reply' && e.late);
-  assert.equal(done.late, late.length);
-  assert.ok(late.every((e) => e.type === 'reply' && e.ttl === 2));
+  assert.deepEqual([hop2.replies.length, hop2.no_reply], [2, 1]);
+  const timeout = events.find((e): e is TimeoutEvent => e.type === 'timeout')!;
+  assert.deepEqual([timeout.ttl, timeout.index, timeout.reason, timeout.waited_ms], [2, 0, 'adaptive', 20]);
+  const late = events.filter((e): e is ReplyEvent => e.type === 'reply' && e.late);
+  assert.deepEqual(
+    late.map((e) => [e.ttl, e.index, e.rtt_ms, e.addr]),
+    [[2, 0, 150, hopAddr(2)]],
+    'exactly one late reply, with its true RTT',
+  );
+  assert.equal(done.late, 1);
+  assert.ok(events.indexOf(late[0]) > events.indexOf(hop2), 'the hop was settled before the late reply and stays as it was');
 });
 
 test('unreachable from a router stops the trace at that hop', async () => {
@@ -186,40 +216,45 @@ test('unreachable from a router stops the trace at that hop', async () => {
   assert.deepEqual(hop3.replies.map((r) => r.code), ['host', 'host', 'host']);
 });
 
-test('max-ttl when nothing ever answers; the in-flight cap holds', async () => {
+test('max-ttl when nothing ever answers: every probe waits exactly -w; the in-flight cap holds', async () => {
   const { events, done } = await trace(() => null, { maxTtl: 8, waitMs: 30, maxInflight: 4 });
   checkOutcomes(events, 4);
   assert.equal(done.reason, 'max-ttl');
   assert.equal(done.probes_sent, 24);
   assert.equal(done.timeouts, 24);
   assert.equal(done.hops, 8);
+  const timeouts = events.filter((e): e is TimeoutEvent => e.type === 'timeout');
+  assert.ok(timeouts.every((e) => e.reason === 'wait' && e.waited_ms === 30));
+  // Four at a time, each window 30 ms: 24 probes take 6 windows.
+  assert.equal(done.duration_ms, 180);
 });
 
-test('deadline stops the trace and closes every outstanding probe as no-reply', async () => {
+test('deadline stops the trace at exactly the deadline and closes every outstanding probe as no-reply', async () => {
   const { events, done } = await trace(() => null, { maxTtl: 30, waitMs: 1000, deadlineMs: 80 });
   checkOutcomes(events, OPTS.maxInflight);
   assert.equal(done.reason, 'deadline');
-  assert.ok(events.some((e) => e.type === 'timeout' && e.reason === 'deadline'));
+  assert.equal(done.duration_ms, 80);
+  const timeouts = events.filter((e): e is TimeoutEvent => e.type === 'timeout');
+  assert.equal(timeouts.length, OPTS.maxInflight);
+  assert.ok(timeouts.every((e) => e.reason === 'deadline' && e.waited_ms === 80));
 });
 
 test('unattributable replies and duplicates are counted as unmatched, never attributed', async () => {
-  const { events, done } = await trace((ttl) =>
-    ttl === 1 ? { addr: hopAddr(1), delayMs: 1, twice: true } : ttl === 2 ? { addr: '192.0.2.1', delayMs: 1, seq: -1 } : { addr: TARGET, kind: 'unreachable', code: 'port', delayMs: 2 },
-  );
+  const { events, done } = await trace((ttl) => (ttl === 1 ? { addr: hopAddr(1), delayMs: 1, twice: true } : ttl === 2 ? { addr: '192.0.2.1', delayMs: 1, seq: -1 } : { ...FAR, delayMs: 2 }));
   checkOutcomes(events, OPTS.maxInflight);
-  assert.ok(done.unmatched >= 3 + 3);
+  assert.equal(done.unmatched, 3 + 3, 'three duplicates at hop 1, three foreign replies at hop 2');
   const hop2 = events.find((e): e is HopEvent => e.type === 'hop' && e.ttl === 2)!;
   assert.equal(hop2.replies.length, 0);
   assert.ok(events.some((e) => e.type === 'unmatched' && e.reason === 'duplicate'));
   assert.ok(events.some((e) => e.type === 'unmatched' && e.reason === 'cookie-mismatch'));
 });
 
-test('interrupt ends the trace with reason interrupted', async () => {
-  const sink = new Collect<TraceEvent>();
-  const eng = new TraceEngine({ ...OPTS, waitMs: 5000 }, new ScriptedProber(() => null), sink);
-  const p = eng.run();
-  setTimeout(() => eng.interrupt(), 30);
-  const done: DoneEvent = await p;
+test('interrupt ends the trace with reason interrupted, at the moment it is asked', async () => {
+  const { events, done } = await trace(() => null, { waitMs: 5000 }, (eng, clock) => {
+    clock.setTimer(() => eng.interrupt(), 30);
+  });
   assert.equal(done.reason, 'interrupted');
-  checkOutcomes(sink.events, OPTS.maxInflight);
+  assert.equal(done.duration_ms, 30);
+  checkOutcomes(events, OPTS.maxInflight);
+  assert.ok(events.filter((e): e is TimeoutEvent => e.type === 'timeout').every((e) => e.reason === 'stopped'));
 });
