@@ -9,21 +9,21 @@
  *  - probes in flight never exceed maxInflight; per-probe state is sized by the probe budget
  *    ((maxTtl - firstTtl + 1) * queries), so memory is flat however long the trace runs.
  */
+import { realScheduler, type Scheduler, type TimerId } from '../core/clock.js';
 import { PathlensError } from '../core/errors.js';
+import type { Sink } from '../core/sink.js';
 import { formatIp, sameAddr } from '../packet/addr.js';
 import { diffMs, roundMs } from '../time/clock.js';
-import { realScheduler, type Scheduler, type TimerId } from '../core/clock.js';
-import type { Sink } from '../core/sink.js';
 import {
   type DoneEvent,
-  type HopEvent,
   type HopReply,
   type StopReason,
   TRACE_SCHEMA,
   type TimeoutEvent,
   type TraceEvent,
 } from './events.js';
-import { flowsNeeded, missProbability } from './mda.js';
+import { flowOf, multipath } from './flows.js';
+import { PmtuState } from './pmtu.js';
 import type { Prober, ReplyRecord } from './prober.js';
 
 export interface EngineOptions {
@@ -64,7 +64,7 @@ const REPLIED = 2;
 const TIMEDOUT = 3;
 /** Bounced by a smaller MTU on the way (--pmtu): waiting to be sent again. */
 const RESEND = 4;
-const MAX_RESENDS = 4;
+const NO_RESENDS: number[] = [];
 
 export class TraceEngine {
   private readonly o: EngineOptions;
@@ -105,13 +105,11 @@ export class TraceEngine {
   private stopReason: StopReason | null = null;
   private failure: Error | null = null;
   private resolve!: (d: DoneEvent) => void;
-  private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0, resent: 0 };
-  /** --pmtu: probes to send again (smaller), in order; how often each was; drops not yet placed. */
-  private readonly resendQueue: number[] = [];
-  private readonly resends: Uint8Array;
-  private readonly drops: { addr: string | null; mtu: number; probeTtl: number; reported: boolean }[] = [];
-  /** First TTL at which each responder address was settled in a hop. */
-  private readonly hopOfAddr = new Map<string, number>();
+  private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0 };
+  /** --pmtu: its own state (resends, where the MTU drops); null without --pmtu. */
+  private readonly pmtu: PmtuState | null;
+  /** Probes waiting to be sent again (always empty without --pmtu). */
+  private readonly resendQueue: number[];
   /** Consecutive settled hops without a reply, and the highest TTL that got any reply. */
   private silentRun = 0;
   private maxRepliedTtl = 0;
@@ -142,7 +140,8 @@ export class TraceEngine {
     this.txMono = new Float64Array(this.total);
     this.deadline = new Float64Array(this.total);
     this.adaptive = new Uint8Array(this.total);
-    this.resends = new Uint8Array(this.total);
+    this.pmtu = o.pmtu && prober.setPacketLen ? new PmtuState(this.total, prober) : null;
+    this.resendQueue = this.pmtu?.resendQueue ?? NO_RESENDS;
     this.minRttFrom = new Float64Array(257).fill(Infinity);
     this.ttlSent = new Int32Array(257);
     this.ttlDone = new Int32Array(257);
@@ -315,7 +314,7 @@ export class TraceEngine {
       ttl,
       index: seq % this.perTtl,
       dst_port: this.prober.dstPort(seq),
-      ...(this.flows > 1 ? { flow: (seq % this.perTtl) % this.flows } : {}),
+      ...(this.flows > 1 ? { flow: flowOf(seq, this.perTtl, this.flows) } : {}),
       ...(again ? { resent: true } : {}),
       ...(this.o.pmtu && this.prober.packetLen !== undefined ? { len: this.prober.packetLen } : {}),
       ...(this.prober.srcPortOf ? { src_port: this.prober.srcPortOf(seq) } : {}),
@@ -356,28 +355,12 @@ export class TraceEngine {
   private onReply(r: ReplyRecord): void {
     if (this.finished) return;
     const addr = r.hasAddr ? formatIp(r.addrBuf, r.addrOff, r.family) : null;
-    if (r.seq < 0) {
-      this.unmatched(r.unmatched ?? 'unknown-probe', addr, r.detail);
-      return;
-    }
+    if (!this.attributable(r, addr)) return;
     const seq = r.seq;
-    const st = this.state[seq];
-    if (st === UNSENT) {
-      this.unmatched('unsent', addr, `seq ${seq}`);
-      return;
-    }
-    if (st === REPLIED) {
-      this.unmatched('duplicate', addr, `seq ${seq}`);
-      return;
-    }
-    if (st === RESEND) {
-      this.unmatched('duplicate', addr, `seq ${seq} (already bounced)`);
-      return;
-    }
     const ttl = this.ttlOf(seq);
     const rtt = roundMs(diffMs(this.txSec[seq], this.txNsec[seq], r.sec, r.nsec));
-    const late = st === TIMEDOUT;
-    if (!late && this.bounces(r)) {
+    const late = this.state[seq] === TIMEDOUT;
+    if (!late && this.pmtu?.bounces(r)) {
       this.bounce(seq, ttl, addr, rtt, r);
       return;
     }
@@ -386,6 +369,28 @@ export class TraceEngine {
       this.counts.late++;
       return;
     }
+    this.record(seq, ttl, addr, rtt, r);
+    this.tightenDeadlines(ttl, rtt);
+    this.noteStop(ttl, r);
+    this.schedulePump();
+  }
+
+  /** A reply names a probe that is out (or already declared silent); anything else is unmatched. */
+  private attributable(r: ReplyRecord, addr: string | null): boolean {
+    if (r.seq < 0) {
+      this.unmatched(r.unmatched ?? 'unknown-probe', addr, r.detail);
+      return false;
+    }
+    const st = this.state[r.seq];
+    if (st === UNSENT) this.unmatched('unsent', addr, `seq ${r.seq}`);
+    else if (st === REPLIED) this.unmatched('duplicate', addr, `seq ${r.seq}`);
+    else if (st === RESEND) this.unmatched('duplicate', addr, `seq ${r.seq} (already bounced)`);
+    else return true;
+    return false;
+  }
+
+  /** The probe's outcome: a reply, kept for its hop. */
+  private record(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord): void {
     this.state[seq] = REPLIED;
     this.counts.replies++;
     if (ttl > this.maxRepliedTtl) this.maxRepliedTtl = ttl;
@@ -399,19 +404,24 @@ export class TraceEngine {
       kind: r.kind,
       code: r.code,
       index: seq % this.perTtl,
-      ...(this.flows > 1 ? { flow: (seq % this.perTtl) % this.flows } : {}),
+      ...(this.flows > 1 ? { flow: flowOf(seq, this.perTtl, this.flows) } : {}),
       ...(r.mpls ? { mpls: r.mpls } : {}),
       ...(r.unverified ? { unverified: true as const } : {}),
     });
+  }
 
-    // Later hops bound how long earlier ones can take: tighten their deadlines.
-    if (rtt >= 0 && rtt < this.minRttFrom[ttl]) {
-      for (let t = ttl; t >= this.o.firstTtl && rtt < this.minRttFrom[t]; t--) this.minRttFrom[t] = rtt;
-      for (let i = 0; i < this.nInflight; i++) {
-        const s = this.inflight[i];
-        if (this.ttlOf(s) <= ttl) this.setDeadline(s);
-      }
+  /** Later hops bound how long earlier ones can take: a new smallest RTT tightens their deadlines. */
+  private tightenDeadlines(ttl: number, rtt: number): void {
+    if (!(rtt >= 0 && rtt < this.minRttFrom[ttl])) return;
+    for (let t = ttl; t >= this.o.firstTtl && rtt < this.minRttFrom[t]; t--) this.minRttFrom[t] = rtt;
+    for (let i = 0; i < this.nInflight; i++) {
+      const s = this.inflight[i];
+      if (this.ttlOf(s) <= ttl) this.setDeadline(s);
     }
+  }
+
+  /** The target answered, or a router said it cannot be reached: nothing beyond is sent, and what is out beyond waits less. */
+  private noteStop(ttl: number, r: ReplyRecord): void {
     const prevStop = Math.min(this.reachedTtl, this.unreachTtl);
     const fromTarget = r.hasAddr && sameAddr(r.addrBuf, r.addrOff, this.o.address);
     if (fromTarget) {
@@ -420,16 +430,14 @@ export class TraceEngine {
       if (ttl < this.unreachTtl) this.unreachTtl = ttl;
     }
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
-    if (stopTtl !== Infinity) {
-      this.limitSeq = Math.min(this.limitSeq, (stopTtl - this.o.firstTtl + 1) * this.perTtl);
-      if (stopTtl < ttl || stopTtl !== prevStop) {
-        for (let i = 0; i < this.nInflight; i++) {
-          const s = this.inflight[i];
-          if (this.ttlOf(s) > stopTtl) this.setDeadline(s);
-        }
+    if (stopTtl === Infinity) return;
+    this.limitSeq = Math.min(this.limitSeq, (stopTtl - this.o.firstTtl + 1) * this.perTtl);
+    if (stopTtl < ttl || stopTtl !== prevStop) {
+      for (let i = 0; i < this.nInflight; i++) {
+        const s = this.inflight[i];
+        if (this.ttlOf(s) > stopTtl) this.setDeadline(s);
       }
     }
-    this.schedulePump();
   }
 
   private emitReply(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord, late: boolean, resend: boolean): void {
@@ -456,43 +464,23 @@ export class TraceEngine {
     });
   }
 
-  /** --pmtu: is this reply a router saying the probe was too big (and can it be sent smaller)? */
-  private bounces(r: ReplyRecord): boolean {
-    if (!this.o.pmtu || r.mtu <= 0 || r.kind === 'local-error' || !this.prober.setPacketLen) return false;
-    if (r.kind !== 'packet-too-big' && !(r.kind === 'unreachable' && r.code === 'frag-needed')) return false;
-    return r.mtu >= (this.prober.family === 4 ? 68 : 1280) && this.resends[r.seq] < MAX_RESENDS;
-  }
-
   /**
-   * The probe never reached its TTL: a router before it could not forward it. The reply is
-   * reported (resend: true) but is not the hop's answer; later probes get the smaller size and
-   * this one is sent again. Where the MTU dropped is placed once that router's hop is known.
+   * --pmtu: the probe never reached its TTL (a router before it could not forward it). The reply
+   * is reported (resend: true) but is not the hop's answer; the probe is sent again, smaller.
    */
   private bounce(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord): void {
     this.emitReply(seq, ttl, addr, rtt, r, false, true);
     this.removeInflight(seq);
     this.state[seq] = RESEND;
-    this.resends[seq]++;
-    this.counts.resent++;
-    this.resendQueue.push(seq);
-    const cur = this.prober.packetLen ?? Infinity;
-    if (r.mtu < cur) this.prober.setPacketLen!(r.mtu);
-    let d = this.drops.find((x) => x.addr === addr && x.mtu === r.mtu);
-    if (!d) this.drops.push((d = { addr, mtu: r.mtu, probeTtl: ttl, reported: false }));
-    else if (ttl < d.probeTtl) d.probeTtl = ttl;
+    this.pmtu!.bounce(seq, ttl, addr, r);
     this.placeDrops();
     this.schedulePump();
   }
 
   /** Emits an mtu event for each drop whose reporting router has been seen at a settled hop. */
   private placeDrops(): void {
-    for (const d of this.drops) {
-      if (d.reported || d.addr === null) continue;
-      const hop = this.hopOfAddr.get(d.addr);
-      if (hop === undefined || hop >= d.probeTtl) continue;
-      d.reported = true;
-      this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: this.now(), ttl: hop, mtu: d.mtu, addr: d.addr, inferred: false });
-    }
+    if (!this.pmtu) return;
+    for (const e of this.pmtu.place(this.now())) this.emit(e);
   }
 
   private unmatched(reason: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'duplicate' | 'malformed' | 'unsent', addr: string | null, detail: string): void {
@@ -570,7 +558,7 @@ export class TraceEngine {
       if (moreComing || this.ttlDone[t] < sent || sent === 0) break;
       this.emitHop(t);
       this.nextHopTtl++;
-      if (this.drops.length) this.placeDrops();
+      this.placeDrops();
       if (o.silentStop && this.stopReason === null && this.silentRun >= o.silentStop && this.maxRepliedTtl < t) {
         // The last hops and everything beyond them stayed silent: give up on this method.
         this.stopAll('silent', 'stopped');
@@ -606,7 +594,7 @@ export class TraceEngine {
     this.hopReplies[t] = null;
     const addrs: string[] = [];
     for (const r of replies) if (r.addr !== null && !addrs.includes(r.addr)) addrs.push(r.addr);
-    for (const a of addrs) if (!this.hopOfAddr.has(a)) this.hopOfAddr.set(a, t);
+    this.pmtu?.settled(t, addrs);
     this.silentRun = replies.length === 0 ? this.silentRun + 1 : 0;
     this.emit({
       schema: TRACE_SCHEMA,
@@ -617,28 +605,8 @@ export class TraceEngine {
       replies,
       no_reply: this.ttlSent[t] - replies.length,
       addrs,
-      ...(this.flows > 1 ? this.multipath(replies, addrs) : {}),
+      ...(this.flows > 1 ? multipath(replies, addrs) : {}),
     });
-  }
-
-  /**
-   * ECMP: which flows reached each responder, and the confidence statement: with k responders seen
-   * over n answered flows, the chance that one more, equally likely next hop went unseen.
-   */
-  private multipath(replies: HopReply[], addrs: string[]): Pick<HopEvent, 'responders' | 'multipath'> {
-    const byAddr = new Map<string, Set<number>>(addrs.map((a) => [a, new Set<number>()]));
-    const answered = new Set<number>();
-    for (const r of replies) {
-      if (r.addr === null || r.flow === undefined) continue;
-      byAddr.get(r.addr)!.add(r.flow);
-      answered.add(r.flow);
-    }
-    const k = addrs.length;
-    const n = answered.size;
-    return {
-      responders: addrs.map((a) => ({ addr: a, flows: [...byAddr.get(a)!].sort((x, y) => x - y) })),
-      multipath: { next_hops: k, flows: n, miss_probability: Math.round(missProbability(k + 1, n) * 1e6) / 1e6, flows_for_95: flowsNeeded(k, 0.95) },
-    };
   }
 
   private stopAll(reason: StopReason, timeoutReason: TimeoutEvent['reason']): void {
@@ -662,13 +630,9 @@ export class TraceEngine {
     // Hops still unsettled can only be ones that will get no more probes; emit what they have.
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
     while (this.nextHopTtl <= stopTtl && this.ttlSent[this.nextHopTtl] > 0) this.emitHop(this.nextHopTtl++);
-    for (const d of this.drops) {
-      if (d.reported) continue;
-      // The reporting router never answered at a lower TTL: it is the hop before the first probe
-      // it bounced (every TTL is first probed at the full size). Marked as inferred.
-      d.reported = true;
-      this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: this.now(), ttl: Math.max(1, d.probeTtl - 1), mtu: d.mtu, addr: d.addr, inferred: true });
-    }
+    // Drops whose router never answered at a lower TTL: the hop before the first probe it bounced
+    // (every TTL is first probed at the full size), marked as inferred.
+    if (this.pmtu) for (const e of this.pmtu.inferRest(this.now())) this.emit(e);
     this.finished = true;
     if (this.timer) this.clock.clearTimer(this.timer);
     this.timer = null;
@@ -698,7 +662,7 @@ export class TraceEngine {
       send_calls: st.sendCalls,
       recv_calls: st.recvCalls,
       duration_ms: this.now(),
-      ...(o.pmtu ? { resent: this.counts.resent, path_mtu: this.prober.packetLen ?? null } : {}),
+      ...(o.pmtu ? { resent: this.pmtu?.resent ?? 0, path_mtu: this.prober.packetLen ?? null } : {}),
     };
     this.emit(done);
     this.resolve(done);

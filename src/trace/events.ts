@@ -9,7 +9,8 @@ import type { MplsLabel } from '../packet/icmpext.js';
 
 export { TRACE_SCHEMA };
 
-export type TraceMethod = 'udp' | 'icmp' | 'tcp';
+/** How probes are sent (the one list of methods: probers, requests and events use it). */
+export type ProbeMethod = 'udp' | 'icmp' | 'tcp';
 export type TraceSocket = 'dgram' | 'ping' | 'raw' | 'connect';
 export type StopReason = 'reached' | 'unreachable' | 'max-ttl' | 'deadline' | 'interrupted' | 'error' | 'silent';
 
@@ -23,7 +24,7 @@ export interface StartEvent extends Base {
   type: 'start';
   version: string;
   time: string;
-  method: TraceMethod;
+  method: ProbeMethod;
   /** How probes are sent: datagram socket, ICMP datagram (ping) socket, raw socket, or connect(). */
   socket: TraceSocket;
   family: 4 | 6;
@@ -162,8 +163,8 @@ export interface UnmatchedEvent extends Base {
  */
 export interface SwitchEvent extends Base {
   type: 'switch';
-  from: TraceMethod;
-  to: TraceMethod;
+  from: ProbeMethod;
+  to: ProbeMethod;
   reason: string;
 }
 

@@ -33,6 +33,7 @@ import { OK } from '../packet/status.js';
 import { ProberBase } from './base.js';
 import type { Placement } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { flowOf } from './flows.js';
 import { COOKIE_LEN, COOKIE_MAGIC, openProbeSocket } from './udp.js';
 import { EACCES, EPERM } from '../core/errno.js';
 
@@ -179,7 +180,7 @@ export class IcmpProber extends ProberBase implements Prober {
       b.dataView.setUint32(off + 16, seqs[i] >>> 0, false);
       b.data[off + 8 + COOKIE_LEN] = ttls[i] & 0xff;
       const flows = o.flows ?? 1;
-      const want = (this.flowChecksum + (flows > 1 ? (seqs[i] % (o.perTtl ?? flows)) % flows : 0)) & 0xffff;
+      const want = (this.flowChecksum + flowOf(seqs[i], o.perTtl ?? flows, flows)) & 0xffff;
       fixChecksum(b.data, off, len, off + len - 2, want);
       // IPv4 raw: we send the checksum; ping sockets and ICMPv6 compute it in the kernel (and get
       // the same constant value for the ICMP part).

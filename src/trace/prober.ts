@@ -6,6 +6,7 @@
 import type { Family } from '../packet/addr.js';
 import type { ReplyKind } from '../packet/icmp.js';
 import type { MplsLabel } from '../packet/icmpext.js';
+import type { ProbeMethod } from './events.js';
 
 /** Outcome of correlating one received message. Reused by the prober for every message. */
 export class ReplyRecord {
@@ -62,7 +63,7 @@ export interface ProberStats {
   retries: number;
 }
 
-export type ProbeMethod = 'udp' | 'icmp' | 'tcp';
+export type { ProbeMethod };
 /** How the probes are sent: an ordinary datagram socket, an ICMP datagram socket, a raw socket, or connect(). */
 export type SocketKind = 'dgram' | 'ping' | 'raw' | 'connect';
 

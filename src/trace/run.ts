@@ -11,7 +11,7 @@ import { type Family, parseIp } from '../packet/addr.js';
 import { TraceEngine } from './engine.js';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
-import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
+import { type DoneEvent, type ProbeMethod, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
 import type { Placement } from '../io/placement.js';
 import type { Prober } from './prober.js';
@@ -19,7 +19,7 @@ import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
 import { UdpProber, routeMtu, udpOverhead } from './udp.js';
 
-export type MethodChoice = 'udp' | 'icmp' | 'tcp';
+export type MethodChoice = ProbeMethod;
 /** --method auto: the order tried, and how many silent hops (with nothing beyond) mean "filtered". */
 export const AUTO_ORDER: MethodChoice[] = ['udp', 'tcp', 'icmp'];
 export const AUTO_SILENT_HOPS = 3;

@@ -28,6 +28,7 @@ import { SYN_LEN, TCP_ACK, TCP_RST, TCP_SYN, TcpView, parseTcpHeader, pseudoHead
 import { ProberBase } from './base.js';
 import { type Placement, openSocket } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { flowOf } from './flows.js';
 import { openProbeSocket, routeSource } from './udp.js';
 import { EACCES, EADDRINUSE, EPERM } from '../core/errno.js';
 
@@ -127,7 +128,7 @@ export class TcpRawProber extends ProberBase implements Prober {
   }
 
   private flowOf(seq: number): number {
-    return this.flows > 1 ? (seq % this.perTtl) % this.flows : 0;
+    return flowOf(seq, this.perTtl, this.flows);
   }
 
   dstPort(): number {

@@ -39,6 +39,7 @@ import { OK } from '../packet/status.js';
 import { ProberBase } from './base.js';
 import { type Placement, openSocket } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { flowOf } from './flows.js';
 
 export const COOKIE_MAGIC = 0x504c4e31; // 'PLN1'
 export const COOKIE_LEN = 12;
@@ -191,7 +192,7 @@ export class UdpProber extends ProberBase implements Prober {
 
   dstPort(seq: number): number {
     const o = this.o;
-    return o.flows && o.flows > 1 ? o.basePort + ((seq % (o.perTtl ?? o.flows)) % o.flows) : o.basePort + seq;
+    return o.flows && o.flows > 1 ? o.basePort + flowOf(seq, o.perTtl ?? o.flows, o.flows) : o.basePort + seq;
   }
 
   send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
