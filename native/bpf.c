@@ -20,6 +20,7 @@
 
 #include <dlfcn.h>
 #include <linux/bpf.h>
+#include <linux/perf_event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,10 @@ static struct {
   int (*tc_hook_destroy)(struct pl_tc_hook *);
   int (*tc_attach)(const struct pl_tc_hook *, struct pl_tc_opts *);
   int (*tc_detach)(const struct pl_tc_hook *, const struct pl_tc_opts *);
+  int (*set_autoload)(struct bpf_program *, bool);
+  int (*set_type)(struct bpf_program *, int);
+  int (*set_expected_attach_type)(struct bpf_program *, int);
+  int (*set_initial_value)(struct bpf_map *, const void *, size_t);
 } lb;
 
 #define LOG_MAX (64 * 1024)
@@ -119,6 +124,10 @@ static bool libbpf_ready(void) {
   SYM(tc_hook_destroy, "bpf_tc_hook_destroy");
   SYM(tc_attach, "bpf_tc_attach");
   SYM(tc_detach, "bpf_tc_detach");
+  SYM(set_autoload, "bpf_program__set_autoload");
+  SYM(set_type, "bpf_program__set_type");
+  SYM(set_expected_attach_type, "bpf_program__set_expected_attach_type");
+  SYM(set_initial_value, "bpf_map__set_initial_value");
 #undef SYM
   lb.set_print(collect_log);
   lb.lib = h;
@@ -206,6 +215,56 @@ static napi_value js_set_max_entries(napi_env env, napi_callback_info info) {
   return pl_int(env, rc < 0 ? rc : 0);
 }
 
+/* bpfProgSetAutoload(handle, prog, load) -> 0 | -errno: whether bpfLoad loads this program (the
+ * libbpf-tools pattern: ship tp_btf and raw_tp variants, load the one the kernel takes). */
+static napi_value js_prog_set_autoload(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  struct bpf_object *obj;
+  char name[64];
+  bool load;
+  if (!pl_args(env, info, 3, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
+      !get_string(env, argv[1], "prog", name, sizeof name) || napi_get_value_bool(env, argv[2], &load) != napi_ok)
+    return NULL;
+  struct bpf_program *p = lb.find_prog(obj, name);
+  if (!p) return pl_errno(env, ENOENT);
+  int rc = lb.set_autoload(p, load);
+  return pl_int(env, rc < 0 ? rc : 0);
+}
+
+/* bpfProgSetType(handle, prog, progType, expectedAttachType) -> 0 | -errno, before bpfLoad: for
+ * sections this libbpf does not know (netfilter before libbpf 1.3). */
+static napi_value js_prog_set_type(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  struct bpf_object *obj;
+  char name[64];
+  int32_t type, attach;
+  if (!pl_args(env, info, 4, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
+      !get_string(env, argv[1], "prog", name, sizeof name) || !pl_get_i32(env, argv[2], "progType", &type) ||
+      !pl_get_i32(env, argv[3], "expectedAttachType", &attach))
+    return NULL;
+  struct bpf_program *p = lb.find_prog(obj, name);
+  if (!p) return pl_errno(env, ENOENT);
+  int rc = lb.set_type(p, type);
+  if (rc == 0) rc = lb.set_expected_attach_type(p, attach);
+  return pl_int(env, rc < 0 ? rc : 0);
+}
+
+/* bpfMapSetInitialValue(handle, map, bytes) -> 0 | -errno, before bpfLoad: e.g. ".rodata", whose
+ * values the verifier then sees as constants. The size must be the map's value size. */
+static napi_value js_map_set_initial_value(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  struct bpf_object *obj;
+  char name[64];
+  pl_bytes val;
+  if (!pl_args(env, info, 3, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
+      !get_string(env, argv[1], "map", name, sizeof name) || !pl_get_bytes(env, argv[2], "value", &val))
+    return NULL;
+  struct bpf_map *m = lb.find_map(obj, name);
+  if (!m) return pl_errno(env, ENOENT);
+  int rc = lb.set_initial_value(m, val.data, val.len);
+  return pl_int(env, rc < 0 ? rc : 0);
+}
+
 /* bpfLoad(handle) -> 0 | -errno (the verifier's reasons are in bpfLog()) */
 static napi_value js_load(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -265,6 +324,90 @@ static napi_value js_link_create(napi_env env, napi_callback_info info) {
   a.link_create.target_ifindex = (uint32_t)ifindex;
   a.link_create.attach_type = (uint32_t)type;
   a.link_create.flags = (uint32_t)flags;
+  long fd = sys_bpf(BPF_LINK_CREATE, &a);
+  return fd < 0 ? pl_errno(env, errno) : pl_int(env, fd);
+}
+
+/* bpfRawTracepointOpen(progFd, name | null) -> fd | -errno: attaches a raw_tp program to the
+ * named tracepoint, or a tp_btf program to the one it was loaded for (name null). The attachment
+ * lasts while the fd is open. */
+static napi_value js_raw_tp_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t prog;
+  char name[128];
+  napi_valuetype t;
+  if (!pl_args(env, info, 2, argv, NULL) || !pl_get_i32(env, argv[0], "progFd", &prog)) return NULL;
+  napi_typeof(env, argv[1], &t);
+  bool named = t != napi_null && t != napi_undefined;
+  if (named && !get_string(env, argv[1], "name", name, sizeof name)) return NULL;
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.raw_tracepoint.prog_fd = (uint32_t)prog;
+  a.raw_tracepoint.name = named ? (uint64_t)(uintptr_t)name : 0;
+  long fd = sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &a);
+  return fd < 0 ? pl_errno(env, errno) : pl_int(env, fd);
+}
+
+/* The link_create layout of Linux 6.4+ for netfilter links (newer than the headers we build with). */
+struct pl_link_create_nf {
+  uint32_t prog_fd;
+  uint32_t target_fd;
+  uint32_t attach_type;
+  uint32_t flags;
+  uint32_t pf;
+  uint32_t hooknum;
+  int32_t priority;
+  uint32_t nf_flags;
+};
+
+/* bpfNetfilterLink(progFd, pf, hooknum, priority, flags) -> link fd | -errno: a netfilter program
+ * on one hook of the calling thread's network namespace (BPF_NETFILTER). */
+static napi_value js_netfilter_link(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int32_t prog, pf, hook, prio, flags;
+  if (!pl_args(env, info, 5, argv, NULL) || !pl_get_i32(env, argv[0], "progFd", &prog) ||
+      !pl_get_i32(env, argv[1], "pf", &pf) || !pl_get_i32(env, argv[2], "hooknum", &hook) ||
+      !pl_get_i32(env, argv[3], "priority", &prio) || !pl_get_i32(env, argv[4], "flags", &flags))
+    return NULL;
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  struct pl_link_create_nf nf = {
+      .prog_fd = (uint32_t)prog, .attach_type = 45 /* BPF_NETFILTER */, .pf = (uint32_t)pf, .hooknum = (uint32_t)hook, .priority = prio, .nf_flags = (uint32_t)flags};
+  _Static_assert(sizeof nf <= sizeof a, "link_create fits bpf_attr");
+  memcpy(&a, &nf, sizeof nf);
+  long fd = sys_bpf(BPF_LINK_CREATE, &a);
+  return fd < 0 ? pl_errno(env, errno) : pl_int(env, fd);
+}
+
+/* perfTracepointOpen(id) -> perf event fd | -errno: the classic tracepoint with this tracefs id
+ * (events/<system>/<name>/id), for all processes, as a BPF attach point (a program attached to
+ * it runs on every CPU). */
+static napi_value js_perf_tp_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t id;
+  if (!pl_args(env, info, 1, argv, NULL) || !pl_get_i32(env, argv[0], "id", &id)) return NULL;
+  struct perf_event_attr pa;
+  memset(&pa, 0, sizeof pa);
+  pa.type = PERF_TYPE_TRACEPOINT;
+  pa.size = sizeof pa;
+  pa.config = (uint64_t)id;
+  long fd = syscall(__NR_perf_event_open, &pa, -1 /* any process */, 0 /* cpu */, -1, PERF_FLAG_FD_CLOEXEC);
+  return fd < 0 ? pl_errno(env, errno) : pl_int(env, fd);
+}
+
+/* bpfPerfEventLink(progFd, perfFd) -> link fd | -errno: a tracepoint (or kprobe) program on an
+ * open perf event (BPF_PERF_EVENT); the link holds the event. */
+static napi_value js_perf_event_link(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t prog, perf;
+  if (!pl_args(env, info, 2, argv, NULL) || !pl_get_i32(env, argv[0], "progFd", &prog) ||
+      !pl_get_i32(env, argv[1], "perfFd", &perf))
+    return NULL;
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.link_create.prog_fd = (uint32_t)prog;
+  a.link_create.target_fd = (uint32_t)perf;
+  a.link_create.attach_type = BPF_PERF_EVENT;
   long fd = sys_bpf(BPF_LINK_CREATE, &a);
   return fd < 0 ? pl_errno(env, errno) : pl_int(env, fd);
 }
@@ -554,6 +697,13 @@ napi_status pl_init_bpf(napi_env env, napi_value exports) {
       {"bpfTestRunSkb", js_test_run_skb},
       {"bpfTcHook", js_tc_hook},
       {"bpfTcFilter", js_tc_filter},
+      {"bpfProgSetAutoload", js_prog_set_autoload},
+      {"bpfProgSetType", js_prog_set_type},
+      {"bpfMapSetInitialValue", js_map_set_initial_value},
+      {"bpfRawTracepointOpen", js_raw_tp_open},
+      {"bpfNetfilterLink", js_netfilter_link},
+      {"bpfPerfEventLink", js_perf_event_link},
+      {"perfTracepointOpen", js_perf_tp_open},
       {"ringbufOpen", js_ring_open},
       {"ringbufRead", js_ring_read},
       {"ringbufClose", js_ring_close},

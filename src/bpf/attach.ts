@@ -1,14 +1,18 @@
 /**
- * Attaching programs to an interface so that nothing outlives the process:
+ * Attaching programs so that nothing outlives the process:
  *  - tc: a tcx link (Linux 6.6+), which the kernel removes when its fd closes, so even SIGKILL
  *    leaves nothing behind; on older kernels, a clsact qdisc with a cls_bpf filter through
  *    netlink, removed on exit (and the qdisc too when pathlens created it);
- *  - XDP: an XDP link (Linux 5.9+), native driver mode or generic (skb) mode.
- * Call these inside the interface's network namespace (ifindexes are per namespace).
+ *  - XDP: an XDP link (Linux 5.9+), native driver mode or generic (skb) mode;
+ *  - tracing: tp_btf and raw tracepoints (BPF_RAW_TRACEPOINT_OPEN), classic tracepoints through a
+ *    perf event link, netfilter hooks (a BPF_NETFILTER link, Linux 6.4+, per namespace).
+ * Every one of these is an fd: closing it, or the process ending, detaches the program.
+ * Call the interface and netfilter ones inside the right network namespace.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { PathlensError, errnoName } from '../core/errors.js';
 import { native } from '../native/index.js';
-import { EBUSY, EEXIST, EINVAL, EOPNOTSUPP, EPERM } from '../core/errno.js';
+import { EACCES, EBUSY, EEXIST, EINVAL, EOPNOTSUPP, EPERM } from '../core/errno.js';
 
 const BPF_XDP = 37;
 const BPF_TCX_INGRESS = 46;
@@ -137,4 +141,63 @@ export function removeLeftoverFilters(ifindex: number): number {
     else if (-rc === EPERM) throw privilege('removing tc filters');
   }
   return removed;
+}
+
+/** An fd whose closing detaches what it holds (links, raw tracepoints). */
+function fdAttachment(how: string, fd: number): Attachment {
+  let open = true;
+  return {
+    how,
+    detach: () => {
+      if (open) native().close(fd);
+      open = false;
+    },
+  };
+}
+
+/** A raw_tp program on tracepoint `name`, or a tp_btf program on the one it was loaded for (name null). */
+export function attachRawTracepoint(progFd: number, name: string | null): Attachment {
+  const fd = native().bpfRawTracepointOpen(progFd, name);
+  if (fd < 0) throw new PathlensError('ERR_BPF', `the kernel refused to attach ${name ? `raw tracepoint ${name}` : 'a tp_btf program'} (${errnoName(-fd)})${-fd === EPERM ? ': it needs CAP_BPF and CAP_PERFMON (run as root)' : ''}`);
+  return fdAttachment(name ? 'raw_tp' : 'tp_btf', fd);
+}
+
+/** Where tracefs is mounted, if it is. */
+const TRACEFS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
+
+/** The tracefs id of a classic tracepoint (events/<system>/<name>/id). */
+export function tracepointId(system: string, name: string): number {
+  const root = TRACEFS.find((d) => existsSync(`${d}/events`));
+  if (!root) throw new PathlensError('ERR_BPF', 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing): classic tracepoints need it');
+  const path = `${root}/events/${system}/${name}/id`;
+  if (!existsSync(path)) throw new PathlensError('ERR_BPF', `this kernel has no tracepoint ${system}/${name}`);
+  return Number(readFileSync(path, 'utf8').trim());
+}
+
+/** A tracepoint program on classic tracepoint system/name, through a perf event link. */
+export function attachTracepoint(progFd: number, system: string, name: string): Attachment {
+  const n = native();
+  const perf = n.perfTracepointOpen(tracepointId(system, name));
+  if (perf < 0) throw new PathlensError('ERR_BPF', `perf_event_open of tracepoint ${system}/${name} refused (${errnoName(-perf)})${-perf === EACCES || -perf === EPERM ? ': it needs CAP_PERFMON (run as root)' : ''}`);
+  const link = n.bpfPerfEventLink(progFd, perf);
+  // The link holds the perf event; our fd of it is no longer needed either way.
+  n.close(perf);
+  if (link < 0) throw new PathlensError('ERR_BPF', `the kernel refused to link a program to tracepoint ${system}/${name} (${errnoName(-link)})`);
+  return fdAttachment('tracepoint', link);
+}
+
+/** Netfilter families and hooks, by the names the kernel gives them. */
+export const NFPROTO = { ipv4: 2, ipv6: 10 } as const;
+export const NF_HOOK = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
+export const BPF_PROG_TYPE_NETFILTER = 32;
+export const BPF_NETFILTER = 45;
+
+/** A netfilter program on one hook of the calling thread's network namespace. */
+export function attachNetfilter(progFd: number, family: keyof typeof NFPROTO, hook: keyof typeof NF_HOOK, priority: number): Attachment {
+  const fd = native().bpfNetfilterLink(progFd, NFPROTO[family], NF_HOOK[hook], priority, 0);
+  if (fd < 0) {
+    const why = -fd === EINVAL || -fd === EOPNOTSUPP ? ': BPF netfilter links need Linux 6.4' : -fd === EPERM ? ': it needs CAP_NET_ADMIN and CAP_BPF (run as root)' : '';
+    throw new PathlensError('ERR_BPF', `the kernel refused a netfilter link at ${family} ${hook} (${errnoName(-fd)})${why}`);
+  }
+  return fdAttachment('netfilter', fd);
 }

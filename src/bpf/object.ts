@@ -67,6 +67,27 @@ export class BpfObject {
     if (rc < 0) throw new PathlensError('ERR_BPF', `${this.name}: cannot size map ${map} to ${n} (${errnoName(-rc)})`);
   }
 
+  /** Before load: whether `prog` is loaded (turn off the variants the kernel cannot take). */
+  setAutoload(prog: string, load: boolean): void {
+    const rc = native().bpfProgSetAutoload(this.handle, prog, load);
+    if (rc < 0) throw new PathlensError('ERR_BPF', `${this.name}: cannot set autoload of ${prog} (${errnoName(-rc)})`);
+  }
+
+  /** Before load: the program type (and expected attach type) of a section this libbpf does not know. */
+  setProgType(prog: string, progType: number, expectedAttachType: number): void {
+    const rc = native().bpfProgSetType(this.handle, prog, progType, expectedAttachType);
+    if (rc < 0) throw new PathlensError('ERR_BPF', `${this.name}: cannot set the type of ${prog} (${errnoName(-rc)})`);
+  }
+
+  /**
+   * Before load: the initial contents of a map, such as ".rodata" (the object's `const volatile`
+   * globals, which the verifier then treats as constants). `value` must be the map's whole value.
+   */
+  setInitialValue(map: string, value: Uint8Array): void {
+    const rc = native().bpfMapSetInitialValue(this.handle, map, value);
+    if (rc < 0) throw new PathlensError('ERR_BPF', `${this.name}: cannot set the contents of ${map} (${errnoName(-rc)})`);
+  }
+
   /** Creates the maps and loads every program; explains a refusal. */
   load(): void {
     const n = native();
@@ -87,6 +108,11 @@ export class BpfObject {
     // PATHLENS_DEBUG=1 prints libbpf's whole log (the error's cause).
     const last = -rc === EPERM ? '' : logTail(log, 1);
     throw new PathlensError('ERR_BPF', `${this.name}: ${what}${last ? ` (libbpf: ${last})` : ''}`, { cause: new Error(logTail(log)) });
+  }
+
+  /** The shim's handle of this object, for calls this class does not wrap. */
+  rawHandle(): number {
+    return this.handle;
   }
 
   progFd(name: string): number {

@@ -95,6 +95,20 @@ export interface NativeShim {
   bpfTcHook(ifindex: number, create: number): number;
   /** Attach progFd as a cls_bpf filter (direct action); progFd < 0 detaches (handle, priority). */
   bpfTcFilter(ifindex: number, egress: number, handle: number, priority: number, progFd: number): number;
+  /** Before bpfLoad: load this program or not (libbpf's autoload). */
+  bpfProgSetAutoload(handle: number, prog: string, load: boolean): number;
+  /** Before bpfLoad: program type and expected attach type, for sections libbpf does not know. */
+  bpfProgSetType(handle: number, prog: string, progType: number, expectedAttachType: number): number;
+  /** Before bpfLoad: a map's initial contents (".rodata": constants for the verifier). */
+  bpfMapSetInitialValue(handle: number, map: string, value: Uint8Array): number;
+  /** BPF_RAW_TRACEPOINT_OPEN: a raw_tp program on `name`, or a tp_btf program (name null); fd or -errno. */
+  bpfRawTracepointOpen(progFd: number, name: string | null): number;
+  /** BPF_LINK_CREATE BPF_NETFILTER in the calling thread's namespace; link fd or -errno. */
+  bpfNetfilterLink(progFd: number, pf: number, hooknum: number, priority: number, flags: number): number;
+  /** BPF_LINK_CREATE BPF_PERF_EVENT: a program on an open perf event; link fd or -errno. */
+  bpfPerfEventLink(progFd: number, perfFd: number): number;
+  /** perf_event_open of a classic tracepoint (its tracefs id), all processes; fd or -errno. */
+  perfTracepointOpen(id: number): number;
   ringbufOpen(mapFd: number): number;
   /** Copies whole records as [u32 len][u32 0][data padded to 8] -> bytes written. */
   ringbufRead(handle: number, out: Uint8Array): number;
