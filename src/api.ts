@@ -1,0 +1,113 @@
+/**
+ * pathlens as a library, for programs that script it from Node: each capability is a function
+ * that starts a run and returns its handle. The handle is the same for every capability:
+ * `done` (the done event), `stop()`, and iteration over the run's events as they come
+ * (`for await (const e of run)`). The events are the versioned ones the CLI writes as JSONL
+ * (schema/*.schema.json). See docs/api.md.
+ *
+ *   import { trace } from 'pathlens';
+ *   const run = trace('192.0.2.7', { queries: 1 });
+ *   for await (const e of run) if (e.type === 'hop') console.log(e.ttl, e.addrs);
+ *   console.log((await run.done).reason);
+ */
+import type { TcMode, XdpMode } from './bpf/attach.js';
+import type { RunHandle } from './core/run.js';
+import { EventStream } from './core/stream.js';
+import { runBpf } from './pping/bpf-run.js';
+import type { PpingDoneEvent, PpingEvent } from './pping/events.js';
+import type { MatcherOptions } from './pping/matcher.js';
+import { type LiveHandle, runOffline, runPacketSocket } from './pping/run.js';
+import type { DoneEvent, TraceEvent } from './trace/events.js';
+import { TRACE_DEFAULTS, type TraceHandle, type TraceRequest, startTrace } from './trace/run.js';
+
+export { PathlensError, SysError } from './core/errors.js';
+export type { ErrorCode } from './core/errors.js';
+export { PPING_SCHEMA, TRACE_SCHEMA } from './core/schemas.js';
+export type { RunHandle } from './core/run.js';
+export type * from './trace/events.js';
+export type { AggregateEvent, FlowEvent, PpingDoneEvent, PpingEvent, PpingStartEvent, RttEvent, TableFullEvent } from './pping/events.js';
+
+/** A running measurement: its done event, stop(), and its events as an async iterable. */
+export interface Run<E, D> extends RunHandle<D>, AsyncIterable<E> {}
+
+/** trace() options: the CLI's, by name (defaults as the CLI's). */
+export type TraceOptions = Partial<Omit<TraceRequest, 'target'>>;
+
+/**
+ * Traces the path to `target` (an address or a name). Resolves nothing up front: a name that
+ * does not resolve, or a probe method the kernel refuses, rejects `done` (and ends the iteration
+ * with that error) with a PathlensError.
+ */
+export function trace(target: string, options: TraceOptions = {}): Run<TraceEvent, DoneEvent> {
+  const method = options.method ?? 'udp';
+  const req: TraceRequest = {
+    ...TRACE_DEFAULTS,
+    port: method === 'tcp' ? TRACE_DEFAULTS.tcpPort : TRACE_DEFAULTS.port,
+    ...options,
+    target,
+  };
+  const stream = new EventStream<TraceEvent>();
+  let handle: TraceHandle | null = null;
+  let stopped = false;
+  const done = startTrace(req, stream).then(async (h) => {
+    handle = h;
+    if (stopped) h.stop();
+    const d = await h.done;
+    if (d.reason === 'error' && h.error) throw h.error;
+    return d;
+  });
+  return runOf(stream, done, () => {
+    stopped = true;
+    handle?.stop();
+  });
+}
+
+/** pping() options: a live interface (`iface`) or a capture file (`read`), and the rules' options. */
+export interface PpingOptions extends Partial<MatcherOptions> {
+  iface?: string;
+  read?: string;
+  netns?: string;
+  /** Live: stop after this long. */
+  durationMs?: number;
+  /** Live: BPF programs (the default) or a packet socket. */
+  capture?: 'bpf' | 'packet';
+  ingressHook?: 'tc' | 'xdp';
+  xdpMode?: XdpMode;
+  tcMode?: TcMode;
+}
+
+/**
+ * Passive RTT, live or from a file. Throws a PathlensError at once when the capture cannot start
+ * (no such interface, BPF refused: the message says what is missing).
+ */
+export function pping(options: PpingOptions): Run<PpingEvent, PpingDoneEvent> {
+  if (!options.iface === !options.read) throw new TypeError('pping(): give one of iface (live) or read (a capture file)');
+  const stream = new EventStream<PpingEvent>();
+  let h: LiveHandle;
+  if (options.read) h = runOffline(options.read, options, stream);
+  else {
+    const lo = { iface: options.iface!, netns: options.netns, durationMs: options.durationMs ?? 0 };
+    h = options.capture === 'packet' ? runPacketSocket(lo, options, stream) : runBpf({ ...lo, ingressHook: options.ingressHook ?? 'tc', xdpMode: options.xdpMode ?? 'auto', tcMode: options.tcMode ?? 'auto' }, options, stream);
+  }
+  return runOf(stream, h.done, () => h.stop());
+}
+
+/** The handle: done ends the stream (or fails it); an unobserved failure is never unhandled. */
+function runOf<E, D>(stream: EventStream<E>, done: Promise<D>, stop: () => void): Run<E, D> {
+  const settled = done.then(
+    (d) => {
+      stream.end();
+      return d;
+    },
+    (e) => {
+      stream.fail(e);
+      throw e;
+    },
+  );
+  settled.catch(() => {});
+  return {
+    done: settled,
+    stop,
+    [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
+  };
+}
