@@ -200,69 +200,66 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return pl_int(env, slot);
 }
 
+/* argv[0] an object handle, argv[1] a program or map name: *out is that program or map, or NULL
+ * when the object has none of the name. False when an argument was wrong (a JS error is thrown). */
+static bool find_named(napi_env env, napi_value *argv, bool prog, void **out) {
+  struct bpf_object *obj;
+  char name[64];
+  if (!get_object(env, argv[0], &obj, NULL) || !get_string(env, argv[1], prog ? "prog" : "map", name, sizeof name)) return false;
+  *out = prog ? (void *)lb.find_prog(obj, name) : (void *)lb.find_map(obj, name);
+  return true;
+}
+
+static napi_value rc_result(napi_env env, int rc) { return pl_int(env, rc < 0 ? rc : 0); }
+
+/* argv[0..n) as int32 values, each named for the error a wrong one throws. */
+static bool get_i32s(napi_env env, napi_value *argv, size_t n, const char *const *names, int32_t *out) {
+  for (size_t i = 0; i < n; i++)
+    if (!pl_get_i32(env, argv[i], names[i], &out[i])) return false;
+  return true;
+}
+
 /* bpfSetMaxEntries(handle, map, n) -> 0 | -errno (before bpfLoad) */
 static napi_value js_set_max_entries(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  struct bpf_object *obj;
-  char name[64];
+  void *m;
   int32_t n;
-  if (!pl_args(env, info, 3, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
-      !get_string(env, argv[1], "map", name, sizeof name) || !pl_get_i32(env, argv[2], "n", &n))
-    return NULL;
-  struct bpf_map *m = lb.find_map(obj, name);
-  if (!m) return pl_errno(env, ENOENT);
-  int rc = lb.set_max_entries(m, (uint32_t)n);
-  return pl_int(env, rc < 0 ? rc : 0);
+  if (!pl_args(env, info, 3, argv, NULL) || !find_named(env, argv, false, &m) || !pl_get_i32(env, argv[2], "n", &n)) return NULL;
+  return m ? rc_result(env, lb.set_max_entries(m, (uint32_t)n)) : pl_errno(env, ENOENT);
 }
 
 /* bpfProgSetAutoload(handle, prog, load) -> 0 | -errno: whether bpfLoad loads this program (the
  * libbpf-tools pattern: ship tp_btf and raw_tp variants, load the one the kernel takes). */
 static napi_value js_prog_set_autoload(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  struct bpf_object *obj;
-  char name[64];
+  void *p;
   bool load;
-  if (!pl_args(env, info, 3, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
-      !get_string(env, argv[1], "prog", name, sizeof name) || napi_get_value_bool(env, argv[2], &load) != napi_ok)
-    return NULL;
-  struct bpf_program *p = lb.find_prog(obj, name);
-  if (!p) return pl_errno(env, ENOENT);
-  int rc = lb.set_autoload(p, load);
-  return pl_int(env, rc < 0 ? rc : 0);
+  if (!pl_args(env, info, 3, argv, NULL) || !find_named(env, argv, true, &p) || napi_get_value_bool(env, argv[2], &load) != napi_ok) return NULL;
+  return p ? rc_result(env, lb.set_autoload(p, load)) : pl_errno(env, ENOENT);
 }
 
 /* bpfProgSetType(handle, prog, progType, expectedAttachType) -> 0 | -errno, before bpfLoad: for
  * sections this libbpf does not know (netfilter before libbpf 1.3). */
 static napi_value js_prog_set_type(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  struct bpf_object *obj;
-  char name[64];
+  void *p;
   int32_t type, attach;
-  if (!pl_args(env, info, 4, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
-      !get_string(env, argv[1], "prog", name, sizeof name) || !pl_get_i32(env, argv[2], "progType", &type) ||
+  if (!pl_args(env, info, 4, argv, NULL) || !find_named(env, argv, true, &p) || !pl_get_i32(env, argv[2], "progType", &type) ||
       !pl_get_i32(env, argv[3], "expectedAttachType", &attach))
     return NULL;
-  struct bpf_program *p = lb.find_prog(obj, name);
   if (!p) return pl_errno(env, ENOENT);
   int rc = lb.set_type(p, type);
-  if (rc == 0) rc = lb.set_expected_attach_type(p, attach);
-  return pl_int(env, rc < 0 ? rc : 0);
+  return rc_result(env, rc < 0 ? rc : lb.set_expected_attach_type(p, attach));
 }
 
 /* bpfMapSetInitialValue(handle, map, bytes) -> 0 | -errno, before bpfLoad: e.g. ".rodata", whose
  * values the verifier then sees as constants. The size must be the map's value size. */
 static napi_value js_map_set_initial_value(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  struct bpf_object *obj;
-  char name[64];
+  void *m;
   pl_bytes val;
-  if (!pl_args(env, info, 3, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
-      !get_string(env, argv[1], "map", name, sizeof name) || !pl_get_bytes(env, argv[2], "value", &val))
-    return NULL;
-  struct bpf_map *m = lb.find_map(obj, name);
-  if (!m) return pl_errno(env, ENOENT);
-  int rc = lb.set_initial_value(m, val.data, val.len);
-  return pl_int(env, rc < 0 ? rc : 0);
+  if (!pl_args(env, info, 3, argv, NULL) || !find_named(env, argv, false, &m) || !pl_get_bytes(env, argv[2], "value", &val)) return NULL;
+  return m ? rc_result(env, lb.set_initial_value(m, val.data, val.len)) : pl_errno(env, ENOENT);
 }
 
 /* bpfLoad(handle) -> 0 | -errno (the verifier's reasons are in bpfLog()) */
@@ -277,17 +274,10 @@ static napi_value js_load(napi_env env, napi_callback_info info) {
 /* bpfProgFd(handle, name) / bpfMapFd(handle, name) -> fd (owned by the object) | -ENOENT */
 static napi_value object_fd(napi_env env, napi_callback_info info, bool prog) {
   napi_value argv[2];
-  struct bpf_object *obj;
-  char name[64];
-  if (!pl_args(env, info, 2, argv, NULL) || !get_object(env, argv[0], &obj, NULL) ||
-      !get_string(env, argv[1], "name", name, sizeof name))
-    return NULL;
-  if (prog) {
-    struct bpf_program *p = lb.find_prog(obj, name);
-    return p ? pl_int(env, lb.prog_fd(p)) : pl_errno(env, ENOENT);
-  }
-  struct bpf_map *m = lb.find_map(obj, name);
-  return m ? pl_int(env, lb.map_fd(m)) : pl_errno(env, ENOENT);
+  void *x;
+  if (!pl_args(env, info, 2, argv, NULL) || !find_named(env, argv, prog, &x)) return NULL;
+  if (!x) return pl_errno(env, ENOENT);
+  return pl_int(env, prog ? lb.prog_fd(x) : lb.map_fd(x));
 }
 static napi_value js_prog_fd(napi_env env, napi_callback_info info) { return object_fd(env, info, true); }
 static napi_value js_map_fd(napi_env env, napi_callback_info info) { return object_fd(env, info, false); }
@@ -312,12 +302,11 @@ static long sys_bpf(int cmd, union bpf_attr *attr) {
 /* bpfLinkCreate(progFd, ifindex, attachType, flags) -> link fd | -errno
  * attachType: BPF_XDP (37), BPF_TCX_INGRESS (46), BPF_TCX_EGRESS (47). */
 static napi_value js_link_create(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"progFd", "ifindex", "attachType", "flags"};
   napi_value argv[4];
-  int32_t prog, ifindex, type, flags;
-  if (!pl_args(env, info, 4, argv, NULL) || !pl_get_i32(env, argv[0], "progFd", &prog) ||
-      !pl_get_i32(env, argv[1], "ifindex", &ifindex) || !pl_get_i32(env, argv[2], "attachType", &type) ||
-      !pl_get_i32(env, argv[3], "flags", &flags))
-    return NULL;
+  int32_t v[4];
+  if (!pl_args(env, info, 4, argv, NULL) || !get_i32s(env, argv, 4, names, v)) return NULL;
+  int32_t prog = v[0], ifindex = v[1], type = v[2], flags = v[3];
   union bpf_attr a;
   memset(&a, 0, sizeof a);
   a.link_create.prog_fd = (uint32_t)prog;
@@ -363,16 +352,14 @@ struct pl_link_create_nf {
 /* bpfNetfilterLink(progFd, pf, hooknum, priority, flags) -> link fd | -errno: a netfilter program
  * on one hook of the calling thread's network namespace (BPF_NETFILTER). */
 static napi_value js_netfilter_link(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"progFd", "pf", "hooknum", "priority", "flags"};
   napi_value argv[5];
-  int32_t prog, pf, hook, prio, flags;
-  if (!pl_args(env, info, 5, argv, NULL) || !pl_get_i32(env, argv[0], "progFd", &prog) ||
-      !pl_get_i32(env, argv[1], "pf", &pf) || !pl_get_i32(env, argv[2], "hooknum", &hook) ||
-      !pl_get_i32(env, argv[3], "priority", &prio) || !pl_get_i32(env, argv[4], "flags", &flags))
-    return NULL;
+  int32_t v[5];
+  if (!pl_args(env, info, 5, argv, NULL) || !get_i32s(env, argv, 5, names, v)) return NULL;
   union bpf_attr a;
   memset(&a, 0, sizeof a);
   struct pl_link_create_nf nf = {
-      .prog_fd = (uint32_t)prog, .attach_type = 45 /* BPF_NETFILTER */, .pf = (uint32_t)pf, .hooknum = (uint32_t)hook, .priority = prio, .nf_flags = (uint32_t)flags};
+      .prog_fd = (uint32_t)v[0], .attach_type = 45 /* BPF_NETFILTER */, .pf = (uint32_t)v[1], .hooknum = (uint32_t)v[2], .priority = v[3], .nf_flags = (uint32_t)v[4]};
   _Static_assert(sizeof nf <= sizeof a, "link_create fits bpf_attr");
   memcpy(&a, &nf, sizeof nf);
   long fd = sys_bpf(BPF_LINK_CREATE, &a);
@@ -554,12 +541,11 @@ static napi_value js_tc_hook(napi_env env, napi_callback_info info) {
 
 /* bpfTcFilter(ifindex, egress, handle, priority, progFd) -> 0 | -errno; progFd < 0 detaches */
 static napi_value js_tc_filter(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"ifindex", "egress", "handle", "priority", "progFd"};
   napi_value argv[5];
-  int32_t ifindex, egress, handle, prio, prog;
-  if (!pl_args(env, info, 5, argv, NULL) || !pl_get_i32(env, argv[0], "ifindex", &ifindex) ||
-      !pl_get_i32(env, argv[1], "egress", &egress) || !pl_get_i32(env, argv[2], "handle", &handle) ||
-      !pl_get_i32(env, argv[3], "priority", &prio) || !pl_get_i32(env, argv[4], "progFd", &prog))
-    return NULL;
+  int32_t v[5];
+  if (!pl_args(env, info, 5, argv, NULL) || !get_i32s(env, argv, 5, names, v)) return NULL;
+  int32_t ifindex = v[0], egress = v[1], handle = v[2], prio = v[3], prog = v[4];
   if (!libbpf_ready()) return pl_errno(env, ELIBACC);
   struct pl_tc_hook h = {.sz = sizeof h, .ifindex = ifindex, .attach_point = egress ? 2 : 1};
   struct pl_tc_opts o = {.sz = sizeof o, .handle = (uint32_t)handle, .priority = (uint32_t)prio};
