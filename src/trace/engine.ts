@@ -9,7 +9,7 @@
  *  - probes in flight never exceed maxInflight; per-probe state is sized by the probe budget
  *    ((maxTtl - firstTtl + 1) * queries), so memory is flat however long the trace runs.
  */
-import { realScheduler, type Scheduler, type TimerId } from '../core/clock.js';
+import { realScheduler, type Scheduler, type TimerId } from '../core/scheduler.js';
 import { PathlensError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
 import { formatIp, sameAddr } from '../packet/addr.js';

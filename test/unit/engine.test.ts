@@ -12,7 +12,7 @@ import type { ReplyKind } from '../../src/packet/icmp.js';
 import { TraceEngine, type EngineOptions } from '../../src/trace/engine.js';
 import type { HopEvent, ReplyEvent, TimeoutEvent, TraceEvent } from '../../src/trace/events.js';
 import { type OnSent, type Prober, ReplyRecord } from '../../src/trace/prober.js';
-import { VirtualScheduler } from '../../src/core/clock.js';
+import { VirtualScheduler } from '../../src/core/scheduler.js';
 
 interface Answer {
   addr: string;
