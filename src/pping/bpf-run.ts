@@ -126,6 +126,109 @@ export function recordToEvent(v: DataView, b: Uint8Array, off: number, len: numb
   return null;
 }
 
+/**
+ * The user-space half of the BPF capture's state hygiene, once a second: stored timestamps past
+ * their deadline are deleted, flows are garbage-collected by the same verdict as the matcher's
+ * sweep (emitting the "flow timeout" closings), and full tables are reported from the kernel's
+ * counters (at most once per sweep, with how many were not kept since the last report).
+ */
+class BpfSweeper {
+  readonly counters: PerCpuCounters;
+  expired = 0;
+  private readonly stampFd: number;
+  private readonly flowFd: number;
+  private readonly stampWalk: MapWalker;
+  private readonly flowWalk: MapWalker;
+  private readonly delKeys: Uint8Array[] = [];
+  private readonly timeouts: Array<{ key: Uint8Array; from: number }> = [];
+  private readonly now = new Float64Array(2);
+  private reportedFlowFull = 0;
+  private reportedStampFull = 0;
+
+  constructor(
+    obj: BpfObject,
+    private readonly o: MatcherOptions,
+    private readonly sink: PpingSink,
+  ) {
+    this.counters = new PerCpuCounters(obj.mapFd('pping_counters'), C.NUM);
+    this.stampFd = obj.mapFd('pping_stamps');
+    this.flowFd = obj.mapFd('pping_flows');
+    this.stampWalk = new MapWalker(this.stampFd, STAMP_KEY.size, STAMP.size);
+    this.flowWalk = new MapWalker(this.flowFd, FLOW_KEY.size, FLOW.size);
+  }
+
+  sweep(): void {
+    const mono = EpochClock.monoNow();
+    this.expireStamps(mono);
+    this.collectFlows(mono);
+    this.reportFull();
+  }
+
+  private expireStamps(mono: number): void {
+    const w = this.stampWalk;
+    this.delKeys.length = 0;
+    w.walk((i) => {
+      if (u64(w.vv, i * STAMP.size + STAMP.deadline) < mono) this.delKeys.push(w.keyBytes.slice(i * STAMP_KEY.size, (i + 1) * STAMP_KEY.size));
+    });
+    for (const k of this.delKeys) if (native().bpfMapDelete(this.stampFd, k) === 0) this.expired++;
+  }
+
+  private collectFlows(mono: number): void {
+    const w = this.flowWalk;
+    this.delKeys.length = 0;
+    this.timeouts.length = 0;
+    w.walk((i) => {
+      const vo = i * FLOW.size;
+      const vv = w.vv;
+      const key = w.keyBytes.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
+      const d1 = vo + FLOW.d + DIR.size;
+      const verdict = gcVerdict(key[FLOW_KEY.proto] !== 6, vv.getUint8(vo + FLOW.d + DIR.state), mono - u64(vv, vo + FLOW.d + DIR.last_stamp), vv.getUint8(d1 + DIR.state), mono - u64(vv, d1 + DIR.last_stamp));
+      if (verdict < 0) return;
+      const k = key.slice();
+      this.delKeys.push(k);
+      // As ePPing: each open direction that timed out, named the other way round.
+      for (let d = 0; d < 2; d++) if (verdict & (1 << d)) this.timeouts.push({ key: k, from: d ^ 1 });
+    });
+    for (const k of this.delKeys) native().bpfMapDelete(this.flowFd, k);
+    realtime(this.now);
+    for (const f of this.timeouts) this.sink.event(this.timeoutEvent(f.key, f.from));
+  }
+
+  private timeoutEvent(key: Uint8Array, a: number): FlowEvent {
+    const fam = key[FLOW_KEY.family] === 6 ? 6 : 4;
+    const kv = new DataView(key.buffer, key.byteOffset);
+    return {
+      schema: PPING_SCHEMA,
+      type: 'flow',
+      sec: this.now[0],
+      nsec: this.now[1],
+      src_ip: formatIp(key, FLOW_KEY.addr + 16 * a, fam),
+      src_port: kv.getUint16(FLOW_KEY.port + 2 * a, LE),
+      dest_ip: formatIp(key, FLOW_KEY.addr + 16 * (a ^ 1), fam),
+      dest_port: kv.getUint16(FLOW_KEY.port + 2 * (a ^ 1), LE),
+      protocol: protoName(key[FLOW_KEY.proto]),
+      flow_event: 'closing',
+      reason: 'flow timeout',
+      triggered_by: 'garbage collection',
+    };
+  }
+
+  private reportFull(): void {
+    const c = this.counters.read();
+    realtime(this.now);
+    const report = (table: TableFullEvent['table'], capacity: number, dropped: number) =>
+      this.sink.event({ schema: PPING_SCHEMA, type: 'table-full', sec: this.now[0], nsec: this.now[1], table, capacity, dropped });
+    if (c[C.FLOW_FULL] > this.reportedFlowFull) {
+      report('flows', this.o.maxFlows, c[C.FLOW_FULL] - this.reportedFlowFull);
+      this.reportedFlowFull = c[C.FLOW_FULL];
+    }
+    if (c[C.STAMP_FULL] > this.reportedStampFull) {
+      report('timestamps', this.o.maxStamps, c[C.STAMP_FULL] - this.reportedStampFull);
+      this.reportedStampFull = c[C.STAMP_FULL];
+    }
+  }
+}
+
 /** Live capture with the BPF programs. Needs root (CAP_BPF + CAP_NET_ADMIN). */
 export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
   const o: MatcherOptions = { ...MATCHER_DEFAULTS, ...opts };
@@ -182,81 +285,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
   start.attach = attached.map((a) => a.how);
   sink.event(start);
 
-  // Counters (per-CPU values summed), sweeps of the two state maps.
-  const counterSet = new PerCpuCounters(obj.mapFd('pping_counters'), C.NUM);
-  const counters = counterSet.values;
-  const readCounters = (): void => {
-    counterSet.read();
-  };
-  const stampFd = obj.mapFd('pping_stamps');
-  const flowFd = obj.mapFd('pping_flows');
-  const stampWalk = new MapWalker(stampFd, STAMP_KEY.size, STAMP.size);
-  const flowWalk = new MapWalker(flowFd, FLOW_KEY.size, FLOW.size);
-  const delKeys: Uint8Array[] = [];
-  let expired = 0;
-  let reportedFlowFull = 0;
-  let reportedStampFull = 0;
-  const full = (table: 'flows' | 'timestamps', capacity: number, dropped: number): void => {
-    realtime(now);
-    const e: TableFullEvent = { schema: PPING_SCHEMA, type: 'table-full', sec: now[0], nsec: now[1], table, capacity, dropped };
-    sink.event(e);
-  };
-  const sweep = (): void => {
-    const mono = EpochClock.monoNow();
-    delKeys.length = 0;
-    stampWalk.walk((i) => {
-      if (u64(stampWalk.vv, i * STAMP.size + STAMP.deadline) < mono) delKeys.push(stampWalk.keyBytes.slice(i * STAMP_KEY.size, (i + 1) * STAMP_KEY.size));
-    });
-    for (const k of delKeys) if (native().bpfMapDelete(stampFd, k) === 0) expired++;
-    delKeys.length = 0;
-    const timeouts: Array<{ key: Uint8Array; from: number }> = [];
-    flowWalk.walk((i) => {
-      const vo = i * FLOW.size;
-      const vv = flowWalk.vv;
-      const key = flowWalk.keyBytes.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
-      const d1 = vo + FLOW.d + DIR.size;
-      const st0 = vv.getUint8(vo + FLOW.d + DIR.state);
-      const st1 = vv.getUint8(d1 + DIR.state);
-      const verdict = gcVerdict(key[FLOW_KEY.proto] !== 6, st0, mono - u64(vv, vo + FLOW.d + DIR.last_stamp), st1, mono - u64(vv, d1 + DIR.last_stamp));
-      if (verdict < 0) return;
-      const k = key.slice();
-      delKeys.push(k);
-      // As ePPing: each open direction that timed out, named the other way round.
-      for (let d = 0; d < 2; d++) if (verdict & (1 << d)) timeouts.push({ key: k, from: d ^ 1 });
-    });
-    for (const k of delKeys) native().bpfMapDelete(flowFd, k);
-    realtime(now);
-    for (const f of timeouts) {
-      const fam = f.key[FLOW_KEY.family] === 6 ? 6 : 4;
-      const kv = new DataView(f.key.buffer, f.key.byteOffset);
-      const a = f.from;
-      const e: FlowEvent = {
-        schema: PPING_SCHEMA,
-        type: 'flow',
-        sec: now[0],
-        nsec: now[1],
-        src_ip: formatIp(f.key, FLOW_KEY.addr + 16 * a, fam),
-        src_port: kv.getUint16(FLOW_KEY.port + 2 * a, LE),
-        dest_ip: formatIp(f.key, FLOW_KEY.addr + 16 * (a ^ 1), fam),
-        dest_port: kv.getUint16(FLOW_KEY.port + 2 * (a ^ 1), LE),
-        protocol: protoName(f.key[FLOW_KEY.proto]),
-        flow_event: 'closing',
-        reason: 'flow timeout',
-        triggered_by: 'garbage collection',
-      };
-      sink.event(e);
-    }
-    readCounters();
-    if (counters[C.FLOW_FULL] > reportedFlowFull) {
-      full('flows', o.maxFlows, counters[C.FLOW_FULL] - reportedFlowFull);
-      reportedFlowFull = counters[C.FLOW_FULL];
-    }
-    if (counters[C.STAMP_FULL] > reportedStampFull) {
-      full('timestamps', o.maxStamps, counters[C.STAMP_FULL] - reportedStampFull);
-      reportedStampFull = counters[C.STAMP_FULL];
-    }
-  };
-
+  const sweeper = new BpfSweeper(obj, o, sink);
   const ifaceGone = (): boolean => {
     try {
       return inNamespace(lo.netns, () => native().ifNameToIndex(lo.iface)) !== ifindex;
@@ -271,7 +300,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     tick: () => {
       if (ifaceGone()) return run!.finish('interface-gone');
       try {
-        sweep();
+        sweeper.sweep();
       } catch (e) {
         process.emitWarning(`pping sweep: ${(e as Error).message}`);
       }
@@ -287,7 +316,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         for (const a of attached) a.detach(); // the namespace is gone, and its interfaces with it
       }
       ring!.drain();
-      readCounters();
+      const counters = sweeper.counters.read();
       ring!.close();
       obj.close();
       realtime(now);
@@ -302,7 +331,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         considered: counters[C.CONSIDERED],
         rtt_events: counters[C.RTTS],
         flows_opened: counters[C.FLOWS_OPENED],
-        timestamps_expired: expired,
+        timestamps_expired: sweeper.expired,
         flow_table_full: counters[C.FLOW_FULL],
         timestamp_table_full: counters[C.STAMP_FULL],
         lost: counters[C.EVENTS_LOST],
