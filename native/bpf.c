@@ -85,12 +85,21 @@ static struct {
 static char log_buf[LOG_MAX];
 static size_t log_len;
 
+/* Keeps the end of what libbpf says (a verifier log ends with its reason): when the buffer is
+ * full, the older half goes. */
 static int collect_log(int level, const char *fmt, va_list ap) {
   if (level == 2 /* LIBBPF_DEBUG */) return 0;
-  if (log_len < LOG_MAX - 1) {
-    int n = vsnprintf(log_buf + log_len, LOG_MAX - log_len, fmt, ap);
-    if (n > 0) log_len += (size_t)n < LOG_MAX - log_len ? (size_t)n : LOG_MAX - 1 - log_len;
+  char line[1024];
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  if (n <= 0) return 0;
+  size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+  if (log_len + len >= LOG_MAX) {
+    size_t keep = log_len / 2;
+    memmove(log_buf, log_buf + log_len - keep, keep);
+    log_len = keep;
   }
+  memcpy(log_buf + log_len, line, len);
+  log_len += len;
   return 0;
 }
 

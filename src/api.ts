@@ -17,6 +17,8 @@ import { runBpf } from './pping/bpf-run.js';
 import type { PpingDoneEvent, PpingEvent } from './pping/events.js';
 import type { MatcherOptions } from './pping/matcher.js';
 import { type LiveHandle, runOffline, runPacketSocket } from './pping/run.js';
+import type { KtraceDoneEvent, KtraceEvent } from './ktrace/events.js';
+import { type KtraceRequest, startKtrace } from './ktrace/run.js';
 import type { DoneEvent, TraceEvent } from './trace/events.js';
 import { TRACE_DEFAULTS, type TraceHandle, type TraceRequest, startTrace } from './trace/run.js';
 
@@ -26,6 +28,9 @@ export { PPING_SCHEMA, TRACE_SCHEMA } from './core/schemas.js';
 export type { RunHandle } from './core/run.js';
 export type * from './trace/events.js';
 export type { AggregateEvent, FlowEvent, PpingDoneEvent, PpingEvent, PpingStartEvent, RttEvent, TableFullEvent } from './pping/events.js';
+export type * from './ktrace/events.js';
+export type { KtraceRequest as KtraceOptions } from './ktrace/run.js';
+export { KTRACE_SCHEMA } from './core/schemas.js';
 
 /** A running measurement: its done event, stop(), and its events as an async iterable. */
 export interface Run<E, D> extends RunHandle<D>, AsyncIterable<E> {}
@@ -89,6 +94,16 @@ export function pping(options: PpingOptions): Run<PpingEvent, PpingDoneEvent> {
     const lo = { iface: options.iface!, netns: options.netns, durationMs: options.durationMs ?? 0 };
     h = options.capture === 'packet' ? runPacketSocket(lo, options, stream) : runBpf({ ...lo, ingressHook: options.ingressHook ?? 'tc', xdpMode: options.xdpMode ?? 'auto', tcMode: options.tcMode ?? 'auto' }, options, stream);
   }
+  return runOf(stream, h.done, () => h.stop());
+}
+
+/**
+ * Per-stage kernel latency of ICMP echo round trips (root). Throws a PathlensError at once when
+ * it cannot start (no BPF, no root, bad addresses: the message says what is missing).
+ */
+export function ktrace(options: KtraceRequest): Run<KtraceEvent, KtraceDoneEvent> {
+  const stream = new EventStream<KtraceEvent>();
+  const h = startKtrace(options, stream);
   return runOf(stream, h.done, () => h.stop());
 }
 

@@ -78,6 +78,7 @@ export class PerCpuCounters {
   private readonly keyView = new DataView(this.key.buffer);
   private readonly cpus = possibleCpus();
   private readonly buf: Uint8Array;
+  private readonly zero: Uint8Array;
   private readonly view: DataView;
 
   constructor(
@@ -86,7 +87,14 @@ export class PerCpuCounters {
   ) {
     this.values = new Float64Array(count);
     this.buf = new Uint8Array(8 * this.cpus);
+    this.zero = new Uint8Array(8 * this.cpus);
     this.view = new DataView(this.buf.buffer);
+  }
+
+  /** Sets counter i back to zero on every CPU. */
+  clear(i: number): void {
+    this.keyView.setUint32(0, i, LE);
+    native().bpfMapUpdate(this.fd, this.key, this.zero, 0);
   }
 
   read(): Float64Array {

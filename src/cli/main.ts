@@ -13,6 +13,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   trace: async () => (await import('./trace.js')).traceCommand(),
   lab: async () => (await import('./lab.js')).labCommand(),
   pping: async () => (await import('./pping.js')).ppingCommand(),
+  ktrace: async () => (await import('./ktrace.js')).ktraceCommand(),
 };
 
 /** Every command, nested ones too, reports argument errors as `pathlens: ...` and exits 2 (not commander's exit 1). */

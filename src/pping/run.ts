@@ -7,6 +7,7 @@
  */
 import { AF_PACKET, ETH_P_ALL, SOCK_DGRAM, SOL_PACKET, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_TIMESTAMPNS } from '../core/constants.js';
 import { PathlensError, SysError } from '../core/errors.js';
+import { type LiveRun as CoreLiveRun, liveRun as coreLiveRun } from '../core/live.js';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { version } from '../core/version.js';
@@ -174,34 +175,11 @@ export interface LiveOptions {
 /** A running pping: offline, packet socket or BPF alike. */
 export type LiveHandle = RunHandle<PpingDoneEvent>;
 
-export interface LiveRun {
-  readonly handle: LiveHandle;
-  /** Ends the run now with this reason (idempotent). */
-  finish(reason: PpingDoneEvent['reason']): void;
-}
+export type LiveRun = CoreLiveRun<PpingDoneEvent> & { finish(reason: PpingDoneEvent['reason']): void };
 
-/**
- * The life of a live capture, once for every capture: `tick` once a second (sweeps, counters),
- * an optional duration, and one finish that tears the capture down, emits the done event it
- * returns and resolves the handle. Whatever ends the run (stop(), the duration, a capture that
- * fails), it ends exactly once.
- */
+/** pping's live lifecycle: the runtime's, once a second. */
 export function liveRun(o: { durationMs?: number; tick(): void; teardown(reason: PpingDoneEvent['reason']): PpingDoneEvent; sink: PpingSink }): LiveRun {
-  let finished = false;
-  let resolve!: (d: PpingDoneEvent) => void;
-  const done = new Promise<PpingDoneEvent>((res) => (resolve = res));
-  const ticker = setInterval(() => o.tick(), TICK_MS);
-  const timer = o.durationMs ? setTimeout(() => finish('interrupted'), o.durationMs) : null;
-  function finish(reason: PpingDoneEvent['reason']): void {
-    if (finished) return;
-    finished = true;
-    clearInterval(ticker);
-    if (timer) clearTimeout(timer);
-    const d = o.teardown(reason);
-    o.sink.event(d);
-    resolve(d);
-  }
-  return { handle: { done, stop: () => finish('interrupted') }, finish };
+  return coreLiveRun<PpingDoneEvent, PpingDoneEvent['reason']>({ ...o, sink: o.sink as Sink<PpingDoneEvent>, tickMs: TICK_MS });
 }
 
 /** Live capture on a packet socket. Needs CAP_NET_RAW. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CONFIG, DIR, EVENT, FLOW, FLOW_KEY, STAMP, STAMP_KEY } from '../../src/pping/bpf-layout.js';
 import { btfStructs } from '../helpers/btf.js';
+import * as KT from '../../src/ktrace/layout.js';
 import { ROOT } from '../helpers/lab.js';
 
 const structs = btfStructs(join(ROOT, 'bpf', 'obj', 'pping.bpf.o'));
@@ -25,6 +26,24 @@ const cases: Array<[string, Record<string, number>]> = [
 for (const [name, ts] of cases) {
   test(`struct ${name}: TypeScript offsets match the object's BTF`, () => {
     const s = structs.get(name);
+    assert.ok(s, `struct ${name} is in the BTF`);
+    for (const [field, off] of Object.entries(ts)) {
+      if (field === 'size') assert.equal(off, s.size, `sizeof(struct ${name})`);
+      else assert.equal(off, s.members.get(field), `offsetof(struct ${name}, ${field})`);
+    }
+  });
+}
+
+const ktrace = btfStructs(join(ROOT, 'bpf', 'obj', 'ktrace.bpf.o'));
+for (const [name, ts] of [
+  ['kt_key', KT.KEY],
+  ['kt_trip', KT.TRIP],
+  ['kt_record', KT.RECORD],
+  ['kt_config', KT.CONFIG],
+  ['kt_plan', KT.PLAN],
+] as Array<[string, Record<string, number>]>) {
+  test(`struct ${name} (ktrace): TypeScript offsets match the object's BTF`, () => {
+    const s = ktrace.get(name);
     assert.ok(s, `struct ${name} is in the BTF`);
     for (const [field, off] of Object.entries(ts)) {
       if (field === 'size') assert.equal(off, s.size, `sizeof(struct ${name})`);

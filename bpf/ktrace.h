@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Everything that crosses the kernel/user boundary of `pathlens ktrace`, with explicit padding;
+ * src/ktrace/layout.ts mirrors it (test/unit/bpf-layout.test.ts checks it against the object's BTF).
+ */
+#ifndef PATHLENS_KTRACE_H
+#define PATHLENS_KTRACE_H
+
+#include <linux/types.h>
+
+/* Stages: where an echo is seen. The out path is what leaves this host, the in path what arrives;
+ * in TX mode the request goes out and the reply comes in, in RX mode the other way round. */
+enum kt_stage {
+	KT_IP_SEND_SKB = 0,
+	KT_IP_LOCAL_OUT = 1,
+	KT_POST_ROUTING = 2,
+	KT_TC_EGRESS = 3,
+	KT_DEV_QUEUE = 4,
+	KT_DEV_XMIT = 5,
+	KT_NETIF_RECEIVE = 6,
+	KT_TC_INGRESS = 7,
+	KT_IP_RCV = 8,
+	KT_ICMP_RCV = 9,
+	KT_NSTAGES = 10,
+};
+#define KT_FIRST_IN KT_NETIF_RECEIVE
+#define KT_HIST_SLOTS 64
+
+/* One round trip, keyed in the request's orientation from this host's side. */
+struct kt_key {
+	__u8 local[16];  /* IPv4 in the first 4 bytes */
+	__u8 remote[16];
+	__u16 id;        /* echo identifier, host order */
+	__u16 seq;       /* echo sequence, host order */
+	__u8 family;     /* 4 or 6 */
+	__u8 pad[3];
+};
+
+struct kt_trip {
+	__u64 t[KT_NSTAGES]; /* bpf_ktime_get_ns() at each stage, 0: not reached */
+	__u64 created;       /* the first stage of the first path */
+	__u32 pid;           /* the process that sent (TX: the request, seen in its context) */
+	__u32 ifindex_out;
+	__u32 ifindex_in;
+	__u32 drop_reason;   /* kfree_skb's reason, when the kernel dropped a packet of this trip */
+	__u8 comm[16];
+	__u8 dropped;        /* 1: the request was dropped, 2: the reply */
+	__u8 pad[7];
+};
+
+/* Set by user space before load (.rodata): the verifier sees constants. */
+struct kt_config {
+	__u64 min_total_ns;        /* --latency-ms: shorter trips are not reported */
+	__u32 netns;               /* inode of the network namespace for global hooks (0: any) */
+	__u8 family;               /* 4 or 6 */
+	__u8 rx;                   /* 0: TX (this host pings), 1: RX (it is pinged) */
+	__u8 hist;                 /* count per-segment histograms */
+	__u8 pad0;
+	__u8 local[16];
+	__u8 remote[16];
+	__u32 kfree_reason_off;    /* offset of `reason` in the classic skb/kfree_skb record (tracefs format) */
+	__u32 pad1;
+};
+
+/* Which stages got a hook, known only once attached (map "kt_plan", one entry). */
+struct kt_plan {
+	__u8 final;                /* the stage that completes a trip */
+	__u8 nstages;
+	__u8 order[KT_NSTAGES];    /* attached stages in path order (first path, then second) */
+	__u8 pad[4];
+};
+
+#define KT_REC_COMPLETE 1
+
+struct kt_record {
+	struct kt_key key;
+	struct kt_trip trip;
+	__u32 kind;          /* KT_REC_* */
+	__u32 pad;
+};
+
+#endif

@@ -1,0 +1,89 @@
+/**
+ * `pathlens ktrace`: per-stage kernel latency of ICMP echo round trips. The views are sinks on
+ * the pathlens.ktrace/1 event stream.
+ */
+import { Command, Option } from 'commander';
+import { Collect, type Sink, Tee } from '../core/sink.js';
+import { JsonlSink } from '../export/jsonl.js';
+import { openOutputFile } from '../io/output.js';
+import type { KtraceEvent } from '../ktrace/events.js';
+import { startKtrace } from '../ktrace/run.js';
+import { HOOK_KINDS, type HookKind } from '../ktrace/stages.js';
+import { KtraceTextView } from '../render/ktrace-text.js';
+import { floatArg, intArg } from './args.js';
+import { untilDone } from './lifecycle.js';
+
+interface KtraceOpts {
+  src: string;
+  dst: string;
+  direction: 'tx' | 'rx';
+  iface?: string;
+  netns?: string;
+  latencyMs?: number;
+  count?: number;
+  duration?: number;
+  histogram?: boolean;
+  interval?: number;
+  timeout: number;
+  skipHooks?: string;
+  jsonl?: boolean;
+  jsonlFile?: string;
+  quiet?: boolean;
+}
+
+function hookList(v: string): HookKind[] {
+  const kinds = v.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const k of kinds) if (!HOOK_KINDS.includes(k as HookKind)) throw new Error(`usage: --skip-hooks ${v}: '${k}' is not one of ${HOOK_KINDS.join(', ')}`);
+  return kinds as HookKind[];
+}
+
+export function ktraceCommand(): Command {
+  return new Command('ktrace')
+    .description('where ICMP echo round trips spend their time inside this host\'s kernel, stage by stage (BPF; root)')
+    .requiredOption('--src <ip>', 'this host\'s address (TX: pings from here; RX: pinged here)')
+    .requiredOption('--dst <ip>', 'the far end\'s address')
+    .addOption(new Option('--direction <dir>', 'tx: this host pings; rx: it is pinged').choices(['tx', 'rx']).default('tx'))
+    .option('-i, --iface <name>', 'the interface, for the tc stages')
+    .option('--netns <name|path>', 'trace in this network namespace')
+    .option('--latency-ms <ms>', 'report only round trips that took at least this long', floatArg(0, 1e6))
+    .option('-c, --count <n>', 'stop after this many round trips', intArg(1, 1e9))
+    .option('--duration <seconds>', 'stop after this long', floatArg(0.001, 1e7))
+    .option('--histogram', 'count per-segment log2 histograms in the kernel; print them at the end (and every --interval)')
+    .option('--interval <seconds>', 'with --histogram: print every SECONDS', floatArg(0.1, 86400))
+    .option('--timeout <ms>', 'a round trip without its last stage this long after its first is incomplete', floatArg(1, 600000), 1000)
+    .option('--skip-hooks <kinds>', `hook kinds not to use, comma-separated (${HOOK_KINDS.join(', ')}): forces lower rungs`)
+    .option('--jsonl', 'write pathlens.ktrace/1 events to stdout, one JSON object per line')
+    .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
+    .option('--quiet', 'no human view')
+    .action(async (opts: KtraceOpts) => {
+      const skipHooks = opts.skipHooks ? hookList(opts.skipHooks) : [];
+      const sinks: Sink<KtraceEvent>[] = [];
+      if (opts.jsonl) sinks.push(new JsonlSink<KtraceEvent>(process.stdout));
+      if (opts.jsonlFile) sinks.push(new JsonlSink<KtraceEvent>(openOutputFile(opts.jsonlFile), true));
+      if (!opts.quiet && !opts.jsonl) sinks.push(new KtraceTextView((l) => process.stdout.write(`${l}\n`)));
+      if (sinks.length === 0) sinks.push(new Collect<KtraceEvent>());
+      const tee = new Tee<KtraceEvent>(sinks);
+      const h = startKtrace(
+        {
+          src: opts.src,
+          dst: opts.dst,
+          direction: opts.direction,
+          iface: opts.iface,
+          netns: opts.netns,
+          latencyMs: opts.latencyMs,
+          count: opts.count,
+          durationMs: opts.duration ? opts.duration * 1000 : 0,
+          histogram: opts.histogram,
+          intervalMs: opts.interval ? opts.interval * 1000 : 0,
+          timeoutMs: opts.timeout,
+          skipHooks,
+        },
+        tee,
+      );
+      try {
+        await untilDone(h);
+      } finally {
+        await tee.end();
+      }
+    });
+}

@@ -1,0 +1,99 @@
+/**
+ * Events of `pathlens ktrace` (schema pathlens.ktrace/1, schema/ktrace-v1.schema.json).
+ * Stage times are ns after the trip's first stage (kernel monotonic clock); `t_ms` is ms since
+ * the run started.
+ */
+import { KTRACE_SCHEMA } from '../core/schemas.js';
+import type { HookKind } from './stages.js';
+
+export { KTRACE_SCHEMA };
+
+interface Base {
+  schema: typeof KTRACE_SCHEMA;
+  t_ms: number;
+}
+
+export interface StagePlan {
+  name: string;
+  path: 'out' | 'in';
+  /** The hook used ("netfilter LOCAL_OUT"), or null when none could be attached. */
+  hook: string | null;
+  /** Measured at the same point as this stage (the two collapse onto one hook). */
+  same_as?: string;
+  /** Better hooks that were not used, and why. */
+  refused: { hook: string; reason: string }[];
+}
+
+export interface KtraceStartEvent extends Base {
+  type: 'start';
+  version: string;
+  time: string;
+  direction: 'tx' | 'rx';
+  family: 4 | 6;
+  src: string;
+  dst: string;
+  netns: string | null;
+  iface: string | null;
+  /** Each stage in path order (the first path, then the second). */
+  stages: StagePlan[];
+  /** What each kind of hook can do on this kernel: "available" or why not. */
+  hooks: Record<HookKind, string>;
+  /** Where drops are learned (kfree_skb), or null. */
+  drops: string | null;
+}
+
+export interface StageTime {
+  name: string;
+  hook: string;
+  /** ns after the trip's first stage. */
+  t_ns: number;
+}
+
+export interface KtraceRttEvent extends Base {
+  type: 'rtt';
+  id: number;
+  seq: number;
+  /** The stages reached, in path order. */
+  stages: StageTime[];
+  /** From the first stage to the last. */
+  total_ns: number;
+  /** From the last stage of the first path to the first of the second: the wire and the far end. */
+  wire_ns: number | null;
+  /** TX: the process that sent the request (seen in its context); null in RX mode. */
+  pid: number | null;
+  comm: string | null;
+  ifindex_out: number | null;
+  ifindex_in: number | null;
+}
+
+export interface KtraceIncompleteEvent extends Base {
+  type: 'incomplete';
+  id: number;
+  seq: number;
+  stages: StageTime[];
+  /** The last stage reached. */
+  last_stage: string | null;
+  /** The kernel dropped the request or the reply, with kfree_skb's reason. */
+  dropped: 'request' | 'reply' | null;
+  drop_reason: string | null;
+  /** Why it is reported: no reply within the timeout, or the run ended. */
+  why: 'timeout' | 'stopped';
+}
+
+export interface KtraceHistogramEvent extends Base {
+  type: 'histogram';
+  /** Counts since the previous histogram event (log2 buckets: [2^k, 2^(k+1)) ns). */
+  segments: { from: string; to: string; buckets: { ge_ns: number; count: number }[] }[];
+}
+
+export interface KtraceDoneEvent extends Base {
+  type: 'done';
+  reason: 'count' | 'interrupted' | 'error';
+  trips: number;
+  incomplete: number;
+  /** Records the ring buffer could not hold, and trips the map could not hold. */
+  lost: number;
+  duration_ms: number;
+}
+
+export type KtraceEvent = KtraceStartEvent | KtraceRttEvent | KtraceIncompleteEvent | KtraceHistogramEvent | KtraceDoneEvent;

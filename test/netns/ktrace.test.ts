@@ -1,0 +1,242 @@
+/**
+ * `pathlens ktrace` with real pings between lab namespaces: TX and RX, IPv4 and IPv6, every ping
+ * reported once with its stages in path order and the total within ping's own RTT; other hosts'
+ * pings never reported; --latency-ms; a reply dropped on the host reported as incomplete with the
+ * stage it reached and the kernel's reason; lower rungs forced with --skip-hooks giving the same
+ * trips through other hooks; nothing attached after SIGINT, SIGTERM or SIGKILL.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { chain } from '../../src/lab/presets.js';
+import type { KtraceEvent, KtraceIncompleteEvent, KtraceRttEvent, KtraceStartEvent } from '../../src/ktrace/events.js';
+import type { LabState } from '../../src/lab/lab.js';
+import { ktraceEvents } from '../helpers/ktrace-schema.js';
+import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { rootOnly } from '../helpers/root.js';
+
+const opt = rootOnly();
+
+/** Starts ktrace (JSONL) and resolves once its start event is out. */
+function ktrace(args: string[]) {
+  const child = spawn(process.execPath, [CLI, 'ktrace', '--jsonl', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  const started = new Promise<void>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (out.includes('"type":"start"')) {
+        clearInterval(t);
+        resolve();
+      } else if (child.exitCode !== null) {
+        clearInterval(t);
+        reject(new Error(`ktrace exited: ${err}`));
+      }
+    }, 20);
+  });
+  return { child, exit, started, events: () => ktraceEvents(out), err: () => err };
+}
+
+/** Pings and parses ping's own RTTs (ms) by sequence. */
+async function ping(ns: string, target: string, count: number, extra: string[] = []): Promise<Map<number, number>> {
+  const r = await runIn(ns, ['ping', ...(target.includes(':') ? ['-6'] : []), '-n', '-c', String(count), '-i', '0.05', ...extra, target]);
+  const rtts = new Map<number, number>();
+  for (const m of r.stdout.matchAll(/icmp_seq=(\d+) .*time=([\d.]+) ms/g)) rtts.set(Number(m[1]), Number(m[2]));
+  return rtts;
+}
+
+/** What ktrace left loaded or attached (programs go after an RCU grace period: wait up to 2 s). */
+async function bpfLeftovers(ns: string): Promise<string[]> {
+  for (let i = 0; i < 20; i++) {
+    if (leftoversNow(ns).length === 0) return [];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return leftoversNow(ns);
+}
+
+function leftoversNow(ns: string): string[] {
+  const out: string[] = [];
+  const progs = spawnSync('bpftool', ['prog', 'show'], { encoding: 'utf8' }).stdout;
+  if (/name kt_/.test(progs)) out.push('kt_ programs loaded');
+  const links = spawnSync('ip', ['netns', 'exec', ns, 'bpftool', 'link', 'show'], { encoding: 'utf8' }).stdout;
+  if (/netfilter|tcx|tracing|raw_tracepoint|perf_event/.test(links)) out.push(`links: ${links}`);
+  return out;
+}
+
+function checkTrips(what: string, ev: KtraceEvent[], pings: Map<number, number>, order: string[]): void {
+  const rtts = ev.filter((e): e is KtraceRttEvent => e.type === 'rtt');
+  assert.deepEqual(
+    rtts.map((e) => e.seq).sort((a, b) => a - b),
+    [...pings.keys()].sort((a, b) => a - b),
+    `${what}: every ping reported once`,
+  );
+  for (const e of rtts) {
+    assert.deepEqual(
+      e.stages.map((s) => s.name),
+      order,
+      `${what}: the stages of seq ${e.seq} in path order`,
+    );
+    for (let i = 1; i < e.stages.length; i++) assert.ok(e.stages[i].t_ns >= e.stages[i - 1].t_ns, `${what}: seq ${e.seq} goes forward in time`);
+    // ktrace sees the packets between the socket and the wire: within ping's own RTT (which also
+    // holds the socket layers at both ends), never above it beyond timer rounding.
+    assert.ok(e.total_ns / 1e6 <= pings.get(e.seq)! + 0.002, `${what}: seq ${e.seq} total ${e.total_ns} ns vs ping ${pings.get(e.seq)} ms`);
+  }
+}
+
+const TX4 = ['ip_local_out', 'post_routing', 'tc_egress', 'dev_queue_xmit', 'dev_start_xmit', '__netif_receive_skb', 'tc_ingress', 'ip_rcv', 'icmp_rcv'];
+const RX4 = ['__netif_receive_skb', 'tc_ingress', 'ip_rcv', 'icmp_rcv', 'ip_local_out', 'post_routing', 'tc_egress', 'dev_queue_xmit', 'dev_start_xmit'];
+
+async function run(st: LabState, args: string[], traffic: () => Promise<void>) {
+  const k = ktrace(args);
+  await k.started;
+  await traffic();
+  await new Promise((r) => setTimeout(r, 300));
+  k.child.kill('SIGINT');
+  assert.equal(await k.exit, 0, k.err());
+  return k.events();
+}
+
+test('ktrace TX and RX, IPv4 and IPv6: every ping once, stages in order, totals within ping\'s RTT; the plan says which hook each stage got', opt, async () => {
+  await withLab(chain({ name: labName('kt'), routers: 1 }), async (st) => {
+    const src = nodeNs(st, 'src');
+    const dstNs = nodeNs(st, 'dst');
+    for (const fam of [4, 6] as const) {
+      const local = addrOf(st, 'src', fam);
+      const far = addrOf(st, 'dst', fam);
+      let pings = new Map<number, number>();
+      const tx = await run(st, ['--src', local, '--dst', far, '--netns', src, '-i', 'e0'], async () => {
+        pings = await ping(src, far, 10);
+      });
+      assert.equal(pings.size, 10);
+      const start = tx[0] as KtraceStartEvent;
+      assert.equal(start.type, 'start');
+      assert.deepEqual(
+        start.stages.map((s) => [s.name, s.hook, s.same_as ?? null]),
+        [
+          ['ip_send_skb', 'netfilter LOCAL_OUT', 'ip_local_out'],
+          ['ip_local_out', 'netfilter LOCAL_OUT', null],
+          ['post_routing', 'netfilter POST_ROUTING', null],
+          ['tc_egress', 'tcx egress', null],
+          ['dev_queue_xmit', 'tp_btf net_dev_queue', null],
+          ['dev_start_xmit', 'tp_btf net_dev_start_xmit', null],
+          ['__netif_receive_skb', 'tp_btf netif_receive_skb', null],
+          ['tc_ingress', 'tcx ingress', null],
+          ['ip_rcv', 'netfilter PRE_ROUTING', null],
+          ['icmp_rcv', 'netfilter LOCAL_IN', null],
+        ],
+        'on this kernel: fentry refused, so ip_send_skb and ip_local_out share LOCAL_OUT',
+      );
+      assert.match(start.hooks.fentry, /refuse/);
+      assert.ok(start.stages[1].refused.some((r) => r.hook.startsWith('fentry')), 'the refused better hooks are named with their reason');
+      checkTrips(`TX IPv${fam}`, tx, pings, TX4);
+      const rtts = tx.filter((e): e is KtraceRttEvent => e.type === 'rtt');
+      assert.ok(rtts.every((e) => e.comm === 'ping' && e.pid !== null && e.wire_ns !== null && e.wire_ns > 0), 'TX: the sending process, and the wire-and-far-end time');
+      const rx = await run(st, ['--src', local, '--dst', far, '--netns', src, '-i', 'e0', '--direction', 'rx'], async () => {
+        pings = await ping(dstNs, local, 10);
+      });
+      checkTrips(`RX IPv${fam}`, rx, pings, RX4);
+      const done = rx.at(-1)!;
+      assert.deepEqual([done.type, done.type === 'done' && done.trips], ['done', 10]);
+    }
+    assert.deepEqual(await bpfLeftovers(src), [], 'nothing stays loaded or attached');
+  });
+});
+
+test('ktrace filters, drops, the ladder and clean exits: other pings never reported; --latency-ms; a dropped reply is incomplete with its stage and reason; --skip-hooks gives the same trips through lower rungs; SIGTERM and SIGKILL leave nothing', opt, async () => {
+  await withLab(chain({ name: labName('kf'), routers: 1 }), async (st) => {
+    const src = nodeNs(st, 'src');
+    const r1 = nodeNs(st, 'r1');
+    const local = addrOf(st, 'src', 4);
+    const far = addrOf(st, 'dst', 4);
+    const base = ['--src', local, '--dst', far, '--netns', src, '-i', 'e0'];
+    // Other hosts' pings: the router pings dst and src pings the router: neither is the configured echo.
+    let pings = new Map<number, number>();
+    const other = await run(st, base, async () => {
+      await ping(r1, far, 5);
+      await ping(src, addrOf(st, 'r1', 4), 5);
+      pings = await ping(src, far, 3);
+    });
+    checkTrips('filters', other, pings, TX4);
+    // --latency-ms: these round trips take well under 5 ms: none reported, none incomplete.
+    const slow = await run(st, [...base, '--latency-ms', '5'], async () => {
+      await ping(src, far, 5);
+    });
+    assert.deepEqual(
+      slow.filter((e) => e.type === 'rtt' || e.type === 'incomplete'),
+      [],
+      '--latency-ms 5 drops fast round trips',
+    );
+    // A reply dropped on the host before PRE_ROUTING: incomplete after tc_ingress, NETFILTER_DROP.
+    const nft = (script: string) => spawnSync('ip', ['netns', 'exec', src, 'nft', '-f', '-'], { input: script, encoding: 'utf8' });
+    const rule = nft('table inet ktdrop {\n  chain pre {\n    type filter hook prerouting priority -300;\n    icmp type echo-reply drop\n  }\n}\n');
+    assert.equal(rule.status, 0, rule.stderr);
+    // Learned through tp_btf's kfree_skb, and through the classic record (its layout read from tracefs).
+    for (const skip of [[], ['--skip-hooks', 'tp_btf,raw_tp']]) {
+      let dropped: KtraceEvent[];
+      try {
+        dropped = await run(st, [...base, '--timeout', '300', ...skip], async () => {
+          await ping(src, far, 2, ['-W', '1']);
+          await new Promise((r) => setTimeout(r, 500));
+        });
+      } catch (e) {
+        nft('delete table inet ktdrop\n');
+        throw e;
+      }
+      assert.equal((dropped[0] as KtraceStartEvent).drops, skip.length ? 'tracepoint skb/kfree_skb' : 'tp_btf kfree_skb');
+      const inc = dropped.filter((e): e is KtraceIncompleteEvent => e.type === 'incomplete');
+      assert.deepEqual(
+        inc.map((e) => [e.seq, e.last_stage, e.dropped, e.drop_reason, e.why]),
+        [
+          [1, 'tc_ingress', 'reply', 'NETFILTER_DROP', 'timeout'],
+          [2, 'tc_ingress', 'reply', 'NETFILTER_DROP', 'timeout'],
+        ],
+        `drops seen through ${skip.length ? 'the classic tracepoint' : 'tp_btf'}`,
+      );
+    }
+    nft('delete table inet ktdrop\n');
+    // The ladder: without tp_btf, the device stages take raw tracepoints; without those, classic ones.
+    for (const [skip, kind] of [
+      ['tp_btf', 'raw_tp'],
+      ['tp_btf,raw_tp', 'tracepoint'],
+    ] as const) {
+      const ev = await run(st, [...base, '--skip-hooks', skip], async () => {
+        pings = await ping(src, far, 5);
+      });
+      const start = ev[0] as KtraceStartEvent;
+      const dev = start.stages.find((s) => s.name === 'dev_queue_xmit')!;
+      assert.equal(dev.hook, `${kind} ${kind === 'tracepoint' ? 'net/net_dev_queue' : 'net_dev_queue'}`, `--skip-hooks ${skip}`);
+      assert.ok(dev.refused.some((r) => r.reason === 'skipped (--skip-hooks)'));
+      // Classic tracepoints have no net_dev_start_xmit record with the skb: that stage drops out.
+      const order = kind === 'tracepoint' ? TX4.filter((n) => n !== 'dev_start_xmit') : TX4;
+      assert.equal(start.stages.find((s) => s.name === 'dev_start_xmit')!.hook, kind === 'tracepoint' ? null : 'raw_tp net_dev_start_xmit');
+      checkTrips(`--skip-hooks ${skip}`, ev, pings, order);
+    }
+    // Clean exits: SIGTERM ends with done; SIGKILL leaves nothing either (every hook is an fd).
+    for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+      const k = ktrace(base);
+      await k.started;
+      k.child.kill(sig);
+      const code = await k.exit;
+      if (sig === 'SIGTERM') {
+        assert.equal(code, 0, k.err());
+        assert.equal(k.events().at(-1)!.type, 'done');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(await bpfLeftovers(src), [], `nothing attached after ${sig}`);
+    }
+  });
+});
+
+test('ktrace refusals are one line: not root, bad addresses, an unknown hook kind', opt, async () => {
+  const user = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, CLI, 'ktrace', '--src', '127.0.0.1', '--dst', '127.0.0.2'], { encoding: 'utf8' });
+  assert.equal(user.status, 1);
+  assert.equal(user.stderr, 'pathlens: ktrace needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN): its programs trace the kernel\n');
+  const fam = spawnSync(process.execPath, [CLI, 'ktrace', '--src', '127.0.0.1', '--dst', '::1'], { encoding: 'utf8' });
+  assert.equal(fam.status, 2);
+  assert.match(fam.stderr, /^pathlens: --src 127\.0\.0\.1 and --dst ::1 must be IP addresses of one family\n$/);
+  const kind = spawnSync(process.execPath, [CLI, 'ktrace', '--src', '127.0.0.1', '--dst', '127.0.0.2', '--skip-hooks', 'magic'], { encoding: 'utf8' });
+  assert.equal(kind.status, 2);
+  assert.match(kind.stderr, /^pathlens: --skip-hooks magic: 'magic' is not one of fentry, kprobe/);
+});
