@@ -3,15 +3,13 @@
  * the pathlens.ktrace/1 event stream.
  */
 import { Command, Option } from 'commander';
-import { Collect, type Sink, Tee } from '../core/sink.js';
-import { JsonlSink } from '../export/jsonl.js';
-import { openOutputFile } from '../io/output.js';
 import type { KtraceEvent } from '../ktrace/events.js';
 import { startKtrace } from '../ktrace/run.js';
 import { HOOK_KINDS, type HookKind } from '../ktrace/stages.js';
 import { KtraceTextView } from '../render/ktrace-text.js';
 import { floatArg, intArg } from './args.js';
 import { untilDone } from './lifecycle.js';
+import { eventOutputs } from './outputs.js';
 
 interface KtraceOpts {
   src: string;
@@ -57,13 +55,8 @@ export function ktraceCommand(): Command {
     .option('--quiet', 'no human view')
     .action(async (opts: KtraceOpts) => {
       const skipHooks = opts.skipHooks ? hookList(opts.skipHooks) : [];
-      const sinks: Sink<KtraceEvent>[] = [];
-      if (opts.jsonl) sinks.push(new JsonlSink<KtraceEvent>(process.stdout));
-      if (opts.jsonlFile) sinks.push(new JsonlSink<KtraceEvent>(openOutputFile(opts.jsonlFile), true));
-      if (!opts.quiet && !opts.jsonl) sinks.push(new KtraceTextView((l) => process.stdout.write(`${l}\n`)));
-      if (sinks.length === 0) sinks.push(new Collect<KtraceEvent>());
-      const tee = new Tee<KtraceEvent>(sinks);
-      const h = startKtrace(
+      const tee = eventOutputs<KtraceEvent>(opts, (write) => new KtraceTextView(write));
+      const start = () => startKtrace(
         {
           src: opts.src,
           dst: opts.dst,
@@ -81,7 +74,7 @@ export function ktraceCommand(): Command {
         tee,
       );
       try {
-        await untilDone(h);
+        await untilDone(start);
       } finally {
         await tee.end();
       }

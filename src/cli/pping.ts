@@ -120,29 +120,19 @@ export function ppingCommand(): Command {
           else writer.event(e);
         },
       };
-      let h: LiveHandle;
-      try {
-        if (opts.read) {
-          h = runOffline(opts.read, mo, sink);
-        } else {
-          const lo = { iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 };
-          if (opts.capture === 'bpf') {
-            try {
-              h = runBpf({ ...lo, ingressHook: opts.ingressHook, xdpMode: opts.xdpMode, tcMode: tcModeFromEnv() }, mo, sink);
-            } catch (e) {
-              if (e instanceof PathlensError && e.code === 'ERR_BPF') {
-                throw new PathlensError('ERR_BPF', `${e.message}; without BPF, --capture packet applies the same rules`);
-              }
-              throw e;
-            }
-          } else {
-            h = runPacketSocket(lo, mo, sink);
+      const start = (): LiveHandle => {
+        if (opts.read) return runOffline(opts.read, mo, sink);
+        const lo = { iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 };
+        if (opts.capture !== 'bpf') return runPacketSocket(lo, mo, sink);
+        try {
+          return runBpf({ ...lo, ingressHook: opts.ingressHook, xdpMode: opts.xdpMode, tcMode: tcModeFromEnv() }, mo, sink);
+        } catch (e) {
+          if (e instanceof PathlensError && e.code === 'ERR_BPF') {
+            throw new PathlensError('ERR_BPF', `${e.message}; without BPF, --capture packet applies the same rules`);
           }
+          throw e;
         }
-      } catch (e) {
-        server?.close();
-        throw e;
-      }
+      };
       // Live output is written a few times a second; a file is written as it is read.
       const flusher = opts.read
         ? null
@@ -151,7 +141,7 @@ export function ppingCommand(): Command {
             writer.flush();
           }, 200);
       try {
-        await untilDone(h);
+        await untilDone(start);
       } finally {
         if (flusher) clearInterval(flusher);
         server?.close();

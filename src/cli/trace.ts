@@ -3,10 +3,8 @@
  */
 import { Command, Option } from 'commander';
 import type { Family } from '../packet/addr.js';
-import { Collect, type Sink, Tee } from '../core/sink.js';
-import { JsonlSink } from '../export/jsonl.js';
-import { openOutputFile } from '../io/output.js';
 import { untilDone } from './lifecycle.js';
+import { eventOutputs } from './outputs.js';
 import { TraceTextView } from '../render/trace-text.js';
 import type { TraceEvent } from '../trace/events.js';
 import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, startTrace } from '../trace/run.js';
@@ -112,14 +110,8 @@ export function traceCommand(): Command {
         ecmp: opts.ecmp,
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
-      const sinks: Sink<TraceEvent>[] = [];
-      if (opts.jsonl) sinks.push(new JsonlSink<TraceEvent>(process.stdout));
-      if (opts.jsonlFile) sinks.push(new JsonlSink<TraceEvent>(openOutputFile(opts.jsonlFile), true));
-      if (!opts.quiet && !opts.jsonl) sinks.push(new TraceTextView((l) => process.stdout.write(`${l}\n`)));
-      if (sinks.length === 0) sinks.push(new Collect<TraceEvent>());
-      const tee = new Tee<TraceEvent>(sinks);
-      const h = await startTrace(req, tee);
-      const done = await untilDone(h);
+      const tee = eventOutputs<TraceEvent>(opts, (write) => new TraceTextView(write));
+      const { handle: h, done } = await untilDone(() => startTrace(req, tee));
       await tee.end();
       if (done.reason === 'error') {
         const e = h.error;

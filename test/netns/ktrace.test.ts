@@ -6,7 +6,7 @@
  * trips through other hooks; nothing attached after SIGINT, SIGTERM or SIGKILL.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
 import type { KtraceEvent, KtraceIncompleteEvent, KtraceRttEvent, KtraceStartEvent } from '../../src/ktrace/events.js';
@@ -14,29 +14,14 @@ import type { LabState } from '../../src/lab/lab.js';
 import { ktraceEvents } from '../helpers/ktrace-schema.js';
 import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
+import { startUntil } from '../helpers/spawn.js';
 
 const opt = rootOnly();
 
-/** Starts ktrace (JSONL) and resolves once its start event is out. */
+/** Starts ktrace (JSONL); `started` resolves once its start event is out. */
 function ktrace(args: string[]) {
-  const child = spawn(process.execPath, [CLI, 'ktrace', '--jsonl', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const exit = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-  const started = new Promise<void>((resolve, reject) => {
-    const t = setInterval(() => {
-      if (out.includes('"type":"start"')) {
-        clearInterval(t);
-        resolve();
-      } else if (child.exitCode !== null) {
-        clearInterval(t);
-        reject(new Error(`ktrace exited: ${err}`));
-      }
-    }, 20);
-  });
-  return { child, exit, started, events: () => ktraceEvents(out), err: () => err };
+  const k = startUntil(process.execPath, [CLI, 'ktrace', '--jsonl', ...args], '"type":"start"');
+  return { ...k, events: () => ktraceEvents(k.out()) };
 }
 
 /** Pings and parses ping's own RTTs (ms) by sequence. */

@@ -15,6 +15,7 @@ import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js'
 import { ppingEvents } from '../helpers/pping-schema.js';
 import { rootOnly } from '../helpers/root.js';
 import { leftovers } from '../helpers/bpf.js';
+import { startUntil } from '../helpers/spawn.js';
 
 const opt = rootOnly();
 
@@ -29,27 +30,8 @@ interface Ev {
 const jsonl = (text: string): Ev[] => ppingEvents<Ev>(text);
 
 function start(ns: string, iface: string, extra: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, 'pping', '-i', iface, '--netns', ns, '--icmp', '-F', 'jsonl', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exit = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
-  const started = new Promise<void>((resolve, reject) => {
-    const t = setInterval(() => {
-      if (out.includes('"type":"start"')) {
-        clearInterval(t);
-        resolve();
-      } else if (child.exitCode !== null) {
-        clearInterval(t);
-        reject(new Error(`pping exited: ${err}`));
-      }
-    }, 20);
-  });
-  return { child, exit, started, out: () => out, err: () => err };
+  const p = startUntil(process.execPath, [CLI, 'pping', '-i', iface, '--netns', ns, '--icmp', '-F', 'jsonl', ...extra], '"type":"start"', env);
+  return { ...p, exit: p.exit.then((code) => ({ code })) };
 }
 
 test('BPF over clsact (forced): RTTs measured, SIGTERM removes the filters and the qdisc', opt, async () => {
