@@ -449,6 +449,9 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
     tickMs: TICK_MS,
     sink,
     tick: () => {
+      // The programs wake the reader only when the ring fills (a wakeup per record costs more
+      // than the rest of the tracing): records are read here, before the sweep.
+      ring!.drain();
       sweep(false);
       if (req.histogram && req.intervalMs && performance.now() - lastHist >= req.intervalMs) {
         lastHist = performance.now();
