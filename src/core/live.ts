@@ -25,7 +25,7 @@ export function liveRun<D, R extends string>(o: LiveRunOptions<D, R>): LiveRun<D
   let finished = false;
   let resolve!: (d: D) => void;
   const done = new Promise<D>((res) => (resolve = res));
-  const ticker = setInterval(() => o.tick(), o.tickMs ?? 1000);
+  const ticker = setInterval(() => finished || o.tick(), o.tickMs ?? 1000);
   const timer = o.durationMs ? setTimeout(() => finish('interrupted' as R), o.durationMs) : null;
   function finish(reason: R): void {
     if (finished) return;
