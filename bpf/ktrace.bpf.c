@@ -77,6 +77,14 @@ struct {
 	__uint(max_entries, 1 << 22);
 } kt_events SEC(".maps");
 
+/* Kernel stacks, deduplicated by the kernel (an id names one stack for the map's lifetime). */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 4096);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, KT_STACK_DEPTH * sizeof(__u64));
+} kt_stacks SEC(".maps");
+
 /* Wake the reader when this much is waiting (it also drains every tick, 100 ms). */
 #define KT_WAKE_BYTES (256 * 1024)
 
@@ -274,7 +282,7 @@ struct {
 
 /* A parsed packet seen at `stage`: record it in its trip. `ctx_task`: a process context whose
  * pid/comm describe the sender (tracing hooks of TX's out path). */
-static __noinline int on_stage(struct scratch *sc, __u32 stage, __u32 ifindex, bool ctx_task)
+static __noinline int on_stage(struct scratch *sc, __u32 stage, __u32 ifindex, bool ctx_task, long stack)
 {
 	bool out = stage < KT_FIRST_IN;
 	if (!key_of(&sc->p, out, &sc->k))
@@ -298,8 +306,11 @@ static __noinline int on_stage(struct scratch *sc, __u32 stage, __u32 ifindex, b
 	if (stage < KT_NSTAGES) {
 		/* The mask bounds the index for the verifier (t[] plus what follows it in the value). */
 		__u32 i = stage & 15;
-		if (t->t[i] == 0)
+		if (t->t[i] == 0) {
 			t->t[i] = now;
+			if (stack)
+				t->stack[i] = stack >= 0 ? stack + 1 : stack;
+		}
 	}
 	if (ifindex) {
 		if (out && !t->ifindex_out)
@@ -335,7 +346,7 @@ static __always_inline __u32 netns_of(struct sk_buff *skb)
 enum where { AT_NETWORK_HEADER, AT_DATA };
 
 /* Tracing hooks (fentry, tp_btf, raw_tp, tracepoint): global, so filtered by namespace here. */
-static __always_inline int traced(struct sk_buff *skb, __u32 stage, enum where w, bool task)
+static __always_inline int traced(void *ctx, struct sk_buff *skb, __u32 stage, enum where w, bool task)
 {
 	struct scratch *sc = scratch();
 	if (!sc || !skb)
@@ -356,7 +367,9 @@ static __always_inline int traced(struct sk_buff *skb, __u32 stage, enum where w
 		return 0;
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
-	return on_stage(sc, stage, ifindex, task);
+	/* Taken for every echo parsed here (the key is checked in on_stage), only with --stacks. */
+	long stack = cfg.stacks ? bpf_get_stackid(ctx, &kt_stacks, 0) : 0;
+	return on_stage(sc, stage, ifindex, task, stack);
 }
 
 /* ---- fentry: the kernel functions themselves (where the kernel allows tracing programs) ---- */
@@ -365,7 +378,7 @@ static __always_inline int traced(struct sk_buff *skb, __u32 stage, enum where w
 	SEC("fentry/" #fn)                                               \
 	int kt_fe_##fn(unsigned long long *ctx)                          \
 	{                                                                \
-		return traced((struct sk_buff *)ctx[argi], stage, where, stage < KT_FIRST_IN); \
+		return traced(ctx, (struct sk_buff *)ctx[argi], stage, where, stage < KT_FIRST_IN); \
 	}
 
 FENTRY(ip_send_skb, 1, KT_IP_SEND_SKB, AT_NETWORK_HEADER)
@@ -391,12 +404,12 @@ struct tp_skb {
 	SEC("tp_btf/" #name)                                                         \
 	int kt_btf_##name(unsigned long long *ctx)                                   \
 	{                                                                            \
-		return traced((struct sk_buff *)ctx[0], stage, where, stage < KT_FIRST_IN); \
+		return traced(ctx, (struct sk_buff *)ctx[0], stage, where, stage < KT_FIRST_IN); \
 	}                                                                            \
 	SEC("raw_tp/" #name)                                                         \
 	int kt_raw_##name(struct bpf_raw_tracepoint_args *ctx)                       \
 	{                                                                            \
-		return traced((struct sk_buff *)ctx->args[0], stage, where, stage < KT_FIRST_IN); \
+		return traced(ctx, (struct sk_buff *)ctx->args[0], stage, where, stage < KT_FIRST_IN); \
 	}
 
 #define DEV_TP(name, stage, where)                                                   \
@@ -404,7 +417,7 @@ struct tp_skb {
 	SEC("tracepoint/net/" #name)                                                 \
 	int kt_tp_##name(struct tp_skb *ctx)                                         \
 	{                                                                            \
-		return traced(ctx->skb, stage, where, stage < KT_FIRST_IN);          \
+		return traced(ctx, ctx->skb, stage, where, stage < KT_FIRST_IN);          \
 	}
 
 DEV_TP(net_dev_queue, KT_DEV_QUEUE, AT_NETWORK_HEADER)
@@ -469,7 +482,7 @@ int kt_tp_kfree_skb(struct tp_skb *ctx)
 		if (sc && skb) {                                           \
 			__u16 nh = BPF_CORE_READ(skb, network_header);     \
 			if (parse_kernel(BPF_CORE_READ(skb, head) + nh, &sc->p)) \
-				on_stage(sc, stage, 0, false);             \
+				on_stage(sc, stage, 0, false, 0);        \
 		}                                                          \
 		return 1; /* NF_ACCEPT */                                  \
 	}
@@ -493,7 +506,7 @@ static __always_inline int tc_stage(struct __sk_buff *skb, __u32 stage)
 	if ((void *)(l3 + 1) > end)
 		return -1;
 	if (parse_kernel(l3, &sc->p))
-		on_stage(sc, stage, skb->ifindex, false);
+		on_stage(sc, stage, skb->ifindex, false, 0);
 	return -1; /* TC_ACT_UNSPEC: let the packet go on */
 }
 

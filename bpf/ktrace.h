@@ -25,6 +25,8 @@ enum kt_stage {
 };
 #define KT_FIRST_IN KT_NETIF_RECEIVE
 #define KT_HIST_SLOTS 64
+#define KT_STACK_SLOTS 16  /* kt_trip.stack: one per stage, rounded up so a masked index stays inside */
+#define KT_STACK_DEPTH 32  /* frames kept per kernel stack (map kt_stacks) */
 
 /* One round trip, keyed in the request's orientation from this host's side. */
 struct kt_key {
@@ -46,6 +48,9 @@ struct kt_trip {
 	__u8 comm[16];
 	__u8 dropped;        /* 1: the request was dropped, 2: the reply */
 	__u8 pad[7];
+	/* With cfg.stacks, at tracing hooks: kt_stacks id + 1 of the kernel stack at each stage
+	 * (0: none taken, negative: bpf_get_stackid's error). */
+	__s32 stack[KT_STACK_SLOTS];
 };
 
 /* Set by user space before load (.rodata): the verifier sees constants. */
@@ -55,7 +60,7 @@ struct kt_config {
 	__u8 family;               /* 4 or 6 */
 	__u8 rx;                   /* 0: TX (this host pings), 1: RX (it is pinged) */
 	__u8 hist;                 /* count per-segment histograms */
-	__u8 pad0;
+	__u8 stacks;               /* take kernel stacks at tracing hooks (--stacks) */
 	__u8 local[16];
 	__u8 remote[16];
 	__u32 kfree_reason_off;    /* offset of `reason` in the classic skb/kfree_skb record (tracefs format) */

@@ -21,6 +21,7 @@ interface KtraceOpts {
   count?: number;
   duration?: number;
   histogram?: boolean;
+  stacks?: boolean;
   interval?: number;
   timeout: number;
   skipHooks?: string;
@@ -47,6 +48,7 @@ export function ktraceCommand(): Command {
     .option('-c, --count <n>', 'stop after this many round trips', intArg(1, 1e9))
     .option('--duration <seconds>', 'stop after this long', floatArg(0.001, 1e7))
     .option('--histogram', 'count per-segment log2 histograms in the kernel; print them at the end (and every --interval)')
+    .option('--stacks', 'the kernel stack at each stage on a tracing hook (tracepoints, fentry; netfilter and tc cannot take one)')
     .option('--interval <seconds>', 'with --histogram: print every SECONDS', floatArg(0.1, 86400))
     .option('--timeout <ms>', 'a round trip without its last stage this long after its first is incomplete', floatArg(1, 600000), 1000)
     .option('--skip-hooks <kinds>', `hook kinds not to use, comma-separated (${HOOK_KINDS.join(', ')}): forces lower rungs`)
@@ -67,6 +69,7 @@ export function ktraceCommand(): Command {
           count: opts.count,
           durationMs: opts.duration ? opts.duration * 1000 : 0,
           histogram: opts.histogram,
+          stacks: opts.stacks,
           intervalMs: opts.interval ? opts.interval * 1000 : 0,
           timeoutMs: opts.timeout,
           skipHooks,

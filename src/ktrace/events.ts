@@ -47,6 +47,12 @@ export interface StageTime {
   hook: string;
   /** ns after the trip's first stage. */
   t_ns: number;
+  /**
+   * --stacks, at tracing hooks only (netfilter and tc programs cannot take one): the kernel stack
+   * when this stage saw the packet, innermost frame first, as "function+0xoffset"; null when
+   * the kernel could not take it (its stack map full).
+   */
+  stack?: string[] | null;
 }
 
 export interface KtraceRttEvent extends Base {

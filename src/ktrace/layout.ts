@@ -4,15 +4,17 @@
  */
 export const NSTAGES = 10;
 export const HIST_SLOTS = 64;
+/** Frames per kernel stack in map kt_stacks. */
+export const STACK_DEPTH = 32;
 
 /** struct kt_key */
 export const KEY = { size: 40, local: 0, remote: 16, id: 32, seq: 34, family: 36 } as const;
 /** struct kt_trip */
-export const TRIP = { size: 128, t: 0, created: 80, pid: 88, ifindex_out: 92, ifindex_in: 96, drop_reason: 100, comm: 104, dropped: 120 } as const;
+export const TRIP = { size: 192, t: 0, created: 80, pid: 88, ifindex_out: 92, ifindex_in: 96, drop_reason: 100, comm: 104, dropped: 120, stack: 128 } as const;
 /** struct kt_record */
-export const RECORD = { size: 176, key: 0, trip: 40, kind: 168 } as const;
+export const RECORD = { size: 240, key: 0, trip: 40, kind: 232 } as const;
 /** struct kt_config (.rodata) */
-export const CONFIG = { size: 56, min_total_ns: 0, netns: 8, family: 12, rx: 13, hist: 14, local: 16, remote: 32, kfree_reason_off: 48 } as const;
+export const CONFIG = { size: 56, min_total_ns: 0, netns: 8, family: 12, rx: 13, hist: 14, stacks: 15, local: 16, remote: 32, kfree_reason_off: 48 } as const;
 /** struct kt_plan (map kt_plan) */
 export const PLAN = { size: 16, final: 0, nstages: 1, order: 2 } as const;
 

@@ -13,6 +13,7 @@ import { type Attachment, attachNetfilter, attachRawTracepoint, attachTc, attach
 import { MapWalker, PerCpuCounters, u64 } from '../bpf/maps.js';
 import { BpfObject, bpfObjectPath } from '../bpf/object.js';
 import { RingReader } from '../bpf/ringbuf.js';
+import { Kallsyms } from '../bpf/kallsyms.js';
 import { EpochClock } from '../bpf/clock.js';
 import { PathlensError, SysError } from '../core/errors.js';
 import { liveRun } from '../core/live.js';
@@ -23,7 +24,7 @@ import { inNamespace, netnsPath } from '../io/placement.js';
 import { native } from '../native/index.js';
 import { parseIp } from '../packet/addr.js';
 import { type KtraceDoneEvent, type KtraceEvent, type KtraceHistogramEvent, type KtraceIncompleteEvent, type KtraceRttEvent, type KtraceStartEvent, KTRACE_SCHEMA, type StagePlan, type StageTime } from './events.js';
-import { CONFIG, COUNTER, HIST_SLOTS, KEY, NSTAGES, PLAN, RECORD, REC_COMPLETE, TRIP } from './layout.js';
+import { CONFIG, COUNTER, HIST_SLOTS, KEY, NSTAGES, PLAN, RECORD, REC_COMPLETE, STACK_DEPTH, TRIP } from './layout.js';
 import { DROP_HOOKS, HOOK_KINDS, type Hook, type HookKind, pathOrder, programsOf, progName, STAGES, type Stage } from './stages.js';
 
 export interface KtraceRequest {
@@ -41,6 +42,8 @@ export interface KtraceRequest {
   count?: number;
   durationMs?: number;
   histogram?: boolean;
+  /** Kernel stacks at the stages on tracing hooks (named through /proc/kallsyms). */
+  stacks?: boolean;
   /** --histogram: a histogram event this often (0: only at the end). */
   intervalMs?: number;
   /** A trip without its final stage this long after it started is reported incomplete. */
@@ -97,10 +100,54 @@ function configBytes(req: KtraceRequest, family: 4 | 6, src: Uint8Array, dst: Ui
   b[CONFIG.family] = family;
   b[CONFIG.rx] = req.direction === 'rx' ? 1 : 0;
   b[CONFIG.hist] = req.histogram ? 1 : 0;
+  b[CONFIG.stacks] = req.stacks ? 1 : 0;
   b.set(src, CONFIG.local);
   b.set(dst, CONFIG.remote);
   v.setUint32(CONFIG.kfree_reason_off, kfreeReasonOffset(), true);
   return b;
+}
+
+/**
+ * Names of the stacks in kt_stacks, each looked up and named once: an id names one stack for the
+ * map's lifetime (bpf_get_stackid without BPF_F_REUSE_STACKID never overwrites one).
+ */
+const TRACING_FRAME = /^(0x|bpf_|__bpf_|trace_call_bpf|perf_trace_|perf_syscall|trace_event_raw_event_|__traceiter_)/;
+
+class StackNames {
+  private readonly cache = new Map<number, string[] | null>();
+  private readonly key = new Uint8Array(4);
+  private readonly value = new Uint8Array(STACK_DEPTH * 8);
+  private readonly view = new DataView(this.value.buffer);
+
+  constructor(
+    private readonly fd: number,
+    private readonly syms: Kallsyms,
+  ) {}
+
+  /** `slot` as the programs store it: id + 1, or a negative errno (null: not taken). */
+  frames(slot: number): string[] | null {
+    if (slot <= 0) return null;
+    const hit = this.cache.get(slot);
+    if (hit !== undefined) return hit;
+    new DataView(this.key.buffer).setUint32(0, slot - 1, true);
+    this.value.fill(0);
+    let names: string[] | null = null;
+    if (native().bpfMapLookup(this.fd, this.key, this.value) === 0) {
+      names = [];
+      for (let i = 0; i < STACK_DEPTH; i++) {
+        const ip = this.view.getBigUint64(8 * i, true);
+        if (ip === 0n) break;
+        names.push(this.syms.name(ip));
+      }
+      // The innermost frames are the program and the tracing machinery that ran it: from the
+      // last of those on, the stack is the kernel's own.
+      let k = 0;
+      for (let i = 0; i < names.length; i++) if (TRACING_FRAME.test(names[i])) k = i + 1;
+      names = names.slice(k);
+    }
+    this.cache.set(slot, names);
+    return names;
+  }
 }
 
 /** Opens the object with only `on` loadable (netfilter programs typed by hand for old libbpf). */
@@ -211,6 +258,7 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
     ifindex = inNamespace(req.netns, () => native().ifNameToIndex(req.iface!));
     if (ifindex < 0) throw new PathlensError('ERR_USAGE', `--iface ${req.iface}: no such interface${req.netns ? ` in ${req.netns}` : ''}`);
   }
+  const syms = req.stacks ? Kallsyms.load() : null;
 
   const hooks = probeHooks(req, config);
   const on = new Set<string>();
@@ -336,6 +384,8 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   let trips = 0;
   let incomplete = 0;
 
+  const stacks = syms ? new StackNames(obj.mapFd('kt_stacks'), syms) : null;
+
   /** Stage times of a trip (at `off` in `v`), in path order, relative to the first reached. */
   const stageTimes = (v: DataView, off: number): StageTime[] => {
     const out: StageTime[] = [];
@@ -344,7 +394,12 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
       const t = u64(v, off + TRIP.t + 8 * s.id);
       if (!t) continue;
       if (!first) first = t;
-      out.push({ name: s.name, hook: hookOf.get(s.id)!, t_ns: t - first });
+      const st: StageTime = { name: s.name, hook: hookOf.get(s.id)!, t_ns: t - first };
+      if (stacks) {
+        const id = v.getInt32(off + TRIP.stack + 4 * s.id, true);
+        if (id) st.stack = stacks.frames(id);
+      }
+      out.push(st);
     }
     return out;
   };
@@ -437,6 +492,7 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   };
 
   let lastHist = performance.now();
+  let over = false;
   try {
     ring = new RingReader(obj.mapFd('kt_events'), onRecord, () => run.finish('error'));
   } catch (e) {
@@ -452,6 +508,7 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
       // The programs wake the reader only when the ring fills (a wakeup per record costs more
       // than the rest of the tracing): records are read here, before the sweep.
       ring!.drain();
+      if (over) return; // a record just read was the last one --count wanted
       sweep(false);
       if (req.histogram && req.intervalMs && performance.now() - lastHist >= req.intervalMs) {
         lastHist = performance.now();
@@ -459,6 +516,7 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
       }
     },
     teardown: (reason) => {
+      over = true;
       detachAll();
       ring!.drain();
       ring!.close();

@@ -17,6 +17,8 @@ function stageLines(stages: StageTime[], firstPath: Set<string>, label: [string,
     const now = firstPath.has(s.name) ? label[0] : label[1];
     if (now !== side && side && stages.indexOf(s) > 0) out.push(`  ${pad('', 13)}${pad('(wire and far end)', 22)}${pad('', 28)}+${us(s.t_ns - prev)} us`);
     out.push(`  ${pad(now !== side ? now : '', 13)}${pad(s.name, 22)}${pad(s.hook, 28)}${s.t_ns === 0 ? ' 0.0' : `+${us(s.t_ns - prev)}`} us`);
+    if (s.stack === null) out.push(`${' '.repeat(17)}(no stack: the kernel's stack map is full)`);
+    for (const f of s.stack ?? []) out.push(`${' '.repeat(17)}${f}`);
     side = now;
     prev = s.t_ns;
   }
