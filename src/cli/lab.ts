@@ -157,7 +157,8 @@ export function labCommand(): Command {
     .action(async (node: string, cmd: string[], o: { lab?: string }) => {
       requireRoot('pathlens lab exec');
       const { ns } = nodeNamespace(node, o.lab);
-      process.exitCode = await runIn(ns, cmd);
+      // With pass-through options commander hands the `--` separator on as an operand.
+      process.exitCode = await runIn(ns, cmd[0] === '--' ? cmd.slice(1) : cmd);
     });
   const demo = new Command('demo')
     .description('bring up the demo chain (9 routers, 5 ms per link, r3 and r6 silent), trace it over IPv4 and IPv6, tear it down')

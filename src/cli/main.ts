@@ -40,7 +40,8 @@ export async function main(argv: string[]): Promise<number> {
   let code: number;
   try {
     await program.parseAsync(argv);
-    code = 0;
+    // A command that ran another (lab exec, lab demo) passes that one's status on.
+    code = typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     code = report(e);
   }

@@ -155,6 +155,18 @@ test('nat preset: the destination sees traffic from src as coming from r1', opt,
   });
 });
 
+test('lab exec runs a command in a node, with or without the -- separator, and passes its exit status on', opt, async () => {
+  await withLab(chain({ name: labName('lx'), routers: 1 }), async (st) => {
+    for (const sep of [['--'], []]) {
+      const r = spawnSync(process.execPath, [CLI, 'lab', 'exec', '--lab', st.name, 'dst', ...sep, 'ip', '-o', '-4', 'addr', 'show', 'e1'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(r.stdout.includes(`inet ${addrOf(st, 'dst', 4)}/`), r.stdout);
+    }
+    const fail = spawnSync(process.execPath, [CLI, 'lab', 'exec', '--lab', st.name, 'src', '--', 'sh', '-c', 'exit 7'], { encoding: 'utf8' });
+    assert.equal(fail.status, 7);
+  });
+});
+
 function labNamespaces(name: string): string[] {
   return listNamespaces().filter((ns) => ns.startsWith(`pl-${name}-`));
 }
