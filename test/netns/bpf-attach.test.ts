@@ -6,8 +6,6 @@
  * one lab namespace). Every attachment is an fd: closing it stops the counting.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { BPF_NETFILTER, BPF_PROG_TYPE_NETFILTER, attachNetfilter, attachRawTracepoint, attachTracepoint, type Attachment } from '../../src/bpf/attach.js';
 import { u64 } from '../../src/bpf/maps.js';
@@ -17,6 +15,7 @@ import { chain } from '../../src/lab/presets.js';
 import { native } from '../../src/native/index.js';
 import { labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
+import { ensureTracefs } from '../helpers/tracefs.js';
 
 const opt = rootOnly();
 const SLOTS = ['tp_btf', 'raw_tp', 'tracepoint', 'netfilter'] as const;
@@ -45,9 +44,7 @@ function hits(obj: BpfObject): Record<(typeof SLOTS)[number], number> {
 }
 
 test('BPF surface: rodata before load, autoload, program type for unknown sections; tp_btf, raw_tp, tracepoint and netfilter attachments count real packets and stop when closed', opt, async () => {
-  if (!['/sys/kernel/tracing/events', '/sys/kernel/debug/tracing/events'].some((d) => existsSync(d))) {
-    assert.equal(spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']).status, 0, 'tracefs mounts');
-  }
+  ensureTracefs();
   // Autoload: a program turned off is not loaded; the others are.
   const partial = open();
   try {

@@ -16,8 +16,11 @@ import { ktraceEvents } from '../helpers/ktrace-schema.js';
 import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 import { startUntil } from '../helpers/spawn.js';
+import { ensureTracefs } from '../helpers/tracefs.js';
 
 const opt = rootOnly();
+// The classic-tracepoint rung (and kfree_skb's classic record) read tracefs.
+if (process.getuid?.() === 0) ensureTracefs();
 
 /** Starts ktrace (JSONL); `started` resolves once its start event is out. */
 function ktrace(args: string[]) {
