@@ -5,9 +5,9 @@
 import { spawnSync } from 'node:child_process';
 
 export const TEST_TOOLS = [
-  { cmd: 'ping', pkg: 'iputils-ping', why: 'lab reachability and MTU checks, pping traffic' },
+  { cmd: 'ping', pkg: 'iputils-ping', why: 'lab reachability and MTU checks, pping and ktrace traffic' },
   { cmd: 'tcpdump', pkg: 'tcpdump', why: "pping's reference captures" },
-  { cmd: 'bpftool', pkg: 'bpftool', why: 'checking that nothing stays attached after pping' },
+  { cmd: 'bpftool', pkg: 'bpftool', why: 'checking that nothing stays attached after pping and ktrace' },
   { cmd: 'nft', pkg: 'nftables', why: 'the NAT preset and the firewall-mark tests' },
 ];
 
