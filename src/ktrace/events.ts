@@ -63,8 +63,10 @@ export interface KtraceRttEvent extends Base {
   stages: StageTime[];
   /** From the first stage to the last. */
   total_ns: number;
-  /** From the last stage of the first path to the first of the second: the wire and the far end. */
+  /** TX: from the request's last stage out to the reply's first stage in: the wire and the far end (RX: null). */
   wire_ns: number | null;
+  /** RX: from the request's last stage in to the reply's first stage out: this host answering (TX: null). */
+  answer_ns: number | null;
   /** TX: the process that sent the request (seen in its context); null in RX mode. */
   pid: number | null;
   comm: string | null;

@@ -1,27 +1,52 @@
 /**
  * The human view of `pathlens ktrace`: a consumer of pathlens.ktrace/1 events. The start lists
- * each stage with the hook it got (or why none); each round trip is a block, stage by stage with
- * the time since the previous one, the wire-and-far-end time between the two paths, and the
- * total; incomplete trips say where they stopped and why; histograms are log2 bars per segment.
+ * each stage with the hook it got (or why none); each round trip is a block, path by path, stage by
+ * stage with the time since the previous stage of its path and the path's own time, the
+ * wire-and-far-end time between the two paths, and the total split into those three; incomplete trips say where they stopped and why; histograms are log2 bars per segment.
  */
 import type { KtraceEvent, KtraceHistogramEvent, KtraceRttEvent, StageTime } from '../ktrace/events.js';
 
 const us = (ns: number) => (ns / 1000).toFixed(1);
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 
-function stageLines(stages: StageTime[], firstPath: Set<string>, label: [string, string]): string[] {
-  const out: string[] = [];
-  let prev = 0;
-  let side = '';
+interface PathPart {
+  label: string;
+  stages: StageTime[];
+}
+
+/** The stages of a round trip split into its two paths, in order. */
+function paths(stages: StageTime[], firstPath: Set<string>, label: [string, string]): PathPart[] {
+  const out: PathPart[] = [];
   for (const s of stages) {
-    const now = firstPath.has(s.name) ? label[0] : label[1];
-    if (now !== side && side && stages.indexOf(s) > 0) out.push(`  ${pad('', 13)}${pad('(wire and far end)', 22)}${pad('', 28)}+${us(s.t_ns - prev)} us`);
-    out.push(`  ${pad(now !== side ? now : '', 13)}${pad(s.name, 22)}${pad(s.hook, 28)}${s.t_ns === 0 ? ' 0.0' : `+${us(s.t_ns - prev)}`} us`);
-    if (s.stack === null) out.push(`${' '.repeat(17)}(no stack: the kernel's stack map is full)`);
-    for (const f of s.stack ?? []) out.push(`${' '.repeat(17)}${f}`);
-    side = now;
-    prev = s.t_ns;
+    const l = firstPath.has(s.name) ? label[0] : label[1];
+    if (out.at(-1)?.label !== l) out.push({ label: l, stages: [] });
+    out.at(-1)!.stages.push(s);
   }
+  return out;
+}
+
+const spanOf = (p: PathPart) => p.stages.at(-1)!.t_ns - p.stages[0].t_ns;
+
+/**
+ * Per path: each stage with the time since the one before it in that path (the first at 0.0),
+ * the path's own time on its last stage; between the paths, the gap (TX: the wire and the far
+ * end; RX: this host answering).
+ */
+function stageLines(parts: PathPart[], gapLabel: string): string[] {
+  const out: string[] = [];
+  parts.forEach((p, k) => {
+    if (k > 0) {
+      const gap = p.stages[0].t_ns - parts[k - 1].stages.at(-1)!.t_ns;
+      out.push(`  ${pad(gapLabel, 63)}${us(gap).padStart(6)} us`);
+    }
+    p.stages.forEach((s, i) => {
+      const delta = i === 0 ? ' 0.0' : `+${us(s.t_ns - p.stages[i - 1].t_ns)}`;
+      const end = i === p.stages.length - 1 && i > 0 ? `   = ${us(spanOf(p))} us` : '';
+      out.push(`  ${pad(i === 0 ? p.label : '', 13)}${pad(s.name, 22)}${pad(s.hook, 28)}${delta.padStart(6)} us${end}`);
+      if (s.stack === null) out.push(`${' '.repeat(17)}(no stack: the kernel's stack map is full)`);
+      for (const f of s.stack ?? []) out.push(`${' '.repeat(17)}${f}`);
+    });
+  });
   return out;
 }
 
@@ -44,6 +69,7 @@ export class KtraceTextView {
   private firstPath = new Set<string>();
   private labels: [string, string] = ['request out', 'reply in'];
   private what = '';
+  private gap = 'wire and far end';
   constructor(private readonly write: (line: string) => void) {}
 
   event(e: KtraceEvent): void {
@@ -51,6 +77,7 @@ export class KtraceTextView {
       case 'start': {
         const rx = e.direction === 'rx';
         this.labels = rx ? ['request in', 'reply out'] : ['request out', 'reply in'];
+        this.gap = rx ? 'answering here' : 'wire and far end';
         this.firstPath = new Set(e.stages.filter((s) => s.path === (rx ? 'in' : 'out')).map((s) => s.name));
         this.what = rx ? `${e.dst} -> ${e.src}` : `${e.src} -> ${e.dst}`;
         this.write(`pathlens ktrace: ICMP${e.family === 6 ? 'v6' : ''} echo ${this.what} (${rx ? 'RX: pinged here' : 'TX: pinging from here'})${e.netns ? `, netns ${e.netns}` : ''}`);
@@ -83,7 +110,10 @@ export class KtraceTextView {
     const who = e.pid ? `${e.comm} pid ${e.pid}, ` : '';
     const ifs = [e.ifindex_out && `out ifindex ${e.ifindex_out}`, e.ifindex_in && `in ifindex ${e.ifindex_in}`].filter(Boolean).join(', ');
     this.write(`echo ${this.what} id ${e.id} seq ${e.seq} (${who}${ifs})`);
-    for (const l of stageLines(e.stages, this.firstPath, this.labels)) this.write(l);
-    this.write(`  total ${us(e.total_ns)} us${e.wire_ns !== null ? `, of which wire and far end ${us(e.wire_ns)} us` : ''}`);
+    const parts = paths(e.stages, this.firstPath, this.labels);
+    for (const l of stageLines(parts, this.gap)) this.write(l);
+    const gap = e.wire_ns ?? e.answer_ns;
+    const split = parts.length === 2 && gap !== null ? `: ${parts[0].label} ${us(spanOf(parts[0]))}, ${this.gap} ${us(gap)}, ${parts[1].label} ${us(spanOf(parts[1]))} us` : '';
+    this.write(`  total ${us(e.total_ns)} us${split}`);
   }
 }

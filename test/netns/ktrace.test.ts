@@ -121,11 +121,14 @@ test('ktrace TX and RX, IPv4 and IPv6: every ping once, stages in order, totals 
       assert.ok(start.stages[1].refused.some((r) => r.hook.startsWith('fentry')), 'the refused better hooks are named with their reason');
       checkTrips(`TX IPv${fam}`, tx, pings, TX4);
       const rtts = tx.filter((e): e is KtraceRttEvent => e.type === 'rtt');
-      assert.ok(rtts.every((e) => e.comm === 'ping' && e.pid !== null && e.wire_ns !== null && e.wire_ns > 0), 'TX: the sending process, and the wire-and-far-end time');
+      assert.ok(rtts.every((e) => e.comm === 'ping' && e.pid !== null && e.wire_ns !== null && e.wire_ns > 0 && e.answer_ns === null), 'TX: the sending process, and the wire-and-far-end time');
       const rx = await run(st, ['--src', local, '--dst', far, '--netns', src, '-i', 'e0', '--direction', 'rx'], async () => {
         pings = await ping(dstNs, local, 10);
       });
       checkTrips(`RX IPv${fam}`, rx, pings, RX4);
+      const rxTrips = rx.filter((e): e is KtraceRttEvent => e.type === 'rtt');
+      // RX: between the request's last stage in and the reply's first out, this host answers.
+      assert.ok(rxTrips.every((e) => e.wire_ns === null && e.answer_ns !== null && e.answer_ns > 0 && e.answer_ns < e.total_ns && e.pid === null), 'RX: the answering time, no wire time, no process');
       const done = rx.at(-1)!;
       assert.deepEqual([done.type, done.type === 'done' && done.trips], ['done', 10]);
     }
