@@ -51,6 +51,7 @@ export interface BpfOptions extends LiveOptions {
 }
 
 const OBJECT = 'pping.bpf.o';
+const DRAIN_MS = 100;
 
 function protoName(p: number): PpingProtocol {
   return p === 6 ? 'TCP' : p === 1 ? 'ICMP' : 'ICMPv6';
@@ -294,6 +295,9 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     }
   };
 
+  // The programs wake the reader only when the ring fills (a wakeup per event cost more than the
+  // rest of the program): events are read here, ten times a second.
+  const reader = setInterval(() => ring!.drain(), DRAIN_MS);
   run = liveRun({
     durationMs: lo.durationMs,
     sink,
@@ -306,6 +310,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
       }
     },
     teardown: (reason) => {
+      clearInterval(reader);
       // Detach first (no new events), then drain what the programs already queued. Netlink
       // detaches (clsact) must run in the interface's namespace; closing link fds works anywhere.
       try {

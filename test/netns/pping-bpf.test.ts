@@ -175,6 +175,8 @@ test('BPF with --aggregate and --prometheus: per-prefix intervals in the stream,
     await p.started;
     const ping = await runIn(nodeNs(st, 'src'), ['ping', '-c', '10', '-i', '0.05', addrOf(st, 'dst', 4)]);
     assert.equal(ping.code, 0, ping.stderr);
+    // The kernel's events are read every 100 ms (docs/pping.md): let the last ones arrive.
+    await new Promise((r) => setTimeout(r, 300));
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);
     assert.equal(res.status, 200);
     const text = await res.text();
