@@ -7,7 +7,7 @@ import { untilDone } from './lifecycle.js';
 import { eventOutputs } from './outputs.js';
 import { TraceTextView } from '../render/trace-text.js';
 import type { TraceEvent } from '../trace/events.js';
-import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, startTrace } from '../trace/run.js';
+import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice, startTrace } from '../trace/run.js';
 import { floatArg, intArg } from './args.js';
 
 interface TraceOpts {
@@ -36,6 +36,7 @@ interface TraceOpts {
   iface?: string;
   mark?: number;
   pmtu?: boolean;
+  ts: TsChoice;
   ecmp?: number;
   jsonl?: boolean;
   jsonlFile?: string;
@@ -60,6 +61,7 @@ export function traceCommand(): Command {
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
     .option('--ecmp <flows>', 'explore equal-cost paths: this many flow identities per hop (Paris style: constant per flow)', intArg(2, 256))
     .option('--pmtu', 'path MTU discovery: full-size probes with DF; report where the MTU drops (UDP)')
+    .addOption(new Option('--ts <source>', 'send times: the kernel\'s software timestamps (UDP, Linux 6.13), userspace, or auto: the kernel\'s where it gives them').choices(['auto', 'userspace', 'kernel-sw', 'kernel-hw']).default('auto'))
     .option('-f, --first-ttl <ttl>', 'first TTL', intArg(1, 255), d.firstTtl)
     .option('-m, --max-ttl <ttl>', 'largest TTL', intArg(1, 255), d.maxTtl)
     .option('-q, --queries <n>', 'probes per hop', intArg(1, 10), d.queries)
@@ -108,6 +110,7 @@ export function traceCommand(): Command {
         placement: { netns: opts.netns, iface: opts.iface, mark: opts.mark },
         pmtu: opts.pmtu,
         ecmp: opts.ecmp,
+        ts: opts.ts,
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
       const tee = eventOutputs<TraceEvent>(opts, (write) => new TraceTextView(write));

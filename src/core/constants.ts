@@ -30,6 +30,17 @@ export const SO_SNDBUF = 7;
 export const SO_BINDTODEVICE = 25;
 export const SO_TIMESTAMPNS = 35; // SO_TIMESTAMPNS_OLD: struct timespec of the running ABI
 export const SCM_TIMESTAMPNS = SO_TIMESTAMPNS;
+export const SO_TIMESTAMPING = 37; // SO_TIMESTAMPING_OLD: struct scm_timestamping of the running ABI
+export const SCM_TIMESTAMPING = SO_TIMESTAMPING;
+/** A per-message id for the send timestamp (Linux 6.13); its data is a u32. */
+export const SCM_TS_OPT_ID = 81;
+// SO_TIMESTAMPING flags (linux/net_tstamp.h)
+export const SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1;
+export const SOF_TIMESTAMPING_SOFTWARE = 1 << 4;
+export const SOF_TIMESTAMPING_OPT_ID = 1 << 7;
+export const SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11;
+/** ee_info of a send timestamp taken when the device got the packet. */
+export const SCM_TSTAMP_SND = 0;
 export const SO_MARK = 36;
 export const SO_RCVBUFFORCE = 33;
 
@@ -78,6 +89,7 @@ export const SO_EE_ORIGIN_NONE = 0;
 export const SO_EE_ORIGIN_LOCAL = 1;
 export const SO_EE_ORIGIN_ICMP = 2;
 export const SO_EE_ORIGIN_ICMP6 = 3;
+export const SO_EE_ORIGIN_TIMESTAMPING = 4;
 
 export const CLOCK_REALTIME = 0;
 export const CLOCK_MONOTONIC = 1;

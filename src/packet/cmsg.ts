@@ -11,7 +11,9 @@ import {
   IPPROTO_IPV6,
   IPV6_HOPLIMIT,
   IP_TTL,
+  SCM_TS_OPT_ID,
   SOL_IP,
+  SOL_SOCKET,
 } from '../core/constants.js';
 import { ERR_BAD_LENGTH, ERR_TRUNCATED, OK } from './status.js';
 
@@ -83,6 +85,7 @@ export function writeCmsgHeader(dv: DataView, off: number, level: number, type: 
 }
 
 export const TTL_CMSG_SPACE = cmsgSpace(4);
+export const TS_ID_CMSG_SPACE = cmsgSpace(4);
 
 /**
  * Writes the per-packet TTL (IPv4: IP_TTL) or hop limit (IPv6: IPV6_HOPLIMIT) control message, so
@@ -93,4 +96,15 @@ export function writeTtlCmsg(dv: DataView, off: number, family: 4 | 6, ttl: numb
   dv.setInt32(data, ttl, true);
   dv.setUint32(data + 4, 0, true); // padding to CMSG_ALIGN
   return TTL_CMSG_SPACE;
+}
+
+/**
+ * Writes (SOL_SOCKET, SCM_TS_OPT_ID): the id the kernel puts in this packet's send timestamp
+ * (ee_data), instead of the socket's running count. Returns the bytes used.
+ */
+export function writeTsIdCmsg(dv: DataView, off: number, id: number): number {
+  const data = writeCmsgHeader(dv, off, SOL_SOCKET, SCM_TS_OPT_ID, 4);
+  dv.setUint32(data, id >>> 0, true);
+  dv.setUint32(data + 4, 0, true); // padding to CMSG_ALIGN
+  return TS_ID_CMSG_SPACE;
 }

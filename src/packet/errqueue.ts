@@ -9,6 +9,10 @@
  *
  * It arrives as cmsg (SOL_IP, IP_RECVERR) or (SOL_IPV6, IPV6_RECVERR). The kernel timestamp of the
  * ICMP error arrives beside it as (SOL_SOCKET, SCM_TIMESTAMPNS) when SO_TIMESTAMPNS is on.
+ *
+ * With SO_TIMESTAMPING's send timestamps, the queue also holds one message per packet sent: an
+ * extended error with ee_errno ENOMSG, origin SO_EE_ORIGIN_TIMESTAMPING, ee_info the kind of stamp
+ * (SCM_TSTAMP_SND) and ee_data the packet's id, beside (SOL_SOCKET, SCM_TIMESTAMPING).
  */
 import {
   IPV6_PKTINFO,
@@ -16,6 +20,7 @@ import {
   IPPROTO_IPV6,
   IPV6_RECVERR,
   IP_RECVERR,
+  SCM_TIMESTAMPING,
   SCM_TIMESTAMPNS,
   SOCK_EXTENDED_ERR_LEN,
   SOL_IP,
@@ -42,6 +47,14 @@ export class ErrqueueRecord {
   nsec = 0;
   /** Interface the message arrived on (IP_PKTINFO / IPV6_PKTINFO), 0 when not reported. */
   ifindex = 0;
+  /**
+   * The software timestamp of SCM_TIMESTAMPING (ts[0], CLOCK_REALTIME): for a send timestamp
+   * (origin SO_EE_ORIGIN_TIMESTAMPING), when the device took the packet.
+   */
+  hasSwTime = false;
+  swSec = 0;
+  swNsec = 0;
+  private readonly ts = { sec: 0, nsec: 0 };
 
   clear(): void {
     this.status = ERR_MISSING;
@@ -50,6 +63,16 @@ export class ErrqueueRecord {
     this.hasTime = false;
     this.sec = this.nsec = 0;
     this.ifindex = 0;
+    this.hasSwTime = false;
+    this.swSec = this.swNsec = 0;
+  }
+
+  /** Reads ts[0] of a struct scm_timestamping at off. */
+  readSw(dv: DataView, off: number): void {
+    readTimespec(dv, off, this.ts);
+    this.hasSwTime = (this.ts.sec !== 0 || this.ts.nsec !== 0) && this.ts.nsec >= 0 && this.ts.nsec < 1e9;
+    this.swSec = this.ts.sec;
+    this.swNsec = this.ts.nsec;
   }
 }
 
@@ -75,6 +98,11 @@ export function parseErrqueue(dv: DataView, start: number, end: number, rec: Err
         readTimespec(dv, cur.dataOff, rec);
         rec.hasTime = rec.nsec >= 0 && rec.nsec < 1e9;
       }
+      continue;
+    }
+    if (cur.level === SOL_SOCKET && cur.type === SCM_TIMESTAMPING) {
+      // struct scm_timestamping { struct timespec ts[3]; }: software, (deprecated), hardware.
+      if (cur.dataLen >= 48) rec.readSw(dv, cur.dataOff);
       continue;
     }
     if (cur.level === SOL_IP && cur.type === IP_PKTINFO) {

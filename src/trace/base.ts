@@ -50,6 +50,7 @@ export abstract class ProberBase {
     r.kernelTs = false;
     r.ifindex = 0;
     r.mpls = null;
+    r.sendStamp = false;
     return r;
   }
 

@@ -73,6 +73,8 @@ export class TraceEngine {
   private readonly total: number;
   private readonly state: Uint8Array;
   private readonly txSec: Float64Array;
+  /** 1: txSec/txNsec are the kernel's send timestamp; 0: the time taken just before sendmmsg. */
+  private readonly txKernel: Uint8Array;
   private readonly txNsec: Float64Array;
   private readonly txMono: Float64Array;
   private readonly deadline: Float64Array;
@@ -136,6 +138,7 @@ export class TraceEngine {
     this.limitSeq = this.total;
     this.state = new Uint8Array(this.total);
     this.txSec = new Float64Array(this.total);
+    this.txKernel = new Uint8Array(this.total);
     this.txNsec = new Float64Array(this.total);
     this.txMono = new Float64Array(this.total);
     this.deadline = new Float64Array(this.total);
@@ -299,6 +302,7 @@ export class TraceEngine {
     this.state[seq] = INFLIGHT;
     this.txSec[seq] = sec;
     this.txNsec[seq] = nsec;
+    this.txKernel[seq] = 0;
     const mono = this.clock.now();
     this.txMono[seq] = mono;
     if (!again) this.ttlSent[ttl]++;
@@ -354,6 +358,10 @@ export class TraceEngine {
 
   private onReply(r: ReplyRecord): void {
     if (this.finished) return;
+    if (r.sendStamp) {
+      this.onSendStamp(r.seq, r.sec, r.nsec);
+      return;
+    }
     const addr = r.hasAddr ? formatIp(r.addrBuf, r.addrOff, r.family) : null;
     if (!this.attributable(r, addr)) return;
     const seq = r.seq;
@@ -373,6 +381,19 @@ export class TraceEngine {
     this.tightenDeadlines(ttl, rtt);
     this.noteStop(ttl, r);
     this.schedulePump();
+  }
+
+  /**
+   * The kernel's send time of probe `seq` (it arrives before the probe's answer: both come through
+   * the error queue, in order). A probe already answered keeps the time its RTT was taken from.
+   */
+  private onSendStamp(seq: number, sec: number, nsec: number): void {
+    if (seq < 0 || seq >= this.total) return;
+    const st = this.state[seq];
+    if (st !== INFLIGHT && st !== TIMEDOUT) return;
+    this.txSec[seq] = sec;
+    this.txNsec[seq] = nsec;
+    this.txKernel[seq] = 1;
   }
 
   /** A reply names a probe that is out (or already declared silent); anything else is unmatched. */
@@ -456,6 +477,8 @@ export class TraceEngine {
       icmp_code: r.icmpCode >= 0 ? r.icmpCode : null,
       late,
       kernel_ts: r.kernelTs,
+      send_ts: this.txKernel[seq] ? 'kernel-sw' : 'userspace',
+      recv_ts: r.kernelTs ? 'kernel-sw' : 'userspace',
       ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
       ...(r.mpls ? { mpls: r.mpls } : {}),
       ...(r.ifindex > 0 ? { ifindex: r.ifindex } : {}),

@@ -5,6 +5,9 @@
  */
 import { TRACE_SCHEMA } from '../core/schemas.js';
 import type { ReplyKind } from '../packet/icmp.js';
+
+/** Where a timestamp came from (see the reply event's send_ts and recv_ts). */
+export type TsSource = 'kernel-sw' | 'userspace';
 import type { MplsLabel } from '../packet/icmpext.js';
 
 export { TRACE_SCHEMA };
@@ -81,6 +84,13 @@ export interface ReplyEvent extends Base {
   late: boolean;
   /** The kernel's receive timestamp was used (otherwise the userspace receive time). */
   kernel_ts: boolean;
+  /**
+   * Which clock made each end of rtt_ms (both CLOCK_REALTIME): 'kernel-sw', the kernel's software
+   * timestamp (send: when the device took the packet; receive: when the packet arrived), or
+   * 'userspace' (send: just before sendmmsg; receive: when pathlens read it).
+   */
+  send_ts: TsSource;
+  recv_ts: TsSource;
   /** Next-hop MTU reported by the error, when it carries one. */
   mtu?: number;
   /** RFC 4950 MPLS label stack from the error's RFC 4884 extensions, outermost first. */

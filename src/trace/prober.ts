@@ -41,6 +41,11 @@ export class ReplyRecord {
   ifindex = 0;
   /** RFC 4950 MPLS label stack carried in the error's RFC 4884 extensions, when present. */
   mpls: MplsLabel[] | null = null;
+  /**
+   * Not a reply: the kernel's send timestamp of probe `seq` (sec/nsec, CLOCK_REALTIME, taken when
+   * the device got the packet). It replaces the userspace send time.
+   */
+  sendStamp = false;
 }
 
 /** Kernel-located RFC 4884 extension offset from sock_extended_err.ee_data, or -1. */

@@ -47,7 +47,14 @@ export interface TraceRequest {
   pmtu?: boolean;
   /** ECMP exploration: flow identities per TTL (UDP, ICMP). */
   ecmp?: number;
+  /**
+   * Send times: 'kernel-sw' the kernel's software send timestamps (UDP; Linux 6.13), 'userspace'
+   * the time taken before sendmmsg, 'auto' (the default) the kernel's where it gives them.
+   */
+  ts?: TsChoice;
 }
+
+export type TsChoice = 'auto' | 'userspace' | 'kernel-sw' | 'kernel-hw';
 
 export const TRACE_DEFAULTS = {
   firstTtl: 1,
@@ -152,6 +159,8 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   if (flows > 1 && req.method === 'tcp' && req.socket !== 'raw') throw new PathlensError('ERR_USAGE', '--ecmp with -T needs --raw: connect() probes cannot keep a flow\'s ports across TTLs');
   const total = (req.maxTtl - req.firstTtl + 1) * req.queries * flows;
   if (req.pmtu && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--pmtu works with UDP probes (-U, the default)');
+  if (req.ts === 'kernel-hw') throw new PathlensError('ERR_USAGE', '--ts kernel-hw: NIC timestamps are not implemented yet; --ts kernel-sw takes the kernel\'s software timestamps');
+  if (req.ts === 'kernel-sw' && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps are implemented for UDP probes (-U, the default) so far');
   const prober = openProber(req, address, source, total);
   let engine: TraceEngine;
   try {
@@ -207,5 +216,5 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
     const fam = address.length === 4 ? 4 : 6;
     payloadLen = Math.min(routeMtu(address, req.placement), 65000) - udpOverhead(fam);
   }
-  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1) });
+  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1), sendStamps: req.ts === 'kernel-sw' ? 'require' : req.ts === 'userspace' ? undefined : 'try' });
 }

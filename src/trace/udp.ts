@@ -27,14 +27,22 @@ import {
   SOCK_DGRAM,
   SOL_IP,
   SOL_SOCKET,
+  SCM_TSTAMP_SND,
+  SOF_TIMESTAMPING_OPT_ID,
+  SOF_TIMESTAMPING_OPT_TSONLY,
+  SOF_TIMESTAMPING_SOFTWARE,
+  SOF_TIMESTAMPING_TX_SOFTWARE,
+  SO_EE_ORIGIN_TIMESTAMPING,
   SO_RCVBUF,
+  SO_TIMESTAMPING,
   SO_TIMESTAMPNS,
 } from '../core/constants.js';
+import { EINVAL } from '../core/errno.js';
 import { PathlensError, SysError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, sockaddr, writeSockaddr } from '../packet/addr.js';
-import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
+import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
 import { OK } from '../packet/status.js';
 import { ProberBase } from './base.js';
 import { type Placement, openSocket } from '../io/placement.js';
@@ -63,6 +71,12 @@ export interface UdpProberOptions {
    */
   flows?: number;
   perTtl?: number;
+  /**
+   * Send times from the kernel (SO_TIMESTAMPING software send timestamps, each packet's id given
+   * with SCM_TS_OPT_ID): 'require' fails when the kernel refuses the id (before Linux 6.13),
+   * 'try' falls back to userspace send times.
+   */
+  sendStamps?: 'require' | 'try';
 }
 
 /** IP + UDP header bytes in front of the payload. */
@@ -145,6 +159,8 @@ export class UdpProber extends ProberBase implements Prober {
   private readonly errBatch = new RecvBatch(32, 1024, 256, 32);
   private readonly dataBatch = new RecvBatch(16, 2048, 128, 32);
   private readonly retries: Int32Array;
+  /** Probes carry SCM_TS_OPT_ID and the socket reports send timestamps. */
+  private stampIds = false;
   /** Payload bytes of the next probes (below o.payloadLen after an MTU drop in --pmtu). */
   private payload: number;
   packetLen: number;
@@ -173,7 +189,18 @@ export class UdpProber extends ProberBase implements Prober {
     }
     this.payload = o.payloadLen;
     this.packetLen = o.payloadLen + udpOverhead(this.family);
-    this.batch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE);
+    this.batch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
+    if (o.sendStamps) {
+      try {
+        sock.setInt(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY, 'SO_TIMESTAMPING');
+        this.stampIds = true;
+      } catch (e) {
+        if (o.sendStamps === 'require') {
+          sock.close();
+          throw e;
+        }
+      }
+    }
     const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) {
       const off = i * o.payloadLen;
@@ -204,10 +231,26 @@ export class UdpProber extends ProberBase implements Prober {
       b.dataView.setUint32(off + 8, seqs[i] >>> 0, false);
       if (o.payloadLen > COOKIE_LEN) b.data[off + COOKIE_LEN] = ttls[i] & 0xff;
       const nameLen = writeSockaddr(b.names, i * 28, o.target, this.dstPort(seqs[i]));
-      const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
+      const at = i * (TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
+      let ctrlLen = writeTtlCmsg(b.ctrlView, at, this.family, ttls[i]);
+      if (this.stampIds) ctrlLen += writeTsIdCmsg(b.ctrlView, at + ctrlLen, seqs[i]);
       b.set(i, this.payload, nameLen, ctrlLen);
     }
-    return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
+    try {
+      return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
+    } catch (e) {
+      // A kernel before 6.13 refuses the per-packet id (EINVAL, before anything is sent).
+      if (!this.stampIds || !(e instanceof SysError) || e.errno !== EINVAL) throw e;
+      if (o.sendStamps === 'require') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: this kernel refuses per-packet timestamp ids (SCM_TS_OPT_ID, Linux 6.13); --ts userspace or auto work');
+      this.stampIds = false;
+      this.sock.trySetInt(SOL_SOCKET, SO_TIMESTAMPING, 0);
+      return this.send(seqs, ttls, n, onSent);
+    }
+  }
+
+  /** Whether probes now carry kernel send timestamps. */
+  get kernelSendTimes(): boolean {
+    return this.stampIds;
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
@@ -285,7 +328,18 @@ export class UdpProber extends ProberBase implements Prober {
 
   private onErrqueue(i: number): void {
     const b = this.errBatch;
-    if (this.beginErrqueue(b, i)) {
+    if (this.beginErrqueue(b, i) && this.eq.origin === SO_EE_ORIGIN_TIMESTAMPING) {
+      // A send timestamp (we ask for the device's only); its id is the probe's sequence number.
+      const r = this.rec;
+      if (this.eq.info !== SCM_TSTAMP_SND || !this.eq.hasSwTime || this.eq.data >= this.o.total) return;
+      r.sendStamp = true;
+      r.seq = this.eq.data;
+      r.sec = this.eq.swSec;
+      r.nsec = this.eq.swNsec;
+      this.onReply?.(r);
+      return;
+    }
+    if (this.eq.status === OK) {
       this.correlate(this.rec, b, i, b.dataOff(i), b.dataLen(i));
       this.finishErrqueue(b, i);
     }

@@ -146,3 +146,17 @@ test('packet info: the interface a reply arrived on (IP_PKTINFO, IPV6_PKTINFO); 
   // Cut short: not read.
   assert.equal(parse(concat(V4(11, 0, 113), cmsg(0, 8, [7, 0, 0, 0]))).rec.ifindex, 0);
 });
+
+test('a send timestamp: origin TIMESTAMPING, the id in ee_data, the device\'s time in SCM_TIMESTAMPING ts[0]', () => {
+  // struct scm_timestamping: ts[0] software, ts[1] deprecated, ts[2] hardware (zero here).
+  const stamps = concat(timespec(1_700_000_001, 5_000), timespec(0, 0), timespec(0, 0));
+  const { st, rec, off } = parse(concat(cmsg(1, 37, stamps), cmsg(0, 11, extErr({ errno: 42, origin: 4, type: 0, code: 0, info: 0, data: 1234 }, []))));
+  assert.equal(st, OK);
+  assert.deepEqual(
+    { errno: rec.errno, origin: rec.origin, info: rec.info, data: rec.data, off, hasSw: rec.hasSwTime, swSec: rec.swSec, swNsec: rec.swNsec, hasTime: rec.hasTime },
+    { errno: 42, origin: 4, info: 0, data: 1234, off: null, hasSw: true, swSec: 1_700_000_001, swNsec: 5_000, hasTime: false },
+  );
+  // Only a hardware time (ts[2]) or a short record: no software time.
+  assert.equal(parse(concat(cmsg(1, 37, concat(timespec(0, 0), timespec(0, 0), timespec(9, 9))), cmsg(0, 11, extErr({ errno: 42, origin: 4, type: 0, code: 0 }, [])))).rec.hasSwTime, false);
+  assert.equal(parse(concat(cmsg(1, 37, timespec(5, 5)), cmsg(0, 11, extErr({ errno: 42, origin: 4, type: 0, code: 0 }, [])))).rec.hasSwTime, false);
+});

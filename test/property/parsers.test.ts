@@ -27,7 +27,7 @@ const bytes = fc.uint8Array({ minLength: 0, maxLength: 300 });
 
 /** Random bytes shaped like control messages (plausible lengths), to reach deeper code. */
 const cmsgish = fc
-  .array(fc.tuple(fc.integer({ min: 0, max: 80 }), fc.constantFrom(0, 1, 41, 7), fc.constantFrom(11, 25, 35, 2, 99), fc.uint8Array({ maxLength: 64 })), { maxLength: 4 })
+  .array(fc.tuple(fc.integer({ min: 0, max: 80 }), fc.constantFrom(0, 1, 41, 7), fc.constantFrom(11, 25, 35, 37, 2, 99), fc.uint8Array({ maxLength: 64 })), { maxLength: 4 })
   .map((parts) => {
     const out: number[] = [];
     for (const [len, level, type, data] of parts) {

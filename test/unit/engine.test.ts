@@ -21,6 +21,9 @@ interface Answer {
   delayMs: number;
   seq?: number;
   twice?: boolean;
+  /** A kernel send timestamp this long after the userspace send time, delivered at `stampAtMs`. */
+  stampLagMs?: number;
+  stampAtMs?: number;
 }
 
 class ScriptedProber implements Prober {
@@ -54,6 +57,17 @@ class ScriptedProber implements Prober {
       onSent(i, sec, nsec, 0);
       const a = this.script(ttls[i], seq % 3);
       if (!a) continue;
+      if (a.stampLagMs !== undefined) {
+        this.timers.push(
+          this.clock.setTimer(() => {
+            const r = new ReplyRecord();
+            r.sendStamp = true;
+            r.seq = seq;
+            [r.sec, r.nsec] = this.stamp(sentAt + a.stampLagMs!);
+            this.onReply?.(r);
+          }, a.stampAtMs ?? 0),
+        );
+      }
       for (let k = 0; k < (a.twice ? 2 : 1); k++) {
         this.timers.push(
           this.clock.setTimer(() => {
@@ -257,4 +271,14 @@ test('interrupt ends the trace with reason interrupted, at the moment it is aske
   assert.equal(done.duration_ms, 30);
   checkOutcomes(events, OPTS.maxInflight);
   assert.ok(events.filter((e): e is TimeoutEvent => e.type === 'timeout').every((e) => e.reason === 'stopped'));
+});
+
+test('kernel send timestamps: the RTT runs from the device\'s send time and says so; a stamp after the answer changes nothing', async () => {
+  const on = await trace((ttl) => (ttl <= 2 ? { addr: ttl === 2 ? TARGET : `10.0.0.${ttl}`, kind: ttl === 2 ? 'unreachable' : 'time-exceeded', code: ttl === 2 ? 'port' : 'ttl', delayMs: 5, stampLagMs: 0.25 } : null), { maxTtl: 2 });
+  const replies = on.events.filter((e): e is ReplyEvent => e.type === 'reply');
+  assert.equal(replies.length, 6);
+  assert.ok(replies.every((r) => r.rtt_ms === 4.75 && r.send_ts === 'kernel-sw' && r.recv_ts === 'kernel-sw'), JSON.stringify(replies.map((r) => [r.rtt_ms, r.send_ts])));
+  const late = await trace((ttl) => (ttl <= 2 ? { addr: ttl === 2 ? TARGET : `10.0.0.${ttl}`, kind: ttl === 2 ? 'unreachable' : 'time-exceeded', code: ttl === 2 ? 'port' : 'ttl', delayMs: 5, stampLagMs: 0.25, stampAtMs: 6 } : null), { maxTtl: 2 });
+  const lateReplies = late.events.filter((e): e is ReplyEvent => e.type === 'reply');
+  assert.ok(lateReplies.every((r) => r.rtt_ms === 5 && r.send_ts === 'userspace'), 'the answer was timed from the userspace send time, and says so');
 });
