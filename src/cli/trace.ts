@@ -61,7 +61,7 @@ export function traceCommand(): Command {
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
     .option('--ecmp <flows>', 'explore equal-cost paths: this many flow identities per hop (Paris style: constant per flow)', intArg(2, 256))
     .option('--pmtu', 'path MTU discovery: full-size probes with DF; report where the MTU drops (UDP)')
-    .addOption(new Option('--ts <source>', 'send times: the kernel\'s software timestamps (UDP, Linux 6.13), userspace, or auto: the kernel\'s where it gives them').choices(['auto', 'userspace', 'kernel-sw', 'kernel-hw']).default('auto'))
+    .addOption(new Option('--ts <source>', 'send times: the kernel\'s software timestamps (UDP, ICMP over a ping socket; Linux 6.13), userspace, or auto: the kernel\'s where it gives them').choices(['auto', 'userspace', 'kernel-sw', 'kernel-hw']).default('auto'))
     .option('-f, --first-ttl <ttl>', 'first TTL', intArg(1, 255), d.firstTtl)
     .option('-m, --max-ttl <ttl>', 'largest TTL', intArg(1, 255), d.maxTtl)
     .option('-q, --queries <n>', 'probes per hop', intArg(1, 10), d.queries)

@@ -3,8 +3,21 @@
  * error-queue record into a reply, the send loop that drains a pending ICMP error and sends again,
  * and the drain of both queues. UDP, ICMP (ping and raw) and TCP probers build on it.
  */
-import { MSG_ERRQUEUE, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL } from '../core/constants.js';
-import { SysError, errnoName } from '../core/errors.js';
+import {
+  MSG_ERRQUEUE,
+  SCM_TSTAMP_SND,
+  SOF_TIMESTAMPING_OPT_ID,
+  SOF_TIMESTAMPING_OPT_TSONLY,
+  SOF_TIMESTAMPING_SOFTWARE,
+  SOF_TIMESTAMPING_TX_SOFTWARE,
+  SOL_SOCKET,
+  SO_EE_ORIGIN_ICMP,
+  SO_EE_ORIGIN_ICMP6,
+  SO_EE_ORIGIN_LOCAL,
+  SO_EE_ORIGIN_TIMESTAMPING,
+  SO_TIMESTAMPING,
+} from '../core/constants.js';
+import { PathlensError, SysError, errnoName } from '../core/errors.js';
 import type { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, SockaddrView, formatIp } from '../packet/addr.js';
@@ -15,7 +28,14 @@ import { IcmpExtView, parseIcmpExtensions } from '../packet/icmpext.js';
 import { OK } from '../packet/status.js';
 import { realtime } from '../time/clock.js';
 import { type OnSent, type ProberStats, type ReplyRecord, rfc4884Offset } from './prober.js';
-import { EAGAIN, EMSGSIZE, ENOBUFS } from '../core/errno.js';
+import { EAGAIN, EINVAL, EMSGSIZE, ENOBUFS } from '../core/errno.js';
+
+/**
+ * Kernel send timestamps (SO_TIMESTAMPING software send stamps, each packet's id given with
+ * SCM_TS_OPT_ID): 'require' fails when the kernel refuses the id (before Linux 6.13), 'try' falls
+ * back to userspace send times.
+ */
+export type SendStamps = 'require' | 'try';
 
 /** errno values a queued ICMP error leaves in sk_err, which the next sendmsg then returns. */
 export const ICMP_ERRNOS = new Set([113 /* EHOSTUNREACH */, 101 /* ENETUNREACH */, 111 /* ECONNREFUSED */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 71 /* EPROTO */, 92 /* ENOPROTOOPT */, 13 /* EACCES */, 90 /* EMSGSIZE */, 1 /* EPERM */]);
@@ -30,8 +50,68 @@ export abstract class ProberBase {
   protected readonly name = new SockaddrView();
   protected readonly ext = new IcmpExtView();
   private readonly now = new Float64Array(2);
+  /** Probes carry SCM_TS_OPT_ID and the socket reports send timestamps. */
+  protected stampIds = false;
 
   constructor(protected readonly rec: ReplyRecord) {}
+
+  /**
+   * Asks the kernel for software send timestamps on sock (an error-queue socket). A refusal
+   * closes the socket and throws under 'require'; under 'try' the probes go without.
+   */
+  protected askSendStamps(sock: Socket, mode: SendStamps | undefined): void {
+    if (!mode) return;
+    try {
+      sock.setInt(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY, 'SO_TIMESTAMPING');
+      this.stampIds = true;
+    } catch (e) {
+      if (mode === 'require') {
+        sock.close();
+        throw e;
+      }
+    }
+  }
+
+  /** Whether probes now carry kernel send timestamps. */
+  get kernelSendTimes(): boolean {
+    return this.stampIds;
+  }
+
+  /**
+   * `send()` around a failure of the per-packet timestamp id: a kernel before 6.13 refuses it
+   * (EINVAL, before anything is sent). 'require' says so; 'try' turns the stamps off and calls
+   * `again` (which builds the batch anew, without them: userspace send times, said per reply).
+   */
+  protected withStampFallback(sock: Socket, mode: SendStamps | undefined, send: () => number, again: () => number): number {
+    try {
+      return send();
+    } catch (e) {
+      if (!this.stampIds || !(e instanceof SysError) || e.errno !== EINVAL) throw e;
+      if (mode === 'require') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: this kernel refuses per-packet timestamp ids (SCM_TS_OPT_ID, Linux 6.13); --ts userspace or auto work');
+      this.stampIds = false;
+      sock.trySetInt(SOL_SOCKET, SO_TIMESTAMPING, 0);
+      return again();
+    }
+  }
+
+  /**
+   * After beginErrqueue: when the message is a send timestamp, hands it on as such (its id is the
+   * probe's sequence number) and returns true. Only the device's stamp is asked for; any other
+   * kind, or an id no probe has, is not a reply and is left.
+   */
+  protected sendStampOf(total: number): boolean {
+    const eq = this.eq;
+    if (eq.status !== OK || eq.origin !== SO_EE_ORIGIN_TIMESTAMPING) return false;
+    if (eq.info === SCM_TSTAMP_SND && eq.hasSwTime && eq.data < total) {
+      const r = this.rec;
+      r.sendStamp = true;
+      r.seq = eq.data;
+      r.sec = eq.swSec;
+      r.nsec = eq.swNsec;
+      this.onReply?.(r);
+    }
+    return true;
+  }
 
   protected resetRecord(): ReplyRecord {
     const r = this.rec;

@@ -24,13 +24,13 @@ import { PathlensError, SysError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
-import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
+import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
 import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, IcmpErrorView, icmpName, parseIcmpError } from '../packet/icmp.js';
 import { onesSum } from '../packet/checksum.js';
 import { findIcmpExtensions } from '../packet/icmpext.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
-import { ProberBase } from './base.js';
+import { ProberBase, type SendStamps } from './base.js';
 import type { Placement } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
 import { flowOf } from './flows.js';
@@ -54,6 +54,8 @@ export interface IcmpProberOptions {
   perTtl?: number;
   source?: Uint8Array;
   placement?: Placement;
+  /** Kernel send timestamps (ping sockets: raw sockets read no error queue). */
+  sendStamps?: SendStamps;
 }
 
 export const ICMP_MIN_PAYLOAD = 16;
@@ -148,7 +150,12 @@ export class IcmpProber extends ProberBase implements Prober {
     this.flowChecksum = FLOW_CHECKSUM;
     this.errBatch = kind === 'ping' ? new RecvBatch(32, 1024, 256, 32) : null;
     this.msgLen = 8 + o.payloadLen;
-    this.batch = new SendBatch(o.maxBatch, this.msgLen, 28, TTL_CMSG_SPACE);
+    this.batch = new SendBatch(o.maxBatch, this.msgLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
+    if (o.sendStamps === 'require' && kind === 'raw') {
+      sock.close();
+      throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps need the ICMP datagram (ping) socket, and this trace got a raw one; --ts userspace or auto work');
+    }
+    if (kind === 'ping') this.askSendStamps(sock, o.sendStamps);
     const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) {
       const off = i * this.msgLen;
@@ -186,10 +193,12 @@ export class IcmpProber extends ProberBase implements Prober {
       // the same constant value for the ICMP part).
       if (this.family === 4 && this.socketKind === 'raw') b.dataView.setUint16(off + 2, want, false);
       const nameLen = writeSockaddr(b.names, i * 28, o.target, 0);
-      const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
+      const at = i * (TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
+      let ctrlLen = writeTtlCmsg(b.ctrlView, at, this.family, ttls[i]);
+      if (this.stampIds) ctrlLen += writeTsIdCmsg(b.ctrlView, at + ctrlLen, seqs[i]);
       b.set(i, len, nameLen, ctrlLen);
     }
-    return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
+    return this.withStampFallback(this.sock, o.sendStamps, () => this.sendBatch(this.sock, b, n, this.retries, onSent, o.target), () => this.send(seqs, ttls, n, onSent));
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
@@ -252,7 +261,9 @@ export class IcmpProber extends ProberBase implements Prober {
   private onErrqueue(i: number): void {
     const b = this.errBatch!;
     const r = this.rec;
-    if (this.beginErrqueue(b, i)) {
+    const ok = this.beginErrqueue(b, i);
+    if (this.sendStampOf(this.o.total)) return;
+    if (ok) {
       const nm = this.name;
       if (readSockaddr(b.nameView, b.nameOff(i), b.nameLen(i), nm) === OK && nm.family === this.family && !sameAddr(b.names, nm.addrOff, this.o.target)) {
         r.unmatched = 'wrong-destination';

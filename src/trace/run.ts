@@ -18,6 +18,7 @@ import type { Prober } from './prober.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
 import { UdpProber, routeMtu, udpOverhead } from './udp.js';
+import type { SendStamps } from './base.js';
 
 export type MethodChoice = ProbeMethod;
 /** --method auto: the order tried, and how many silent hops (with nothing beyond) mean "filtered". */
@@ -48,13 +49,16 @@ export interface TraceRequest {
   /** ECMP exploration: flow identities per TTL (UDP, ICMP). */
   ecmp?: number;
   /**
-   * Send times: 'kernel-sw' the kernel's software send timestamps (UDP; Linux 6.13), 'userspace'
+   * Send times: 'kernel-sw' the kernel's software send timestamps (UDP, ICMP over a ping socket;
+   * Linux 6.13), 'userspace'
    * the time taken before sendmmsg, 'auto' (the default) the kernel's where it gives them.
    */
   ts?: TsChoice;
 }
 
 export type TsChoice = 'auto' | 'userspace' | 'kernel-sw' | 'kernel-hw';
+
+const stampsOf = (ts: TsChoice | undefined): SendStamps | undefined => (ts === 'kernel-sw' ? 'require' : ts === 'userspace' ? undefined : 'try');
 
 export const TRACE_DEFAULTS = {
   firstTtl: 1,
@@ -160,7 +164,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   const total = (req.maxTtl - req.firstTtl + 1) * req.queries * flows;
   if (req.pmtu && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--pmtu works with UDP probes (-U, the default)');
   if (req.ts === 'kernel-hw') throw new PathlensError('ERR_USAGE', '--ts kernel-hw: NIC timestamps are not implemented yet; --ts kernel-sw takes the kernel\'s software timestamps');
-  if (req.ts === 'kernel-sw' && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps are implemented for UDP probes (-U, the default) so far');
+  if (req.ts === 'kernel-sw' && req.method === 'tcp') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps are implemented for UDP and ICMP (ping socket) probes so far');
   const prober = openProber(req, address, source, total);
   let engine: TraceEngine;
   try {
@@ -199,7 +203,7 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
   const choice = req.socket ?? 'auto';
   const session = randomInt(0, 0xffffffff);
   if (method === 'icmp') {
-    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1) });
+    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1), sendStamps: stampsOf(req.ts) });
   }
   if (method === 'tcp') {
     if (choice === 'raw') {
@@ -216,5 +220,5 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
     const fam = address.length === 4 ? 4 : 6;
     payloadLen = Math.min(routeMtu(address, req.placement), 65000) - udpOverhead(fam);
   }
-  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1), sendStamps: req.ts === 'kernel-sw' ? 'require' : req.ts === 'userspace' ? undefined : 'try' });
+  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1), sendStamps: stampsOf(req.ts) });
 }

@@ -27,24 +27,16 @@ import {
   SOCK_DGRAM,
   SOL_IP,
   SOL_SOCKET,
-  SCM_TSTAMP_SND,
-  SOF_TIMESTAMPING_OPT_ID,
-  SOF_TIMESTAMPING_OPT_TSONLY,
-  SOF_TIMESTAMPING_SOFTWARE,
-  SOF_TIMESTAMPING_TX_SOFTWARE,
-  SO_EE_ORIGIN_TIMESTAMPING,
   SO_RCVBUF,
-  SO_TIMESTAMPING,
   SO_TIMESTAMPNS,
 } from '../core/constants.js';
-import { EINVAL } from '../core/errno.js';
 import { PathlensError, SysError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, sockaddr, writeSockaddr } from '../packet/addr.js';
 import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
 import { OK } from '../packet/status.js';
-import { ProberBase } from './base.js';
+import { ProberBase, type SendStamps } from './base.js';
 import { type Placement, openSocket } from '../io/placement.js';
 import { type OnSent, type Prober, ReplyRecord } from './prober.js';
 import { flowOf } from './flows.js';
@@ -76,7 +68,7 @@ export interface UdpProberOptions {
    * with SCM_TS_OPT_ID): 'require' fails when the kernel refuses the id (before Linux 6.13),
    * 'try' falls back to userspace send times.
    */
-  sendStamps?: 'require' | 'try';
+  sendStamps?: SendStamps;
 }
 
 /** IP + UDP header bytes in front of the payload. */
@@ -159,8 +151,6 @@ export class UdpProber extends ProberBase implements Prober {
   private readonly errBatch = new RecvBatch(32, 1024, 256, 32);
   private readonly dataBatch = new RecvBatch(16, 2048, 128, 32);
   private readonly retries: Int32Array;
-  /** Probes carry SCM_TS_OPT_ID and the socket reports send timestamps. */
-  private stampIds = false;
   /** Payload bytes of the next probes (below o.payloadLen after an MTU drop in --pmtu). */
   private payload: number;
   packetLen: number;
@@ -190,17 +180,7 @@ export class UdpProber extends ProberBase implements Prober {
     this.payload = o.payloadLen;
     this.packetLen = o.payloadLen + udpOverhead(this.family);
     this.batch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
-    if (o.sendStamps) {
-      try {
-        sock.setInt(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY, 'SO_TIMESTAMPING');
-        this.stampIds = true;
-      } catch (e) {
-        if (o.sendStamps === 'require') {
-          sock.close();
-          throw e;
-        }
-      }
-    }
+    this.askSendStamps(sock, o.sendStamps);
     const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) {
       const off = i * o.payloadLen;
@@ -236,21 +216,7 @@ export class UdpProber extends ProberBase implements Prober {
       if (this.stampIds) ctrlLen += writeTsIdCmsg(b.ctrlView, at + ctrlLen, seqs[i]);
       b.set(i, this.payload, nameLen, ctrlLen);
     }
-    try {
-      return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
-    } catch (e) {
-      // A kernel before 6.13 refuses the per-packet id (EINVAL, before anything is sent).
-      if (!this.stampIds || !(e instanceof SysError) || e.errno !== EINVAL) throw e;
-      if (o.sendStamps === 'require') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: this kernel refuses per-packet timestamp ids (SCM_TS_OPT_ID, Linux 6.13); --ts userspace or auto work');
-      this.stampIds = false;
-      this.sock.trySetInt(SOL_SOCKET, SO_TIMESTAMPING, 0);
-      return this.send(seqs, ttls, n, onSent);
-    }
-  }
-
-  /** Whether probes now carry kernel send timestamps. */
-  get kernelSendTimes(): boolean {
-    return this.stampIds;
+    return this.withStampFallback(this.sock, o.sendStamps, () => this.sendBatch(this.sock, b, n, this.retries, onSent, o.target), () => this.send(seqs, ttls, n, onSent));
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
@@ -328,18 +294,9 @@ export class UdpProber extends ProberBase implements Prober {
 
   private onErrqueue(i: number): void {
     const b = this.errBatch;
-    if (this.beginErrqueue(b, i) && this.eq.origin === SO_EE_ORIGIN_TIMESTAMPING) {
-      // A send timestamp (we ask for the device's only); its id is the probe's sequence number.
-      const r = this.rec;
-      if (this.eq.info !== SCM_TSTAMP_SND || !this.eq.hasSwTime || this.eq.data >= this.o.total) return;
-      r.sendStamp = true;
-      r.seq = this.eq.data;
-      r.sec = this.eq.swSec;
-      r.nsec = this.eq.swNsec;
-      this.onReply?.(r);
-      return;
-    }
-    if (this.eq.status === OK) {
+    const ok = this.beginErrqueue(b, i);
+    if (this.sendStampOf(this.o.total)) return;
+    if (ok) {
       this.correlate(this.rec, b, i, b.dataOff(i), b.dataLen(i));
       this.finishErrqueue(b, i);
     }

@@ -67,11 +67,14 @@ test('--ts: userspace send times say so; auto takes the kernel\'s; kernel-hw and
     assert.ok(auto.length > 0 && auto.every((e) => e.type === 'reply' && e.send_ts === 'kernel-sw'), 'auto: the kernel gives them here (Linux >= 6.13)');
     const v6 = replies((await trace(st, 'src', addrOf(st, 'dst', 6), ['--ts', 'kernel-sw'], NOBODY)).events);
     assert.ok(v6.length > 0 && v6.every((e) => e.type === 'reply' && e.send_ts === 'kernel-sw'), 'IPv6 too');
-    const icmp = replies((await trace(st, 'src', target, ['-I'], NOBODY)).events);
-    assert.ok(icmp.length > 0 && icmp.every((e) => e.type === 'reply' && e.send_ts === 'userspace'), 'ICMP probes: userspace send times, said so');
+    const icmp = replies((await trace(st, 'src', target, ['-I', '--ts', 'kernel-sw'], NOBODY)).events);
+    assert.ok(icmp.length > 0 && icmp.every((e) => e.type === 'reply' && e.send_ts === 'kernel-sw'), 'ICMP probes over a ping socket: kernel send times');
+    const tcp = replies((await trace(st, 'src', target, ['-T', '-p', '9'], NOBODY)).events);
+    assert.ok(tcp.length > 0 && tcp.every((e) => e.type === 'reply' && e.send_ts === 'userspace'), 'TCP probes: userspace send times, said so');
     for (const [args, msg] of [
       [['--ts', 'kernel-hw'], /^pathlens: --ts kernel-hw: NIC timestamps are not implemented yet/],
-      [['--ts', 'kernel-sw', '-I'], /^pathlens: --ts kernel-sw: kernel send timestamps are implemented for UDP probes/],
+      [['--ts', 'kernel-sw', '-T'], /^pathlens: --ts kernel-sw: kernel send timestamps are implemented for UDP and ICMP \(ping socket\) probes/],
+      [['--ts', 'kernel-sw', '-I', '--raw'], /^pathlens: --ts kernel-sw: kernel send timestamps need the ICMP datagram \(ping\) socket/],
     ] as const) {
       const r = spawnSync('ip', ['netns', 'exec', nodeNs(st, 'src'), process.execPath, CLI, 'trace', ...args, target], { encoding: 'utf8' });
       assert.equal(r.status, 2, r.stderr);
