@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const pcap = join(dir, 'wire.pcap');
   const loops: ChildProcess[] = [];
   try {
-    const dump = spawn('ip', ['netns', 'exec', src.ns, 'tcpdump', '-i', src.ifaces[0].name, '-w', pcap, '-U', '-s', '160', '--time-stamp-precision=nano', 'udp or icmp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const dump = spawn('ip', ['netns', 'exec', src.ns, 'tcpdump', '-i', src.ifaces[0].name, '-w', pcap, '-U', '--immediate-mode', '-s', '160', '--time-stamp-precision=nano', 'udp or icmp'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     dump.stderr!.on('data', (d) => (err += d));
     while (!err.includes('listening on')) {
@@ -48,8 +48,10 @@ async function main(): Promise<void> {
     for (let i = 0; i < LOOPS; i++) loops.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
     const reported = new Map<string, Map<string, { us: number; send: string }>>(MODES.map((m) => [m, new Map()]));
     for (let i = 0; i < TRACES; i++) {
-      for (const mode of MODES) {
-        const r = spawnSync('ip', ['netns', 'exec', src.ns, process.execPath, CLI, 'trace', '--jsonl', '--ts', mode, '-q', '10', '-N', '64', dst.ifaces[0].v4], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      for (const [m, mode] of MODES.entries()) {
+        // A source port per trace: the wire names probes by their ports.
+        const sport = String(40000 + 2 * i + m);
+        const r = spawnSync('ip', ['netns', 'exec', src.ns, process.execPath, CLI, 'trace', '--jsonl', '--ts', mode, '-q', '10', '-N', '64', '--sport', sport, dst.ifaces[0].v4], { encoding: 'utf8', maxBuffer: 1 << 26 });
         if (r.status !== 0) throw new Error(`trace --ts ${mode}: ${r.stderr}`);
         const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
         for (const [k, v] of reportedRtts(ev)) reported.get(mode)!.set(k, v);
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
     await new Promise((r) => dump.on('close', r));
     const wire = wireRtts(pcap, src.ifaces[0].v4);
     console.log(`# ${cpus().length} CPUs (${cpus()[0].model}); kernel ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}; lab chain of 5 routers (veth, no impairment)`);
-    console.log(`# ${TRACES} traces per mode, alternating, each -q 10 -N 64 (60 probes); ${LOOPS} busy CPU loops; wire = tcpdump on src's interface`);
+    console.log(`# ${TRACES} traces per mode, alternating, each -q 10 -N 64 (64 probes: 6 hops, and 4 sent past the target before it answered); ${LOOPS} busy CPU loops; wire = tcpdump on src's interface`);
     console.log(`${'|reported - wire| (us)'.padEnd(24)} ${'probes'.padStart(7)} ${'p50'.padStart(8)} ${'p90'.padStart(8)} ${'p99'.padStart(8)} ${'max'.padStart(8)}  send clock`);
     for (const mode of MODES) {
       const rep = reported.get(mode)!;

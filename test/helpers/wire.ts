@@ -2,7 +2,8 @@
  * RTTs on the wire, for checking the RTTs a trace reports: a capture of the probing host's
  * interface (tcpdump, nanosecond timestamps) gives each UDP probe's time out and the time its
  * ICMP error (Time Exceeded or Port Unreachable, quoting the probe's UDP header) came in; the
- * probe is named by its ports. IPv4 over Ethernet, as the lab's veth links are.
+ * probe is named by its ports, so each trace needs a source port of its own (--sport): a port
+ * pair seen twice is an error, never a guess. IPv4 over Ethernet, as the lab's veth links are.
  */
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import type { TraceEvent } from '../../src/trace/events.js';
@@ -31,7 +32,8 @@ export function wireRtts(pcap: string, local: string): Map<string, number> {
       const l4 = ip + ihl;
       if (proto === 17 && fromMe && b.length >= l4 + 4) {
         const k = key((b[l4] << 8) | b[l4 + 1], (b[l4 + 2] << 8) | b[l4 + 3]);
-        if (!sent.has(k)) sent.set(k, t);
+        if (sent.has(k)) throw new Error(`probe ${k} sent twice in the capture: give each trace its own --sport`);
+        sent.set(k, t);
       } else if (proto === 1 && !fromMe && (b[l4] === 11 || b[l4] === 3)) {
         const inner = l4 + 8;
         if (b.length < inner + 20 || b[inner + 9] !== 17) continue;

@@ -26,7 +26,7 @@ test('--ts kernel-sw: RTTs within 50 us of the wire at p99 over 300+ probes (-q 
     const target = addrOf(st, 'dst', 4);
     const dir = mkdtempSync(join(tmpdir(), 'pl-ts-'));
     const pcap = join(dir, 'wire.pcap');
-    const dump = spawn('ip', ['netns', 'exec', src, 'tcpdump', '-i', 'e0', '-w', pcap, '-U', '-s', '160', '--time-stamp-precision=nano', 'udp or icmp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const dump = spawn('ip', ['netns', 'exec', src, 'tcpdump', '-i', 'e0', '-w', pcap, '-U', '--immediate-mode', '-s', '160', '--time-stamp-precision=nano', 'udp or icmp'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     dump.stderr!.on('data', (d) => (err += d));
     let busy: ChildProcess | null = null;
@@ -38,7 +38,8 @@ test('--ts kernel-sw: RTTs within 50 us of the wire at p99 over 300+ probes (-q 
       busy = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' });
       const reported = new Map<string, { us: number; send: string }>();
       for (let i = 0; i < 8; i++) {
-        const { events } = await trace(st, 'src', target, ['--ts', 'kernel-sw', '-q', '10', '-N', '64'], NOBODY);
+        // A source port per trace: the wire names probes by their ports.
+        const { events } = await trace(st, 'src', target, ['--ts', 'kernel-sw', '-q', '10', '-N', '64', '--sport', String(41000 + i)], NOBODY);
         assert.ok(replies(events).every((e) => e.type === 'reply' && e.send_ts === 'kernel-sw' && e.recv_ts === 'kernel-sw'), 'both ends from the kernel');
         for (const [k, v] of reportedRtts(events)) reported.set(k, v);
       }
