@@ -5,7 +5,9 @@
  * alternating runs; plus the BPF programs' own cost from the kernel's run-time statistics
  * (bpf_stats: run_time_ns / run_cnt per program). Root; traffic stays inside the lab.
  *
- *   sudo node dist/bench/pping-live.js [seconds=5] [runs=3] [--ingress-hook tc|xdp]
+ *   sudo node dist/bench/pping-live.js [seconds=5] [runs=3] [--ingress-hook tc|xdp] [--rate-limit MS]
+ *
+ * --rate-limit 0 samples every timestamp (an event per ACK or so): the cost of producing events.
  *
  * The transfer is iperf3 when installed (apt-get install iperf3), else a Node sender and sink.
  * Bar (issue 5): with pping attached, throughput >= 90% of the same router without it.
@@ -23,7 +25,9 @@ const CLI = join(ROOT, 'bin', 'pathlens.js');
 const args = process.argv.slice(2);
 const hookAt = args.indexOf('--ingress-hook');
 const HOOK = hookAt >= 0 ? args[hookAt + 1] : 'tc';
-const pos = args.filter((a, i) => !a.startsWith("--") && (hookAt < 0 || i !== hookAt + 1));
+const rateAt = args.indexOf('--rate-limit');
+const RATE = rateAt >= 0 ? ['--rate-limit', args[rateAt + 1]] : [];
+const pos = args.filter((a, i) => !a.startsWith('--') && (hookAt < 0 || i !== hookAt + 1) && (rateAt < 0 || i !== rateAt + 1));
 const SECONDS = Number(pos[0] ?? 5);
 const RUNS = Number(pos[1] ?? 3);
 const LAB = 'plbench';
@@ -73,7 +77,7 @@ function median(xs: number[]): number {
 }
 
 async function withPping<T>(fn: () => T): Promise<{ value: T; stats: ProgStat[]; events: number }> {
-  const pp: ChildProcess = spawn(process.execPath, [CLI, 'pping', '-i', 'e1', '--netns', ns('r1'), '--ingress-hook', HOOK, '-F', 'jsonl'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pp: ChildProcess = spawn(process.execPath, [CLI, 'pping', '-i', 'e1', '--netns', ns('r1'), '--ingress-hook', HOOK, ...RATE, '-F', 'jsonl'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   pp.stdout!.on('data', (d) => (out += d));
   while (!out.includes('"type":"start"')) {
@@ -97,7 +101,7 @@ async function main(): Promise<void> {
   try {
     const dst = sh(['ip', 'netns', 'exec', ns('dst'), 'ip', '-4', '-o', 'addr', 'show', 'e1']).match(/inet (\S+)\//)![1];
     console.log(`# ${cpus().length} CPUs (${cpus()[0].model}); kernel ${sh(['uname', '-r']).trim()}; ${has('iperf3') ? 'iperf3' : 'node'} transfer, ${SECONDS} s x ${RUNS} runs each, alternating`);
-    console.log(`# pping: BPF, tc egress + ${HOOK} ingress on r1's interface toward the sink, default sampling (TCP, 100 ms rate limit)`);
+    console.log(`# pping: BPF, tc egress + ${HOOK} ingress on r1's interface toward the sink, ${RATE.length ? `rate limit ${RATE[1]} ms` : 'default sampling (TCP, 100 ms rate limit)'}`);
     transfer(dst); // warm-up
     const off: number[] = [];
     const on: number[] = [];

@@ -68,9 +68,11 @@ function checkTrips(what: string, ev: KtraceEvent[], pings: Map<number, number>,
       `${what}: the stages of seq ${e.seq} in path order`,
     );
     for (let i = 1; i < e.stages.length; i++) assert.ok(e.stages[i].t_ns >= e.stages[i - 1].t_ns, `${what}: seq ${e.seq} goes forward in time`);
-    // ktrace sees the packets between the socket and the wire: within ping's own RTT (which also
-    // holds the socket layers at both ends), never above it beyond timer rounding.
-    assert.ok(e.total_ns / 1e6 <= pings.get(e.seq)! + 0.002, `${what}: seq ${e.seq} total ${e.total_ns} ns vs ping ${pings.get(e.seq)} ms`);
+    // ping's RTT runs from its send call to the reply's kernel receive stamp (taken as the reply
+    // is queued to the stack); ktrace's from LOCAL_OUT (later than the send call) to LOCAL_IN
+    // (later than the stamp). They agree within a few µs (docs/ktrace.md: the most seen over
+    // ping's was 8.5 µs, under load); 25 µs is the bound held here.
+    assert.ok(e.total_ns / 1e6 <= pings.get(e.seq)! + 0.025, `${what}: seq ${e.seq} total ${e.total_ns} ns vs ping ${pings.get(e.seq)} ms`);
   }
 }
 
