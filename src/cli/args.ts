@@ -3,6 +3,14 @@
  */
 import { InvalidArgumentError } from 'commander';
 
+/** A byte, decimal or 0x hex (TOS values are written both ways). */
+export function byteArg(v: string): number {
+  if (!/^(\d+|0x[0-9a-fA-F]+)$/.test(v)) throw new InvalidArgumentError('expected a byte, 0-255 or 0x00-0xff');
+  const n = Number(v);
+  if (n > 255) throw new InvalidArgumentError('expected a byte, 0-255 or 0x00-0xff');
+  return n;
+}
+
 export function intArg(min: number, max: number) {
   return (v: string): number => {
     if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);

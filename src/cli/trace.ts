@@ -8,7 +8,7 @@ import { eventOutputs } from './outputs.js';
 import { TraceTextView } from '../render/trace-text.js';
 import type { TraceEvent } from '../trace/events.js';
 import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice, startTrace } from '../trace/run.js';
-import { floatArg, intArg } from './args.js';
+import { byteArg, floatArg, intArg } from './args.js';
 
 interface TraceOpts {
   ipv4?: boolean;
@@ -37,6 +37,7 @@ interface TraceOpts {
   mark?: number;
   pmtu?: boolean;
   ts: TsChoice;
+  tos?: number;
   ecmp?: number;
   jsonl?: boolean;
   jsonlFile?: string;
@@ -59,6 +60,7 @@ export function traceCommand(): Command {
     .option('--netns <name|path>', 'open the probing sockets in this network namespace (/run/netns/NAME or a path)')
     .option('-i, --iface <name>', 'send through this interface only (SO_BINDTODEVICE)')
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
+    .option('--tos <byte>', 'TOS (IPv4) / traffic class (IPv6) of the probes, e.g. 0xb8 (DSCP EF); with -I --raw each hop reports the TOS it saw', byteArg)
     .option('--ecmp <flows>', 'explore equal-cost paths: this many flow identities per hop (Paris style: constant per flow)', intArg(2, 256))
     .option('--pmtu', 'path MTU discovery: full-size probes with DF; report where the MTU drops (UDP)')
     .addOption(new Option('--ts <source>', 'send times: the kernel\'s software timestamps (UDP, ICMP over a ping socket; Linux 6.13), userspace, or auto: the kernel\'s where it gives them').choices(['auto', 'userspace', 'kernel-sw', 'kernel-hw']).default('auto'))
@@ -107,7 +109,7 @@ export function traceCommand(): Command {
         srcPort: opts.sport,
         method,
         socket: opts.raw ? 'raw' : opts.unpriv ? 'unpriv' : 'auto',
-        placement: { netns: opts.netns, iface: opts.iface, mark: opts.mark },
+        placement: { netns: opts.netns, iface: opts.iface, mark: opts.mark, tos: opts.tos },
         pmtu: opts.pmtu,
         ecmp: opts.ecmp,
         ts: opts.ts,

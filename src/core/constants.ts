@@ -45,6 +45,7 @@ export const SO_MARK = 36;
 export const SO_RCVBUFFORCE = 33;
 
 export const IP_TOS = 1;
+export const IPV6_TCLASS = 67;
 export const IP_TTL = 2;
 export const IP_PKTINFO = 8;
 export const IP_MTU_DISCOVER = 10;

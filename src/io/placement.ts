@@ -9,7 +9,7 @@
  * its own namespace at once; DNS resolution (libuv's thread pool) stays in the original one.
  */
 import { closeSync, openSync } from 'node:fs';
-import { CLONE_NEWNET, SOL_SOCKET, SO_BINDTODEVICE, SO_MARK } from '../core/constants.js';
+import { AF_INET6, CLONE_NEWNET, IPPROTO_IPV6, IPV6_TCLASS, IP_TOS, SOL_IP, SOL_SOCKET, SO_BINDTODEVICE, SO_MARK } from '../core/constants.js';
 import { PathlensError, SysError } from '../core/errors.js';
 import { Socket } from './socket.js';
 import { ENODEV, EPERM } from '../core/errno.js';
@@ -20,6 +20,8 @@ export interface Placement {
   netns?: string;
   iface?: string;
   mark?: number;
+  /** IPv4 TOS / IPv6 traffic class byte (DSCP and ECN) of what the socket sends. */
+  tos?: number;
 }
 
 /** /run/netns/NAME for a name; a path is used as it is. */
@@ -88,6 +90,10 @@ export function openSocket(domain: number, type: number, protocol: number, p: Pl
     const s = new Socket(domain, type, protocol);
     try {
       applyPlacement(s, p);
+      if (p.tos !== undefined) {
+        if (domain === AF_INET6) s.setInt(IPPROTO_IPV6, IPV6_TCLASS, p.tos, 'IPV6_TCLASS');
+        else s.setInt(SOL_IP, IP_TOS, p.tos, 'IP_TOS');
+      }
     } catch (e) {
       s.close();
       throw e;

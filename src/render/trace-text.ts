@@ -47,7 +47,10 @@ function formatMultipath(e: HopEvent): string {
   return lines.join('\n');
 }
 
-export function formatHop(e: HopEvent, target: string): string {
+const hex = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
+
+/** `sentTos`: the probes' TOS (--tos); a reply whose quote shows another is marked with it. */
+export function formatHop(e: HopEvent, target: string, sentTos: number | null = null): string {
   if (e.responders) return formatMultipath(e);
   const parts: string[] = [String(e.ttl).padStart(2)];
   const byIndex = new Map(e.replies.map((r) => [r.index, r]));
@@ -68,6 +71,8 @@ export function formatHop(e: HopEvent, target: string): string {
     else if (r.kind === 'local-error') s += ` !L(${r.code})`;
     // Matched on ports alone (the router quoted too little to carry the probe's cookie).
     if (r.unverified) s += ' ?';
+    // The router got the probe with another TOS: something before it rewrote DSCP or ECN.
+    if (sentTos !== null && r.quoted_tos !== undefined && r.quoted_tos !== sentTos) s += ` [tos ${hex(r.quoted_tos)}]`;
     parts.push(s);
   }
   return parts.join('  ');
@@ -75,18 +80,21 @@ export function formatHop(e: HopEvent, target: string): string {
 
 export class TraceTextView {
   private target = '';
+  private tos: number | null = null;
   constructor(private readonly write: (line: string) => void) {}
 
   event(e: TraceEvent): void {
     switch (e.type) {
       case 'start':
         this.target = e.address;
+        this.tos = e.tos;
         this.write(
-          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.flows ? `${e.flows} flows x ${e.queries} probes/hop` : `${e.queries} probes/hop`}, ${describeMethod(e)}`,
+          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.flows ? `${e.flows} flows x ${e.queries} probes/hop` : `${e.queries} probes/hop`}, ${describeMethod(e)}${e.tos !== null ? `, tos ${hex(e.tos)}` : ''}`,
         );
+        if (e.tos !== null && !e.quote_header) this.write('    (hops cannot show the TOS they saw: this socket gets quotes without their IP header; -I --raw does)');
         break;
       case 'hop':
-        this.write(formatHop(e, this.target));
+        this.write(formatHop(e, this.target, this.tos));
         break;
       case 'reply':
         if (e.late) this.write(`    late reply: ttl ${e.ttl} probe ${e.index + 1} from ${e.addr ?? '?'} after ${fmtRtt(e.rtt_ms)} ms (counted as no reply)`);

@@ -131,6 +131,8 @@ export abstract class ProberBase {
     r.ifindex = 0;
     r.mpls = null;
     r.sendStamp = false;
+    r.quotedTos = -1;
+    r.quotedTtl = -1;
     return r;
   }
 

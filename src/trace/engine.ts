@@ -48,6 +48,8 @@ export interface EngineOptions {
   deadlineMs: number;
   /** Path MTU discovery: a Fragmentation Needed / Packet Too Big sends the probe again, smaller. */
   pmtu?: boolean;
+  /** The TOS / traffic class byte the probes carry (--tos), for the start event. */
+  tos?: number;
   /**
    * --method auto: stop (reason 'silent') once this many consecutive hops, up to the highest TTL,
    * had no reply and nothing answered beyond them: the probes are probably filtered.
@@ -206,6 +208,8 @@ export class TraceEngine {
       max_inflight: o.maxInflight,
       payload_len: o.payloadLen,
       deadline_ms: o.deadlineMs > 0 ? o.deadlineMs : null,
+      tos: o.tos ?? null,
+      quote_header: this.prober.quotesHeader === true,
     });
     if (o.pmtu && this.prober.packetLen !== undefined) {
       this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: 0, ttl: 0, mtu: this.prober.packetLen, addr: null, inferred: false });
@@ -428,6 +432,7 @@ export class TraceEngine {
       ...(this.flows > 1 ? { flow: flowOf(seq, this.perTtl, this.flows) } : {}),
       ...(r.mpls ? { mpls: r.mpls } : {}),
       ...(r.unverified ? { unverified: true as const } : {}),
+      ...(r.quotedTos >= 0 ? { quoted_tos: r.quotedTos, quoted_ttl: r.quotedTtl } : {}),
     });
   }
 
@@ -482,6 +487,7 @@ export class TraceEngine {
       ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
       ...(r.mpls ? { mpls: r.mpls } : {}),
       ...(r.ifindex > 0 ? { ifindex: r.ifindex } : {}),
+      ...(r.quotedTos >= 0 ? { quoted_tos: r.quotedTos, quoted_ttl: r.quotedTtl } : {}),
       ...(resend ? { resend: true } : {}),
       ...(r.unverified ? { unverified: true as const } : {}),
     });

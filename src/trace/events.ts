@@ -46,6 +46,10 @@ export interface StartEvent extends Base {
   max_inflight: number;
   payload_len: number;
   deadline_ms: number | null;
+  /** The TOS (IPv4) / traffic class (IPv6) byte the probes carry, when set with --tos. */
+  tos: number | null;
+  /** Replies report the quoted IP header (quoted_tos, quoted_ttl): raw ICMP sockets only. */
+  quote_header: boolean;
 }
 
 export interface ProbeEvent extends Base {
@@ -104,6 +108,9 @@ export interface ReplyEvent extends Base {
    * its cookie. Counted (real routers do this) but not proven ours.
    */
   unverified?: true;
+  /** The TOS / traffic class and TTL / hop limit the probe had when the replying node got it (the quoted IP header; start.quote_header). */
+  quoted_tos?: number;
+  quoted_ttl?: number;
 }
 
 /**
@@ -141,6 +148,9 @@ export interface HopReply {
   mpls?: MplsLabel[];
   /** See ReplyEvent.unverified. */
   unverified?: true;
+  /** See ReplyEvent.quoted_tos. */
+  quoted_tos?: number;
+  quoted_ttl?: number;
 }
 
 export interface HopEvent extends Base {

@@ -131,6 +131,9 @@ export class IcmpProber extends ProberBase implements Prober {
   private readonly retries: Int32Array;
   private readonly ip = new IpView();
   private readonly icmp = new IcmpErrorView();
+  get quotesHeader(): boolean {
+    return this.socketKind === 'raw';
+  }
   /** Messages a raw socket saw that belong to someone else (other pings, our own requests on lo). */
   foreign = 0;
 
@@ -360,6 +363,8 @@ export class IcmpProber extends ProberBase implements Prober {
       } else {
         this.match(r, bytes, dv, l4, avail, false);
       }
+      r.quotedTos = inner.tos;
+      r.quotedTtl = inner.ttl;
       const nm = icmpName(this.family, ie.type, ie.code);
       r.kind = nm.kind;
       r.code = nm.code;

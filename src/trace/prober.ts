@@ -46,6 +46,9 @@ export class ReplyRecord {
    * the device got the packet). It replaces the userspace send time.
    */
   sendStamp = false;
+  /** The TOS (traffic class) and TTL (hop limit) of the probe as the error's sender saw it, from the quoted IP header (raw ICMP sockets); -1 when not seen. */
+  quotedTos = -1;
+  quotedTtl = -1;
 }
 
 /** Kernel-located RFC 4884 extension offset from sock_extended_err.ee_data, or -1. */
@@ -85,6 +88,8 @@ export interface Prober {
   srcPortOf?(seq: number): number;
   /** ICMP: the echo sequence number probe `seq` carries. */
   echoSeqOf?(seq: number): number;
+  /** Replies show the quoted IP header (a raw ICMP socket reads whole errors; others get the quote after it). */
+  readonly quotesHeader?: boolean;
   /** Longest wait the method can honour (TCP connect: the kernel's initial SYN RTO). */
   readonly maxWaitMs?: number;
   /** Probe packet length on the wire (IP header included), for path MTU discovery. */

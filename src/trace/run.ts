@@ -184,6 +184,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
         payloadLen: prober.packetLen !== undefined && req.pmtu ? prober.packetLen - udpOverhead(prober.family) : req.payloadLen,
         deadlineMs: req.deadlineMs,
         pmtu: req.pmtu,
+        tos: req.placement?.tos,
         silentStop,
         version: version(),
       },
