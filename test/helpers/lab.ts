@@ -6,10 +6,10 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { type LabState, labDown, labUp, stateDir } from '../../src/lab/lab.js';
 import type { LabSpec } from '../../src/lab/spec.js';
 import type { TraceEvent } from '../../src/trace/events.js';
+import { jsonlOf } from './schema.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = `${ROOT}bin/pathlens.js`;
@@ -63,20 +63,8 @@ export function runIn(ns: string, cmd: string[], opts: { uid?: number; timeoutMs
   });
 }
 
-const ajv = new Ajv2020({ strict: true, validateFormats: false, allErrors: true });
-const validate = ajv.compile(JSON.parse(readFileSync(`${ROOT}schema/trace-v1.schema.json`, 'utf8')));
-
-/** Parses JSONL and validates every line against the v1 schema; throws on the first bad line. */
-export function parseEvents(stdout: string): TraceEvent[] {
-  const out: TraceEvent[] = [];
-  for (const line of stdout.split('\n')) {
-    if (!line) continue;
-    const e = JSON.parse(line) as TraceEvent;
-    if (!validate(e)) throw new Error(`schema violation: ${ajv.errorsText(validate.errors)} in ${line}`);
-    out.push(e);
-  }
-  return out;
-}
+/** Parses `trace --jsonl` output, every line an event valid against the v1 schema; throws on the first bad line. */
+export const parseEvents = jsonlOf<TraceEvent>('trace-v1.schema.json', false);
 
 /** Runs `pathlens trace --jsonl` inside the node's namespace and returns validated events. */
 export async function trace(st: LabState, from: string, target: string, args: string[] = [], uid?: number): Promise<{ events: TraceEvent[]; run: Run }> {
