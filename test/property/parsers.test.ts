@@ -182,6 +182,25 @@ test('pping frame decoder: never throws, for every link type; addresses inside t
   );
 });
 
+/**
+ * Writes `b` to `path` and reads it back, calling `check` on every record; any failure must be a
+ * PathlensError (then handed to `failed`).
+ */
+function readBack(path: string, b: Uint8Array, rec: CaptureRecord, check: () => void, failed: (e: Error) => void = () => {}): void {
+  writeFileSync(path, b);
+  try {
+    const r = CaptureReader.open(path);
+    try {
+      while (r.next(rec)) check();
+    } finally {
+      r.close();
+    }
+  } catch (e) {
+    assert.ok(e instanceof PathlensError, String(e));
+    failed(e);
+  }
+}
+
 test('pcap/pcapng reader: random and mutated files end in records or a PathlensError, nothing else', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pathlens-prop-'));
   const path = join(dir, 'f');
@@ -195,21 +214,11 @@ test('pcap/pcapng reader: random and mutated files end in records or a PathlensE
   );
   fc.assert(
     fc.property(file, (b) => {
-      writeFileSync(path, b);
-      try {
-        const r = CaptureReader.open(path);
-        try {
-          let n = 0;
-          while (r.next(rec)) {
-            assert.ok(rec.off >= 0 && rec.off + rec.len <= rec.data.length);
-            assert.ok(++n <= b.length);
-          }
-        } finally {
-          r.close();
-        }
-      } catch (e) {
-        assert.ok(e instanceof PathlensError, String(e));
-      }
+      let n = 0;
+      readBack(path, b, rec, () => {
+        assert.ok(rec.off >= 0 && rec.off + rec.len <= rec.data.length);
+        assert.ok(++n <= b.length);
+      });
     }),
     { numRuns: 600 },
   );
@@ -255,22 +264,17 @@ test('pcapng reader: structured files with extreme lengths, resolutions and offs
   });
   fc.assert(
     fc.property(file, (b) => {
-      writeFileSync(path, b);
-      try {
-        const r = CaptureReader.open(path);
-        try {
-          while (r.next(rec)) {
-            assert.ok(rec.off >= 0 && rec.len >= 0 && rec.off + rec.len <= rec.data.length, 'the record lies in the buffer');
-            assert.ok(Number.isInteger(rec.sec) && rec.sec >= 0 && rec.sec <= 253402300799, `a timestamp a clock can show (${rec.sec})`);
-            assert.ok(Number.isInteger(rec.nsec) && rec.nsec >= 0 && rec.nsec < 1e9);
-          }
-        } finally {
-          r.close();
-        }
-      } catch (e) {
-        assert.ok(e instanceof PathlensError, String(e));
-        assert.match((e as Error).message, /g\.pcapng: .*\(at byte \d+\)$/, 'one message naming the file and the byte');
-      }
+      readBack(
+        path,
+        b,
+        rec,
+        () => {
+          assert.ok(rec.off >= 0 && rec.len >= 0 && rec.off + rec.len <= rec.data.length, 'the record lies in the buffer');
+          assert.ok(Number.isInteger(rec.sec) && rec.sec >= 0 && rec.sec <= 253402300799, `a timestamp a clock can show (${rec.sec})`);
+          assert.ok(Number.isInteger(rec.nsec) && rec.nsec >= 0 && rec.nsec < 1e9);
+        },
+        (e) => assert.match(e.message, /g\.pcapng: .*\(at byte \d+\)$/, 'one message naming the file and the byte'),
+      );
     }),
     { numRuns: 3000 },
   );
