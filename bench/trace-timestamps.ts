@@ -51,7 +51,7 @@ async function main(): Promise<void> {
       for (const [m, mode] of MODES.entries()) {
         // A source port per trace: the wire names probes by their ports.
         const sport = String(40000 + 2 * i + m);
-        const r = spawnSync('ip', ['netns', 'exec', src.ns, process.execPath, CLI, 'trace', '--jsonl', '--ts', mode, '-q', '10', '-N', '64', '--sport', sport, dst.ifaces[0].v4], { encoding: 'utf8', maxBuffer: 1 << 26 });
+        const r = spawnSync('ip', ['netns', 'exec', src.ns, process.execPath, CLI, 'trace', '-n', '--jsonl', '--ts', mode, '-q', '10', '-N', '64', '--sport', sport, dst.ifaces[0].v4], { encoding: 'utf8', maxBuffer: 1 << 26 });
         if (r.status !== 0) throw new Error(`trace --ts ${mode}: ${r.stderr}`);
         const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
         for (const [k, v] of reportedRtts(ev)) reported.get(mode)!.set(k, v);

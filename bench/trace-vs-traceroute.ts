@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   try {
     const src = st.plan.nodes.find((n) => n.name === 'src')!.ns;
     // Let the impairment process's lead settle before measuring.
-    timed(src, [process.execPath, CLI, 'trace', '--quiet', st.plan.nodes.at(-1)!.ifaces[0].v4]);
+    timed(src, [process.execPath, CLI, 'trace', '-n', '--quiet', st.plan.nodes.at(-1)!.ifaces[0].v4]);
     console.log(`lab: demo chain, ${RUNS} alternating runs per tool and family, 3 probes per hop, both as uid 65534\n`);
     console.log('family  tool                 median wall   min wall    hops right   syscalls/probe (strace)');
     for (const fam of [4, 6] as const) {
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
       let probes = 0;
       let ownCalls = 0;
       for (let i = 0; i < RUNS; i++) {
-        const a = timed(src, [process.execPath, CLI, 'trace', '--jsonl', `-${fam}`, '-q', '3', target]);
+        const a = timed(src, [process.execPath, CLI, 'trace', '-n', '--jsonl', `-${fam}`, '-q', '3', target]);
         pl.push(a.ms);
         const ev = a.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as TraceEvent);
         const hops = ev.filter((e): e is HopEvent => e.type === 'hop').map((h) => (h.addrs.length === 0 ? '*' : h.addrs.join(',')));
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       let plSys = `${(ownCalls / probes).toFixed(2)} (own send+recv count)`;
       let trSys = 'strace not installed';
       if (have('strace')) {
-        const sp = straceCounts(src, [process.execPath, CLI, 'trace', '--quiet', `-${fam}`, '-q', '3', target]);
+        const sp = straceCounts(src, [process.execPath, CLI, 'trace', '-n', '--quiet', `-${fam}`, '-q', '3', target]);
         const stt = straceCounts(src, ['traceroute', `-${fam}`, '-n', '-q', '3', target]);
         const trProbes = stt.get('sendto') ?? stt.get('sendmsg') ?? 1;
         plSys = `${(sum(sp) / (probes / RUNS)).toFixed(2)} (${[...sp].map(([k, v]) => `${k} ${v}`).join(', ')})`;

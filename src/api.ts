@@ -21,8 +21,11 @@ import type { KtraceDoneEvent, KtraceEvent } from './ktrace/events.js';
 import { type KtraceRequest, startKtrace } from './ktrace/run.js';
 import type { DoneEvent, TraceEvent } from './trace/events.js';
 import { TRACE_DEFAULTS, type TraceHandle, type TraceRequest, startTrace } from './trace/run.js';
+import { TraceNames } from './trace/names.js';
+import { ReverseResolver } from './resolve/reverse.js';
 
 export { PathlensError, SysError } from './core/errors.js';
+export { ReverseResolver, type NameResult, type ResolverOptions } from './resolve/reverse.js';
 export type { ErrorCode } from './core/errors.js';
 export { PPING_SCHEMA, TRACE_SCHEMA } from './core/schemas.js';
 export type { RunHandle } from './core/run.js';
@@ -35,8 +38,11 @@ export { KTRACE_SCHEMA } from './core/schemas.js';
 /** A running measurement: its done event, stop(), and its events as an async iterable. */
 export interface Run<E, D> extends RunHandle<D>, AsyncIterable<E> {}
 
-/** trace() options: the CLI's, by name (defaults as the CLI's). */
-export type TraceOptions = Partial<Omit<TraceRequest, 'target'>>;
+/**
+ * trace() options: the CLI's, by name (defaults as the CLI's), and `names`: reverse names as
+ * `name` events (off unless asked for, unlike the CLI; `server` "ADDR[:PORT]" else resolv.conf).
+ */
+export type TraceOptions = Partial<Omit<TraceRequest, 'target'>> & { names?: boolean | { server?: string; timeoutMs?: number } };
 
 /**
  * Traces the path to `target` (an address or a name). Resolves nothing up front: a name that
@@ -44,20 +50,24 @@ export type TraceOptions = Partial<Omit<TraceRequest, 'target'>>;
  * with that error) with a PathlensError.
  */
 export function trace(target: string, options: TraceOptions = {}): Run<TraceEvent, DoneEvent> {
-  const method = options.method ?? 'udp';
+  const { names: n, ...rest } = options;
+  const method = rest.method ?? 'udp';
   const req: TraceRequest = {
     ...TRACE_DEFAULTS,
     port: method === 'tcp' ? TRACE_DEFAULTS.tcpPort : TRACE_DEFAULTS.port,
-    ...options,
+    ...rest,
     target,
   };
   const stream = new EventStream<TraceEvent>();
   let handle: TraceHandle | null = null;
   let stopped = false;
-  const done = startTrace(req, stream).then(async (h) => {
+  // Names end the stream themselves (after the lookups still out): runOf's end comes after.
+  const names = n ? new TraceNames(new ReverseResolver({ ...(n === true ? {} : n), placement: { netns: req.placement?.netns } }), { event: (e) => stream.event(e) }) : null;
+  const done = startTrace(req, names ?? stream).then(async (h) => {
     handle = h;
     if (stopped) h.stop();
     const d = await h.done;
+    await names?.end();
     if (d.reason === 'error' && h.error) throw h.error;
     return d;
   });

@@ -34,6 +34,7 @@ interface UpOpts {
   at?: number;
   code?: 'host' | 'net' | 'admin';
   seed?: number;
+  dns?: boolean;
   json?: boolean;
 }
 
@@ -53,7 +54,9 @@ async function specFrom(what: string, o: UpOpts) {
       code: o.code,
       seed: o.seed,
     };
-    return preset(p);
+    const spec = preset(p);
+    if (o.dns !== undefined) spec.dns = o.dns;
+    return spec;
   }
   if (!existsSync(what)) {
     throw new PathlensError('ERR_USAGE', `'${what}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a spec file`);
@@ -69,6 +72,7 @@ export function describeLab(st: LabState): string {
     const flags = [n.role, n.nft?.includes('time-exceeded') ? 'silent' : '', n.nft?.includes('masquerade') ? 'nat' : ''].filter(Boolean).join(',');
     lines.push(`  ${n.name.padEnd(8)} ${n.ns.padEnd(20)} ${flags.padEnd(14)} ${n.ifaces.map((i) => `${i.name}:${i.v4},${i.v6}`).join('  ')}`);
   }
+  if (st.dns) lines.push(`  names: <node>.${st.name}.pathlens.test, from the lab's name server at ${st.dns.server} (every node's resolv.conf)`);
   return lines.join('\n');
 }
 
@@ -99,6 +103,8 @@ export function labCommand(): Command {
     .option('--at <k>', 'the router that has the small MTU (mtu) or the unreachable route (unreach)', intArg(1, 60))
     .addOption(new Command().createOption('--code <code>', 'unreach: host, net or admin').choices(['host', 'net', 'admin']))
     .option('--seed <n>', 'random seed for impairments', intArg(0, 2 ** 31 - 1))
+    .option('--dns', 'run a name server for the lab\'s addresses (names <node>.<lab>.pathlens.test; on in demo)')
+    .option('--no-dns', 'no lab name server')
     .option('--json', 'print the lab state as JSON')
     .action(async (what: string, o: UpOpts) => {
       requireRoot('pathlens lab up');

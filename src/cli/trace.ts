@@ -6,6 +6,8 @@ import type { Family } from '../packet/addr.js';
 import { untilDone } from './lifecycle.js';
 import { eventOutputs } from './outputs.js';
 import { TraceTextView } from '../render/trace-text.js';
+import { RESOLVER_DEFAULTS, ReverseResolver, parseServer } from '../resolve/reverse.js';
+import { TraceNames } from '../trace/names.js';
 import type { TraceEvent } from '../trace/events.js';
 import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice, startTrace } from '../trace/run.js';
 import { byteArg, floatArg, intArg } from './args.js';
@@ -39,6 +41,8 @@ interface TraceOpts {
   ts: TsChoice;
   tos?: number;
   ecmp?: number;
+  dnsServer?: string;
+  dnsTimeout: number;
   jsonl?: boolean;
   jsonlFile?: string;
   quiet?: boolean;
@@ -76,7 +80,9 @@ export function traceCommand(): Command {
     .option('--deadline <seconds>', 'stop the whole trace after this long (0: none)', floatArg(0, 86400), 0)
     .option('-s, --source <addr>', 'source address')
     .option('--sport <port>', 'source port (UDP; TCP with --raw, flow f uses port+f)', intArg(1, 65535))
-    .option('-n, --numeric', 'print addresses only (no reverse DNS; the default for now)')
+    .option('-n, --numeric', 'addresses only: no reverse DNS lookups')
+    .option('--dns-server <addr>', 'ask this name server for reverse names (ADDR, ADDR:PORT or [V6]:PORT; default: resolv.conf, /etc/netns/NS/resolv.conf with --netns NS)')
+    .option('--dns-timeout <seconds>', 'give up on one reverse lookup after this long (never delays hops; the run\'s end waits at most this)', floatArg(0.01, 30), RESOLVER_DEFAULTS.timeoutMs / 1000)
     .option('--jsonl', 'write pathlens.trace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
     .option('--quiet', 'no human view')
@@ -115,9 +121,13 @@ export function traceCommand(): Command {
         ts: opts.ts,
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
-      const tee = eventOutputs<TraceEvent>(opts, (write) => new TraceTextView(write));
-      const { handle: h, done } = await untilDone(() => startTrace(req, tee));
-      await tee.end();
+      if (opts.dnsServer !== undefined) parseServer(opts.dnsServer); // a bad one is a usage error, even with -n
+      const names = !opts.numeric;
+      const tee = eventOutputs<TraceEvent>(opts, (write) => new TraceTextView(write, { names }));
+      // Names travel with the probes' namespace only: a device or mark is about the measured path.
+      const sink = names ? new TraceNames(new ReverseResolver({ server: opts.dnsServer, timeoutMs: Math.round(opts.dnsTimeout * 1000), placement: { netns: opts.netns } }), tee) : tee;
+      const { handle: h, done } = await untilDone(() => startTrace(req, sink));
+      await sink.end();
       if (done.reason === 'error') {
         const e = h.error;
         throw e ?? new Error('trace failed');

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, wri
 import { join } from 'node:path';
 import { PathlensError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
+import type { DnsServerConfig } from './dns/server.js';
 import type { ForwarderConfig } from './impair/forwarder.js';
 import { type LabPlan, NS_PREFIX, type PlanNode, nsName, planLab } from './plan.js';
 import { must, run } from './sh.js';
@@ -22,6 +23,8 @@ export interface LabState {
   namespaces: string[];
   plan: LabPlan;
   forwarder_pid: number | null;
+  /** spec.dns: the lab's name server (its address and process). */
+  dns?: { server: string; pid: number } | null;
 }
 
 export function stateDir(): string {
@@ -128,6 +131,7 @@ export async function labUp(spec: LabSpec, opts: UpOptions = {}): Promise<LabSta
   try {
     build(plan, log);
     if (plan.wireNs) state.forwarder_pid = await startForwarder(plan, opts.readyTimeoutMs ?? 10000);
+    if (spec.dns) state.dns = await startDns(plan, opts.readyTimeoutMs ?? 10000);
     state.status = 'ready';
     writeState(state);
     return state;
@@ -222,6 +226,63 @@ function nodeBatch(n: PlanNode): string {
   return `${c.join('\n')}\n`;
 }
 
+/** The name every address of a lab node gets from the lab's name server. */
+export function labHostName(node: string, lab: string): string {
+  return `${node}.${lab}.pathlens.test`;
+}
+
+/** Where `ip netns exec` finds a namespace's own /etc files (resolv.conf). */
+function etcNetns(ns: string): string {
+  return join('/etc/netns', ns);
+}
+
+/**
+ * spec.dns: starts the lab's name server in the first host and points every node's resolv.conf
+ * (/etc/netns/<ns>/resolv.conf, which `ip netns exec` mounts over /etc/resolv.conf) at it.
+ */
+async function startDns(plan: LabPlan, timeoutMs: number): Promise<{ server: string; pid: number }> {
+  const host = plan.nodes.find((n) => n.role === 'host')!;
+  const server = host.ifaces[0].v4;
+  const records: Record<string, string> = {};
+  for (const n of plan.nodes) for (const i of n.ifaces) {
+    records[i.v4] = labHostName(n.name, plan.name);
+    records[i.v6] = labHostName(n.name, plan.name);
+  }
+  const dir = labDir(plan.name);
+  const cfg: DnsServerConfig = { lab: plan.name, records, ttl: 300, port: 53, logPath: join(dir, 'dns.log'), readyPath: join(dir, 'dns.ready') };
+  const cfgPath = join(dir, 'dns.json');
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  writeFileSync(cfg.logPath, '');
+  for (const n of plan.nodes) {
+    mkdirSync(etcNetns(n.ns), { recursive: true });
+    writeFileSync(join(etcNetns(n.ns), 'resolv.conf'), `# pathlens lab ${plan.name}: its own name server\nnameserver ${server}\n`);
+  }
+  const entry = join(packageRoot(), 'dist', 'src', 'lab', 'dns', 'main.js');
+  const pid = await startHelper('name server', host.ns, [process.execPath, entry, '--lab', plan.name, '--config', cfgPath], join(dir, 'dns.log.stderr'), cfg.readyPath, timeoutMs);
+  return { server, pid };
+}
+
+/** Starts a lab process detached in `ns`; resolves with the pid it writes to readyPath. */
+async function startHelper(what: string, ns: string, argv: string[], logPath: string, readyPath: string, timeoutMs: number): Promise<number> {
+  rmSync(readyPath, { force: true });
+  const logFd = openSync(logPath, 'a');
+  const child = spawn('ip', ['netns', 'exec', ns, ...argv], { detached: true, stdio: ['ignore', logFd, logFd] });
+  child.unref();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(readyPath)) return Number(readFileSync(readyPath, 'utf8').trim());
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  let why = '';
+  try {
+    why = readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join(' / ');
+  } catch {
+    // no log
+  }
+  throw new PathlensError('ERR_LAB', `the ${what} did not start${why ? `: ${why}` : ''}`);
+}
+
 async function startForwarder(plan: LabPlan, timeoutMs: number): Promise<number> {
   const dir = labDir(plan.name);
   const cfg: ForwarderConfig = {
@@ -233,30 +294,11 @@ async function startForwarder(plan: LabPlan, timeoutMs: number): Promise<number>
   };
   const cfgPath = join(dir, 'forwarder.json');
   writeFileSync(cfgPath, JSON.stringify(cfg));
-  rmSync(cfg.readyPath, { force: true });
-  const logFd = openSync(join(dir, 'forwarder.log'), 'a');
-  const entry = join(packageRoot(), 'dist', 'src', 'lab', 'impair', 'main.js');
   // Real-time scheduling keeps timer wake-ups within ~0.2 ms (several ms otherwise under load);
   // PATHLENS_LAB_RT=0 turns it off. Without chrt the forwarder runs at normal priority.
   const rt = process.env.PATHLENS_LAB_RT !== '0' && run('chrt', ['--version']).status === 0 ? ['chrt', '-f', '20'] : [];
-  const child = spawn('ip', ['netns', 'exec', plan.wireNs!, ...rt, process.execPath, entry, '--lab', plan.name, '--config', cfgPath], {
-    detached: true,
-    stdio: ['ignore', logFd, logFd],
-  });
-  child.unref();
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (existsSync(cfg.readyPath)) return Number(readFileSync(cfg.readyPath, 'utf8').trim());
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  let why = '';
-  try {
-    why = readFileSync(join(dir, 'forwarder.log'), 'utf8').trim().split('\n').slice(-3).join(' / ');
-  } catch {
-    // no log
-  }
-  throw new PathlensError('ERR_LAB', `the impairment process did not start${why ? `: ${why}` : ''}`);
+  const entry = join(packageRoot(), 'dist', 'src', 'lab', 'impair', 'main.js');
+  return startHelper('impairment process', plan.wireNs!, [...rt, process.execPath, entry, '--lab', plan.name, '--config', cfgPath], join(dir, 'forwarder.log'), cfg.readyPath, timeoutMs);
 }
 
 /**
@@ -281,6 +323,12 @@ export function labDown(name: string): string[] {
     const r = run('ip', ['netns', 'del', ns]);
     if (r.status !== 0) throw new PathlensError('ERR_LAB', `cannot delete namespace ${ns}: ${r.stderr.trim()}`);
     removed.push(ns);
+  }
+  for (const ns of namespaces) rmSync(etcNetns(ns), { recursive: true, force: true });
+  try {
+    for (const d of readdirSync('/etc/netns')) if (labOfNs(d) === name) rmSync(etcNetns(d), { recursive: true, force: true });
+  } catch {
+    // no /etc/netns
   }
   rmSync(labDir(name), { recursive: true, force: true });
   return removed;

@@ -97,9 +97,9 @@ export function nat(p: PresetParams): LabSpec {
   return validateSpec(s);
 }
 
-/** The demo: 9 routers, 5 ms one-way per link (10 ms RTT per hop), r3 and r6 silent. */
+/** The demo: 9 routers, 5 ms one-way per link (10 ms RTT per hop), r3 and r6 silent, the lab's name server on. */
 export function demo(p: PresetParams): LabSpec {
-  return chain({ routers: 9, delayMs: 5, silent: [3, 6], ...defined(p), name: p.name ?? 'demo' });
+  return { ...chain({ routers: 9, delayMs: 5, silent: [3, 6], ...defined(p), name: p.name ?? 'demo' }), dns: true };
 }
 
 /** Drops keys whose value is undefined, so that they do not override defaults when spread. */

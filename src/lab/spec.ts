@@ -59,6 +59,11 @@ export interface LabSpec {
   seed?: number;
   /** auto: netem where the kernel has it, else the userspace path. */
   impair_mode?: 'auto' | 'netem' | 'userspace';
+  /**
+   * A name server for the lab's own addresses (PTR <node>.<lab>.pathlens.test), in the first host;
+   * every node's /etc/netns/<ns>/resolv.conf points at it.
+   */
+  dns?: boolean;
 }
 
 export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,9}$/;
@@ -108,7 +113,7 @@ export function isImpaired(i: Impairment | undefined): boolean {
 /** Validates an untrusted spec object (from a file or a preset) into a LabSpec. */
 export function validateSpec(raw: unknown): LabSpec {
   const o = obj(raw, 'spec');
-  keys(o, ['name', 'nodes', 'links', 'seed', 'impair_mode'], 'spec');
+  keys(o, ['name', 'nodes', 'links', 'seed', 'impair_mode', 'dns'], 'spec');
   if (typeof o.name !== 'string' || !LAB_NAME_RE.test(o.name)) fail('spec.name must be 1-10 characters: a lowercase letter, then lowercase letters or digits');
   if (!Array.isArray(o.nodes) || o.nodes.length < 2) fail('spec.nodes must list at least two nodes');
   if (o.nodes.length > 200) fail('spec.nodes: at most 200 nodes');
@@ -180,6 +185,11 @@ export function validateSpec(raw: unknown): LabSpec {
   if (o.impair_mode !== undefined) {
     if (o.impair_mode !== 'auto' && o.impair_mode !== 'netem' && o.impair_mode !== 'userspace') fail("spec.impair_mode must be 'auto', 'netem' or 'userspace'");
     spec.impair_mode = o.impair_mode;
+  }
+  if (o.dns !== undefined) {
+    if (typeof o.dns !== 'boolean') fail('spec.dns must be true or false');
+    if (o.dns && !nodes.some((n) => n.role === 'host')) fail('spec.dns needs a host node to run the name server');
+    spec.dns = o.dns;
   }
   return spec;
 }

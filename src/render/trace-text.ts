@@ -2,6 +2,10 @@
  * The human traceroute view: a consumer of pathlens.trace/1 events, nothing more. It prints one
  * line per hop event, '*' for each probe without reply, traceroute's ! annotations, and '?' after
  * a reply that could only be matched on ports (its quote was too short to carry the cookie).
+ *
+ * With names on, a hop line waits for its addresses' `name` events (traceroute prints
+ * "name (address)"); lines stay in order, and the run's `done` comes only after its names, so
+ * nothing waits longer than the resolver's timeout.
  */
 import type { HopEvent, StartEvent, TraceEvent } from '../trace/events.js';
 
@@ -31,12 +35,16 @@ function fmtRtt(ms: number): string {
 }
 
 /** ECMP exploration: one line per responder with its flows, then the confidence statement. */
-function formatMultipath(e: HopEvent): string {
+/** How an address is shown: "name (address)" when a name is known, the address otherwise. */
+export type NameOf = (addr: string) => string;
+const plain: NameOf = (a) => a;
+
+function formatMultipath(e: HopEvent, show: NameOf): string {
   const lines: string[] = [];
   const minRtt = new Map<string, number>();
   for (const r of e.replies) if (r.addr !== null) minRtt.set(r.addr, Math.min(minRtt.get(r.addr) ?? Infinity, r.rtt_ms));
   (e.responders ?? []).forEach((x, i) => {
-    lines.push(`${i === 0 ? String(e.ttl).padStart(2) : '  '}  ${x.addr}  ${x.flows.length} flow${x.flows.length === 1 ? '' : 's'}  min ${fmtRtt(minRtt.get(x.addr) ?? 0)} ms`);
+    lines.push(`${i === 0 ? String(e.ttl).padStart(2) : '  '}  ${show(x.addr)}  ${x.flows.length} flow${x.flows.length === 1 ? '' : 's'}  min ${fmtRtt(minRtt.get(x.addr) ?? 0)} ms`);
   });
   if (lines.length === 0) lines.push(`${String(e.ttl).padStart(2)}  *`);
   const m = e.multipath;
@@ -50,8 +58,8 @@ function formatMultipath(e: HopEvent): string {
 const hex = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
 
 /** `sentTos`: the probes' TOS (--tos); a reply whose quote shows another is marked with it. */
-export function formatHop(e: HopEvent, target: string, sentTos: number | null = null): string {
-  if (e.responders) return formatMultipath(e);
+export function formatHop(e: HopEvent, target: string, sentTos: number | null = null, show: NameOf = plain): string {
+  if (e.responders) return formatMultipath(e, show);
   const parts: string[] = [String(e.ttl).padStart(2)];
   const byIndex = new Map(e.replies.map((r) => [r.index, r]));
   let lastAddr: string | null | undefined;
@@ -62,7 +70,7 @@ export function formatHop(e: HopEvent, target: string, sentTos: number | null = 
       continue;
     }
     if (r.addr !== lastAddr) {
-      parts.push(r.addr ?? '(local)');
+      parts.push(r.addr === null ? '(local)' : show(r.addr));
       lastAddr = r.addr;
     }
     let s = `${fmtRtt(r.rtt_ms)} ms`;
@@ -81,9 +89,47 @@ export function formatHop(e: HopEvent, target: string, sentTos: number | null = 
 export class TraceTextView {
   private target = '';
   private tos: number | null = null;
-  constructor(private readonly write: (line: string) => void) {}
+  /** Names on: addr -> name (null: looked up, none). */
+  private readonly names: Map<string, string | null> | null;
+  /** Events waiting behind a hop whose names have not come yet (names on only). */
+  private readonly queue: TraceEvent[] = [];
+  private readonly show: NameOf = (a) => {
+    const n = this.names?.get(a);
+    return n ? `${n} (${a})` : a;
+  };
+
+  constructor(
+    private readonly write: (line: string) => void,
+    opts: { names?: boolean } = {},
+  ) {
+    this.names = opts.names ? new Map() : null;
+  }
 
   event(e: TraceEvent): void {
+    if (!this.names) {
+      this.render(e);
+      return;
+    }
+    if (e.type === 'name') {
+      this.names.set(e.addr, e.name);
+      this.drain(false);
+      return;
+    }
+    this.queue.push(e);
+    this.drain(e.type === 'done');
+  }
+
+  /** Renders queued events in order, stopping at a hop still waiting for a name (unless `all`). */
+  private drain(all: boolean): void {
+    while (this.queue.length > 0) {
+      const e = this.queue[0];
+      if (!all && e.type === 'hop' && e.addrs.some((a) => !this.names!.has(a))) return;
+      this.queue.shift();
+      this.render(e);
+    }
+  }
+
+  private render(e: TraceEvent): void {
     switch (e.type) {
       case 'start':
         this.target = e.address;
@@ -94,7 +140,7 @@ export class TraceTextView {
         if (e.tos !== null && !e.quote_header) this.write('    (hops cannot show the TOS they saw: this socket gets quotes without their IP header; -I --raw does)');
         break;
       case 'hop':
-        this.write(formatHop(e, this.target, this.tos));
+        this.write(formatHop(e, this.target, this.tos, this.show));
         break;
       case 'reply':
         if (e.late) this.write(`    late reply: ttl ${e.ttl} probe ${e.index + 1} from ${e.addr ?? '?'} after ${fmtRtt(e.rtt_ms)} ms (counted as no reply)`);

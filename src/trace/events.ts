@@ -188,6 +188,22 @@ export interface SwitchEvent extends Base {
   reason: string;
 }
 
+/**
+ * A reverse name for an address seen in replies (on by default in the CLI; -n turns it off). Names
+ * come when the resolver answers, independently of hops: a view fills them in as they arrive.
+ * status: ok (name set), nxdomain / no-name (the server has none), servfail / refused, timeout,
+ * error (detail says why).
+ */
+export interface NameEvent extends Base {
+  type: 'name';
+  addr: string;
+  name: string | null;
+  status: 'ok' | 'nxdomain' | 'no-name' | 'servfail' | 'refused' | 'timeout' | 'error';
+  detail?: string;
+  server: string;
+  cached: boolean;
+}
+
 export interface ErrorEvent extends Base {
   type: 'error';
   code: string;
@@ -221,6 +237,7 @@ export type TraceEvent =
   | HopEvent
   | MtuEvent
   | SwitchEvent
+  | NameEvent
   | UnmatchedEvent
   | ErrorEvent
   | DoneEvent;

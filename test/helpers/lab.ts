@@ -66,9 +66,13 @@ export function runIn(ns: string, cmd: string[], opts: { uid?: number; timeoutMs
 /** Parses `trace --jsonl` output, every line an event valid against the v1 schema; throws on the first bad line. */
 export const parseEvents = jsonlOf<TraceEvent>('trace-v1.schema.json', false);
 
-/** Runs `pathlens trace --jsonl` inside the node's namespace and returns validated events. */
+/**
+ * Runs `pathlens trace --jsonl` inside the node's namespace and returns validated events. Reverse
+ * names are off (-n) unless args ask for a name server (--dns-server).
+ */
 export async function trace(st: LabState, from: string, target: string, args: string[] = [], uid?: number): Promise<{ events: TraceEvent[]; run: Run }> {
-  const run = await runIn(nodeNs(st, from), [process.execPath, CLI, 'trace', '--jsonl', ...args, target], { uid });
+  const numeric = args.some((a) => a.startsWith('--dns')) ? [] : ['-n'];
+  const run = await runIn(nodeNs(st, from), [process.execPath, CLI, 'trace', '--jsonl', ...numeric, ...args, target], { uid });
   if (run.code !== 0) throw new Error(`trace exited ${run.code}: ${run.stderr}`);
   return { events: parseEvents(run.stdout), run };
 }

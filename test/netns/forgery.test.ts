@@ -92,7 +92,7 @@ test('forged and short replies: payload-less echo replies are never attributed; 
       const hop2 = events.find((e): e is HopEvent => e.type === 'hop' && e.ttl === 2)!;
       assert.ok(hop2.replies.every((r) => r.unverified === true));
       assert.equal((events.at(-1) as DoneEvent).reason, 'reached', 'real routers send short quotes: they still count');
-      const text = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '-q', '3', '-m', '2', dst]);
+      const text = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '-n', '-q', '3', '-m', '2', dst]);
       assert.equal(text.code, 0, text.stderr);
       assert.match(text.stdout, new RegExp(` 2  ${dst.replace(/\./g, '\\.')}  (\\d+\\.\\d+ ms \\?  ){2}\\d+\\.\\d+ ms \\?\\n`), text.stdout);
     });

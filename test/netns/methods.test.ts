@@ -166,18 +166,18 @@ test('capability errors name the fix: no ping socket, no raw socket', opt, async
   await withLab(chain({ name: labName('mp'), routers: 1 }), async (st) => {
     const ns = nodeNs(st, 'src');
     const dst = addrOf(st, 'dst', 4);
-    const raw = await runIn(ns, [process.execPath, CLI, 'trace', '-I', '--raw', dst], { uid: NOBODY });
+    const raw = await runIn(ns, [process.execPath, CLI, 'trace', '-n', '-I', '--raw', dst], { uid: NOBODY });
     assert.equal(raw.code, 1);
     assert.match(raw.stderr, /^pathlens: raw ICMP socket refused \(EPERM\): .*CAP_NET_RAW/);
     assert.match(raw.stderr, /setcap cap_net_raw\+ep/);
     assert.doesNotMatch(raw.stderr, /\n\s+at /, 'no stack trace');
-    const rawTcp = await runIn(ns, [process.execPath, CLI, 'trace', '-T', '--raw', dst], { uid: NOBODY });
+    const rawTcp = await runIn(ns, [process.execPath, CLI, 'trace', '-n', '-T', '--raw', dst], { uid: NOBODY });
     assert.equal(rawTcp.code, 1);
     assert.match(rawTcp.stderr, /^pathlens: raw TCP socket refused \(EPERM\): .*CAP_NET_RAW.*setcap cap_net_raw\+ep.*connect\(\)/);
     assert.doesNotMatch(rawTcp.stderr, /\n\s+at /, 'no stack trace');
     spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ping_group_range=1 0']);
     for (const args of [['-I'], ['-I', '--unpriv']]) {
-      const r = await runIn(ns, [process.execPath, CLI, 'trace', ...args, dst], { uid: NOBODY });
+      const r = await runIn(ns, [process.execPath, CLI, 'trace', '-n', ...args, dst], { uid: NOBODY });
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /net\.ipv4\.ping_group_range/);
       assert.match(r.stderr, /CAP_NET_RAW/);
@@ -197,7 +197,7 @@ test('placement: --netns from outside (name and path), --iface, --mark; bad valu
       const want = [1, 2, 3].map((k) => [hopAddr(k, fam)]).concat([[dst]]);
       for (const where of [ns, `/run/netns/${ns}`]) {
         // No `ip netns exec`: the CLI runs in the host namespace and opens its sockets in `where`.
-        const r = spawnSync(process.execPath, [CLI, 'trace', '--jsonl', '--netns', where, '-q', '1', dst], { encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [CLI, 'trace', '-n', '--jsonl', '--netns', where, '-q', '1', dst], { encoding: 'utf8' });
         assert.equal(r.status, 0, r.stderr);
         assert.deepEqual(hops(parseEvents(r.stdout)).map((h) => h.addrs), want);
       }
@@ -211,12 +211,12 @@ test('placement: --netns from outside (name and path), --iface, --mark; bad valu
       { args: ['--iface', 'nosuch0', '--netns', ns], re: /--iface nosuch0: no such interface/ },
     ];
     for (const b of bad) {
-      const r = spawnSync(process.execPath, [CLI, 'trace', ...b.args, addrOf(st, 'dst', 4)], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [CLI, 'trace', '-n', ...b.args, addrOf(st, 'dst', 4)], { encoding: 'utf8' });
       assert.equal(r.status, 2, r.stderr); // usage errors exit 2
       assert.match(r.stderr, b.re);
       assert.doesNotMatch(r.stderr, /\n\s+at /);
     }
-    const asNobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, CLI, 'trace', '--netns', ns, addrOf(st, 'dst', 4)], { encoding: 'utf8' });
+    const asNobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, CLI, 'trace', '-n', '--netns', ns, addrOf(st, 'dst', 4)], { encoding: 'utf8' });
     assert.equal(asNobody.status, 1);
     assert.match(asNobody.stderr, /needs CAP_SYS_ADMIN/);
     // --mark: an nft rule in src counts output packets carrying the mark.

@@ -77,7 +77,7 @@ test('--ts: userspace send times say so; auto takes the kernel\'s; kernel-hw and
       [['--ts', 'kernel-sw', '-T'], /^pathlens: --ts kernel-sw: kernel send timestamps are implemented for UDP and ICMP \(ping socket\) probes/],
       [['--ts', 'kernel-sw', '-I', '--raw'], /^pathlens: --ts kernel-sw: kernel send timestamps need the ICMP datagram \(ping\) socket/],
     ] as const) {
-      const r = spawnSync('ip', ['netns', 'exec', nodeNs(st, 'src'), process.execPath, CLI, 'trace', ...args, target], { encoding: 'utf8' });
+      const r = spawnSync('ip', ['netns', 'exec', nodeNs(st, 'src'), process.execPath, CLI, 'trace', '-n', ...args, target], { encoding: 'utf8' });
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, msg);
       assert.equal(r.stderr.split('\n').filter(Boolean).length, 1);

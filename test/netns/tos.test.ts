@@ -38,7 +38,7 @@ test('--tos: a router that bleaches DSCP is placed at its hop (raw ICMP, IPv4 an
       // check); r3 got it bleached; the target answers with an echo reply, which quotes nothing.
       assert.deepEqual(seen, [[1, [0xba]], [2, [0xba]], [3, [0x02]], [4, [null]]], `IPv${f}`);
       assert.ok(hops.slice(0, 3).every((h) => h.replies.every((r) => r.quoted_ttl === 1)), 'a Time Exceeded quotes the TTL that ran out');
-      const view = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '-I', '--raw', '--tos', '0xba', '-q', '1', '-m', '4', addrOf(st, 'dst', f)]);
+      const view = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '-n', '-I', '--raw', '--tos', '0xba', '-q', '1', '-m', '4', addrOf(st, 'dst', f)]);
       const lines = view.stdout.split('\n');
       assert.match(lines[0], /, tos 0xba$/);
       assert.deepEqual(
@@ -61,9 +61,9 @@ test('--tos on sockets that get no quoted header: the start event and the view s
     const counted = spawnSync('ip', ['netns', 'exec', r1, 'nft', 'list', 'chain', 'ip', 'pl', 'pass'], { encoding: 'utf8' }).stdout;
     const packets = Number(/counter packets (\d+)/.exec(counted)?.[1] ?? 0);
     assert.ok(packets >= 2, `r1 forwarded ${packets} probes marked AF41:\n${counted}`);
-    const view = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '--tos', '0x88', '-q', '1', addrOf(st, 'dst', 4)]);
+    const view = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '-n', '--tos', '0x88', '-q', '1', addrOf(st, 'dst', 4)]);
     assert.match(view.stdout.split('\n')[1], /hops cannot show the TOS they saw/);
-    const bad = spawnSync(process.execPath, [CLI, 'trace', '--tos', '256', '127.0.0.1'], { encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, [CLI, 'trace', '-n', '--tos', '256', '127.0.0.1'], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.equal(bad.stderr.split('\n').filter(Boolean).length, 1 + (bad.stderr.includes('--help') ? 1 : 0));
     assert.match(bad.stderr, /^pathlens: .*--tos.*expected a byte, 0-255 or 0x00-0xff/);

@@ -161,16 +161,20 @@ test('a probe budget of 255 hops against a silent target: in flight never above 
 test('bad arguments and bad specs give a clear message and a non-zero exit, never a stack trace', () => {
   const cases: [string[], number][] = [
     [['trace'], 2],
-    [['trace', '-m', 'x', '127.0.0.1'], 2],
-    [['trace', '-q', '0', '127.0.0.1'], 2],
-    [['trace', '-f', '9', '-m', '3', '127.0.0.1'], 2],
-    [['trace', '-p', '65500', '-m', '30', '127.0.0.1'], 2],
-    [['trace', 'no.such.host.invalid'], 1],
+    [['trace', '-n', '-m', 'x', '127.0.0.1'], 2],
+    [['trace', '-n', '-q', '0', '127.0.0.1'], 2],
+    [['trace', '-n', '-f', '9', '-m', '3', '127.0.0.1'], 2],
+    [['trace', '-n', '-p', '65500', '-m', '30', '127.0.0.1'], 2],
+    [['trace', '-n', '--dns-server', 'resolver.example', '127.0.0.1'], 2],
+    // In a new, empty namespace: the name lookup fails there without a packet leaving the machine.
+    [['trace', '-n', 'no.such.host.invalid'], 1],
     [['nonsense'], 2],
     [['lab', 'up', '/nonexistent.yaml'], process.getuid?.() === 0 ? 2 : 1],
   ];
   for (const [args, want] of cases) {
-    const p = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    const p = args.includes('no.such.host.invalid')
+      ? spawnSync('unshare', ['-n', process.execPath, CLI, ...args], { encoding: 'utf8' })
+      : spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
     assert.equal(p.status, want, `${args.join(' ')}: ${p.stderr}`);
     assert.ok(!/\n\s+at /.test(p.stderr), `stack trace for ${args.join(' ')}: ${p.stderr}`);
     assert.match(p.stderr, /\S/);

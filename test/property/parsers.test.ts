@@ -20,6 +20,7 @@ import { PathlensError } from '../../src/core/errors.js';
 import { Decoder, L3_ETHERTYPE, PacketInfo } from '../../src/pping/decode.js';
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import { describeStatus } from '../../src/packet/status.js';
+import { encodeQuery, encodeResponse, parseMessage, ptrAnswer, readName } from '../../src/resolve/dns.js';
 
 const RUNS = { numRuns: 3000 };
 const defined = (s: number) => !describeStatus(s).startsWith('status-');
@@ -277,5 +278,64 @@ test('pcapng reader: structured files with extreme lengths, resolutions and offs
       );
     }),
     { numRuns: 3000 },
+  );
+});
+
+/** A DNS label as a resolver may send it: any bytes 1..63 long. */
+const label = fc.stringMatching(/^[a-z0-9-]{1,20}$/);
+const dnsName = fc.array(label, { minLength: 1, maxLength: 6 }).map((l) => l.join('.'));
+
+test('DNS parser: random bytes and mutated answers give a message or an error string, never a throw; names stay printable', () => {
+  // Answers the lab server's encoder writes, then damaged: flipped bytes, cut short, counts raised.
+  const answers = fc.tuple(dnsName, fc.array(dnsName, { maxLength: 4 }), fc.integer({ min: 0, max: 0xffff })).map(([q, targets, id]) => {
+    const qb = new Uint8Array(512);
+    const n = encodeQuery(qb, id, q);
+    const m = parseMessage(qb.subarray(0, n));
+    if ('error' in m) throw new Error(m.error);
+    const out = new Uint8Array(1232);
+    const len = encodeResponse(out, m, 0, targets, 60);
+    return { bytes: out.slice(0, Math.max(0, len)), q, targets, id };
+  });
+  const check = (b: Uint8Array) => {
+    const m = parseMessage(b);
+    if ('error' in m) {
+      assert.equal(typeof m.error, 'string');
+      return;
+    }
+    for (const a of m.answers) {
+      for (const t of [a.name, a.target]) if (t !== null) assert.match(t, /^[A-Za-z0-9_\-.\\]*$/);
+      assert.ok(a.ttl >= 0 && a.ttl <= 0x7fffffff);
+    }
+    if (m.question) ptrAnswer(m, m.id, m.question.name);
+  };
+  fc.assert(fc.property(bytes, (b) => check(b)), RUNS);
+  fc.assert(
+    fc.property(answers, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(), ({ bytes: b0 }, flips, cut) => {
+      const b = b0.slice(0, b0.length - (cut % (b0.length + 1)));
+      for (const [at, v] of flips) if (b.length) b[at % b.length] = v;
+      check(b);
+    }),
+    RUNS,
+  );
+  // Undamaged, they read back exactly.
+  fc.assert(
+    fc.property(answers, ({ bytes: b, q, targets, id }) => {
+      const m = parseMessage(b);
+      assert.ok(!('error' in m));
+      assert.deepEqual(ptrAnswer(m, id, q), { rcode: 0, names: targets, ttl: targets.length ? 60 : null });
+    }),
+    RUNS,
+  );
+});
+
+test('DNS name reader: any start offset and end inside the buffer; a result ends inside it', () => {
+  fc.assert(
+    fc.property(bytes, fc.nat(), fc.nat(), (b, o, e) => {
+      const end = b.length ? e % (b.length + 1) : 0;
+      const off = end ? o % end : 0;
+      const r = readName(b, off, end);
+      if (typeof r !== 'string') assert.ok(r[1] > off && r[1] <= end, `name ends at ${r[1]}, outside (${off}, ${end}]`);
+    }),
+    RUNS,
   );
 });

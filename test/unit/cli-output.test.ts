@@ -80,7 +80,7 @@ const oneLine = (stderr: string, re: RegExp) => {
 test('a full disk: one line naming the output and the reason, status 1', () => {
   const full = /^pathlens: cannot write (\/dev\/full|to standard output): ENOSPC \(no space left on device\)\n$/;
   for (const args of [
-    ['trace', '-o', '/dev/full', '127.0.0.1'],
+    ['trace', '-n', '-o', '/dev/full', '127.0.0.1'],
     ['pping', '-r', small, '-w', '/dev/full'],
     ['pping', '-r', small, '-w', '/dev/full', '-F', 'json'],
   ]) {
@@ -92,8 +92,8 @@ test('a full disk: one line naming the output and the reason, status 1', () => {
     ['--help'],
     ['--version'],
     ['trace', '--help'],
-    ['trace', '127.0.0.1'],
-    ['trace', '--jsonl', '127.0.0.1'],
+    ['trace', '-n', '127.0.0.1'],
+    ['trace', '-n', '--jsonl', '127.0.0.1'],
     ['pping', '-r', small],
     ['pping', '-r', small, '-F', 'jsonl'],
   ]) {
@@ -106,7 +106,7 @@ test('a full disk: one line naming the output and the reason, status 1', () => {
 test('an output that cannot be opened is refused before any work, status 1', () => {
   for (const args of [
     ['pping', '-r', small, '-w', join(dir, 'no', 'such', 'dir', 'x')],
-    ['trace', '-o', join(dir, 'no', 'such', 'dir', 'x'), '127.0.0.1'],
+    ['trace', '-n', '-o', join(dir, 'no', 'such', 'dir', 'x'), '127.0.0.1'],
   ]) {
     const r = run(args);
     assert.equal(r.status, 1);
@@ -120,7 +120,7 @@ test('an output that cannot be opened is refused before any work, status 1', () 
 
 test('a reader that goes away (| head): silence and status 141', async () => {
   for (const args of [
-    ['trace', '--jsonl', '-q', '10', '127.0.0.1'],
+    ['trace', '-n', '--jsonl', '-q', '10', '127.0.0.1'],
     ['pping', '-r', small, '-F', 'jsonl', '--rate-limit', '0'],
     ['pping', '-r', small, '--rate-limit', '0'],
   ]) {
@@ -145,7 +145,7 @@ test('bad arguments: one pathlens line, status 2, for every command level', () =
     assert.match(r.stderr, re);
     assert.doesNotMatch(r.stderr, /^error:|DeprecationWarning|\n\s+at /m);
   }
-  const one = run(['trace', '127.0.0.1']);
+  const one = run(['trace', '-n', '127.0.0.1']);
   assert.equal(one.status, 0, one.stderr);
   assert.match(one.stdout, /-- reached 127\.0\.0\.1 in 1 hop \(/, 'one hop, not "1 hops"');
 });
