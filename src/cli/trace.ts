@@ -9,8 +9,13 @@ import { TraceTextView } from '../render/trace-text.js';
 import { RESOLVER_DEFAULTS, ReverseResolver, parseServer } from '../resolve/reverse.js';
 import { TraceNames } from '../trace/names.js';
 import type { TraceEvent } from '../trace/events.js';
-import { type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice, startTrace } from '../trace/run.js';
+import { ECMP_AUTO_DEFAULTS, type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice, startTrace } from '../trace/run.js';
 import { byteArg, floatArg, intArg } from './args.js';
+
+/** --ecmp: a flow count 2..256, or auto. */
+function ecmpArg(v: string): number | 'auto' {
+  return v === 'auto' ? 'auto' : intArg(2, 256)(v);
+}
 
 interface TraceOpts {
   ipv4?: boolean;
@@ -40,7 +45,9 @@ interface TraceOpts {
   pmtu?: boolean;
   ts: TsChoice;
   tos?: number;
-  ecmp?: number;
+  ecmp?: number | 'auto';
+  ecmpMax: number;
+  confidence: number;
   dnsServer?: string;
   dnsTimeout: number;
   jsonl?: boolean;
@@ -65,7 +72,9 @@ export function traceCommand(): Command {
     .option('-i, --iface <name>', 'send through this interface only (SO_BINDTODEVICE)')
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
     .option('--tos <byte>', 'TOS (IPv4) / traffic class (IPv6) of the probes, e.g. 0xb8 (DSCP EF); with -I --raw each hop reports the TOS it saw', byteArg)
-    .option('--ecmp <flows>', 'explore equal-cost paths: this many flow identities per hop (Paris style: constant per flow)', intArg(2, 256))
+    .option('--ecmp <flows|auto>', 'explore equal-cost paths: this many flow identities per hop (Paris style: constant per flow), or auto: per hop until the MDA stopping rule holds', ecmpArg)
+    .option('--confidence <percent>', '--ecmp auto: confidence of the stopping rule, 50..99.99', floatArg(50, 99.99), ECMP_AUTO_DEFAULTS.confidence * 100)
+    .option('--ecmp-max <flows>', '--ecmp auto: at most this many flows per hop', intArg(2, 256), ECMP_AUTO_DEFAULTS.maxFlows)
     .option('--pmtu', 'path MTU discovery: full-size probes with DF; report where the MTU drops (UDP)')
     .addOption(new Option('--ts <source>', 'send times: the kernel\'s software timestamps (UDP, ICMP over a ping socket; Linux 6.13), userspace, or auto: the kernel\'s where it gives them').choices(['auto', 'userspace', 'kernel-sw', 'kernel-hw']).default('auto'))
     .option('-f, --first-ttl <ttl>', 'first TTL', intArg(1, 255), d.firstTtl)
@@ -89,6 +98,8 @@ export function traceCommand(): Command {
     .action(async (target: string, opts: TraceOpts, cmd: Command) => {
       // Exploring flows: one probe per flow and hop unless -q says otherwise.
       if (opts.ecmp && cmd.getOptionValueSource('queries') === 'default') opts.queries = 1;
+      if (opts.ecmp === 'auto' && opts.queries !== 1) throw new Error('usage: --ecmp auto sends one probe per flow and hop (leave -q out)');
+      if (opts.ecmp !== 'auto' && (cmd.getOptionValueSource('confidence') === 'cli' || cmd.getOptionValueSource('ecmpMax') === 'cli')) throw new Error('usage: --confidence and --ecmp-max go with --ecmp auto');
       if (!target.trim()) throw new Error('usage: the target is empty: give an IP address or a host name');
       const family: Family | undefined = opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined;
       if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
@@ -118,6 +129,7 @@ export function traceCommand(): Command {
         placement: { netns: opts.netns, iface: opts.iface, mark: opts.mark, tos: opts.tos },
         pmtu: opts.pmtu,
         ecmp: opts.ecmp,
+        ...(opts.ecmp === 'auto' ? { ecmpMax: opts.ecmpMax, confidence: opts.confidence / 100 } : {}),
         ts: opts.ts,
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);

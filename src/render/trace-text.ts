@@ -39,7 +39,7 @@ function fmtRtt(ms: number): string {
 export type NameOf = (addr: string) => string;
 const plain: NameOf = (a) => a;
 
-function formatMultipath(e: HopEvent, show: NameOf): string {
+function formatMultipath(e: HopEvent, target: string, show: NameOf): string {
   const lines: string[] = [];
   const minRtt = new Map<string, number>();
   for (const r of e.replies) if (r.addr !== null) minRtt.set(r.addr, Math.min(minRtt.get(r.addr) ?? Infinity, r.rtt_ms));
@@ -50,7 +50,13 @@ function formatMultipath(e: HopEvent, show: NameOf): string {
   const m = e.multipath;
   if (m) {
     const tail = e.no_reply ? `, ${e.no_reply} without reply` : '';
-    lines.push(`      [${m.next_hops} next hop${m.next_hops === 1 ? '' : 's'} over ${m.flows} flows${tail}; one more would have been missed with p=${m.miss_probability.toFixed(3)}; MDA needs ${m.flows_for_95} flows for 95%]`);
+    const hops = `${m.next_hops} next hop${m.next_hops === 1 ? '' : 's'} over ${m.flows} flow${m.flows === 1 ? '' : 's'}${tail}`;
+    if (m.by_route) lines.push(`      [${hops}: the local route has one next hop]`);
+    else if (m.confidence !== undefined && m.next_hops === 1 && e.addrs[0] === target) lines.push(`      [the target]`);
+    else if (m.confidence !== undefined) {
+      const pct = `${+(m.confidence * 100).toFixed(2)}%`;
+      lines.push(m.complete ? `      [${hops}: no other next hop at ${pct} (one more would have been missed with p=${m.miss_probability.toFixed(3)})]` : `      [${hops}: stopped short of ${pct}${m.next_hops ? ` (p=${m.miss_probability.toFixed(3)} of missing one more)` : ''}]`);
+    } else lines.push(`      [${hops}; one more would have been missed with p=${m.miss_probability.toFixed(3)}; MDA needs ${m.flows_for_95} flows for 95%]`);
   }
   return lines.join('\n');
 }
@@ -59,7 +65,7 @@ const hex = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
 
 /** `sentTos`: the probes' TOS (--tos); a reply whose quote shows another is marked with it. */
 export function formatHop(e: HopEvent, target: string, sentTos: number | null = null, show: NameOf = plain): string {
-  if (e.responders) return formatMultipath(e, show);
+  if (e.responders) return formatMultipath(e, target, show);
   const parts: string[] = [String(e.ttl).padStart(2)];
   const byIndex = new Map(e.replies.map((r) => [r.index, r]));
   let lastAddr: string | null | undefined;
@@ -135,7 +141,7 @@ export class TraceTextView {
         this.target = e.address;
         this.tos = e.tos;
         this.write(
-          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.flows ? `${e.flows} flows x ${e.queries} probes/hop` : `${e.queries} probes/hop`}, ${describeMethod(e)}${e.tos !== null ? `, tos ${hex(e.tos)}` : ''}`,
+          `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.ecmp ? `flows/hop until no other next hop at ${+(e.ecmp.confidence * 100).toFixed(2)}% (MDA, at most ${e.ecmp.max_flows})` : e.flows ? `${e.flows} flows x ${e.queries} probes/hop` : `${e.queries} probes/hop`}, ${describeMethod(e)}${e.tos !== null ? `, tos ${hex(e.tos)}` : ''}${e.egress && 'iface' in e.egress && e.egress.iface ? `, via ${e.egress.iface}${e.egress.source ? ` (${e.egress.source})` : ''}` : ''}`,
         );
         if (e.tos !== null && !e.quote_header) this.write('    (hops cannot show the TOS they saw: this socket gets quotes without their IP header; -I --raw does)');
         break;

@@ -24,6 +24,8 @@ import {
 } from './events.js';
 import { flowOf, multipath } from './flows.js';
 import { PmtuState } from './pmtu.js';
+import { AdaptivePlan, FLOW_SPACE } from './adaptive.js';
+import type { Egress } from '../io/route.js';
 import type { Prober, ReplyRecord } from './prober.js';
 
 export interface EngineOptions {
@@ -35,6 +37,14 @@ export interface EngineOptions {
   queries: number;
   /** ECMP exploration: distinct flow identities per TTL (each gets `queries` probes); 1 otherwise. */
   flows?: number;
+  /**
+   * --ecmp auto: `flows` is FLOW_SPACE (the identities probes may take); per TTL, flows are added
+   * until the MDA stopping rule holds at `confidence`, at most maxFlows (see AdaptivePlan). Needs
+   * queries = 1.
+   */
+  adaptive?: { confidence: number; firstHopSingle: boolean; maxFlows: number };
+  /** The route the kernel chose for the probes (start event), or why it is unknown. */
+  egress?: Egress | { error: string };
   basePort: number;
   /** Longest wait for any one probe, ms. */
   waitMs: number;
@@ -123,6 +133,8 @@ export class TraceEngine {
   /** Probes per TTL: queries x flows. Probe index i at a TTL belongs to flow i % flows. */
   private readonly perTtl: number;
   private readonly flows: number;
+  /** --ecmp auto: which flows to send next, per TTL; null otherwise (probes go in seq order). */
+  private readonly plan: AdaptivePlan | null;
 
   constructor(o: EngineOptions, prober: Prober, sink: Sink<TraceEvent>) {
     if (o.firstTtl < 1 || o.maxTtl > 255 || o.firstTtl > o.maxTtl) throw new PathlensError('ERR_USAGE', 'TTLs must satisfy 1 <= first <= max <= 255');
@@ -158,6 +170,24 @@ export class TraceEngine {
     this.nextHopTtl = o.firstTtl;
     this.waitMs = Math.min(o.waitMs, prober.maxWaitMs ?? Infinity);
     this.onSentBound = (i, sec, nsec, retries) => this.onSent(i, sec, nsec, retries);
+    if (o.adaptive) {
+      if (o.queries !== 1) throw new PathlensError('ERR_USAGE', '--ecmp auto sends one probe per flow and hop (-q 1)');
+      if (flows !== FLOW_SPACE) throw new PathlensError('ERR_USAGE', `--ecmp auto needs ${FLOW_SPACE} flow identities per hop`);
+      this.plan = new AdaptivePlan({ firstTtl: o.firstTtl, maxTtl: o.maxTtl, maxFlows: o.adaptive.maxFlows, confidence: o.adaptive.confidence, firstHopSingle: o.adaptive.firstHopSingle });
+    } else {
+      this.plan = null;
+    }
+  }
+
+  /** Anything left to send (in seq order, or as the adaptive plan wants). */
+  private moreToSend(): boolean {
+    if (this.plan) return this.stopReason === null && this.plan.wants(this.view());
+    return this.nextSeq < this.limitSeq;
+  }
+
+  /** What the adaptive plan sees of the per-TTL state. */
+  private view() {
+    return { ttlSent: this.ttlSent, ttlDone: this.ttlDone, replies: this.hopReplies, stopTtl: Math.min(this.reachedTtl, this.unreachTtl), limitTtl: this.o.firstTtl + Math.ceil(this.limitSeq / this.perTtl) - 1, settledBelow: this.nextHopTtl };
   }
 
   /** Total probes this trace may send at most. */
@@ -210,6 +240,8 @@ export class TraceEngine {
       deadline_ms: o.deadlineMs > 0 ? o.deadlineMs : null,
       tos: o.tos ?? null,
       quote_header: this.prober.quotesHeader === true,
+      ...(o.egress ? { egress: o.egress } : {}),
+      ...(this.plan ? { ecmp: { mode: 'auto' as const, confidence: this.plan.confidence, max_flows: o.adaptive!.maxFlows, first_hop_single: this.plan.firstHopSingle } } : {}),
     });
     if (o.pmtu && this.prober.packetLen !== undefined) {
       this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: 0, ttl: 0, mtu: this.prober.packetLen, addr: null, inferred: false });
@@ -253,7 +285,7 @@ export class TraceEngine {
     this.pumping = true;
     try {
       const o = this.o;
-      while (this.nInflight < o.maxInflight && (this.nextSeq < this.limitSeq || this.resendQueue.length > 0) && this.stopReason === null) {
+      while (this.nInflight < o.maxInflight && (this.moreToSend() || this.resendQueue.length > 0) && this.stopReason === null) {
         const room = Math.min(o.maxInflight - this.nInflight, this.prober.sendChunk ?? Infinity);
         let n: number;
         const resending = this.resendQueue.length > 0;
@@ -264,6 +296,9 @@ export class TraceEngine {
             this.batchSeqs[i] = this.resendQueue[i];
             this.batchTtls[i] = this.ttlOf(this.resendQueue[i]);
           }
+        } else if (this.plan) {
+          n = this.plan.pick(this.view(), room, this.batchSeqs, this.batchTtls);
+          if (n === 0) break;
         } else {
           n = Math.min(room, this.limitSeq - this.nextSeq);
           for (let i = 0; i < n; i++) {
@@ -273,13 +308,14 @@ export class TraceEngine {
         }
         const sent = this.prober.send(this.batchSeqs, this.batchTtls, n, this.onSentBound);
         if (resending) this.resendQueue.splice(0, sent);
+        else if (this.plan && sent < n) this.plan.unsent(this.batchSeqs, this.batchTtls, sent, n);
         if (this.finished) return;
         if (sent < n) {
           // Socket buffer full: try again shortly (a timer, not a spin).
           this.armTimer(this.clock.now() + 1);
           break;
         }
-        if (this.prober.sendChunk !== undefined && this.nInflight < o.maxInflight && (this.nextSeq < this.limitSeq || this.resendQueue.length > 0)) {
+        if (this.prober.sendChunk !== undefined && this.nInflight < o.maxInflight && (this.moreToSend() || this.resendQueue.length > 0)) {
           // Slow sends (a socket per probe): let the loop read replies between chunks, so that
           // replies seen only in userspace are timed when they come, not after the whole window.
           if (!this.immediate) this.immediate = this.clock.defer(() => {
@@ -578,12 +614,19 @@ export class TraceEngine {
     if (this.finished) return;
     const o = this.o;
     const lastSeq = this.limitSeq;
+    let quiet: boolean | undefined;
     const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
     while (this.nextHopTtl <= stopTtl) {
       const t = this.nextHopTtl;
-      const planned = Math.max(0, Math.min(this.perTtl, lastSeq - (t - o.firstTtl) * this.perTtl));
       const sent = this.ttlSent[t];
-      const moreComing = this.stopReason === null && sent < planned;
+      let moreComing: boolean;
+      if (this.plan) {
+        // A later TTL can still add to this one: hops settle together, when all is quiet.
+        moreComing = this.stopReason === null && (quiet ??= this.nInflight === 0 && !this.plan.wants(this.view())) === false;
+      } else {
+        const planned = Math.max(0, Math.min(this.perTtl, lastSeq - (t - o.firstTtl) * this.perTtl));
+        moreComing = this.stopReason === null && sent < planned;
+      }
       if (moreComing || this.ttlDone[t] < sent || sent === 0) break;
       this.emitHop(t);
       this.nextHopTtl++;
@@ -601,12 +644,12 @@ export class TraceEngine {
         this.timeout(q, 'stopped');
       }
     }
-    if (this.nextHopTtl > stopTtl && this.nInflight > 0 && this.nextSeq >= this.limitSeq && this.resendQueue.length === 0) {
+    if (this.nextHopTtl > stopTtl && this.nInflight > 0 && !this.moreToSend() && this.resendQueue.length === 0) {
       // Every hop up to where the trace stops is settled: probes still out beyond it cannot change
       // the result. They end now, explicitly, as no-reply with reason 'stopped'.
       while (this.nInflight > 0) this.timeout(this.inflight[0], 'stopped');
     }
-    if (this.nInflight === 0 && this.resendQueue.length === 0 && (this.nextSeq >= this.limitSeq || this.stopReason !== null)) {
+    if (this.nInflight === 0 && this.resendQueue.length === 0 && (!this.moreToSend() || this.stopReason !== null)) {
       this.finish();
       return;
     }
@@ -634,7 +677,7 @@ export class TraceEngine {
       replies,
       no_reply: this.ttlSent[t] - replies.length,
       addrs,
-      ...(this.flows > 1 ? multipath(replies, addrs) : {}),
+      ...(this.flows > 1 ? multipath(replies, addrs, this.plan ? this.plan.statement(t, replies, addrs) : undefined) : {}),
     });
   }
 

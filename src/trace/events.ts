@@ -9,6 +9,8 @@ import type { ReplyKind } from '../packet/icmp.js';
 /** Where a timestamp came from (see the reply event's send_ts and recv_ts). */
 export type TsSource = 'kernel-sw' | 'userspace';
 import type { MplsLabel } from '../packet/icmpext.js';
+import type { Egress } from '../io/route.js';
+import type { AdaptiveStatement } from './adaptive.js';
 
 export { TRACE_SCHEMA };
 
@@ -50,6 +52,10 @@ export interface StartEvent extends Base {
   tos: number | null;
   /** Replies report the quoted IP header (quoted_tos, quoted_ttl): raw ICMP sockets only. */
   quote_header: boolean;
+  /** The route the kernel chose for the probes (rtnetlink, best effort), or why it is unknown. */
+  egress?: Egress | { error: string };
+  /** --ecmp auto: the stopping rule's confidence, the flow cap, and whether hop 1 is known single from the route. */
+  ecmp?: { mode: 'auto'; confidence: number; max_flows: number; first_hop_single: boolean };
 }
 
 export interface ProbeEvent extends Base {
@@ -167,7 +173,7 @@ export interface HopEvent extends Base {
    * ECMP exploration: k next hops seen over n answered flows; the probability that one more,
    * equally likely next hop would have been missed; and the flows MDA needs for 95% with k seen.
    */
-  multipath?: { next_hops: number; flows: number; miss_probability: number; flows_for_95: number };
+  multipath?: { next_hops: number; flows: number; miss_probability: number; flows_for_95: number } & Partial<AdaptiveStatement>;
 }
 
 export interface UnmatchedEvent extends Base {

@@ -5,6 +5,7 @@
  * packets from it and the engine reports it.
  */
 import type { HopEvent, HopReply } from './events.js';
+import type { AdaptiveStatement } from './adaptive.js';
 import { flowsNeeded, missProbability } from './mda.js';
 
 /** The flow probe `seq` belongs to (0 when there is one flow). */
@@ -17,7 +18,7 @@ export function flowOf(seq: number, perTtl: number, flows: number): number {
  * responders seen over n answered flows, the chance that one more, equally likely next hop went
  * unseen (and how many flows MDA needs for 95 %).
  */
-export function multipath(replies: HopReply[], addrs: string[]): Pick<HopEvent, 'responders' | 'multipath'> {
+export function multipath(replies: HopReply[], addrs: string[], extra?: AdaptiveStatement): Pick<HopEvent, 'responders' | 'multipath'> {
   const byAddr = new Map<string, Set<number>>(addrs.map((a) => [a, new Set<number>()]));
   const answered = new Set<number>();
   for (const r of replies) {
@@ -29,6 +30,6 @@ export function multipath(replies: HopReply[], addrs: string[]): Pick<HopEvent, 
   const n = answered.size;
   return {
     responders: addrs.map((a) => ({ addr: a, flows: [...byAddr.get(a)!].sort((x, y) => x - y) })),
-    multipath: { next_hops: k, flows: n, miss_probability: Math.round(missProbability(k + 1, n) * 1e6) / 1e6, flows_for_95: flowsNeeded(k, 0.95) },
+    multipath: { next_hops: k, flows: n, miss_probability: Math.round(missProbability(k + 1, n) * 1e6) / 1e6, flows_for_95: flowsNeeded(k, 0.95), ...extra },
   };
 }

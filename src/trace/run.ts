@@ -9,11 +9,13 @@ import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
 import { type Family, parseIp } from '../packet/addr.js';
 import { TraceEngine } from './engine.js';
+import { FLOW_SPACE } from './adaptive.js';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { type DoneEvent, type ProbeMethod, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
 import type { Placement } from '../io/placement.js';
+import { egressOf } from '../io/route.js';
 import type { Prober } from './prober.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
@@ -46,8 +48,13 @@ export interface TraceRequest {
   placement?: Placement;
   /** Path MTU discovery along the path (UDP). */
   pmtu?: boolean;
-  /** ECMP exploration: flow identities per TTL (UDP, ICMP). */
-  ecmp?: number;
+  /**
+   * ECMP exploration: flow identities per TTL (UDP, ICMP, raw TCP), or 'auto': per TTL, until the
+   * MDA stopping rule holds at `confidence` (0.95 by default), at most `ecmpMax` flows (128).
+   */
+  ecmp?: number | 'auto';
+  ecmpMax?: number;
+  confidence?: number;
   /**
    * Send times: 'kernel-sw' the kernel's software send timestamps (UDP, ICMP over a ping socket;
    * Linux 6.13), 'userspace'
@@ -76,6 +83,14 @@ export const TRACE_DEFAULTS = {
   deadlineMs: 0,
   tcpPort: 80,
 } as const;
+
+export const ECMP_AUTO_DEFAULTS = { confidence: 0.95, maxFlows: 128 } as const;
+
+/** Flow identities per TTL the prober must be able to build (the cap, for --ecmp auto). */
+function flowCount(req: TraceRequest): number {
+  if (req.ecmp === 'auto') return FLOW_SPACE;
+  return req.ecmp ?? 1;
+}
 
 export async function resolveTarget(target: string, family?: Family): Promise<Uint8Array> {
   const lit = isIP(target);
@@ -159,9 +174,14 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   const address = await resolveTarget(req.target, req.family);
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
-  const flows = req.ecmp ?? 1;
+  const flows = flowCount(req);
   if (flows > 1 && req.method === 'tcp' && req.socket !== 'raw') throw new PathlensError('ERR_USAGE', '--ecmp with -T needs --raw: connect() probes cannot keep a flow\'s ports across TTLs');
+  if (req.ecmp === 'auto' && req.pmtu) throw new PathlensError('ERR_USAGE', '--ecmp auto and --pmtu exclude each other');
+  const confidence = req.confidence ?? ECMP_AUTO_DEFAULTS.confidence;
+  if (!(confidence > 0 && confidence < 1)) throw new PathlensError('ERR_USAGE', 'the confidence must be between 0 and 1 (e.g. 0.95)');
   const total = (req.maxTtl - req.firstTtl + 1) * req.queries * flows;
+  // The route the kernel chose (start event), and for --ecmp auto whether hop 1 can branch at all.
+  const egress = egressOf(address, req.placement ?? {}, source);
   if (req.pmtu && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--pmtu works with UDP probes (-U, the default)');
   if (req.ts === 'kernel-hw') throw new PathlensError('ERR_USAGE', '--ts kernel-hw: NIC timestamps are not implemented yet; --ts kernel-sw takes the kernel\'s software timestamps');
   if (req.ts === 'kernel-sw' && req.method === 'tcp') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps are implemented for UDP and ICMP (ping socket) probes so far');
@@ -176,6 +196,8 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
         maxTtl: req.maxTtl,
         queries: req.queries,
         flows,
+        ...(req.ecmp === 'auto' ? { adaptive: { confidence, maxFlows: req.ecmpMax ?? ECMP_AUTO_DEFAULTS.maxFlows, firstHopSingle: 'nexthops' in egress && egress.nexthops === 1 } } : {}),
+        egress,
         basePort: req.port,
         waitMs: req.waitMs,
         adaptiveFactor: req.adaptiveFactor,
@@ -204,11 +226,11 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
   const choice = req.socket ?? 'auto';
   const session = randomInt(0, 0xffffffff);
   if (method === 'icmp') {
-    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1), sendStamps: stampsOf(req.ts) });
+    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows: flowCount(req), perTtl: req.queries * flowCount(req), sendStamps: stampsOf(req.ts) });
   }
   if (method === 'tcp') {
     if (choice === 'raw') {
-      return new TcpRawProber({ target: address, dstPort: req.port, total, maxBatch: req.maxInflight, seqBase: randomInt(0, 0xffffffff), source, srcPort: req.srcPort, placement: req.placement, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1) });
+      return new TcpRawProber({ target: address, dstPort: req.port, total, maxBatch: req.maxInflight, seqBase: randomInt(0, 0xffffffff), source, srcPort: req.srcPort, placement: req.placement, flows: flowCount(req), perTtl: req.queries * flowCount(req) });
     }
     if (req.srcPort !== undefined) throw new PathlensError('ERR_USAGE', '--sport with -T needs --raw: connect() probes take a new source port per probe');
     return new TcpConnectProber({ target: address, dstPort: req.port, total, source, placement: req.placement });
@@ -221,5 +243,5 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
     const fam = address.length === 4 ? 4 : 6;
     payloadLen = Math.min(routeMtu(address, req.placement), 65000) - udpOverhead(fam);
   }
-  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: req.ecmp, perTtl: req.queries * (req.ecmp ?? 1), sendStamps: stampsOf(req.ts) });
+  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: flowCount(req), perTtl: req.queries * flowCount(req), sendStamps: stampsOf(req.ts) });
 }

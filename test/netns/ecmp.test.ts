@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ecmp } from '../../src/lab/presets.js';
 import { Collect } from '../../src/core/sink.js';
-import type { HopEvent, TraceEvent } from '../../src/trace/events.js';
+import type { HopEvent, StartEvent, TraceEvent } from '../../src/trace/events.js';
 import { flowsNeeded, missProbability } from '../../src/trace/mda.js';
 import { TRACE_DEFAULTS, startTrace } from '../../src/trace/run.js';
 import { addrOf, labName, nodeNs, trace, withLab } from '../helpers/lab.js';
@@ -91,6 +91,52 @@ for (const width of [2, 4, 8]) {
       const { events } = await trace(st, 'src', addrOf(st, 'dst', 4), ['--ecmp', String(flows)], 65534);
       const hop2 = events.find((e): e is HopEvent => e.type === 'hop' && e.ttl === 2)!;
       assert.ok(hop2.responders && hop2.responders.length >= 1 && hop2.responders.every((r) => r.flows.length > 0));
+      await adaptive(st, width);
     });
   });
+}
+
+/**
+ * --ecmp auto on the same diamond: per hop the MDA count for the next hops found (one probe at
+ * hop 1, the source's route having one next hop; one at the target), never a probe past the
+ * target; every next hop found in >= 95 of 100 runs at 95% and 99%, with the median run sending
+ * exactly 1 + n_W + n_W + 1 probes (what scamper's tracelb sends on the same diamond).
+ */
+async function adaptive(st: Parameters<typeof addrOf>[0], width: number): Promise<void> {
+  const mids = st.plan.nodes.filter((n) => n.name.startsWith('m'));
+  // The start event's egress: the kernel's route from src (one next hop: ra) and from ra (W of them).
+  for (const fam of [4, 6] as const) {
+    const pick = (i: { v4: string; v6: string }) => (fam === 4 ? i.v4 : i.v6);
+    const src = st.plan.nodes.find((n) => n.name === 'src')!;
+    const ra = st.plan.nodes.find((n) => n.name === 'ra')!;
+    const fromSrc = (await trace(st, 'src', addrOf(st, 'dst', fam), ['-q', '1', '-m', '1'])).events[0] as StartEvent;
+    assert.deepEqual(fromSrc.egress, { iface: src.ifaces[0].name, ifindex: fromSrc.egress && 'ifindex' in fromSrc.egress ? fromSrc.egress.ifindex : -1, source: pick(src.ifaces[0]), gateway: pick(ra.ifaces.find((i) => i.peer === 'src')!), nexthops: 1 });
+    const fromRa = (await trace(st, 'ra', addrOf(st, 'dst', fam), ['-q', '1', '-m', '1'])).events[0] as StartEvent;
+    assert.ok(fromRa.egress && 'nexthops' in fromRa.egress && fromRa.egress.nexthops === width, JSON.stringify(fromRa.egress));
+  }
+  for (const m of METHODS.filter((x) => x.spreads)) for (const fam of [4, 6] as const) for (const confidence of [0.99, 0.95]) {
+    const want2 = mids.map((x) => { const i = x.ifaces.find((j) => j.peer === 'ra')!; return fam === 4 ? i.v4 : i.v6; });
+    let complete = 0;
+    const probes: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const sink = new Collect<TraceEvent>();
+      const h = await startTrace({ ...TRACE_DEFAULTS, ...m.req, target: addrOf(st, 'dst', fam), queries: 1, ecmp: 'auto', confidence, placement: { netns: nodeNs(st, 'src') } }, sink);
+      const d = await h.done;
+      assert.equal(d.reason, 'reached');
+      const hops = sink.events.filter((e): e is HopEvent => e.type === 'hop');
+      assert.ok(sink.events.every((e) => e.type !== 'probe' || e.ttl <= 4), 'a probe past the target');
+      const k2 = hops[1].addrs.length;
+      const k3 = hops[2].addrs.length;
+      assert.ok(hops[1].addrs.every((a) => want2.includes(a)));
+      assert.deepEqual([hops[0].probes, hops[3].probes], [1, 1], `${m.name}, IPv${fam}, ${confidence}`);
+      assert.ok(hops[1].probes >= flowsNeeded(k2, confidence) && hops[2].probes >= flowsNeeded(k3, confidence));
+      probes.push(d.probes_sent);
+      if (k2 === width && k3 === width) complete++;
+    }
+    probes.sort((a, b) => a - b);
+    process.stdout.write(`# width ${width}, ${m.name}, IPv${fam}: --ecmp auto at ${confidence * 100}%: all next hops in ${complete}/${RUNS} runs; probes per run min ${probes[0]}, median ${probes[RUNS >> 1]}, max ${probes[RUNS - 1]}\n`);
+    assert.ok(complete >= 95, `${m.name}, IPv${fam}: all next hops found in only ${complete} of ${RUNS} runs at ${confidence * 100}%`);
+    // A complete diamond costs what the rule asks for at both TTLs, plus a probe each end.
+    assert.equal(probes[RUNS >> 1], 2 + 2 * flowsNeeded(width, confidence), 'median probes');
+  }
 }

@@ -21,6 +21,9 @@ import { Decoder, L3_ETHERTYPE, PacketInfo } from '../../src/pping/decode.js';
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import { describeStatus } from '../../src/packet/status.js';
 import { encodeQuery, encodeResponse, parseMessage, ptrAnswer, readName } from '../../src/resolve/dns.js';
+import { parseLinkReply, parseRouteReply } from '../../src/packet/netlink.js';
+import { readFileSync as readFixture } from 'node:fs';
+import { ROOT } from '../helpers/lab.js';
 
 const RUNS = { numRuns: 3000 };
 const defined = (s: number) => !describeStatus(s).startsWith('status-');
@@ -335,6 +338,27 @@ test('DNS name reader: any start offset and end inside the buffer; a result ends
       const off = end ? o % end : 0;
       const r = readName(b, off, end);
       if (typeof r !== 'string') assert.ok(r[1] > off && r[1] <= end, `name ends at ${r[1]}, outside (${off}, ${end}]`);
+    }),
+    RUNS,
+  );
+});
+
+test('rtnetlink parsers: random bytes and damaged recorded replies give an answer, an errno or an error string, never a throw', () => {
+  const rec = JSON.parse(readFixture(`${ROOT}test/fixtures/netlink/replies.json`, 'utf8')) as Record<string, string>;
+  const recorded = Object.values(rec).map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
+  const check = (b: Uint8Array, seq: number) => {
+    for (const r of [parseRouteReply(b, b.length, seq), parseLinkReply(b, b.length, seq)]) {
+      assert.ok('ok' in r || ('errno' in r && Number.isInteger(r.errno)) || ('error' in r && typeof r.error === 'string'));
+      if ('ok' in r && typeof r.ok === 'object') assert.ok(r.ok.nexthops >= 1 || r.ok.nexthops === 0);
+      if ('ok' in r && typeof r.ok === 'string') assert.match(r.ok, /^[!-~]*$/);
+    }
+  };
+  fc.assert(fc.property(bytes, fc.integer({ min: 0, max: 9 }), (b, seq) => check(b, seq)), RUNS);
+  fc.assert(
+    fc.property(fc.constantFrom(...recorded), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(), fc.integer({ min: 1, max: 5 }), (b0, flips, cut, seq) => {
+      const b = b0.slice(0, b0.length - (cut % (b0.length + 1)));
+      for (const [at, v] of flips) if (b.length) b[at % b.length] = v;
+      check(b, seq);
     }),
     RUNS,
   );

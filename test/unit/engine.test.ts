@@ -13,6 +13,8 @@ import { TraceEngine, type EngineOptions } from '../../src/trace/engine.js';
 import type { HopEvent, ReplyEvent, TimeoutEvent, TraceEvent } from '../../src/trace/events.js';
 import { type OnSent, type Prober, ReplyRecord } from '../../src/trace/prober.js';
 import { VirtualScheduler } from '../../src/core/scheduler.js';
+import { flowsNeeded } from '../../src/trace/mda.js';
+import { FLOW_SPACE } from '../../src/trace/adaptive.js';
 
 interface Answer {
   addr: string;
@@ -38,7 +40,7 @@ class ScriptedProber implements Prober {
   /** Realtime of virtual time 0: the probes' send and receive stamps are this plus the clock. */
   private static readonly EPOCH = 1_700_000_000;
   constructor(
-    private readonly script: (ttl: number, index: number) => Answer | null,
+    private readonly script: (ttl: number, index: number, seq: number) => Answer | null,
     private readonly clock: VirtualScheduler,
   ) {}
   private stamp(ms: number): [number, number] {
@@ -55,7 +57,7 @@ class ScriptedProber implements Prober {
     for (let i = 0; i < n; i++) {
       const seq = seqs[i];
       onSent(i, sec, nsec, 0);
-      const a = this.script(ttls[i], seq % 3);
+      const a = this.script(ttls[i], seq % 3, seq);
       if (!a) continue;
       if (a.stampLagMs !== undefined) {
         this.timers.push(
@@ -116,7 +118,7 @@ const OPTS: EngineOptions = {
   version: 'test',
 };
 
-async function trace(script: (ttl: number, index: number) => Answer | null, o: Partial<EngineOptions> = {}, during?: (eng: TraceEngine, clock: VirtualScheduler) => void) {
+async function trace(script: (ttl: number, index: number, seq: number) => Answer | null, o: Partial<EngineOptions> = {}, during?: (eng: TraceEngine, clock: VirtualScheduler) => void) {
   const clock = new VirtualScheduler();
   const sink = new Collect<TraceEvent>();
   const eng = new TraceEngine({ ...OPTS, ...o, scheduler: clock }, new ScriptedProber(script, clock), sink);
@@ -281,4 +283,87 @@ test('kernel send timestamps: the RTT runs from the device\'s send time and says
   const late = await trace((ttl) => (ttl <= 2 ? { addr: ttl === 2 ? TARGET : `10.0.0.${ttl}`, kind: ttl === 2 ? 'unreachable' : 'time-exceeded', code: ttl === 2 ? 'port' : 'ttl', delayMs: 5, stampLagMs: 0.25, stampAtMs: 6 } : null), { maxTtl: 2 });
   const lateReplies = late.events.filter((e): e is ReplyEvent => e.type === 'reply');
   assert.ok(lateReplies.every((r) => r.rtt_ms === 5 && r.send_ts === 'userspace'), 'the answer was timed from the userspace send time, and says so');
+});
+
+// --ecmp auto, on a virtual clock: a diamond ra - {W middles} - rb - target whose branch per flow is
+// a fixed pseudo-random hash of the flow number (as a router's L4 hash of the ports would be).
+const CAP = FLOW_SPACE;
+const branchOf = (flow: number, w: number, salt: number) => (((flow + 1) * 2654435761 + salt * 40503) >>> 7) % w;
+function diamond(w: number, salt: number, o: { silentAt?: number; lossyEvery?: number } = {}) {
+  return (ttl: number, _i: number, seq: number): Answer | null => {
+    const flow = seq % CAP;
+    if (ttl === o.silentAt) return null;
+    if (o.lossyEvery && ttl === 2 && flow % o.lossyEvery === 0) return null;
+    const b = branchOf(flow, w, salt);
+    if (ttl === 1) return { addr: '10.1.0.1', delayMs: 1 };
+    if (ttl === 2) return { addr: `10.2.${b}.1`, delayMs: 2 };
+    if (ttl === 3) return { addr: `10.3.${b}.1`, delayMs: 3 };
+    return { ...FAR, delayMs: 4 };
+  };
+}
+const AUTO = { queries: 1, flows: CAP, maxInflight: 16, adaptive: { confidence: 0.95, firstHopSingle: true, maxFlows: 128 } };
+
+test('--ecmp auto: complete runs send exactly the MDA counts (one probe at hop 1 from the route, one to the target, nothing beyond); the links between TTLs find what one TTL missed', async () => {
+  const need = (k: number) => flowsNeeded(k, 0.95);
+  for (const w of [2, 4, 8, 16]) {
+    let complete = 0;
+    const SALTS = 200;
+    for (let salt = 0; salt < SALTS; salt++) {
+      const { events, done } = await trace(diamond(w, salt), AUTO);
+      checkOutcomes(events, 16);
+      const hops = events.filter((e): e is HopEvent => e.type === 'hop');
+      assert.deepEqual(hops.map((h) => h.ttl), [1, 2, 3, 4]);
+      assert.ok(events.every((e) => e.type !== 'probe' || e.ttl <= 4), 'a probe went past the target');
+      assert.deepEqual([hops[0].probes, hops[3].probes, hops[0].multipath?.by_route], [1, 1, true]);
+      // Never a wrong address, and a flow seen at both TTLs went through matching branches.
+      const at2 = new Map(hops[1].replies.map((r) => [r.flow, r.addr]));
+      for (const r of hops[2].replies) if (at2.has(r.flow)) assert.equal(r.addr!.split('.')[2], at2.get(r.flow)!.split('.')[2]);
+      const k2 = hops[1].addrs.length;
+      const k3 = hops[2].addrs.length;
+      if (k2 === w && k3 === w) {
+        complete++;
+        // Complete at both TTLs with no repair needed: exactly the rule's counts (a repair costs a few more).
+        assert.ok(hops[1].probes >= need(w) && hops[2].probes >= need(w));
+      }
+      assert.ok(hops[1].multipath!.complete && hops[2].multipath!.complete);
+      assert.equal(done.probes_sent, hops.reduce((a, h) => a + h.probes, 0));
+    }
+    // The rule alone misses a branch in about 1 - 0.95 of runs; the links repair most of those.
+    process.stdout.write(`# W=${w}: complete in ${complete}/${SALTS}\n`);
+    assert.ok(complete >= 0.985 * SALTS, `W=${w}: ${complete}/${SALTS} complete`);
+  }
+});
+
+test('--ecmp auto: a complete diamond costs exactly 1 + n_W + n_W + 1 probes in most runs', async () => {
+  for (const w of [2, 4, 8, 16]) {
+    const counts = new Map<number, number>();
+    for (let salt = 0; salt < 100; salt++) {
+      const { done } = await trace(diamond(w, salt), AUTO);
+      counts.set(done.probes_sent, (counts.get(done.probes_sent) ?? 0) + 1);
+    }
+    const rule = 2 + 2 * flowsNeeded(w, 0.95);
+    assert.ok((counts.get(rule) ?? 0) >= 80, `W=${w}: ${JSON.stringify([...counts])} (rule ${rule})`);
+  }
+});
+
+test('--ecmp auto: without the route\'s word, hop 1 gets n_1 flows; a silent hop gets 3 probes and the next one opens after its scout; unanswered flows are made up; the cap stops a hop and says so', async () => {
+  const n1 = flowsNeeded(1, 0.95);
+  const a = await trace(diamond(2, 1), { ...AUTO, adaptive: { confidence: 0.95, firstHopSingle: false, maxFlows: 128 } });
+  // n_1 flows, and one more for the second middle router reached at TTL 2 by flows new there (its link back).
+  const ha = a.events.filter((e): e is HopEvent => e.type === 'hop');
+  assert.ok(ha[0].probes >= n1 && ha[0].probes <= n1 + ha[1].addrs.length - 1, `hop 1: ${ha[0].probes} probes`);
+  const b = await trace(diamond(4, 1, { silentAt: 2 }), AUTO);
+  const hb = b.events.filter((e): e is HopEvent => e.type === 'hop');
+  assert.deepEqual([hb[1].probes, hb[1].no_reply, hb[1].multipath?.complete], [3, 3, false]);
+  assert.equal(hb.length, 4);
+  checkOutcomes(b.events, 16);
+  // Every third flow gets no answer at TTL 2: flows are added until n_k of them answered.
+  const c = await trace(diamond(4, 2, { lossyEvery: 3 }), AUTO);
+  const hc = c.events.filter((e): e is HopEvent => e.type === 'hop');
+  assert.equal(hc[1].replies.length, flowsNeeded(hc[1].addrs.length, 0.95));
+  assert.ok(hc[1].no_reply > 0);
+  // A cap of 8 flows on a 16-way diamond.
+  const d = await trace(diamond(16, 3), { ...AUTO, adaptive: { ...AUTO.adaptive, maxFlows: 8 } });
+  const hd = d.events.filter((e): e is HopEvent => e.type === 'hop');
+  assert.ok(hd[1].probes <= 8 && hd[1].multipath?.complete === false, JSON.stringify(hd[1].multipath));
 });

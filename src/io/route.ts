@@ -1,0 +1,84 @@
+/**
+ * The kernel's own answer to "how would a packet to X leave?", asked over rtnetlink from the
+ * placement's namespace, with the probes' source, device and mark: the egress interface, the
+ * source address the kernel picks, the gateway, and how many next hops the matching route has.
+ * Best effort: any failure is a reason, never an exception, and nothing is guessed.
+ */
+import { SOCK_RAW } from '../core/constants.js';
+import { errnoName } from '../core/errors.js';
+import { EAGAIN } from '../core/errno.js';
+import { native } from '../native/index.js';
+import { formatIp, familyOf } from '../packet/addr.js';
+import { AF_NETLINK, NETLINK_ROUTE, type RouteQuery, encodeLinkRequest, encodeRouteRequest, kernelSockaddr, parseLinkReply, parseRouteReply } from '../packet/netlink.js';
+import { RecvBatch, SendBatch } from './batch.js';
+import { type Placement, inNamespace, openSocket } from './placement.js';
+import type { Socket } from './socket.js';
+
+export interface Egress {
+  iface: string | null;
+  ifindex: number | null;
+  source: string | null;
+  gateway: string | null;
+  /** Next hops of the route that matched (more than 1: the local route itself is multipath). */
+  nexthops: number;
+}
+
+/** How long to wait for the kernel's answer (it is normally queued before sendmsg returns), ms. */
+const WAIT_MS = 200;
+
+function ask(sock: Socket, send: SendBatch, recv: RecvBatch, len: number): number {
+  send.names.set(kernelSockaddr());
+  send.set(0, len, 12, 0);
+  const rc = send.send(sock.fd, 1);
+  if (rc < 0) return rc;
+  const until = performance.now() + WAIT_MS;
+  for (;;) {
+    const n = recv.recv(sock.fd, 0);
+    if (n !== -EAGAIN || performance.now() > until) return n < 0 ? n : recv.dataLen(0);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+}
+
+/** The route the kernel chose for `dst` (and its multipath fan-out), or why it could not be read. */
+export function egressOf(dst: Uint8Array, p: Placement, src?: Uint8Array): Egress | { error: string } {
+  let sock: Socket;
+  try {
+    sock = openSocket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, { netns: p.netns });
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  try {
+    const send = new SendBatch(1, 256, 12, 0);
+    const recv = new RecvBatch(1, 8192, 0, 0);
+    const oif = p.iface ? inNamespace(p.netns, () => native().ifNameToIndex(p.iface!)) : undefined;
+    const q: RouteQuery = { dst, src, oif: oif && oif > 0 ? oif : undefined, mark: p.mark };
+    let n = ask(sock, send, recv, encodeRouteRequest(send.data, 1, q));
+    if (n < 0) return { error: `RTM_GETROUTE: ${errnoName(n)}` };
+    const r = parseRouteReply(recv.data, n, 1);
+    if ('errno' in r) return { error: `no route: ${errnoName(r.errno)}` };
+    if ('error' in r) return { error: r.error };
+    const fam = familyOf(dst);
+    const out: Egress = {
+      iface: null,
+      ifindex: r.ok.oif,
+      source: r.ok.prefsrc ? formatIp(r.ok.prefsrc, 0, fam) : null,
+      gateway: r.ok.gateway ? formatIp(r.ok.gateway, 0, fam) : null,
+      nexthops: 1,
+    };
+    n = ask(sock, send, recv, encodeRouteRequest(send.data, 2, { ...q, fibMatch: true }));
+    if (n >= 0) {
+      const m = parseRouteReply(recv.data, n, 2);
+      if ('ok' in m) out.nexthops = m.ok.nexthops;
+    }
+    if (r.ok.oif !== null) {
+      n = ask(sock, send, recv, encodeLinkRequest(send.data, 3, r.ok.oif));
+      if (n >= 0) {
+        const l = parseLinkReply(recv.data, n, 3);
+        if ('ok' in l) out.iface = l.ok;
+      }
+    }
+    return out;
+  } finally {
+    sock.close();
+  }
+}
