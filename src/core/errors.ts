@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'ERR_LAB_NOT_FOUND'
   | 'ERR_MISSING_TOOL'
   | 'ERR_BPF'
-  | 'ERR_OUTPUT';
+  | 'ERR_OUTPUT'
+  | 'ERR_UNSUPPORTED';
 
 export class PathlensError extends Error {
   readonly code: ErrorCode;

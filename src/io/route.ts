@@ -10,6 +10,7 @@ import { EAGAIN } from '../core/errno.js';
 import { native } from '../native/index.js';
 import { formatIp, familyOf } from '../packet/addr.js';
 import { AF_NETLINK, NETLINK_ROUTE, type RouteQuery, encodeLinkRequest, encodeRouteRequest, kernelSockaddr, parseLinkReply, parseRouteReply } from '../packet/netlink.js';
+import { type TsInfo, encodeGetFamily, encodeTsinfoGet, parseFamilyId, parseTsinfo } from '../packet/genetlink.js';
 import { RecvBatch, SendBatch } from './batch.js';
 import { type Placement, inNamespace, openSocket } from './placement.js';
 import type { Socket } from './socket.js';
@@ -78,6 +79,36 @@ export function egressOf(dst: Uint8Array, p: Placement, src?: Uint8Array): Egres
       }
     }
     return out;
+  } finally {
+    sock.close();
+  }
+}
+
+const NETLINK_GENERIC = 16;
+
+/**
+ * What a device's driver offers for SO_TIMESTAMPING (ethtool's TSINFO over generic netlink, the
+ * netlink form of ETHTOOL_GET_TS_INFO), in the placement's namespace; or why it is unknown.
+ */
+export function timestampingOf(ifindex: number, netns?: string): TsInfo | { error: string } {
+  let sock: Socket;
+  try {
+    sock = openSocket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC, { netns });
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  try {
+    const send = new SendBatch(1, 256, 12, 0);
+    const recv = new RecvBatch(1, 8192, 0, 0);
+    let n = ask(sock, send, recv, encodeGetFamily(send.data, 1, 'ethtool'));
+    if (n < 0) return { error: `CTRL_CMD_GETFAMILY: ${errnoName(n)}` };
+    const fam = parseFamilyId(recv.data, n, 1);
+    if (!('ok' in fam)) return { error: 'errno' in fam ? `no ethtool netlink family: ${errnoName(fam.errno)}` : fam.error };
+    n = ask(sock, send, recv, encodeTsinfoGet(send.data, 2, fam.ok, ifindex));
+    if (n < 0) return { error: `ETHTOOL_MSG_TSINFO_GET: ${errnoName(n)}` };
+    const t = parseTsinfo(recv.data, n, 2);
+    if ('ok' in t) return t.ok;
+    return { error: 'errno' in t ? `ETHTOOL_MSG_TSINFO_GET: ${errnoName(t.errno)}` : t.error };
   } finally {
     sock.close();
   }

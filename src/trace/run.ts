@@ -15,7 +15,8 @@ import type { Sink } from '../core/sink.js';
 import { type DoneEvent, type ProbeMethod, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
 import type { Placement } from '../io/placement.js';
-import { egressOf } from '../io/route.js';
+import { type Egress, egressOf, timestampingOf } from '../io/route.js';
+import { SOF_RAW_HARDWARE, SOF_RX_HARDWARE, SOF_TX_HARDWARE, describeTimestamping } from '../packet/genetlink.js';
 import type { Prober } from './prober.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
@@ -83,6 +84,27 @@ export const TRACE_DEFAULTS = {
   deadlineMs: 0,
   tcpPort: 80,
 } as const;
+
+/**
+ * --ts kernel-hw: says what the egress device's driver offers (ethtool TSINFO). Hardware stamps
+ * need hardware-transmit, hardware-receive and the raw hardware clock; a device without them
+ * (veth, lo, most virtual NICs) is named with what it does offer. Reading NIC timestamps is not
+ * implemented (no NIC here has them to test against), so a device that offers them is refused too,
+ * saying so.
+ */
+function refuseHardwareStamps(egress: Egress | { error: string }, netns: string | undefined): never {
+  const alt = '--ts kernel-sw takes the kernel\'s software timestamps';
+  if (!('ifindex' in egress) || egress.ifindex === null) throw new PathlensError('ERR_UNSUPPORTED', `--ts kernel-hw: the egress interface is unknown (${'error' in egress ? egress.error : 'no interface in the route'}); ${alt}`);
+  const dev = egress.iface ?? `ifindex ${egress.ifindex}`;
+  const ts = timestampingOf(egress.ifindex, netns);
+  if ('error' in ts) throw new PathlensError('ERR_UNSUPPORTED', `--ts kernel-hw: cannot ask ${dev} what it timestamps (${ts.error}); ${alt}`);
+  const need = SOF_TX_HARDWARE | SOF_RX_HARDWARE | SOF_RAW_HARDWARE;
+  if ((ts.timestamping & need) !== need) {
+    const offers = describeTimestamping(ts.timestamping);
+    throw new PathlensError('ERR_UNSUPPORTED', `--ts kernel-hw: ${dev} offers no hardware timestamps (its driver offers: ${offers.length ? offers.join(', ') : 'nothing'}); ${alt}`);
+  }
+  throw new PathlensError('ERR_UNSUPPORTED', `--ts kernel-hw: ${dev} offers hardware timestamps (PTP clock ${ts.phcIndex ?? '?'}), but pathlens does not read NIC timestamps yet; ${alt}`);
+}
 
 export const ECMP_AUTO_DEFAULTS = { confidence: 0.95, maxFlows: 128 } as const;
 
@@ -182,8 +204,9 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   const total = (req.maxTtl - req.firstTtl + 1) * req.queries * flows;
   // The route the kernel chose (start event), and for --ecmp auto whether hop 1 can branch at all.
   const egress = egressOf(address, req.placement ?? {}, source);
+  if (req.ts === 'kernel-hw') refuseHardwareStamps(egress, req.placement?.netns);
   if (req.pmtu && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--pmtu works with UDP probes (-U, the default)');
-  if (req.ts === 'kernel-hw') throw new PathlensError('ERR_USAGE', '--ts kernel-hw: NIC timestamps are not implemented yet; --ts kernel-sw takes the kernel\'s software timestamps');
+
   if (req.ts === 'kernel-sw' && req.method === 'tcp') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps are implemented for UDP and ICMP (ping socket) probes so far');
   const prober = openProber(req, address, source, total);
   let engine: TraceEngine;

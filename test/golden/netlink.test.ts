@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { constants } from 'node:os';
 import { parseIp } from '../../src/packet/addr.js';
 import { encodeLinkRequest, encodeRouteRequest, parseLinkReply, parseRouteReply } from '../../src/packet/netlink.js';
+import { SOF_RX_SOFTWARE, SOF_SOFTWARE, SOF_TX_SOFTWARE, describeTimestamping, encodeGetFamily, encodeTsinfoGet, parseTsinfo } from '../../src/packet/genetlink.js';
 import { ROOT } from '../helpers/lab.js';
 
 const rec = JSON.parse(readFileSync(`${ROOT}test/fixtures/netlink/replies.json`, 'utf8')) as Record<string, string>;
@@ -42,4 +43,20 @@ test('requests, byte for byte', () => {
     '08000100' + '0a010203' + '08000400' + '05000000' + '08001000' + '09000000');
   const m = encodeLinkRequest(b, 8, 2);
   assert.equal(Buffer.from(b.subarray(0, m)).toString('hex'), '20000000' + '1200' + '0100' + '08000000' + '00000000' + '00000000' + '02000000' + '00000000' + '00000000');
+});
+
+test('ethtool TSINFO over generic netlink: what lo and ifb offer (software stamps only); the requests byte for byte', () => {
+  const lo = bytes('tsinfo_lo');
+  assert.deepEqual(parseTsinfo(lo, lo.length, 3), { ok: { timestamping: SOF_TX_SOFTWARE | SOF_RX_SOFTWARE | SOF_SOFTWARE, phcIndex: null } });
+  const ifb = bytes('tsinfo_ifb0');
+  const t = parseTsinfo(ifb, ifb.length, 4);
+  assert.ok('ok' in t);
+  assert.deepEqual(describeTimestamping(t.ok.timestamping), ['software-receive', 'software-system-clock']);
+  const b = new Uint8Array(64);
+  const n = encodeGetFamily(b, 1, 'ethtool');
+  // nlmsghdr (len 32, GENL_ID_CTRL, REQUEST, seq 1), genlmsghdr (CTRL_CMD_GETFAMILY, version 1), CTRL_ATTR_FAMILY_NAME "ethtool\0"
+  assert.equal(Buffer.from(b.subarray(0, n)).toString('hex'), '20000000' + '1000' + '0100' + '01000000' + '00000000' + '03010000' + '0c000200' + '657468746f6f6c00');
+  const m = encodeTsinfoGet(b, 2, 21, 7);
+  // ETHTOOL_MSG_TSINFO_GET (25), header nest (NLA_F_NESTED): DEV_INDEX 7, FLAGS COMPACT_BITSETS
+  assert.equal(Buffer.from(b.subarray(0, m)).toString('hex'), '28000000' + '1500' + '0100' + '02000000' + '00000000' + '19010000' + '14000180' + '08000100' + '07000000' + '08000300' + '01000000');
 });
