@@ -9,6 +9,9 @@ export const TEST_TOOLS = [
   { cmd: 'tcpdump', pkg: 'tcpdump', why: "pping's reference captures" },
   { cmd: 'bpftool', pkg: 'bpftool', why: 'checking that nothing stays attached after pping and ktrace' },
   { cmd: 'nft', pkg: 'nftables', why: 'the NAT preset and the firewall-mark tests' },
+  { cmd: 'tmux', pkg: 'tmux', why: "driving trace's live view in a terminal" },
+  { cmd: 'chromium', pkg: 'chromium', why: "opening trace's HTML report headless (screenshot and DOM)" },
+  { cmd: 'promtool', pkg: 'prometheus', why: "checking trace's node_exporter textfile (promtool check metrics)" },
 ];
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import type { Family } from '../packet/addr.js';
 import { untilDone } from './lifecycle.js';
+import { type RoundsCli, runRounds, wantsRounds } from './trace-rounds.js';
 import { eventOutputs } from './outputs.js';
 import { TraceTextView } from '../render/trace-text.js';
 import { RESOLVER_DEFAULTS, ReverseResolver, parseServer } from '../resolve/reverse.js';
@@ -17,7 +18,7 @@ function ecmpArg(v: string): number | 'auto' {
   return v === 'auto' ? 'auto' : intArg(2, 256)(v);
 }
 
-interface TraceOpts {
+interface TraceOpts extends RoundsCli {
   ipv4?: boolean;
   ipv6?: boolean;
   firstTtl: number;
@@ -92,12 +93,21 @@ export function traceCommand(): Command {
     .option('-n, --numeric', 'addresses only: no reverse DNS lookups')
     .option('--dns-server <addr>', 'ask this name server for reverse names (ADDR, ADDR:PORT or [V6]:PORT; default: resolv.conf, /etc/netns/NS/resolv.conf with --netns NS)')
     .option('--dns-timeout <seconds>', 'give up on one reverse lookup after this long (never delays hops; the run\'s end waits at most this)', floatArg(0.01, 30), RESOLVER_DEFAULTS.timeoutMs / 1000)
+    .option('-c, --count <rounds>', 'continuous mode: trace this many rounds (mtr -c); per hop loss, RTT and jitter over the rounds', intArg(1, 1_000_000))
+    .option('--live', 'continuous mode until interrupted (the live view on a terminal)')
+    .option('--interval <seconds>', 'continuous mode: from one round\'s start to the next (mtr -i; -i is --iface here, as in traceroute)', floatArg(0, 3600), 1)
+    .option('--report', 'continuous mode: print mtr -r\'s table at the end (10 rounds unless -c)')
+    .option('--report-json', 'continuous mode: print one JSON document at the end (mtr --json, with pathlens\' hops)')
+    .option('--csv', 'continuous mode: print mtr --csv\'s rows at the end')
+    .option('--html <file>', 'continuous mode: write a self-contained HTML report (hop table, RTT charts over the rounds)')
+    .option('--textfile <dir>', 'continuous mode: write node_exporter textfile metrics to DIR after every round')
+    .addOption(new Option('--view <mode>', 'continuous mode: the live view to start with').choices(['table', 'compact', 'diag']).default('table'))
     .option('--jsonl', 'write pathlens.trace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
     .option('--quiet', 'no human view')
     .action(async (target: string, opts: TraceOpts, cmd: Command) => {
       // Exploring flows: one probe per flow and hop unless -q says otherwise.
-      if (opts.ecmp && cmd.getOptionValueSource('queries') === 'default') opts.queries = 1;
+      if ((opts.ecmp || wantsRounds(opts)) && cmd.getOptionValueSource('queries') === 'default') opts.queries = 1;
       if (opts.ecmp === 'auto' && opts.queries !== 1) throw new Error('usage: --ecmp auto sends one probe per flow and hop (leave -q out)');
       if (opts.ecmp !== 'auto' && (cmd.getOptionValueSource('confidence') === 'cli' || cmd.getOptionValueSource('ecmpMax') === 'cli')) throw new Error('usage: --confidence and --ecmp-max go with --ecmp auto');
       if (!target.trim()) throw new Error('usage: the target is empty: give an IP address or a host name');
@@ -134,6 +144,10 @@ export function traceCommand(): Command {
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
       if (opts.dnsServer !== undefined) parseServer(opts.dnsServer); // a bad one is a usage error, even with -n
+      if (wantsRounds(opts)) {
+        await runRounds(req, opts);
+        return;
+      }
       const names = !opts.numeric;
       const tee = eventOutputs<TraceEvent>(opts, (write) => new TraceTextView(write, { names }));
       // Names travel with the probes' namespace only: a device or mark is about the measured path.

@@ -6,7 +6,7 @@
  * as in `pathlens trace ... | head`), quietly with status 141, as a process ended by SIGPIPE.
  * Nothing written is ever lost without saying so.
  */
-import { closeSync, createWriteStream, openSync, statSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { PathlensError, errnoName } from '../core/errors.js';
 
@@ -106,4 +106,23 @@ export function closeOutput(out: Writable): Promise<void> {
 /** Throws the output failure, if there was one (after a run has ended). */
 export function throwIfOutputFailed(): void {
   if (failure) throw failure;
+}
+
+/**
+ * Writes a whole file so that a reader sees the old one or the new one, never half of either
+ * (a temporary file beside it, then rename): reports, the Prometheus textfile. A failure is the
+ * run's output failure (the run stops; one `pathlens: cannot write FILE` line, status 1); returns
+ * false then.
+ */
+export function writeFileAtomic(path: string, text: string): boolean {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+    return true;
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    fail(path, e as NodeJS.ErrnoException);
+    return false;
+  }
 }

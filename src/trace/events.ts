@@ -11,6 +11,7 @@ export type TsSource = 'kernel-sw' | 'userspace';
 import type { MplsLabel } from '../packet/icmpext.js';
 import type { Egress } from '../io/route.js';
 import type { AdaptiveStatement } from './adaptive.js';
+import type { HopStats } from './stats.js';
 
 export { TRACE_SCHEMA };
 
@@ -56,9 +57,41 @@ export interface StartEvent extends Base {
   egress?: Egress | { error: string };
   /** --ecmp auto: the stopping rule's confidence, the flow cap, and whether hop 1 is known single from the route. */
   ecmp?: { mode: 'auto'; confidence: number; max_flows: number; first_hop_single: boolean };
+  /** Continuous mode (-c N, --live): rounds asked for (null: until interrupted) and the pause between them. */
+  rounds?: number | null;
+  interval_ms?: number;
 }
 
-export interface ProbeEvent extends Base {
+/** Continuous mode: events of one round carry its number (1, 2, ...). */
+export interface InRound {
+  round?: number;
+}
+
+/** Continuous mode: a round ended (every TTL up to where it stopped settled). */
+export interface RoundEvent extends Base, Pick<DoneEvent, 'reached' | 'reason' | 'hops' | 'probes_sent' | 'replies' | 'timeouts'> {
+  type: 'round';
+  round: number;
+  /** The round's own source port / echo id (each round has its own socket). */
+  src_port: number;
+  duration_ms: number;
+}
+
+/** Continuous mode: a hop's statistics over the rounds so far (after each round), with mtr's meanings. */
+export interface HopStatsEvent extends Base, HopStats {
+  type: 'hop-stats';
+  round: number;
+}
+
+/** Continuous mode: the addresses answering at a TTL are not the ones of the last round it answered in. */
+export interface PathChangeEvent extends Base {
+  type: 'path-change';
+  round: number;
+  ttl: number;
+  from: string[];
+  to: string[];
+}
+
+export interface ProbeEvent extends Base, InRound {
   type: 'probe';
   seq: number;
   ttl: number;
@@ -79,7 +112,7 @@ export interface ProbeEvent extends Base {
   retries: number;
 }
 
-export interface ReplyEvent extends Base {
+export interface ReplyEvent extends Base, InRound {
   type: 'reply';
   seq: number;
   ttl: number;
@@ -125,7 +158,7 @@ export interface ReplyEvent extends Base {
  * `inferred`: that router never answered at a lower TTL, so its hop is the one before the first
  * probe it bounced.
  */
-export interface MtuEvent extends Base {
+export interface MtuEvent extends Base, InRound {
   type: 'mtu';
   ttl: number;
   mtu: number;
@@ -133,7 +166,7 @@ export interface MtuEvent extends Base {
   inferred: boolean;
 }
 
-export interface TimeoutEvent extends Base {
+export interface TimeoutEvent extends Base, InRound {
   type: 'timeout';
   seq: number;
   ttl: number;
@@ -159,7 +192,7 @@ export interface HopReply {
   quoted_ttl?: number;
 }
 
-export interface HopEvent extends Base {
+export interface HopEvent extends Base, InRound {
   type: 'hop';
   ttl: number;
   probes: number;
@@ -176,7 +209,7 @@ export interface HopEvent extends Base {
   multipath?: { next_hops: number; flows: number; miss_probability: number; flows_for_95: number } & Partial<AdaptiveStatement>;
 }
 
-export interface UnmatchedEvent extends Base {
+export interface UnmatchedEvent extends Base, InRound {
   type: 'unmatched';
   reason: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'duplicate' | 'malformed' | 'unsent';
   addr: string | null;
@@ -233,6 +266,8 @@ export interface DoneEvent extends Base {
   /** --pmtu: probes sent again after an MTU drop, and the path MTU found (the last packet length). */
   resent?: number;
   path_mtu?: number | null;
+  /** Continuous mode: rounds completed (the counts above are their sums; hops and reached are the last round's). */
+  rounds?: number;
 }
 
 export type TraceEvent =
@@ -244,6 +279,9 @@ export type TraceEvent =
   | MtuEvent
   | SwitchEvent
   | NameEvent
+  | RoundEvent
+  | HopStatsEvent
+  | PathChangeEvent
   | UnmatchedEvent
   | ErrorEvent
   | DoneEvent;
