@@ -6,6 +6,7 @@
  * end (as mtr does).
  */
 import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { type Sink, Tee } from '../core/sink.js';
 import { PathlensError } from '../core/errors.js';
 import { TraceTextfile } from '../export/trace-textfile.js';
@@ -63,17 +64,18 @@ class Collector implements Sink<TraceEvent> {
 
 export async function runRounds(req: TraceRequest, o: RoundsCli): Promise<void> {
   const toStdout = [o.jsonl && '--jsonl', o.report && '--report', o.reportJson && '--report-json', o.csv && '--csv'].filter(Boolean);
-  if (toStdout.length > 1) throw new PathlensError('ERR_USAGE', `${toStdout.join(' and ')} all write to standard output: choose one (-o FILE writes events to a file)`);
+  if (toStdout.length > 1) throw new PathlensError('ERR_USAGE', `${toStdout.join(' and ')} ${toStdout.length > 2 ? 'all' : 'both'} write to standard output: choose one (-o FILE writes events to a file)`);
   if (o.count !== undefined && o.live) throw new PathlensError('ERR_USAGE', '-c N and --live exclude each other (--live runs until interrupted)');
-  if (o.textfile !== undefined) {
-    let dir = false;
+  const isDir = (d: string) => {
     try {
-      dir = statSync(o.textfile).isDirectory();
+      return statSync(d).isDirectory();
     } catch {
-      // below
+      return false;
     }
-    if (!dir) throw new PathlensError('ERR_USAGE', `--textfile ${o.textfile}: not a directory`);
-  }
+  };
+  if (o.textfile !== undefined && !isDir(o.textfile)) throw new PathlensError('ERR_USAGE', `--textfile ${o.textfile}: not a directory`);
+  // The report is written at the end: its directory is checked now, not after the run.
+  if (o.html !== undefined && !isDir(dirname(o.html))) throw new PathlensError('ERR_USAGE', `--html ${o.html}: no such directory`);
   const tty = process.stdout.isTTY === true && process.stdin.isTTY === true;
   const live = tty && toStdout.length === 0 && !o.quiet;
   // Off a terminal, with nothing else asked for, the text report at the end (mtr's way).

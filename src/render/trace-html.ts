@@ -53,10 +53,15 @@ export function rttChart(ttl: number, host: string, rounds: (number | null | und
   const H = 120;
   const pad = 4;
   const vals = rounds.filter((x): x is number => typeof x === 'number');
-  const max = Math.max(...vals, 0.001) * 1.1;
+  // The band the RTTs cover (a tenth more each side), so that their variation shows.
+  const hi0 = Math.max(...vals, 0.001);
+  const lo0 = Math.min(...vals, hi0);
+  const span = Math.max(hi0 - lo0, hi0 * 0.02, 0.001);
+  const lo = Math.max(0, lo0 - span * 0.1);
+  const max = hi0 + span * 0.1;
   const n = Math.max(rounds.length - 1, 1);
   const x = (i: number) => pad + ((W - 2 * pad) * i) / n;
-  const y = (v: number) => H - pad - ((H - 2 * pad) * v) / max;
+  const y = (v: number) => H - pad - ((H - 2 * pad) * (v - lo)) / (max - lo);
   const parts: string[] = [];
   let run: string[] = [];
   const flush = () => {
@@ -72,7 +77,7 @@ export function rttChart(ttl: number, host: string, rounds: (number | null | und
     }
   });
   flush();
-  return `<figure class="chart"><figcaption>${ttl}. ${esc(host)} <span class="scale">0–${max.toFixed(2)} ms</span></figcaption><svg class="rtt-chart" data-ttl="${ttl}" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" role="img" aria-label="RTT of hop ${ttl} over ${rounds.length} rounds"><rect class="frame" x="0" y="0" width="${W}" height="${H}"/>${parts.join('')}</svg></figure>`;
+  return `<figure class="chart"><figcaption>${ttl}. ${esc(host)} <span class="scale">${lo.toFixed(2)}–${max.toFixed(2)} ms</span></figcaption><svg class="rtt-chart" data-ttl="${ttl}" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" role="img" aria-label="RTT of hop ${ttl} over ${rounds.length} rounds"><rect class="frame" x="0" y="0" width="${W}" height="${H}"/>${parts.join('')}</svg></figure>`;
 }
 
 export interface HtmlInput {

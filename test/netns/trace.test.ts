@@ -166,6 +166,13 @@ test('bad arguments and bad specs give a clear message and a non-zero exit, neve
     [['trace', '-n', '-f', '9', '-m', '3', '127.0.0.1'], 2],
     [['trace', '-n', '-p', '65500', '-m', '30', '127.0.0.1'], 2],
     [['trace', '-n', '--dns-server', 'resolver.example', '127.0.0.1'], 2],
+    [['trace', '-n', '-c', '0', '127.0.0.1'], 2],
+    [['trace', '-n', '-c', '2', '--live', '127.0.0.1'], 2],
+    [['trace', '-n', '-c', '2', '--report', '--csv', '127.0.0.1'], 2],
+    [['trace', '-n', '-c', '2', '--textfile', '/nonexistent', '127.0.0.1'], 2],
+    [['trace', '-n', '-c', '2', '--html', '/nonexistent/x.html', '127.0.0.1'], 2],
+    [['trace', '-n', '-c', '2', '-M', 'auto', '127.0.0.1'], 2],
+    [['trace', '-n', '--ecmp', 'auto', '-q', '2', '127.0.0.1'], 2],
     // In a new, empty namespace: the name lookup fails there without a packet leaving the machine.
     [['trace', '-n', 'no.such.host.invalid'], 1],
     [['nonsense'], 2],
