@@ -40,7 +40,7 @@ test('--tos: a router that bleaches DSCP is placed at its hop (raw ICMP, IPv4 an
       assert.ok(hops.slice(0, 3).every((h) => h.replies.every((r) => r.quoted_ttl === 1)), 'a Time Exceeded quotes the TTL that ran out');
       const view = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '-n', '-I', '--raw', '--tos', '0xba', '-q', '1', '-m', '4', addrOf(st, 'dst', f)]);
       const lines = view.stdout.split('\n');
-      assert.match(lines[0], /, tos 0xba$/);
+      assert.match(lines[0], /, tos 0xba, via e0 \(\S+\)$/);
       assert.deepEqual(
         lines.slice(1, 5).map((l) => l.includes('[tos 0x02]')),
         [false, false, true, false],
