@@ -14,6 +14,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   lab: async () => (await import('./lab.js')).labCommand(),
   pping: async () => (await import('./pping.js')).ppingCommand(),
   ktrace: async () => (await import('./ktrace.js')).ktraceCommand(),
+  monitor: async () => (await import('./monitor.js')).monitorCommand(),
 };
 
 /** Every command, nested ones too, reports argument errors as `pathlens: ...` and exits 2 (not commander's exit 1). */

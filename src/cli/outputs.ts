@@ -2,7 +2,7 @@
  * The outputs every event-stream command offers: --jsonl (events to stdout), -o FILE (events to
  * a file, the human view on the terminal), --quiet (no human view); the human view otherwise.
  */
-import { Collect, type Sink, Tee } from '../core/sink.js';
+import { type Sink, Tee } from '../core/sink.js';
 import { JsonlSink } from '../export/jsonl.js';
 import { openOutputFile } from '../io/output.js';
 
@@ -17,6 +17,7 @@ export function eventOutputs<E>(opts: OutputOpts, view: (write: (line: string) =
   if (opts.jsonl) sinks.push(new JsonlSink<E>(process.stdout));
   if (opts.jsonlFile) sinks.push(new JsonlSink<E>(openOutputFile(opts.jsonlFile), true));
   if (!opts.quiet && !opts.jsonl) sinks.push(view((l) => process.stdout.write(`${l}\n`)));
-  if (sinks.length === 0) sinks.push(new Collect<E>());
+  // Nothing to write (--quiet): events go nowhere (a long run must not keep them).
+  if (sinks.length === 0) sinks.push({ event() {} });
   return new Tee<E>(sinks);
 }

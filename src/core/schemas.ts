@@ -5,3 +5,4 @@
 export const TRACE_SCHEMA = 'pathlens.trace/1';
 export const PPING_SCHEMA = 'pathlens.pping/1';
 export const KTRACE_SCHEMA = 'pathlens.ktrace/1';
+export const MONITOR_SCHEMA = 'pathlens.monitor/1';

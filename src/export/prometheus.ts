@@ -61,21 +61,26 @@ export class PpingMetrics {
 
   /** Serves GET /metrics on host:port; resolves once listening. */
   listen(host: string, port: number): Promise<Server> {
-    const server = createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('pathlens pping: metrics are at /metrics\n');
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-      );
-    });
-    return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new PathlensError('ERR_USAGE', `--prometheus ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${err.code ?? err.message})`)),
-      );
-      server.listen(port, host, () => resolve(server));
-    });
+    return serveMetrics(this.registry, host, port, 'pping');
   }
+}
+
+/** Serves a registry's GET /metrics on host:port (404 elsewhere); resolves once listening. */
+export function serveMetrics(registry: Registry, host: string, port: number, what: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`pathlens ${what}: metrics are at /metrics\n`);
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new PathlensError('ERR_USAGE', `--prometheus ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${err.code ?? err.message})`)),
+    );
+    server.listen(port, host, () => resolve(server));
+  });
 }

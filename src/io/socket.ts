@@ -14,7 +14,8 @@ import { type NativePoller, native } from '../native/index.js';
 import { EAGAIN, EBADF } from '../core/errno.js';
 
 
-export type ReadyHandler = () => number;
+/** `err`: libuv reported POLLERR (the error queue holds messages, or SO_ERROR is set). */
+export type ReadyHandler = (err?: boolean) => number;
 
 export class Socket {
   readonly fd: number;
@@ -100,7 +101,7 @@ export class Socket {
       return;
     }
     // POLLERR: the error queue holds messages (or SO_ERROR is set). Drain, then re-arm.
-    const drained = this.onReady();
+    const drained = this.onReady(true);
     if (this.closed) return;
     const pending = this.takeError();
     if (drained === 0 && (pending === 0 || pending === EBADF /* the fd is really gone */)) {

@@ -1,0 +1,119 @@
+/**
+ * `pathlens monitor` vs fping on the same targets: an AnyIP /16 answered by one lab namespace
+ * (a local route for 10.200.0.0/16), N targets (10,000) probed once a second each for D seconds
+ * (60), ICMP echo from a ping socket, both as uid 65534, one after the other. Prints for each:
+ * probes sent and answered, achieved rate, CPU (user + sys, from the kernel's accounting of the
+ * finished process) per probe, peak RSS; and for pathlens how evenly its send times are spread
+ * (tcpdump on the source interface: the most probes in any 1 ms against the mean per ms).
+ *
+ *   sudo node dist/bench/monitor-vs-fping.js [targets=10000] [seconds=60] [fping-rounds=5]
+ *
+ * fping runs as `fping -C 5 -p 1000 -i 0 -q -f FILE` (every target every second, no gap between
+ * targets). It cannot run longer at this rate: fping 5.1 keeps each sequence number for 10 s in
+ * one 16-bit space shared by all targets ("not enough sequence numbers available" past about
+ * 6,500 probes a second for more than 6 rounds), so it gets 5 rounds, and its start-up is shared
+ * by fewer probes than pathlens'. Debian's fping has cap_net_raw, so uid 65534 can run it.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labDown, labUp } from '../src/lab/lab.js';
+import { chain } from '../src/lab/presets.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'bin', 'pathlens.js');
+const N = Number(process.argv[2] ?? 10000);
+const D = Number(process.argv[3] ?? 60);
+/** fping's rounds: it keeps every sequence number 10 s (one 16-bit space for all targets), so 10,000 targets at 1/s fit 6 rounds at most. */
+const FC = Number(process.argv[4] ?? 5);
+const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+
+function sh(ns: string, cmd: string): void {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+}
+
+/** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait), softirq included. */
+function machineBusy(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
+/**
+ * Runs cmd and returns its CPU (user + sys of the process, from getrusage through python3), its
+ * peak RSS, and the whole machine's busy CPU over the run: packets' kernel work done in softirq
+ * (ksoftirqd) is charged to no process, and a burst sender leaves more of it there.
+ */
+function measured(ns: string, cmd: string[]): { cpu: number; machine: number; rssMb: number; wall: number; stdout: string; stderr: string } {
+  const t0 = Date.now();
+  const busy0 = machineBusy();
+  // `command time` is not on a fresh machine: getrusage of the child through python3 instead.
+  const py = 'import resource,subprocess,sys; p=subprocess.run(sys.argv[1:],capture_output=True); r=resource.getrusage(resource.RUSAGE_CHILDREN); sys.stdout.buffer.write(p.stdout); sys.stderr.buffer.write(p.stderr); sys.stderr.write("\\nRUSAGE %f %f %d\\n" % (r.ru_utime, r.ru_stime, r.ru_maxrss))';
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'python3', '-c', py, ...cmd], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const m = /RUSAGE ([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr);
+  if (!m) throw new Error(`no rusage: ${r.stderr.slice(-500)}`);
+  return { cpu: Number(m[1]) + Number(m[2]), machine: machineBusy() - busy0, rssMb: Number(m[3]) / 1024, wall: (Date.now() - t0) / 1000, stdout: r.stdout, stderr: r.stderr };
+}
+
+const st = await labUp(chain({ name: 'benchmon', routers: 1 }));
+const dir = mkdtempSync(join(tmpdir(), 'pl-benchmon-'));
+try {
+  const src = st.plan.nodes.find((n) => n.name === 'src')!;
+  const r1 = st.plan.nodes.find((n) => n.name === 'r1')!;
+  const dst = st.plan.nodes.find((n) => n.name === 'dst')!;
+  sh(src.ns, `ip route add 10.200.0.0/16 via ${r1.ifaces.find((i) => i.peer === 'src')!.v4} && sysctl -qw net.ipv4.ping_group_range="0 2147483647"`);
+  sh(r1.ns, `ip route add 10.200.0.0/16 via ${dst.ifaces[0].v4}`);
+  sh(dst.ns, 'ip route add local 10.200.0.0/16 dev lo');
+  const addrs = Array.from({ length: N }, (_, i) => `10.200.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+  writeFileSync(join(dir, 'targets.txt'), `${addrs.join('\n')}\n`);
+  writeFileSync(join(dir, 'targets.yaml'), `defaults: {method: icmp, interval: 1}\ntargets:\n${addrs.map((a) => `  - ${a}`).join('\n')}\n`);
+  spawnSync('chmod', ['-R', 'a+rX', dir]);
+
+  // pathlens, with tcpdump watching the send times for a few seconds in the middle.
+  const pcap = join(dir, 'send.pcap');
+  const dump = spawnSync('sh', ['-c', `command -v tcpdump`]).status === 0;
+  if (dump) spawnSync('sh', ['-c', `(sleep ${Math.min(10, D / 3)}; timeout 3 ip netns exec ${src.ns} tcpdump -i ${src.ifaces[0].name} -j adapter_unsynced -s 64 -w ${pcap} icmp[icmptype]==8 >/dev/null 2>&1) &`]);
+  const pl = measured(src.ns, [...NOBODY, process.execPath, CLI, 'monitor', '-c', join(dir, 'targets.yaml'), '--window', '10', '--timeout', '1000', '--duration', String(D), '--quiet', '--jsonl']);
+  const lines = pl.stdout.trim().split('\n');
+  const done = JSON.parse(lines.at(-1)!) as { probes_sent: number; replies: number };
+  const notUp = lines.filter((l) => l.includes('"type":"state"') && !l.includes('"to":"up"')).length;
+  let spread = '';
+  if (dump) {
+    const r = spawnSync('tcpdump', ['-tt', '-n', '-r', pcap], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const perMs = new Map<number, number>();
+    for (const l of r.stdout.split('\n')) {
+      const t = Number(l.split(' ')[0]);
+      if (t > 0) perMs.set(Math.floor(t * 1000), (perMs.get(Math.floor(t * 1000)) ?? 0) + 1);
+    }
+    const counts = [...perMs.values()];
+    const total = counts.reduce((a, b) => a + b, 0);
+    const span = Math.max(...perMs.keys()) - Math.min(...perMs.keys()) + 1;
+    spread = `send spread (tcpdump, ${total} probes over ${span} ms): mean ${(total / span).toFixed(1)} per ms, at most ${Math.max(...counts)} in one ms`;
+  }
+  // fping: -C counts per target; -p the period per target; -i 0 no gap between targets.
+  const fp = measured(src.ns, [...NOBODY, 'fping', '-C', String(FC), '-p', '1000', '-i', '0', '-q', '-f', join(dir, 'targets.txt')]);
+  if (!/ : /.test(fp.stderr)) throw new Error(`fping printed no results: ${fp.stderr.slice(0, 500)}`);
+  let fSent = 0;
+  let fGot = 0;
+  for (const l of fp.stderr.split('\n')) {
+    const m = /^\S+\s+:\s+(.*)$/.exec(l);
+    if (!m) continue;
+    for (const x of m[1].trim().split(/\s+/)) {
+      fSent++;
+      if (x !== '-') fGot++;
+    }
+  }
+  const row = (name: string, sent: number, got: number, m: { cpu: number; machine: number; rssMb: number; wall: number }) =>
+    `${name.padEnd(9)} sent ${String(sent).padStart(8)}  answered ${String(got).padStart(8)}  rate ${(sent / m.wall).toFixed(0).padStart(6)}/s  process CPU ${((m.cpu / sent) * 1e6).toFixed(2).padStart(6)} us/probe  machine CPU ${((m.machine / sent) * 1e6).toFixed(2).padStart(6)} us/probe  RSS ${m.rssMb.toFixed(0)} MiB  wall ${m.wall.toFixed(1)} s`;
+  process.stdout.write(`${N} targets, one probe a second each, ${D} s, ICMP from a ping socket, uid 65534\n`);
+  process.stdout.write(`${row('pathlens', done.probes_sent, done.replies, pl)}  targets not up: ${notUp}\n`);
+  process.stdout.write(`${row('fping', fSent, fGot, fp)}\n`);
+  process.stdout.write(`CPU per probe, pathlens / fping: process ${((pl.cpu / done.probes_sent) / (fp.cpu / Math.max(fSent, 1))).toFixed(3)}, machine ${((pl.machine / done.probes_sent) / (fp.machine / Math.max(fSent, 1))).toFixed(3)}\n`);
+  if (spread) process.stdout.write(`${spread}\n`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+  labDown(st.name);
+}

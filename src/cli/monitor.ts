@@ -1,0 +1,146 @@
+/**
+ * `pathlens monitor`: the health of many paths. Targets on the command line and/or in a YAML/JSON
+ * file (-c), one method ladder, statistics per window, health states, Prometheus metrics.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Command, Option } from 'commander';
+import { PathlensError } from '../core/errors.js';
+import { Tee, type Sink } from '../core/sink.js';
+import { MonitorMetrics } from '../export/monitor-prometheus.js';
+import { parseListen } from '../export/prometheus.js';
+import { parseIp } from '../packet/addr.js';
+import { type Defaults, type TargetSpec, readTargetsFile } from '../monitor/config.js';
+import type { MonitorEvent } from '../monitor/events.js';
+import { DEFAULT_THRESHOLDS } from '../monitor/health.js';
+import { MONITOR_DEFAULTS, type MethodChoice, type MonitorTarget, startMonitor } from '../monitor/run.js';
+import { MonitorTextView } from '../render/monitor-text.js';
+import { floatArg, intArg } from './args.js';
+import { untilDone } from './lifecycle.js';
+import { eventOutputs } from './outputs.js';
+
+interface MonitorOpts {
+  config?: string;
+  icmp?: boolean;
+  udp?: boolean;
+  tcp?: boolean;
+  method?: MethodChoice;
+  port?: number;
+  tcpPort: number;
+  interval: number;
+  window: number;
+  timeout: number;
+  duration: number;
+  jsonl?: boolean;
+  jsonlFile?: string;
+  quiet?: boolean;
+  prometheus?: string;
+  samples?: boolean;
+  onChange?: string;
+  netns?: string;
+  iface?: string;
+  mark?: number;
+  lossDegraded: number;
+  lossDown: number;
+  rttDegraded: number;
+  jitterDegraded: number;
+  rise: number;
+  fall: number;
+  family?: 4 | 6;
+  ipv4?: boolean;
+  ipv6?: boolean;
+}
+
+async function resolveOne(t: TargetSpec, family: 4 | 6 | undefined): Promise<Uint8Array> {
+  if (isIP(t.target)) return parseIp(t.target);
+  try {
+    const r = await lookup(t.target, { family: family ?? 0, verbatim: true });
+    return parseIp(r.address);
+  } catch (e) {
+    throw new PathlensError('ERR_RESOLVE', `cannot resolve ${t.target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export function monitorCommand(): Command {
+  return new Command('monitor')
+    .description('watch the health of many paths: loss, latency, jitter and states per target, with a method ladder (ICMP, UDP, TCP) and Prometheus metrics')
+    .argument('[targets...]', 'addresses or names (and/or -c FILE)')
+    .option('-c, --config <file>', 'targets (and defaults) from a YAML or JSON file')
+    .option('-4, --ipv4', 'resolve names to IPv4')
+    .option('-6, --ipv6', 'resolve names to IPv6')
+    .option('-I, --icmp', 'ICMP echo (ping socket: net.ipv4.ping_group_range must include the group)')
+    .option('-U, --udp', 'UDP to a closed port: a port unreachable from the target proves it alive')
+    .option('-T, --tcp', 'TCP connect: a SYN-ACK or an RST proves the target alive')
+    .addOption(new Option('-M, --method <method>', 'the method; auto: ICMP, then UDP, then TCP, per target, as each works (the default)').choices(['auto', 'icmp', 'udp', 'tcp']))
+    .option('-p, --port <port>', `UDP: the port probed (default ${MONITOR_DEFAULTS.udpPort})`, intArg(1, 65535))
+    .option('--tcp-port <port>', 'TCP: the port connected to', intArg(1, 65535), MONITOR_DEFAULTS.tcpPort)
+    .option('--interval <seconds>', 'between probes to one target', floatArg(0.001, 3600), MONITOR_DEFAULTS.intervalMs / 1000)
+    .option('--window <seconds>', 'statistics and health per window of this length', floatArg(0.1, 86400), MONITOR_DEFAULTS.windowMs / 1000)
+    .option('--timeout <ms>', 'a probe without an answer after this long is lost', floatArg(1, 600000), MONITOR_DEFAULTS.timeoutMs)
+    .option('--duration <seconds>', 'stop after this long (0: until interrupted)', floatArg(0, 31_536_000), 0)
+    .option('--loss-degraded <percent>', 'a window with this much loss or more is degraded', floatArg(0, 100), DEFAULT_THRESHOLDS.lossDegraded)
+    .option('--loss-down <percent>', 'a window with this much loss or more is down', floatArg(0, 100), DEFAULT_THRESHOLDS.lossDown)
+    .option('--rtt-degraded <ms>', 'a window whose median RTT is above this is degraded (0: no limit)', floatArg(0, 600000), 0)
+    .option('--jitter-degraded <ms>', 'a window whose jitter is above this is degraded (0: no limit)', floatArg(0, 600000), 0)
+    .option('--fall <windows>', 'windows in a row judged worse before the state gets worse', intArg(1, 100), DEFAULT_THRESHOLDS.fall)
+    .option('--rise <windows>', 'windows in a row judged better before the state gets better', intArg(1, 100), DEFAULT_THRESHOLDS.rise)
+    .option('--on-change <cmd>', 'run CMD (sh -c) on every state change; PATHLENS_TARGET, _ADDRESS, _PATH, _FROM, _TO, _REASON, _METHOD in its environment')
+    .option('--netns <name|path>', 'probe from this network namespace')
+    .option('-i, --iface <name>', 'probe through this interface (SO_BINDTODEVICE)')
+    .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
+    .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram)')
+    .option('--samples', 'one sample event per probe outcome')
+    .option('--jsonl', 'write pathlens.monitor/1 events to stdout')
+    .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the plain view stays on the terminal'))
+    .option('--quiet', 'no plain view')
+    .action(async (targets: string[], o: MonitorOpts) => {
+      const picked = [o.icmp && 'icmp', o.udp && 'udp', o.tcp && 'tcp', o.method].filter(Boolean) as MethodChoice[];
+      if (new Set(picked).size > 1) throw new Error(`usage: choose one method (${picked.join(', ')} given)`);
+      if (o.ipv4 && o.ipv6) throw new Error('usage: -4 and -6 exclude each other');
+      if (o.lossDegraded > o.lossDown) throw new Error('usage: --loss-degraded must not be above --loss-down');
+      const base: Defaults = {
+        method: picked[0] ?? 'auto',
+        udpPort: o.port ?? MONITOR_DEFAULTS.udpPort,
+        tcpPort: o.tcpPort,
+        intervalMs: Math.round(o.interval * 1000),
+        thresholds: { lossDegraded: o.lossDegraded, lossDown: o.lossDown, rttDegradedMs: o.rttDegraded, jitterDegradedMs: o.jitterDegraded, rise: o.rise, fall: o.fall },
+        placement: { netns: o.netns, iface: o.iface, mark: o.mark },
+      };
+      const specs: TargetSpec[] = targets.map((t) => ({ ...base, target: t, path: null, labels: {} }));
+      if (o.config) specs.push(...(await readTargetsFile(o.config, base)));
+      if (specs.length === 0) throw new Error('usage: no targets: give addresses or names, or -c FILE');
+      const family = o.ipv4 ? 4 : o.ipv6 ? 6 : undefined;
+      const resolved: MonitorTarget[] = [];
+      for (const s of specs) resolved.push({ name: s.target, address: await resolveOne(s, family), method: s.method, udpPort: s.udpPort, tcpPort: s.tcpPort, intervalMs: s.intervalMs, thresholds: s.thresholds, placement: s.placement, path: s.path, labels: s.labels });
+      const sinks: Sink<MonitorEvent>[] = [eventOutputs<MonitorEvent>(o, (write) => new MonitorTextView(write))];
+      let metrics: MonitorMetrics | null = null;
+      let server: import('node:http').Server | null = null;
+      if (o.prometheus) {
+        const { host, port } = parseListen(o.prometheus);
+        metrics = new MonitorMetrics();
+        server = await metrics.listen(host, port);
+        sinks.push(metrics);
+      }
+      const tee = new Tee<MonitorEvent>(sinks);
+      try {
+        const { handle, done } = await untilDone(() =>
+          startMonitor(
+            {
+              targets: resolved,
+              windowMs: Math.round(o.window * 1000),
+              timeoutMs: o.timeout,
+              durationMs: Math.round(o.duration * 1000),
+              samples: !!o.samples,
+              onChange: o.onChange,
+              onRtt: metrics ? (target, method, path, rtt) => metrics!.rtt.observe({ target, method, path: path ?? '' }, rtt / 1000) : undefined,
+            },
+            tee,
+          ),
+        );
+        await tee.end();
+        if (done.reason === 'error' && handle.error) throw handle.error;
+      } finally {
+        server?.close();
+      }
+    });
+}

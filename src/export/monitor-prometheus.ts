@@ -1,0 +1,66 @@
+/**
+ * `monitor --prometheus ADDR:PORT`: /metrics with the names a blackbox_exporter user knows, per
+ * target (labels target, method, path: one series per target and method, so the labels stay
+ * bounded by the configuration), updated when each window closes:
+ *   probe_success              1 when the last window got at least one answer, else 0
+ *   probe_duration_seconds     the last window's mean RTT (blackbox's ICMP probe duration is its RTT)
+ * and pathlens' own: pathlens_monitor_loss_ratio, pathlens_monitor_jitter_seconds (RFC 3550),
+ * pathlens_monitor_state{state="up|degraded|down"} (1 for the current one), pathlens_monitor_score,
+ * and the RTT histogram pathlens_monitor_rtt_seconds of every answer.
+ */
+import type { Server } from 'node:http';
+import { Gauge, Histogram, Registry } from 'prom-client';
+import type { Sink } from '../core/sink.js';
+import type { MonitorEvent } from '../monitor/events.js';
+import { RTT_BOUNDS_MS } from '../monitor/window.js';
+import { serveMetrics } from './prometheus.js';
+
+type L = 'target' | 'method' | 'path';
+
+export class MonitorMetrics implements Sink<MonitorEvent> {
+  readonly registry = new Registry();
+  private readonly success: Gauge<L>;
+  private readonly duration: Gauge<L>;
+  private readonly loss: Gauge<L>;
+  private readonly jitter: Gauge<L>;
+  private readonly score: Gauge<L>;
+  private readonly state: Gauge<L | 'state'>;
+  readonly rtt: Histogram<L>;
+  /** The method each target's series are under now (a switch removes the old ones). */
+  private readonly current = new Map<string, string>();
+
+  constructor() {
+    const registers = [this.registry];
+    this.success = new Gauge({ name: 'probe_success', help: 'Whether the last window got an answer (1) or not (0).', labelNames: ['target', 'method', 'path'], registers });
+    this.duration = new Gauge({ name: 'probe_duration_seconds', help: "The last window's mean round-trip time.", labelNames: ['target', 'method', 'path'], registers });
+    this.loss = new Gauge({ name: 'pathlens_monitor_loss_ratio', help: 'Probes without an answer in the last window (0..1).', labelNames: ['target', 'method', 'path'], registers });
+    this.jitter = new Gauge({ name: 'pathlens_monitor_jitter_seconds', help: 'RFC 3550 interarrival jitter at the end of the last window.', labelNames: ['target', 'method', 'path'], registers });
+    this.score = new Gauge({ name: 'pathlens_monitor_score', help: 'Health score of the last window, 0 (down) to 100.', labelNames: ['target', 'method', 'path'], registers });
+    this.state = new Gauge({ name: 'pathlens_monitor_state', help: 'The current health state (1) among up, degraded and down.', labelNames: ['target', 'method', 'path', 'state'], registers });
+    this.rtt = new Histogram({ name: 'pathlens_monitor_rtt_seconds', help: 'Round-trip time of every answer.', labelNames: ['target', 'method', 'path'], buckets: RTT_BOUNDS_MS.map((b) => b / 1000), registers });
+  }
+
+  event(e: MonitorEvent): void {
+    if (e.type !== 'stats') return;
+    const l = { target: e.target, method: e.method, path: e.path ?? '' };
+    const key = `${e.target}\u0000${l.path}`;
+    const was = this.current.get(key);
+    if (was !== undefined && was !== e.method) {
+      const old = { ...l, method: was };
+      for (const g of [this.success, this.duration, this.loss, this.jitter, this.score]) g.remove(old);
+      for (const s of ['up', 'degraded', 'down']) this.state.remove({ ...old, state: s });
+      this.rtt.remove(old);
+    }
+    this.current.set(key, e.method);
+    this.success.set(l, e.received > 0 ? 1 : 0);
+    if (e.mean_ms !== null) this.duration.set(l, e.mean_ms / 1000);
+    this.loss.set(l, e.loss / 100);
+    if (e.jitter_ms !== null) this.jitter.set(l, e.jitter_ms / 1000);
+    this.score.set(l, e.score);
+    for (const s of ['up', 'degraded', 'down']) this.state.set({ ...l, state: s }, e.state === s ? 1 : 0);
+  }
+
+  listen(host: string, port: number): Promise<Server> {
+    return serveMetrics(this.registry, host, port, 'monitor');
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Monitor targets from a YAML or JSON file (`monitor -c FILE`), merged over the command line's
+ * defaults. Errors name the file, the line and the field (`targets.yaml:7: targets[2].interval
+ * must be a number of seconds from 0.01 to 3600`). JSON is YAML, so one parser reads both.
+ *
+ *   defaults: {method: auto, interval: 1, port: 33434, tcp_port: 80, netns: blue,
+ *              thresholds: {loss_degraded: 5, loss_down: 100, rtt_degraded_ms: 0, jitter_degraded_ms: 0, rise: 2, fall: 2}}
+ *   targets:
+ *     - 192.0.2.1                                # an address or a name, with the defaults
+ *     - {target: example.net, method: tcp, tcp_port: 443, path: uplink-a, iface: wan0, labels: {site: par}}
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { PathlensError } from '../core/errors.js';
+import { type Thresholds } from './health.js';
+import type { MethodChoice, TargetSettings } from './run.js';
+
+export interface TargetSpec extends TargetSettings {
+  target: string;
+}
+
+export type Defaults = Omit<TargetSpec, 'target' | 'path' | 'labels'>;
+
+const MAX_BYTES = 16 << 20;
+
+/** Reads the file; `base` holds the command line's values. */
+export async function readTargetsFile(file: string, base: Defaults): Promise<TargetSpec[]> {
+  let text: string;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (st.size > MAX_BYTES) throw new PathlensError('ERR_CONFIG', `${file} is ${st.size} bytes: a target file is at most ${MAX_BYTES} bytes`);
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof PathlensError) throw e;
+    throw new PathlensError('ERR_CONFIG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  // JSON is read with JSON.parse (a target file of 10,000 entries in milliseconds); YAML, or a
+  // JSON file with a mistake in it, through the YAML parser, which knows where each node is.
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  let docCache: { doc: import('yaml').Document.Parsed; lines: import('yaml').LineCounter } | null = null;
+  const YAML = await import('yaml');
+  const parsed = () => {
+    if (!docCache) {
+      const lines = new YAML.LineCounter();
+      docCache = { doc: YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false }), lines };
+    }
+    return docCache;
+  };
+  if (json === undefined) {
+    const { doc, lines } = parsed();
+    if (doc.errors.length) {
+      const e = doc.errors[0];
+      throw new PathlensError('ERR_CONFIG', `${file}:${lines.linePos(e.pos[0]).line}: not valid YAML or JSON: ${e.message.split('\n')[0]}`);
+    }
+  }
+  /** The line where the node at `path` starts (1 when unknown). */
+  const lineOf = (path: (string | number)[]): number => {
+    const { doc, lines } = parsed();
+    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    return node?.range ? lines.linePos(node.range[0]).line : 1;
+  };
+  const fail = (path: (string | number)[], what: string): never => {
+    const name = path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${p}` : p)).join('');
+    throw new PathlensError('ERR_CONFIG', `${file}:${lineOf(path)}: ${name} ${what}`);
+  };
+  const root = json !== undefined ? json : (parsed().doc.toJS() as unknown);
+  if (!root || typeof root !== 'object' || Array.isArray(root)) fail([], 'the file must hold a mapping with `targets` (and optionally `defaults`)');
+  const r = root as Record<string, unknown>;
+  for (const k of Object.keys(r)) if (k !== 'targets' && k !== 'defaults') fail([k], 'is not a known key (targets, defaults)');
+  const defaults = r.defaults === undefined ? base : fields(r.defaults, ['defaults'], base, fail, false);
+  if (!Array.isArray(r.targets) || r.targets.length === 0) fail(['targets'], 'must be a non-empty list');
+  return (r.targets as unknown[]).map((t, i) => {
+    if (typeof t === 'string') return { ...defaults, target: t, path: null, labels: {} };
+    return fields(t, ['targets', i], defaults, fail, true) as TargetSpec;
+  });
+}
+
+type Fail = (path: (string | number)[], what: string) => never;
+
+function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail, isTarget: boolean): Defaults | TargetSpec {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) fail(at, isTarget ? 'must be an address, a name or a mapping with `target`' : 'must be a mapping');
+  const o = v as Record<string, unknown>;
+  const known = ['method', 'interval', 'port', 'tcp_port', 'netns', 'iface', 'mark', 'thresholds', ...(isTarget ? ['target', 'path', 'labels'] : [])];
+  for (const k of Object.keys(o)) if (!known.includes(k)) fail([...at, k], `is not a known field (${known.join(', ')})`);
+  const out: TargetSpec = { ...base, thresholds: { ...base.thresholds }, placement: { ...base.placement }, target: '', path: null, labels: {} };
+  if (isTarget) {
+    if (typeof o.target !== 'string' || !o.target.trim()) fail([...at, 'target'], 'must be an address or a name');
+    out.target = o.target as string;
+    if (o.path !== undefined) {
+      if (typeof o.path !== 'string' || !/^[\w.:-]{1,64}$/.test(o.path)) fail([...at, 'path'], 'must be a label of 1-64 letters, digits, _ . : -');
+      out.path = o.path as string;
+    }
+    if (o.labels !== undefined) {
+      if (!o.labels || typeof o.labels !== 'object' || Array.isArray(o.labels)) fail([...at, 'labels'], 'must be a mapping of strings');
+      for (const [k, x] of Object.entries(o.labels as Record<string, unknown>)) {
+        if (!/^[a-zA-Z_][a-zA-Z0-9_]{0,63}$/.test(k) || typeof x !== 'string') fail([...at, 'labels', k], 'must be a string, under a name of letters, digits and _');
+        out.labels[k] = x as string;
+      }
+    }
+  }
+  if (o.method !== undefined) {
+    if (!['auto', 'icmp', 'udp', 'tcp'].includes(o.method as string)) fail([...at, 'method'], 'must be auto, icmp, udp or tcp');
+    out.method = o.method as MethodChoice;
+  }
+  const num = (k: string, lo: number, hi: number, unit: string): number | undefined => {
+    if (o[k] === undefined) return undefined;
+    if (typeof o[k] !== 'number' || !((o[k] as number) >= lo && (o[k] as number) <= hi)) fail([...at, k], `must be ${unit} from ${lo} to ${hi}`);
+    return o[k] as number;
+  };
+  const iv = num('interval', 0.001, 3600, 'a number of seconds');
+  if (iv !== undefined) out.intervalMs = Math.round(iv * 1000);
+  const port = num('port', 1, 65535, 'a port');
+  if (port !== undefined) out.udpPort = port;
+  const tcp = num('tcp_port', 1, 65535, 'a port');
+  if (tcp !== undefined) out.tcpPort = tcp;
+  const mark = num('mark', 0, 0xffffffff, 'a mark');
+  if (mark !== undefined) out.placement.mark = mark;
+  for (const k of ['netns', 'iface'] as const) {
+    if (o[k] === undefined) continue;
+    if (typeof o[k] !== 'string' || !(o[k] as string)) fail([...at, k], 'must be a name');
+    out.placement[k] = o[k] as string;
+  }
+  if (o.thresholds !== undefined) {
+    const t = o.thresholds as Record<string, unknown>;
+    if (!t || typeof t !== 'object' || Array.isArray(t)) fail([...at, 'thresholds'], 'must be a mapping');
+    const map: Record<string, [keyof Thresholds, number, number]> = {
+      loss_degraded: ['lossDegraded', 0, 100],
+      loss_down: ['lossDown', 0, 100],
+      rtt_degraded_ms: ['rttDegradedMs', 0, 600000],
+      jitter_degraded_ms: ['jitterDegradedMs', 0, 600000],
+      rise: ['rise', 1, 100],
+      fall: ['fall', 1, 100],
+    };
+    for (const [k, x] of Object.entries(t)) {
+      const m = map[k];
+      if (!m) fail([...at, 'thresholds', k], `is not a known threshold (${Object.keys(map).join(', ')})`);
+      if (typeof x !== 'number' || !(x >= m[1] && x <= m[2]) || ((k === 'rise' || k === 'fall') && !Number.isInteger(x))) fail([...at, 'thresholds', k], `must be a number from ${m[1]} to ${m[2]}`);
+      out.thresholds[m[0]] = x as number;
+    }
+    if (out.thresholds.lossDegraded > out.thresholds.lossDown) fail([...at, 'thresholds'], 'loss_degraded must not be above loss_down');
+  }
+  return isTarget ? out : (({ target: _t, path: _p, labels: _l, ...d }) => d)(out);
+}

@@ -1,0 +1,91 @@
+/**
+ * pathlens.monitor/1 events (schema/monitor-v1.schema.json; the tests validate every line).
+ * Every event names its target by `target` (the name given, or address) and, where a target is
+ * watched over several ways out, `path`.
+ */
+import type { Health } from './health.js';
+import type { MonitorMethod } from './probers.js';
+import type { WindowFigures } from './window.js';
+
+import { MONITOR_SCHEMA } from '../core/schemas.js';
+
+export { MONITOR_SCHEMA };
+
+interface Base {
+  schema: typeof MONITOR_SCHEMA;
+  /** Milliseconds since the start event (monotonic). */
+  t_ms: number;
+}
+
+interface Of {
+  target: string;
+  /** The target's address as probed. */
+  address: string;
+  /** The way out (path label), when given. */
+  path: string | null;
+}
+
+export interface MonitorStartEvent extends Base {
+  type: 'start';
+  version: string;
+  time: string;
+  targets: number;
+  interval_ms: number;
+  window_ms: number;
+  timeout_ms: number;
+}
+
+/** A method decision for a target: chosen at start, switched when it stopped working, or refused by the kernel. */
+export interface MethodEvent extends Base, Of {
+  type: 'method';
+  action: 'chosen' | 'switched' | 'refused' | 'unreachable';
+  method: MonitorMethod | null;
+  /** The socket the method uses: ping, raw, dgram, connect (null with no method). */
+  socket: string | null;
+  from: MonitorMethod | null;
+  reason: string;
+}
+
+export interface StatsEvent extends Base, Of, WindowFigures {
+  type: 'stats';
+  method: MonitorMethod;
+  /** The window: [window_start_ms, window_start_ms + window_ms) in t_ms terms. */
+  window_start_ms: number;
+  window_ms: number;
+  state: Health;
+  score: number;
+}
+
+export interface StateEvent extends Base, Of {
+  type: 'state';
+  from: Health | null;
+  to: Health;
+  reason: string;
+  method: MonitorMethod | null;
+}
+
+/** --samples: one per probe outcome. */
+export interface SampleEvent extends Base, Of {
+  type: 'sample';
+  method: MonitorMethod;
+  seq: number;
+  result: 'reply' | 'timeout' | 'unreachable' | 'duplicate';
+  rtt_ms: number | null;
+  kernel_ts: boolean;
+}
+
+export interface MonitorErrorEvent extends Base {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export interface MonitorDoneEvent extends Base {
+  type: 'done';
+  reason: 'duration' | 'interrupted' | 'error';
+  probes_sent: number;
+  replies: number;
+  duration_ms: number;
+}
+
+export type MonitorEvent = MonitorStartEvent | MethodEvent | StatsEvent | StateEvent | SampleEvent | MonitorErrorEvent | MonitorDoneEvent;

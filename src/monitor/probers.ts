@@ -1,0 +1,504 @@
+/**
+ * The monitor's probers: one socket per family and method for all targets (ICMP echo, UDP), so
+ * ten thousand targets are ten thousand destinations of one socket, not ten thousand sockets.
+ * Every probe carries a 16-byte cookie (magic, session, target index, sequence) in its payload;
+ * an answer counts only when it comes back with that cookie from the target's address. TCP has
+ * to use one connect() per probe (unprivileged), and is for the targets that need it.
+ *
+ * Times: the send time is CLOCK_REALTIME just before sendmmsg (one per batch, in the batch's
+ * `times`), the receive time the kernel's (SO_TIMESTAMPNS); for TCP both are taken in userspace.
+ */
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_IPV6,
+  IPV6_RECVERR,
+  IP_RECVERR,
+  MSG_ERRQUEUE,
+  SOCK_DGRAM,
+  SOCK_RAW,
+  SOCK_STREAM,
+  SOL_IP,
+  SOL_SOCKET,
+  SO_EE_ORIGIN_ICMP,
+  SO_EE_ORIGIN_ICMP6,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_TIMESTAMPNS,
+  UV_WRITABLE,
+} from '../core/constants.js';
+import { EACCES, EAGAIN, ECONNREFUSED, EINPROGRESS, EPERM } from '../core/errno.js';
+import { PathlensError, SysError, errnoName } from '../core/errors.js';
+import { RecvBatch, SendBatch } from '../io/batch.js';
+import { type Placement, openSocket } from '../io/placement.js';
+import type { Socket } from '../io/socket.js';
+import { type Family, SockaddrView, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
+import { CmsgCursor } from '../packet/cmsg.js';
+import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
+import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, inetChecksum } from '../packet/icmp.js';
+import { OK } from '../packet/status.js';
+
+export type MonitorMethod = 'icmp' | 'udp' | 'tcp';
+
+export const COOKIE_MAGIC = 0x504c4d31; // 'PLM1'
+export const COOKIE_LEN = 16;
+const SCM_TIMESTAMPNS = SO_TIMESTAMPNS;
+
+/** What a prober reports for one probe. */
+export interface Answer {
+  target: number;
+  seq: number;
+  /** alive: the target answered (echo reply, port unreachable from it, SYN-ACK or RST); unreachable: a router or the kernel said it cannot be reached. */
+  kind: 'alive' | 'unreachable';
+  /** Receive time, CLOCK_REALTIME. */
+  sec: number;
+  nsec: number;
+  kernelTs: boolean;
+  detail: string;
+}
+
+export interface Prober {
+  readonly method: MonitorMethod;
+  readonly family: Family;
+  /** Socket kind, for the events: ping, raw, dgram, connect. */
+  readonly socket: string;
+  /**
+   * Sends probes i in [0, n): to addrs[i] (port ports[i] for UDP/TCP), carrying (targets[i],
+   * seqs[i]). Calls onSent(i, sec, nsec) for each one sent; returns how many were sent (the rest
+   * is tried again by the caller at the next tick).
+   */
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number;
+  /** Reads answers that have arrived (probers that are not driven by readiness). */
+  poll?(): number;
+  close(): void;
+}
+
+export interface ProberHooks {
+  onAnswer: (a: Answer) => void;
+  onFatal: (e: Error) => void;
+}
+
+const MAX_BATCH = 256;
+
+function realtimeOf(ts: Float64Array): [number, number] {
+  return [ts[0], ts[1]];
+}
+
+/** Reads SCM_TIMESTAMPNS from a message's control bytes into out; false when absent. */
+function rxTime(cur: CmsgCursor, dv: DataView, off: number, len: number, out: { sec: number; nsec: number }): boolean {
+  cur.reset(dv, off, off + len);
+  while (cur.next()) {
+    if (cur.level === SOL_SOCKET && cur.type === SCM_TIMESTAMPNS && cur.dataLen >= 16) {
+      out.sec = Number(dv.getBigInt64(cur.dataOff, true));
+      out.nsec = Number(dv.getBigInt64(cur.dataOff + 8, true));
+      return true;
+    }
+  }
+  return false;
+}
+
+abstract class DatagramProber implements Prober {
+  abstract readonly method: MonitorMethod;
+  abstract readonly socket: string;
+  protected readonly sock: Socket;
+  protected readonly batch: SendBatch;
+  protected readonly data = new RecvBatch(64, 1500, 128, 32);
+  protected readonly errs = new RecvBatch(64, 1500, 256, 32);
+  protected readonly eq = new ErrqueueRecord();
+  protected readonly name = new SockaddrView();
+  protected readonly cur = new CmsgCursor();
+  protected readonly t = { sec: 0, nsec: 0 };
+  protected readonly ans: Answer = { target: -1, seq: -1, kind: 'alive', sec: 0, nsec: 0, kernelTs: false, detail: '' };
+  /** The address each target index probes (to check where answers come from). */
+  protected addrOf: (target: number) => Uint8Array | null = () => null;
+
+  constructor(
+    readonly family: Family,
+    protected readonly session: number,
+    protected readonly hooks: ProberHooks,
+    sock: Socket,
+    payload: number,
+  ) {
+    this.sock = sock;
+    this.batch = new SendBatch(MAX_BATCH, payload, 28, 0);
+    // No readiness callbacks: the monitor reads both queues on its own tick (poll()), in
+    // batches. A wake-up per answer would cost more system time than the probing itself; the
+    // kernel's receive timestamps keep the RTTs exact whenever the queue is read.
+  }
+
+  setAddrLookup(f: (target: number) => Uint8Array | null): void {
+    this.addrOf = f;
+  }
+
+  /** Each target's sockaddr, built once. */
+  private readonly names: (Uint8Array | undefined)[] = [];
+  private sockaddrOf(target: number, addr: Uint8Array, port: number): Uint8Array {
+    let s = this.names[target];
+    if (!s || s[2] !== port >> 8 || s[3] !== (port & 0xff)) {
+      s = new Uint8Array(addr.length === 4 ? 16 : 28);
+      writeSockaddr(s, 0, addr, port);
+      this.names[target] = s;
+    }
+    return s;
+  }
+
+  protected abstract fill(i: number, target: number, seq: number, port: number): number;
+
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
+    let done = 0;
+    while (done < n) {
+      const k = Math.min(MAX_BATCH, n - done);
+      const b = this.batch;
+      for (let j = 0; j < k; j++) {
+        const i = done + j;
+        const len = this.fill(j, targets[i], seqs[i], ports[i]);
+        const name = this.sockaddrOf(targets[i], addrs[i], this.method === 'icmp' ? 0 : ports[i]);
+        b.names.set(name, j * 28);
+        b.set(j, len, name.length, 0);
+      }
+      const rc = b.send(this.sock.fd, k);
+      if (rc < 0) {
+        if (rc === -EAGAIN) return done;
+        // A send error names one destination (no route...): skip that probe, say nothing sent for it.
+        const [sec, nsec] = realtimeOf(b.times);
+        this.answerLocal(targets[done], seqs[done], sec, nsec, errnoName(-rc));
+        onSent(done, sec, nsec);
+        done++;
+        continue;
+      }
+      const [sec, nsec] = realtimeOf(b.times);
+      for (let j = 0; j < rc; j++) onSent(done + j, sec, nsec);
+      done += rc;
+      if (rc < k) return done;
+    }
+    return done;
+  }
+
+  private answerLocal(target: number, seq: number, sec: number, nsec: number, why: string): void {
+    const a = this.ans;
+    a.target = target;
+    a.seq = seq;
+    a.kind = 'unreachable';
+    a.sec = sec;
+    a.nsec = nsec;
+    a.kernelTs = false;
+    a.detail = `send: ${why}`;
+    this.hooks.onAnswer(a);
+  }
+
+  /** The cookie at b[off..]: the target index and seq, or false. */
+  protected cookie(b: Uint8Array, dv: DataView, off: number, avail: number): boolean {
+    if (avail < COOKIE_LEN) return false;
+    if (dv.getUint32(off, false) !== COOKIE_MAGIC || dv.getUint32(off + 4, false) !== this.session) return false;
+    this.ans.target = dv.getUint32(off + 8, false);
+    this.ans.seq = dv.getUint32(off + 12, false);
+    return true;
+  }
+
+  protected writeCookie(dv: DataView, off: number, target: number, seq: number): void {
+    dv.setUint32(off, COOKIE_MAGIC, false);
+    dv.setUint32(off + 4, this.session, false);
+    dv.setUint32(off + 8, target >>> 0, false);
+    dv.setUint32(off + 12, seq >>> 0, false);
+  }
+
+  protected abstract onData(i: number): void;
+  protected abstract onError(i: number): void;
+
+  /**
+   * Data message i carried the cookie now in `ans`: it is the target's answer if it came from the
+   * target's address; its time is the kernel's receive stamp (userspace's when there is none).
+   */
+  protected answerFrom(i: number, detail: string): void {
+    const d = this.data;
+    const a = this.ans;
+    const want = this.addrOf(a.target);
+    if (!want || readSockaddr(d.nameView, d.nameOff(i), d.nameLen(i), this.name) !== OK || !sameAddr(d.names, this.name.addrOff, want)) return;
+    a.kind = 'alive';
+    a.kernelTs = rxTime(this.cur, d.ctrlView, d.ctrlOff(i), d.ctrlLen(i), this.t);
+    if (a.kernelTs) {
+      a.sec = this.t.sec;
+      a.nsec = this.t.nsec;
+    } else {
+      const now = Date.now();
+      a.sec = Math.floor(now / 1000);
+      a.nsec = (now % 1000) * 1e6;
+    }
+    a.detail = detail;
+    this.hooks.onAnswer(a);
+  }
+
+  private polls = 0;
+
+  /** Reads what has arrived (the error queue every sixteenth call: errors are rare and keep). */
+  poll(): number {
+    return this.drain((this.polls++ & 15) === 0);
+  }
+
+  private drain(errQueue: boolean): number {
+    let total = 0;
+    for (; errQueue; ) {
+      const n = this.errs.recv(this.sock.fd, MSG_ERRQUEUE);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) this.onError(i);
+      total += n;
+      if (n < this.errs.count) break;
+    }
+    for (;;) {
+      const n = this.data.recv(this.sock.fd, 0);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) this.onData(i);
+      total += n;
+      if (n < this.data.count) break;
+    }
+    return total;
+  }
+
+  /** An ICMP error from the error queue: which probe it quotes, who sent it, and what it says. */
+  protected errorOf(i: number, payloadOff: number): { fromTarget: boolean; type: number; code: number } | null {
+    const e = this.errs;
+    const eq = this.eq;
+    parseErrqueue(e.ctrlView, e.ctrlOff(i), e.ctrlOff(i) + e.ctrlLen(i), eq, this.cur);
+    if (eq.status !== OK || (eq.origin !== SO_EE_ORIGIN_ICMP && eq.origin !== SO_EE_ORIGIN_ICMP6)) return null;
+    if (!this.cookie(e.data, e.dataView, e.dataOff(i) + payloadOff, e.dataLen(i) - payloadOff)) return null;
+    const want = this.addrOf(this.ans.target);
+    if (!want) return null;
+    // The offender's address bytes are in the control buffer, where the kernel put its sockaddr.
+    const fromTarget = eq.offender.family === this.family && sameAddr(e.ctrl, eq.offender.addrOff, want);
+    const a = this.ans;
+    if (eq.hasTime) {
+      a.sec = eq.sec;
+      a.nsec = eq.nsec;
+      a.kernelTs = true;
+    } else {
+      const now = Date.now();
+      a.sec = Math.floor(now / 1000);
+      a.nsec = (now % 1000) * 1e6;
+      a.kernelTs = false;
+    }
+    return { fromTarget, type: eq.icmpType, code: eq.icmpCode };
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
+/** Receive buffer asked for: replies to thousands of targets can come in bursts. */
+const RCVBUF = 8 << 20;
+
+function enableCommon(sock: Socket, family: Family): void {
+  // Above net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise as much as allowed.
+  if (sock.trySetInt(SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF) < 0) sock.trySetInt(SOL_SOCKET, SO_RCVBUF, RCVBUF);
+  if (family === 4) sock.setInt(SOL_IP, IP_RECVERR, 1, 'IP_RECVERR');
+  else sock.setInt(IPPROTO_IPV6, IPV6_RECVERR, 1, 'IPV6_RECVERR');
+  sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
+}
+
+/**
+ * ICMP echo: over an ICMP datagram ("ping") socket where net.ipv4.ping_group_range includes the
+ * caller's group (per namespace), else over a raw socket with CAP_NET_RAW. On a ping socket the
+ * kernel sets the echo id (the socket's port) and delivers only replies with it; on a raw socket
+ * the id is ours and every ICMP message arrives (IPv4 with its IP header), ours picked by id and
+ * cookie. Either way the sequence and the cookie say which probe.
+ */
+export class EchoProber extends DatagramProber {
+  readonly method = 'icmp' as const;
+  readonly socket: 'ping' | 'raw';
+  private readonly echoId: number;
+
+  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement) {
+    const domain = family === 4 ? AF_INET : AF_INET6;
+    const proto = family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+    let sock: Socket;
+    let kind: 'ping' | 'raw' = 'ping';
+    try {
+      sock = openSocket(domain, SOCK_DGRAM, proto, placement);
+    } catch (e) {
+      const errno = (e as SysError).errno;
+      if (errno !== EACCES && errno !== EPERM) throw e;
+      try {
+        sock = openSocket(domain, SOCK_RAW, proto, placement);
+        kind = 'raw';
+      } catch (e2) {
+        const errno2 = (e2 as SysError).errno;
+        if (errno2 !== EACCES && errno2 !== EPERM) throw e2;
+        throw new PathlensError('ERR_PRIVILEGE', `ICMP refused: no ping socket (net.ipv4.ping_group_range does not include this group) and no raw socket (CAP_NET_RAW)`);
+      }
+    }
+    try {
+      enableCommon(sock, family);
+    } catch (e) {
+      sock.close();
+      throw e;
+    }
+    super(family, session, hooks, sock, 8 + COOKIE_LEN);
+    this.socket = kind;
+    this.echoId = kind === 'ping' ? 0 : (session ^ (session >>> 16)) & 0xffff;
+    const b = this.batch;
+    for (let j = 0; j < MAX_BATCH; j++) {
+      b.data[j * b.dataSlot] = family === 4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
+      b.dataView.setUint16(j * b.dataSlot + 4, this.echoId, false);
+    }
+  }
+
+  protected fill(j: number, target: number, seq: number): number {
+    const b = this.batch;
+    const off = j * b.dataSlot;
+    b.dataView.setUint16(off + 2, 0, false);
+    b.dataView.setUint16(off + 6, seq & 0xffff, false);
+    this.writeCookie(b.dataView, off + 8, target, seq);
+    // IPv4 raw: the checksum is ours to write (the kernel does it for ping sockets and ICMPv6).
+    if (this.socket === 'raw' && this.family === 4) b.dataView.setUint16(off + 2, inetChecksum(b.data, off, 8 + COOKIE_LEN), false);
+    return 8 + COOKIE_LEN;
+  }
+
+  protected onData(i: number): void {
+    const d = this.data;
+    let off = d.dataOff(i);
+    let len = d.dataLen(i);
+    if (this.socket === 'raw' && this.family === 4) {
+      // IPv4 raw sockets deliver the IP header first.
+      if (len < 20) return;
+      const ihl = (d.data[off] & 0x0f) * 4;
+      if (ihl < 20 || ihl > len) return;
+      off += ihl;
+      len -= ihl;
+    }
+    if (len < 8 || d.data[off] !== (this.family === 4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY)) return;
+    if (this.socket === 'raw' && d.dataView.getUint16(off + 4, false) !== this.echoId) return;
+    if (!this.cookie(d.data, d.dataView, off + 8, len - 8)) return;
+    if ((d.dataView.getUint16(off + 6, false) & 0xffff) !== (this.ans.seq & 0xffff)) return;
+    this.answerFrom(i, 'echo reply');
+  }
+
+  protected onError(i: number): void {
+    const r = this.errorOf(i, 8);
+    if (!r) return;
+    const a = this.ans;
+    a.kind = 'unreachable';
+    a.detail = `ICMP type ${r.type} code ${r.code}`;
+    this.hooks.onAnswer(a);
+  }
+
+
+}
+
+/**
+ * UDP to a (normally closed) port, on one unconnected socket with IP_RECVERR: a Port Unreachable
+ * from the target proves it alive (the error queue returns our payload, cookie and all), an
+ * answer from the target's port counts too when it echoes the cookie, and an error from anyone
+ * else (a router's Host Unreachable) says the target cannot be reached.
+ */
+export class UdpProber extends DatagramProber {
+  readonly method = 'udp' as const;
+  readonly socket = 'dgram';
+
+  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement) {
+    const sock = openSocket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, placement);
+    try {
+      enableCommon(sock, family);
+    } catch (e) {
+      sock.close();
+      throw e;
+    }
+    super(family, session, hooks, sock, COOKIE_LEN);
+  }
+
+  protected fill(j: number, target: number, seq: number): number {
+    const b = this.batch;
+    this.writeCookie(b.dataView, j * b.dataSlot, target, seq);
+    return COOKIE_LEN;
+  }
+
+  protected onData(i: number): void {
+    const d = this.data;
+    if (!this.cookie(d.data, d.dataView, d.dataOff(i), d.dataLen(i))) return;
+    this.answerFrom(i, 'udp answer');
+  }
+
+  protected onError(i: number): void {
+    const r = this.errorOf(i, 0);
+    if (!r) return;
+    const a = this.ans;
+    const portUnreach = this.family === 4 ? r.type === 3 && r.code === 3 : r.type === 1 && r.code === 4;
+    a.kind = portUnreach && r.fromTarget ? 'alive' : 'unreachable';
+    a.detail = portUnreach && r.fromTarget ? 'port unreachable' : `ICMP type ${r.type} code ${r.code}${r.fromTarget ? '' : ' from a router'}`;
+    this.hooks.onAnswer(a);
+  }
+}
+
+/**
+ * TCP: one non-blocking connect() per probe (no privilege). A SYN-ACK (connected) or an RST
+ * (ECONNREFUSED) proves the target alive; an unreachable error says it cannot be reached; the
+ * connection is dropped at once with SO_LINGER 0.
+ */
+export class TcpProber implements Prober {
+  readonly method = 'tcp' as const;
+  readonly socket = 'connect';
+  private readonly open = new Set<Socket>();
+  private readonly nameBuf = new Uint8Array(28);
+
+  constructor(
+    readonly family: Family,
+    private readonly hooks: ProberHooks,
+    private readonly placement: Placement,
+  ) {}
+
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
+    for (let i = 0; i < n; i++) {
+      const target = targets[i];
+      const seq = seqs[i];
+      let sock: Socket;
+      try {
+        sock = openSocket(this.family === 4 ? AF_INET : AF_INET6, SOCK_STREAM, 0, this.placement);
+      } catch (e) {
+        return i; // out of descriptors: the rest wait for the next tick
+      }
+      const now = Date.now();
+      const sec = Math.floor(now / 1000);
+      const nsec = (now % 1000) * 1e6;
+      writeSockaddr(this.nameBuf, 0, addrs[i], ports[i]);
+      const rc = sock.connect(this.nameBuf.subarray(0, this.family === 4 ? 16 : 28));
+      onSent(i, sec, nsec);
+      if (rc === 0 || rc === -ECONNREFUSED) {
+        sock.close();
+        this.answer(target, seq, 'alive', rc === 0 ? 'connected' : 'refused (RST)');
+        continue;
+      }
+      if (rc !== -EINPROGRESS) {
+        sock.close();
+        this.answer(target, seq, 'unreachable', `connect: ${errnoName(-rc)}`);
+        continue;
+      }
+      this.open.add(sock);
+      sock.watch(
+        () => {
+          const err = sock.takeError();
+          this.open.delete(sock);
+          sock.close();
+          if (err === 0) this.answer(target, seq, 'alive', 'connected (SYN-ACK)');
+          else if (err === ECONNREFUSED) this.answer(target, seq, 'alive', 'refused (RST)');
+          else this.answer(target, seq, 'unreachable', `connect: ${errnoName(err)}`);
+          return 1;
+        },
+        this.hooks.onFatal,
+        UV_WRITABLE,
+      );
+    }
+    return n;
+  }
+
+  private answer(target: number, seq: number, kind: Answer['kind'], detail: string): void {
+    const now = Date.now();
+    this.hooks.onAnswer({ target, seq, kind, sec: Math.floor(now / 1000), nsec: (now % 1000) * 1e6, kernelTs: false, detail });
+  }
+
+  /** Gives up a probe's connection (its timeout passed). */
+  close(): void {
+    for (const s of this.open) s.close();
+    this.open.clear();
+  }
+}

@@ -1,0 +1,468 @@
+/**
+ * The monitor: many targets, probed on a timing wheel that spreads their send times evenly over
+ * the interval, through shared sockets (one per method, family and way out), with per-window
+ * statistics, health states, the method ladder, and events.
+ *
+ * Probes belong to the window in which they were sent; a window is closed `timeout` after its end,
+ * when each of its probes has an outcome (a reply, an unreachable, or a timeout), so nothing is
+ * counted lost that could still be answered. Memory per target is fixed (a ring of outstanding
+ * probes, two windows); the timeout queue is a ring that grows only with the probes in flight.
+ *
+ * The ladder (`auto`): ICMP echo (ping socket), then UDP to a closed port, then TCP connect, in
+ * that order, skipping what the kernel refuses (a `method` event with action `refused`); a method
+ * that got no answer in a whole window gives way to the next (`switched`, with the reason); when
+ * none answered, the target is `unreachable` (with what each method got) and the ladder starts
+ * over. Statistics never mix methods: every window is probed with one.
+ */
+import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import type { RunHandle } from '../core/run.js';
+import type { Sink } from '../core/sink.js';
+import { PathlensError } from '../core/errors.js';
+import { version } from '../core/version.js';
+import type { Placement } from '../io/placement.js';
+import { type Family, formatIp } from '../packet/addr.js';
+import { type MethodEvent, MONITOR_SCHEMA, type MonitorDoneEvent, type MonitorEvent } from './events.js';
+import { DEFAULT_THRESHOLDS, type Health, HealthState, type Thresholds, judge } from './health.js';
+import { type Answer, EchoProber, type MonitorMethod, type Prober, TcpProber, UdpProber } from './probers.js';
+import { TargetWindow } from './window.js';
+
+export type MethodChoice = MonitorMethod | 'auto';
+export const LADDER: MonitorMethod[] = ['icmp', 'udp', 'tcp'];
+
+/** What a target's configuration says, whoever read it (command line, target file). */
+export interface TargetSettings {
+  method: MethodChoice;
+  /** UDP: the (closed) port probed; TCP: the port connected to. */
+  udpPort: number;
+  tcpPort: number;
+  intervalMs: number;
+  thresholds: Thresholds;
+  placement: Placement;
+  /** The way out, for events and metrics (e.g. the uplink's name). */
+  path: string | null;
+  labels: Record<string, string>;
+}
+
+export interface MonitorTarget extends TargetSettings {
+  /** As given (name or address). */
+  name: string;
+  address: Uint8Array;
+}
+
+export interface MonitorRequest {
+  targets: MonitorTarget[];
+  windowMs: number;
+  timeoutMs: number;
+  /** 0: until stopped. */
+  durationMs: number;
+  samples: boolean;
+  /** Run on every state change, with PATHLENS_* in its environment. */
+  onChange?: string;
+  /** Every answer's RTT (the metrics' histogram). */
+  onRtt?: (target: string, method: MonitorMethod, path: string | null, rttMs: number) => void;
+}
+
+export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs: 1000, udpPort: 33434, tcpPort: 80, thresholds: DEFAULT_THRESHOLDS };
+
+/** Outstanding probes kept per target: enough for timeout / interval probes in flight. */
+const RING = 64;
+const TICK_MS = 2;
+/** After a stall, at most this many ticks' worth of probes go out in one tick. */
+const BURST_TICKS = 2;
+/** Targets whose window is closed per tick. */
+const CLOSE_BATCH = 200;
+
+interface TargetState {
+  t: MonitorTarget;
+  family: Family;
+  addr: string;
+  /** Ladder position (index in `methods`). */
+  step: number;
+  methods: MonitorMethod[];
+  prober: Prober;
+  seq: number;
+  /** Outstanding ring: per slot the seq (-1 free), send time (realtime ms), window, answered. */
+  slotSeq: Int32Array;
+  slotTx: Float64Array;
+  slotWin: Int32Array;
+  slotDone: Uint8Array;
+  windows: [TargetWindow, TargetWindow];
+  health: HealthState;
+  /** What each method got when it last gave way (for the `unreachable` reason). */
+  tried: Map<MonitorMethod, string>;
+  /** Timing wheel: next due (ms since start) and the next target in the same slot. */
+  due: number;
+  next: number;
+}
+
+export interface MonitorHandle extends RunHandle<MonitorDoneEvent> {
+  /** The error that ended the run, when done.reason is 'error'. */
+  readonly error: Error | null;
+  /** Latest state per target index (views, metrics). */
+  states(): { target: string; path: string | null; method: MonitorMethod; state: Health | null }[];
+}
+
+export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>): Promise<MonitorHandle> {
+  if (req.targets.length === 0) throw new PathlensError('ERR_USAGE', 'no targets: give addresses or names, or a config file with -c');
+  if (!(req.timeoutMs > 0 && req.timeoutMs < req.windowMs)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be shorter than the window (${req.windowMs} ms)`);
+  for (const t of req.targets) {
+    if (!(t.intervalMs >= 1)) throw new PathlensError('ERR_USAGE', `${t.name}: the interval must be at least 1 ms`);
+    if (RING * t.intervalMs < req.timeoutMs) throw new PathlensError('ERR_USAGE', `${t.name}: an interval of ${t.intervalMs} ms keeps more than ${RING} probes waiting for a ${req.timeoutMs} ms timeout`);
+  }
+  const session = randomInt(0, 0xffffffff);
+  const t0 = performance.now();
+  const wall0 = Date.now();
+  const now = () => performance.now() - t0;
+  const tms = () => Math.round(now() * 1000) / 1000;
+  const emit = (e: MonitorEvent) => sink.event(e);
+  const counts = { sent: 0, replies: 0 };
+  let failure: Error | null = null;
+  let finished = false;
+  let stopReason: MonitorDoneEvent['reason'] | null = null;
+
+  // Probers, one per method, family and way out; opened on first use.
+  const probers = new Map<string, Prober | Error>();
+  const byIndex: TargetState[] = [];
+  const hooks = { onAnswer: (a: Answer) => onAnswer(a), onFatal: (e: Error) => fail(e) };
+  const proberFor = (m: MonitorMethod, family: Family, p: Placement): Prober | Error => {
+    const key = `${m}/${family}/${p.netns ?? ''}/${p.iface ?? ''}/${p.mark ?? ''}`;
+    let pr = probers.get(key);
+    if (!pr) {
+      try {
+        pr = m === 'icmp' ? new EchoProber(family, session, hooks, p) : m === 'udp' ? new UdpProber(family, session, hooks, p) : new TcpProber(family, hooks, p);
+        if ('setAddrLookup' in pr) (pr as EchoProber).setAddrLookup((i) => byIndex[i]?.t.address ?? null);
+      } catch (e) {
+        pr = e as Error;
+      }
+      probers.set(key, pr);
+    }
+    return pr;
+  };
+
+  const of = (s: TargetState) => ({ target: s.t.name, address: s.addr, path: s.t.path });
+  const methodEvent = (s: TargetState, action: MethodEvent['action'], method: MonitorMethod | null, from: MonitorMethod | null, reason: string, socket: string | null = null) =>
+    emit({ schema: MONITOR_SCHEMA, type: 'method', t_ms: tms(), ...of(s), action, method, socket, from, reason });
+
+  /** Moves s to the first method at or after `step` that the kernel allows; false if none. */
+  function settle(s: TargetState, step: number, from: MonitorMethod | null, reason: string): boolean {
+    for (let k = step; k < s.methods.length; k++) {
+      const m = s.methods[k];
+      const pr = proberFor(m, s.family, s.t.placement);
+      if (pr instanceof Error) {
+        s.tried.set(m, `refused: ${pr.message}`);
+        methodEvent(s, 'refused', m, null, pr.message);
+        continue;
+      }
+      s.step = k;
+      s.prober = pr;
+      methodEvent(s, from === null ? 'chosen' : 'switched', m, from, reason || (s.t.method === 'auto' ? 'the first method of the ladder the kernel allows' : 'as configured'), pr.socket);
+      return true;
+    }
+    return false;
+  }
+
+  // Targets.
+  const n = req.targets.length;
+  const wheelSize = 1 << 16;
+  const wheel = new Int32Array(wheelSize).fill(-1);
+  const insert = (i: number) => {
+    const s = byIndex[i];
+    const slot = Math.floor(s.due / TICK_MS) & (wheelSize - 1);
+    s.next = wheel[slot];
+    wheel[slot] = i;
+  };
+  req.targets.forEach((t, i) => {
+    const family: Family = t.address.length === 4 ? 4 : 6;
+    const s: TargetState = {
+      t,
+      family,
+      addr: formatIp(t.address, 0, family),
+      step: 0,
+      methods: t.method === 'auto' ? LADDER : [t.method],
+      prober: null as unknown as Prober,
+      seq: randomInt(0, 0x10000),
+      slotSeq: new Int32Array(RING).fill(-1),
+      slotTx: new Float64Array(RING),
+      slotWin: new Int32Array(RING),
+      slotDone: new Uint8Array(RING),
+      windows: [new TargetWindow(Math.ceil(req.windowMs / t.intervalMs) + 2), new TargetWindow(Math.ceil(req.windowMs / t.intervalMs) + 2)],
+      health: new HealthState(t.thresholds),
+      tried: new Map(),
+      // Spread: target i starts at its share of the interval.
+      due: (t.intervalMs * i) / n,
+      next: -1,
+    };
+    byIndex.push(s);
+  });
+  emit({ schema: MONITOR_SCHEMA, type: 'start', t_ms: 0, version: version(), time: new Date(wall0).toISOString(), targets: n, interval_ms: req.targets[0].intervalMs, window_ms: req.windowMs, timeout_ms: req.timeoutMs });
+  for (const s of byIndex) {
+    if (!settle(s, 0, null, '')) {
+      s.step = -1;
+      methodEvent(s, 'unreachable', null, null, `no method the kernel allows: ${[...s.tried].map(([m, w]) => `${m}: ${w}`).join('; ')}`);
+    }
+  }
+  byIndex.forEach((s, i) => {
+    if (s.step >= 0) insert(i);
+  });
+
+  // Timeout queue: (target, slot, deadline) in send order; the timeout is the same for all.
+  let qT = new Int32Array(1024);
+  let qS = new Int32Array(1024);
+  let qD = new Float64Array(1024);
+  let qHead = 0;
+  let qLen = 0;
+  const push = (i: number, slot: number, deadline: number) => {
+    if (qLen === qT.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        for (let k = 0; k < qLen; k++) b[k] = a[(qHead + k) % a.length];
+        return b;
+      };
+      const d = new Float64Array(qD.length * 2);
+      for (let k = 0; k < qLen; k++) d[k] = qD[(qHead + k) % qD.length];
+      qT = grow(qT);
+      qS = grow(qS);
+      qD = d;
+      qHead = 0;
+    }
+    const at = (qHead + qLen) % qT.length;
+    qT[at] = i;
+    qS[at] = slot;
+    qD[at] = deadline;
+    qLen++;
+  };
+
+  const winOf = (ms: number) => Math.floor(ms / req.windowMs);
+
+  function outcome(s: TargetState, slot: number, result: 'reply' | 'timeout' | 'unreachable', rtt: number | null, kernelTs: boolean): void {
+    const w = s.windows[s.slotWin[slot] & 1];
+    if (result === 'reply') {
+      w.add(rtt!);
+      counts.replies++;
+      req.onRtt?.(s.t.name, s.methods[s.step], s.t.path, rtt!);
+    } else if (result === 'unreachable') w.unreachable++;
+    s.slotDone[slot] = 1;
+    if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), ...of(s), method: s.methods[s.step], seq: s.slotSeq[slot], result, rtt_ms: rtt === null ? null : Math.round(rtt * 1000) / 1000, kernel_ts: kernelTs });
+  }
+
+  function onAnswer(a: Answer): void {
+    const s = byIndex[a.target];
+    if (!s) return;
+    const slot = a.seq % RING;
+    if (s.slotSeq[slot] !== a.seq) return; // long gone (timed out and reused) or never ours
+    if (s.slotDone[slot]) {
+      if (a.kind === 'alive') {
+        s.windows[s.slotWin[slot] & 1].duplicates++;
+        if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), ...of(s), method: s.methods[s.step], seq: a.seq, result: 'duplicate', rtt_ms: null, kernel_ts: a.kernelTs });
+      }
+      return;
+    }
+    const rtt = a.sec * 1000 + a.nsec / 1e6 - s.slotTx[slot];
+    outcome(s, slot, a.kind === 'alive' ? 'reply' : 'unreachable', a.kind === 'alive' ? Math.max(0, rtt) : null, a.kernelTs);
+  }
+
+  // Sending: the due probes of a tick, grouped by prober.
+  const groups = new Map<Prober, { idx: number[]; slot: number[] }>();
+  const bT = new Int32Array(4096);
+  const bQ = new Int32Array(4096);
+  const bP = new Int32Array(4096);
+  const bA: Uint8Array[] = new Array(4096);
+  let lastSlot = -1;
+  // Probes per tick on average, and the most one tick may send.
+  const perTick = req.targets.reduce((a, t) => a + TICK_MS / t.intervalMs, 0);
+  const burstCap = Math.max(16, Math.ceil(perTick * BURST_TICKS));
+
+  function tick(): void {
+    if (finished) return;
+    // Answers first: they were stamped by the kernel when they came.
+    try {
+      for (const p of probers.values()) if (!(p instanceof Error)) p.poll?.();
+    } catch (e) {
+      fail(e as Error);
+    }
+    const tnow = now();
+    const upto = Math.floor(tnow / TICK_MS);
+    // At most a few ticks' worth per tick: after a stall (a collection, a window closing), the
+    // probes that are late go out over the next ticks instead of in one burst.
+    let budget = burstCap;
+    let sl = lastSlot + 1;
+    for (; sl <= upto && stopReason === null && budget > 0; sl++) {
+      const w = sl & (wheelSize - 1);
+      let i = wheel[w];
+      wheel[w] = -1;
+      while (i >= 0) {
+        if (budget <= 0) {
+          // The rest of this slot waits for the next tick (put back in front of what is there).
+          let tail = i;
+          while (byIndex[tail].next >= 0) tail = byIndex[tail].next;
+          byIndex[tail].next = wheel[w];
+          wheel[w] = i;
+          break;
+        }
+        const s = byIndex[i];
+        const nx = s.next;
+        if (s.due <= tnow + TICK_MS && s.step >= 0) {
+          let g = groups.get(s.prober);
+          if (!g) groups.set(s.prober, (g = { idx: [], slot: [] }));
+          g.idx.push(i);
+          s.due += s.t.intervalMs;
+          budget--;
+        }
+        if (s.step >= 0) insert(i);
+        i = nx;
+      }
+    }
+    if (stopReason === null) lastSlot = budget > 0 ? upto : sl - 2;
+    for (const [pr, g] of groups) {
+      for (let off = 0; off < g.idx.length; off += bT.length) {
+        const k = Math.min(bT.length, g.idx.length - off);
+        for (let j = 0; j < k; j++) {
+          const s = byIndex[g.idx[off + j]];
+          const seq = s.seq++ & 0x7fffffff;
+          const slot = seq % RING;
+          bT[j] = g.idx[off + j];
+          bQ[j] = seq;
+          bA[j] = s.t.address;
+          bP[j] = pr.method === 'tcp' ? s.t.tcpPort : s.t.udpPort;
+          // The slot is taken now: an answer can only come after the send.
+          if (s.slotSeq[slot] >= 0 && !s.slotDone[slot]) outcome(s, slot, 'timeout', null, false);
+          s.slotSeq[slot] = seq;
+          s.slotDone[slot] = 0;
+          s.slotWin[slot] = winOf(tnow);
+        }
+        const sent = pr.send(k, bT, bQ, bA, bP, (j, sec, nsec) => {
+          const s = byIndex[bT[j]];
+          const slot = bQ[j] % RING;
+          s.slotTx[slot] = sec * 1000 + nsec / 1e6;
+          s.windows[s.slotWin[slot] & 1].sent++;
+          counts.sent++;
+          push(bT[j], slot, tnow + req.timeoutMs);
+        });
+        for (let j = sent; j < k; j++) {
+          // Not sent (the socket is full): the probe is forgotten, the target tries at its next turn.
+          byIndex[bT[j]].slotSeq[bQ[j] % RING] = -1;
+        }
+      }
+      g.idx.length = 0;
+    }
+    // Timeouts.
+    while (qLen > 0 && qD[qHead] <= tnow) {
+      const s = byIndex[qT[qHead]];
+      const slot = qS[qHead];
+      if (s.slotSeq[slot] >= 0 && !s.slotDone[slot]) outcome(s, slot, 'timeout', null, false);
+      qHead = (qHead + 1) % qT.length;
+      qLen--;
+    }
+    // Windows closing: window k closes at (k + 1) * window + timeout, CLOSE_BATCH targets a tick,
+    // so that the sockets are read in between (ten thousand targets' statistics at once would hold
+    // the loop long enough for the receive buffers to overflow).
+    if (closeAt < 0 && (closing + 1) * req.windowMs + req.timeoutMs <= tnow) closeAt = 0;
+    if (closeAt >= 0) {
+      const end = Math.min(n, closeAt + CLOSE_BATCH);
+      for (let i = closeAt; i < end; i++) closeTarget(closing, byIndex[i]);
+      closeAt = end;
+      if (end === n) {
+        closeAt = -1;
+        closing++;
+      }
+    }
+    if (req.durationMs > 0 && tnow >= req.durationMs && stopReason === null) stopReason = 'duration';
+    if (stopReason !== null && sendingStopped === null) sendingStopped = tnow;
+    if (sendingStopped !== null && (qLen === 0 || tnow >= sendingStopped + req.timeoutMs)) {
+      finish();
+      return;
+    }
+    timer = setTimeout(tick, TICK_MS);
+  }
+  let closing = 0;
+  /** Next target to close in window `closing` (-1: no window is being closed). */
+  let closeAt = -1;
+  let sendingStopped: number | null = null;
+  let timer: NodeJS.Timeout | null = null;
+
+  function closeWindow(k: number): void {
+    for (const s of byIndex) closeTarget(k, s);
+  }
+
+  function closeTarget(k: number, s: TargetState): void {
+    const start = k * req.windowMs;
+    {
+      const w = s.windows[k & 1];
+      // Nothing sent in it (no method, or the partial window the run ended in): nothing to say.
+      if (w.sent === 0) return;
+      const f = w.figures();
+      const method = s.methods[Math.max(0, s.step)];
+      const v = judge(f, s.t.thresholds);
+      const change = s.health.update(v.health, v.reason);
+      emit({ schema: MONITOR_SCHEMA, type: 'stats', t_ms: tms(), ...of(s), method, window_start_ms: start, window_ms: req.windowMs, ...f, state: s.health.state!, score: v.score });
+      if (change) {
+        emit({ schema: MONITOR_SCHEMA, type: 'state', t_ms: tms(), ...of(s), from: change.from, to: change.to, reason: change.reason, method });
+        if (req.onChange) runHook(s, change.from, change.to, change.reason);
+      }
+      // The ladder: a method that got nothing in a whole window gives way.
+      if (s.t.method === 'auto' && f.sent >= 3 && f.received === 0 && stopReason === null) {
+        const why = f.unreachable > 0 ? `${f.unreachable} of ${f.sent} probes unreachable` : `no answer to ${f.sent} probes in the window`;
+        s.tried.set(method, why);
+        if (!settle(s, s.step + 1, method, why)) {
+          methodEvent(s, 'unreachable', null, method, `no method got an answer: ${[...s.tried].map(([m, x]) => `${m}: ${x}`).join('; ')}`);
+          s.tried.clear();
+          settle(s, 0, method, 'starting the ladder over');
+        }
+      }
+      w.next();
+    }
+  }
+
+  function runHook(s: TargetState, from: Health | null, to: Health, reason: string): void {
+    try {
+      const child = spawn('/bin/sh', ['-c', req.onChange!], {
+        stdio: 'ignore',
+        env: { ...process.env, PATHLENS_TARGET: s.t.name, PATHLENS_ADDRESS: s.addr, PATHLENS_PATH: s.t.path ?? '', PATHLENS_FROM: from ?? '', PATHLENS_TO: to, PATHLENS_REASON: reason, PATHLENS_METHOD: s.methods[Math.max(0, s.step)] },
+      });
+      child.on('error', (e) => emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: 'ERR_HOOK', message: `--on-change: ${e.message}` }));
+    } catch (e) {
+      emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: 'ERR_HOOK', message: `--on-change: ${(e as Error).message}` });
+    }
+  }
+
+  let resolveDone!: (d: MonitorDoneEvent) => void;
+  const done = new Promise<MonitorDoneEvent>((r) => (resolveDone = r));
+
+  function fail(e: Error): void {
+    if (finished) return;
+    failure = e;
+    emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: (e as { code?: string }).code ?? 'ERR_INTERNAL', message: e.message });
+    stopReason = 'error';
+  }
+
+  function finish(): void {
+    if (finished) return;
+    // A window being closed, then the one the run ended in, as far as it went.
+    if (closeAt >= 0) {
+      for (let i = closeAt; i < n; i++) closeTarget(closing, byIndex[i]);
+      closeAt = -1;
+      closing++;
+    }
+    const end = now();
+    while (closing <= winOf(sendingStopped ?? end)) closeWindow(closing++);
+    finished = true;
+    if (timer) clearTimeout(timer);
+    for (const p of probers.values()) if (!(p instanceof Error)) p.close();
+    const d: MonitorDoneEvent = { schema: MONITOR_SCHEMA, type: 'done', t_ms: tms(), reason: stopReason ?? 'interrupted', probes_sent: counts.sent, replies: counts.replies, duration_ms: tms() };
+    emit(d);
+    resolveDone(d);
+  }
+
+  timer = setTimeout(tick, 0);
+  return {
+    done,
+    stop: () => {
+      if (stopReason === null) stopReason = 'interrupted';
+    },
+    states: () => byIndex.map((s) => ({ target: s.t.name, path: s.t.path, method: s.methods[Math.max(0, s.step)], state: s.health.state })),
+    get error() {
+      return failure;
+    },
+  } as MonitorHandle;
+}

@@ -1,0 +1,99 @@
+/**
+ * One target's samples in one window, and the figures the monitor reports for it: sent,
+ * received, loss, duplicates, min / mean / median / p95 / max RTT, the sample standard
+ * deviation, RFC 3550 interarrival jitter (J += (|D| - J) / 16, D the difference of consecutive
+ * RTTs, carried across windows as the RFC's running estimate is) and an RTT histogram on fixed
+ * bounds. Buffers are allocated once per target and reused.
+ */
+
+/** RTT histogram upper bounds, ms (Prometheus-style cumulative buckets are built from these). */
+export const RTT_BOUNDS_MS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+
+export interface WindowFigures {
+  sent: number;
+  received: number;
+  /** Percent of probes with an outcome that got no answer from the target. */
+  loss: number;
+  duplicates: number;
+  /** Probes a router or the kernel said could not reach the target. */
+  unreachable: number;
+  min_ms: number | null;
+  mean_ms: number | null;
+  median_ms: number | null;
+  p95_ms: number | null;
+  max_ms: number | null;
+  stdev_ms: number | null;
+  jitter_ms: number | null;
+  /** Counts per RTT_BOUNDS_MS bucket (the last: above the last bound). */
+  histogram: number[];
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+export class TargetWindow {
+  sent = 0;
+  received = 0;
+  duplicates = 0;
+  unreachable = 0;
+  private n = 0;
+  private rtts: Float64Array;
+  private jitter = -1;
+  private lastRtt = -1;
+  readonly histogram = new Int32Array(RTT_BOUNDS_MS.length + 1);
+
+  constructor(capacity: number) {
+    this.rtts = new Float64Array(Math.max(4, capacity));
+  }
+
+  add(rtt: number): void {
+    if (this.n === this.rtts.length) {
+      const bigger = new Float64Array(this.rtts.length * 2);
+      bigger.set(this.rtts);
+      this.rtts = bigger;
+    }
+    this.rtts[this.n++] = rtt;
+    this.received++;
+    if (this.lastRtt >= 0) {
+      const d = Math.abs(rtt - this.lastRtt);
+      this.jitter = this.jitter < 0 ? d : this.jitter + (d - this.jitter) / 16;
+    }
+    this.lastRtt = rtt;
+    let b = 0;
+    while (b < RTT_BOUNDS_MS.length && rtt > RTT_BOUNDS_MS[b]) b++;
+    this.histogram[b]++;
+  }
+
+  figures(): WindowFigures {
+    const n = this.n;
+    const s = this.rtts.subarray(0, n).slice().sort();
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += s[i];
+    mean = n ? mean / n : 0;
+    let ss = 0;
+    for (let i = 0; i < n; i++) ss += (s[i] - mean) ** 2;
+    // Nearest rank.
+    const q = (p: number) => s[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))];
+    const lost = Math.max(0, this.sent - this.received);
+    return {
+      sent: this.sent,
+      received: this.received,
+      loss: this.sent > 0 ? r3((lost / this.sent) * 100) : 0,
+      duplicates: this.duplicates,
+      unreachable: this.unreachable,
+      min_ms: n ? r3(s[0]) : null,
+      mean_ms: n ? r3(mean) : null,
+      median_ms: n ? r3(q(0.5)) : null,
+      p95_ms: n ? r3(q(0.95)) : null,
+      max_ms: n ? r3(s[n - 1]) : null,
+      stdev_ms: n > 1 ? r3(Math.sqrt(ss / (n - 1))) : n === 1 ? 0 : null,
+      jitter_ms: this.jitter >= 0 ? r3(this.jitter) : null,
+      histogram: [...this.histogram],
+    };
+  }
+
+  /** A new window; the RFC 3550 jitter estimate runs on. */
+  next(): void {
+    this.sent = this.received = this.duplicates = this.unreachable = this.n = 0;
+    this.histogram.fill(0);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * `pathlens monitor` in the lab, run as uid 65534 where the issue asks: the method ladder (ping
+ * socket where ping_group_range allows, else UDP, TCP for a target that drops UDP, unreachable and
+ * never a number for one that answers nothing), loss accuracy over thousands of probes behind
+ * links with configured loss, health states with hysteresis and --on-change through a link taken
+ * down and back, ten thousand targets (an AnyIP /16) from one process, and a real Prometheus
+ * server scraping /metrics.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { chain } from '../../src/lab/presets.js';
+import type { MethodEvent, MonitorEvent, StateEvent, StatsEvent } from '../../src/monitor/events.js';
+import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { rootOnly } from '../helpers/root.js';
+import { jsonlOf } from '../helpers/schema.js';
+
+const opt = rootOnly();
+const NOBODY = 65534;
+const events = jsonlOf<MonitorEvent>('monitor-v1.schema.json', false);
+
+function sh(ns: string, ...cmds: string[]): void {
+  for (const c of cmds) {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', c], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${c}: ${r.stderr}`);
+  }
+}
+
+async function monitor(ns: string, args: string[], uid?: number, timeoutMs = 120000): Promise<MonitorEvent[]> {
+  const r = await runIn(ns, [process.execPath, CLI, 'monitor', '--jsonl', ...args], { uid, timeoutMs });
+  assert.equal(r.code, 0, r.stderr);
+  return events(r.stdout);
+}
+
+const FAST = ['--interval', '0.1', '--window', '1', '--timeout', '300'];
+
+test('monitor ladder as uid 65534: ping socket when ping_group_range allows; UDP when not; TCP when the target drops UDP; unreachable (no numbers) when nothing answers', opt, async () => {
+  await withLab(chain({ name: labName('ml'), routers: 1 }), async (st) => {
+    const src = nodeNs(st, 'src');
+    const dst = addrOf(st, 'dst', 4);
+    const chosen = (ev: MonitorEvent[]) => ev.filter((e): e is MethodEvent => e.type === 'method');
+    const stats = (ev: MonitorEvent[]) => ev.filter((e): e is StatsEvent => e.type === 'stats');
+    sh(src, 'sysctl -qw net.ipv4.ping_group_range="0 2147483647"');
+    let ev = await monitor(src, [...FAST, '--duration', '2.2', dst], NOBODY);
+    assert.deepEqual(chosen(ev).map((m) => [m.action, m.method, m.socket]), [['chosen', 'icmp', 'ping']]);
+    assert.ok(stats(ev).every((s) => s.method === 'icmp' && s.received > 0 && s.loss === 0 && s.mean_ms !== null));
+    sh(src, 'sysctl -qw net.ipv4.ping_group_range="1 0"');
+    ev = await monitor(src, [...FAST, '--duration', '2.2', dst], NOBODY);
+    assert.deepEqual(chosen(ev).map((m) => [m.action, m.method]), [['refused', 'icmp'], ['chosen', 'udp']]);
+    assert.ok(stats(ev).every((s) => s.method === 'udp' && s.received > 0 && s.loss === 0));
+    // The target drops UDP: a window without answers, then TCP (no listener: an RST proves it alive).
+    sh(nodeNs(st, 'dst'), 'nft add table inet pl', "nft 'add chain inet pl inp { type filter hook input priority 0; }'", 'nft add rule inet pl inp udp dport 33434 drop');
+    ev = await monitor(src, [...FAST, '--duration', '4.2', dst], NOBODY);
+    assert.deepEqual(chosen(ev).map((m) => [m.action, m.method]), [['refused', 'icmp'], ['chosen', 'udp'], ['switched', 'tcp']]);
+    assert.match(chosen(ev)[2].reason, /no answer to \d+ probes in the window/);
+    assert.ok(stats(ev).some((s) => s.method === 'tcp' && s.received > 0 && s.mean_ms !== null));
+    assert.ok(stats(ev).filter((s) => s.method === 'udp').every((s) => s.received === 0 && s.mean_ms === null && s.median_ms === null));
+    // Nothing answers: unreachable, with what each method got; never an RTT.
+    sh(nodeNs(st, 'dst'), 'nft add rule inet pl inp tcp dport 80 drop');
+    ev = await monitor(src, [...FAST, '--duration', '4.2', dst], NOBODY);
+    const un = chosen(ev).find((m) => m.action === 'unreachable');
+    assert.ok(un, JSON.stringify(chosen(ev)));
+    assert.match(un.reason, /icmp: refused.*udp: no answer.*tcp: no answer/);
+    assert.ok(stats(ev).every((s) => s.received === 0 && s.loss === 100 && s.min_ms === null && s.jitter_ms === null));
+    assert.ok(ev.filter((e): e is StateEvent => e.type === 'state').every((s) => s.to === 'down'));
+  });
+});
+
+test('monitor accuracy: measured loss within binomial bounds over >= 2,000 probes behind 5% and 20% loss', opt, async () => {
+  // src -> r1: 5% (probes only); r1 -> r2: 15.8% more, so the far end sees 1 - 0.95 x 0.842 = 20%.
+  const spec = chain({ name: labName('ma'), routers: 2 });
+  spec.links[0] = { ...spec.links[0], a_to_b: { loss: 0.05 } };
+  spec.links[1] = { ...spec.links[1], a_to_b: { loss: 0.158 } };
+  await withLab(spec, async (st) => {
+    const near = addrOf(st, 'r1', 4);
+    const far = addrOf(st, 'dst', 4);
+    const ev = await monitor(nodeNs(st, 'src'), ['-I', '--interval', '0.004', '--window', '10', '--timeout', '200', '--duration', '10.2', near, far]);
+    for (const [addr, p] of [[near, 0.05], [far, 0.2]] as const) {
+      const s = ev.filter((e): e is StatsEvent => e.type === 'stats' && e.address === addr);
+      const sent = s.reduce((a, x) => a + x.sent, 0);
+      const lost = s.reduce((a, x) => a + x.sent - x.received, 0);
+      assert.ok(sent >= 2000, `${addr}: ${sent} probes`);
+      const sd = Math.sqrt(sent * p * (1 - p));
+      assert.ok(Math.abs(lost - sent * p) <= 4 * sd, `${addr}: ${lost} of ${sent} lost, expected ${(sent * p).toFixed(0)} +- ${(4 * sd).toFixed(0)}`);
+    }
+  });
+});
+
+test('monitor states: a link taken down and brought back moves the target up -> down -> up after --fall / --rise windows; --on-change runs with the target, old and new state in its environment', opt, async () => {
+  await withLab(chain({ name: labName('ms'), routers: 1 }), async (st) => {
+    const dir = mkdtempSync(join(tmpdir(), 'pl-mon-'));
+    const log = join(dir, 'changes');
+    try {
+      const r1 = nodeNs(st, 'r1');
+      const dst = addrOf(st, 'dst', 4);
+      const dev = st.plan.nodes.find((n) => n.name === 'r1')!.ifaces.find((i) => i.peer === 'dst')!.name;
+      const child: ChildProcess = spawn('ip', ['netns', 'exec', nodeNs(st, 'src'), process.execPath, CLI, 'monitor', '--jsonl', '-I', '--interval', '0.05', '--window', '0.5', '--timeout', '200', '--fall', '2', '--rise', '2', '--duration', '6', '--on-change', `echo "$PATHLENS_TARGET $PATHLENS_FROM $PATHLENS_TO $PATHLENS_METHOD" >> ${log}`, dst], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      await new Promise((r) => setTimeout(r, 1800));
+      sh(r1, `ip link set ${dev} down`);
+      await new Promise((r) => setTimeout(r, 2000));
+      sh(r1, `ip link set ${dev} up`);
+      const code = await new Promise((r) => child.on('exit', r));
+      assert.equal(code, 0);
+      const ev = events(out);
+      const changes = ev.filter((e): e is StateEvent => e.type === 'state').map((e) => [e.from, e.to]);
+      assert.deepEqual(changes, [[null, 'up'], ['up', 'down'], ['down', 'up']]);
+      // Hysteresis: two bad windows before down, two good before up.
+      const s = ev.filter((e): e is StatsEvent => e.type === 'stats');
+      const downAt = s.findIndex((x) => x.state === 'down');
+      assert.ok(downAt >= 2 && s[downAt - 1].loss >= 100 && s[downAt].loss >= 100 && s[downAt - 2].state === 'up', JSON.stringify(s.map((x) => [x.loss, x.state])));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), [`${dst}  up icmp`, `${dst} up down icmp`, `${dst} down up icmp`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+test('monitor scale: one process, 10,000 targets (an AnyIP /16 in the lab) as uid 65534: no false loss, every target up', opt, async () => {
+  await withLab(chain({ name: labName('mx'), routers: 1 }), async (st) => {
+    const src = nodeNs(st, 'src');
+    const r1 = st.plan.nodes.find((n) => n.name === 'r1')!;
+    const dstNode = st.plan.nodes.find((n) => n.name === 'dst')!;
+    sh(src, `ip route add 10.200.0.0/16 via ${r1.ifaces.find((i) => i.peer === 'src')!.v4}`, 'sysctl -qw net.ipv4.ping_group_range="0 2147483647"');
+    sh(nodeNs(st, 'r1'), `ip route add 10.200.0.0/16 via ${dstNode.ifaces[0].v4}`);
+    sh(nodeNs(st, 'dst'), 'ip route add local 10.200.0.0/16 dev lo', 'sysctl -qw net.ipv4.icmp_ratelimit=0');
+    const dir = mkdtempSync(join(tmpdir(), 'pl-mon-'));
+    try {
+      const file = join(dir, 'targets.yaml');
+      const N = 10000;
+      const lines = ['defaults: {method: icmp, interval: 1}', 'targets:'];
+      for (let i = 0; i < N; i++) lines.push(`  - 10.200.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      spawnSync('chmod', ['-R', 'a+rX', dir]);
+      const ev = await monitor(src, ['-c', file, '--window', '5', '--timeout', '500', '--duration', '15', '--quiet'], NOBODY, 180000);
+      const s = ev.filter((e): e is StatsEvent => e.type === 'stats');
+      const targets = new Set(s.map((x) => x.address));
+      assert.equal(targets.size, N);
+      const lossy = s.filter((x) => x.loss > 0);
+      assert.equal(lossy.length, 0, `windows with loss: ${lossy.length}, e.g. ${JSON.stringify(lossy[0])}`);
+      const states = ev.filter((e): e is StateEvent => e.type === 'state');
+      assert.ok(states.length === N && states.every((x) => x.to === 'up'));
+      const done = ev.at(-1)!;
+      assert.ok(done.type === 'done' && done.probes_sent >= N * 14 && done.replies === done.probes_sent, JSON.stringify(done));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+test('monitor --prometheus: promtool accepts /metrics, and a real Prometheus server scrapes it and answers queries for the series', opt, async () => {
+  await withLab(chain({ name: labName('mp'), routers: 1 }), async (st) => {
+    const src = nodeNs(st, 'src');
+    const dst = addrOf(st, 'dst', 4);
+    const dir = mkdtempSync(join(tmpdir(), 'pl-prom-'));
+    const kids: ChildProcess[] = [];
+    try {
+      kids.push(spawn('ip', ['netns', 'exec', src, process.execPath, CLI, 'monitor', '--quiet', '-I', '--interval', '0.1', '--window', '1', '--timeout', '300', '--prometheus', '127.0.0.1:9464', dst], { stdio: 'ignore' }));
+      writeFileSync(join(dir, 'prometheus.yml'), 'global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: pathlens\n    static_configs: [{targets: ["127.0.0.1:9464"]}]\n');
+      kids.push(spawn('ip', ['netns', 'exec', src, 'prometheus', `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, '--web.listen-address=127.0.0.1:9090'], { stdio: 'ignore' }));
+      const get = async (url: string) => (await runIn(src, [process.execPath, '-e', `fetch(${JSON.stringify(url)}).then(r=>r.text()).then(t=>process.stdout.write(t),e=>{console.error(e.message);process.exit(1)})`])).stdout;
+      let metrics = '';
+      for (let i = 0; i < 50 && !/probe_success\{/.test(metrics); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        metrics = await get('http://127.0.0.1:9464/metrics');
+      }
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+      assert.match(metrics, new RegExp(`probe_success\\{target="${dst.replace(/\./g, '\\.')}",method="icmp",path=""\\} 1`));
+      assert.match(metrics, /pathlens_monitor_rtt_seconds_bucket\{le="0\.001"/);
+      let answer = '';
+      for (let i = 0; i < 60; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        answer = await get(`http://127.0.0.1:9090/api/v1/query?query=${encodeURIComponent('probe_success{job="pathlens"}')}`).catch(() => '');
+        if (/"value":\[[\d.]+,"1"\]/.test(answer)) break;
+      }
+      const q = JSON.parse(answer) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+      assert.equal(q.status, 'success');
+      assert.deepEqual(q.data.result.map((r) => [r.metric.target, r.metric.method, r.value[1]]), [[dst, 'icmp', '1']]);
+    } finally {
+      for (const k of kids) k.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
