@@ -20,7 +20,9 @@ import { type LiveHandle, runOffline, runPacketSocket } from './pping/run.js';
 import type { KtraceDoneEvent, KtraceEvent } from './ktrace/events.js';
 import { type KtraceRequest, startKtrace } from './ktrace/run.js';
 import type { DoneEvent, TraceEvent } from './trace/events.js';
-import { TRACE_DEFAULTS, type TraceHandle, type TraceRequest, startTrace } from './trace/run.js';
+import { TRACE_DEFAULTS, type TraceHandle, type TraceRequest, resolveTarget, startTrace } from './trace/run.js';
+import type { MonitorDoneEvent, MonitorEvent } from './monitor/events.js';
+import { MONITOR_DEFAULTS, type MonitorHandle, type MonitorRequest, type MonitorTarget, type TargetSettings, startMonitor } from './monitor/run.js';
 import { TraceNames } from './trace/names.js';
 import { ReverseResolver } from './resolve/reverse.js';
 
@@ -32,6 +34,8 @@ export type { RunHandle } from './core/run.js';
 export type * from './trace/events.js';
 export type { AggregateEvent, FlowEvent, PpingDoneEvent, PpingEvent, PpingStartEvent, RttEvent, TableFullEvent } from './pping/events.js';
 export type * from './ktrace/events.js';
+export type * from './monitor/events.js';
+export { MONITOR_SCHEMA } from './core/schemas.js';
 export type { KtraceRequest as KtraceOptions } from './ktrace/run.js';
 export { KTRACE_SCHEMA } from './core/schemas.js';
 
@@ -115,6 +119,54 @@ export function ktrace(options: KtraceRequest): Run<KtraceEvent, KtraceDoneEvent
   const stream = new EventStream<KtraceEvent>();
   const h = startKtrace(options, stream);
   return runOf(stream, h.done, () => h.stop());
+}
+
+/** monitor() targets: an address (or name), or one with its own settings (the CLI's target-file fields). */
+export type MonitorTargetOption = string | ({ target: string } & Partial<TargetSettings>);
+
+/** monitor() options: window, timeout, duration (0: until stopped), samples, hook; defaults for targets. */
+export interface MonitorOptions extends Partial<Omit<MonitorRequest, 'targets'>>, Partial<TargetSettings> {}
+
+/**
+ * Watches many paths (docs/monitor.md): yields pathlens.monitor/1 events until `durationMs`
+ * passes or stop() is called. Names are resolved first; one that does not resolve rejects `done`.
+ */
+export function monitor(targets: MonitorTargetOption[], options: MonitorOptions = {}): Run<MonitorEvent, MonitorDoneEvent> {
+  const stream = new EventStream<MonitorEvent>();
+  const { windowMs, timeoutMs, durationMs, samples, onChange, onRtt, ...defaults } = options;
+  let handle: MonitorHandle | null = null;
+  let stopped = false;
+  const done = (async () => {
+    const resolved: MonitorTarget[] = [];
+    for (const t of targets) {
+      const o = typeof t === 'string' ? { target: t } : t;
+      const address = await resolveTarget(o.target);
+      resolved.push({
+        method: 'auto',
+        udpPort: MONITOR_DEFAULTS.udpPort,
+        tcpPort: MONITOR_DEFAULTS.tcpPort,
+        intervalMs: MONITOR_DEFAULTS.intervalMs,
+        thresholds: MONITOR_DEFAULTS.thresholds,
+        placement: {},
+        path: null,
+        labels: {},
+        ...defaults,
+        ...o,
+        name: o.target,
+        address,
+      });
+    }
+    const h = await startMonitor({ targets: resolved, windowMs: windowMs ?? MONITOR_DEFAULTS.windowMs, timeoutMs: timeoutMs ?? MONITOR_DEFAULTS.timeoutMs, durationMs: durationMs ?? 0, samples: samples ?? false, onChange, onRtt }, stream);
+    handle = h;
+    if (stopped) h.stop();
+    const d = await h.done;
+    if (d.reason === 'error' && h.error) throw h.error;
+    return d;
+  })();
+  return runOf(stream, done, () => {
+    stopped = true;
+    handle?.stop();
+  });
 }
 
 /** The handle: done ends the stream (or fails it); an unobserved failure is never unhandled. */

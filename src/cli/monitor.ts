@@ -40,6 +40,7 @@ interface MonitorOpts {
   netns?: string;
   iface?: string;
   mark?: number;
+  source?: string;
   lossDegraded: number;
   lossDown: number;
   rttDegraded: number;
@@ -88,6 +89,7 @@ export function monitorCommand(): Command {
     .option('--netns <name|path>', 'probe from this network namespace')
     .option('-i, --iface <name>', 'probe through this interface (SO_BINDTODEVICE)')
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
+    .option('-s, --source <addr>', 'the source address the probes leave from')
     .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram)')
     .option('--samples', 'one sample event per probe outcome')
     .option('--jsonl', 'write pathlens.monitor/1 events to stdout')
@@ -105,13 +107,18 @@ export function monitorCommand(): Command {
         intervalMs: Math.round(o.interval * 1000),
         thresholds: { lossDegraded: o.lossDegraded, lossDown: o.lossDown, rttDegradedMs: o.rttDegraded, jitterDegradedMs: o.jitterDegraded, rise: o.rise, fall: o.fall },
         placement: { netns: o.netns, iface: o.iface, mark: o.mark },
+        ...(o.source ? { source: o.source } : {}),
       };
+      if (o.source && !isIP(o.source)) throw new Error(`usage: --source ${o.source}: not an IP address`);
       const specs: TargetSpec[] = targets.map((t) => ({ ...base, target: t, path: null, labels: {} }));
       if (o.config) specs.push(...(await readTargetsFile(o.config, base)));
       if (specs.length === 0) throw new Error('usage: no targets: give addresses or names, or -c FILE');
       const family = o.ipv4 ? 4 : o.ipv6 ? 6 : undefined;
       const resolved: MonitorTarget[] = [];
-      for (const s of specs) resolved.push({ name: s.target, address: await resolveOne(s, family), method: s.method, udpPort: s.udpPort, tcpPort: s.tcpPort, intervalMs: s.intervalMs, thresholds: s.thresholds, placement: s.placement, path: s.path, labels: s.labels });
+      for (const s of specs) {
+        const { target, ...settings } = s;
+        resolved.push({ ...settings, name: target, address: await resolveOne(s, family ?? (s.source ? (isIP(s.source) as 4 | 6) : undefined)) });
+      }
       const sinks: Sink<MonitorEvent>[] = [eventOutputs<MonitorEvent>(o, (write) => new MonitorTextView(write))];
       let metrics: MonitorMetrics | null = null;
       let server: import('node:http').Server | null = null;

@@ -7,9 +7,10 @@
  *              thresholds: {loss_degraded: 5, loss_down: 100, rtt_degraded_ms: 0, jitter_degraded_ms: 0, rise: 2, fall: 2}}
  *   targets:
  *     - 192.0.2.1                                # an address or a name, with the defaults
- *     - {target: example.net, method: tcp, tcp_port: 443, path: uplink-a, iface: wan0, labels: {site: par}}
+ *     - {target: example.net, method: tcp, tcp_port: 443, path: uplink-a, iface: wan0, source: 198.51.100.2, labels: {site: par}}
  */
 import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
 import { type Thresholds } from './health.js';
 import type { MethodChoice, TargetSettings } from './run.js';
@@ -85,7 +86,7 @@ type Fail = (path: (string | number)[], what: string) => never;
 function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail, isTarget: boolean): Defaults | TargetSpec {
   if (!v || typeof v !== 'object' || Array.isArray(v)) fail(at, isTarget ? 'must be an address, a name or a mapping with `target`' : 'must be a mapping');
   const o = v as Record<string, unknown>;
-  const known = ['method', 'interval', 'port', 'tcp_port', 'netns', 'iface', 'mark', 'thresholds', ...(isTarget ? ['target', 'path', 'labels'] : [])];
+  const known = ['method', 'interval', 'port', 'tcp_port', 'netns', 'iface', 'mark', 'source', 'thresholds', ...(isTarget ? ['target', 'path', 'labels'] : [])];
   for (const k of Object.keys(o)) if (!known.includes(k)) fail([...at, k], `is not a known field (${known.join(', ')})`);
   const out: TargetSpec = { ...base, thresholds: { ...base.thresholds }, placement: { ...base.placement }, target: '', path: null, labels: {} };
   if (isTarget) {
@@ -120,6 +121,10 @@ function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail,
   if (tcp !== undefined) out.tcpPort = tcp;
   const mark = num('mark', 0, 0xffffffff, 'a mark');
   if (mark !== undefined) out.placement.mark = mark;
+  if (o.source !== undefined) {
+    if (typeof o.source !== 'string' || isIP(o.source) === 0) fail([...at, 'source'], 'must be an IP address');
+    out.source = o.source as string;
+  }
   for (const k of ['netns', 'iface'] as const) {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'string' || !(o[k] as string)) fail([...at, k], 'must be a name');

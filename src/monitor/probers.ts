@@ -82,6 +82,13 @@ export interface ProberHooks {
 
 const MAX_BATCH = 256;
 
+/** CLOCK_REALTIME now, to the microsecond (Date.now() has milliseconds only). */
+function realtimeNow(out: { sec: number; nsec: number }): void {
+  const ms = performance.timeOrigin + performance.now();
+  out.sec = Math.floor(ms / 1000);
+  out.nsec = Math.round((ms - out.sec * 1000) * 1e6);
+}
+
 function realtimeOf(ts: Float64Array): [number, number] {
   return [ts[0], ts[1]];
 }
@@ -221,11 +228,7 @@ abstract class DatagramProber implements Prober {
     if (a.kernelTs) {
       a.sec = this.t.sec;
       a.nsec = this.t.nsec;
-    } else {
-      const now = Date.now();
-      a.sec = Math.floor(now / 1000);
-      a.nsec = (now % 1000) * 1e6;
-    }
+    } else realtimeNow(a);
     a.detail = detail;
     this.hooks.onAnswer(a);
   }
@@ -273,9 +276,7 @@ abstract class DatagramProber implements Prober {
       a.nsec = eq.nsec;
       a.kernelTs = true;
     } else {
-      const now = Date.now();
-      a.sec = Math.floor(now / 1000);
-      a.nsec = (now % 1000) * 1e6;
+      realtimeNow(a);
       a.kernelTs = false;
     }
     return { fromTarget, type: eq.icmpType, code: eq.icmpCode };
@@ -288,6 +289,14 @@ abstract class DatagramProber implements Prober {
 
 /** Receive buffer asked for: replies to thousands of targets can come in bursts. */
 const RCVBUF = 8 << 20;
+
+/** Binds the socket to the way out's source address (a sockaddr with port 0), when one is given. */
+function bindSource(sock: Socket, source: Uint8Array | undefined): void {
+  if (!source) return;
+  const name = new Uint8Array(source.length === 4 ? 16 : 28);
+  writeSockaddr(name, 0, source, 0);
+  sock.bind(name, `bind to the source address`);
+}
 
 function enableCommon(sock: Socket, family: Family): void {
   // Above net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise as much as allowed.
@@ -309,7 +318,7 @@ export class EchoProber extends DatagramProber {
   readonly socket: 'ping' | 'raw';
   private readonly echoId: number;
 
-  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement) {
+  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement, source?: Uint8Array) {
     const domain = family === 4 ? AF_INET : AF_INET6;
     const proto = family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
     let sock: Socket;
@@ -330,6 +339,7 @@ export class EchoProber extends DatagramProber {
     }
     try {
       enableCommon(sock, family);
+      bindSource(sock, source);
     } catch (e) {
       sock.close();
       throw e;
@@ -396,10 +406,11 @@ export class UdpProber extends DatagramProber {
   readonly method = 'udp' as const;
   readonly socket = 'dgram';
 
-  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement) {
+  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement, source?: Uint8Array) {
     const sock = openSocket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, placement);
     try {
       enableCommon(sock, family);
+      bindSource(sock, source);
     } catch (e) {
       sock.close();
       throw e;
@@ -440,11 +451,13 @@ export class TcpProber implements Prober {
   readonly socket = 'connect';
   private readonly open = new Set<Socket>();
   private readonly nameBuf = new Uint8Array(28);
+  private readonly t = { sec: 0, nsec: 0 };
 
   constructor(
     readonly family: Family,
     private readonly hooks: ProberHooks,
     private readonly placement: Placement,
+    private readonly source?: Uint8Array,
   ) {}
 
   send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
@@ -454,12 +467,17 @@ export class TcpProber implements Prober {
       let sock: Socket;
       try {
         sock = openSocket(this.family === 4 ? AF_INET : AF_INET6, SOCK_STREAM, 0, this.placement);
-      } catch (e) {
+      } catch {
         return i; // out of descriptors: the rest wait for the next tick
       }
-      const now = Date.now();
-      const sec = Math.floor(now / 1000);
-      const nsec = (now % 1000) * 1e6;
+      try {
+        bindSource(sock, this.source);
+      } catch (e) {
+        sock.close();
+        throw e;
+      }
+      realtimeNow(this.t);
+      const { sec, nsec } = this.t;
       writeSockaddr(this.nameBuf, 0, addrs[i], ports[i]);
       const rc = sock.connect(this.nameBuf.subarray(0, this.family === 4 ? 16 : 28));
       onSent(i, sec, nsec);
@@ -492,8 +510,8 @@ export class TcpProber implements Prober {
   }
 
   private answer(target: number, seq: number, kind: Answer['kind'], detail: string): void {
-    const now = Date.now();
-    this.hooks.onAnswer({ target, seq, kind, sec: Math.floor(now / 1000), nsec: (now % 1000) * 1e6, kernelTs: false, detail });
+    realtimeNow(this.t);
+    this.hooks.onAnswer({ target, seq, kind, sec: this.t.sec, nsec: this.t.nsec, kernelTs: false, detail });
   }
 
   /** Gives up a probe's connection (its timeout passed). */

@@ -21,7 +21,7 @@ import type { Sink } from '../core/sink.js';
 import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
 import type { Placement } from '../io/placement.js';
-import { type Family, formatIp } from '../packet/addr.js';
+import { type Family, formatIp, parseIp } from '../packet/addr.js';
 import { type MethodEvent, MONITOR_SCHEMA, type MonitorDoneEvent, type MonitorEvent } from './events.js';
 import { DEFAULT_THRESHOLDS, type Health, HealthState, type Thresholds, judge } from './health.js';
 import { type Answer, EchoProber, type MonitorMethod, type Prober, TcpProber, UdpProber } from './probers.js';
@@ -39,6 +39,8 @@ export interface TargetSettings {
   intervalMs: number;
   thresholds: Thresholds;
   placement: Placement;
+  /** The source address the probes leave from (the way out's), when given. */
+  source?: string;
   /** The way out, for events and metrics (e.g. the uplink's name). */
   path: string | null;
   labels: Record<string, string>;
@@ -125,12 +127,14 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const probers = new Map<string, Prober | Error>();
   const byIndex: TargetState[] = [];
   const hooks = { onAnswer: (a: Answer) => onAnswer(a), onFatal: (e: Error) => fail(e) };
-  const proberFor = (m: MonitorMethod, family: Family, p: Placement): Prober | Error => {
-    const key = `${m}/${family}/${p.netns ?? ''}/${p.iface ?? ''}/${p.mark ?? ''}`;
+  const proberFor = (m: MonitorMethod, family: Family, p: Placement, source: string | undefined): Prober | Error => {
+    const key = `${m}/${family}/${p.netns ?? ''}/${p.iface ?? ''}/${p.mark ?? ''}/${source ?? ''}`;
     let pr = probers.get(key);
     if (!pr) {
       try {
-        pr = m === 'icmp' ? new EchoProber(family, session, hooks, p) : m === 'udp' ? new UdpProber(family, session, hooks, p) : new TcpProber(family, hooks, p);
+        const src = source ? parseIp(source) : undefined;
+        if (src && src.length !== (family === 4 ? 4 : 16)) throw new PathlensError('ERR_USAGE', `source ${source} is not an IPv${family} address`);
+        pr = m === 'icmp' ? new EchoProber(family, session, hooks, p, src) : m === 'udp' ? new UdpProber(family, session, hooks, p, src) : new TcpProber(family, hooks, p, src);
         if ('setAddrLookup' in pr) (pr as EchoProber).setAddrLookup((i) => byIndex[i]?.t.address ?? null);
       } catch (e) {
         pr = e as Error;
@@ -148,7 +152,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   function settle(s: TargetState, step: number, from: MonitorMethod | null, reason: string): boolean {
     for (let k = step; k < s.methods.length; k++) {
       const m = s.methods[k];
-      const pr = proberFor(m, s.family, s.t.placement);
+      const pr = proberFor(m, s.family, s.t.placement, s.t.source);
       if (pr instanceof Error) {
         s.tried.set(m, `refused: ${pr.message}`);
         methodEvent(s, 'refused', m, null, pr.message);

@@ -60,3 +60,28 @@ test("trace() from a user's program: events as they come, done, stop(), and erro
     );
   });
 });
+
+const MONITOR_PROGRAM = `import { monitor } from 'pathlens';
+const run = monitor([process.argv[2], { target: process.argv[3], method: 'udp', path: 'b' }], { durationMs: 1500, windowMs: 500, timeoutMs: 200, intervalMs: 50 });
+const seen = [];
+for await (const e of run) seen.push(e.type === 'stats' ? [e.type, e.target, e.method, e.path, e.received > 0] : [e.type]);
+const d = await run.done;
+process.stdout.write(JSON.stringify({ seen, reason: d.reason }));
+`;
+
+test("monitor() from a user's program: per-target settings, events as an async iterable, done", opt, async () => {
+  const dir = consumerDir({ 'monitor.mjs': MONITOR_PROGRAM });
+  await withLab(chain({ name: labName('am'), routers: 1 }), async (st) => {
+    const dst = addrOf(st, 'dst', 4);
+    const r1 = addrOf(st, 'r1', 4);
+    const run = await runIn(nodeNs(st, 'src'), [process.execPath, join(dir, 'monitor.mjs'), dst, r1]);
+    assert.equal(run.code, 0, run.stderr);
+    const r = JSON.parse(run.stdout) as { seen: unknown[][]; reason: string };
+    assert.equal(r.reason, 'duration');
+    assert.deepEqual(r.seen[0], ['start']);
+    assert.deepEqual(r.seen.at(-1), ['done']);
+    const stats = r.seen.filter((e) => e[0] === 'stats');
+    assert.ok(stats.some((e) => e[1] === dst && e[3] === null && e[4] === true));
+    assert.ok(stats.some((e) => e[1] === r1 && e[2] === 'udp' && e[3] === 'b' && e[4] === true));
+  });
+});

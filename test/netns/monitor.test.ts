@@ -47,6 +47,13 @@ test('monitor ladder as uid 65534: ping socket when ping_group_range allows; UDP
     let ev = await monitor(src, [...FAST, '--duration', '2.2', dst], NOBODY);
     assert.deepEqual(chosen(ev).map((m) => [m.action, m.method, m.socket]), [['chosen', 'icmp', 'ping']]);
     assert.ok(stats(ev).every((s) => s.method === 'icmp' && s.received > 0 && s.loss === 0 && s.mean_ms !== null));
+    // IPv6 too, and TCP's RTTs (taken in userspace) have sub-millisecond resolution.
+    const dst6 = addrOf(st, 'dst', 6);
+    for (const m of ['icmp', 'udp', 'tcp']) {
+      const s6 = stats(await monitor(src, [...FAST, '--duration', '1.2', '-M', m, dst6], NOBODY));
+      assert.ok(s6.length > 0 && s6.every((s) => s.method === m && s.address === dst6 && s.loss === 0 && s.received > 0), `IPv6 ${m}`);
+      assert.ok(s6.every((s) => s.min_ms! > 0 && s.min_ms! < 5), `IPv6 ${m}: ${s6.map((s) => s.min_ms)}`);
+    }
     sh(src, 'sysctl -qw net.ipv4.ping_group_range="1 0"');
     ev = await monitor(src, [...FAST, '--duration', '2.2', dst], NOBODY);
     assert.deepEqual(chosen(ev).map((m) => [m.action, m.method]), [['refused', 'icmp'], ['chosen', 'udp']]);

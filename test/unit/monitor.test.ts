@@ -67,11 +67,11 @@ test('target file: YAML and JSON; errors name the file, the line and the field',
   const base: Defaults = { method: 'auto', udpPort: 33434, tcpPort: 80, intervalMs: 1000, thresholds: DEFAULT_THRESHOLDS, placement: {} };
   try {
     const ok = join(dir, 'ok.yaml');
-    writeFileSync(ok, 'defaults:\n  method: icmp\n  interval: 0.5\ntargets:\n  - 192.0.2.1\n  - {target: 192.0.2.2, method: tcp, tcp_port: 443, path: wan-b, iface: eth1, labels: {site: par}, thresholds: {loss_degraded: 2, fall: 3}}\n');
+    writeFileSync(ok, 'defaults:\n  method: icmp\n  interval: 0.5\ntargets:\n  - 192.0.2.1\n  - {target: 192.0.2.2, method: tcp, tcp_port: 443, path: wan-b, iface: eth1, source: 198.51.100.2, labels: {site: par}, thresholds: {loss_degraded: 2, fall: 3}}\n');
     const t = await readTargetsFile(ok, base);
-    assert.deepEqual(t.map((x) => [x.target, x.method, x.intervalMs, x.tcpPort, x.path, x.placement.iface ?? null, x.thresholds.lossDegraded, x.thresholds.fall]), [
-      ['192.0.2.1', 'icmp', 500, 80, null, null, 5, 2],
-      ['192.0.2.2', 'tcp', 500, 443, 'wan-b', 'eth1', 2, 3],
+    assert.deepEqual(t.map((x) => [x.target, x.method, x.intervalMs, x.tcpPort, x.path, x.placement.iface ?? null, x.source ?? null, x.thresholds.lossDegraded, x.thresholds.fall]), [
+      ['192.0.2.1', 'icmp', 500, 80, null, null, null, 5, 2],
+      ['192.0.2.2', 'tcp', 500, 443, 'wan-b', 'eth1', '198.51.100.2', 2, 3],
     ]);
     const json = join(dir, 'ok.json');
     writeFileSync(json, JSON.stringify({ targets: ['192.0.2.3', { target: 'h.example', port: 5000 }] }));
@@ -81,6 +81,7 @@ test('target file: YAML and JSON; errors name the file, the line and the field',
       ['targets:\n  - {target: 192.0.2.2,\n     methd: icmp}\n', /bad\.yaml:3: targets\[0\]\.methd is not a known field/],
       ['defaults: {thresholds: {loss_down: 150}}\ntargets: [192.0.2.1]\n', /bad\.yaml:1: defaults\.thresholds\.loss_down must be a number from 0 to 100$/],
       ['targets: []\n', /bad\.yaml:1: targets must be a non-empty list$/],
+      ['targets:\n  - {target: 192.0.2.2, source: uplink}\n', /bad\.yaml:2: targets\[0\]\.source must be an IP address$/],
       ['targets:\n  - {target: [1]\n', /bad\.yaml:\d+: not valid YAML or JSON/],
     ];
     for (const [text, msg] of cases) {
