@@ -15,6 +15,7 @@ import type { MonitorEvent } from '../monitor/events.js';
 import { DEFAULT_THRESHOLDS } from '../monitor/health.js';
 import { MONITOR_DEFAULTS, type MethodChoice, type MonitorTarget, startMonitor } from '../monitor/run.js';
 import { MonitorTextView } from '../render/monitor-text.js';
+import { MonitorLiveView } from '../render/monitor-live.js';
 import { floatArg, intArg } from './args.js';
 import { untilDone } from './lifecycle.js';
 import { eventOutputs } from './outputs.js';
@@ -119,7 +120,10 @@ export function monitorCommand(): Command {
         const { target, ...settings } = s;
         resolved.push({ ...settings, name: target, address: await resolveOne(s, family ?? (s.source ? (isIP(s.source) as 4 | 6) : undefined)) });
       }
-      const sinks: Sink<MonitorEvent>[] = [eventOutputs<MonitorEvent>(o, (write) => new MonitorTextView(write))];
+      // On a terminal (and nothing else on stdout), the live table; plain lines otherwise.
+      const live = process.stdout.isTTY === true && process.stdin.isTTY === true && !o.jsonl && !o.quiet ? new MonitorLiveView(process.stdout, process.stdin) : null;
+      const sinks: Sink<MonitorEvent>[] = [eventOutputs<MonitorEvent>(live ? { ...o, quiet: true } : o, (write) => new MonitorTextView(write))];
+      if (live) sinks.push(live);
       let metrics: MonitorMetrics | null = null;
       let server: import('node:http').Server | null = null;
       if (o.prometheus) {
@@ -130,8 +134,8 @@ export function monitorCommand(): Command {
       }
       const tee = new Tee<MonitorEvent>(sinks);
       try {
-        const { handle, done } = await untilDone(() =>
-          startMonitor(
+        const { handle, done } = await untilDone(async () => {
+          const h = await startMonitor(
             {
               targets: resolved,
               windowMs: Math.round(o.window * 1000),
@@ -142,11 +146,14 @@ export function monitorCommand(): Command {
               onRtt: metrics ? (target, method, path, rtt) => metrics!.rtt.observe({ target, method, path: path ?? '' }, rtt / 1000) : undefined,
             },
             tee,
-          ),
-        );
+          );
+          live?.open(() => h.stop());
+          return h;
+        });
         await tee.end();
         if (done.reason === 'error' && handle.error) throw handle.error;
       } finally {
+        live?.close();
         server?.close();
       }
     });

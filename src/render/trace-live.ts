@@ -10,8 +10,8 @@
  * Keys: q (or Ctrl-C) quit, p pause/resume, r reset statistics, n names/addresses, d next view
  * (table, compact, diagnostic).
  */
-import { writeSync } from 'node:fs';
 import type { Sink } from '../core/sink.js';
+import { FullScreen, type TerminalIn, type TerminalOut } from './terminal.js';
 import type { HopStatsEvent, ReplyEvent, StartEvent, TraceEvent } from '../trace/events.js';
 
 export type LiveMode = 'table' | 'compact' | 'diag';
@@ -24,23 +24,6 @@ export interface LiveControl {
   reset(): void;
 }
 
-export interface TerminalOut {
-  write(s: string): unknown;
-  columns?: number;
-  rows?: number;
-  fd?: number;
-}
-
-export interface TerminalIn {
-  setRawMode?(on: boolean): unknown;
-  on(ev: 'data', fn: (b: Buffer) => void): unknown;
-  off(ev: 'data', fn: (b: Buffer) => void): unknown;
-  resume(): unknown;
-  pause(): unknown;
-}
-
-const ENTER = '\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J';
-const LEAVE = '\x1b[?25h\x1b[?1049l';
 const f1 = (x: number | null) => (x === null ? '' : x.toFixed(1));
 
 interface Diag {
@@ -57,17 +40,12 @@ export class LiveView implements Sink<TraceEvent> {
   private mode: LiveMode;
   private showNames: boolean;
   private control: LiveControl | null = null;
-  private active = false;
   private timer: NodeJS.Timeout | null = null;
   private note = '';
-  private readonly onKey = (b: Buffer) => this.key(b.toString('latin1'));
-  private readonly onExit = () => this.restoreSync();
+  private readonly screen: FullScreen;
 
-  constructor(
-    private readonly out: TerminalOut,
-    private readonly input: TerminalIn,
-    opts: { names: boolean; mode?: LiveMode },
-  ) {
+  constructor(out: TerminalOut, input: TerminalIn, opts: { names: boolean; mode?: LiveMode }) {
+    this.screen = new FullScreen(out, input);
     this.showNames = opts.names;
     this.mode = opts.mode ?? 'table';
   }
@@ -75,12 +53,7 @@ export class LiveView implements Sink<TraceEvent> {
   /** Takes the terminal (alternate screen, raw keys) and the run's controls. */
   open(control: LiveControl): void {
     this.control = control;
-    this.active = true;
-    this.out.write(ENTER);
-    this.input.setRawMode?.(true);
-    this.input.on('data', this.onKey);
-    this.input.resume();
-    process.once('exit', this.onExit);
+    this.screen.open((k) => this.key(k));
     this.draw();
   }
 
@@ -115,7 +88,7 @@ export class LiveView implements Sink<TraceEvent> {
   }
 
   private schedule(): void {
-    if (!this.active || this.timer) return;
+    if (!this.screen.isOpen || this.timer) return;
     // At most ten frames a second, whatever the event rate.
     this.timer = setTimeout(() => {
       this.timer = null;
@@ -187,35 +160,14 @@ export class LiveView implements Sink<TraceEvent> {
   }
 
   draw(): void {
-    if (!this.active) return;
-    const cols = this.out.columns ?? 120;
-    const rows = this.out.rows ?? 40;
-    const lines = this.frame().slice(0, rows - 1).map((l) => (l.length > cols ? l.slice(0, cols) : l));
-    this.out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\r\n')}\x1b[J`);
+    this.screen.draw(this.frame());
   }
 
   /** Gives the terminal back (idempotent). */
   close(): void {
-    if (!this.active) return;
-    this.active = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.input.off('data', this.onKey);
-    this.input.setRawMode?.(false);
-    this.input.pause();
-    this.out.write(LEAVE);
-    process.off('exit', this.onExit);
-  }
-
-  private restoreSync(): void {
-    if (!this.active) return;
-    this.active = false;
-    try {
-      this.input.setRawMode?.(false);
-      writeSync(this.out.fd ?? 1, LEAVE);
-    } catch {
-      // the terminal is gone
-    }
+    this.screen.close();
   }
 
   end(): void {

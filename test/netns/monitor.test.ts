@@ -196,3 +196,32 @@ test('monitor --prometheus: promtool accepts /metrics, and a real Prometheus ser
     }
   });
 });
+
+test('monitor live table under tmux: one row per target, worst first, counts; q quits and gives the terminal back', opt, async () => {
+  await withLab(chain({ name: labName('mv'), routers: 1 }), async (st) => {
+    const sess = `pl-mon-${process.pid}`;
+    const dst = addrOf(st, 'dst', 4);
+    const r1 = addrOf(st, 'r1', 4);
+    const nobody = '10.100.1.99'; // on dst's link, answered by no one
+    const tm = (...a: string[]) => spawnSync('tmux', a, { encoding: 'utf8' }).stdout;
+    const screen = () => tm('capture-pane', '-p', '-t', sess);
+    try {
+      spawnSync('tmux', ['new-session', '-d', '-s', sess, '-x', '120', '-y', '30', `ip netns exec ${nodeNs(st, 'src')} ${process.execPath} ${CLI} monitor -I --interval 0.1 --window 0.5 --timeout 200 --fall 1 ${dst} ${r1} ${nobody}; echo "EXIT=$?"; sleep 600`]);
+      const until = async (what: string, f: () => boolean) => {
+        for (let i = 0; i < 100 && !f(); i++) await new Promise((r) => setTimeout(r, 100));
+        assert.ok(f(), `${what}: ${screen()}`);
+      };
+      await until('three rows, one down', () => /up 2 {3}degraded 0 {3}down 1/.test(screen()));
+      const lines = screen().split('\n');
+      const head = lines.findIndex((l) => /^Target\s+Path\s+State\s+Method\s+Loss%\s+Sent\s+Median\s+p95\s+Jitter\s+Score/.test(l));
+      assert.ok(head > 0, screen());
+      assert.match(lines[head + 1], new RegExp(`^${nobody.replace(/\./g, '\\.')}\\s+down\\s+icmp\\s+100\\.0`));
+      assert.ok(lines.slice(head + 2, head + 4).every((l) => / up {7,}icmp /.test(l)));
+      spawnSync('tmux', ['send-keys', '-t', sess, 'q']);
+      await until('exit', () => /EXIT=0/.test(screen()));
+      assert.deepEqual(tm('display-message', '-p', '-t', sess, '#{alternate_on} #{cursor_flag}').trim(), '0 1');
+    } finally {
+      spawnSync('tmux', ['kill-session', '-t', sess]);
+    }
+  });
+});
