@@ -5,22 +5,20 @@
  */
 import type { Sink } from '../core/sink.js';
 import type { MonitorEvent, MonitorStartEvent, StateEvent, StatsEvent } from '../monitor/events.js';
-import { FullScreen, type TerminalIn, type TerminalOut } from './terminal.js';
+import { ScreenView, type TerminalIn, type TerminalOut } from './terminal.js';
 
 const RANK = { down: 0, degraded: 1, up: 2 } as const;
 const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
 
-export class MonitorLiveView implements Sink<MonitorEvent> {
+export class MonitorLiveView extends ScreenView implements Sink<MonitorEvent> {
   private start: MonitorStartEvent | null = null;
   private readonly rows = new Map<string, StatsEvent>();
   private note = '';
   private byName = false;
-  private timer: NodeJS.Timeout | null = null;
   private stop: (() => void) | null = null;
-  private readonly screen: FullScreen;
 
   constructor(out: TerminalOut, input: TerminalIn) {
-    this.screen = new FullScreen(out, input);
+    super(out, input);
   }
 
   open(stop: () => void): void {
@@ -39,12 +37,7 @@ export class MonitorLiveView implements Sink<MonitorEvent> {
     else if (e.type === 'state') this.note = noteOf(e);
     else if (e.type === 'method' && e.action !== 'chosen') this.note = `${e.target}: method ${e.action}${e.method ? ` ${e.method}` : ''}: ${e.reason}`;
     else if (e.type === 'error') this.note = `error: ${e.message}`;
-    if (this.screen.isOpen && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.draw();
-      }, 100);
-    }
+    this.schedule();
   }
 
   frame(): string[] {
@@ -66,20 +59,6 @@ export class MonitorLiveView implements Sink<MonitorEvent> {
     if (all.length > room) lines.push(`... and ${all.length - room} more`);
     if (this.note) lines.push('', this.note);
     return lines;
-  }
-
-  draw(): void {
-    this.screen.draw(this.frame());
-  }
-
-  close(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.screen.close();
-  }
-
-  end(): void {
-    this.close();
   }
 }
 

@@ -82,3 +82,39 @@ export class FullScreen {
     }
   }
 }
+
+/** A full-screen view drawn from its frame(): redrawn at most ten times a second, closed once. */
+export abstract class ScreenView {
+  protected readonly screen: FullScreen;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(out: TerminalOut, input: TerminalIn) {
+    this.screen = new FullScreen(out, input);
+  }
+
+  abstract frame(): string[];
+
+  /** A redraw soon (whatever the event rate, ten frames a second at most). */
+  protected schedule(): void {
+    if (!this.screen.isOpen || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.draw();
+    }, 100);
+  }
+
+  draw(): void {
+    this.screen.draw(this.frame());
+  }
+
+  /** Gives the terminal back (idempotent). */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.screen.close();
+  }
+
+  end(): void {
+    this.close();
+  }
+}

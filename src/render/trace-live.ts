@@ -11,7 +11,7 @@
  * (table, compact, diagnostic).
  */
 import type { Sink } from '../core/sink.js';
-import { FullScreen, type TerminalIn, type TerminalOut } from './terminal.js';
+import { ScreenView, type TerminalIn, type TerminalOut } from './terminal.js';
 import type { HopStatsEvent, ReplyEvent, StartEvent, TraceEvent } from '../trace/events.js';
 
 export type LiveMode = 'table' | 'compact' | 'diag';
@@ -31,7 +31,7 @@ interface Diag {
   late: number;
 }
 
-export class LiveView implements Sink<TraceEvent> {
+export class LiveView extends ScreenView implements Sink<TraceEvent> {
   private start: StartEvent | null = null;
   private readonly stats = new Map<number, HopStatsEvent>();
   private readonly names = new Map<string, string | null>();
@@ -40,12 +40,10 @@ export class LiveView implements Sink<TraceEvent> {
   private mode: LiveMode;
   private showNames: boolean;
   private control: LiveControl | null = null;
-  private timer: NodeJS.Timeout | null = null;
   private note = '';
-  private readonly screen: FullScreen;
 
   constructor(out: TerminalOut, input: TerminalIn, opts: { names: boolean; mode?: LiveMode }) {
-    this.screen = new FullScreen(out, input);
+    super(out, input);
     this.showNames = opts.names;
     this.mode = opts.mode ?? 'table';
   }
@@ -85,15 +83,6 @@ export class LiveView implements Sink<TraceEvent> {
         break;
     }
     this.schedule();
-  }
-
-  private schedule(): void {
-    if (!this.screen.isOpen || this.timer) return;
-    // At most ten frames a second, whatever the event rate.
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.draw();
-    }, 100);
   }
 
   private key(k: string): void {
@@ -157,20 +146,5 @@ export class LiveView implements Sink<TraceEvent> {
     }
     if (this.note) lines.push('', this.note);
     return lines;
-  }
-
-  draw(): void {
-    this.screen.draw(this.frame());
-  }
-
-  /** Gives the terminal back (idempotent). */
-  close(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.screen.close();
-  }
-
-  end(): void {
-    this.close();
   }
 }
