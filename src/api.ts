@@ -133,14 +133,14 @@ export interface MonitorOptions extends Partial<Omit<MonitorRequest, 'targets'>>
  */
 export function monitor(targets: MonitorTargetOption[], options: MonitorOptions = {}): Run<MonitorEvent, MonitorDoneEvent> {
   const stream = new EventStream<MonitorEvent>();
-  const { windowMs, timeoutMs, durationMs, samples, onChange, onRtt, ...defaults } = options;
+  const { windowMs, timeoutMs, durationMs, samples, onChange, onRtt, confirm, resolveEveryMs, resolve, ...defaults } = options;
   let handle: MonitorHandle | null = null;
   let stopped = false;
   const done = (async () => {
     const resolved: MonitorTarget[] = [];
     for (const t of targets) {
       const o = typeof t === 'string' ? { target: t } : t;
-      const address = await resolveTarget(o.target);
+      const address = options.resolve ? await options.resolve(o.target) : await resolveTarget(o.target);
       resolved.push({
         method: 'auto',
         udpPort: MONITOR_DEFAULTS.udpPort,
@@ -156,7 +156,7 @@ export function monitor(targets: MonitorTargetOption[], options: MonitorOptions 
         address,
       });
     }
-    const h = await startMonitor({ targets: resolved, windowMs: windowMs ?? MONITOR_DEFAULTS.windowMs, timeoutMs: timeoutMs ?? MONITOR_DEFAULTS.timeoutMs, durationMs: durationMs ?? 0, samples: samples ?? false, onChange, onRtt }, stream);
+    const h = await startMonitor({ targets: resolved, windowMs: windowMs ?? MONITOR_DEFAULTS.windowMs, timeoutMs: timeoutMs ?? MONITOR_DEFAULTS.timeoutMs, durationMs: durationMs ?? 0, samples: samples ?? false, onChange, onRtt, confirm, resolveEveryMs, resolve }, stream);
     handle = h;
     if (stopped) h.stop();
     const d = await h.done;

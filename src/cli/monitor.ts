@@ -37,6 +37,8 @@ interface MonitorOpts {
   quiet?: boolean;
   prometheus?: string;
   samples?: boolean;
+  confirm: number;
+  resolveEvery: number;
   onChange?: string;
   netns?: string;
   iface?: string;
@@ -86,6 +88,8 @@ export function monitorCommand(): Command {
     .option('--jitter-degraded <ms>', 'a window whose jitter is above this is degraded (0: no limit)', floatArg(0, 600000), 0)
     .option('--fall <windows>', 'windows in a row judged worse before the state gets worse', intArg(1, 100), DEFAULT_THRESHOLDS.fall)
     .option('--rise <windows>', 'windows in a row judged better before the state gets better', intArg(1, 100), DEFAULT_THRESHOLDS.rise)
+    .option('--confirm <probes>', 'after a probe is lost, send this many at a tenth of the interval, to confirm a failure sooner', intArg(0, 1000), 0)
+    .option('--resolve-every <seconds>', 'look names up again this often (0: never); a new address is an address event', floatArg(0, 86400), 300)
     .option('--on-change <cmd>', 'run CMD (sh -c) on every state change; PATHLENS_TARGET, _ADDRESS, _PATH, _FROM, _TO, _REASON, _METHOD in its environment')
     .option('--netns <name|path>', 'probe from this network namespace')
     .option('-i, --iface <name>', 'probe through this interface (SO_BINDTODEVICE)')
@@ -143,6 +147,8 @@ export function monitorCommand(): Command {
               durationMs: Math.round(o.duration * 1000),
               samples: !!o.samples,
               onChange: o.onChange,
+              confirm: o.confirm,
+              resolveEveryMs: Math.round(o.resolveEvery * 1000),
               onRtt: metrics ? (target, method, path, rtt) => metrics!.rtt.observe({ target, method, path: path ?? '' }, rtt / 1000) : undefined,
             },
             tee,

@@ -46,6 +46,13 @@ export interface MethodEvent extends Base, Of {
   reason: string;
 }
 
+/** A name looked up again (--resolve-every) gave another address: probes go there from now on. */
+export interface AddressEvent extends Base, Of {
+  type: 'address';
+  /** The address before (the new one is `address`). */
+  from: string;
+}
+
 export interface StatsEvent extends Base, Of, WindowFigures {
   type: 'stats';
   method: MonitorMethod;
@@ -88,4 +95,4 @@ export interface MonitorDoneEvent extends Base {
   duration_ms: number;
 }
 
-export type MonitorEvent = MonitorStartEvent | MethodEvent | StatsEvent | StateEvent | SampleEvent | MonitorErrorEvent | MonitorDoneEvent;
+export type MonitorEvent = MonitorStartEvent | MethodEvent | AddressEvent | StatsEvent | StateEvent | SampleEvent | MonitorErrorEvent | MonitorDoneEvent;

@@ -118,8 +118,8 @@ abstract class DatagramProber implements Prober {
   protected readonly cur = new CmsgCursor();
   protected readonly t = { sec: 0, nsec: 0 };
   protected readonly ans: Answer = { target: -1, seq: -1, kind: 'alive', sec: 0, nsec: 0, kernelTs: false, detail: '' };
-  /** The address each target index probes (to check where answers come from). */
-  protected addrOf: (target: number) => Uint8Array | null = () => null;
+  /** Whether bytes at buf[off] are an address the target's answers may come from. */
+  protected fromTarget: (target: number, buf: Uint8Array, off: number) => boolean = () => false;
 
   constructor(
     readonly family: Family,
@@ -135,15 +135,15 @@ abstract class DatagramProber implements Prober {
     // kernel's receive timestamps keep the RTTs exact whenever the queue is read.
   }
 
-  setAddrLookup(f: (target: number) => Uint8Array | null): void {
-    this.addrOf = f;
+  setAddressCheck(f: (target: number, buf: Uint8Array, off: number) => boolean): void {
+    this.fromTarget = f;
   }
 
-  /** Each target's sockaddr, built once. */
+  /** Each target's sockaddr, built once (again when its address or port changes). */
   private readonly names: (Uint8Array | undefined)[] = [];
   private sockaddrOf(target: number, addr: Uint8Array, port: number): Uint8Array {
     let s = this.names[target];
-    if (!s || s[2] !== port >> 8 || s[3] !== (port & 0xff)) {
+    if (!s || s[2] !== port >> 8 || s[3] !== (port & 0xff) || !sameAddr(s, addr.length === 4 ? 4 : 8, addr)) {
       s = new Uint8Array(addr.length === 4 ? 16 : 28);
       writeSockaddr(s, 0, addr, port);
       this.names[target] = s;
@@ -221,8 +221,7 @@ abstract class DatagramProber implements Prober {
   protected answerFrom(i: number, detail: string): void {
     const d = this.data;
     const a = this.ans;
-    const want = this.addrOf(a.target);
-    if (!want || readSockaddr(d.nameView, d.nameOff(i), d.nameLen(i), this.name) !== OK || !sameAddr(d.names, this.name.addrOff, want)) return;
+    if (readSockaddr(d.nameView, d.nameOff(i), d.nameLen(i), this.name) !== OK || this.name.family !== this.family || !this.fromTarget(a.target, d.names, this.name.addrOff)) return;
     a.kind = 'alive';
     a.kernelTs = rxTime(this.cur, d.ctrlView, d.ctrlOff(i), d.ctrlLen(i), this.t);
     if (a.kernelTs) {
@@ -266,10 +265,8 @@ abstract class DatagramProber implements Prober {
     parseErrqueue(e.ctrlView, e.ctrlOff(i), e.ctrlOff(i) + e.ctrlLen(i), eq, this.cur);
     if (eq.status !== OK || (eq.origin !== SO_EE_ORIGIN_ICMP && eq.origin !== SO_EE_ORIGIN_ICMP6)) return null;
     if (!this.cookie(e.data, e.dataView, e.dataOff(i) + payloadOff, e.dataLen(i) - payloadOff)) return null;
-    const want = this.addrOf(this.ans.target);
-    if (!want) return null;
     // The offender's address bytes are in the control buffer, where the kernel put its sockaddr.
-    const fromTarget = eq.offender.family === this.family && sameAddr(e.ctrl, eq.offender.addrOff, want);
+    const fromTarget = eq.offender.family === this.family && this.fromTarget(this.ans.target, e.ctrl, eq.offender.addrOff);
     const a = this.ans;
     if (eq.hasTime) {
       a.sec = eq.sec;

@@ -15,13 +15,15 @@
  * over. Statistics never mix methods: every window is probed with one.
  */
 import { spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { randomInt } from 'node:crypto';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
 import type { Placement } from '../io/placement.js';
-import { type Family, formatIp, parseIp } from '../packet/addr.js';
+import { type Family, formatIp, parseIp, sameAddr } from '../packet/addr.js';
 import { type MethodEvent, MONITOR_SCHEMA, type MonitorDoneEvent, type MonitorEvent } from './events.js';
 import { DEFAULT_THRESHOLDS, type Health, HealthState, type Thresholds, judge } from './health.js';
 import { type Answer, EchoProber, type MonitorMethod, type Prober, TcpProber, UdpProber } from './probers.js';
@@ -63,6 +65,12 @@ export interface MonitorRequest {
   onChange?: string;
   /** Every answer's RTT (the metrics' histogram). */
   onRtt?: (target: string, method: MonitorMethod, path: string | null, rttMs: number) => void;
+  /** After a lost probe, this many probes at a tenth of the interval (0: off), to confirm a failure sooner. */
+  confirm?: number;
+  /** Names looked up again this often (0: never), ms; an address that changes is an `address` event. */
+  resolveEveryMs?: number;
+  /** How names are looked up (tests); the system resolver by default. */
+  resolve?: (name: string, family?: Family) => Promise<Uint8Array>;
 }
 
 export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs: 1000, udpPort: 33434, tcpPort: 80, thresholds: DEFAULT_THRESHOLDS };
@@ -96,6 +104,12 @@ interface TargetState {
   /** Timing wheel: next due (ms since start) and the next target in the same slot. */
   due: number;
   next: number;
+  /** --confirm: fast probes still to send after a loss, and whether the last outcome was an answer. */
+  confirmLeft: number;
+  lastOk: boolean;
+  /** The address before the last change (--resolve-every), answers from which count until oldUntil. */
+  oldAddr: Uint8Array | null;
+  oldUntil: number;
 }
 
 export interface MonitorHandle extends RunHandle<MonitorDoneEvent> {
@@ -135,7 +149,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         const src = source ? parseIp(source) : undefined;
         if (src && src.length !== (family === 4 ? 4 : 16)) throw new PathlensError('ERR_USAGE', `source ${source} is not an IPv${family} address`);
         pr = m === 'icmp' ? new EchoProber(family, session, hooks, p, src) : m === 'udp' ? new UdpProber(family, session, hooks, p, src) : new TcpProber(family, hooks, p, src);
-        if ('setAddrLookup' in pr) (pr as EchoProber).setAddrLookup((i) => byIndex[i]?.t.address ?? null);
+        if ('setAddressCheck' in pr) (pr as EchoProber).setAddressCheck(fromTarget);
       } catch (e) {
         pr = e as Error;
       }
@@ -144,6 +158,12 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     return pr;
   };
 
+  /** An answer's source is the target's address, or its previous one while probes sent there can still be answered. */
+  const fromTarget = (i: number, buf: Uint8Array, off: number): boolean => {
+    const s = byIndex[i];
+    if (!s) return false;
+    return sameAddr(buf, off, s.t.address) || (s.oldAddr !== null && now() < s.oldUntil && sameAddr(buf, off, s.oldAddr));
+  };
   const of = (s: TargetState) => ({ target: s.t.name, address: s.addr, path: s.t.path });
   const methodEvent = (s: TargetState, action: MethodEvent['action'], method: MonitorMethod | null, from: MonitorMethod | null, reason: string, socket: string | null = null) =>
     emit({ schema: MONITOR_SCHEMA, type: 'method', t_ms: tms(), ...of(s), action, method, socket, from, reason });
@@ -196,9 +216,44 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       // Spread: target i starts at its share of the interval.
       due: (t.intervalMs * i) / n,
       next: -1,
+      confirmLeft: 0,
+      lastOk: false,
+      oldAddr: null,
+      oldUntil: 0,
     };
     byIndex.push(s);
   });
+  // Names looked up again on a schedule, one at a time (a slow resolver delays only itself).
+  const named = byIndex.filter((s) => isIP(s.t.name) === 0);
+  const lookupFn = req.resolve ?? (async (name: string, family?: Family) => parseIp((await lookup(name, { family: family ?? 0 })).address));
+  let resolving = false;
+  let resolveTimer: NodeJS.Timeout | null = null;
+  const reresolve = async () => {
+    if (resolving || finished) return;
+    resolving = true;
+    for (const s of named) {
+      if (finished) break;
+      let next: Uint8Array;
+      try {
+        next = await lookupFn(s.t.name, s.family);
+      } catch (e) {
+        emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: 'ERR_RESOLVE', message: `${s.t.name}: looking it up again failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); probes keep going to ${s.addr}` });
+        continue;
+      }
+      if (next.length !== s.t.address.length || next.every((b, k) => b === s.t.address[k])) continue;
+      const from = s.addr;
+      s.oldAddr = s.t.address;
+      s.oldUntil = now() + req.timeoutMs;
+      s.t.address = next;
+      s.addr = formatIp(next, 0, s.family);
+      emit({ schema: MONITOR_SCHEMA, type: 'address', t_ms: tms(), ...of(s), from });
+    }
+    resolving = false;
+  };
+  if (named.length > 0 && (req.resolveEveryMs ?? 0) > 0) {
+    resolveTimer = setInterval(() => void reresolve(), req.resolveEveryMs);
+    resolveTimer.unref();
+  }
   emit({ schema: MONITOR_SCHEMA, type: 'start', t_ms: 0, version: version(), time: new Date(wall0).toISOString(), targets: n, interval_ms: req.targets[0].intervalMs, window_ms: req.windowMs, timeout_ms: req.timeoutMs });
   for (const s of byIndex) {
     if (!settle(s, 0, null, '')) {
@@ -241,6 +296,10 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
 
   function outcome(s: TargetState, slot: number, result: 'reply' | 'timeout' | 'unreachable', rtt: number | null, kernelTs: boolean): void {
     const w = s.windows[s.slotWin[slot] & 1];
+    // --confirm: the first loss after an answer makes the next probes come fast (a target that
+    // stays down is not probed fast for ever).
+    if (result === 'timeout' && req.confirm && s.lastOk && s.confirmLeft === 0) s.confirmLeft = req.confirm;
+    s.lastOk = result === 'reply';
     if (result === 'reply') {
       w.add(rtt!);
       counts.replies++;
@@ -310,7 +369,11 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
           let g = groups.get(s.prober);
           if (!g) groups.set(s.prober, (g = { idx: [], slot: [] }));
           g.idx.push(i);
-          s.due += s.t.intervalMs;
+          if (s.confirmLeft > 0) {
+            s.confirmLeft--;
+            // A tenth of the interval, but never so fast that the ring of outstanding probes wraps.
+            s.due += Math.max(TICK_MS, s.t.intervalMs / 10, (2 * req.timeoutMs) / RING);
+          } else s.due += s.t.intervalMs;
           budget--;
         }
         if (s.step >= 0) insert(i);
@@ -442,6 +505,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
 
   function finish(): void {
     if (finished) return;
+    if (resolveTimer) clearInterval(resolveTimer);
     // A window being closed, then the one the run ended in, as far as it went.
     if (closeAt >= 0) {
       for (let i = closeAt; i < n; i++) closeTarget(closing, byIndex[i]);

@@ -36,6 +36,7 @@ export class MonitorLiveView extends ScreenView implements Sink<MonitorEvent> {
     else if (e.type === 'stats') this.rows.set(`${e.target}\u0000${e.path ?? ''}`, e);
     else if (e.type === 'state') this.note = noteOf(e);
     else if (e.type === 'method' && e.action !== 'chosen') this.note = `${e.target}: method ${e.action}${e.method ? ` ${e.method}` : ''}: ${e.reason}`;
+    else if (e.type === 'address') this.note = `${e.target}: now ${e.address} (was ${e.from})`;
     else if (e.type === 'error') this.note = `error: ${e.message}`;
     this.schedule();
   }

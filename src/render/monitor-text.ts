@@ -52,6 +52,9 @@ export class MonitorTextView implements Sink<MonitorEvent> {
         }
         this.window.push(e);
         break;
+      case 'address':
+        this.write(`${e.target}: now ${e.address} (was ${e.from})${e.path ? ` via ${e.path}` : ''}`);
+        break;
       case 'state':
         this.flush();
         this.write(`${this.name(e)}: ${e.from ?? 'unknown'} -> ${e.to} (${e.reason})`);

@@ -96,7 +96,7 @@ test('monitor accuracy: measured loss within binomial bounds over >= 2,000 probe
   });
 });
 
-test('monitor states: a link taken down and brought back moves the target up -> down -> up after --fall / --rise windows; --on-change runs with the target, old and new state in its environment', opt, async () => {
+test('monitor states: a link taken down and brought back moves the target up -> down -> up after --fall / --rise windows; --on-change runs with the target, old and new state in its environment; --confirm probes faster after the first loss', opt, async () => {
   await withLab(chain({ name: labName('ms'), routers: 1 }), async (st) => {
     const dir = mkdtempSync(join(tmpdir(), 'pl-mon-'));
     const log = join(dir, 'changes');
@@ -104,7 +104,7 @@ test('monitor states: a link taken down and brought back moves the target up -> 
       const r1 = nodeNs(st, 'r1');
       const dst = addrOf(st, 'dst', 4);
       const dev = st.plan.nodes.find((n) => n.name === 'r1')!.ifaces.find((i) => i.peer === 'dst')!.name;
-      const child: ChildProcess = spawn('ip', ['netns', 'exec', nodeNs(st, 'src'), process.execPath, CLI, 'monitor', '--jsonl', '-I', '--interval', '0.05', '--window', '0.5', '--timeout', '200', '--fall', '2', '--rise', '2', '--duration', '6', '--on-change', `echo "$PATHLENS_TARGET $PATHLENS_FROM $PATHLENS_TO $PATHLENS_METHOD" >> ${log}`, dst], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child: ChildProcess = spawn('ip', ['netns', 'exec', nodeNs(st, 'src'), process.execPath, CLI, 'monitor', '--jsonl', '-I', '--interval', '0.05', '--window', '0.5', '--timeout', '200', '--fall', '2', '--rise', '2', '--confirm', '5', '--duration', '6', '--on-change', `echo "$PATHLENS_TARGET $PATHLENS_FROM $PATHLENS_TO $PATHLENS_METHOD" >> ${log}`, dst], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
       await new Promise((r) => setTimeout(r, 1800));
@@ -116,6 +116,8 @@ test('monitor states: a link taken down and brought back moves the target up -> 
       const ev = events(out);
       const changes = ev.filter((e): e is StateEvent => e.type === 'state').map((e) => [e.from, e.to]);
       assert.deepEqual(changes, [[null, 'up'], ['up', 'down'], ['down', 'up']]);
+      // --confirm 5: the first loss made five more probes go at a tenth of the interval.
+      assert.ok(ev.filter((e): e is StatsEvent => e.type === 'stats').some((x) => x.sent >= 13), 'a window with the confirmation probes');
       // Hysteresis: two bad windows before down, two good before up.
       const s = ev.filter((e): e is StatsEvent => e.type === 'stats');
       const downAt = s.findIndex((x) => x.state === 'down');

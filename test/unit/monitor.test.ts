@@ -11,6 +11,9 @@ import fc from 'fast-check';
 import { type Defaults, readTargetsFile } from '../../src/monitor/config.js';
 import { DEFAULT_THRESHOLDS, HealthState, judge } from '../../src/monitor/health.js';
 import { RTT_BOUNDS_MS, TargetWindow } from '../../src/monitor/window.js';
+import { monitor } from '../../src/api.js';
+import type { MonitorEvent, StatsEvent } from '../../src/monitor/events.js';
+import { parseIp } from '../../src/packet/addr.js';
 
 test('window figures: loss, quantiles (nearest rank), sample deviation, histogram and RFC 3550 jitter as defined', () => {
   fc.assert(
@@ -93,4 +96,25 @@ test('target file: YAML and JSON; errors name the file, the line and the field',
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('names looked up again: a new address is an address event, and the probes go there (UDP over loopback, unprivileged)', async () => {
+  const answers = [parseIp('127.0.0.1'), parseIp('127.0.0.2')];
+  let calls = 0;
+  const run = monitor(['probe.test'], {
+    method: 'udp',
+    intervalMs: 20,
+    windowMs: 300,
+    timeoutMs: 100,
+    durationMs: 1500,
+    resolveEveryMs: 700,
+    resolve: async () => answers[Math.min(calls++, 1)],
+  });
+  const events: MonitorEvent[] = [];
+  for await (const e of run) events.push(e);
+  const moved = events.filter((e) => e.type === 'address');
+  assert.deepEqual(moved.map((e) => e.type === 'address' && [e.from, e.address]), [['127.0.0.1', '127.0.0.2']]);
+  const stats = events.filter((e): e is StatsEvent => e.type === 'stats');
+  assert.ok(stats.some((s) => s.address === '127.0.0.1' && s.received > 0) && stats.some((s) => s.address === '127.0.0.2' && s.received > 0), JSON.stringify(stats.map((s) => [s.address, s.sent, s.received])));
+  assert.ok(stats.every((s) => s.loss === 0), 'no probe lost across the change');
 });
