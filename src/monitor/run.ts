@@ -27,7 +27,7 @@ import { type Family, formatIp, parseIp, sameAddr } from '../packet/addr.js';
 import { type MethodEvent, MONITOR_SCHEMA, type MonitorDoneEvent, type MonitorEvent } from './events.js';
 import { DEFAULT_THRESHOLDS, type Health, HealthState, type Thresholds, judge } from './health.js';
 import { type Answer, EchoProber, type MonitorMethod, type Prober, TcpProber, UdpProber } from './probers.js';
-import { TargetWindow } from './window.js';
+import { Jitter, TargetWindow } from './window.js';
 
 export type MethodChoice = MonitorMethod | 'auto';
 export const LADDER: MonitorMethod[] = ['icmp', 'udp', 'tcp'];
@@ -98,6 +98,7 @@ interface TargetState {
   slotWin: Int32Array;
   slotDone: Uint8Array;
   windows: [TargetWindow, TargetWindow];
+  jitter: Jitter;
   health: HealthState;
   /** What each method got when it last gave way (for the `unreachable` reason). */
   tried: Map<MonitorMethod, string>;
@@ -211,6 +212,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       slotWin: new Int32Array(RING),
       slotDone: new Uint8Array(RING),
       windows: [new TargetWindow(Math.ceil(req.windowMs / t.intervalMs) + 2), new TargetWindow(Math.ceil(req.windowMs / t.intervalMs) + 2)],
+      jitter: new Jitter(),
       health: new HealthState(t.thresholds),
       tried: new Map(),
       // Spread: target i starts at its share of the interval.
@@ -302,6 +304,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     s.lastOk = result === 'reply';
     if (result === 'reply') {
       w.add(rtt!);
+      s.jitter.add(rtt!);
       counts.replies++;
       req.onRtt?.(s.t.name, s.methods[s.step], s.t.path, rtt!);
     } else if (result === 'unreachable') w.unreachable++;
@@ -458,7 +461,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       const w = s.windows[k & 1];
       // Nothing sent in it (no method, or the partial window the run ended in): nothing to say.
       if (w.sent === 0) return;
-      const f = w.figures();
+      const f = w.figures(s.jitter.value);
       const method = s.methods[Math.max(0, s.step)];
       const v = judge(f, s.t.thresholds);
       const change = s.health.update(v.health, v.reason);

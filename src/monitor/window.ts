@@ -1,9 +1,10 @@
 /**
  * One target's samples in one window, and the figures the monitor reports for it: sent,
  * received, loss, duplicates, min / mean / median / p95 / max RTT, the sample standard
- * deviation, RFC 3550 interarrival jitter (J += (|D| - J) / 16, D the difference of consecutive
- * RTTs, carried across windows as the RFC's running estimate is) and an RTT histogram on fixed
- * bounds. Buffers are allocated once per target and reused.
+ * deviation, RFC 3550 interarrival jitter (a Jitter per target: J += (|D| - J) / 16, D the
+ * difference of consecutive RTTs in the order the answers came, carried across windows as the
+ * RFC's running estimate is; the window reports its value when it closes) and an RTT histogram on
+ * fixed bounds. Buffers are allocated once per target and reused.
  */
 
 /** RTT histogram upper bounds, ms (Prometheus-style cumulative buckets are built from these). */
@@ -37,8 +38,6 @@ export class TargetWindow {
   unreachable = 0;
   private n = 0;
   private rtts: Float64Array;
-  private jitter = -1;
-  private lastRtt = -1;
   readonly histogram = new Int32Array(RTT_BOUNDS_MS.length + 1);
 
   constructor(capacity: number) {
@@ -53,17 +52,13 @@ export class TargetWindow {
     }
     this.rtts[this.n++] = rtt;
     this.received++;
-    if (this.lastRtt >= 0) {
-      const d = Math.abs(rtt - this.lastRtt);
-      this.jitter = this.jitter < 0 ? d : this.jitter + (d - this.jitter) / 16;
-    }
-    this.lastRtt = rtt;
     let b = 0;
     while (b < RTT_BOUNDS_MS.length && rtt > RTT_BOUNDS_MS[b]) b++;
     this.histogram[b]++;
   }
 
-  figures(): WindowFigures {
+  /** The window's figures; `jitter`: the target's RFC 3550 estimate now (null before two answers). */
+  figures(jitter: number | null): WindowFigures {
     const n = this.n;
     const s = this.rtts.subarray(0, n).slice().sort();
     let mean = 0;
@@ -86,14 +81,32 @@ export class TargetWindow {
       p95_ms: n ? r3(q(0.95)) : null,
       max_ms: n ? r3(s[n - 1]) : null,
       stdev_ms: n > 1 ? r3(Math.sqrt(ss / (n - 1))) : n === 1 ? 0 : null,
-      jitter_ms: this.jitter >= 0 ? r3(this.jitter) : null,
+      jitter_ms: jitter === null ? null : r3(jitter),
       histogram: [...this.histogram],
     };
   }
 
-  /** A new window; the RFC 3550 jitter estimate runs on. */
+  /** A new window. */
   next(): void {
     this.sent = this.received = this.duplicates = this.unreachable = this.n = 0;
     this.histogram.fill(0);
+  }
+}
+
+/** RFC 3550's interarrival jitter over one target's answers, in the order they came. */
+export class Jitter {
+  private j = -1;
+  private last = -1;
+
+  add(rtt: number): void {
+    if (this.last >= 0) {
+      const d = Math.abs(rtt - this.last);
+      this.j = this.j < 0 ? d : this.j + (d - this.j) / 16;
+    }
+    this.last = rtt;
+  }
+
+  get value(): number | null {
+    return this.j < 0 ? null : this.j;
   }
 }

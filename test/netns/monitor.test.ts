@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
-import type { MethodEvent, MonitorEvent, StateEvent, StatsEvent } from '../../src/monitor/events.js';
+import type { MethodEvent, MonitorEvent, SampleEvent, StateEvent, StatsEvent } from '../../src/monitor/events.js';
+import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 import { jsonlOf } from '../helpers/schema.js';
@@ -224,6 +225,94 @@ test('monitor live table under tmux: one row per target, worst first, counts; q 
       assert.deepEqual(tm('display-message', '-p', '-t', sess, '#{alternate_on} #{cursor_flag}').trim(), '0 1');
     } finally {
       spawnSync('tmux', ['kill-session', '-t', sess]);
+    }
+  });
+});
+
+/** Echo requests in a capture: (echo id, sequence) -> capture time, µs. */
+function echoTimes(pcap: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const r = CaptureReader.open(pcap);
+  const rec = new CaptureRecord();
+  try {
+    while (r.next(rec)) {
+      const b = rec.data.subarray(rec.off, rec.off + rec.len);
+      if (rec.linktype !== 1 || b.length < 14 + 20 + 8 || b[12] !== 0x08 || b[13] !== 0x00 || b[14 + 9] !== 1) continue;
+      const l4 = 14 + (b[14] & 0x0f) * 4;
+      if (b[l4] !== 8) continue;
+      out.set(`${(b[l4 + 4] << 8) | b[l4 + 5]}/${(b[l4 + 6] << 8) | b[l4 + 7]}`, rec.sec * 1e6 + rec.nsec / 1e3);
+    }
+  } finally {
+    r.close();
+  }
+  return out;
+}
+
+test('monitor accuracy: behind a link with 5 ms +- 2 ms jitter, RTT percentiles and RFC 3550 jitter match the delays the impairment path gave the same packets (captured at its own interfaces)', opt, async () => {
+  const spec = chain({ name: labName('mj'), routers: 1 });
+  spec.links[0] = { ...spec.links[0], a_to_b: { delay_ms: 5, jitter_ms: 2 } };
+  spec.impair_mode = 'userspace';
+  await withLab(spec, async (st) => {
+    const wire = st.plan.wireNs!;
+    const w = st.plan.links[0].wire!;
+    const dir = mkdtempSync(join(tmpdir(), 'pl-jit-'));
+    const dumps: ChildProcess[] = [];
+    try {
+      for (const i of [w.aIf, w.bIf]) {
+        dumps.push(spawn('ip', ['netns', 'exec', wire, 'tcpdump', '-i', i, '-w', join(dir, `${i}.pcap`), '-U', '--immediate-mode', '-s', '96', '--time-stamp-precision=nano', 'icmp[icmptype] == 8'], { stdio: 'ignore' }));
+      }
+      await new Promise((r) => setTimeout(r, 700));
+      const ev = await monitor(nodeNs(st, 'src'), ['-I', '--samples', '--interval', '0.01', '--window', '2', '--timeout', '200', '--duration', '6', addrOf(st, 'dst', 4)]);
+      await new Promise((r) => setTimeout(r, 500));
+      for (const d of dumps) d.kill('SIGINT');
+      await Promise.all(dumps.map((d) => new Promise((r) => d.once('exit', r))));
+      const tin = echoTimes(join(dir, `${w.aIf}.pcap`));
+      const tout = echoTimes(join(dir, `${w.bIf}.pcap`));
+      // What the impairment path did to each echo request: out minus in, by (id, seq).
+      const delay = new Map<number, number>();
+      for (const [k, t] of tin) {
+        const o = tout.get(k);
+        if (o !== undefined) delay.set(Number(k.split('/')[1]), (o - t) / 1000);
+      }
+      const samples = ev.filter((e): e is SampleEvent => e.type === 'sample' && e.result === 'reply');
+      const pairs = samples.filter((s) => delay.has(s.seq & 0xffff)).map((s) => ({ rtt: s.rtt_ms!, d: delay.get(s.seq & 0xffff)!, seq: s.seq }));
+      assert.ok(pairs.length >= 400, `${pairs.length} probes matched in the captures`);
+      pairs.sort((a, b) => a.seq - b.seq);
+      // The rest of the round trip (both other links, the stack) is what the RTT has beyond the delay.
+      const rest = pairs.map((p) => p.rtt - p.d).sort((a, b) => a - b);
+      const base = rest[rest.length >> 1];
+      const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+      const jitter = (xs: number[]) => {
+        let j = 0;
+        for (let i = 1; i < xs.length; i++) j += (Math.abs(xs[i] - xs[i - 1]) - j) / 16;
+        return j;
+      };
+      const rtts = pairs.map((p) => p.rtt);
+      const model = pairs.map((p) => p.d + base);
+      for (const p of [0.05, 0.5, 0.95]) assert.ok(Math.abs(q(rtts, p) - q(model, p)) < 0.3, `p${p * 100}: ${q(rtts, p).toFixed(3)} vs ${q(model, p).toFixed(3)} ms`);
+      // The jitter is the configured one (uniform +-2 ms: mean |D| 1.33 ms) and the monitor's equals the path's.
+      const jm = jitter(rtts);
+      const jp = jitter(pairs.map((p) => p.d));
+      assert.ok(jp > 0.8 && jp < 2, `path jitter ${jp}`);
+      assert.ok(Math.abs(jm - jp) < 0.15, `monitor's jitter ${jm.toFixed(3)} ms vs the path's ${jp.toFixed(3)} ms`);
+      // Each stats event's jitter is RFC 3550's running estimate over the answers so far, in the
+      // order they came (the sample events' order), and its spread is the path's.
+      let j = -1;
+      let last = -1;
+      let checked = 0;
+      for (const e of ev) {
+        if (e.type === 'sample' && e.result === 'reply') {
+          if (last >= 0) j = j < 0 ? Math.abs(e.rtt_ms! - last) : j + (Math.abs(e.rtt_ms! - last) - j) / 16;
+          last = e.rtt_ms!;
+        } else if (e.type === 'stats' && e.sent >= 150) {
+          assert.ok(Math.abs(e.jitter_ms! - j) < 0.01 && e.p95_ms! - e.min_ms! > 2.5, `${e.jitter_ms} vs ${j}; ${e.min_ms}..${e.p95_ms}`);
+          checked++;
+        }
+      }
+      assert.ok(checked >= 2);
+    } finally {
+      for (const d of dumps) if (d.exitCode === null) d.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { type Defaults, readTargetsFile } from '../../src/monitor/config.js';
 import { DEFAULT_THRESHOLDS, HealthState, judge } from '../../src/monitor/health.js';
-import { RTT_BOUNDS_MS, TargetWindow } from '../../src/monitor/window.js';
+import { Jitter, RTT_BOUNDS_MS, TargetWindow } from '../../src/monitor/window.js';
 import { monitor } from '../../src/api.js';
 import type { MonitorEvent, StatsEvent } from '../../src/monitor/events.js';
 import { parseIp } from '../../src/packet/addr.js';
@@ -19,16 +19,18 @@ test('window figures: loss, quantiles (nearest rank), sample deviation, histogra
   fc.assert(
     fc.property(fc.array(fc.double({ min: 0.001, max: 3000, noNaN: true }), { maxLength: 300 }), fc.nat({ max: 50 }), (rtts, lost) => {
       const w = new TargetWindow(4);
+      const jit = new Jitter();
       w.sent = rtts.length + lost;
       let j = -1;
       for (let i = 0; i < rtts.length; i++) {
         w.add(rtts[i]);
+        jit.add(rtts[i]);
         if (i > 0) {
           const d = Math.abs(rtts[i] - rtts[i - 1]);
           j = j < 0 ? d : j + (d - j) / 16;
         }
       }
-      const f = w.figures();
+      const f = w.figures(jit.value);
       const r3 = (x: number) => Math.round(x * 1000) / 1000;
       assert.equal(f.received, rtts.length);
       assert.equal(f.loss, w.sent ? r3((lost / w.sent) * 100) : 0);
