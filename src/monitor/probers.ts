@@ -89,17 +89,15 @@ function realtimeNow(out: { sec: number; nsec: number }): void {
   out.nsec = Math.round((ms - out.sec * 1000) * 1e6);
 }
 
-function realtimeOf(ts: Float64Array): [number, number] {
-  return [ts[0], ts[1]];
-}
 
 /** Reads SCM_TIMESTAMPNS from a message's control bytes into out; false when absent. */
 function rxTime(cur: CmsgCursor, dv: DataView, off: number, len: number, out: { sec: number; nsec: number }): boolean {
   cur.reset(dv, off, off + len);
   while (cur.next()) {
     if (cur.level === SOL_SOCKET && cur.type === SCM_TIMESTAMPNS && cur.dataLen >= 16) {
-      out.sec = Number(dv.getBigInt64(cur.dataOff, true));
-      out.nsec = Number(dv.getBigInt64(cur.dataOff + 8, true));
+      // Two 64-bit fields read as 32-bit halves: no BigInt (an allocation) per answer.
+      out.sec = dv.getUint32(cur.dataOff, true) + dv.getInt32(cur.dataOff + 4, true) * 4294967296;
+      out.nsec = dv.getUint32(cur.dataOff + 8, true);
       return true;
     }
   }
@@ -166,16 +164,17 @@ abstract class DatagramProber implements Prober {
         b.set(j, len, name.length, 0);
       }
       const rc = b.send(this.sock.fd, k);
+      // CLOCK_REALTIME just before the call (times[0], times[1]).
+      const sec = b.times[0];
+      const nsec = b.times[1];
       if (rc < 0) {
         if (rc === -EAGAIN) return done;
-        // A send error names one destination (no route...): skip that probe, say nothing sent for it.
-        const [sec, nsec] = realtimeOf(b.times);
+        // A send error names one destination (no route...): that probe is answered "unreachable".
         this.answerLocal(targets[done], seqs[done], sec, nsec, errnoName(-rc));
         onSent(done, sec, nsec);
         done++;
         continue;
       }
-      const [sec, nsec] = realtimeOf(b.times);
       for (let j = 0; j < rc; j++) onSent(done + j, sec, nsec);
       done += rc;
       if (rc < k) return done;

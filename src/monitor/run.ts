@@ -140,6 +140,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
 
   // Probers, one per method, family and way out; opened on first use.
   const probers = new Map<string, Prober | Error>();
+  /** The probers that opened (the tick reads them). */
+  const proberList: Prober[] = [];
   const byIndex: TargetState[] = [];
   const hooks = { onAnswer: (a: Answer) => onAnswer(a), onFatal: (e: Error) => fail(e) };
   const proberFor = (m: MonitorMethod, family: Family, p: Placement, source: string | undefined): Prober | Error => {
@@ -151,6 +153,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         if (src && src.length !== (family === 4 ? 4 : 16)) throw new PathlensError('ERR_USAGE', `source ${source} is not an IPv${family} address`);
         pr = m === 'icmp' ? new EchoProber(family, session, hooks, p, src) : m === 'udp' ? new UdpProber(family, session, hooks, p, src) : new TcpProber(family, hooks, p, src);
         if ('setAddressCheck' in pr) (pr as EchoProber).setAddressCheck(fromTarget);
+        proberList.push(pr);
       } catch (e) {
         pr = e as Error;
       }
@@ -335,6 +338,16 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const bP = new Int32Array(4096);
   const bA: Uint8Array[] = new Array(4096);
   let lastSlot = -1;
+  /** The tick's time, for onSent (one function for every batch: no closure per tick). */
+  let sendNow = 0;
+  const onSent = (j: number, sec: number, nsec: number) => {
+    const s = byIndex[bT[j]];
+    const slot = bQ[j] % RING;
+    s.slotTx[slot] = sec * 1000 + nsec / 1e6;
+    s.windows[s.slotWin[slot] & 1].sent++;
+    counts.sent++;
+    push(bT[j], slot, sendNow + req.timeoutMs);
+  };
   // Probes per tick on average, and the most one tick may send.
   const perTick = req.targets.reduce((a, t) => a + TICK_MS / t.intervalMs, 0);
   const burstCap = Math.max(16, Math.ceil(perTick * BURST_TICKS));
@@ -343,7 +356,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (finished) return;
     // Answers first: they were stamped by the kernel when they came.
     try {
-      for (const p of probers.values()) if (!(p instanceof Error)) p.poll?.();
+      for (let k = 0; k < proberList.length; k++) proberList[k].poll?.();
     } catch (e) {
       fail(e as Error);
     }
@@ -401,14 +414,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
           s.slotDone[slot] = 0;
           s.slotWin[slot] = winOf(tnow);
         }
-        const sent = pr.send(k, bT, bQ, bA, bP, (j, sec, nsec) => {
-          const s = byIndex[bT[j]];
-          const slot = bQ[j] % RING;
-          s.slotTx[slot] = sec * 1000 + nsec / 1e6;
-          s.windows[s.slotWin[slot] & 1].sent++;
-          counts.sent++;
-          push(bT[j], slot, tnow + req.timeoutMs);
-        });
+        sendNow = tnow;
+        const sent = pr.send(k, bT, bQ, bA, bP, onSent);
         for (let j = sent; j < k; j++) {
           // Not sent (the socket is full): the probe is forgotten, the target tries at its next turn.
           byIndex[bT[j]].slotSeq[bQ[j] % RING] = -1;
