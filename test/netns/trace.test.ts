@@ -175,6 +175,11 @@ test('bad arguments and bad specs give a clear message and a non-zero exit, neve
     [['trace', '-n', '--ecmp', 'auto', '-q', '2', '127.0.0.1'], 2],
     // In a new, empty namespace: the name lookup fails there without a packet leaving the machine.
     [['trace', '-n', 'no.such.host.invalid'], 1],
+    [['monitor', '--duration', '0.1'], 2],
+    [['monitor', '-c', '/nonexistent.yaml', '--duration', '0.1'], 1],
+    [['monitor', '--prometheus', 'nope', '--duration', '0.1', '127.0.0.1'], 2],
+    [['monitor', '--timeout', '20000', '--duration', '0.1', '127.0.0.1'], 2],
+    [['monitor', '-I', '-T', '--duration', '0.1', '127.0.0.1'], 2],
     [['nonsense'], 2],
     [['lab', 'up', '/nonexistent.yaml'], process.getuid?.() === 0 ? 2 : 1],
   ];
