@@ -294,6 +294,17 @@ function bindSource(sock: Socket, source: Uint8Array | undefined): void {
   sock.bind(name, `bind to the source address`);
 }
 
+/** Error queue, receive timestamps, buffer and source on a new datagram socket; closed if any fails. */
+function prepare(sock: Socket, family: Family, source: Uint8Array | undefined): void {
+  try {
+    enableCommon(sock, family);
+    bindSource(sock, source);
+  } catch (e) {
+    sock.close();
+    throw e;
+  }
+}
+
 function enableCommon(sock: Socket, family: Family): void {
   // Above net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise as much as allowed.
   if (sock.trySetInt(SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF) < 0) sock.trySetInt(SOL_SOCKET, SO_RCVBUF, RCVBUF);
@@ -333,13 +344,7 @@ export class EchoProber extends DatagramProber {
         throw new PathlensError('ERR_PRIVILEGE', `ICMP refused: no ping socket (net.ipv4.ping_group_range does not include this group) and no raw socket (CAP_NET_RAW)`);
       }
     }
-    try {
-      enableCommon(sock, family);
-      bindSource(sock, source);
-    } catch (e) {
-      sock.close();
-      throw e;
-    }
+    prepare(sock, family, source);
     super(family, session, hooks, sock, 8 + COOKIE_LEN);
     this.socket = kind;
     this.echoId = kind === 'ping' ? 0 : (session ^ (session >>> 16)) & 0xffff;
@@ -404,13 +409,7 @@ export class UdpProber extends DatagramProber {
 
   constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement, source?: Uint8Array) {
     const sock = openSocket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, placement);
-    try {
-      enableCommon(sock, family);
-      bindSource(sock, source);
-    } catch (e) {
-      sock.close();
-      throw e;
-    }
+    prepare(sock, family, source);
     super(family, session, hooks, sock, COOKIE_LEN);
   }
 
