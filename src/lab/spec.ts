@@ -2,7 +2,7 @@
  * Lab topology specs: the declarative description of a namespace network (JSON or YAML), and its
  * validation. Every error names the field at fault.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readConfigText } from '../io/config-file.js';
 import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
 
@@ -207,16 +207,7 @@ export const MAX_SPEC_BYTES = 1 << 20;
 
 /** Reads a spec file (.json, .yaml or .yml). */
 export async function readSpecFile(path: string): Promise<LabSpec> {
-  let text: string;
-  try {
-    const st = statSync(path);
-    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    if (st.size > MAX_SPEC_BYTES) throw new PathlensError('ERR_CONFIG', `${path} is ${st.size} bytes: a lab spec is at most ${MAX_SPEC_BYTES} bytes`);
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if (e instanceof PathlensError) throw e;
-    throw new PathlensError('ERR_CONFIG', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readConfigText(path, MAX_SPEC_BYTES, 'a lab spec');
   let raw: unknown;
   try {
     raw = path.endsWith('.json') ? JSON.parse(text) : (await import('yaml')).parse(text);

@@ -9,7 +9,7 @@
  *     - 192.0.2.1                                # an address or a name, with the defaults
  *     - {target: example.net, method: tcp, tcp_port: 443, path: uplink-a, iface: wan0, source: 198.51.100.2, labels: {site: par}}
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readConfigText } from '../io/config-file.js';
 import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
 import { type Thresholds } from './health.js';
@@ -25,16 +25,7 @@ const MAX_BYTES = 16 << 20;
 
 /** Reads the file; `base` holds the command line's values. */
 export async function readTargetsFile(file: string, base: Defaults): Promise<TargetSpec[]> {
-  let text: string;
-  try {
-    const st = statSync(file);
-    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    if (st.size > MAX_BYTES) throw new PathlensError('ERR_CONFIG', `${file} is ${st.size} bytes: a target file is at most ${MAX_BYTES} bytes`);
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if (e instanceof PathlensError) throw e;
-    throw new PathlensError('ERR_CONFIG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readConfigText(file, MAX_BYTES, 'a target file');
   // JSON is read with JSON.parse (a target file of 10,000 entries in milliseconds); YAML, or a
   // JSON file with a mistake in it, through the YAML parser, which knows where each node is.
   let json: unknown;
