@@ -57,10 +57,11 @@ export class TargetWindow {
     this.histogram[b]++;
   }
 
-  /** The window's figures; `jitter`: the target's RFC 3550 estimate now (null before two answers). */
+  /** The window's figures, once, when it closes (its RTTs are sorted in place); `jitter`: the target's RFC 3550 estimate now (null before two answers). */
   figures(jitter: number | null): WindowFigures {
     const n = this.n;
-    const s = this.rtts.subarray(0, n).slice().sort();
+    // Sorted in place: the answers' order is not needed once the window is closed.
+    const s = this.rtts.subarray(0, n).sort();
     let mean = 0;
     for (let i = 0; i < n; i++) mean += s[i];
     mean = n ? mean / n : 0;
@@ -95,18 +96,20 @@ export class TargetWindow {
 
 /** RFC 3550's interarrival jitter over one target's answers, in the order they came. */
 export class Jitter {
-  private j = -1;
-  private last = -1;
+  // NaN until known: fields that hold fractions from the start keep one representation (an
+  // integer first and a fraction later would make V8 migrate every target's object once).
+  private j = Number.NaN;
+  private last = Number.NaN;
 
   add(rtt: number): void {
-    if (this.last >= 0) {
+    if (this.last === this.last) {
       const d = Math.abs(rtt - this.last);
-      this.j = this.j < 0 ? d : this.j + (d - this.j) / 16;
+      this.j = this.j === this.j ? this.j + (d - this.j) / 16 : d;
     }
     this.last = rtt;
   }
 
   get value(): number | null {
-    return this.j < 0 ? null : this.j;
+    return this.j === this.j ? this.j : null;
   }
 }
