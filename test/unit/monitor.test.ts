@@ -120,3 +120,38 @@ test('names looked up again: a new address is an address event, and the probes g
   assert.ok(stats.some((s) => s.address === '127.0.0.1' && s.received > 0) && stats.some((s) => s.address === '127.0.0.2' && s.received > 0), JSON.stringify(stats.map((s) => [s.address, s.sent, s.received])));
   assert.ok(stats.every((s) => s.loss === 0), 'no probe lost across the change');
 });
+
+test('plain view: past 50 targets one summary line a window (counts, the three worst), changes as they come, a first state only when not up', async () => {
+  const { MonitorTextView } = await import('../../src/render/monitor-text.js');
+  const lines: string[] = [];
+  const v = new MonitorTextView((l) => lines.push(l));
+  const n = 200;
+  const base = { schema: 'pathlens.monitor/1', t_ms: 0, path: null, method: 'icmp', window_ms: 10_000, received: 10, duplicates: 0, unreachable: 0, min_ms: 1, mean_ms: 1, median_ms: 1, p95_ms: 1, max_ms: 1, stdev_ms: 0, jitter_ms: 0, histogram: [] } as const;
+  const stats = (i: number, w: number, loss: number): StatsEvent => ({ ...base, type: 'stats', target: `10.0.0.${i}`, address: `10.0.0.${i}`, window_start_ms: w * 10_000, sent: 10, loss, state: loss >= 100 ? 'down' : loss > 5 ? 'degraded' : 'up', score: 100 - loss }) as unknown as StatsEvent;
+  v.event({ schema: 'pathlens.monitor/1', type: 'start', t_ms: 0, version: 'x', time: '', targets: n, interval_ms: 1000, window_ms: 10_000, timeout_ms: 1000 } as MonitorEvent);
+  for (let w = 0; w < 2; w++) {
+    for (let i = 0; i < n; i++) {
+      // Window 0: target 7 loses 100 %, 9 loses 30 %, 11 loses 20 %, 13 loses 10 %; window 1: all answer.
+      const loss = w === 0 ? ({ 7: 100, 9: 30, 11: 20, 13: 10 } as Record<number, number>)[i] ?? 0 : 0;
+      const e = stats(i, w, loss);
+      v.event(e);
+      const from = w === 0 ? null : i === 7 ? 'down' : i === 9 || i === 11 || i === 13 ? 'degraded' : null;
+      if (w === 0 || from) v.event({ ...base, type: 'state', target: e.target, address: e.address, from, to: w === 0 ? e.state : 'up', reason: 'r' } as MonitorEvent);
+    }
+  }
+  v.event({ schema: 'pathlens.monitor/1', type: 'done', t_ms: 20_000, reason: 'duration', probes_sent: 4000, replies: 3984, duration_ms: 20_000 } as MonitorEvent);
+  assert.deepEqual(lines, [
+    'pathlens monitor: 200 targets, every 1 s, windows of 10 s, timeout 1000 ms',
+    '10.0.0.7: unknown -> down (r)',
+    '10.0.0.9: unknown -> degraded (r)',
+    '10.0.0.11: unknown -> degraded (r)',
+    '10.0.0.13: unknown -> degraded (r)',
+    'window at 0 s: 200 targets: 196 up, 3 degraded, 1 down; worst: 10.0.0.7 100% loss, 10.0.0.9 30% loss, 10.0.0.11 20% loss',
+    '10.0.0.7: down -> up (r)',
+    '10.0.0.9: degraded -> up (r)',
+    '10.0.0.11: degraded -> up (r)',
+    '10.0.0.13: degraded -> up (r)',
+    'window at 10 s: 200 targets: 200 up, 0 degraded, 0 down',
+    '-- duration: 4000 probes, 3984 answers, 20.0 s',
+  ]);
+});
