@@ -27,7 +27,7 @@ import { type Family, formatIp, parseIp, sameAddr } from '../packet/addr.js';
 import { type MethodEvent, MONITOR_SCHEMA, type MonitorDoneEvent, type MonitorEvent } from './events.js';
 import { DEFAULT_THRESHOLDS, type Health, HealthState, type Thresholds, judge } from './health.js';
 import { type Answer, EchoProber, type MonitorMethod, type Prober, TcpProber, UdpProber } from './probers.js';
-import { Jitter, TargetWindow } from './window.js';
+import { Jitter, TargetWindow, windowRooms } from './window.js';
 
 export type MethodChoice = MonitorMethod | 'auto';
 export const LADDER: MonitorMethod[] = ['icmp', 'udp', 'tcp'];
@@ -83,6 +83,11 @@ const BURST_TICKS = 2;
 /** Targets whose window is closed per tick. */
 const CLOSE_BATCH = 200;
 
+interface Group {
+  prober: Prober;
+  idx: number[];
+}
+
 interface TargetState {
   t: MonitorTarget;
   family: Family;
@@ -91,6 +96,8 @@ interface TargetState {
   step: number;
   methods: MonitorMethod[];
   prober: Prober;
+  /** The prober's batch of due probes (one per prober, made when the prober opens). */
+  group: Group;
   seq: number;
   /** Where its outstanding ring starts in the shared ring arrays (index * RING). */
   base: number;
@@ -157,7 +164,14 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   let finished = false;
   let stopReason: MonitorDoneEvent['reason'] | null = null;
 
-  // Probers, one per method, family and way out; opened on first use.
+  // Probers, one per method, family and way out; opened on first use. Each has a group: the
+  // indexes of its targets due in this tick.
+  const groups: Group[] = [];
+  const groupOf = (pr: Prober): Group => {
+    let g = groups.find((x) => x.prober === pr);
+    if (!g) groups.push((g = { prober: pr, idx: [] }));
+    return g;
+  };
   const probers = new Map<string, Prober | Error>();
   /** The probers that opened (the tick reads them). */
   const proberList: Prober[] = [];
@@ -203,6 +217,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       }
       s.step = k;
       s.prober = pr;
+      s.group = groupOf(pr);
       methodEvent(s, from === null ? 'chosen' : 'switched', m, from, reason || (s.t.method === 'auto' ? 'the first method of the ladder the kernel allows' : 'as configured'), pr.socket);
       return true;
     }
@@ -225,6 +240,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const rTx = new Float64Array(n * RING);
   const rWin = new Int32Array(n * RING);
   const rDone = new Uint8Array(n * RING);
+  const caps = req.targets.map((t) => Math.ceil(req.windowMs / t.intervalMs) + 2);
+  const rooms = windowRooms(caps.flatMap((c) => [c, c]));
   req.targets.forEach((given, i) => {
     const t = sameShape(given);
     const family: Family = t.address.length === 4 ? 4 : 6;
@@ -235,9 +252,10 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       step: 0,
       methods: t.method === 'auto' ? LADDER : [t.method],
       prober: null as unknown as Prober,
+      group: null as unknown as Group,
       seq: randomInt(0, 0x10000),
       base: i * RING,
-      windows: [new TargetWindow(Math.ceil(req.windowMs / t.intervalMs) + 2), new TargetWindow(Math.ceil(req.windowMs / t.intervalMs) + 2)],
+      windows: [new TargetWindow(caps[i], rooms[2 * i]), new TargetWindow(caps[i], rooms[2 * i + 1])],
       jitter: new Jitter(),
       health: new HealthState(t.thresholds),
       tried: new Map(),
@@ -355,7 +373,6 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   }
 
   // Sending: the due probes of a tick, grouped by prober.
-  const groups = new Map<Prober, { idx: number[]; slot: number[] }>();
   const bT = new Int32Array(4096);
   const bQ = new Int32Array(4096);
   const bP = new Int32Array(4096);
@@ -405,9 +422,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         const s = byIndex[i];
         const nx = s.next;
         if (s.due <= tnow + TICK_MS && s.step >= 0) {
-          let g = groups.get(s.prober);
-          if (!g) groups.set(s.prober, (g = { idx: [], slot: [] }));
-          g.idx.push(i);
+          s.group.idx.push(i);
           if (s.confirmLeft > 0) {
             s.confirmLeft--;
             // A tenth of the interval, but never so fast that the ring of outstanding probes wraps.
@@ -420,7 +435,9 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       }
     }
     if (stopReason === null) lastSlot = budget > 0 ? upto : sl - 2;
-    for (const [pr, g] of groups) {
+    for (let gi = 0; gi < groups.length; gi++) {
+      const g = groups[gi];
+      const pr = g.prober;
       for (let off = 0; off < g.idx.length; off += bT.length) {
         const k = Math.min(bT.length, g.idx.length - off);
         for (let j = 0; j < k; j++) {
@@ -473,7 +490,9 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       finish();
       return;
     }
-    timer = setTimeout(tick, TICK_MS);
+    // One timer, re-armed (no new Timeout object per tick).
+    if (timer) timer.refresh();
+    else timer = setTimeout(tick, TICK_MS);
   }
   let closing = 0;
   /** Next target to close in window `closing` (-1: no window is being closed). */
@@ -581,7 +600,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     resolveDone(d);
   }
 
-  timer = setTimeout(tick, 0);
+  // The first tick at once; it makes the timer that the others re-arm.
+  setTimeout(tick, 0);
   return {
     done,
     stop: () => {

@@ -31,6 +31,23 @@ export interface WindowFigures {
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
+/** Buckets in a window's histogram: one per bound, and one above the last. */
+export const HISTOGRAM_LEN = RTT_BOUNDS_MS.length + 1;
+
+/** Memory for many windows: window k (room for caps[k] RTTs) gets views into two shared arrays. */
+export function windowRooms(caps: number[]): { rtts: Float64Array; histogram: Int32Array }[] {
+  let total = 0;
+  for (const c of caps) total += Math.max(4, c);
+  const rtts = new Float64Array(total);
+  const histogram = new Int32Array(caps.length * HISTOGRAM_LEN);
+  let off = 0;
+  return caps.map((c, k) => {
+    const r = { rtts: rtts.subarray(off, off + Math.max(4, c)), histogram: histogram.subarray(k * HISTOGRAM_LEN, (k + 1) * HISTOGRAM_LEN) };
+    off += Math.max(4, c);
+    return r;
+  });
+}
+
 export class TargetWindow {
   sent = 0;
   received = 0;
@@ -38,10 +55,15 @@ export class TargetWindow {
   unreachable = 0;
   private n = 0;
   private rtts: Float64Array;
-  readonly histogram = new Int32Array(RTT_BOUNDS_MS.length + 1);
+  readonly histogram: Int32Array;
 
-  constructor(capacity: number) {
-    this.rtts = new Float64Array(Math.max(4, capacity));
+  /**
+   * Room for `capacity` RTTs (more when needed). `room` lends it memory: views into arrays
+   * shared by many windows (ten thousand targets' windows as two arrays, not forty thousand).
+   */
+  constructor(capacity: number, room?: { rtts: Float64Array; histogram: Int32Array }) {
+    this.rtts = room ? room.rtts : new Float64Array(Math.max(4, capacity));
+    this.histogram = room ? room.histogram : new Int32Array(HISTOGRAM_LEN);
   }
 
   add(rtt: number): void {
