@@ -15,6 +15,8 @@ import {
   IPPROTO_ICMPV6,
   IPPROTO_IPV6,
   IPV6_RECVERR,
+  IP_MTU_DISCOVER,
+  IP_PMTUDISC_PROBE,
   IP_RECVERR,
   MSG_ERRQUEUE,
   SOCK_DGRAM,
@@ -308,8 +310,14 @@ function prepare(sock: Socket, family: Family, source: Uint8Array | undefined): 
 function enableCommon(sock: Socket, family: Family): void {
   // Above net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); otherwise as much as allowed.
   if (sock.trySetInt(SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF) < 0) sock.trySetInt(SOL_SOCKET, SO_RCVBUF, RCVBUF);
-  if (family === 4) sock.setInt(SOL_IP, IP_RECVERR, 1, 'IP_RECVERR');
-  else sock.setInt(IPPROTO_IPV6, IPV6_RECVERR, 1, 'IPV6_RECVERR');
+  if (family === 4) {
+    sock.setInt(SOL_IP, IP_RECVERR, 1, 'IP_RECVERR');
+    // DF on (and the path MTU not applied: a probe is far below any MTU). An unfragmentable
+    // datagram from an unconnected socket gets IP ID 0 (RFC 6864), which spares the kernel its
+    // per-destination ID generator: a hashed counter and a cache miss for every probe to one of
+    // ten thousand destinations.
+    sock.setInt(SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, 'IP_MTU_DISCOVER');
+  } else sock.setInt(IPPROTO_IPV6, IPV6_RECVERR, 1, 'IPV6_RECVERR');
   sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
 }
 
