@@ -121,8 +121,8 @@ export function monitorCommand(): Command {
       const family = o.ipv4 ? 4 : o.ipv6 ? 6 : undefined;
       const resolved: MonitorTarget[] = [];
       for (const s of specs) {
-        const { target, ...settings } = s;
-        resolved.push({ ...settings, name: target, address: await resolveOne(s, family ?? (s.source ? (isIP(s.source) as 4 | 6) : undefined)) });
+        const address = await resolveOne(s, family ?? (s.source ? (isIP(s.source) as 4 | 6) : undefined));
+        resolved.push({ name: s.target, address, method: s.method, udpPort: s.udpPort, tcpPort: s.tcpPort, intervalMs: s.intervalMs, thresholds: s.thresholds, placement: s.placement, source: s.source, path: s.path, labels: s.labels });
       }
       // On a terminal (and nothing else on stdout), the live table; plain lines otherwise.
       const live = process.stdout.isTTY === true && process.stdin.isTTY === true && !o.jsonl && !o.quiet ? new MonitorLiveView(process.stdout, process.stdin) : null;

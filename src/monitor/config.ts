@@ -140,5 +140,10 @@ function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail,
     }
     if (out.thresholds.lossDegraded > out.thresholds.lossDown) fail([...at, 'thresholds'], 'loss_degraded must not be above loss_down');
   }
-  return isTarget ? out : (({ target: _t, path: _p, labels: _l, ...d }) => d)(out);
+  return isTarget ? out : defaultsOf(out);
+}
+
+/** The defaults part of a spec, written out: objects made by rest destructuring can come out in V8's slow dictionary mode, and every target is made from these. */
+function defaultsOf(o: TargetSpec): Defaults {
+  return { method: o.method, udpPort: o.udpPort, tcpPort: o.tcpPort, intervalMs: o.intervalMs, thresholds: o.thresholds, placement: o.placement, source: o.source };
 }
