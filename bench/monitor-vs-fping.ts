@@ -4,13 +4,14 @@
  * (60), ICMP echo from a ping socket, both as uid 65534, one after the other (pathlens with its
  * plain view, fping with -q: neither writes per probe). Prints for each:
  * probes sent and answered, achieved rate, CPU (user + sys, from the kernel's accounting of the
- * finished process) per probe, peak RSS; and for pathlens how evenly its send times are spread
- * (tcpdump on the source interface: the most probes in any 1 ms against the mean per ms).
+ * finished process) per probe, peak RSS, and how evenly the send times are spread (tcpdump on the
+ * source interface: the most probes in any 1 ms against the mean per ms).
  *
  *   sudo node dist/bench/monitor-vs-fping.js [targets=10000] [seconds=60] [fping-rounds=5]
  *
- * fping runs as `fping -C 5 -p 1000 -i 0 -q -f FILE` (every target every second, no gap between
- * targets). It cannot run longer at this rate: fping 5.1 keeps each sequence number for 10 s in
+ * fping runs twice: `fping -C 5 -p 1000 -i 0 -q -f FILE` (every target every second, no gap
+ * between targets: a burst of 10,000 probes a second), and with `-i 0.1` (one probe every 0.1 ms:
+ * the round spread evenly over the second, as pathlens spreads it). It cannot run longer at this rate: fping 5.1 keeps each sequence number for 10 s in
  * one 16-bit space shared by all targets ("not enough sequence numbers available" past about
  * 6,500 probes a second for more than 6 rounds), so it gets 5 rounds, and its start-up is shared
  * by fewer probes than pathlens'. Debian's fping has cap_net_raw, so uid 65534 can run it.
@@ -76,12 +77,33 @@ try {
   writeFileSync(join(dir, 'targets.json'), JSON.stringify({ defaults: { method: 'icmp', interval: 1 }, targets: addrs }));
   spawnSync('chmod', ['-R', 'a+rX', dir]);
 
-  // pathlens, with tcpdump watching the send times for a few seconds in the middle.
-  const pcap = join(dir, 'send.pcap');
-  const dump = spawnSync('sh', ['-c', `command -v tcpdump`]).status === 0;
-  if (dump) spawnSync('sh', ['-c', `(sleep ${Math.min(10, D / 3)}; timeout 3 ip netns exec ${src.ns} tcpdump -i ${src.ifaces[0].name} -j adapter_unsynced -s 64 -w ${pcap} icmp[icmptype]==8 >/dev/null 2>&1) &`]);
+  // Send times: tcpdump on the source interface for a few seconds inside each run; the figure is
+  // the most probes in any one millisecond against the mean per millisecond.
+  const dump = spawnSync('sh', ['-c', 'command -v tcpdump']).status === 0;
+  const watch = (name: string, delay: number, seconds: number): (() => string) => {
+    const pcap = join(dir, `${name}.pcap`);
+    if (!dump) return () => 'send spread: no tcpdump';
+    spawnSync('sh', ['-c', `(sleep ${delay}; timeout ${seconds} ip netns exec ${src.ns} tcpdump -i ${src.ifaces[0].name} -j adapter_unsynced -s 64 -w ${pcap} icmp[icmptype]==8 >/dev/null 2>&1) &`]);
+    return () => {
+      const r = spawnSync('tcpdump', ['-tt', '-n', '-r', pcap], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      const perMs = new Map<number, number>();
+      for (const l of r.stdout.split('\n')) {
+        const t = Number(l.split(' ')[0]);
+        if (t > 0) perMs.set(Math.floor(t * 1000), (perMs.get(Math.floor(t * 1000)) ?? 0) + 1);
+      }
+      if (perMs.size === 0) return 'send spread: nothing captured';
+      const counts = [...perMs.values()];
+      const total = counts.reduce((a, b) => a + b, 0);
+      const span = Math.max(...perMs.keys()) - Math.min(...perMs.keys()) + 1;
+      // Milliseconds with no probe count too (as zeros) for the percentile.
+      const all = [...counts, ...new Array<number>(Math.max(0, span - counts.length)).fill(0)].sort((x, y) => x - y);
+      return `send spread (tcpdump, ${total} probes over ${span} ms): mean ${(total / span).toFixed(1)} per ms, 99th percentile ${all[Math.ceil(0.99 * all.length) - 1]}, at most ${Math.max(...counts)} in one ms`;
+    };
+  };
+
   // The plain view (a summary line per window past 50 targets), as fping -q prints little: the
   // figures then measure the probing, not the writing of 10,000 JSON lines a window.
+  const plSpread = watch('pathlens', Math.min(10, D / 3), 3);
   const pl = measured(src.ns, [...NOBODY, process.execPath, CLI, 'monitor', '-c', join(dir, 'targets.json'), '--window', '10', '--timeout', '1000', '--duration', String(D)]);
   const m = /-- duration: (\d+) probes, (\d+) answers/.exec(pl.stdout);
   if (!m) throw new Error(`pathlens printed no done line: ${pl.stdout.slice(-500)}${pl.stderr.slice(-500)}`);
@@ -90,39 +112,39 @@ try {
   const lastWindow = windows.at(-2) ?? windows.at(-1) ?? '';
   const notUp = /(\d+) up, (\d+) degraded, (\d+) down/.exec(lastWindow);
   const notUpCount = notUp ? Number(notUp[2]) + Number(notUp[3]) : -1;
-  let spread = '';
-  if (dump) {
-    const r = spawnSync('tcpdump', ['-tt', '-n', '-r', pcap], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    const perMs = new Map<number, number>();
-    for (const l of r.stdout.split('\n')) {
-      const t = Number(l.split(' ')[0]);
-      if (t > 0) perMs.set(Math.floor(t * 1000), (perMs.get(Math.floor(t * 1000)) ?? 0) + 1);
+
+  /** fping -C FC -p 1000 -i GAP: every target every second, GAP ms between two probes. */
+  const fping = (name: string, gap: string) => {
+    const spread = watch(name, 1, 2);
+    const r = measured(src.ns, [...NOBODY, 'fping', '-C', String(FC), '-p', '1000', '-i', gap, '-q', '-f', join(dir, 'targets.txt')]);
+    if (!/ : /.test(r.stderr)) throw new Error(`fping printed no results: ${r.stderr.slice(0, 500)}`);
+    let sent = 0;
+    let got = 0;
+    for (const l of r.stderr.split('\n')) {
+      const x = /^\S+\s+:\s+(.*)$/.exec(l);
+      if (!x) continue;
+      for (const v of x[1].trim().split(/\s+/)) {
+        sent++;
+        if (v !== '-') got++;
+      }
     }
-    const counts = [...perMs.values()];
-    const total = counts.reduce((a, b) => a + b, 0);
-    const span = Math.max(...perMs.keys()) - Math.min(...perMs.keys()) + 1;
-    spread = `send spread (tcpdump, ${total} probes over ${span} ms): mean ${(total / span).toFixed(1)} per ms, at most ${Math.max(...counts)} in one ms`;
+    return { ...r, sent, got, spread: spread() };
+  };
+  // -i 0: each round as one burst (the bar's yardstick); -i 0.1: the round spread over the
+  // second, one probe every 0.1 ms, the schedule pathlens keeps.
+  const burst = fping('fping-burst', '0');
+  const even = fping('fping-even', '0.1');
+  const row = (name: string, sent: number, got: number, r: { cpu: number; machine: number; rssMb: number; wall: number }) =>
+    `${name.padEnd(16)} sent ${String(sent).padStart(8)}  answered ${String(got).padStart(8)}  rate ${(sent / r.wall).toFixed(0).padStart(6)}/s  process CPU ${((r.cpu / sent) * 1e6).toFixed(2).padStart(6)} us/probe  machine CPU ${((r.machine / sent) * 1e6).toFixed(2).padStart(6)} us/probe  RSS ${r.rssMb.toFixed(0)} MiB  wall ${r.wall.toFixed(1)} s`;
+  const per = (r: { cpu: number; machine: number }, n: number) => ({ cpu: r.cpu / Math.max(n, 1), machine: r.machine / Math.max(n, 1) });
+  const p = per(pl, done.probes_sent);
+  process.stdout.write(`${N} targets, one probe a second each, ${D} s (fping: ${FC} rounds), ICMP, uid 65534\n`);
+  process.stdout.write(`${row('pathlens', done.probes_sent, done.replies, pl)}  targets not up (last full window): ${notUpCount}\n   ${plSpread()}\n`);
+  for (const [name, f] of [['fping -i 0', burst], ['fping -i 0.1', even]] as const) {
+    const q = per(f, f.sent);
+    process.stdout.write(`${row(name, f.sent, f.got, f)}\n   ${f.spread}\n`);
+    process.stdout.write(`   CPU per probe, pathlens / ${name}: process ${(p.cpu / q.cpu).toFixed(3)}, machine ${(p.machine / q.machine).toFixed(3)}\n`);
   }
-  // fping: -C counts per target; -p the period per target; -i 0 no gap between targets.
-  const fp = measured(src.ns, [...NOBODY, 'fping', '-C', String(FC), '-p', '1000', '-i', '0', '-q', '-f', join(dir, 'targets.txt')]);
-  if (!/ : /.test(fp.stderr)) throw new Error(`fping printed no results: ${fp.stderr.slice(0, 500)}`);
-  let fSent = 0;
-  let fGot = 0;
-  for (const l of fp.stderr.split('\n')) {
-    const m = /^\S+\s+:\s+(.*)$/.exec(l);
-    if (!m) continue;
-    for (const x of m[1].trim().split(/\s+/)) {
-      fSent++;
-      if (x !== '-') fGot++;
-    }
-  }
-  const row = (name: string, sent: number, got: number, m: { cpu: number; machine: number; rssMb: number; wall: number }) =>
-    `${name.padEnd(9)} sent ${String(sent).padStart(8)}  answered ${String(got).padStart(8)}  rate ${(sent / m.wall).toFixed(0).padStart(6)}/s  process CPU ${((m.cpu / sent) * 1e6).toFixed(2).padStart(6)} us/probe  machine CPU ${((m.machine / sent) * 1e6).toFixed(2).padStart(6)} us/probe  RSS ${m.rssMb.toFixed(0)} MiB  wall ${m.wall.toFixed(1)} s`;
-  process.stdout.write(`${N} targets, one probe a second each, ${D} s, ICMP from a ping socket, uid 65534\n`);
-  process.stdout.write(`${row('pathlens', done.probes_sent, done.replies, pl)}  targets not up (last full window): ${notUpCount}\n`);
-  process.stdout.write(`${row('fping', fSent, fGot, fp)}\n`);
-  process.stdout.write(`CPU per probe, pathlens / fping: process ${((pl.cpu / done.probes_sent) / (fp.cpu / Math.max(fSent, 1))).toFixed(3)}, machine ${((pl.machine / done.probes_sent) / (fp.machine / Math.max(fSent, 1))).toFixed(3)}\n`);
-  if (spread) process.stdout.write(`${spread}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
   labDown(st.name);
