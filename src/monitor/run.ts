@@ -434,7 +434,10 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         }
         const s = byIndex[i];
         const nx = s.next;
-        if (s.due <= tnow + TICK_MS && s.step >= 0) {
+        // Only what is due by now: a tick sends the probes that fell due since the last one,
+        // whenever the timer fires (sending a slot ahead put two slots' probes in one
+        // millisecond whenever two ticks straddled a slot's start).
+        if (s.due <= tnow && s.step >= 0) {
           s.group.idx.push(i);
           if (s.confirmLeft > 0) {
             s.confirmLeft--;
@@ -447,7 +450,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         i = nx;
       }
     }
-    if (stopReason === null) lastSlot = budget > 0 ? upto : sl - 2;
+    // The current slot is visited again by the next tick (what in it is not due yet).
+    if (stopReason === null) lastSlot = budget > 0 ? upto - 1 : sl - 2;
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi];
       const pr = g.prober;
@@ -504,9 +508,6 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       finish();
       return;
     }
-    // One timer, re-armed (no new Timeout object per tick).
-    if (timer) timer.refresh();
-    else timer = setTimeout(tick, TICK_MS);
   }
   let closing = 0;
   /** Next target to close in window `closing` (-1: no window is being closed). */
@@ -607,15 +608,17 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     const end = now();
     while (closing <= winOf(sendingStopped ?? end)) closeWindow(closing++);
     finished = true;
-    if (timer) clearTimeout(timer);
+    if (timer) clearInterval(timer);
     for (const p of probers.values()) if (!(p instanceof Error)) p.close();
     const d: MonitorDoneEvent = { schema: MONITOR_SCHEMA, type: 'done', t_ms: tms(), reason: stopReason ?? 'interrupted', probes_sent: counts.sent, replies: counts.replies, duration_ms: tms() };
     emit(d);
     resolveDone(d);
   }
 
-  // The first tick at once; it makes the timer that the others re-arm.
-  setTimeout(tick, 0);
+  // An interval, not a timeout set again at the end of each tick: its period does not grow by
+  // the tick's own run time, so slots are not left behind for the next tick to catch up on (two
+  // slots' probes in one millisecond).
+  timer = setInterval(tick, TICK_MS);
   return {
     done,
     stop: () => {
