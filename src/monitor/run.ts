@@ -77,7 +77,10 @@ export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs:
 
 /** Outstanding probes kept per target, at most: enough for timeout / interval probes in flight. */
 const RING_MAX = 64;
+/** The timer's period. */
 const TICK_MS = 2;
+/** The wheel's slot: a tick sends the slots that have ended since the last, every probe in them due. */
+const SLOT_MS = 1;
 /** After a stall, at most this many ticks' worth of probes go out in one tick. */
 const BURST_TICKS = 2;
 /** Targets whose window is closed per tick. */
@@ -232,7 +235,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const wheel = new Int32Array(wheelSize).fill(-1);
   const insert = (i: number) => {
     const s = byIndex[i];
-    const slot = Math.floor(s.due / TICK_MS) & (wheelSize - 1);
+    const slot = Math.floor(s.due / SLOT_MS) & (wheelSize - 1);
     s.next = wheel[slot];
     wheel[slot] = i;
   };
@@ -414,7 +417,9 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       fail(e as Error);
     }
     const tnow = now();
-    const upto = Math.floor(tnow / TICK_MS);
+    // The slots that have ended: all they hold is due (but what comes round in a later turn of
+    // the wheel), and none is visited twice.
+    const upto = Math.floor(tnow / SLOT_MS) - 1;
     // At most a few ticks' worth per tick: after a stall (a collection, a window closing), the
     // probes that are late go out over the next ticks instead of in one burst.
     let budget = burstCap;
@@ -434,9 +439,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         }
         const s = byIndex[i];
         const nx = s.next;
-        // Only what is due by now: a tick sends the probes that fell due since the last one,
-        // whenever the timer fires (sending a slot ahead put two slots' probes in one
-        // millisecond whenever two ticks straddled a slot's start).
+        // Only what is due: sending a 2 ms slot ahead of time put two slots' probes in one
+        // millisecond whenever two ticks straddled a slot's start.
         if (s.due <= tnow && s.step >= 0) {
           s.group.idx.push(i);
           if (s.confirmLeft > 0) {
@@ -450,8 +454,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         i = nx;
       }
     }
-    // The current slot is visited again by the next tick (what in it is not due yet).
-    if (stopReason === null) lastSlot = budget > 0 ? upto - 1 : sl - 2;
+    if (stopReason === null) lastSlot = budget > 0 ? upto : sl - 2;
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi];
       const pr = g.prober;
@@ -508,6 +511,9 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       finish();
       return;
     }
+    // One timer, re-armed (no new Timeout object per tick).
+    if (timer) timer.refresh();
+    else timer = setTimeout(tick, TICK_MS);
   }
   let closing = 0;
   /** Next target to close in window `closing` (-1: no window is being closed). */
@@ -608,17 +614,15 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     const end = now();
     while (closing <= winOf(sendingStopped ?? end)) closeWindow(closing++);
     finished = true;
-    if (timer) clearInterval(timer);
+    if (timer) clearTimeout(timer);
     for (const p of probers.values()) if (!(p instanceof Error)) p.close();
     const d: MonitorDoneEvent = { schema: MONITOR_SCHEMA, type: 'done', t_ms: tms(), reason: stopReason ?? 'interrupted', probes_sent: counts.sent, replies: counts.replies, duration_ms: tms() };
     emit(d);
     resolveDone(d);
   }
 
-  // An interval, not a timeout set again at the end of each tick: its period does not grow by
-  // the tick's own run time, so slots are not left behind for the next tick to catch up on (two
-  // slots' probes in one millisecond).
-  timer = setInterval(tick, TICK_MS);
+  // The first tick at once; it makes the timer that the others re-arm.
+  setTimeout(tick, 0);
   return {
     done,
     stop: () => {
