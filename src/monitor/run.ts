@@ -82,7 +82,7 @@ const TICK_MS = 2;
 /** The wheel's slot: a tick sends the slots that have ended since the last, every probe in them due. */
 const SLOT_MS = 1;
 /** After a stall, at most this many ticks' worth of probes go out in one tick. */
-const BURST_TICKS = 2;
+const BURST_TICKS = 1.5;
 /** Targets whose window is closed per tick. */
 const CLOSE_BATCH = 200;
 
