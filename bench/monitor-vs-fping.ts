@@ -4,8 +4,9 @@
  * (60), ICMP echo from a ping socket, both as uid 65534, one after the other (pathlens with its
  * plain view, fping with -q: neither writes per probe). Prints for each:
  * probes sent and answered, achieved rate, CPU (user + sys, from the kernel's accounting of the
- * finished process) per probe, peak RSS, and how evenly the send times are spread (tcpdump on the
- * source interface: the most probes in any 1 ms against the mean per ms).
+ * finished process) per probe, peak RSS, and how evenly the send times are spread (in runs of
+ * their own, tcpdump on the source interface: the mean, the 99th percentile and the most probes
+ * in one millisecond).
  *
  *   sudo node dist/bench/monitor-vs-fping.js [targets=10000] [seconds=60] [fping-rounds=5]
  *
@@ -77,8 +78,9 @@ try {
   writeFileSync(join(dir, 'targets.json'), JSON.stringify({ defaults: { method: 'icmp', interval: 1 }, targets: addrs }));
   spawnSync('chmod', ['-R', 'a+rX', dir]);
 
-  // Send times: tcpdump on the source interface for a few seconds inside each run; the figure is
-  // the most probes in any one millisecond against the mean per millisecond.
+  // Send times: tcpdump on the source interface for a few seconds of a run of their own (a capture
+  // taps every packet in the sender's softirq, which would be charged to the measured process);
+  // the figures are the mean, the 99th percentile and the most probes in one millisecond.
   const dump = spawnSync('sh', ['-c', 'command -v tcpdump']).status === 0;
   const watch = (name: string, delay: number, seconds: number): (() => string) => {
     const pcap = join(dir, `${name}.pcap`);
@@ -103,8 +105,8 @@ try {
 
   // The plain view (a summary line per window past 50 targets), as fping -q prints little: the
   // figures then measure the probing, not the writing of 10,000 JSON lines a window.
-  const plSpread = watch('pathlens', Math.min(10, D / 3), 3);
-  const pl = measured(src.ns, [...NOBODY, process.execPath, CLI, 'monitor', '-c', join(dir, 'targets.json'), '--window', '10', '--timeout', '1000', '--duration', String(D)]);
+  const plArgs = (seconds: number) => [...NOBODY, process.execPath, CLI, 'monitor', '-c', join(dir, 'targets.json'), '--window', '10', '--timeout', '1000', '--duration', String(seconds)];
+  const pl = measured(src.ns, plArgs(D));
   const m = /-- duration: (\d+) probes, (\d+) answers/.exec(pl.stdout);
   if (!m) throw new Error(`pathlens printed no done line: ${pl.stdout.slice(-500)}${pl.stderr.slice(-500)}`);
   const done = { probes_sent: Number(m[1]), replies: Number(m[2]) };
@@ -114,9 +116,9 @@ try {
   const notUpCount = notUp ? Number(notUp[2]) + Number(notUp[3]) : -1;
 
   /** fping -C FC -p 1000 -i GAP: every target every second, GAP ms between two probes. */
-  const fping = (name: string, gap: string) => {
-    const spread = watch(name, 1, 2);
-    const r = measured(src.ns, [...NOBODY, 'fping', '-C', String(FC), '-p', '1000', '-i', gap, '-q', '-f', join(dir, 'targets.txt')]);
+  const fpArgs = (gap: string) => [...NOBODY, 'fping', '-C', String(FC), '-p', '1000', '-i', gap, '-q', '-f', join(dir, 'targets.txt')];
+  const fping = (gap: string) => {
+    const r = measured(src.ns, fpArgs(gap));
     if (!/ : /.test(r.stderr)) throw new Error(`fping printed no results: ${r.stderr.slice(0, 500)}`);
     let sent = 0;
     let got = 0;
@@ -128,21 +130,31 @@ try {
         if (v !== '-') got++;
       }
     }
-    return { ...r, sent, got, spread: spread() };
+    return { ...r, sent, got };
   };
   // -i 0: each round as one burst (the bar's yardstick); -i 0.1: the round spread over the
   // second, one probe every 0.1 ms, the schedule pathlens keeps.
-  const burst = fping('fping-burst', '0');
-  const even = fping('fping-even', '0.1');
+  const burst = fping('0');
+  const even = fping('0.1');
+  // The spread runs: pathlens 14 s, captured from 10 s to 13 s (across the first window's close
+  // at 11 s); each fping from 1 s to 3 s.
+  const spreadOf = (name: string, delay: number, seconds: number, args: string[]) => {
+    const w = watch(name, delay, seconds);
+    measured(src.ns, args);
+    return w();
+  };
+  const plSpread = spreadOf('pathlens', 10, 3, plArgs(14));
+  const burstSpread = spreadOf('fping-burst', 1, 2, fpArgs('0'));
+  const evenSpread = spreadOf('fping-even', 1, 2, fpArgs('0.1'));
   const row = (name: string, sent: number, got: number, r: { cpu: number; machine: number; rssMb: number; wall: number }) =>
     `${name.padEnd(16)} sent ${String(sent).padStart(8)}  answered ${String(got).padStart(8)}  rate ${(sent / r.wall).toFixed(0).padStart(6)}/s  process CPU ${((r.cpu / sent) * 1e6).toFixed(2).padStart(6)} us/probe  machine CPU ${((r.machine / sent) * 1e6).toFixed(2).padStart(6)} us/probe  RSS ${r.rssMb.toFixed(0)} MiB  wall ${r.wall.toFixed(1)} s`;
   const per = (r: { cpu: number; machine: number }, n: number) => ({ cpu: r.cpu / Math.max(n, 1), machine: r.machine / Math.max(n, 1) });
   const p = per(pl, done.probes_sent);
   process.stdout.write(`${N} targets, one probe a second each, ${D} s (fping: ${FC} rounds), ICMP, uid 65534\n`);
-  process.stdout.write(`${row('pathlens', done.probes_sent, done.replies, pl)}  targets not up (last full window): ${notUpCount}\n   ${plSpread()}\n`);
-  for (const [name, f] of [['fping -i 0', burst], ['fping -i 0.1', even]] as const) {
+  process.stdout.write(`${row('pathlens', done.probes_sent, done.replies, pl)}  targets not up (last full window): ${notUpCount}\n   ${plSpread}\n`);
+  for (const [name, f, spread] of [['fping -i 0', burst, burstSpread], ['fping -i 0.1', even, evenSpread]] as const) {
     const q = per(f, f.sent);
-    process.stdout.write(`${row(name, f.sent, f.got, f)}\n   ${f.spread}\n`);
+    process.stdout.write(`${row(name, f.sent, f.got, f)}\n   ${spread}\n`);
     process.stdout.write(`   CPU per probe, pathlens / ${name}: process ${(p.cpu / q.cpu).toFixed(3)}, machine ${(p.machine / q.machine).toFixed(3)}\n`);
   }
 } finally {
