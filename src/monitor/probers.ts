@@ -74,6 +74,8 @@ export interface Prober {
   send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number;
   /** Reads answers that have arrived (probers that are not driven by readiness). */
   poll?(): number;
+  /** The target's address changed (probers that keep something per target). */
+  forget?(target: number): void;
   close(): void;
 }
 
@@ -111,6 +113,7 @@ abstract class DatagramProber implements Prober {
   abstract readonly socket: string;
   protected readonly sock: Socket;
   protected readonly batch: SendBatch;
+  private readonly batchNames: Uint32Array;
   protected readonly data = new RecvBatch(64, 1500, 128, 32);
   protected readonly errs = new RecvBatch(64, 1500, 256, 32);
   protected readonly eq = new ErrqueueRecord();
@@ -130,6 +133,8 @@ abstract class DatagramProber implements Prober {
   ) {
     this.sock = sock;
     this.batch = new SendBatch(MAX_BATCH, payload, 28, 0);
+    // The batch's names as words (the cache's words hold the same bytes).
+    this.batchNames = new Uint32Array(this.batch.names.buffer, this.batch.names.byteOffset, (MAX_BATCH * 28) / 4);
     // No readiness callbacks: the monitor reads both queues on its own tick (poll()), in
     // batches. A wake-up per answer would cost more system time than the probing itself; the
     // kernel's receive timestamps keep the RTTs exact whenever the queue is read.
@@ -139,16 +144,54 @@ abstract class DatagramProber implements Prober {
     this.fromTarget = f;
   }
 
-  /** Each target's sockaddr, built once (again when its address or port changes). */
-  private readonly names: (Uint8Array | undefined)[] = [];
-  private sockaddrOf(target: number, addr: Uint8Array, port: number): Uint8Array {
-    let s = this.names[target];
-    if (!s || s[2] !== port >> 8 || s[3] !== (port & 0xff) || !sameAddr(s, addr.length === 4 ? 4 : 8, addr)) {
-      s = new Uint8Array(addr.length === 4 ? 16 : 28);
-      writeSockaddr(s, 0, addr, port);
-      this.names[target] = s;
+  /**
+   * Each target's sockaddr, 28 bytes a target in one array, built on its first probe (and again
+   * after forget()): a probe copies seven words instead of reading objects of its target's.
+   */
+  private nameCache = new Uint32Array(0);
+  private nameLens = new Uint8Array(0);
+  private readonly scratch = new Uint8Array(28);
+  private readonly scratchWords = new Uint32Array(this.scratch.buffer);
+
+  /** The target's address changed: its sockaddr is built again at its next probe. */
+  forget(target: number): void {
+    if (target < this.nameLens.length) this.nameLens[target] = 0;
+  }
+
+  /** Writes the target's sockaddr into the batch's name slot j; returns its length. */
+  private nameInto(j: number, target: number, addr: Uint8Array, port: number): number {
+    if (target >= this.nameLens.length) {
+      const cap = Math.max(target + 1, this.nameLens.length * 2, 64);
+      const c = new Uint32Array(cap * 7);
+      c.set(this.nameCache);
+      const l = new Uint8Array(cap);
+      l.set(this.nameLens);
+      this.nameCache = c;
+      this.nameLens = l;
     }
-    return s;
+    const c = this.nameCache;
+    const at = target * 7;
+    let len = this.nameLens[target];
+    if (len === 0) {
+      const x = this.scratch;
+      x.fill(0);
+      writeSockaddr(x, 0, addr, port);
+      len = addr.length === 4 ? 16 : 28;
+      for (let w = 0; w < 7; w++) c[at + w] = this.scratchWords[w];
+      this.nameLens[target] = len;
+    }
+    const d = this.batchNames;
+    const to = j * 7;
+    d[to] = c[at];
+    d[to + 1] = c[at + 1];
+    d[to + 2] = c[at + 2];
+    d[to + 3] = c[at + 3];
+    if (len === 28) {
+      d[to + 4] = c[at + 4];
+      d[to + 5] = c[at + 5];
+      d[to + 6] = c[at + 6];
+    }
+    return len;
   }
 
   protected abstract fill(i: number, target: number, seq: number, port: number): number;
@@ -161,9 +204,7 @@ abstract class DatagramProber implements Prober {
       for (let j = 0; j < k; j++) {
         const i = done + j;
         const len = this.fill(j, targets[i], seqs[i], ports[i]);
-        const name = this.sockaddrOf(targets[i], addrs[i], this.method === 'icmp' ? 0 : ports[i]);
-        b.names.set(name, j * 28);
-        b.set(j, len, name.length, 0);
+        b.set(j, len, this.nameInto(j, targets[i], addrs[i], this.method === 'icmp' ? 0 : ports[i]), 0);
       }
       const rc = b.send(this.sock.fd, k);
       // CLOCK_REALTIME just before the call (times[0], times[1]).

@@ -93,6 +93,12 @@ interface Group {
 
 interface TargetState {
   t: MonitorTarget;
+  /** What every probe reads, here rather than behind `t` (one object fewer per probe). */
+  index: number;
+  address: Uint8Array;
+  intervalMs: number;
+  udpPort: number;
+  tcpPort: number;
   family: Family;
   addr: string;
   /** Ladder position (index in `methods`). */
@@ -204,7 +210,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const fromTarget = (i: number, buf: Uint8Array, off: number): boolean => {
     const s = byIndex[i];
     if (!s) return false;
-    return sameAddr(buf, off, s.t.address) || (s.oldAddr !== null && now() < s.oldUntil && sameAddr(buf, off, s.oldAddr));
+    return sameAddr(buf, off, s.address) || (s.oldAddr !== null && now() < s.oldUntil && sameAddr(buf, off, s.oldAddr));
   };
   const of = (s: TargetState) => ({ target: s.t.name, address: s.addr, path: s.t.path });
   const methodEvent = (s: TargetState, action: MethodEvent['action'], method: MonitorMethod | null, from: MonitorMethod | null, reason: string, socket: string | null = null) =>
@@ -261,6 +267,11 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     const family: Family = t.address.length === 4 ? 4 : 6;
     const s: TargetState = {
       t,
+      index: i,
+      address: t.address,
+      intervalMs: t.intervalMs,
+      udpPort: t.udpPort,
+      tcpPort: t.tcpPort,
       family,
       addr: formatIp(t.address, 0, family),
       step: 0,
@@ -305,6 +316,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       s.oldAddr = s.t.address;
       s.oldUntil = now() + req.timeoutMs;
       s.t.address = next;
+      s.address = next;
+      for (const pr of proberList) pr.forget?.(s.index);
       s.addr = formatIp(next, 0, s.family);
       emit({ schema: MONITOR_SCHEMA, type: 'address', t_ms: tms(), ...of(s), from });
     }
@@ -446,8 +459,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
           if (s.confirmLeft > 0) {
             s.confirmLeft--;
             // A tenth of the interval, but never so fast that the ring of outstanding probes wraps.
-            s.due += Math.max(TICK_MS, s.t.intervalMs / 10, (2 * req.timeoutMs) / ring);
-          } else s.due += s.t.intervalMs;
+            s.due += Math.max(TICK_MS, s.intervalMs / 10, (2 * req.timeoutMs) / ring);
+          } else s.due += s.intervalMs;
           budget--;
         }
         if (s.step >= 0) insert(i);
@@ -466,8 +479,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
           const slot = seq % ring;
           bT[j] = g.idx[off + j];
           bQ[j] = seq;
-          bA[j] = s.t.address;
-          bP[j] = pr.method === 'tcp' ? s.t.tcpPort : s.t.udpPort;
+          bA[j] = s.address;
+          bP[j] = pr.method === 'tcp' ? s.tcpPort : s.udpPort;
           // The slot is taken now: an answer can only come after the send.
           if (rSeq[s.base + slot] >= 0 && !rDone[s.base + slot]) outcome(s, slot, 'timeout', null, false);
           rSeq[s.base + slot] = seq;
