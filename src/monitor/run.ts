@@ -31,6 +31,8 @@ import { Jitter, TargetWindow, windowRooms } from './window.js';
 
 export type MethodChoice = MonitorMethod | 'auto';
 export const LADDER: MonitorMethod[] = ['icmp', 'udp', 'tcp'];
+/** A target held to one method: its ladder of one, shared. */
+const ONLY: Record<MonitorMethod, MonitorMethod[]> = { icmp: ['icmp'], udp: ['udp'], tcp: ['tcp'] };
 
 /** What a target's configuration says, whoever read it (command line, target file). */
 export interface TargetSettings {
@@ -114,7 +116,7 @@ interface TargetState {
   jitter: Jitter;
   health: HealthState;
   /** What each method got when it last gave way (for the `unreachable` reason). */
-  tried: Map<MonitorMethod, string>;
+  tried: Map<MonitorMethod, string> | null;
   /** Timing wheel: next due (ms since start) and the next target in the same slot. */
   due: number;
   next: number;
@@ -132,7 +134,6 @@ interface TargetState {
  * `t.address` would be a megamorphic lookup.
  */
 function sameShape(t: MonitorTarget): MonitorTarget {
-  const th = t.thresholds;
   return {
     name: t.name,
     address: t.address,
@@ -140,8 +141,10 @@ function sameShape(t: MonitorTarget): MonitorTarget {
     udpPort: t.udpPort,
     tcpPort: t.tcpPort,
     intervalMs: t.intervalMs,
-    thresholds: { lossDegraded: th.lossDegraded, lossDown: th.lossDown, rttDegradedMs: th.rttDegradedMs, jitterDegradedMs: th.jitterDegradedMs, rise: th.rise, fall: th.fall },
-    placement: { netns: t.placement.netns, iface: t.placement.iface, mark: t.placement.mark, tos: t.placement.tos },
+    // Shared, not copied: targets from one file share their defaults' objects, and these are read
+    // once a window, not once a probe.
+    thresholds: t.thresholds,
+    placement: t.placement,
     source: t.source,
     path: t.path ?? null,
     labels: t.labels ?? {},
@@ -163,6 +166,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (RING_MAX * t.intervalMs < req.timeoutMs) throw new PathlensError('ERR_USAGE', `${t.name}: an interval of ${t.intervalMs} ms keeps more than ${RING_MAX} probes waiting for a ${req.timeoutMs} ms timeout`);
   }
   const session = randomInt(0, 0xffffffff);
+  const seq0 = randomInt(0, 0x10000);
   const t0 = performance.now();
   const wall0 = Date.now();
   const now = () => performance.now() - t0;
@@ -222,7 +226,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       const m = s.methods[k];
       const pr = proberFor(m, s.family, s.t.placement, s.t.source);
       if (pr instanceof Error) {
-        s.tried.set(m, `refused: ${pr.message}`);
+        (s.tried ??= new Map()).set(m, `refused: ${pr.message}`);
         methodEvent(s, 'refused', m, null, pr.message);
         continue;
       }
@@ -275,15 +279,16 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       family,
       addr: formatIp(t.address, 0, family),
       step: 0,
-      methods: t.method === 'auto' ? LADDER : [t.method],
+      methods: t.method === 'auto' ? LADDER : ONLY[t.method],
       prober: null as unknown as Prober,
       group: null as unknown as Group,
-      seq: randomInt(0, 0x10000),
+      // Spread over the sequence space from one random start (the cookie's session tells runs apart).
+      seq: (seq0 + i * 7919) & 0xffff,
       base: i * ring,
       windows: [new TargetWindow(caps[i], rooms[2 * i]), new TargetWindow(caps[i], rooms[2 * i + 1])],
       jitter: new Jitter(),
       health: new HealthState(t.thresholds),
-      tried: new Map(),
+      tried: null,
       // Spread: target i starts at its share of the interval.
       due: (t.intervalMs * i) / n,
       next: -1,
@@ -331,7 +336,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   for (const s of byIndex) {
     if (!settle(s, 0, null, '')) {
       s.step = -1;
-      methodEvent(s, 'unreachable', null, null, `no method the kernel allows: ${[...s.tried].map(([m, w]) => `${m}: ${w}`).join('; ')}`);
+      methodEvent(s, 'unreachable', null, null, `no method the kernel allows: ${[...(s.tried ?? [])].map(([m, w]) => `${m}: ${w}`).join('; ')}`);
     }
   }
   byIndex.forEach((s, i) => {
@@ -582,10 +587,10 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       // The ladder: a method that got nothing in a whole window gives way.
       if (s.t.method === 'auto' && f.sent >= 3 && f.received === 0 && stopReason === null) {
         const why = f.unreachable > 0 ? `${f.unreachable} of ${f.sent} probes unreachable` : `no answer to ${f.sent} probes in the window`;
-        s.tried.set(method, why);
+        (s.tried ??= new Map()).set(method, why);
         if (!settle(s, s.step + 1, method, why)) {
-          methodEvent(s, 'unreachable', null, method, `no method got an answer: ${[...s.tried].map(([m, x]) => `${m}: ${x}`).join('; ')}`);
-          s.tried.clear();
+          methodEvent(s, 'unreachable', null, method, `no method got an answer: ${[...(s.tried ?? [])].map(([m, x]) => `${m}: ${x}`).join('; ')}`);
+          s.tried = null;
           settle(s, 0, method, 'starting the ladder over');
         }
       }
