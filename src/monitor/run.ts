@@ -252,8 +252,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   // Outstanding rings: as many slots per target as twice the timeout holds of its probes at their
   // closest spacing (its interval, or a confirmation burst's), a power of two; small rings keep
   // what every probe touches in the processor's caches (ten thousand targets' 64 slots of four
-  // arrays were 10 MB, one cache miss each per probe). Target i's ring is [i * ring, (i + 1) * ring): per slot the seq
-  // (-1 free), the send time (realtime ms), the window and whether it has an outcome.
+  // arrays were 10 MB). Target i's ring is [i * ring, (i + 1) * ring): per slot the seq (-1
+  // free), the send time (realtime ms), the window and whether it has an outcome.
   let need = 4;
   for (const t of req.targets) {
     const spacing = req.confirm ? Math.max(TICK_MS, t.intervalMs / 10) : t.intervalMs;
