@@ -7,10 +7,10 @@ import { isIP } from 'node:net';
 import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import { Tee, type Sink } from '../core/sink.js';
-import { MonitorMetrics } from '../export/monitor-prometheus.js';
-import { parseListen } from '../export/prometheus.js';
+import type { MonitorMetrics } from '../export/monitor-prometheus.js';
+import { parseListen } from '../export/listen.js';
 import { parseIp } from '../packet/addr.js';
-import { type Defaults, type TargetSpec, readTargetsFile } from '../monitor/config.js';
+import { type Defaults, type TargetSpec, readTargetsFile, specOf } from '../monitor/config.js';
 import type { MonitorEvent } from '../monitor/events.js';
 import { DEFAULT_THRESHOLDS } from '../monitor/health.js';
 import { MONITOR_DEFAULTS, type MethodChoice, type MonitorTarget, startMonitor } from '../monitor/run.js';
@@ -115,7 +115,7 @@ export function monitorCommand(): Command {
         ...(o.source ? { source: o.source } : {}),
       };
       if (o.source && !isIP(o.source)) throw new Error(`usage: --source ${o.source}: not an IP address`);
-      const specs: TargetSpec[] = targets.map((t) => ({ ...base, target: t, path: null, labels: {} }));
+      const specs: TargetSpec[] = targets.map((t) => specOf(base, t));
       if (o.config) specs.push(...(await readTargetsFile(o.config, base)));
       if (specs.length === 0) throw new Error('usage: no targets: give addresses or names, or -c FILE');
       const family = o.ipv4 ? 4 : o.ipv6 ? 6 : undefined;
@@ -132,6 +132,8 @@ export function monitorCommand(): Command {
       let server: import('node:http').Server | null = null;
       if (o.prometheus) {
         const { host, port } = parseListen(o.prometheus);
+        // prom-client is loaded only when metrics are served.
+        const { MonitorMetrics } = await import('../export/monitor-prometheus.js');
         metrics = new MonitorMetrics();
         server = await metrics.listen(host, port);
         sinks.push(metrics);

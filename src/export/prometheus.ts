@@ -10,14 +10,6 @@ import { PathlensError } from '../core/errors.js';
 import { Aggregator, type AggregateOptions, RTT_BOUNDS_MS } from '../pping/aggregate.js';
 import type { PpingEvent } from '../pping/events.js';
 
-/** ADDR:PORT, [v6]:PORT or :PORT (every address) -> host and port. */
-export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new PathlensError('ERR_USAGE', `--prometheus ${text}: expected ADDR:PORT, [IPv6]:PORT or :PORT (port 1-65535)`);
-  return { host: m[1] ?? (m[2] || '::'), port };
-}
-
 export class PpingMetrics {
   readonly registry = new Registry();
   private readonly agg: Aggregator;

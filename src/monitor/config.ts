@@ -34,40 +34,57 @@ export async function readTargetsFile(file: string, base: Defaults): Promise<Tar
   } catch {
     json = undefined;
   }
+  // The YAML parser is loaded only for YAML, or to say where a mistake in a JSON file is.
+  const YAML = json === undefined ? await import('yaml') : null;
   let docCache: { doc: import('yaml').Document.Parsed; lines: import('yaml').LineCounter } | null = null;
-  const YAML = await import('yaml');
-  const parsed = () => {
+  const parsed = (Y: typeof import('yaml')) => {
     if (!docCache) {
-      const lines = new YAML.LineCounter();
-      docCache = { doc: YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false }), lines };
+      const lines = new Y.LineCounter();
+      docCache = { doc: Y.parseDocument(text, { lineCounter: lines, prettyErrors: false }), lines };
     }
     return docCache;
   };
-  if (json === undefined) {
-    const { doc, lines } = parsed();
+  if (YAML) {
+    const { doc, lines } = parsed(YAML);
     if (doc.errors.length) {
       const e = doc.errors[0];
       throw new PathlensError('ERR_CONFIG', `${file}:${lines.linePos(e.pos[0]).line}: not valid YAML or JSON: ${e.message.split('\n')[0]}`);
     }
   }
-  /** The line where the node at `path` starts (1 when unknown). */
-  const lineOf = (path: (string | number)[]): number => {
-    const { doc, lines } = parsed();
-    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
-    return node?.range ? lines.linePos(node.range[0]).line : 1;
-  };
   const fail = (path: (string | number)[], what: string): never => {
-    const name = path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${p}` : p)).join('');
-    throw new PathlensError('ERR_CONFIG', `${file}:${lineOf(path)}: ${name} ${what}`);
+    throw new ConfigMistake(path, what);
   };
-  const root = json !== undefined ? json : (parsed().doc.toJS() as unknown);
+  try {
+    return specsOf(YAML ? (parsed(YAML).doc.toJS() as unknown) : json, base, fail);
+  } catch (e) {
+    if (!(e instanceof ConfigMistake)) throw e;
+    // The line where the node at the mistake's path starts (1 when unknown).
+    const { doc, lines } = parsed(YAML ?? (await import('yaml')));
+    const node = doc.getIn(e.path, true) as { range?: [number, number, number] } | undefined;
+    const line = node?.range ? lines.linePos(node.range[0]).line : 1;
+    const name = e.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${p}` : p)).join('');
+    throw new PathlensError('ERR_CONFIG', `${file}:${line}: ${name} ${e.what}`);
+  }
+}
+
+/** A mistake found in a target file's content, before its line is known. */
+class ConfigMistake extends Error {
+  constructor(
+    readonly path: (string | number)[],
+    readonly what: string,
+  ) {
+    super(what);
+  }
+}
+
+function specsOf(root: unknown, base: Defaults, fail: Fail): TargetSpec[] {
   if (!root || typeof root !== 'object' || Array.isArray(root)) fail([], 'the file must hold a mapping with `targets` (and optionally `defaults`)');
   const r = root as Record<string, unknown>;
   for (const k of Object.keys(r)) if (k !== 'targets' && k !== 'defaults') fail([k], 'is not a known key (targets, defaults)');
   const defaults = r.defaults === undefined ? base : fields(r.defaults, ['defaults'], base, fail, false);
   if (!Array.isArray(r.targets) || r.targets.length === 0) fail(['targets'], 'must be a non-empty list');
   return (r.targets as unknown[]).map((t, i) => {
-    if (typeof t === 'string') return { ...defaults, target: t, path: null, labels: {} };
+    if (typeof t === 'string') return specOf(defaults, t);
     return fields(t, ['targets', i], defaults, fail, true) as TargetSpec;
   });
 }
@@ -141,6 +158,14 @@ function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail,
     if (out.thresholds.lossDegraded > out.thresholds.lossDown) fail([...at, 'thresholds'], 'loss_degraded must not be above loss_down');
   }
   return isTarget ? out : defaultsOf(out);
+}
+
+/** No labels: one object for every target without (nothing writes to a spec's labels). */
+const NO_LABELS: Record<string, string> = Object.freeze({});
+
+/** A target given as a bare address or name, with the defaults; written out (ten thousand of these, and no spread). */
+export function specOf(d: Defaults, target: string): TargetSpec {
+  return { method: d.method, udpPort: d.udpPort, tcpPort: d.tcpPort, intervalMs: d.intervalMs, thresholds: d.thresholds, placement: d.placement, source: d.source, target, path: null, labels: NO_LABELS };
 }
 
 /** The defaults part of a spec, written out: objects made by rest destructuring can come out in V8's slow dictionary mode, and every target is made from these. */
