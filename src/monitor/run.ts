@@ -216,9 +216,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (!s) return false;
     return sameAddr(buf, off, s.address) || (s.oldAddr !== null && now() < s.oldUntil && sameAddr(buf, off, s.oldAddr));
   };
-  const of = (s: TargetState) => ({ target: s.t.name, address: s.addr, path: s.t.path });
   const methodEvent = (s: TargetState, action: MethodEvent['action'], method: MonitorMethod | null, from: MonitorMethod | null, reason: string, socket: string | null = null) =>
-    emit({ schema: MONITOR_SCHEMA, type: 'method', t_ms: tms(), ...of(s), action, method, socket, from, reason });
+    emit({ schema: MONITOR_SCHEMA, type: 'method', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, action, method, socket, from, reason });
 
   /** Moves s to the first method at or after `step` that the kernel allows; false if none. */
   function settle(s: TargetState, step: number, from: MonitorMethod | null, reason: string): boolean {
@@ -324,7 +323,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       s.address = next;
       for (const pr of proberList) pr.forget?.(s.index);
       s.addr = formatIp(next, 0, s.family);
-      emit({ schema: MONITOR_SCHEMA, type: 'address', t_ms: tms(), ...of(s), from });
+      emit({ schema: MONITOR_SCHEMA, type: 'address', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, from });
     }
     resolving = false;
   };
@@ -386,7 +385,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       req.onRtt?.(s.t.name, s.methods[s.step], s.t.path, rtt!);
     } else if (result === 'unreachable') w.unreachable++;
     rDone[s.base + slot] = 1;
-    if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), ...of(s), method: s.methods[s.step], seq: rSeq[s.base + slot], result, rtt_ms: rtt === null ? null : Math.round(rtt * 1000) / 1000, kernel_ts: kernelTs });
+    if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, method: s.methods[s.step], seq: rSeq[s.base + slot], result, rtt_ms: rtt === null ? null : Math.round(rtt * 1000) / 1000, kernel_ts: kernelTs });
   }
 
   function onAnswer(a: Answer): void {
@@ -397,7 +396,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (rDone[s.base + slot]) {
       if (a.kind === 'alive') {
         s.windows[rWin[s.base + slot] & 1].duplicates++;
-        if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), ...of(s), method: s.methods[s.step], seq: a.seq, result: 'duplicate', rtt_ms: null, kernel_ts: a.kernelTs });
+        if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, method: s.methods[s.step], seq: a.seq, result: 'duplicate', rtt_ms: null, kernel_ts: a.kernelTs });
       }
       return;
     }
@@ -581,7 +580,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         score: v.score,
       });
       if (change) {
-        emit({ schema: MONITOR_SCHEMA, type: 'state', t_ms: tms(), ...of(s), from: change.from, to: change.to, reason: change.reason, method });
+        emit({ schema: MONITOR_SCHEMA, type: 'state', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, from: change.from, to: change.to, reason: change.reason, method });
         if (req.onChange) runHook(s, change.from, change.to, change.reason);
       }
       // The ladder: a method that got nothing in a whole window gives way.
