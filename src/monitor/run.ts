@@ -27,7 +27,7 @@ import { type Family, formatIp, parseIp, sameAddr } from '../packet/addr.js';
 import { type MethodEvent, MONITOR_SCHEMA, type MonitorDoneEvent, type MonitorEvent } from './events.js';
 import { DEFAULT_THRESHOLDS, type Health, HealthState, type Thresholds, judge } from './health.js';
 import { type Answer, EchoProber, type MonitorMethod, type Prober, TcpProber, UdpProber } from './probers.js';
-import { Jitter, TargetWindow, windowRooms } from './window.js';
+import { Jitter, TargetWindow, WindowRooms } from './window.js';
 
 export type MethodChoice = MonitorMethod | 'auto';
 export const LADDER: MonitorMethod[] = ['icmp', 'udp', 'tcp'];
@@ -192,7 +192,16 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const proberList: Prober[] = [];
   const byIndex: TargetState[] = [];
   const hooks = { onAnswer: (a: Answer) => onAnswer(a), onFatal: (e: Error) => fail(e) };
+  // The last answer, kept: targets from one file share their placement object, and ten
+  // thousand of them would otherwise build ten thousand keys.
+  let last: { m: MonitorMethod; family: Family; p: Placement; source: string | undefined; pr: Prober | Error } | null = null;
   const proberFor = (m: MonitorMethod, family: Family, p: Placement, source: string | undefined): Prober | Error => {
+    if (last && last.m === m && last.family === family && last.p === p && last.source === source) return last.pr;
+    const pr = proberByKey(m, family, p, source);
+    last = { m, family, p, source, pr };
+    return pr;
+  };
+  const proberByKey = (m: MonitorMethod, family: Family, p: Placement, source: string | undefined): Prober | Error => {
     const key = `${m}/${family}/${p.netns ?? ''}/${p.iface ?? ''}/${p.mark ?? ''}/${source ?? ''}`;
     let pr = probers.get(key);
     if (!pr) {
@@ -263,8 +272,10 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const rTx = new Float64Array(n * ring);
   const rWin = new Int32Array(n * ring);
   const rDone = new Uint8Array(n * ring);
-  const caps = req.targets.map((t) => Math.ceil(req.windowMs / t.intervalMs) + 2);
-  const rooms = windowRooms(caps.flatMap((c) => [c, c]));
+  // Two windows a target (the one filling and the one closing), room for its probes in a window.
+  const caps = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) caps[2 * i] = caps[2 * i + 1] = Math.ceil(req.windowMs / req.targets[i].intervalMs) + 2;
+  const rooms = new WindowRooms(caps);
   req.targets.forEach((given, i) => {
     const t = sameShape(given);
     const family: Family = t.address.length === 4 ? 4 : 6;
@@ -284,7 +295,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       // Spread over the sequence space from one random start (the cookie's session tells runs apart).
       seq: (seq0 + i * 7919) & 0xffff,
       base: i * ring,
-      windows: [new TargetWindow(caps[i], rooms[2 * i]), new TargetWindow(caps[i], rooms[2 * i + 1])],
+      windows: [rooms.window(2 * i), rooms.window(2 * i + 1)],
       jitter: new Jitter(),
       health: new HealthState(t.thresholds),
       tried: null,

@@ -34,18 +34,34 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 /** Buckets in a window's histogram: one per bound, and one above the last. */
 export const HISTOGRAM_LEN = RTT_BOUNDS_MS.length + 1;
 
-/** Memory for many windows: window k (room for caps[k] RTTs) gets views into two shared arrays. */
-export function windowRooms(caps: number[]): { rtts: Float64Array; histogram: Int32Array }[] {
-  let total = 0;
-  for (const c of caps) total += Math.max(4, c);
-  const rtts = new Float64Array(total);
-  const histogram = new Int32Array(caps.length * HISTOGRAM_LEN);
-  let off = 0;
-  return caps.map((c, k) => {
-    const r = { rtts: rtts.subarray(off, off + Math.max(4, c)), histogram: histogram.subarray(k * HISTOGRAM_LEN, (k + 1) * HISTOGRAM_LEN) };
-    off += Math.max(4, c);
-    return r;
-  });
+/**
+ * Memory for many windows: one array of RTTs and one of histogram counts, window k's part of
+ * them at an offset (ten thousand targets' windows as two arrays, not forty thousand views).
+ */
+export class WindowRooms {
+  readonly rtts: Float64Array;
+  readonly histogram: Int32Array;
+  private readonly offs: Int32Array;
+  private readonly caps: Int32Array;
+
+  /** Room for caps[k] RTTs (at least 4) for window k. */
+  constructor(caps: ArrayLike<number>) {
+    this.offs = new Int32Array(caps.length);
+    this.caps = new Int32Array(caps.length);
+    let total = 0;
+    for (let k = 0; k < caps.length; k++) {
+      this.offs[k] = total;
+      this.caps[k] = Math.max(4, caps[k]);
+      total += this.caps[k];
+    }
+    this.rtts = new Float64Array(total);
+    this.histogram = new Int32Array(caps.length * HISTOGRAM_LEN);
+  }
+
+  /** Window k's window. */
+  window(k: number): TargetWindow {
+    return new TargetWindow(this.caps[k], this, this.offs[k], k * HISTOGRAM_LEN);
+  }
 }
 
 export class TargetWindow {
@@ -54,43 +70,71 @@ export class TargetWindow {
   duplicates = 0;
   unreachable = 0;
   private n = 0;
+  /** The RTTs are rtts[off, off + cap); the counts histogram[hOff, hOff + HISTOGRAM_LEN). */
   private rtts: Float64Array;
-  readonly histogram: Int32Array;
+  private off: number;
+  private cap: number;
+  private readonly hist: Int32Array;
+  private readonly hOff: number;
 
-  /**
-   * Room for `capacity` RTTs (more when needed). `room` lends it memory: views into arrays
-   * shared by many windows (ten thousand targets' windows as two arrays, not forty thousand).
-   */
-  constructor(capacity: number, room?: { rtts: Float64Array; histogram: Int32Array }) {
-    this.rtts = room ? room.rtts : new Float64Array(Math.max(4, capacity));
-    this.histogram = room ? room.histogram : new Int32Array(HISTOGRAM_LEN);
+  /** Room for `capacity` RTTs (more when needed), its own or, from `rooms`, part of shared arrays. */
+  constructor(capacity: number, rooms?: WindowRooms, off = 0, hOff = 0) {
+    this.cap = Math.max(4, capacity);
+    this.rtts = rooms ? rooms.rtts : new Float64Array(this.cap);
+    this.off = rooms ? off : 0;
+    this.hist = rooms ? rooms.histogram : new Int32Array(HISTOGRAM_LEN);
+    this.hOff = rooms ? hOff : 0;
   }
 
   add(rtt: number): void {
-    if (this.n === this.rtts.length) {
-      const bigger = new Float64Array(this.rtts.length * 2);
-      bigger.set(this.rtts);
+    if (this.n === this.cap) {
+      // More answers than the room was made for (a confirmation burst): a larger array of its own.
+      const bigger = new Float64Array(this.cap * 2);
+      bigger.set(this.rtts.subarray(this.off, this.off + this.n));
       this.rtts = bigger;
+      this.off = 0;
+      this.cap *= 2;
     }
-    this.rtts[this.n++] = rtt;
+    this.rtts[this.off + this.n++] = rtt;
     this.received++;
     let b = 0;
     while (b < RTT_BOUNDS_MS.length && rtt > RTT_BOUNDS_MS[b]) b++;
-    this.histogram[b]++;
+    this.hist[this.hOff + b]++;
+  }
+
+  /** The counts per RTT_BOUNDS_MS bucket, a copy. */
+  get histogram(): number[] {
+    const h: number[] = new Array(HISTOGRAM_LEN);
+    for (let b = 0; b < HISTOGRAM_LEN; b++) h[b] = this.hist[this.hOff + b];
+    return h;
   }
 
   /** The window's figures, once, when it closes (its RTTs are sorted in place); `jitter`: the target's RFC 3550 estimate now (null before two answers). */
   figures(jitter: number | null): WindowFigures {
     const n = this.n;
-    // Sorted in place: the answers' order is not needed once the window is closed.
-    const s = this.rtts.subarray(0, n).sort();
+    const s = this.rtts;
+    const o = this.off;
+    // Sorted in place: the answers' order is not needed once the window is closed. A window
+    // holds a dozen RTTs at the usual interval: insertion sort, no view or comparator call.
+    if (n > 32) s.subarray(o, o + n).sort();
+    else {
+      for (let i = o + 1; i < o + n; i++) {
+        const x = s[i];
+        let j = i - 1;
+        while (j >= o && s[j] > x) {
+          s[j + 1] = s[j];
+          j--;
+        }
+        s[j + 1] = x;
+      }
+    }
     let mean = 0;
-    for (let i = 0; i < n; i++) mean += s[i];
+    for (let i = 0; i < n; i++) mean += s[o + i];
     mean = n ? mean / n : 0;
     let ss = 0;
-    for (let i = 0; i < n; i++) ss += (s[i] - mean) ** 2;
+    for (let i = 0; i < n; i++) ss += (s[o + i] - mean) ** 2;
     // Nearest rank.
-    const q = (p: number) => s[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))];
+    const q = (p: number) => s[o + Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))];
     const lost = Math.max(0, this.sent - this.received);
     return {
       sent: this.sent,
@@ -98,21 +142,21 @@ export class TargetWindow {
       loss: this.sent > 0 ? r3((lost / this.sent) * 100) : 0,
       duplicates: this.duplicates,
       unreachable: this.unreachable,
-      min_ms: n ? r3(s[0]) : null,
+      min_ms: n ? r3(s[o]) : null,
       mean_ms: n ? r3(mean) : null,
       median_ms: n ? r3(q(0.5)) : null,
       p95_ms: n ? r3(q(0.95)) : null,
-      max_ms: n ? r3(s[n - 1]) : null,
+      max_ms: n ? r3(s[o + n - 1]) : null,
       stdev_ms: n > 1 ? r3(Math.sqrt(ss / (n - 1))) : n === 1 ? 0 : null,
       jitter_ms: jitter === null ? null : r3(jitter),
-      histogram: [...this.histogram],
+      histogram: this.histogram,
     };
   }
 
   /** A new window. */
   next(): void {
     this.sent = this.received = this.duplicates = this.unreachable = this.n = 0;
-    this.histogram.fill(0);
+    this.hist.fill(0, this.hOff, this.hOff + HISTOGRAM_LEN);
   }
 }
 

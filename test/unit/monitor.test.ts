@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { type Defaults, readTargetsFile } from '../../src/monitor/config.js';
 import { DEFAULT_THRESHOLDS, HealthState, judge } from '../../src/monitor/health.js';
-import { Jitter, RTT_BOUNDS_MS, TargetWindow } from '../../src/monitor/window.js';
+import { Jitter, RTT_BOUNDS_MS, TargetWindow, WindowRooms } from '../../src/monitor/window.js';
 import { monitor } from '../../src/api.js';
 import type { MonitorEvent, StatsEvent } from '../../src/monitor/events.js';
 import { parseIp } from '../../src/packet/addr.js';
@@ -46,6 +46,34 @@ test('window figures: loss, quantiles (nearest rank), sample deviation, histogra
       const first = RTT_BOUNDS_MS.findIndex((b) => s[0] <= b);
       assert.ok(f.histogram[first < 0 ? RTT_BOUNDS_MS.length : first] > 0);
     }),
+  );
+});
+
+test('windows in shared rooms: each says what a window of its own says, past its room too, and a new window clears only its own counts', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ cap: fc.integer({ min: 0, max: 12 }), rtts: fc.array(fc.double({ min: 0.001, max: 3000, noNaN: true }), { maxLength: 60 }) }), { minLength: 1, maxLength: 8 }),
+      (ws) => {
+        const rooms = new WindowRooms(ws.map((w) => w.cap));
+        const shared = ws.map((_, k) => rooms.window(k));
+        const own = ws.map((w) => new TargetWindow(w.cap));
+        // Interleaved, as answers for many targets come.
+        for (let i = 0; i < 60; i++)
+          ws.forEach((w, k) => {
+            if (i < w.rtts.length) {
+              shared[k].add(w.rtts[i]);
+              own[k].add(w.rtts[i]);
+            }
+          });
+        ws.forEach((w, k) => {
+          shared[k].sent = own[k].sent = w.rtts.length;
+          assert.deepEqual(shared[k].figures(null), own[k].figures(null));
+        });
+        shared[0].next();
+        assert.deepEqual(shared[0].histogram, new Array(RTT_BOUNDS_MS.length + 1).fill(0));
+        ws.forEach((w, k) => k > 0 && assert.equal(shared[k].histogram.reduce((a, b) => a + b, 0), w.rtts.length));
+      },
+    ),
   );
 });
 
