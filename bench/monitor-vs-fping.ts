@@ -55,7 +55,9 @@ function measured(ns: string, cmd: string[]): { cpu: number; machine: number; rs
   const busy0 = machineBusy();
   // `command time` is not on a fresh machine: getrusage of the child through python3 instead.
   const py = 'import resource,subprocess,sys; p=subprocess.run(sys.argv[1:],capture_output=True); r=resource.getrusage(resource.RUSAGE_CHILDREN); sys.stdout.buffer.write(p.stdout); sys.stderr.buffer.write(p.stderr); sys.stderr.write("\\nRUSAGE %f %f %d\\n" % (r.ru_utime, r.ru_stime, r.ru_maxrss))';
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'python3', '-c', py, ...cmd], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  // Both tools in the same bare environment: a caller's NODE_EXTRA_CA_CERTS, for one, makes every
+  // node process read a CA bundle at start (30 ms of CPU here) that no probe needs.
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'python3', '-c', py, ...cmd], { encoding: 'utf8', maxBuffer: 1 << 28, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } });
   const m = /RUSAGE ([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr);
   if (!m) throw new Error(`no rusage: ${r.stderr.slice(-500)}`);
   return { cpu: Number(m[1]) + Number(m[2]), machine: machineBusy() - busy0, rssMb: Number(m[3]) / 1024, wall: (Date.now() - t0) / 1000, stdout: r.stdout, stderr: r.stderr };
