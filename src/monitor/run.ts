@@ -79,12 +79,18 @@ export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs:
 
 /** Outstanding probes kept per target, at most: enough for timeout / interval probes in flight. */
 const RING_MAX = 64;
-/** The timer's period. */
-const TICK_MS = 2;
+/**
+ * The timer's period. Each wake-up costs, here about 25 µs of CPU (a virtual machine's timer and
+ * halt exits, the event loop's two polls), and a tick sends what came due since the last, so the
+ * period is the trade between CPU and how bunched the sends are. With Node's timers firing about
+ * a millisecond late, 4 ms gives bursts of about 5 ms' worth (50 probes at 10,000 a second) and
+ * cost 8 % less CPU than 2 ms (bursts of 3 ms' worth) for 10,000 targets.
+ */
+const TICK_MS = 4;
 /** The wheel's slot: a tick sends the slots that have ended since the last, every probe in them due. */
 const SLOT_MS = 1;
-/** After a stall, at most this many ticks' worth of probes go out in one tick. */
-const BURST_TICKS = 1.5;
+/** At most this many ticks' worth of probes go out in one tick (what a late timer brings is allowed; after a stall, the rest waits). */
+const BURST_TICKS = 1.25;
 /** Targets whose window is closed per tick. */
 const CLOSE_BATCH = 200;
 
@@ -467,7 +473,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         }
         const s = byIndex[i];
         const nx = s.next;
-        // Only what is due: sending a 2 ms slot ahead of time put two slots' probes in one
+        // Only what is due: sending a slot ahead of time put two slots' probes in one
         // millisecond whenever two ticks straddled a slot's start.
         if (s.due <= tnow && s.step >= 0) {
           s.group.idx.push(i);
