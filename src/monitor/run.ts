@@ -418,6 +418,13 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       return;
     }
     const rtt = a.sec * 1000 + a.nsec / 1e6 - rTx[s.base + slot];
+    // Stamped by the kernel after the deadline: lost, whichever tick reads it (the timeout's tick
+    // can come a few ms after the deadline, and the answer is read before it). Without the
+    // kernel's stamp the time is the read's, which the tick delays: no verdict from it.
+    if (a.kernelTs && rtt > req.timeoutMs) {
+      outcome(s, slot, 'timeout', null, true);
+      return;
+    }
     outcome(s, slot, a.kind === 'alive' ? 'reply' : 'unreachable', a.kind === 'alive' ? Math.max(0, rtt) : null, a.kernelTs);
   }
 

@@ -310,6 +310,14 @@ test('monitor accuracy: behind a link with 5 ms +- 2 ms jitter, RTT percentiles 
         }
       }
       assert.ok(checked >= 2);
+      // A timeout inside the delay's range (3 to 7 ms): an answer stamped after it is a loss even
+      // when it is read before the tick that ends its probe, so no reply is over the timeout.
+      const short = await monitor(nodeNs(st, 'src'), ['-I', '--samples', '--interval', '0.01', '--window', '1', '--timeout', '5', '--duration', '2', addrOf(st, 'dst', 4)]);
+      const outcomes = short.filter((e): e is SampleEvent => e.type === 'sample');
+      const replies = outcomes.filter((e) => e.result === 'reply');
+      const lost = outcomes.filter((e) => e.result === 'timeout');
+      assert.ok(replies.length >= 20 && lost.length >= 20, `${replies.length} replies, ${lost.length} timeouts`);
+      for (const r of replies) assert.ok(r.rtt_ms! <= 5, `a reply of ${r.rtt_ms} ms counted with a 5 ms timeout`);
     } finally {
       for (const d of dumps) if (d.exitCode === null) d.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
