@@ -80,7 +80,7 @@ export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs:
 /** Outstanding probes kept per target, at most: enough for timeout / interval probes in flight. */
 const RING_MAX = 64;
 /**
- * The timer's period. Each wake-up costs, here about 25 µs of CPU (a virtual machine's timer and
+ * The timer's period. Each wake-up costs CPU (about 25 µs here: a virtual machine's timer and
  * halt exits, the event loop's two polls), and a tick sends what came due since the last, so the
  * period is the trade between CPU and how bunched the sends are. With Node's timers firing about
  * a millisecond late, 4 ms gives bursts of about 5 ms' worth (50 probes at 10,000 a second) and
@@ -198,7 +198,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const proberList: Prober[] = [];
   const byIndex: TargetState[] = [];
   const hooks = { onAnswer: (a: Answer) => onAnswer(a), onFatal: (e: Error) => fail(e) };
-  // The last answer, kept: targets from one file share their placement object, and ten
+  // The last lookup, kept: targets from one file share their placement object, and ten
   // thousand of them would otherwise build ten thousand keys.
   let last: { m: MonitorMethod; family: Family; p: Placement; source: string | undefined; pr: Prober | Error } | null = null;
   const proberFor = (m: MonitorMethod, family: Family, p: Placement, source: string | undefined): Prober | Error => {
