@@ -14,6 +14,7 @@ import {
   SCM_TS_OPT_ID,
   SOL_IP,
   SOL_SOCKET,
+  SO_TIMESTAMPNS,
 } from '../core/constants.js';
 import { ERR_BAD_LENGTH, ERR_TRUNCATED, OK } from './status.js';
 
@@ -107,4 +108,21 @@ export function writeTsIdCmsg(dv: DataView, off: number, id: number): number {
   dv.setUint32(data, id >>> 0, true);
   dv.setUint32(data + 4, 0, true); // padding to CMSG_ALIGN
   return TS_ID_CMSG_SPACE;
+}
+
+/**
+ * Reads SCM_TIMESTAMPNS (SOL_SOCKET) from a message's control bytes dv[off, off+len) into out;
+ * false when absent. The two 64-bit fields are read as 32-bit halves: no BigInt (an allocation)
+ * per message.
+ */
+export function readTimestampNs(cur: CmsgCursor, dv: DataView, off: number, len: number, out: { sec: number; nsec: number }): boolean {
+  cur.reset(dv, off, off + len);
+  while (cur.next()) {
+    if (cur.level === SOL_SOCKET && cur.type === SO_TIMESTAMPNS && cur.dataLen >= 16) {
+      out.sec = dv.getUint32(cur.dataOff, true) + dv.getInt32(cur.dataOff + 4, true) * 4294967296;
+      out.nsec = dv.getUint32(cur.dataOff + 8, true);
+      return true;
+    }
+  }
+  return false;
 }

@@ -26,7 +26,7 @@ import { flowOf, multipath } from './flows.js';
 import { PmtuState } from './pmtu.js';
 import { AdaptivePlan, FLOW_SPACE } from './adaptive.js';
 import type { Egress } from '../io/route.js';
-import type { Prober, ReplyRecord } from './prober.js';
+import type { ReplyRecord, Transport } from '../probe/transport.js';
 
 export interface EngineOptions {
   /** The target as the user gave it, and its address bytes. */
@@ -80,7 +80,7 @@ const NO_RESENDS: number[] = [];
 
 export class TraceEngine {
   private readonly o: EngineOptions;
-  private readonly prober: Prober;
+  private readonly prober: Transport;
   private readonly sink: Sink<TraceEvent>;
   private readonly total: number;
   private readonly state: Uint8Array;
@@ -136,7 +136,7 @@ export class TraceEngine {
   /** --ecmp auto: which flows to send next, per TTL; null otherwise (probes go in seq order). */
   private readonly plan: AdaptivePlan | null;
 
-  constructor(o: EngineOptions, prober: Prober, sink: Sink<TraceEvent>) {
+  constructor(o: EngineOptions, prober: Transport, sink: Sink<TraceEvent>) {
     if (o.firstTtl < 1 || o.maxTtl > 255 || o.firstTtl > o.maxTtl) throw new PathlensError('ERR_USAGE', 'TTLs must satisfy 1 <= first <= max <= 255');
     if (o.queries < 1 || o.queries > 10) throw new PathlensError('ERR_USAGE', 'queries per hop must be 1..10');
     const flows = o.flows ?? 1;

@@ -16,7 +16,8 @@ import type { HopStats } from './stats.js';
 export { TRACE_SCHEMA };
 
 /** How probes are sent (the one list of methods: probers, requests and events use it). */
-export type ProbeMethod = 'udp' | 'icmp' | 'tcp';
+import type { ProbeMethod } from '../probe/transport.js';
+export type { ProbeMethod };
 export type TraceSocket = 'dgram' | 'ping' | 'raw' | 'connect';
 export type StopReason = 'reached' | 'unreachable' | 'max-ttl' | 'deadline' | 'interrupted' | 'error' | 'silent';
 

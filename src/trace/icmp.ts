@@ -14,32 +14,24 @@
  * (routers that hash on the ICMP header then keep the flow on one path).
  */
 import { randomInt } from 'node:crypto';
-import {
-  IPPROTO_ICMP,
-  IPPROTO_ICMPV6,
-  SOCK_DGRAM,
-  SOCK_RAW,
-} from '../core/constants.js';
-import { PathlensError, SysError } from '../core/errors.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from '../core/constants.js';
+import { PathlensError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
+import type { Placement } from '../io/placement.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
+import { onesSum } from '../packet/checksum.js';
 import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
 import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, IcmpErrorView, icmpName, parseIcmpError } from '../packet/icmp.js';
-import { onesSum } from '../packet/checksum.js';
 import { findIcmpExtensions } from '../packet/icmpext.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
-import { ProberBase, type SendStamps } from './base.js';
-import type { Placement } from '../io/placement.js';
-import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/cookie.js';
+import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
+import { type IcmpSocketKind, type SocketChoice, openIcmpSocket } from '../probe/socket.js';
+import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
-import { COOKIE_LEN, COOKIE_MAGIC, openProbeSocket } from './udp.js';
-import { EACCES, EPERM } from '../core/errno.js';
-
-export type IcmpSocketKind = 'ping' | 'raw';
-/** auto: ping socket if allowed, raw otherwise; unpriv: ping only; raw: raw only. */
-export type SocketChoice = 'auto' | 'unpriv' | 'raw';
+import { TRACE_SOCKET } from './udp.js';
 
 export interface IcmpProberOptions {
   target: Uint8Array;
@@ -76,40 +68,7 @@ export function fixChecksum(buf: Uint8Array, off: number, len: number, fixOff: n
   buf[fixOff + 1] = fix & 0xff;
 }
 
-export function icmpPrivilegeHint(family: Family): string {
-  return (
-    `ICMP probes need an ICMP datagram socket, allowed when the sysctl net.ipv4.ping_group_range includes your group ` +
-    `(sysctl -w net.ipv4.ping_group_range="0 2147483647"), or a raw socket, which needs CAP_NET_RAW ` +
-    `(setcap cap_net_raw+ep "$(command -v node)", or run as root)${family === 6 ? '; the same sysctl governs ICMPv6' : ''}`
-  );
-}
-
-/** Opens the ICMP socket the choice allows: a ping socket first, raw when that is refused. */
-export function openIcmpSocket(family: Family, choice: SocketChoice, placement: Placement | undefined, source: Uint8Array | undefined): { sock: Socket; kind: IcmpSocketKind; port: number } {
-  const proto = family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
-  let pingErr: unknown = null;
-  if (choice !== 'raw') {
-    try {
-      const { sock, port } = openProbeSocket(family, SOCK_DGRAM, proto, placement, source, undefined, true);
-      return { sock, kind: 'ping', port };
-    } catch (e) {
-      if (!(e instanceof SysError && e.syscall === 'socket' && (e.errno === EACCES || e.errno === EPERM))) throw e;
-      pingErr = e;
-      if (choice === 'unpriv') throw new PathlensError('ERR_PRIVILEGE', `ICMP datagram (ping) socket refused (${e.sysCode}): ${icmpPrivilegeHint(family)}`);
-    }
-  }
-  try {
-    const { sock } = openProbeSocket(family, SOCK_RAW, proto, placement, source, undefined, false);
-    return { sock, kind: 'raw', port: 0 };
-  } catch (e) {
-    if (e instanceof SysError && e.syscall === 'socket' && (e.errno === EPERM || e.errno === EACCES)) {
-      throw new PathlensError('ERR_PRIVILEGE', `${pingErr ? 'ping socket and raw socket both refused' : `raw ICMP socket refused (${e.sysCode})`}: ${icmpPrivilegeHint(family)}`);
-    }
-    throw e;
-  }
-}
-
-export class IcmpProber extends ProberBase implements Prober {
+export class IcmpProber extends ErrqueueTransport implements Transport {
   readonly method = 'icmp' as const;
   readonly family: Family;
   readonly srcPort: number;
@@ -142,7 +101,7 @@ export class IcmpProber extends ProberBase implements Prober {
     if (o.payloadLen < ICMP_MIN_PAYLOAD) throw new PathlensError('ERR_USAGE', `ICMP payload must be at least ${ICMP_MIN_PAYLOAD} bytes`);
     this.o = o;
     this.family = o.target.length === 4 ? 4 : 6;
-    const { sock, kind, port } = openIcmpSocket(this.family, o.socket, o.placement, o.source);
+    const { sock, kind, port } = openIcmpSocket(this.family, o.socket, { ...TRACE_SOCKET, placement: o.placement, source: o.source });
     this.sock = sock;
     this.socketKind = kind;
     // On a ping socket the kernel puts the socket's "port" in the id field; a raw socket sends
@@ -164,8 +123,7 @@ export class IcmpProber extends ProberBase implements Prober {
       const off = i * this.msgLen;
       b.data[off] = this.family === 4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
       b.dataView.setUint16(off + 4, this.echoId, false);
-      b.dataView.setUint32(off + 8, COOKIE_MAGIC, false);
-      b.dataView.setUint32(off + 12, o.session >>> 0, false);
+      writeCookieHead(b.dataView, off + 8, o.session);
     }
     this.retries = new Int32Array(o.maxBatch);
   }
@@ -228,8 +186,8 @@ export class IcmpProber extends ProberBase implements Prober {
     }
     const seq16 = dv.getUint16(off + 6, false);
     if (avail >= 8 + COOKIE_LEN) {
-      const seq = dv.getUint32(off + 16, false);
-      if (dv.getUint32(off + 8, false) !== COOKIE_MAGIC || dv.getUint32(off + 12, false) !== this.o.session >>> 0 || this.echoSeqOf(seq) !== seq16) {
+      const seq = cookieSeq(dv, off + 8);
+      if (!isOurCookie(dv, off + 8, avail - 8, this.o.session) || this.echoSeqOf(seq) !== seq16) {
         r.unmatched = 'cookie-mismatch';
         r.detail = `echo seq ${seq16}`;
         return;
@@ -301,7 +259,7 @@ export class IcmpProber extends ProberBase implements Prober {
     r.icmpType = this.family === 4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
     r.icmpCode = 0;
     const nm = this.name;
-    if (readSockaddr(b.nameView, b.nameOff(i), b.nameLen(i), nm) === OK && nm.family === this.family) ProberBase.setAddr(r, b.names, nm.addrOff);
+    if (readSockaddr(b.nameView, b.nameOff(i), b.nameLen(i), nm) === OK && nm.family === this.family) ErrqueueTransport.setAddr(r, b.names, nm.addrOff);
   }
 
   /**
@@ -373,8 +331,8 @@ export class IcmpProber extends ProberBase implements Prober {
       if ((this.family === 4 && ie.type === 3 && ie.code === 4) || (this.family === 6 && ie.type === 2)) r.mtu = this.family === 4 ? ie.rest & 0xffff : ie.rest;
       if (findIcmpExtensions(bytes, off, len, this.family, this.ext) === OK) r.mpls = this.ext.labels();
     }
-    if (srcOff >= 0) ProberBase.setAddr(r, bytes, srcOff);
-    else if (srcOff === -2) ProberBase.setAddr(r, b.names, this.name.addrOff);
+    if (srcOff >= 0) ErrqueueTransport.setAddr(r, bytes, srcOff);
+    else if (srcOff === -2) ErrqueueTransport.setAddr(r, b.names, this.name.addrOff);
     this.onReply?.(r);
   }
 

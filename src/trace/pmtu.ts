@@ -6,7 +6,7 @@
  * bounced).
  */
 import { TRACE_SCHEMA, type MtuEvent } from './events.js';
-import type { Prober, ReplyRecord } from './prober.js';
+import type { ReplyRecord, Transport } from '../probe/transport.js';
 
 /** A probe is sent again at most this many times. */
 const MAX_RESENDS = 4;
@@ -31,7 +31,7 @@ export class PmtuState {
 
   constructor(
     total: number,
-    private readonly prober: Prober,
+    private readonly prober: Transport,
   ) {
     this.resends = new Uint8Array(total);
   }

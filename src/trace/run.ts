@@ -13,15 +13,16 @@ import { FLOW_SPACE } from './adaptive.js';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { type DoneEvent, type ProbeMethod, TRACE_SCHEMA, type TraceEvent } from './events.js';
-import { ICMP_MIN_PAYLOAD, IcmpProber, type SocketChoice } from './icmp.js';
+import { ICMP_MIN_PAYLOAD, IcmpProber } from './icmp.js';
 import type { Placement } from '../io/placement.js';
 import { type Egress, egressOf, timestampingOf } from '../io/route.js';
 import { SOF_RAW_HARDWARE, SOF_RX_HARDWARE, SOF_TX_HARDWARE, describeTimestamping } from '../packet/genetlink.js';
-import type { Prober } from './prober.js';
+import type { Transport } from '../probe/transport.js';
+import { type SocketChoice, routeMtu } from '../probe/socket.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
-import { UdpProber, routeMtu, udpOverhead } from './udp.js';
-import type { SendStamps } from './base.js';
+import { UdpProber, udpOverhead } from './udp.js';
+import type { SendStamps } from '../probe/errqueue.js';
 
 export type MethodChoice = ProbeMethod;
 /** --method auto: the order tried, and how many silent hops (with nothing beyond) mean "filtered". */
@@ -244,7 +245,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
 }
 
 /** Opens the prober for the requested method and socket choice. */
-export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8Array | undefined, total: number): Prober {
+export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8Array | undefined, total: number): Transport {
   const method = req.method === 'auto' ? 'udp' : (req.method ?? 'udp');
   const choice = req.socket ?? 'auto';
   const session = randomInt(0, 0xffffffff);

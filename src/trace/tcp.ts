@@ -16,38 +16,17 @@
  * makes the kernel give up instead of retransmitting, so a probe is answered within 1 s or not at
  * all, and the longest wait is capped to match (`maxWaitMs`).
  */
-import {
-  AF_INET,
-  AF_INET6,
-  IPPROTO_IPV6,
-  IPPROTO_TCP,
-  IPV6_RECVERR,
-  IPV6_RECVERR_RFC4884,
-  IPV6_UNICAST_HOPS,
-  IP_RECVERR,
-  IP_RECVERR_RFC4884,
-  IP_TTL,
-  MSG_ERRQUEUE,
-  SOCK_STREAM,
-  SOL_IP,
-  SOL_SOCKET,
-  SO_LINGER,
-  SO_TIMESTAMPNS,
-  TCPI_RTT_OFFSET,
-  TCP_INFO,
-  TCP_USER_TIMEOUT,
-  UV_READABLE,
-  UV_WRITABLE,
-} from '../core/constants.js';
+import { IPPROTO_TCP, MSG_ERRQUEUE, TCPI_RTT_OFFSET, TCP_INFO, UV_READABLE, UV_WRITABLE } from '../core/constants.js';
 import { SysError, errnoName } from '../core/errors.js';
 import { RecvBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
 import { native } from '../native/index.js';
 import { type Family, SockaddrView, formatIp, readSockaddr, writeSockaddr } from '../packet/addr.js';
 import { realtime } from '../time/clock.js';
-import { ProberBase } from './base.js';
-import { type Placement, openSocket } from '../io/placement.js';
-import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import type { Placement } from '../io/placement.js';
+import { CONNECT_MAX_WAIT_MS, openConnectSocket } from '../probe/connect.js';
+import { ErrqueueTransport } from '../probe/errqueue.js';
+import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { EAGAIN, ECONNREFUSED, EINPROGRESS } from '../core/errno.js';
 
 export interface TcpProberOptions {
@@ -59,17 +38,15 @@ export interface TcpProberOptions {
 }
 
 const TCP_ESTABLISHED = 1;
-/** Below the kernel's initial SYN RTO (TCP_TIMEOUT_INIT, 1 s): the SYN is never retransmitted. */
-const USER_TIMEOUT_MS = 900;
 
-export class TcpConnectProber extends ProberBase implements Prober {
+export class TcpConnectProber extends ErrqueueTransport implements Transport {
   readonly method = 'tcp' as const;
   readonly socketKind = 'connect' as const;
   readonly family: Family;
   readonly srcPort = 0;
   readonly source: string | null;
   /** A probe is answered within the kernel's initial RTO or never (see above). */
-  readonly maxWaitMs = 1000;
+  readonly maxWaitMs = CONNECT_MAX_WAIT_MS;
   /** Each probe costs a socket and ~10 system calls: replies are read between small chunks. */
   readonly sendChunk = 2;
   private readonly o: TcpProberOptions;
@@ -83,7 +60,6 @@ export class TcpConnectProber extends ProberBase implements Prober {
   private readonly localLen: number;
   private readonly info = new Uint8Array(232);
   private readonly infoView = new DataView(this.info.buffer);
-  private readonly lingerZero = new Uint8Array(8); // struct linger { l_onoff = 1, l_linger = 0 }
   private readonly clock = new Float64Array(2);
   private readonly view = new SockaddrView();
   private onFatal: ((e: Error) => void) | null = null;
@@ -102,7 +78,6 @@ export class TcpConnectProber extends ProberBase implements Prober {
     this.nameBuf = name.subarray(0, writeSockaddr(name, 0, o.target, o.dstPort));
     this.local = new Uint8Array(28);
     this.localLen = writeSockaddr(this.local, 0, o.source ?? new Uint8Array(this.family === 4 ? 4 : 16), 0);
-    new DataView(this.lingerZero.buffer).setInt32(0, 1, true);
   }
 
   dstPort(): number {
@@ -114,27 +89,7 @@ export class TcpConnectProber extends ProberBase implements Prober {
   }
 
   private openProbe(ttl: number): Socket {
-    const fam = this.family;
-    const sock = openSocket(fam === 4 ? AF_INET : AF_INET6, SOCK_STREAM, 0, this.o.placement ?? {});
-    try {
-      if (fam === 4) {
-        sock.setInt(SOL_IP, IP_TTL, ttl, 'IP_TTL');
-        sock.setInt(SOL_IP, IP_RECVERR, 1, 'IP_RECVERR');
-        sock.trySetInt(SOL_IP, IP_RECVERR_RFC4884, 1);
-      } else {
-        sock.setInt(IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl, 'IPV6_UNICAST_HOPS');
-        sock.setInt(IPPROTO_IPV6, IPV6_RECVERR, 1, 'IPV6_RECVERR');
-        sock.trySetInt(IPPROTO_IPV6, IPV6_RECVERR_RFC4884, 1);
-      }
-      sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
-      sock.setInt(IPPROTO_TCP, TCP_USER_TIMEOUT, USER_TIMEOUT_MS, 'TCP_USER_TIMEOUT');
-      sock.setBytes(SOL_SOCKET, SO_LINGER, this.lingerZero, 'SO_LINGER');
-      if (this.o.source) sock.bind(this.local.subarray(0, this.localLen), `bind to ${this.source}`);
-    } catch (e) {
-      sock.close();
-      throw e;
-    }
-    return sock;
+    return openConnectSocket(this.family, { placement: this.o.placement, ttl, local: this.o.source ? this.local.subarray(0, this.localLen) : undefined, localWhat: `bind to ${this.source}` });
   }
 
   send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
@@ -224,7 +179,7 @@ export class TcpConnectProber extends ProberBase implements Prober {
     const sock = this.socks[seq];
     const r = this.resetRecord();
     r.seq = seq;
-    ProberBase.setAddr(r, this.o.target, 0);
+    ErrqueueTransport.setAddr(r, this.o.target, 0);
     if (err === 0) {
       r.kind = 'tcp-syn-ack';
       r.code = 'open';

@@ -25,11 +25,12 @@ import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { SYN_LEN, TCP_ACK, TCP_RST, TCP_SYN, TcpView, parseTcpHeader, pseudoHeaderSum, writeSyn } from '../packet/tcp.js';
-import { ProberBase } from './base.js';
 import { type Placement, openSocket } from '../io/placement.js';
-import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { ErrqueueTransport } from '../probe/errqueue.js';
+import { openProbeSocket, routeSource } from '../probe/socket.js';
+import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
-import { openProbeSocket, routeSource } from './udp.js';
+import { TRACE_SOCKET } from './udp.js';
 import { EACCES, EADDRINUSE, EPERM } from '../core/errno.js';
 
 export interface TcpRawProberOptions {
@@ -53,7 +54,7 @@ export function tcpRawPrivilegeHint(): string {
   return 'raw TCP SYN probes need CAP_NET_RAW (setcap cap_net_raw+ep "$(command -v node)", or run as root); without it, -T sends its SYNs through connect() (drop --raw)';
 }
 
-export class TcpRawProber extends ProberBase implements Prober {
+export class TcpRawProber extends ErrqueueTransport implements Transport {
   readonly method = 'tcp' as const;
   readonly socketKind = 'raw' as const;
   readonly family: Family;
@@ -101,7 +102,7 @@ export class TcpRawProber extends ProberBase implements Prober {
 
   private openRaw(src: Uint8Array): Socket {
     try {
-      return openProbeSocket(this.family, SOCK_RAW, IPPROTO_TCP, this.o.placement, src, undefined, true).sock;
+      return openProbeSocket(this.family, SOCK_RAW, IPPROTO_TCP, { ...TRACE_SOCKET, placement: this.o.placement, source: src, recverr: true }).sock;
     } catch (e) {
       if (e instanceof SysError && e.syscall === 'socket' && (e.errno === EPERM || e.errno === EACCES)) {
         throw new PathlensError('ERR_PRIVILEGE', `raw TCP socket refused (${e.sysCode}): ${tcpRawPrivilegeHint()}`);
@@ -254,7 +255,7 @@ export class TcpRawProber extends ProberBase implements Prober {
     r.seq = seq;
     r.kind = synAck ? 'tcp-syn-ack' : 'tcp-rst';
     r.code = synAck ? 'open' : 'closed';
-    ProberBase.setAddr(r, this.o.target, 0);
+    ErrqueueTransport.setAddr(r, this.o.target, 0);
     this.onReply?.(r);
   }
 

@@ -9,40 +9,29 @@
  * probe; when the quote holds the cookie it must agree, otherwise the reply is not attributed.
  */
 import {
-  AF_INET,
-  AF_INET6,
   IPPROTO_IPV6,
-  IPV6_RECVERR,
-  IPV6_RECVERR_RFC4884,
-  IP_RECVERR,
-  IP_RECVERR_RFC4884,
-  IP_PKTINFO,
-  IPV6_RECVPKTINFO,
-  IPV6_MTU,
   IPV6_MTU_DISCOVER,
   IPV6_PMTUDISC_PROBE,
-  IP_MTU,
   IP_MTU_DISCOVER,
   IP_PMTUDISC_PROBE,
   SOCK_DGRAM,
   SOL_IP,
-  SOL_SOCKET,
-  SO_RCVBUF,
-  SO_TIMESTAMPNS,
 } from '../core/constants.js';
-import { PathlensError, SysError } from '../core/errors.js';
+import { PathlensError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
+import type { Placement } from '../io/placement.js';
 import type { Socket } from '../io/socket.js';
-import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, sockaddr, writeSockaddr } from '../packet/addr.js';
+import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
 import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
 import { OK } from '../packet/status.js';
-import { ProberBase, type SendStamps } from './base.js';
-import { type Placement, openSocket } from '../io/placement.js';
-import { type OnSent, type Prober, ReplyRecord } from './prober.js';
+import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/cookie.js';
+import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
+import { openProbeSocket } from '../probe/socket.js';
+import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
 
-export const COOKIE_MAGIC = 0x504c4e31; // 'PLN1'
-export const COOKIE_LEN = 12;
+/** How trace's probe sockets are set up (beyond what each method asks): a 1 MiB receive buffer, the arrival interface. */
+export const TRACE_SOCKET = { rcvbuf: 1 << 20, pktinfo: true } as const;
 
 export interface UdpProberOptions {
   target: Uint8Array;
@@ -74,71 +63,7 @@ export interface UdpProberOptions {
 /** IP + UDP header bytes in front of the payload. */
 export const udpOverhead = (family: Family) => (family === 4 ? 28 : 48);
 
-/** The MTU of the route to `target` (a connected datagram socket's IP_MTU / IPV6_MTU). */
-export function routeMtu(target: Uint8Array, placement: Placement | undefined): number {
-  const fam: Family = target.length === 4 ? 4 : 6;
-  const s = openSocket(fam === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, placement ?? {});
-  try {
-    const rc = s.connect(sockaddr(target, 9));
-    if (rc < 0) throw new SysError('connect', rc, `route to ${formatIp(target, 0, fam)}`);
-    return fam === 4 ? s.getInt(SOL_IP, IP_MTU) : s.getInt(IPPROTO_IPV6, IPV6_MTU);
-  } finally {
-    s.close();
-  }
-}
-
-/** The source address the kernel picks for `target` (a connected datagram socket's local name). */
-export function routeSource(target: Uint8Array, placement: Placement | undefined): Uint8Array {
-  const fam: Family = target.length === 4 ? 4 : 6;
-  const s = openSocket(fam === 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, placement ?? {});
-  try {
-    const rc = s.connect(sockaddr(target, 9));
-    if (rc < 0) throw new SysError('connect', rc, `route to ${formatIp(target, 0, fam)}`);
-    const nm = s.localName();
-    const v = new SockaddrView();
-    readSockaddr(new DataView(nm.buffer, nm.byteOffset, nm.byteLength), 0, nm.length, v);
-    return nm.slice(v.addrOff, v.addrOff + (fam === 4 ? 4 : 16));
-  } finally {
-    s.close();
-  }
-}
-
-/**
- * Opens a datagram socket for probing: placed, IP_RECVERR (and RFC 4884 extensions where the
- * kernel has them), kernel receive timestamps, a large receive buffer, bound to the source.
- */
-export function openProbeSocket(family: Family, type: number, proto: number, placement: Placement | undefined, source: Uint8Array | undefined, srcPort: number | undefined, recverr: boolean): { sock: Socket; port: number } {
-  const sock = openSocket(family === 4 ? AF_INET : AF_INET6, type, proto, placement ?? {});
-  try {
-    if (recverr) {
-      if (family === 4) {
-        sock.setInt(SOL_IP, IP_RECVERR, 1, 'IP_RECVERR');
-        sock.trySetInt(SOL_IP, IP_RECVERR_RFC4884, 1); // kernels >= 5.9
-      } else {
-        sock.setInt(IPPROTO_IPV6, IPV6_RECVERR, 1, 'IPV6_RECVERR');
-        sock.trySetInt(IPPROTO_IPV6, IPV6_RECVERR_RFC4884, 1); // kernels >= 5.9
-      }
-    }
-    sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
-    sock.trySetInt(SOL_SOCKET, SO_RCVBUF, 1 << 20);
-    // Best effort: the interface each reply arrived on (reported as ifindex when the kernel says).
-    if (family === 4) sock.trySetInt(SOL_IP, IP_PKTINFO, 1);
-    else sock.trySetInt(IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
-    const local = new Uint8Array(28);
-    const any = source ?? new Uint8Array(family === 4 ? 4 : 16);
-    const len = writeSockaddr(local, 0, any, srcPort ?? 0);
-    sock.bind(local.subarray(0, len), source ? `bind to ${formatIp(any, 0, family)}` : 'bind');
-    const nm = sock.localName();
-    const v = new SockaddrView();
-    readSockaddr(new DataView(nm.buffer, nm.byteOffset, nm.byteLength), 0, nm.length, v);
-    return { sock, port: v.port };
-  } catch (e) {
-    sock.close();
-    throw e;
-  }
-}
-
-export class UdpProber extends ProberBase implements Prober {
+export class UdpProber extends ErrqueueTransport implements Transport {
   readonly method = 'udp' as const;
   readonly socketKind = 'dgram' as const;
   readonly family: Family;
@@ -164,7 +89,7 @@ export class UdpProber extends ProberBase implements Prober {
     }
     this.o = o;
     this.family = o.target.length === 4 ? 4 : 6;
-    const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, o.placement, o.source, o.srcPort, true);
+    const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, { ...TRACE_SOCKET, placement: o.placement, source: o.source, srcPort: o.srcPort, recverr: true });
     this.sock = sock;
     this.srcPort = port;
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
@@ -182,11 +107,7 @@ export class UdpProber extends ProberBase implements Prober {
     this.batch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
     this.askSendStamps(sock, o.sendStamps);
     const b = this.batch;
-    for (let i = 0; i < o.maxBatch; i++) {
-      const off = i * o.payloadLen;
-      b.dataView.setUint32(off, COOKIE_MAGIC, false);
-      b.dataView.setUint32(off + 4, o.session >>> 0, false);
-    }
+    for (let i = 0; i < o.maxBatch; i++) writeCookieHead(b.dataView, i * o.payloadLen, o.session);
     this.retries = new Int32Array(o.maxBatch);
   }
 
@@ -256,8 +177,7 @@ export class UdpProber extends ProberBase implements Prober {
       return;
     }
     if (cookieLen >= COOKIE_LEN) {
-      const dv = batch.dataView;
-      if (dv.getUint32(cookieOff, false) !== COOKIE_MAGIC || dv.getUint32(cookieOff + 4, false) !== this.o.session >>> 0 || dv.getUint32(cookieOff + 8, false) !== seq) {
+      if (!isOurCookie(batch.dataView, cookieOff, cookieLen, this.o.session) || cookieSeq(batch.dataView, cookieOff) !== seq) {
         r.unmatched = 'cookie-mismatch';
         r.detail = `port ${nm.port}`;
         return;
@@ -282,9 +202,8 @@ export class UdpProber extends ProberBase implements Prober {
       r.detail = `port ${port}: no cookie quoted, and flows share ports across TTLs`;
       return;
     }
-    const dv = batch.dataView;
-    const seq = dv.getUint32(cookieOff + 8, false);
-    if (dv.getUint32(cookieOff, false) !== COOKIE_MAGIC || dv.getUint32(cookieOff + 4, false) !== this.o.session >>> 0 || seq >= this.o.total || this.dstPort(seq) !== port) {
+    const seq = cookieSeq(batch.dataView, cookieOff);
+    if (!isOurCookie(batch.dataView, cookieOff, cookieLen, this.o.session) || seq >= this.o.total || this.dstPort(seq) !== port) {
       r.unmatched = 'cookie-mismatch';
       r.detail = `port ${port}`;
       return;
@@ -311,7 +230,7 @@ export class UdpProber extends ProberBase implements Prober {
     this.correlate(r, b, i, 0, 0, false);
     r.kind = 'udp-reply';
     r.code = 'reply';
-    if (r.unmatched !== 'malformed') ProberBase.setAddr(r, b.names, this.name.addrOff);
+    if (r.unmatched !== 'malformed') ErrqueueTransport.setAddr(r, b.names, this.name.addrOff);
     this.onReply?.(r);
   }
 

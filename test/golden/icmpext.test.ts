@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { findIcmpExtensions, IcmpExtView, parseIcmpExtensions } from '../../src/packet/icmpext.js';
 import { ERR_BAD_CHECKSUM, ERR_BAD_LENGTH, ERR_BAD_VERSION, ERR_TRUNCATED, OK, describeStatus } from '../../src/packet/status.js';
 import { fixChecksum } from '../../src/trace/icmp.js';
-import { rfc4884Offset } from '../../src/trace/prober.js';
+import { rfc4884Offset } from '../../src/probe/transport.js';
 
 /** RFC 1071 checksum, written out independently of the production one. */
 function cksum(b: number[]): number {

@@ -6,7 +6,7 @@
  * Run inside a lab node: node retry.js TARGET
  */
 import { parseIp } from '../../src/packet/addr.js';
-import { type ReplyRecord } from '../../src/trace/prober.js';
+import { type ReplyRecord } from '../../src/probe/transport.js';
 import { UdpProber } from '../../src/trace/udp.js';
 
 const target = parseIp(process.argv[2]);

@@ -11,7 +11,7 @@ import { parseIp } from '../../src/packet/addr.js';
 import type { ReplyKind } from '../../src/packet/icmp.js';
 import { TraceEngine, type EngineOptions } from '../../src/trace/engine.js';
 import type { HopEvent, ReplyEvent, TimeoutEvent, TraceEvent } from '../../src/trace/events.js';
-import { type OnSent, type Prober, ReplyRecord } from '../../src/trace/prober.js';
+import { type OnSent, type Transport as Prober, ReplyRecord } from '../../src/probe/transport.js';
 import { VirtualScheduler } from '../../src/core/scheduler.js';
 import { flowsNeeded } from '../../src/trace/mda.js';
 import { FLOW_SPACE } from '../../src/trace/adaptive.js';

@@ -1,14 +1,20 @@
 /**
- * The network side of a trace, as the engine sees it: send probes by sequence number, receive
- * replies already correlated to a sequence number. One implementation per probe method (UDP now;
- * ICMP and TCP share this contract).
+ * The probe layer's contract: how probes leave and how replies come back, below every capability
+ * that sends probes (trace today; the monitor shares the sockets, cookie and queue reading of
+ * this folder). A transport sends probes named by sequence number and hands back replies already
+ * correlated to one, in a reused `ReplyRecord`. Implementations: the error-queue datagram
+ * transports (UDP, ICMP over a ping socket), raw sockets (ICMP, built TCP SYNs) and one connect()
+ * per probe; a BPF ring buffer or an AF_XDP socket would be more of the same shape: correlation
+ * happens below this seam, so whoever does it (the socket, the kernel) the engine is the same.
  */
 import type { Family } from '../packet/addr.js';
 import type { ReplyKind } from '../packet/icmp.js';
 import type { MplsLabel } from '../packet/icmpext.js';
-import type { ProbeMethod } from './events.js';
 
-/** Outcome of correlating one received message. Reused by the prober for every message. */
+/** How a probe asks for an answer: one word for trace and monitor alike. */
+export type ProbeMethod = 'udp' | 'icmp' | 'tcp';
+
+/** Outcome of correlating one received message. Reused by the transport for every message. */
 export class ReplyRecord {
   /** Sequence number of the probe this answers, or -1. */
   seq = -1;
@@ -65,23 +71,28 @@ export function rfc4884Offset(eeData: number): number {
  */
 export type OnSent = (i: number, sec: number, nsec: number, retries: number) => void;
 
-export interface ProberStats {
+export interface TransportStats {
   sendCalls: number;
   recvCalls: number;
   retries: number;
 }
 
-export type { ProbeMethod };
 /** How the probes are sent: an ordinary datagram socket, an ICMP datagram socket, a raw socket, or connect(). */
 export type SocketKind = 'dgram' | 'ping' | 'raw' | 'connect';
 
-export interface Prober {
+/**
+ * What the engine drives. The required members are all a datagram transport has; the optional
+ * ones are facts only some methods have (a connect() per probe has its own source ports and a
+ * longest wait; an echo carries its own sequence; --pmtu needs a settable packet length). The
+ * engine reads them once, when it starts (`TransportFacts`).
+ */
+export interface Transport {
   readonly method: ProbeMethod;
   readonly socketKind: SocketKind;
   readonly family: Family;
   readonly srcPort: number;
   readonly source: string | null;
-  readonly stats: ProberStats;
+  readonly stats: TransportStats;
   /** Destination port of probe `seq` (null for ICMP), for the probe event. */
   dstPort(seq: number): number | null;
   /** Source port of probe `seq`, when probes have their own (one socket per TCP probe). */
@@ -111,4 +122,23 @@ export interface Prober {
   /** Starts delivering replies; `onReply` gets a reused record, valid only during the call. */
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void;
   close(): void;
+}
+
+/** The optional facts of a transport, read once: the engine never probes them per probe. */
+export interface TransportFacts {
+  readonly quotesHeader: boolean;
+  readonly maxWaitMs: number;
+  /** Probes per turn of the event loop (Infinity: a whole window at once). */
+  readonly sendChunk: number;
+  /** --pmtu is possible (the transport can make its probes smaller). */
+  readonly settableLength: boolean;
+}
+
+export function factsOf(t: Transport): TransportFacts {
+  return {
+    quotesHeader: t.quotesHeader === true,
+    maxWaitMs: t.maxWaitMs ?? Infinity,
+    sendChunk: t.sendChunk ?? Infinity,
+    settableLength: typeof t.setPacketLen === 'function',
+  };
 }

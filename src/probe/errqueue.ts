@@ -1,7 +1,8 @@
 /**
- * What every datagram prober shares: the reply record and its reset, timestamps, the reading of an
- * error-queue record into a reply, the send loop that drains a pending ICMP error and sends again,
- * and the drain of both queues. UDP, ICMP (ping and raw) and TCP probers build on it.
+ * The error-queue transport's machinery, shared by every socket transport: the reply record and
+ * its reset, timestamps, the reading of an error-queue record (IP_RECVERR) into a reply, the send
+ * loop that drains a pending ICMP error and sends again, and the drain of both queues. Trace's UDP,
+ * ICMP (ping and raw) and TCP transports build on it; `drainQueues` is also the monitor's read.
  */
 import {
   MSG_ERRQUEUE,
@@ -27,7 +28,7 @@ import { icmpName } from '../packet/icmp.js';
 import { IcmpExtView, parseIcmpExtensions } from '../packet/icmpext.js';
 import { OK } from '../packet/status.js';
 import { realtime } from '../time/clock.js';
-import { type OnSent, type ProberStats, type ReplyRecord, rfc4884Offset } from './prober.js';
+import { type OnSent, type ReplyRecord, type TransportStats, rfc4884Offset } from './transport.js';
 import { EAGAIN, EINVAL, EMSGSIZE, ENOBUFS } from '../core/errno.js';
 
 /**
@@ -41,9 +42,9 @@ export type SendStamps = 'require' | 'try';
 export const ICMP_ERRNOS = new Set([113 /* EHOSTUNREACH */, 101 /* ENETUNREACH */, 111 /* ECONNREFUSED */, 112 /* EHOSTDOWN */, 64 /* ENONET */, 71 /* EPROTO */, 92 /* ENOPROTOOPT */, 13 /* EACCES */, 90 /* EMSGSIZE */, 1 /* EPERM */]);
 const MAX_RETRIES = 16;
 
-export abstract class ProberBase {
+export abstract class ErrqueueTransport {
   abstract readonly family: Family;
-  readonly stats: ProberStats = { sendCalls: 0, recvCalls: 0, retries: 0 };
+  readonly stats: TransportStats = { sendCalls: 0, recvCalls: 0, retries: 0 };
   protected onReply: ((r: ReplyRecord) => void) | null = null;
   protected readonly eq = new ErrqueueRecord();
   protected readonly cur = new CmsgCursor();
@@ -200,7 +201,7 @@ export abstract class ProberBase {
       r.icmpType = eq.icmpType;
       r.icmpCode = eq.icmpCode;
       if ((fam === 4 && eq.icmpType === 3 && eq.icmpCode === 4) || (fam === 6 && eq.icmpType === 2)) r.mtu = eq.info;
-      if (eq.offender.family === this.family) ProberBase.setAddr(r, ctrl, eq.offender.addrOff);
+      if (eq.offender.family === this.family) ErrqueueTransport.setAddr(r, ctrl, eq.offender.addrOff);
       if (extOff >= 0 && extOff < payloadLen) {
         if (parseIcmpExtensions(payload, payloadOff + extOff, payloadLen - extOff, this.ext) === OK) r.mpls = this.ext.labels();
       }
@@ -257,31 +258,39 @@ export abstract class ProberBase {
    * handing each message to the callbacks; returns how many were read.
    */
   protected drainSocket(sock: Socket, errBatch: RecvBatch | null, dataBatch: RecvBatch, onErr: (i: number) => void, onData: (i: number) => void): number {
-    let total = 0;
-    if (errBatch) {
-      for (;;) {
-        const n = errBatch.recv(sock.fd, MSG_ERRQUEUE);
-        this.stats.recvCalls++;
-        if (n <= 0) break;
-        for (let i = 0; i < n; i++) onErr(i);
-        total += n;
-        if (n < errBatch.count) break;
-      }
-    }
-    for (let errs = 0; ; ) {
-      const n = dataBatch.recv(sock.fd, 0);
-      this.stats.recvCalls++;
-      if (n <= 0) {
-        // A pending sk_err surfaces on recv too (and is cleared by it); the queue may still hold data.
-        if (n < 0 && ICMP_ERRNOS.has(-n) && ++errs < 4) continue;
-        break;
-      }
-      for (let i = 0; i < n; i++) onData(i);
-      total += n;
-      if (n < dataBatch.count) break;
-    }
-    return total;
+    return drainQueues(sock.fd, errBatch, dataBatch, onErr, onData, this.stats);
   }
 
   abstract drain(): number;
+}
+
+/**
+ * Reads a socket's error queue (when errBatch is given), then its normal queue, each until it is
+ * empty, handing each message to the callbacks; returns how many were read. A pending sk_err
+ * surfaces on the normal queue's recv too (which clears it) while data may still wait: read on.
+ */
+export function drainQueues(fd: number, errBatch: RecvBatch | null, dataBatch: RecvBatch, onErr: (i: number) => void, onData: (i: number) => void, stats: TransportStats | null): number {
+  let total = 0;
+  if (errBatch) {
+    for (;;) {
+      const n = errBatch.recv(fd, MSG_ERRQUEUE);
+      if (stats) stats.recvCalls++;
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) onErr(i);
+      total += n;
+      if (n < errBatch.count) break;
+    }
+  }
+  for (let errs = 0; ; ) {
+    const n = dataBatch.recv(fd, 0);
+    if (stats) stats.recvCalls++;
+    if (n <= 0) {
+      if (n < 0 && ICMP_ERRNOS.has(-n) && ++errs < 4) continue;
+      break;
+    }
+    for (let i = 0; i < n; i++) onData(i);
+    total += n;
+    if (n < dataBatch.count) break;
+  }
+  return total;
 }
