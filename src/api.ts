@@ -22,7 +22,8 @@ import { type KtraceRequest, startKtrace } from './ktrace/run.js';
 import type { DoneEvent, TraceEvent } from './trace/events.js';
 import { TRACE_DEFAULTS, type TraceHandle, type TraceRequest, resolveTarget, startTrace } from './trace/run.js';
 import type { MonitorDoneEvent, MonitorEvent } from './monitor/events.js';
-import { MONITOR_DEFAULTS, type MonitorHandle, type MonitorRequest, type MonitorTarget, type TargetSettings, startMonitor } from './monitor/run.js';
+import { MONITOR_DEFAULTS, type MonitorRequest, type MonitorTarget, type TargetSettings } from './monitor/request.js';
+import { type MonitorHandle, startMonitor } from './monitor/run.js';
 import { TraceNames } from './trace/names.js';
 import { ReverseResolver } from './resolve/reverse.js';
 

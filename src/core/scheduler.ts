@@ -4,7 +4,8 @@
  * clock in tests, deterministically and without waiting.
  */
 
-export type TimerId = number | NodeJS.Timeout | NodeJS.Immediate;
+/** A timer, as its scheduler made it (opaque: a Node Timeout or Immediate, or a virtual timer's number). */
+export type TimerId = number | object;
 
 export interface Scheduler {
   /** Monotonic milliseconds (fractional). */
@@ -14,17 +15,28 @@ export interface Scheduler {
   clearTimer(id: TimerId): void;
   /** Runs fn after the current turn of the event loop (after pending I/O callbacks). */
   defer(fn: () => void): TimerId;
+  /**
+   * Runs fn delayMs from now, through timer `id` when it is given and has fired (a loop that
+   * re-arms one timer each turn makes no new timer object per turn); returns the timer. The
+   * delay of a timer re-armed this way is the one it was made with.
+   */
+  again(id: TimerId | null, fn: () => void, delayMs: number): TimerId;
 }
 
 /** The process's clock: performance.now(), setTimeout, setImmediate. */
 export const realScheduler: Scheduler = {
   now: () => performance.now(),
-  setTimer: (fn, delayMs) => setTimeout(fn, delayMs),
+  setTimer: (fn, delayMs) => setTimeout(fn, delayMs) as object,
   clearTimer: (id) => {
     if (typeof id === 'object' && id !== null && '_onImmediate' in id) clearImmediate(id as NodeJS.Immediate);
     else clearTimeout(id as NodeJS.Timeout);
   },
-  defer: (fn) => setImmediate(fn),
+  defer: (fn) => setImmediate(fn) as object,
+  again: (id, fn, delayMs) => {
+    if (id === null) return setTimeout(fn, delayMs) as object;
+    (id as NodeJS.Timeout).refresh();
+    return id;
+  },
 };
 
 interface VirtualTimer {
@@ -59,6 +71,10 @@ export class VirtualScheduler implements Scheduler {
 
   defer(fn: () => void): number {
     return this.setTimer(fn, 0);
+  }
+
+  again(_id: TimerId | null, fn: () => void, delayMs: number): number {
+    return this.setTimer(fn, delayMs);
   }
 
   /** Timers still to fire. */

@@ -13,7 +13,7 @@ import { readConfigText } from '../io/config-file.js';
 import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
 import { type Thresholds } from './health.js';
-import type { MethodChoice, TargetSettings } from './run.js';
+import type { MethodChoice, TargetSettings } from './request.js';
 
 export interface TargetSpec extends TargetSettings {
   target: string;

@@ -4,7 +4,7 @@
  * watched over several ways out, `path`.
  */
 import type { Health } from './health.js';
-import type { MonitorMethod } from './probers.js';
+import type { ProbeMethod } from '../probe/transport.js';
 import type { WindowFigures } from './window.js';
 
 import { MONITOR_SCHEMA } from '../core/schemas.js';
@@ -39,10 +39,10 @@ export interface MonitorStartEvent extends Base {
 export interface MethodEvent extends Base, Of {
   type: 'method';
   action: 'chosen' | 'switched' | 'refused' | 'unreachable';
-  method: MonitorMethod | null;
+  method: ProbeMethod | null;
   /** The socket the method uses: ping, raw, dgram, connect (null with no method). */
   socket: string | null;
-  from: MonitorMethod | null;
+  from: ProbeMethod | null;
   reason: string;
 }
 
@@ -55,7 +55,7 @@ export interface AddressEvent extends Base, Of {
 
 export interface StatsEvent extends Base, Of, WindowFigures {
   type: 'stats';
-  method: MonitorMethod;
+  method: ProbeMethod;
   /** The window: [window_start_ms, window_start_ms + window_ms) in t_ms terms. */
   window_start_ms: number;
   window_ms: number;
@@ -68,13 +68,13 @@ export interface StateEvent extends Base, Of {
   from: Health | null;
   to: Health;
   reason: string;
-  method: MonitorMethod | null;
+  method: ProbeMethod | null;
 }
 
 /** --samples: one per probe outcome. */
 export interface SampleEvent extends Base, Of {
   type: 'sample';
-  method: MonitorMethod;
+  method: ProbeMethod;
   seq: number;
   result: 'reply' | 'timeout' | 'unreachable' | 'duplicate';
   rtt_ms: number | null;

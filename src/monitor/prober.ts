@@ -1,0 +1,228 @@
+/**
+ * The monitor's probers: one socket per family and method for all targets (ICMP echo, UDP), so
+ * ten thousand targets are ten thousand destinations of one socket, not ten thousand sockets.
+ * Every probe carries the 16-byte cookie of `probe/cookie.ts` (magic, session, seq, target index);
+ * an answer counts only when it comes back with that cookie from the target's address. TCP has to
+ * use one connect() per probe (unprivileged), and is for the targets that need it. The methods are
+ * in `methods.ts`; this file holds their contract and what the datagram ones share.
+ *
+ * Times: the send time is CLOCK_REALTIME just before sendmmsg (one per batch, in the batch's
+ * `times`), the receive time the kernel's (SO_TIMESTAMPNS); for TCP both are taken in userspace.
+ */
+import { SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 } from '../core/constants.js';
+import { EAGAIN } from '../core/errno.js';
+import { errnoName } from '../core/errors.js';
+import { RecvBatch, SendBatch } from '../io/batch.js';
+import type { Socket } from '../io/socket.js';
+import { type Family, SockaddrView, readSockaddr } from '../packet/addr.js';
+import { CmsgCursor, readTimestampNs } from '../packet/cmsg.js';
+import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
+import { OK } from '../packet/status.js';
+import { COOKIE_TARGET_LEN, cookieSeq, cookieTarget, isOurCookie, writeCookie } from '../probe/cookie.js';
+import { drainQueues } from '../probe/errqueue.js';
+import { SockaddrCache } from '../probe/sockaddr-cache.js';
+import type { ProbeMethod } from '../probe/transport.js';
+import { realtime } from '../time/clock.js';
+
+/** What a prober reports for one probe. */
+export interface Answer {
+  target: number;
+  seq: number;
+  /** alive: the target answered (echo reply, port unreachable from it, SYN-ACK or RST); unreachable: a router or the kernel said it cannot be reached. */
+  kind: 'alive' | 'unreachable';
+  /** Receive time, CLOCK_REALTIME. */
+  sec: number;
+  nsec: number;
+  kernelTs: boolean;
+  detail: string;
+}
+
+export interface Prober {
+  readonly method: ProbeMethod;
+  readonly family: Family;
+  /** Socket kind, for the events: ping, raw, dgram, connect. */
+  readonly socket: string;
+  /**
+   * Sends probes i in [0, n): to addrs[i] (port ports[i] for UDP/TCP), carrying (targets[i],
+   * seqs[i]). Calls onSent(i, sec, nsec) for each one sent; returns how many were sent (the rest
+   * is tried again by the caller at the next tick).
+   */
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number;
+  /** Reads answers that have arrived (probers that are not driven by readiness). */
+  poll?(): number;
+  /** The target's address changed (probers that keep something per target). */
+  forget?(target: number): void;
+  close(): void;
+}
+
+/** Whether bytes at buf[off] are an address target's answers may come from. */
+export type AddressCheck = (target: number, buf: Uint8Array, off: number) => boolean;
+
+export interface ProberHooks {
+  onAnswer: (a: Answer) => void;
+  onFatal: (e: Error) => void;
+  /** An answer counts only from its target's address (datagram probers check; connect() cannot be answered by anyone else). */
+  fromTarget: AddressCheck;
+}
+
+/** The probe layer's clock, for answers the kernel did not stamp. */
+const clock = new Float64Array(2);
+export function stampNow(a: { sec: number; nsec: number }): void {
+  realtime(clock);
+  a.sec = clock[0];
+  a.nsec = clock[1];
+}
+
+/** Probes a datagram prober sends in one sendmmsg, at most. */
+export const MAX_BATCH = 256;
+
+/**
+ * What the echo and UDP probers share: the send loop over one slab (sockaddrs from the cache,
+ * cookies written per probe), the read of both queues on the tick, and the cookie and address
+ * checks an answer must pass.
+ */
+export abstract class DatagramProber implements Prober {
+  abstract readonly method: ProbeMethod;
+  abstract readonly socket: string;
+  protected readonly batch: SendBatch;
+  /** The batch's names as words (the cache's words hold the same bytes). */
+  private readonly batchNames: Uint32Array;
+  private readonly names = new SockaddrCache();
+  protected readonly data = new RecvBatch(64, 1500, 128, 32);
+  protected readonly errs = new RecvBatch(64, 1500, 256, 32);
+  protected readonly eq = new ErrqueueRecord();
+  protected readonly name = new SockaddrView();
+  protected readonly cur = new CmsgCursor();
+  protected readonly t = { sec: 0, nsec: 0 };
+  protected readonly ans: Answer = { target: -1, seq: -1, kind: 'alive', sec: 0, nsec: 0, kernelTs: false, detail: '' };
+  private readonly onErrBound = (i: number) => this.onError(i);
+  private readonly onDataBound = (i: number) => this.onData(i);
+
+  constructor(
+    readonly family: Family,
+    protected readonly session: number,
+    protected readonly hooks: ProberHooks,
+    protected readonly sock: Socket,
+    payload: number,
+  ) {
+    this.batch = new SendBatch(MAX_BATCH, payload, 28, 0);
+    this.batchNames = new Uint32Array(this.batch.names.buffer, this.batch.names.byteOffset, (MAX_BATCH * 28) / 4);
+    // No readiness callbacks: the monitor reads both queues on its own tick (poll()), in
+    // batches. A wake-up per answer would cost more system time than the probing itself; the
+    // kernel's receive timestamps keep the RTTs exact whenever the queue is read.
+  }
+
+  forget(target: number): void {
+    this.names.forget(target);
+  }
+
+  /** Writes probe (target, seq)'s payload into the batch's slot j; returns its length. */
+  protected abstract fill(j: number, target: number, seq: number): number;
+
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
+    let done = 0;
+    const icmp = this.method === 'icmp';
+    while (done < n) {
+      const k = Math.min(MAX_BATCH, n - done);
+      const b = this.batch;
+      for (let j = 0; j < k; j++) {
+        const i = done + j;
+        const len = this.fill(j, targets[i], seqs[i]);
+        b.set(j, len, this.names.copy(targets[i], addrs[i], icmp ? 0 : ports[i], this.batchNames, j * 7), 0);
+      }
+      const rc = b.send(this.sock.fd, k);
+      // CLOCK_REALTIME just before the call (times[0], times[1]).
+      const sec = b.times[0];
+      const nsec = b.times[1];
+      if (rc < 0) {
+        if (rc === -EAGAIN) return done;
+        // A send error names one destination (no route...): that probe is answered "unreachable".
+        this.answerLocal(targets[done], seqs[done], sec, nsec, errnoName(-rc));
+        onSent(done, sec, nsec);
+        done++;
+        continue;
+      }
+      for (let j = 0; j < rc; j++) onSent(done + j, sec, nsec);
+      done += rc;
+      if (rc < k) return done;
+    }
+    return done;
+  }
+
+  private answerLocal(target: number, seq: number, sec: number, nsec: number, why: string): void {
+    const a = this.ans;
+    a.target = target;
+    a.seq = seq;
+    a.kind = 'unreachable';
+    a.sec = sec;
+    a.nsec = nsec;
+    a.kernelTs = false;
+    a.detail = `send: ${why}`;
+    this.hooks.onAnswer(a);
+  }
+
+  /** The cookie at dv[off..]: the target index and seq into `ans`, or false. */
+  protected cookie(dv: DataView, off: number, avail: number): boolean {
+    if (!isOurCookie(dv, off, avail, this.session, COOKIE_TARGET_LEN)) return false;
+    this.ans.target = cookieTarget(dv, off);
+    this.ans.seq = cookieSeq(dv, off);
+    return true;
+  }
+
+  protected writeCookie(dv: DataView, off: number, target: number, seq: number): void {
+    writeCookie(dv, off, this.session, seq, target);
+  }
+
+  protected abstract onData(i: number): void;
+  protected abstract onError(i: number): void;
+
+  /**
+   * Data message i carried the cookie now in `ans`: it is the target's answer if it came from the
+   * target's address; its time is the kernel's receive stamp (userspace's when there is none).
+   */
+  protected answerFrom(i: number, detail: string): void {
+    const d = this.data;
+    const a = this.ans;
+    if (readSockaddr(d.nameView, d.nameOff(i), d.nameLen(i), this.name) !== OK || this.name.family !== this.family || !this.hooks.fromTarget(a.target, d.names, this.name.addrOff)) return;
+    a.kind = 'alive';
+    a.kernelTs = readTimestampNs(this.cur, d.ctrlView, d.ctrlOff(i), d.ctrlLen(i), this.t);
+    if (a.kernelTs) {
+      a.sec = this.t.sec;
+      a.nsec = this.t.nsec;
+    } else stampNow(a);
+    a.detail = detail;
+    this.hooks.onAnswer(a);
+  }
+
+  private polls = 0;
+
+  /** Reads what has arrived (the error queue every sixteenth call: errors are rare and keep). */
+  poll(): number {
+    return drainQueues(this.sock.fd, (this.polls++ & 15) === 0 ? this.errs : null, this.data, this.onErrBound, this.onDataBound, null);
+  }
+
+  /** An ICMP error from the error queue: which probe it quotes, who sent it, and what it says. */
+  protected errorOf(i: number, payloadOff: number): { fromTarget: boolean; type: number; code: number } | null {
+    const e = this.errs;
+    const eq = this.eq;
+    parseErrqueue(e.ctrlView, e.ctrlOff(i), e.ctrlOff(i) + e.ctrlLen(i), eq, this.cur);
+    if (eq.status !== OK || (eq.origin !== SO_EE_ORIGIN_ICMP && eq.origin !== SO_EE_ORIGIN_ICMP6)) return null;
+    if (!this.cookie(e.dataView, e.dataOff(i) + payloadOff, e.dataLen(i) - payloadOff)) return null;
+    // The offender's address bytes are in the control buffer, where the kernel put its sockaddr.
+    const fromTarget = eq.offender.family === this.family && this.hooks.fromTarget(this.ans.target, e.ctrl, eq.offender.addrOff);
+    const a = this.ans;
+    if (eq.hasTime) {
+      a.sec = eq.sec;
+      a.nsec = eq.nsec;
+      a.kernelTs = true;
+    } else {
+      stampNow(a);
+      a.kernelTs = false;
+    }
+    return { fromTarget, type: eq.icmpType, code: eq.icmpCode };
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}

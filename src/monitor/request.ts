@@ -1,0 +1,104 @@
+/**
+ * What a monitor run is asked to do, whoever asks (command line, target file, library), its
+ * defaults, and its validation, once.
+ */
+import { PathlensError } from '../core/errors.js';
+import type { Scheduler } from '../core/scheduler.js';
+import type { Placement } from '../io/placement.js';
+import type { Family } from '../packet/addr.js';
+import type { ProbeMethod } from '../probe/transport.js';
+import { DEFAULT_THRESHOLDS, type Thresholds } from './health.js';
+import type { Prober, ProberHooks } from './prober.js';
+
+export type MethodChoice = ProbeMethod | 'auto';
+
+/** What a target's configuration says, whoever read it (command line, target file). */
+export interface TargetSettings {
+  method: MethodChoice;
+  /** UDP: the (closed) port probed; TCP: the port connected to. */
+  udpPort: number;
+  tcpPort: number;
+  intervalMs: number;
+  thresholds: Thresholds;
+  placement: Placement;
+  /** The source address the probes leave from (the way out's), when given. */
+  source?: string;
+  /** The way out, for events and metrics (e.g. the uplink's name). */
+  path: string | null;
+  labels: Record<string, string>;
+}
+
+export interface MonitorTarget extends TargetSettings {
+  /** As given (name or address). */
+  name: string;
+  address: Uint8Array;
+}
+
+/** Opens the prober of one method, family and way out (tests give scripted ones). */
+export type OpenProber = (method: ProbeMethod, family: Family, session: number, hooks: ProberHooks, placement: Placement, source: Uint8Array | undefined) => Prober;
+
+export interface MonitorRequest {
+  targets: MonitorTarget[];
+  windowMs: number;
+  timeoutMs: number;
+  /** 0: until stopped. */
+  durationMs: number;
+  samples: boolean;
+  /** Run on every state change, with PATHLENS_* in its environment. */
+  onChange?: string;
+  /** Every answer's RTT (the metrics' histogram). */
+  onRtt?: (target: string, method: ProbeMethod, path: string | null, rttMs: number) => void;
+  /** After a lost probe, this many probes at a tenth of the interval (0: off), to confirm a failure sooner. */
+  confirm?: number;
+  /** Names looked up again this often (0: never), ms; an address that changes is an `address` event. */
+  resolveEveryMs?: number;
+  /** How names are looked up (tests); the system resolver by default. */
+  resolve?: (name: string, family?: Family) => Promise<Uint8Array>;
+  /** Time and timers (the real clock unless a test gives a virtual one). */
+  scheduler?: Scheduler;
+  /** How probers are opened (the real sockets unless a test gives scripted ones). */
+  openProber?: OpenProber;
+}
+
+export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs: 1000, udpPort: 33434, tcpPort: 80, thresholds: DEFAULT_THRESHOLDS };
+
+/** The ladder of `auto`, in order. */
+export const LADDER: ProbeMethod[] = ['icmp', 'udp', 'tcp'];
+/** A target held to one method: its ladder of one, shared. */
+export const ONLY: Record<ProbeMethod, ProbeMethod[]> = { icmp: ['icmp'], udp: ['udp'], tcp: ['tcp'] };
+
+/** Outstanding probes kept per target, at most: enough for timeout / interval probes in flight. */
+export const RING_MAX = 64;
+
+/** Refuses a request the run could not honour, with one line saying why. */
+export function validateMonitor(req: MonitorRequest): void {
+  if (req.targets.length === 0) throw new PathlensError('ERR_USAGE', 'no targets: give addresses or names, or a config file with -c');
+  if (!(req.timeoutMs > 0 && req.timeoutMs < req.windowMs)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be shorter than the window (${req.windowMs} ms)`);
+  for (const t of req.targets) {
+    if (!(t.intervalMs >= 1)) throw new PathlensError('ERR_USAGE', `${t.name}: the interval must be at least 1 ms`);
+    if (RING_MAX * t.intervalMs < req.timeoutMs) throw new PathlensError('ERR_USAGE', `${t.name}: an interval of ${t.intervalMs} ms keeps more than ${RING_MAX} probes waiting for a ${req.timeoutMs} ms timeout`);
+  }
+}
+
+/**
+ * The target in one shape. Targets come from the command line, files and the API, built with
+ * their keys in different orders; read through objects of many shapes, every probe's
+ * `t.address` would be a megamorphic lookup.
+ */
+export function sameShape(t: MonitorTarget): MonitorTarget {
+  return {
+    name: t.name,
+    address: t.address,
+    method: t.method,
+    udpPort: t.udpPort,
+    tcpPort: t.tcpPort,
+    intervalMs: t.intervalMs,
+    // Shared, not copied: targets from one file share their defaults' objects, and these are read
+    // once a window, not once a probe.
+    thresholds: t.thresholds,
+    placement: t.placement,
+    source: t.source,
+    path: t.path ?? null,
+    labels: t.labels ?? {},
+  };
+}
