@@ -43,6 +43,7 @@ export class TimingWheel {
     const upto = Math.floor(now / this.slotMs) - 1;
     const next = this.next;
     let left = budget;
+    let taken = 0;
     let sl = this.lastSlot + 1;
     for (; sl <= upto && left > 0; sl++) {
       const w = sl & (SIZE - 1);
@@ -63,6 +64,7 @@ export class TimingWheel {
         if (on && this.due[i] <= now) {
           take(i);
           left--;
+          taken++;
         }
         if (on) this.insert(i);
         i = nx;
@@ -70,6 +72,6 @@ export class TimingWheel {
     }
     // A slot cut short by the budget is visited again by the next tick.
     this.lastSlot = left > 0 ? upto : sl - 2;
-    return budget - left;
+    return taken;
   }
 }

@@ -1,0 +1,270 @@
+/**
+ * The monitor's named parts on their own, and the whole run on a virtual clock with scripted
+ * probers: the wheel (due times, the burst budget, what a stall leaves for later), the ledger
+ * (rings sized from timeout and spacing, the timeout queue past its first capacity), the ladder
+ * (refusals, choices, switches, starting over) and the run's windows, timeouts, states and end,
+ * asserted to the millisecond without waiting (the real sockets are in test/netns/monitor.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { VirtualScheduler } from '../../src/core/scheduler.js';
+import { Collect } from '../../src/core/sink.js';
+import type { MethodEvent, MonitorEvent, StateEvent, StatsEvent } from '../../src/monitor/events.js';
+import { DEFAULT_THRESHOLDS } from '../../src/monitor/health.js';
+import { ProberPool, chooseMethod } from '../../src/monitor/ladder.js';
+import { OutstandingRings, TimeoutQueue } from '../../src/monitor/ledger.js';
+import type { Prober, ProberHooks } from '../../src/monitor/prober.js';
+import type { MonitorRequest, MonitorTarget, OpenProber } from '../../src/monitor/request.js';
+import { startMonitor } from '../../src/monitor/run.js';
+import { makeTargets } from '../../src/monitor/targets.js';
+import { TimingWheel } from '../../src/monitor/wheel.js';
+import { parseIp } from '../../src/packet/addr.js';
+import type { ProbeMethod } from '../../src/probe/transport.js';
+
+test('wheel: every target is taken once per interval, never before it is due, in the tick after its slot ends', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 5, max: 40 }), fc.integer({ min: 1, max: 7 }), (n, interval, tick) => {
+      const w = new TimingWheel(n, 1);
+      for (let i = 0; i < n; i++) {
+        w.due[i] = (interval * i) / n;
+        w.insert(i);
+      }
+      const taken: number[][] = Array.from({ length: n }, () => []);
+      for (let t = tick; t <= 10 * interval; t += tick) {
+        w.collect(t, Infinity, () => true, (i) => {
+          assert.ok(w.due[i] <= t, `target ${i} due at ${w.due[i]} taken at ${t}`);
+          // Taken at most one tick (plus the slot) after it was due.
+          assert.ok(t - w.due[i] < tick + 1 + 1e-9, `target ${i} due at ${w.due[i]} taken late at ${t}`);
+          taken[i].push(w.due[i]);
+          w.due[i] += interval;
+        });
+      }
+      for (let i = 0; i < n; i++) {
+        // Every due time up to the last whole slot before the end, each exactly once.
+        const want: number[] = [];
+        for (let d = (interval * i) / n; Math.floor(d) + 1 <= 10 * interval - (10 * interval) % tick; d += interval) want.push(d);
+        assert.deepEqual(taken[i], want, `target ${i}`);
+      }
+    }),
+  );
+});
+
+test('wheel: after a stall the budget spreads what is late over the next ticks, in due order, none lost or taken twice; inactive targets leave', () => {
+  const n = 100;
+  const w = new TimingWheel(n, 1);
+  for (let i = 0; i < n; i++) {
+    w.due[i] = i / 10; // all in the first 10 ms
+    w.insert(i);
+  }
+  const order: number[] = [];
+  // A stall: the first tick comes at 20 ms, and each may take 16.
+  let t = 20;
+  const perTick: number[] = [];
+  while (order.length < n && t < 100) {
+    perTick.push(w.collect(t, 16, (i) => i % 10 !== 9, (i) => {
+      order.push(i);
+      w.due[i] += 1000;
+    }));
+    t += 4;
+  }
+  assert.ok(perTick.every((k) => k <= 16), `per tick ${perTick}`);
+  const expected = [...Array(n).keys()].filter((i) => i % 10 !== 9);
+  assert.deepEqual([...order].sort((a, b) => a - b), expected, 'each active target once, the inactive ones never');
+  // Slots are taken in time order.
+  for (let k = 1; k < order.length; k++) assert.ok(Math.floor(order[k] / 10) >= Math.floor(order[k - 1] / 10), `slot order at ${k}: ${order.slice(0, k + 1)}`);
+  // Nothing comes back before its next due time.
+  assert.equal(w.collect(500, Infinity, () => true, () => assert.fail('taken early')), 0);
+});
+
+test('ledger: rings sized from timeout and spacing (a power of two, at most 64); the timeout queue keeps send order past its first capacity', () => {
+  assert.equal(new OutstandingRings([1000], 1000, 4).ring, 4);
+  assert.equal(new OutstandingRings([1000, 100], 1000, 4).ring, 32);
+  assert.equal(new OutstandingRings([10], 1000, 4).ring, 64);
+  const r = new OutstandingRings([100, 100], 1000, 4);
+  const k = r.at(1, 70);
+  assert.equal(k, r.ring + (70 % r.ring));
+  assert.equal(r.waiting(k), false);
+  r.take(k, 70, 3);
+  assert.deepEqual([r.waiting(k), r.seq[k], r.win[k]], [true, 70, 3]);
+  r.done[k] = 1;
+  assert.equal(r.waiting(k), false);
+  r.free(k);
+  assert.equal(r.seq[k], -1);
+
+  const q = new TimeoutQueue();
+  const out: number[] = [];
+  // Interleave pushes and expiries so the ring wraps before it grows.
+  let next = 0;
+  for (let round = 0; round < 5; round++) {
+    for (let j = 0; j < 900; j++, next++) q.push(next, next * 2, next);
+    q.expire(next - 300, (t, s) => {
+      assert.equal(s, t * 2);
+      out.push(t);
+    });
+  }
+  assert.equal(q.length, next - out.length);
+  q.expire(Infinity, (t) => out.push(t));
+  assert.deepEqual(out, [...Array(next).keys()], 'every entry once, in push order');
+});
+
+/** A prober that refuses, or answers nothing: for the ladder. */
+function pool(refuse: ProbeMethod[]): { pool: ProberPool; opened: string[] } {
+  const opened: string[] = [];
+  const hooks: ProberHooks = { onAnswer: () => {}, onFatal: () => {}, fromTarget: () => true };
+  const open: OpenProber = (m, family) => {
+    opened.push(`${m}/${family}`);
+    if (refuse.includes(m)) throw new Error(`${m} refused here`);
+    return { method: m, family, socket: m === 'icmp' ? 'ping' : m === 'udp' ? 'dgram' : 'connect', send: () => 0, close: () => {} };
+  };
+  return { pool: new ProberPool(open, 1, hooks), opened };
+}
+
+const target = (name: string, method: MonitorTarget['method']): MonitorTarget => ({
+  name,
+  address: parseIp(name),
+  method,
+  udpPort: 33434,
+  tcpPort: 80,
+  intervalMs: 100,
+  thresholds: DEFAULT_THRESHOLDS,
+  placement: {},
+  path: null,
+  labels: {},
+});
+
+test('ladder: refused methods are skipped with their reason, the first allowed one chosen; probers are opened once per method and family', () => {
+  const { pool: p, opened } = pool(['icmp']);
+  const [a, b, c] = makeTargets([target('192.0.2.1', 'auto'), target('192.0.2.2', 'auto'), target('2001:db8::1', 'tcp')], 1000, 0);
+  const notes: string[] = [];
+  const note = (action: string, m: string | null, from: string | null, reason: string) => notes.push(`${action} ${m} ${from} ${reason}`);
+  assert.equal(chooseMethod(p, a, 0, null, '', note), true);
+  assert.equal(chooseMethod(p, b, 0, null, '', note), true);
+  assert.equal(chooseMethod(p, c, 0, null, '', note), true);
+  assert.deepEqual([a.step, a.prober.method, b.prober.method, c.prober.method], [1, 'udp', 'udp', 'tcp']);
+  assert.equal(a.group, b.group, 'one group per prober');
+  assert.deepEqual(opened, ['icmp/4', 'udp/4', 'tcp/6'], 'a refusal is kept too: icmp/4 opened once');
+  assert.deepEqual(notes, [
+    'refused icmp null icmp refused here',
+    'chosen udp null the first method of the ladder the kernel allows',
+    'refused icmp null icmp refused here',
+    'chosen udp null the first method of the ladder the kernel allows',
+    'chosen tcp null as configured',
+  ]);
+  assert.equal(chooseMethod(p, a, a.step + 1, 'udp', 'no answer', note), true);
+  assert.deepEqual([a.step, a.prober.method, notes.at(-1)], [2, 'tcp', 'switched tcp udp no answer']);
+  assert.equal(chooseMethod(p, a, 3, 'tcp', 'x', note), false, 'past the last rung');
+  assert.equal(a.tried?.get('icmp'), 'refused: icmp refused here');
+});
+
+/**
+ * Scripted probers on the virtual clock: probe seq of target i is answered after rtt(i, seq, method)
+ * ms (null: never), read at the next poll, with kernel-like receive stamps.
+ */
+function scripted(clock: VirtualScheduler, rtt: (target: number, seq: number, m: ProbeMethod) => number | null, refuse: ProbeMethod[] = []) {
+  const EPOCH = 1_700_000_000_000; // realtime ms at virtual time 0
+  const sent: { m: ProbeMethod; target: number; at: number }[] = [];
+  const open: OpenProber = (m, family, _session, hooks) => {
+    if (refuse.includes(m)) throw new Error(`${m} refused here`);
+    const queue: { target: number; seq: number; at: number }[] = [];
+    const pr: Prober = {
+      method: m,
+      family,
+      socket: 'scripted',
+      send(n, targets, seqs, _addrs, _ports, onSent) {
+        const now = clock.now();
+        for (let i = 0; i < n; i++) {
+          const ms = EPOCH + now;
+          onSent(i, Math.floor(ms / 1000), Math.round((ms % 1000) * 1e6));
+          sent.push({ m, target: targets[i], at: now });
+          const d = rtt(targets[i], seqs[i], m);
+          if (d !== null) queue.push({ target: targets[i], seq: seqs[i], at: now + d });
+        }
+        return n;
+      },
+      poll() {
+        const now = clock.now();
+        let k = 0;
+        for (let j = 0; j < queue.length; ) {
+          const q = queue[j];
+          if (q.at > now) {
+            j++;
+            continue;
+          }
+          queue.splice(j, 1);
+          const ms = EPOCH + q.at;
+          hooks.onAnswer({ target: q.target, seq: q.seq, kind: 'alive', sec: Math.floor(ms / 1000), nsec: Math.round((ms % 1000) * 1e6), kernelTs: true, detail: 'scripted' });
+          k++;
+        }
+        return k;
+      },
+      close() {},
+    };
+    return pr;
+  };
+  return { open, sent };
+}
+
+async function runOn(clock: VirtualScheduler, req: Partial<MonitorRequest> & { targets: MonitorTarget[] }, open: OpenProber): Promise<MonitorEvent[]> {
+  const sink = new Collect<MonitorEvent>();
+  const h = await startMonitor({ windowMs: 1000, timeoutMs: 200, durationMs: 3000, samples: false, scheduler: clock, openProber: open, ...req }, sink);
+  await clock.run();
+  await h.done;
+  return sink.events;
+}
+
+test('monitor on a virtual clock: every window carries its full count, RTTs as answered, losses as timeouts, late answers lost', async () => {
+  const clock = new VirtualScheduler();
+  // Target 0 answers in 5 ms; target 1 loses every fourth probe; target 2 answers in 250 ms (after the 200 ms timeout).
+  let count1 = 0;
+  const { open, sent } = scripted(clock, (t) => (t === 0 ? 5 : t === 1 ? (++count1 % 4 === 0 ? null : 7) : 250));
+  const ev = await runOn(clock, { targets: [target('192.0.2.1', 'icmp'), target('192.0.2.2', 'icmp'), target('192.0.2.3', 'icmp')], samples: true }, open);
+  const stats = ev.filter((e): e is StatsEvent => e.type === 'stats');
+  const by = (name: string) => stats.filter((s) => s.target === name);
+  for (const name of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) {
+    assert.deepEqual(by(name).map((s) => [s.window_start_ms, s.sent]), [[0, 10], [1000, 10], [2000, 10]], `${name}: 10 probes a window, 100 ms apart`);
+  }
+  assert.ok(by('192.0.2.1').every((s) => s.received === 10 && s.min_ms === 5 && s.max_ms === 5 && s.loss === 0));
+  assert.deepEqual(by('192.0.2.2').map((s) => [s.received, s.loss, s.min_ms]), [[8, 20, 7], [7, 30, 7], [8, 20, 7]], 'probes 4, 8, ..., 28 lost');
+  assert.ok(by('192.0.2.3').every((s) => s.received === 0 && s.loss === 100), 'an answer after the timeout is a loss');
+  const samples = ev.filter((e) => e.type === 'sample') as Extract<MonitorEvent, { type: 'sample' }>[];
+  assert.deepEqual(
+    ['reply', 'timeout'].map((r) => samples.filter((x) => x.result === r).length),
+    [30 + 23, 7 + 30],
+    'every probe has one outcome: 53 replies, 37 timeouts',
+  );
+  assert.ok(samples.every((x) => (x.result === 'reply') === (x.rtt_ms !== null)));
+  // Sends spread over the interval: the three targets at 0, 33.3 and 66.7 ms into each 100 ms (their slot's end + a tick at most).
+  for (const s of sent) {
+    const phase = (s.at % 100) - (s.target * 100) / 3;
+    assert.ok(phase >= 0 && phase < 1 + 4 + 1e-9, `target ${s.target} sent at ${s.at}`);
+  }
+  const done = ev.at(-1)!;
+  assert.equal(done.type, 'done');
+  assert.deepEqual(done.type === 'done' && [done.reason, done.probes_sent], ['duration', 90]);
+});
+
+test('monitor on a virtual clock: the ladder switches after a silent window and says why; states follow fall and rise', async () => {
+  const clock = new VirtualScheduler();
+  // ICMP is refused; UDP never answers; TCP answers until 4 s, then nothing.
+  const { open } = scripted(clock, (_t, _seq, m) => (m === 'tcp' && clock.now() < 4000 ? 3 : null), ['icmp']);
+  const ev = await runOn(clock, { targets: [target('192.0.2.9', 'auto')], durationMs: 6000 }, open);
+  const methods = ev.filter((e): e is MethodEvent => e.type === 'method').map((m) => [m.action, m.method, m.reason]);
+  assert.deepEqual(methods, [
+    ['refused', 'icmp', 'icmp refused here'],
+    ['chosen', 'udp', 'the first method of the ladder the kernel allows'],
+    ['switched', 'tcp', 'no answer to 10 probes in the window'],
+    ['unreachable', null, 'no method got an answer: icmp: refused: icmp refused here; udp: no answer to 10 probes in the window; tcp: no answer to 10 probes in the window'],
+    ['refused', 'icmp', 'icmp refused here'],
+    ['switched', 'udp', 'starting the ladder over'],
+  ]);
+  const states = ev.filter((e): e is StateEvent => e.type === 'state').map((s) => [s.t_ms, s.from, s.to]);
+  const stats = ev.filter((e): e is StatsEvent => e.type === 'stats');
+  // The ladder moves when a window closes (its end + the timeout): window 1's first two probes
+  // still went by UDP.
+  assert.deepEqual(stats.map((s) => [s.method, s.sent, s.received]), [['udp', 10, 0], ['tcp', 10, 8], ['tcp', 10, 10], ['tcp', 10, 10], ['tcp', 10, 0], ['udp', 10, 0]]);
+  // First window: down at once. Window 1 (20 % loss) is degraded, 2 and 3 up: up after rise 2,
+  // when window 3 closes (4,000 + 200 ms); windows 4 and 5 lost: down after fall 2, at the end.
+  assert.deepEqual(states.map(([, from, to]) => [from, to]), [[null, 'down'], ['down', 'up'], ['up', 'down']]);
+  assert.deepEqual(states.slice(0, 2).map(([t]) => t), [1200, 4200]);
+});
