@@ -20,7 +20,7 @@ import { ReverseResolver } from '../resolve/reverse.js';
 import type { StartEvent, TraceEvent } from '../trace/events.js';
 import { TraceNames } from '../trace/names.js';
 import { startRounds } from '../trace/rounds.js';
-import type { TraceRequest } from '../trace/run.js';
+import type { TraceRequest } from '../trace/request.js';
 
 export interface RoundsCli {
   count?: number;

@@ -10,7 +10,8 @@ import { TraceTextView } from '../render/trace-text.js';
 import { RESOLVER_DEFAULTS, ReverseResolver, parseServer } from '../resolve/reverse.js';
 import { TraceNames } from '../trace/names.js';
 import type { TraceEvent } from '../trace/events.js';
-import { ECMP_AUTO_DEFAULTS, type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice, startTrace } from '../trace/run.js';
+import { ECMP_AUTO_DEFAULTS, type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice } from '../trace/request.js';
+import { startTrace } from '../trace/run.js';
 import { byteArg, floatArg, intArg } from './args.js';
 
 /** --ecmp: a flow count 2..256, or auto. */

@@ -9,7 +9,7 @@
  */
 import type { Sink } from '../core/sink.js';
 import type { StartEvent, TraceEvent } from '../trace/events.js';
-import type { HopStats } from '../trace/stats.js';
+import type { HopStats } from '../trace/events.js';
 
 export const MAX_ROUNDS = 2000;
 

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type { StartEvent } from '../trace/events.js';
-import type { HopStats } from '../trace/stats.js';
+import type { HopStats } from '../trace/events.js';
 
 export interface ReportInput {
   start: StartEvent;

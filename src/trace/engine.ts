@@ -1,6 +1,9 @@
 /**
  * The trace strategy loop: send a window of probes across many TTLs, fold replies and timeouts
- * into per-probe outcomes, settle hops in TTL order, and stop for an explicit reason.
+ * into per-probe outcomes, settle hops in TTL order, and stop for an explicit reason. The loop is
+ * all this file holds: per-probe state is a ProbeTable (probes.ts), which probes go next a
+ * ProbePlan (plan.ts: sequence order, --ecmp auto, --pmtu resends), the events TraceEvents
+ * (emit.ts), and the network a Transport (probe/transport.ts).
  *
  * Invariants (tested):
  *  - every probe sent ends in exactly one outcome: a reply or a timeout (no-reply); a reply that
@@ -10,102 +13,32 @@
  *    ((maxTtl - firstTtl + 1) * queries), so memory is flat however long the trace runs.
  */
 import { realScheduler, type Scheduler, type TimerId } from '../core/scheduler.js';
-import { PathlensError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
 import { formatIp, sameAddr } from '../packet/addr.js';
+import { type ReplyRecord, type Transport, type TransportFacts, factsOf } from '../probe/transport.js';
 import { diffMs, roundMs } from '../time/clock.js';
-import {
-  type DoneEvent,
-  type HopReply,
-  type StopReason,
-  TRACE_SCHEMA,
-  type TimeoutEvent,
-  type TraceEvent,
-} from './events.js';
-import { flowOf, multipath } from './flows.js';
-import { PmtuState } from './pmtu.js';
-import { AdaptivePlan, FLOW_SPACE } from './adaptive.js';
-import type { Egress } from '../io/route.js';
-import type { ReplyRecord, Transport } from '../probe/transport.js';
+import { TraceEvents } from './emit.js';
+import { type DoneEvent, type StopReason, TRACE_SCHEMA, type TimeoutEvent, type TraceEvent, type UnmatchedEvent } from './events.js';
+import { EcmpAutoProbePlan, type PlanView, PmtuPlan, type ProbePlan, SeqPlan } from './plan.js';
+import { ProbeTable, REPLIED, RESEND, TIMEDOUT, UNSENT } from './probes.js';
+import { type EngineOptions, checkEngineOptions } from './request.js';
 
-export interface EngineOptions {
-  /** The target as the user gave it, and its address bytes. */
-  target: string;
-  address: Uint8Array;
-  firstTtl: number;
-  maxTtl: number;
-  queries: number;
-  /** ECMP exploration: distinct flow identities per TTL (each gets `queries` probes); 1 otherwise. */
-  flows?: number;
-  /**
-   * --ecmp auto: `flows` is FLOW_SPACE (the identities probes may take); per TTL, flows are added
-   * until the MDA stopping rule holds at `confidence`, at most maxFlows (see AdaptivePlan). Needs
-   * queries = 1.
-   */
-  adaptive?: { confidence: number; firstHopSingle: boolean; maxFlows: number };
-  /** The route the kernel chose for the probes (start event), or why it is unknown. */
-  egress?: Egress | { error: string };
-  basePort: number;
-  /** Longest wait for any one probe, ms. */
-  waitMs: number;
-  /** A silent probe is overdue after this multiple of the smallest RTT seen at its TTL or beyond. */
-  adaptiveFactor: number;
-  /** ... but never before this many ms. */
-  minWaitMs: number;
-  maxInflight: number;
-  payloadLen: number;
-  /** Whole-trace deadline in ms (0: none). */
-  deadlineMs: number;
-  /** Path MTU discovery: a Fragmentation Needed / Packet Too Big sends the probe again, smaller. */
-  pmtu?: boolean;
-  /** The TOS / traffic class byte the probes carry (--tos), for the start event. */
-  tos?: number;
-  /**
-   * --method auto: stop (reason 'silent') once this many consecutive hops, up to the highest TTL,
-   * had no reply and nothing answered beyond them: the probes are probably filtered.
-   */
-  silentStop?: number;
-  version: string;
-  /** Time and timers (the real clock unless a test gives a virtual one). */
-  scheduler?: Scheduler;
-}
-
-const UNSENT = 0;
-const INFLIGHT = 1;
-const REPLIED = 2;
-const TIMEDOUT = 3;
-/** Bounced by a smaller MTU on the way (--pmtu): waiting to be sent again. */
-const RESEND = 4;
-const NO_RESENDS: number[] = [];
+export type { EngineOptions };
 
 export class TraceEngine {
   private readonly o: EngineOptions;
-  private readonly prober: Transport;
+  private readonly transport: Transport;
+  private readonly facts: TransportFacts;
   private readonly sink: Sink<TraceEvent>;
-  private readonly total: number;
-  private readonly state: Uint8Array;
-  private readonly txSec: Float64Array;
-  /** 1: txSec/txNsec are the kernel's send timestamp; 0: the time taken just before sendmmsg. */
-  private readonly txKernel: Uint8Array;
-  private readonly txNsec: Float64Array;
-  private readonly txMono: Float64Array;
-  private readonly deadline: Float64Array;
-  private readonly adaptive: Uint8Array;
-  /** Smallest RTT seen at TTL >= t (index t), ms. */
-  private readonly minRttFrom: Float64Array;
-  private readonly ttlSent: Int32Array;
-  private readonly ttlDone: Int32Array;
-  private readonly hopReplies: (HopReply[] | null)[];
-  private readonly inflight: Int32Array;
-  private readonly inflightPos: Int32Array;
-  private nInflight = 0;
+  private readonly ev: TraceEvents;
+  private readonly table: ProbeTable;
+  private readonly plan: ProbePlan;
+  private readonly v: PlanView;
   private readonly batchSeqs: Int32Array;
   private readonly batchTtls: Int32Array;
   private nextSeq = 0;
   /** No probe with seq >= limitSeq is sent (shrinks when the target is reached or unreachable). */
   private limitSeq: number;
-  private reachedTtl = Infinity;
-  private unreachTtl = Infinity;
   private nextHopTtl: number;
   private t0 = 0;
   private deadlineAt = Infinity;
@@ -120,87 +53,63 @@ export class TraceEngine {
   private failure: Error | null = null;
   private resolve!: (d: DoneEvent) => void;
   private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0 };
-  /** --pmtu: its own state (resends, where the MTU drops); null without --pmtu. */
-  private readonly pmtu: PmtuState | null;
-  /** Probes waiting to be sent again (always empty without --pmtu). */
-  private readonly resendQueue: number[];
   /** Consecutive settled hops without a reply, and the highest TTL that got any reply. */
   private silentRun = 0;
   private maxRepliedTtl = 0;
+  private readonly abandoned: number[] = [];
   private readonly onSentBound: (i: number, sec: number, nsec: number, retries: number) => void;
+  private readonly ttlOfBound = (seq: number) => this.table.ttlOf(seq);
   /** The longest wait for one probe: -w, capped by what the method can honour. */
   private readonly waitMs: number;
   /** Probes per TTL: queries x flows. Probe index i at a TTL belongs to flow i % flows. */
   private readonly perTtl: number;
-  private readonly flows: number;
-  /** --ecmp auto: which flows to send next, per TTL; null otherwise (probes go in seq order). */
-  private readonly plan: AdaptivePlan | null;
 
-  constructor(o: EngineOptions, prober: Transport, sink: Sink<TraceEvent>) {
-    if (o.firstTtl < 1 || o.maxTtl > 255 || o.firstTtl > o.maxTtl) throw new PathlensError('ERR_USAGE', 'TTLs must satisfy 1 <= first <= max <= 255');
-    if (o.queries < 1 || o.queries > 10) throw new PathlensError('ERR_USAGE', 'queries per hop must be 1..10');
+  constructor(o: EngineOptions, transport: Transport, sink: Sink<TraceEvent>) {
+    checkEngineOptions(o);
     const flows = o.flows ?? 1;
-    if (!(flows >= 1 && flows <= 256)) throw new PathlensError('ERR_USAGE', 'flows per hop must be 1..256');
-    this.flows = flows;
     this.clock = o.scheduler ?? realScheduler;
     this.perTtl = o.queries * flows;
-    if (o.maxInflight < 1 || o.maxInflight > 256) throw new PathlensError('ERR_USAGE', 'max in-flight probes must be 1..256');
     this.o = o;
-    this.prober = prober;
+    this.transport = transport;
+    this.facts = factsOf(transport);
     this.sink = sink;
-    this.total = (o.maxTtl - o.firstTtl + 1) * this.perTtl;
-    this.limitSeq = this.total;
-    this.state = new Uint8Array(this.total);
-    this.txSec = new Float64Array(this.total);
-    this.txKernel = new Uint8Array(this.total);
-    this.txNsec = new Float64Array(this.total);
-    this.txMono = new Float64Array(this.total);
-    this.deadline = new Float64Array(this.total);
-    this.adaptive = new Uint8Array(this.total);
-    this.pmtu = o.pmtu && prober.setPacketLen ? new PmtuState(this.total, prober) : null;
-    this.resendQueue = this.pmtu?.resendQueue ?? NO_RESENDS;
-    this.minRttFrom = new Float64Array(257).fill(Infinity);
-    this.ttlSent = new Int32Array(257);
-    this.ttlDone = new Int32Array(257);
-    this.hopReplies = new Array(257).fill(null);
-    this.inflight = new Int32Array(o.maxInflight);
-    this.inflightPos = new Int32Array(this.total).fill(-1);
+    this.waitMs = Math.min(o.waitMs, this.facts.maxWaitMs);
+    this.ev = new TraceEvents(o, transport, this.perTtl, flows);
+    this.table = new ProbeTable({ firstTtl: o.firstTtl, maxTtl: o.maxTtl, perTtl: this.perTtl, maxInflight: o.maxInflight, waitMs: this.waitMs, adaptiveFactor: o.adaptiveFactor, minWaitMs: o.minWaitMs });
+    this.limitSeq = this.table.total;
     this.batchSeqs = new Int32Array(o.maxInflight);
     this.batchTtls = new Int32Array(o.maxInflight);
     this.nextHopTtl = o.firstTtl;
-    this.waitMs = Math.min(o.waitMs, prober.maxWaitMs ?? Infinity);
     this.onSentBound = (i, sec, nsec, retries) => this.onSent(i, sec, nsec, retries);
     if (o.adaptive) {
-      if (o.queries !== 1) throw new PathlensError('ERR_USAGE', '--ecmp auto sends one probe per flow and hop (-q 1)');
-      if (flows !== FLOW_SPACE) throw new PathlensError('ERR_USAGE', `--ecmp auto needs ${FLOW_SPACE} flow identities per hop`);
-      this.plan = new AdaptivePlan({ firstTtl: o.firstTtl, maxTtl: o.maxTtl, maxFlows: o.adaptive.maxFlows, confidence: o.adaptive.confidence, firstHopSingle: o.adaptive.firstHopSingle });
+      this.plan = new EcmpAutoProbePlan(o.firstTtl, this.perTtl, this.ttlOfBound, { firstTtl: o.firstTtl, maxTtl: o.maxTtl, ...o.adaptive });
     } else {
-      this.plan = null;
+      this.plan = new SeqPlan(o.firstTtl, this.perTtl, this.ttlOfBound);
     }
+    if (o.pmtu && this.facts.settableLength) this.plan = new PmtuPlan(this.plan, this.table.total, transport, this.ttlOfBound);
+    const t = this.table;
+    this.v = { ttlSent: t.ttlSent, ttlDone: t.ttlDone, replies: t.hopReplies, stopTtl: Infinity, limitTtl: o.maxTtl, settledBelow: o.firstTtl, nextSeq: 0, limitSeq: this.limitSeq, stopped: false };
   }
 
-  /** Anything left to send (in seq order, or as the adaptive plan wants). */
-  private moreToSend(): boolean {
-    if (this.plan) return this.stopReason === null && this.plan.wants(this.view());
-    return this.nextSeq < this.limitSeq;
-  }
-
-  /** What the adaptive plan sees of the per-TTL state. */
-  private view() {
-    return { ttlSent: this.ttlSent, ttlDone: this.ttlDone, replies: this.hopReplies, stopTtl: Math.min(this.reachedTtl, this.unreachTtl), limitTtl: this.o.firstTtl + Math.ceil(this.limitSeq / this.perTtl) - 1, settledBelow: this.nextHopTtl };
+  /** What the plan sees, brought up to date (one object, no allocation per look). */
+  private view(): PlanView {
+    const v = this.v;
+    v.stopTtl = this.table.stopTtl;
+    v.limitTtl = this.o.firstTtl + Math.ceil(this.limitSeq / this.perTtl) - 1;
+    v.settledBelow = this.nextHopTtl;
+    v.nextSeq = this.nextSeq;
+    v.limitSeq = this.limitSeq;
+    v.stopped = this.stopReason !== null;
+    return v;
   }
 
   /** Total probes this trace may send at most. */
   get budget(): number {
-    return this.total;
+    return this.table.total;
   }
 
   get inflightCount(): number {
-    return this.nInflight;
-  }
-
-  private ttlOf(seq: number): number {
-    return this.o.firstTtl + Math.floor(seq / this.perTtl);
+    return this.table.nInflight;
   }
 
   private now(): number {
@@ -211,44 +120,20 @@ export class TraceEngine {
     this.sink.event(e);
   }
 
+  private emitAll(list: TraceEvent[]): void {
+    for (const e of list) this.sink.event(e);
+  }
+
   run(): Promise<DoneEvent> {
     const o = this.o;
     this.t0 = this.clock.now();
     if (o.deadlineMs > 0) this.deadlineAt = this.t0 + o.deadlineMs;
-    this.emit({
-      schema: TRACE_SCHEMA,
-      type: 'start',
-      t_ms: 0,
-      version: o.version,
-      time: new Date().toISOString(),
-      method: this.prober.method,
-      socket: this.prober.socketKind,
-      family: this.prober.family,
-      target: o.target,
-      address: formatIp(o.address, 0, this.prober.family),
-      source: this.prober.source,
-      src_port: this.prober.srcPort,
-      first_ttl: o.firstTtl,
-      max_ttl: o.maxTtl,
-      queries: o.queries,
-      ...(this.flows > 1 ? { flows: this.flows } : {}),
-      port: o.basePort,
-      wait_ms: this.waitMs,
-      adaptive_factor: o.adaptiveFactor,
-      max_inflight: o.maxInflight,
-      payload_len: o.payloadLen,
-      deadline_ms: o.deadlineMs > 0 ? o.deadlineMs : null,
-      tos: o.tos ?? null,
-      quote_header: this.prober.quotesHeader === true,
-      ...(o.egress ? { egress: o.egress } : {}),
-      ...(this.plan ? { ecmp: { mode: 'auto' as const, confidence: this.plan.confidence, max_flows: o.adaptive!.maxFlows, first_hop_single: this.plan.firstHopSingle } } : {}),
-    });
-    if (o.pmtu && this.prober.packetLen !== undefined) {
-      this.emit({ schema: TRACE_SCHEMA, type: 'mtu', t_ms: 0, ttl: 0, mtu: this.prober.packetLen, addr: null, inferred: false });
-    }
+    const ecmp = this.plan instanceof EcmpAutoProbePlan ? { mode: 'auto' as const, confidence: this.plan.ecmp.confidence, max_flows: o.adaptive!.maxFlows, first_hop_single: this.plan.ecmp.firstHopSingle } : undefined;
+    this.emit(this.ev.start(this.waitMs, ecmp));
+    this.emitAll(this.plan.begin());
     const done = new Promise<DoneEvent>((res) => (this.resolve = res));
     try {
-      this.prober.start(
+      this.transport.start(
         (r) => this.onReply(r),
         (e) => this.fail(e),
       );
@@ -285,37 +170,20 @@ export class TraceEngine {
     this.pumping = true;
     try {
       const o = this.o;
-      while (this.nInflight < o.maxInflight && (this.moreToSend() || this.resendQueue.length > 0) && this.stopReason === null) {
-        const room = Math.min(o.maxInflight - this.nInflight, this.prober.sendChunk ?? Infinity);
-        let n: number;
-        const resending = this.resendQueue.length > 0;
-        if (resending) {
-          // Probes sent again after an MTU drop go first: their hops are waiting for them.
-          n = Math.min(room, this.resendQueue.length);
-          for (let i = 0; i < n; i++) {
-            this.batchSeqs[i] = this.resendQueue[i];
-            this.batchTtls[i] = this.ttlOf(this.resendQueue[i]);
-          }
-        } else if (this.plan) {
-          n = this.plan.pick(this.view(), room, this.batchSeqs, this.batchTtls);
-          if (n === 0) break;
-        } else {
-          n = Math.min(room, this.limitSeq - this.nextSeq);
-          for (let i = 0; i < n; i++) {
-            this.batchSeqs[i] = this.nextSeq + i;
-            this.batchTtls[i] = this.ttlOf(this.nextSeq + i);
-          }
-        }
-        const sent = this.prober.send(this.batchSeqs, this.batchTtls, n, this.onSentBound);
-        if (resending) this.resendQueue.splice(0, sent);
-        else if (this.plan && sent < n) this.plan.unsent(this.batchSeqs, this.batchTtls, sent, n);
+      const t = this.table;
+      while (t.nInflight < o.maxInflight && this.stopReason === null && this.plan.wants(this.view())) {
+        const room = Math.min(o.maxInflight - t.nInflight, this.facts.sendChunk);
+        const n = this.plan.next(this.view(), room, this.batchSeqs, this.batchTtls);
+        if (n === 0) break;
+        const sent = this.transport.send(this.batchSeqs, this.batchTtls, n, this.onSentBound);
+        this.plan.sent(this.batchSeqs, this.batchTtls, sent, n);
         if (this.finished) return;
         if (sent < n) {
           // Socket buffer full: try again shortly (a timer, not a spin).
           this.armTimer(this.clock.now() + 1);
           break;
         }
-        if (this.prober.sendChunk !== undefined && this.nInflight < o.maxInflight && (this.moreToSend() || this.resendQueue.length > 0)) {
+        if (this.facts.sendChunk !== Infinity && t.nInflight < o.maxInflight && this.plan.wants(this.view())) {
           // Slow sends (a socket per probe): let the loop read replies between chunks, so that
           // replies seen only in userspace are timed when they come, not after the whole window.
           if (!this.immediate) this.immediate = this.clock.defer(() => {
@@ -336,104 +204,47 @@ export class TraceEngine {
 
   private onSent(i: number, sec: number, nsec: number, retries: number): void {
     const seq = this.batchSeqs[i];
-    const ttl = this.batchTtls[i];
-    const again = this.state[seq] === RESEND;
     if (seq >= this.nextSeq) this.nextSeq = seq + 1;
-    this.state[seq] = INFLIGHT;
-    this.txSec[seq] = sec;
-    this.txNsec[seq] = nsec;
-    this.txKernel[seq] = 0;
-    const mono = this.clock.now();
-    this.txMono[seq] = mono;
-    if (!again) this.ttlSent[ttl]++;
+    const again = this.table.sent(seq, sec, nsec, this.clock.now());
     this.counts.sent++;
-    this.inflightPos[seq] = this.nInflight;
-    this.inflight[this.nInflight++] = seq;
-    this.setDeadline(seq);
-    this.emit({
-      schema: TRACE_SCHEMA,
-      type: 'probe',
-      t_ms: this.now(),
-      seq,
-      ttl,
-      index: seq % this.perTtl,
-      dst_port: this.prober.dstPort(seq),
-      ...(this.flows > 1 ? { flow: flowOf(seq, this.perTtl, this.flows) } : {}),
-      ...(again ? { resent: true } : {}),
-      ...(this.o.pmtu && this.prober.packetLen !== undefined ? { len: this.prober.packetLen } : {}),
-      ...(this.prober.srcPortOf ? { src_port: this.prober.srcPortOf(seq) } : {}),
-      ...(this.prober.echoSeqOf ? { echo_seq: this.prober.echoSeqOf(seq) } : {}),
-      retries,
-    });
-  }
-
-  private setDeadline(seq: number): void {
-    const o = this.o;
-    const base = this.txMono[seq] + this.waitMs;
-    // Past the hop where the trace stops (target reached or unreachable), that hop's RTT is the
-    // evidence: such probes would be answered by the same node (which may rate-limit them).
-    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
-    const ttl = this.ttlOf(seq);
-    const ref = this.minRttFrom[ttl > stopTtl ? stopTtl : ttl];
-    if (ref !== Infinity) {
-      const adaptive = this.txMono[seq] + Math.max(o.minWaitMs, o.adaptiveFactor * ref);
-      if (adaptive < base) {
-        this.deadline[seq] = adaptive;
-        this.adaptive[seq] = 1;
-        return;
-      }
-    }
-    this.deadline[seq] = base;
-    this.adaptive[seq] = 0;
-  }
-
-  private removeInflight(seq: number): void {
-    const pos = this.inflightPos[seq];
-    if (pos < 0) return;
-    const last = this.inflight[--this.nInflight];
-    this.inflight[pos] = last;
-    this.inflightPos[last] = pos;
-    this.inflightPos[seq] = -1;
+    this.emit(this.ev.probe(this.now(), seq, this.batchTtls[i], again, retries));
   }
 
   private onReply(r: ReplyRecord): void {
     if (this.finished) return;
     if (r.sendStamp) {
-      this.onSendStamp(r.seq, r.sec, r.nsec);
+      // The kernel's send time (it arrives before the probe's answer: both come through the error
+      // queue, in order). A probe already answered keeps the time its RTT was taken from.
+      this.table.kernelSent(r.seq, r.sec, r.nsec);
       return;
     }
+    const t = this.table;
     const addr = r.hasAddr ? formatIp(r.addrBuf, r.addrOff, r.family) : null;
     if (!this.attributable(r, addr)) return;
     const seq = r.seq;
-    const ttl = this.ttlOf(seq);
-    const rtt = roundMs(diffMs(this.txSec[seq], this.txNsec[seq], r.sec, r.nsec));
-    const late = this.state[seq] === TIMEDOUT;
-    if (!late && this.pmtu?.bounces(r)) {
-      this.bounce(seq, ttl, addr, rtt, r);
+    const ttl = t.ttlOf(seq);
+    const rtt = roundMs(diffMs(t.txSec[seq], t.txNsec[seq], r.sec, r.nsec));
+    const late = t.state[seq] === TIMEDOUT;
+    if (!late && this.plan.onReply(seq, ttl, addr, r) === 'resend') {
+      // --pmtu: the probe never reached its TTL (a router before it could not forward it). The
+      // reply is reported (resend: true) but is not the hop's answer; the probe goes again, smaller.
+      this.emit(this.ev.reply(this.now(), seq, ttl, addr, rtt, r, t.txKernel[seq] === 1, false, true));
+      t.land(seq, RESEND);
+      this.emitAll(this.plan.placed(this.now()));
+      this.schedulePump();
       return;
     }
-    this.emitReply(seq, ttl, addr, rtt, r, late, false);
+    this.emit(this.ev.reply(this.now(), seq, ttl, addr, rtt, r, t.txKernel[seq] === 1, late, false));
     if (late) {
       this.counts.late++;
       return;
     }
     this.record(seq, ttl, addr, rtt, r);
-    this.tightenDeadlines(ttl, rtt);
-    this.noteStop(ttl, r);
+    t.tighten(ttl, rtt);
+    const fromTarget = r.hasAddr && sameAddr(r.addrBuf, r.addrOff, this.o.address);
+    const stop = t.noteStop(ttl, fromTarget, r.kind === 'unreachable');
+    if (stop !== Infinity) this.limitSeq = Math.min(this.limitSeq, (stop - this.o.firstTtl + 1) * this.perTtl);
     this.schedulePump();
-  }
-
-  /**
-   * The kernel's send time of probe `seq` (it arrives before the probe's answer: both come through
-   * the error queue, in order). A probe already answered keeps the time its RTT was taken from.
-   */
-  private onSendStamp(seq: number, sec: number, nsec: number): void {
-    if (seq < 0 || seq >= this.total) return;
-    const st = this.state[seq];
-    if (st !== INFLIGHT && st !== TIMEDOUT) return;
-    this.txSec[seq] = sec;
-    this.txNsec[seq] = nsec;
-    this.txKernel[seq] = 1;
   }
 
   /** A reply names a probe that is out (or already declared silent); anything else is unmatched. */
@@ -442,7 +253,7 @@ export class TraceEngine {
       this.unmatched(r.unmatched ?? 'unknown-probe', addr, r.detail);
       return false;
     }
-    const st = this.state[r.seq];
+    const st = this.table.state[r.seq];
     if (st === UNSENT) this.unmatched('unsent', addr, `seq ${r.seq}`);
     else if (st === REPLIED) this.unmatched('duplicate', addr, `seq ${r.seq}`);
     else if (st === RESEND) this.unmatched('duplicate', addr, `seq ${r.seq} (already bounced)`);
@@ -452,124 +263,27 @@ export class TraceEngine {
 
   /** The probe's outcome: a reply, kept for its hop. */
   private record(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord): void {
-    this.state[seq] = REPLIED;
+    const t = this.table;
+    t.land(seq, REPLIED);
     this.counts.replies++;
     if (ttl > this.maxRepliedTtl) this.maxRepliedTtl = ttl;
-    this.removeInflight(seq);
-    this.ttlDone[ttl]++;
-    let list = this.hopReplies[ttl];
-    if (!list) list = this.hopReplies[ttl] = [];
-    list.push({
-      addr,
-      rtt_ms: rtt,
-      kind: r.kind,
-      code: r.code,
-      index: seq % this.perTtl,
-      ...(this.flows > 1 ? { flow: flowOf(seq, this.perTtl, this.flows) } : {}),
-      ...(r.mpls ? { mpls: r.mpls } : {}),
-      ...(r.unverified ? { unverified: true as const } : {}),
-      ...(r.quotedTos >= 0 ? { quoted_tos: r.quotedTos, quoted_ttl: r.quotedTtl } : {}),
-    });
+    t.ttlDone[ttl]++;
+    (t.hopReplies[ttl] ??= []).push(this.ev.hopReply(seq, addr, rtt, r));
   }
 
-  /** Later hops bound how long earlier ones can take: a new smallest RTT tightens their deadlines. */
-  private tightenDeadlines(ttl: number, rtt: number): void {
-    if (!(rtt >= 0 && rtt < this.minRttFrom[ttl])) return;
-    for (let t = ttl; t >= this.o.firstTtl && rtt < this.minRttFrom[t]; t--) this.minRttFrom[t] = rtt;
-    for (let i = 0; i < this.nInflight; i++) {
-      const s = this.inflight[i];
-      if (this.ttlOf(s) <= ttl) this.setDeadline(s);
-    }
-  }
-
-  /** The target answered, or a router said it cannot be reached: nothing beyond is sent, and what is out beyond waits less. */
-  private noteStop(ttl: number, r: ReplyRecord): void {
-    const prevStop = Math.min(this.reachedTtl, this.unreachTtl);
-    const fromTarget = r.hasAddr && sameAddr(r.addrBuf, r.addrOff, this.o.address);
-    if (fromTarget) {
-      if (ttl < this.reachedTtl) this.reachedTtl = ttl;
-    } else if (r.kind === 'unreachable') {
-      if (ttl < this.unreachTtl) this.unreachTtl = ttl;
-    }
-    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl);
-    if (stopTtl === Infinity) return;
-    this.limitSeq = Math.min(this.limitSeq, (stopTtl - this.o.firstTtl + 1) * this.perTtl);
-    if (stopTtl < ttl || stopTtl !== prevStop) {
-      for (let i = 0; i < this.nInflight; i++) {
-        const s = this.inflight[i];
-        if (this.ttlOf(s) > stopTtl) this.setDeadline(s);
-      }
-    }
-  }
-
-  private emitReply(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord, late: boolean, resend: boolean): void {
-    this.emit({
-      schema: TRACE_SCHEMA,
-      type: 'reply',
-      t_ms: this.now(),
-      seq,
-      ttl,
-      index: seq % this.perTtl,
-      addr,
-      rtt_ms: rtt,
-      kind: r.kind,
-      code: r.code,
-      icmp_type: r.icmpType >= 0 ? r.icmpType : null,
-      icmp_code: r.icmpCode >= 0 ? r.icmpCode : null,
-      late,
-      kernel_ts: r.kernelTs,
-      send_ts: this.txKernel[seq] ? 'kernel-sw' : 'userspace',
-      recv_ts: r.kernelTs ? 'kernel-sw' : 'userspace',
-      ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
-      ...(r.mpls ? { mpls: r.mpls } : {}),
-      ...(r.ifindex > 0 ? { ifindex: r.ifindex } : {}),
-      ...(r.quotedTos >= 0 ? { quoted_tos: r.quotedTos, quoted_ttl: r.quotedTtl } : {}),
-      ...(resend ? { resend: true } : {}),
-      ...(r.unverified ? { unverified: true as const } : {}),
-    });
-  }
-
-  /**
-   * --pmtu: the probe never reached its TTL (a router before it could not forward it). The reply
-   * is reported (resend: true) but is not the hop's answer; the probe is sent again, smaller.
-   */
-  private bounce(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord): void {
-    this.emitReply(seq, ttl, addr, rtt, r, false, true);
-    this.removeInflight(seq);
-    this.state[seq] = RESEND;
-    this.pmtu!.bounce(seq, ttl, addr, r);
-    this.placeDrops();
-    this.schedulePump();
-  }
-
-  /** Emits an mtu event for each drop whose reporting router has been seen at a settled hop. */
-  private placeDrops(): void {
-    if (!this.pmtu) return;
-    for (const e of this.pmtu.place(this.now())) this.emit(e);
-  }
-
-  private unmatched(reason: 'unknown-probe' | 'cookie-mismatch' | 'wrong-destination' | 'duplicate' | 'malformed' | 'unsent', addr: string | null, detail: string): void {
+  private unmatched(reason: UnmatchedEvent['reason'], addr: string | null, detail: string): void {
     this.counts.unmatched++;
-    this.emit({ schema: TRACE_SCHEMA, type: 'unmatched', t_ms: this.now(), reason, addr, detail });
+    this.emit(this.ev.unmatched(this.now(), reason, addr, detail));
   }
 
   private timeout(seq: number, reason: TimeoutEvent['reason']): void {
-    const ttl = this.ttlOf(seq);
-    this.state[seq] = TIMEDOUT;
-    this.prober.expire?.(seq);
-    this.removeInflight(seq);
-    this.ttlDone[ttl]++;
+    const t = this.table;
+    const ttl = t.ttlOf(seq);
+    t.land(seq, TIMEDOUT);
+    this.transport.expire?.(seq);
+    t.ttlDone[ttl]++;
     this.counts.timeouts++;
-    this.emit({
-      schema: TRACE_SCHEMA,
-      type: 'timeout',
-      t_ms: this.now(),
-      seq,
-      ttl,
-      index: seq % this.perTtl,
-      waited_ms: roundMs(this.clock.now() - this.txMono[seq]),
-      reason,
-    });
+    this.emit(this.ev.timeout(this.now(), seq, ttl, roundMs(this.clock.now() - t.txMono[seq]), reason));
   }
 
   private armTimer(at: number): void {
@@ -586,7 +300,7 @@ export class TraceEngine {
     if (this.finished) return;
     // Anything already queued is a reply, not a timeout: read it first.
     try {
-      this.prober.drain();
+      this.transport.drain();
     } catch (e) {
       this.fail(e as Error);
       return;
@@ -597,14 +311,12 @@ export class TraceEngine {
       this.stopAll('deadline', 'deadline');
       return;
     }
-    for (let i = 0; i < this.nInflight; ) {
-      const seq = this.inflight[i];
+    const t = this.table;
+    for (let i = 0; i < t.nInflight; ) {
+      const seq = t.inflight[i];
       // setTimeout has millisecond granularity: allow half a millisecond of earliness.
-      if (this.deadline[seq] <= now + 0.5) {
-        this.timeout(seq, this.adaptive[seq] ? 'adaptive' : 'wait');
-      } else {
-        i++;
-      }
+      if (t.deadline[seq] <= now + 0.5) this.timeout(seq, t.deadlineFromRtt[seq] ? 'adaptive' : 'wait');
+      else i++;
     }
     this.pump();
   }
@@ -613,78 +325,59 @@ export class TraceEngine {
   private settle(): void {
     if (this.finished) return;
     const o = this.o;
-    const lastSeq = this.limitSeq;
+    const t = this.table;
+    const plan = this.plan;
     let quiet: boolean | undefined;
-    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
+    const stopTtl = Math.min(t.stopTtl, o.maxTtl);
     while (this.nextHopTtl <= stopTtl) {
-      const t = this.nextHopTtl;
-      const sent = this.ttlSent[t];
-      let moreComing: boolean;
-      if (this.plan) {
-        // A later TTL can still add to this one: hops settle together, when all is quiet.
-        moreComing = this.stopReason === null && (quiet ??= this.nInflight === 0 && !this.plan.wants(this.view())) === false;
-      } else {
-        const planned = Math.max(0, Math.min(this.perTtl, lastSeq - (t - o.firstTtl) * this.perTtl));
-        moreComing = this.stopReason === null && sent < planned;
-      }
-      if (moreComing || this.ttlDone[t] < sent || sent === 0) break;
-      this.emitHop(t);
+      const h = this.nextHopTtl;
+      const sent = t.ttlSent[h];
+      const running = this.stopReason === null;
+      // A hop waits while probes may still come for it: one by one, until its planned probes are
+      // out; together (a later TTL can still add to it), until all is quiet.
+      const moreComing = running && (plan.settlesTogether ? (quiet ??= t.nInflight === 0 && !plan.wants(this.view())) === false : sent < plan.planned(h, this.view()));
+      if (moreComing || t.ttlDone[h] < sent || sent === 0) break;
+      this.emitHop(h);
       this.nextHopTtl++;
-      this.placeDrops();
-      if (o.silentStop && this.stopReason === null && this.silentRun >= o.silentStop && this.maxRepliedTtl < t) {
+      this.emitAll(plan.placed(this.now()));
+      if (o.silentStop && this.stopReason === null && this.silentRun >= o.silentStop && this.maxRepliedTtl < h) {
         // The last hops and everything beyond them stayed silent: give up on this method.
         this.stopAll('silent', 'stopped');
         return;
       }
     }
-    for (let i = this.resendQueue.length - 1; i >= 0; i--) {
-      const q = this.resendQueue[i];
-      if (this.stopReason !== null || this.ttlOf(q) > stopTtl) {
-        this.resendQueue.splice(i, 1);
-        this.timeout(q, 'stopped');
-      }
-    }
-    if (this.nextHopTtl > stopTtl && this.nInflight > 0 && !this.moreToSend() && this.resendQueue.length === 0) {
+    plan.abandon(this.view(), stopTtl, this.ttlOfBound, this.abandoned);
+    for (const q of this.abandoned) this.timeout(q, 'stopped');
+    this.abandoned.length = 0;
+    if (this.nextHopTtl > stopTtl && t.nInflight > 0 && !plan.wants(this.view())) {
       // Every hop up to where the trace stops is settled: probes still out beyond it cannot change
       // the result. They end now, explicitly, as no-reply with reason 'stopped'.
-      while (this.nInflight > 0) this.timeout(this.inflight[0], 'stopped');
+      while (t.nInflight > 0) this.timeout(t.inflight[0], 'stopped');
     }
-    if (this.nInflight === 0 && this.resendQueue.length === 0 && (!this.moreToSend() || this.stopReason !== null)) {
+    if (t.nInflight === 0 && (this.stopReason !== null || !plan.wants(this.view()))) {
       this.finish();
       return;
     }
-    let earliest = this.deadlineAt;
-    for (let i = 0; i < this.nInflight; i++) {
-      const d = this.deadline[this.inflight[i]];
-      if (d < earliest) earliest = d;
-    }
+    const earliest = t.earliest(this.deadlineAt);
     if (earliest !== Infinity) this.armTimer(earliest);
   }
 
-  private emitHop(t: number): void {
-    const replies = (this.hopReplies[t] ?? []).sort((a, b) => a.index - b.index);
-    this.hopReplies[t] = null;
+  private emitHop(h: number): void {
+    const t = this.table;
+    const replies = (t.hopReplies[h] ?? []).sort((a, b) => a.index - b.index);
+    t.hopReplies[h] = null;
     const addrs: string[] = [];
     for (const r of replies) if (r.addr !== null && !addrs.includes(r.addr)) addrs.push(r.addr);
-    this.pmtu?.settled(t, addrs);
+    this.plan.settled(h, addrs);
     this.silentRun = replies.length === 0 ? this.silentRun + 1 : 0;
-    this.emit({
-      schema: TRACE_SCHEMA,
-      type: 'hop',
-      t_ms: this.now(),
-      ttl: t,
-      probes: this.ttlSent[t],
-      replies,
-      no_reply: this.ttlSent[t] - replies.length,
-      addrs,
-      ...(this.flows > 1 ? multipath(replies, addrs, this.plan ? this.plan.statement(t, replies, addrs) : undefined) : {}),
-    });
+    this.emit(this.ev.hop(this.now(), h, t.ttlSent[h], replies, addrs, this.plan.statement(h, replies, addrs)));
   }
 
   private stopAll(reason: StopReason, timeoutReason: TimeoutEvent['reason']): void {
     this.stopReason = reason;
     this.limitSeq = Math.min(this.limitSeq, this.nextSeq);
-    while (this.nInflight > 0) this.timeout(this.inflight[0], timeoutReason);
+    const t = this.table;
+    while (t.nInflight > 0) this.timeout(t.inflight[0], timeoutReason);
     this.settle();
   }
 
@@ -699,43 +392,24 @@ export class TraceEngine {
   private finish(): void {
     if (this.finished) return;
     const o = this.o;
+    const t = this.table;
     // Hops still unsettled can only be ones that will get no more probes; emit what they have.
-    const stopTtl = Math.min(this.reachedTtl, this.unreachTtl, o.maxTtl);
-    while (this.nextHopTtl <= stopTtl && this.ttlSent[this.nextHopTtl] > 0) this.emitHop(this.nextHopTtl++);
-    // Drops whose router never answered at a lower TTL: the hop before the first probe it bounced
-    // (every TTL is first probed at the full size), marked as inferred.
-    if (this.pmtu) for (const e of this.pmtu.inferRest(this.now())) this.emit(e);
+    const stopTtl = Math.min(t.stopTtl, o.maxTtl);
+    while (this.nextHopTtl <= stopTtl && t.ttlSent[this.nextHopTtl] > 0) this.emitHop(this.nextHopTtl++);
+    this.emitAll(this.plan.end(this.now()));
     this.finished = true;
     if (this.timer) this.clock.clearTimer(this.timer);
     this.timer = null;
     if (this.immediate) this.clock.clearTimer(this.immediate);
     this.immediate = null;
-    this.prober.close();
-    const reached = this.reachedTtl !== Infinity;
+    this.transport.close();
+    const reached = t.reachedTtl !== Infinity;
     let reason: StopReason;
     if (this.stopReason === 'error' || this.stopReason === 'interrupted' || this.stopReason === 'deadline' || this.stopReason === 'silent') reason = this.stopReason;
     else if (reached) reason = 'reached';
-    else if (this.unreachTtl !== Infinity) reason = 'unreachable';
+    else if (t.unreachTtl !== Infinity) reason = 'unreachable';
     else reason = 'max-ttl';
-    const st = this.prober.stats;
-    const done: DoneEvent = {
-      schema: TRACE_SCHEMA,
-      type: 'done',
-      t_ms: this.now(),
-      reached,
-      reason,
-      hops: Math.max(0, this.nextHopTtl - o.firstTtl),
-      probes_sent: this.counts.sent,
-      replies: this.counts.replies,
-      timeouts: this.counts.timeouts,
-      late: this.counts.late,
-      unmatched: this.counts.unmatched,
-      send_retries: st.retries,
-      send_calls: st.sendCalls,
-      recv_calls: st.recvCalls,
-      duration_ms: this.now(),
-      ...(o.pmtu ? { resent: this.pmtu?.resent ?? 0, path_mtu: this.prober.packetLen ?? null } : {}),
-    };
+    const done = this.ev.done(this.now(), reached, reason, Math.max(0, this.nextHopTtl - o.firstTtl), this.counts, this.transport.stats, o.pmtu ? (this.plan.doneFields() ?? { resent: 0, path_mtu: this.transport.packetLen ?? null }) : null);
     this.emit(done);
     this.resolve(done);
   }

@@ -10,8 +10,6 @@ import type { ReplyKind } from '../packet/icmp.js';
 export type TsSource = 'kernel-sw' | 'userspace';
 import type { MplsLabel } from '../packet/icmpext.js';
 import type { Egress } from '../io/route.js';
-import type { AdaptiveStatement } from './adaptive.js';
-import type { HopStats } from './stats.js';
 
 export { TRACE_SCHEMA };
 
@@ -207,7 +205,7 @@ export interface HopEvent extends Base, InRound {
    * ECMP exploration: k next hops seen over n answered flows; the probability that one more,
    * equally likely next hop would have been missed; and the flows MDA needs for 95% with k seen.
    */
-  multipath?: { next_hops: number; flows: number; miss_probability: number; flows_for_95: number } & Partial<AdaptiveStatement>;
+  multipath?: { next_hops: number; flows: number; miss_probability: number; flows_for_95: number } & Partial<EcmpAutoStatement>;
 }
 
 export interface UnmatchedEvent extends Base, InRound {
@@ -287,3 +285,36 @@ export type TraceEvent =
   | ErrorEvent
   | DoneEvent;
 
+
+/** What --ecmp auto adds to a hop's multipath statement. */
+export interface EcmpAutoStatement {
+  confidence: number;
+  /** The stopping rule ended the hop (false: the cap did, or nothing answered). */
+  complete: boolean;
+  /** The first hop: one answer sufficed, the local route having a single next hop. */
+  by_route?: true;
+}
+
+
+/** Per-hop statistics across rounds (mtr's meanings), as `hop-stats` events carry them. */
+export interface HopStats {
+  ttl: number;
+  sent: number;
+  received: number;
+  /** Percent, 0..100. */
+  loss: number;
+  last_ms: number | null;
+  mean_ms: number | null;
+  best_ms: number | null;
+  worst_ms: number | null;
+  stdev_ms: number | null;
+  /** |RTT − previous RTT| at this hop: last, mean and max (null before two replies). */
+  jitter_ms: number | null;
+  jitter_mean_ms: number | null;
+  jitter_max_ms: number | null;
+  /** RFC 3550 interarrival jitter. */
+  jitter_rfc3550_ms: number | null;
+  /** Addresses that answered at this TTL, most replies first, and how many replies came from others past the limit. */
+  responders: { addr: string; count: number }[];
+  other_responders: number;
+}

@@ -4,8 +4,7 @@
  * is the same at every TTL. This is the one place that numbering is written down; probers build
  * packets from it and the engine reports it.
  */
-import type { HopEvent, HopReply } from './events.js';
-import type { AdaptiveStatement } from './adaptive.js';
+import type { EcmpAutoStatement, HopEvent, HopReply } from './events.js';
 import { flowsNeeded, missProbability } from './mda.js';
 
 /** The flow probe `seq` belongs to (0 when there is one flow). */
@@ -18,7 +17,7 @@ export function flowOf(seq: number, perTtl: number, flows: number): number {
  * responders seen over n answered flows, the chance that one more, equally likely next hop went
  * unseen (and how many flows MDA needs for 95 %).
  */
-export function multipath(replies: HopReply[], addrs: string[], extra?: AdaptiveStatement): Pick<HopEvent, 'responders' | 'multipath'> {
+export function multipath(replies: HopReply[], addrs: string[], extra?: EcmpAutoStatement): Pick<HopEvent, 'responders' | 'multipath'> {
   const byAddr = new Map<string, Set<number>>(addrs.map((a) => [a, new Set<number>()]));
   const answered = new Set<number>();
   for (const r of replies) {

@@ -15,7 +15,8 @@ import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { PathlensError } from '../core/errors.js';
 import { type DoneEvent, type HopEvent, type StartEvent, type StopReason, TRACE_SCHEMA, type TraceEvent } from './events.js';
-import { type TraceHandle, type TraceRequest, startTrace } from './run.js';
+import type { TraceRequest } from './request.js';
+import { type TraceHandle, startTrace } from './run.js';
 import { HopStatsTable } from './stats.js';
 
 export interface RoundsOptions {

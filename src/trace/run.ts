@@ -1,90 +1,26 @@
 /**
- * Puts a trace together: resolve the target, open the prober, run the engine, feed the sinks.
+ * Puts a trace together: check the request (request.ts), resolve the target, open the transport,
+ * run the engine, feed the sinks; and --method auto (UDP, then TCP, then ICMP).
  */
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
-import { version } from '../core/version.js';
-import { type Family, parseIp } from '../packet/addr.js';
-import { TraceEngine } from './engine.js';
-import { FLOW_SPACE } from './adaptive.js';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
-import { type DoneEvent, type ProbeMethod, TRACE_SCHEMA, type TraceEvent } from './events.js';
-import { ICMP_MIN_PAYLOAD, IcmpProber } from './icmp.js';
-import type { Placement } from '../io/placement.js';
+import { version } from '../core/version.js';
 import { type Egress, egressOf, timestampingOf } from '../io/route.js';
+import { parseIp } from '../packet/addr.js';
 import { SOF_RAW_HARDWARE, SOF_RX_HARDWARE, SOF_TX_HARDWARE, describeTimestamping } from '../packet/genetlink.js';
+import { routeMtu } from '../probe/socket.js';
 import type { Transport } from '../probe/transport.js';
-import { type SocketChoice, routeMtu } from '../probe/socket.js';
+import { resolveTarget } from '../resolve/forward.js';
+import { TraceEngine } from './engine.js';
+import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
+import { ICMP_MIN_PAYLOAD, IcmpProber } from './icmp.js';
+import { AUTO_ORDER, AUTO_SILENT_HOPS, ECMP_AUTO_DEFAULTS, TRACE_DEFAULTS, type TraceRequest, type TraceSpec, planTrace } from './request.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
 import { UdpProber, udpOverhead } from './udp.js';
-import type { SendStamps } from '../probe/errqueue.js';
-
-export type MethodChoice = ProbeMethod;
-/** --method auto: the order tried, and how many silent hops (with nothing beyond) mean "filtered". */
-export const AUTO_ORDER: MethodChoice[] = ['udp', 'tcp', 'icmp'];
-export const AUTO_SILENT_HOPS = 3;
-
-export interface TraceRequest {
-  target: string;
-  family?: Family;
-  firstTtl: number;
-  maxTtl: number;
-  queries: number;
-  port: number;
-  waitMs: number;
-  adaptiveFactor: number;
-  minWaitMs: number;
-  maxInflight: number;
-  payloadLen: number;
-  deadlineMs: number;
-  source?: string;
-  srcPort?: number;
-  method?: MethodChoice | 'auto';
-  /** Which socket: auto (unprivileged first), unpriv only, or raw only. */
-  socket?: SocketChoice;
-  placement?: Placement;
-  /** Path MTU discovery along the path (UDP). */
-  pmtu?: boolean;
-  /**
-   * ECMP exploration: flow identities per TTL (UDP, ICMP, raw TCP), or 'auto': per TTL, until the
-   * MDA stopping rule holds at `confidence` (0.95 by default), at most `ecmpMax` flows (128).
-   */
-  ecmp?: number | 'auto';
-  ecmpMax?: number;
-  confidence?: number;
-  /**
-   * Send times: 'kernel-sw' the kernel's software send timestamps (UDP, ICMP over a ping socket;
-   * Linux 6.13), 'userspace'
-   * the time taken before sendmmsg, 'auto' (the default) the kernel's where it gives them.
-   */
-  ts?: TsChoice;
-}
-
-export type TsChoice = 'auto' | 'userspace' | 'kernel-sw' | 'kernel-hw';
-
-const stampsOf = (ts: TsChoice | undefined): SendStamps | undefined => (ts === 'kernel-sw' ? 'require' : ts === 'userspace' ? undefined : 'try');
-
-export const TRACE_DEFAULTS = {
-  firstTtl: 1,
-  maxTtl: 30,
-  queries: 3,
-  port: 33434,
-  waitMs: 3000,
-  // A probe to hop t is overdue after twice the RTT of a hop at or beyond t that answered: the
-  // path to that hop runs through t, so t's answer needs less unless t is slow to make ICMP.
-  // Anything later is still reported, as a late reply.
-  adaptiveFactor: 2,
-  minWaitMs: 20,
-  maxInflight: 16,
-  payloadLen: 32,
-  deadlineMs: 0,
-  tcpPort: 80,
-} as const;
 
 /**
  * --ts kernel-hw: says what the egress device's driver offers (ethtool TSINFO). Hardware stamps
@@ -105,28 +41,6 @@ function refuseHardwareStamps(egress: Egress | { error: string }, netns: string 
     throw new PathlensError('ERR_UNSUPPORTED', `--ts kernel-hw: ${dev} offers no hardware timestamps (its driver offers: ${offers.length ? offers.join(', ') : 'nothing'}); ${alt}`);
   }
   throw new PathlensError('ERR_UNSUPPORTED', `--ts kernel-hw: ${dev} offers hardware timestamps (PTP clock ${ts.phcIndex ?? '?'}), but pathlens does not read NIC timestamps yet; ${alt}`);
-}
-
-export const ECMP_AUTO_DEFAULTS = { confidence: 0.95, maxFlows: 128 } as const;
-
-/** Flow identities per TTL the prober must be able to build (the cap, for --ecmp auto). */
-function flowCount(req: TraceRequest): number {
-  if (req.ecmp === 'auto') return FLOW_SPACE;
-  return req.ecmp ?? 1;
-}
-
-export async function resolveTarget(target: string, family?: Family): Promise<Uint8Array> {
-  const lit = isIP(target);
-  if (lit) {
-    if (family && lit !== family) throw new PathlensError('ERR_USAGE', `${target} is not an IPv${family} address`);
-    return parseIp(target);
-  }
-  try {
-    const r = await lookup(target, { family: family ?? 0, verbatim: true });
-    return parseIp(r.address);
-  } catch (e) {
-    throw new PathlensError('ERR_RESOLVE', `cannot resolve ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
 }
 
 /** A running trace: stop() declares what is in flight as no-reply, then done. */
@@ -194,22 +108,14 @@ async function startAuto(req: TraceRequest, sink: Sink<TraceEvent>): Promise<Tra
 }
 
 async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop: number): Promise<TraceEngine> {
+  const spec = planTrace(req);
   const address = await resolveTarget(req.target, req.family);
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
-  const flows = flowCount(req);
-  if (flows > 1 && req.method === 'tcp' && req.socket !== 'raw') throw new PathlensError('ERR_USAGE', '--ecmp with -T needs --raw: connect() probes cannot keep a flow\'s ports across TTLs');
-  if (req.ecmp === 'auto' && req.pmtu) throw new PathlensError('ERR_USAGE', '--ecmp auto and --pmtu exclude each other');
-  const confidence = req.confidence ?? ECMP_AUTO_DEFAULTS.confidence;
-  if (!(confidence > 0 && confidence < 1)) throw new PathlensError('ERR_USAGE', 'the confidence must be between 0 and 1 (e.g. 0.95)');
-  const total = (req.maxTtl - req.firstTtl + 1) * req.queries * flows;
   // The route the kernel chose (start event), and for --ecmp auto whether hop 1 can branch at all.
   const egress = egressOf(address, req.placement ?? {}, source);
   if (req.ts === 'kernel-hw') refuseHardwareStamps(egress, req.placement?.netns);
-  if (req.pmtu && (req.method ?? 'udp') !== 'udp') throw new PathlensError('ERR_USAGE', '--pmtu works with UDP probes (-U, the default)');
-
-  if (req.ts === 'kernel-sw' && req.method === 'tcp') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps are implemented for UDP and ICMP (ping socket) probes so far');
-  const prober = openProber(req, address, source, total);
+  const transport = openTransport(req, spec, address, source);
   let engine: TraceEngine;
   try {
     engine = new TraceEngine(
@@ -219,47 +125,44 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
         firstTtl: req.firstTtl,
         maxTtl: req.maxTtl,
         queries: req.queries,
-        flows,
-        ...(req.ecmp === 'auto' ? { adaptive: { confidence, maxFlows: req.ecmpMax ?? ECMP_AUTO_DEFAULTS.maxFlows, firstHopSingle: 'nexthops' in egress && egress.nexthops === 1 } } : {}),
+        flows: spec.flows,
+        ...(req.ecmp === 'auto' ? { adaptive: { confidence: spec.confidence, maxFlows: req.ecmpMax ?? ECMP_AUTO_DEFAULTS.maxFlows, firstHopSingle: 'nexthops' in egress && egress.nexthops === 1 } } : {}),
         egress,
         basePort: req.port,
         waitMs: req.waitMs,
         adaptiveFactor: req.adaptiveFactor,
         minWaitMs: req.minWaitMs,
         maxInflight: req.maxInflight,
-        payloadLen: prober.packetLen !== undefined && req.pmtu ? prober.packetLen - udpOverhead(prober.family) : req.payloadLen,
+        payloadLen: transport.packetLen !== undefined && req.pmtu ? transport.packetLen - udpOverhead(transport.family) : req.payloadLen,
         deadlineMs: req.deadlineMs,
         pmtu: req.pmtu,
         tos: req.placement?.tos,
         silentStop,
         version: version(),
       },
-      prober,
+      transport,
       sink,
     );
   } catch (e) {
-    prober.close();
+    transport.close();
     throw e;
   }
   return engine;
 }
 
-/** Opens the prober for the requested method and socket choice. */
-export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8Array | undefined, total: number): Transport {
-  const method = req.method === 'auto' ? 'udp' : (req.method ?? 'udp');
-  const choice = req.socket ?? 'auto';
+/** Opens the transport for the planned method and socket choice. */
+export function openTransport(req: TraceRequest, spec: TraceSpec, address: Uint8Array, source: Uint8Array | undefined): Transport {
+  const { method, socket: choice, total, flows, perTtl, sendStamps } = spec;
   const session = randomInt(0, 0xffffffff);
   if (method === 'icmp') {
-    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows: flowCount(req), perTtl: req.queries * flowCount(req), sendStamps: stampsOf(req.ts) });
+    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows, perTtl, sendStamps });
   }
   if (method === 'tcp') {
     if (choice === 'raw') {
-      return new TcpRawProber({ target: address, dstPort: req.port, total, maxBatch: req.maxInflight, seqBase: randomInt(0, 0xffffffff), source, srcPort: req.srcPort, placement: req.placement, flows: flowCount(req), perTtl: req.queries * flowCount(req) });
+      return new TcpRawProber({ target: address, dstPort: req.port, total, maxBatch: req.maxInflight, seqBase: randomInt(0, 0xffffffff), source, srcPort: req.srcPort, placement: req.placement, flows, perTtl });
     }
-    if (req.srcPort !== undefined) throw new PathlensError('ERR_USAGE', '--sport with -T needs --raw: connect() probes take a new source port per probe');
     return new TcpConnectProber({ target: address, dstPort: req.port, total, source, placement: req.placement });
   }
-  if (choice === 'raw') throw new PathlensError('ERR_USAGE', 'UDP probes use an ordinary datagram socket: --raw applies to -I');
   let payloadLen = req.payloadLen;
   if (req.pmtu) {
     // Start at the local route's MTU (capped to what one datagram can carry); routers on the way
@@ -267,5 +170,5 @@ export function openProber(req: TraceRequest, address: Uint8Array, source: Uint8
     const fam = address.length === 4 ? 4 : 6;
     payloadLen = Math.min(routeMtu(address, req.placement), 65000) - udpOverhead(fam);
   }
-  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows: flowCount(req), perTtl: req.queries * flowCount(req), sendStamps: stampsOf(req.ts) });
+  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows, perTtl, sendStamps });
 }

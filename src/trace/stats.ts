@@ -9,31 +9,9 @@
  * Memory is bounded: 256 TTLs of fixed counters, and per TTL at most MAX_RESPONDERS addresses
  * (the rest counted as `other`).
  */
-import type { HopEvent } from './events.js';
+import type { HopEvent, HopStats } from './events.js';
 
 export const MAX_RESPONDERS = 16;
-
-export interface HopStats {
-  ttl: number;
-  sent: number;
-  received: number;
-  /** Percent, 0..100. */
-  loss: number;
-  last_ms: number | null;
-  mean_ms: number | null;
-  best_ms: number | null;
-  worst_ms: number | null;
-  stdev_ms: number | null;
-  /** |RTT − previous RTT| at this hop: last, mean and max (null before two replies). */
-  jitter_ms: number | null;
-  jitter_mean_ms: number | null;
-  jitter_max_ms: number | null;
-  /** RFC 3550 interarrival jitter. */
-  jitter_rfc3550_ms: number | null;
-  /** Addresses that answered at this TTL, most replies first, and how many replies came from others past the limit. */
-  responders: { addr: string; count: number }[];
-  other_responders: number;
-}
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 

@@ -60,6 +60,14 @@ export interface UdpProberOptions {
   sendStamps?: SendStamps;
 }
 
+/** Why UDP probes cannot be made so (a payload without room for the cookie, ports past 65535), or null. */
+export function udpFits(basePort: number, flows: number, total: number, payloadLen: number): string | null {
+  if (payloadLen < COOKIE_LEN) return `payload length must be at least ${COOKIE_LEN} bytes`;
+  const span = flows > 1 ? flows : total;
+  if (basePort < 1 || basePort + span - 1 > 65535) return `port range ${basePort}..${basePort + span - 1} does not fit in 1..65535: lower -p, -m, -q or --ecmp`;
+  return null;
+}
+
 /** IP + UDP header bytes in front of the payload. */
 export const udpOverhead = (family: Family) => (family === 4 ? 28 : 48);
 
@@ -82,11 +90,8 @@ export class UdpProber extends ErrqueueTransport implements Transport {
 
   constructor(o: UdpProberOptions) {
     super(new ReplyRecord());
-    if (o.payloadLen < COOKIE_LEN) throw new PathlensError('ERR_USAGE', `payload length must be at least ${COOKIE_LEN} bytes`);
-    const span = o.flows && o.flows > 1 ? o.flows : o.total;
-    if (o.basePort < 1 || o.basePort + span - 1 > 65535) {
-      throw new PathlensError('ERR_USAGE', `port range ${o.basePort}..${o.basePort + span - 1} does not fit in 1..65535: lower -p, -m, -q or --ecmp`);
-    }
+    const fits = udpFits(o.basePort, o.flows ?? 1, o.total, o.payloadLen);
+    if (fits) throw new PathlensError('ERR_USAGE', fits);
     this.o = o;
     this.family = o.target.length === 4 ? 4 : 6;
     const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, { ...TRACE_SOCKET, placement: o.placement, source: o.source, srcPort: o.srcPort, recverr: true });

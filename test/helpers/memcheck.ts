@@ -4,7 +4,8 @@
  * Used by test/netns/trace.test.ts; must run inside a lab namespace.
  */
 import type { TraceEvent } from '../../src/trace/events.js';
-import { TRACE_DEFAULTS, startTrace } from '../../src/trace/run.js';
+import { TRACE_DEFAULTS } from '../../src/trace/request.js';
+import { startTrace } from '../../src/trace/run.js';
 
 async function once(target: string, maxTtl: number) {
   let inflight = 0;

@@ -11,7 +11,8 @@ import { ecmp } from '../../src/lab/presets.js';
 import { Collect } from '../../src/core/sink.js';
 import type { HopEvent, StartEvent, TraceEvent } from '../../src/trace/events.js';
 import { flowsNeeded, missProbability } from '../../src/trace/mda.js';
-import { TRACE_DEFAULTS, startTrace } from '../../src/trace/run.js';
+import { TRACE_DEFAULTS } from '../../src/trace/request.js';
+import { startTrace } from '../../src/trace/run.js';
 import { addrOf, labName, nodeNs, trace, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 

@@ -14,7 +14,7 @@ import type { HopEvent, ReplyEvent, TimeoutEvent, TraceEvent } from '../../src/t
 import { type OnSent, type Transport as Prober, ReplyRecord } from '../../src/probe/transport.js';
 import { VirtualScheduler } from '../../src/core/scheduler.js';
 import { flowsNeeded } from '../../src/trace/mda.js';
-import { FLOW_SPACE } from '../../src/trace/adaptive.js';
+import { FLOW_SPACE } from '../../src/trace/ecmp-auto.js';
 
 interface Answer {
   addr: string;

@@ -26,7 +26,7 @@
  * TTLs are explored in parallel once open. A later TTL can still add to an earlier one, so hops
  * are settled together when nothing is left to send or wait for.
  */
-import type { HopReply } from './events.js';
+import type { EcmpAutoStatement, HopReply } from './events.js';
 import { flowsNeeded } from './mda.js';
 
 /** Probes at a TTL that gets no answer at all (as traceroute's three). */
@@ -34,7 +34,7 @@ export const SILENT_TRIES = 3;
 /** Flow identities the probers build for --ecmp auto (fresh flows at t avoid those of t-1). */
 export const FLOW_SPACE = 256;
 
-export interface PlanView {
+export interface EcmpView {
   /** Probes sent / with an outcome, per TTL. */
   ttlSent: Int32Array;
   ttlDone: Int32Array;
@@ -48,7 +48,7 @@ export interface PlanView {
   settledBelow: number;
 }
 
-export interface AdaptiveOptions {
+export interface EcmpAutoOptions {
   firstTtl: number;
   maxTtl: number;
   maxFlows: number;
@@ -56,19 +56,10 @@ export interface AdaptiveOptions {
   firstHopSingle: boolean;
 }
 
-/** What --ecmp auto adds to a hop's multipath statement. */
-export interface AdaptiveStatement {
-  confidence: number;
-  /** The stopping rule ended the hop (false: the cap did, or nothing answered). */
-  complete: boolean;
-  /** The first hop: one answer sufficed, the local route having a single next hop. */
-  by_route?: true;
-}
-
-export class AdaptivePlan {
+export class EcmpAutoPlan {
   readonly confidence: number;
   readonly firstHopSingle: boolean;
-  private readonly o: AdaptiveOptions;
+  private readonly o: EcmpAutoOptions;
   /** rule[k]: answered flows that rule out a (k+1)-th next hop (0: not computed yet). */
   private readonly rule: Int32Array;
   /** Per TTL: which flows were sent (allocated when the TTL opens). */
@@ -76,7 +67,7 @@ export class AdaptivePlan {
   private openTtl: number;
   private readonly scratch: number[] = [];
 
-  constructor(o: AdaptiveOptions) {
+  constructor(o: EcmpAutoOptions) {
     if (!(o.confidence > 0 && o.confidence < 1)) throw new RangeError('confidence must be in (0, 1)');
     if (!(o.maxFlows >= 1 && o.maxFlows <= FLOW_SPACE)) throw new RangeError(`the flow cap must be 1..${FLOW_SPACE}`);
     this.o = o;
@@ -106,7 +97,7 @@ export class AdaptivePlan {
   }
 
   /** Opens the TTLs whose predecessor answered from a router (not the target) or stayed silent. */
-  private advance(v: PlanView): void {
+  private advance(v: EcmpView): void {
     while (this.openTtl < Math.min(this.o.maxTtl, v.limitTtl)) {
       const t = this.openTtl;
       const answered = v.replies[t]?.length ?? 0;
@@ -133,7 +124,7 @@ export class AdaptivePlan {
    * Flows TTL t should get now, in order, into `out` (cleared first): links to the TTLs around it,
    * then fresh flows for the rule; one scout while nothing has answered.
    */
-  private candidates(v: PlanView, t: number, out: number[]): void {
+  private candidates(v: EcmpView, t: number, out: number[]): void {
     out.length = 0;
     if (t > this.openTtl || t >= v.stopTtl || t > v.limitTtl) return;
     const here = this.sent[t]!;
@@ -182,7 +173,7 @@ export class AdaptivePlan {
   }
 
   /** Anything to send now. */
-  wants(v: PlanView): boolean {
+  wants(v: EcmpView): boolean {
     this.advance(v);
     for (let t = v.settledBelow; t <= this.openTtl; t++) {
       this.candidates(v, t, this.scratch);
@@ -192,7 +183,7 @@ export class AdaptivePlan {
   }
 
   /** Fills seqs/ttls with up to `room` probes (TTL order); returns how many. seq = (t - first) * FLOW_SPACE + flow. */
-  pick(v: PlanView, room: number, seqs: Int32Array, ttls: Int32Array): number {
+  pick(v: EcmpView, room: number, seqs: Int32Array, ttls: Int32Array): number {
     this.advance(v);
     let n = 0;
     for (let t = v.settledBelow; t <= this.openTtl && n < room; t++) {
@@ -214,7 +205,7 @@ export class AdaptivePlan {
   }
 
   /** The hop event's statement: the confidence asked for, and whether the rule (not the cap) ended the hop. */
-  statement(t: number, replies: HopReply[], addrs: string[]): AdaptiveStatement {
+  statement(t: number, replies: HopReply[], addrs: string[]): EcmpAutoStatement {
     if (addrs.length === 0) return { confidence: this.confidence, complete: false };
     return { confidence: this.confidence, complete: replies.length >= this.needAt(t, replies), ...(this.byRoute(t) ? { by_route: true as const } : {}) };
   }
