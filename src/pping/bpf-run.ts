@@ -5,12 +5,12 @@
  * once a second (the "flow timeout" closing events come from here), reports full tables from the
  * kernel's counters at most once a second, and detaches everything when it stops.
  */
-import { attachTc, attachXdp, type Attachment, ClsactHook, type TcMode, type XdpMode } from '../bpf/attach.js';
+import { attachTc, attachXdp, ClsactHook, type TcMode, type XdpMode } from '../bpf/attach.js';
 import { EpochClock } from '../bpf/clock.js';
 import { ARPHRD_ETHER, ARPHRD_L3, ARPHRD_LOOPBACK, linkType } from '../bpf/link.js';
 import { MapWalker, PerCpuCounters } from '../bpf/maps.js';
 import { BpfObject, bpfObjectPath } from '../bpf/object.js';
-import { RingReader } from '../bpf/ringbuf.js';
+import { BpfSession } from '../bpf/session.js';
 import { PathlensError, SysError } from '../core/errors.js';
 import { inNamespace } from '../io/placement.js';
 import { native } from '../native/index.js';
@@ -40,9 +40,11 @@ import {
   setU64,
   u64,
 } from './bpf-layout.js';
-import { type FlowEvent, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { type FlowEvent, PPING_SCHEMA, type PpingDoneEvent, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { gcVerdict, MATCHER_DEFAULTS, type MatcherOptions, REASONS } from './matcher.js';
-import { type LiveHandle, type LiveOptions, type LiveRun, liveRun, type PpingSink, startEvent } from './run.js';
+import type { LiveRun } from '../core/live.js';
+import type { Sink } from '../core/sink.js';
+import { type LiveHandle, type LiveOptions, type PpingSink, TICK_MS, startEvent } from './run.js';
 
 export interface BpfOptions extends LiveOptions {
   ingressHook: 'tc' | 'xdp';
@@ -234,9 +236,14 @@ class BpfSweeper {
 export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
   const o: MatcherOptions = { ...MATCHER_DEFAULTS, ...opts };
   // Load first: a missing privilege or kernel feature is the first thing to report.
-  const obj = loadPping(o);
+  const session = new BpfSession(loadPping(o), lo.netns);
+  const obj = session.obj;
   let ifindex = -1;
   let l3 = false;
+  const clock = new EpochClock();
+  const t = { sec: 0, nsec: 0 };
+  // The run's lifecycle starts once everything is attached; a ring-buffer failure ends it.
+  let run: LiveRun<PpingDoneEvent, PpingDoneEvent['reason']> | null = null;
   try {
     inNamespace(lo.netns, () => {
       ifindex = native().ifNameToIndex(lo.iface);
@@ -247,43 +254,27 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     });
     if (l3 && lo.ingressHook === 'xdp') throw new PathlensError('ERR_USAGE', `-i ${lo.iface} has no link-layer header: XDP is for Ethernet devices, use --ingress-hook tc`);
     configurePping(obj, o, l3 ? CFG_L3 : 0);
+    session.openRing(
+      'pping_events',
+      (v, b, off, len) => {
+        const e = recordToEvent(v, b, off, len, clock, t);
+        if (e) sink.event(e);
+      },
+      () => run?.finish('error'),
+    );
+    const hook = new ClsactHook(ifindex);
+    session.attach(() => attachTc(obj.progFd('pping_tc_egress'), ifindex, true, lo.tcMode, hook));
+    if (lo.ingressHook === 'xdp') session.attach(() => attachXdp(obj.progFd('pping_xdp_ingress'), ifindex, lo.xdpMode));
+    else session.attach(() => attachTc(obj.progFd('pping_tc_ingress'), ifindex, false, lo.tcMode, hook));
   } catch (e) {
-    obj.close();
-    throw e;
-  }
-  const attached: Attachment[] = [];
-  let ring: RingReader | null = null;
-
-  const clock = new EpochClock();
-  const t = { sec: 0, nsec: 0 };
-  const onRecord = (v: DataView, b: Uint8Array, off: number, len: number): void => {
-    const e = recordToEvent(v, b, off, len, clock, t);
-    if (e) sink.event(e);
-  };
-
-  // The run's lifecycle starts once everything is attached; a ring-buffer failure ends it.
-  let run: LiveRun | null = null;
-  try {
-    ring = new RingReader(obj.mapFd('pping_events'), onRecord, () => run?.finish('error'));
-    inNamespace(lo.netns, () => {
-      const hook = new ClsactHook(ifindex);
-      attached.push(attachTc(obj.progFd('pping_tc_egress'), ifindex, true, lo.tcMode, hook));
-      if (lo.ingressHook === 'xdp') attached.push(attachXdp(obj.progFd('pping_xdp_ingress'), ifindex, lo.xdpMode));
-      else attached.push(attachTc(obj.progFd('pping_tc_ingress'), ifindex, false, lo.tcMode, hook));
-    });
-  } catch (e) {
-    inNamespace(lo.netns, () => {
-      for (const a of attached.reverse()) a.detach();
-    });
-    ring?.close();
-    obj.close();
+    session.abort();
     throw e;
   }
 
   const now = new Float64Array(2);
   realtime(now);
   const start = startEvent('bpf', lo.iface, o, now[0], now[1]);
-  start.attach = attached.map((a) => a.how);
+  start.attach = session.attached;
   sink.event(start);
 
   const sweeper = new BpfSweeper(obj, o, sink);
@@ -295,12 +286,13 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
     }
   };
 
-  // The programs wake the reader only when the ring fills (a wakeup per event cost more than the
-  // rest of the program): events are read here, ten times a second.
-  const reader = setInterval(() => ring!.drain(), DRAIN_MS);
-  run = liveRun({
+  run = session.live<PpingDoneEvent, PpingDoneEvent['reason']>({
     durationMs: lo.durationMs,
-    sink,
+    // The programs wake the reader only when the ring fills (a wakeup per event cost more than the
+    // rest of the program): events are read ten times a second, the maps swept once.
+    drainMs: DRAIN_MS,
+    tickMs: TICK_MS,
+    sink: sink as Sink<PpingDoneEvent>,
     tick: () => {
       if (ifaceGone()) return run!.finish('interface-gone');
       try {
@@ -309,21 +301,8 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         process.emitWarning(`pping sweep: ${(e as Error).message}`);
       }
     },
-    teardown: (reason) => {
-      clearInterval(reader);
-      // Detach first (no new events), then drain what the programs already queued. Netlink
-      // detaches (clsact) must run in the interface's namespace; closing link fds works anywhere.
-      try {
-        inNamespace(lo.netns, () => {
-          for (const a of attached.reverse()) a.detach();
-        });
-      } catch {
-        for (const a of attached) a.detach(); // the namespace is gone, and its interfaces with it
-      }
-      ring!.drain();
+    done: (reason) => {
       const counters = sweeper.counters.read();
-      ring!.close();
-      obj.close();
       realtime(now);
       return {
         schema: PPING_SCHEMA,

@@ -7,7 +7,7 @@
  */
 import { AF_PACKET, ETH_P_ALL, SOCK_DGRAM, SOL_PACKET, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_TIMESTAMPNS } from '../core/constants.js';
 import { PathlensError, SysError } from '../core/errors.js';
-import { type LiveRun as CoreLiveRun, liveRun as coreLiveRun } from '../core/live.js';
+import { liveRun } from '../core/live.js';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { version } from '../core/version.js';
@@ -31,7 +31,7 @@ export type PpingSink = Sink<PpingEvent>;
 const NS = 1e9;
 const SWEEP_NS = 1 * NS;
 /** Live captures sweep their state and read their counters this often. */
-const TICK_MS = 1000;
+export const TICK_MS = 1000;
 const PACKET_STATISTICS = 6;
 const PACKET_OUTGOING = 4;
 
@@ -175,13 +175,6 @@ export interface LiveOptions {
 /** A running pping: offline, packet socket or BPF alike. */
 export type LiveHandle = RunHandle<PpingDoneEvent>;
 
-export type LiveRun = CoreLiveRun<PpingDoneEvent> & { finish(reason: PpingDoneEvent['reason']): void };
-
-/** pping's live lifecycle: the runtime's, once a second. */
-export function liveRun(o: { durationMs?: number; tick(): void; teardown(reason: PpingDoneEvent['reason']): PpingDoneEvent; sink: PpingSink }): LiveRun {
-  return coreLiveRun<PpingDoneEvent, PpingDoneEvent['reason']>({ ...o, sink: o.sink as Sink<PpingDoneEvent>, tickMs: TICK_MS });
-}
-
 /** Live capture on a packet socket. Needs CAP_NET_RAW. */
 export function runPacketSocket(lo: LiveOptions, o: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
   const { sock, ifindex } = inNamespace(lo.netns, () => {
@@ -258,9 +251,10 @@ export function runPacketSocket(lo: LiveOptions, o: Partial<MatcherOptions>, sin
     return total;
   };
 
-  const run = liveRun({
+  const run = liveRun<PpingDoneEvent, PpingDoneEvent['reason']>({
     durationMs: lo.durationMs,
-    sink,
+    tickMs: TICK_MS,
+    sink: sink as Sink<PpingDoneEvent>,
     tick: () => {
       realtime(clock);
       m.sweep(m.relNow(clock[0], clock[1]));

@@ -1,0 +1,157 @@
+/**
+ * What ktrace's programs report, as events: a complete trip from the ring buffer becomes an `rtt`
+ * event (stage times in path order, relative to the first stage reached; the wire or answering
+ * time between the two paths; the sending process); a trip still in the trip map past the timeout
+ * (or at the end) becomes an `incomplete` event with the stage it reached and, when kfree_skb saw
+ * one of its packets, the kernel's drop reason; the per-segment histograms become a `histogram`
+ * event. The sweeper keeps time on a clock it is given (the kernel's monotonic one in a run), so
+ * it is tested on a virtual one.
+ */
+import { u64 } from '../bpf/maps.js';
+import { KTRACE_SCHEMA, type KtraceHistogramEvent, type KtraceIncompleteEvent, type KtraceRttEvent, type StageTime } from './events.js';
+import { HIST_SLOTS, KEY, RECORD, REC_COMPLETE, TRIP } from './layout.js';
+import type { StackNames } from './stacks.js';
+import type { Stage } from './stages.js';
+
+export interface TripShape {
+  rx: boolean;
+  /** Stages attached at a point of their own, in path order, and each one's hook. */
+  measured: Stage[];
+  hookOf: Map<number, string>;
+  firstPath: Stage[];
+  secondPath: Stage[];
+}
+
+const decoder = new TextDecoder();
+
+export class TripDecoder {
+  constructor(
+    private readonly shape: TripShape,
+    private readonly stacks: StackNames | null,
+    /** kfree_skb's drop reasons by number. */
+    private readonly reasons: Map<number, string>,
+  ) {}
+
+  /** Stage times of a trip (struct kt_trip at `off` in `v`), in path order, relative to the first reached. */
+  stageTimes(v: DataView, off: number): StageTime[] {
+    const out: StageTime[] = [];
+    let first = 0;
+    for (const s of this.shape.measured) {
+      const t = u64(v, off + TRIP.t + 8 * s.id);
+      if (!t) continue;
+      if (!first) first = t;
+      const st: StageTime = { name: s.name, hook: this.shape.hookOf.get(s.id)!, t_ns: t - first };
+      if (this.stacks) {
+        const id = v.getInt32(off + TRIP.stack + 4 * s.id, true);
+        if (id) st.stack = this.stacks.frames(id);
+      }
+      out.push(st);
+    }
+    return out;
+  }
+
+  /** A ring-buffer record (struct kt_record) as an `rtt` event; null for a record of another kind or cut short. */
+  rtt(v: DataView, b: Uint8Array, off: number, len: number, tMs: number): KtraceRttEvent | null {
+    if (len < RECORD.size || v.getUint32(off + RECORD.kind, true) !== REC_COMPLETE) return null;
+    const { rx, firstPath, secondPath } = this.shape;
+    const tr = off + RECORD.trip;
+    const stages = this.stageTimes(v, tr);
+    const lastFirst = [...stages].reverse().find((s) => firstPath.some((f) => f.name === s.name));
+    const firstSecond = stages.find((s) => secondPath.some((f) => f.name === s.name));
+    const pid = v.getUint32(tr + TRIP.pid, true);
+    return {
+      schema: KTRACE_SCHEMA,
+      type: 'rtt',
+      t_ms: tMs,
+      id: v.getUint16(off + RECORD.key + KEY.id, true),
+      seq: v.getUint16(off + RECORD.key + KEY.seq, true),
+      stages,
+      total_ns: stages.length ? stages.at(-1)!.t_ns : 0,
+      wire_ns: lastFirst && firstSecond && !rx ? firstSecond.t_ns - lastFirst.t_ns : null,
+      answer_ns: lastFirst && firstSecond && rx ? firstSecond.t_ns - lastFirst.t_ns : null,
+      pid: pid || null,
+      comm: pid ? comm(b, tr + TRIP.comm) : null,
+      ifindex_out: v.getUint32(tr + TRIP.ifindex_out, true) || null,
+      ifindex_in: v.getUint32(tr + TRIP.ifindex_in, true) || null,
+    };
+  }
+
+  /** A trip left in the map (key: struct kt_key bytes; value at `off` in `v`) as an `incomplete` event. */
+  incomplete(key: Uint8Array, v: DataView, off: number, why: KtraceIncompleteEvent['why'], tMs: number): KtraceIncompleteEvent {
+    const kv = new DataView(key.buffer, key.byteOffset, key.byteLength);
+    const stages = this.stageTimes(v, off);
+    const dropped = v.getUint8(off + TRIP.dropped);
+    const reason = v.getUint32(off + TRIP.drop_reason, true);
+    return {
+      schema: KTRACE_SCHEMA,
+      type: 'incomplete',
+      t_ms: tMs,
+      id: kv.getUint16(KEY.id, true),
+      seq: kv.getUint16(KEY.seq, true),
+      stages,
+      last_stage: stages.at(-1)?.name ?? null,
+      dropped: dropped === 1 ? 'request' : dropped === 2 ? 'reply' : null,
+      drop_reason: dropped ? (this.reasons.get(reason) ?? `reason ${reason}`) : null,
+      why,
+    };
+  }
+}
+
+function comm(b: Uint8Array, off: number): string {
+  const end = b.indexOf(0, off);
+  return decoder.decode(b.subarray(off, end < 0 || end > off + 16 ? off + 16 : end));
+}
+
+/** The trip map as the sweeper sees it: walk its entries, delete one. */
+export interface TripMap {
+  /** Calls f for each entry: its key bytes (valid during the call) and its value at `off` in `v`. */
+  walk(f: (key: Uint8Array, v: DataView, off: number) => void): void;
+  delete(key: Uint8Array): void;
+}
+
+export class TripSweeper {
+  constructor(
+    private readonly map: TripMap,
+    private readonly dec: TripDecoder,
+    private readonly timeoutNs: number,
+    /** The kernel's monotonic clock, ns (the trips' `created` is on it). */
+    private readonly monoNow: () => number,
+  ) {}
+
+  /**
+   * Trips that will not complete: older than the timeout, or all of them (`all`, when the run
+   * ends). They leave the map and come back as events, in the order the pings were sent.
+   */
+  sweep(all: boolean, tMs: number): KtraceIncompleteEvent[] {
+    const mono = this.monoNow();
+    const gone: Uint8Array[] = [];
+    const late: KtraceIncompleteEvent[] = [];
+    this.map.walk((key, v, off) => {
+      if (!all && mono - u64(v, off + TRIP.created) < this.timeoutNs) return;
+      const k = key.slice();
+      gone.push(k);
+      late.push(this.dec.incomplete(k, v, off, all ? 'stopped' : 'timeout', tMs));
+    });
+    for (const k of gone) this.map.delete(k);
+    // A hash map walks in no order: report in the order the pings were sent.
+    return late.sort((a, b) => a.id - b.id || a.seq - b.seq);
+  }
+}
+
+/**
+ * The programs' per-segment histograms (log2 ns buckets, per CPU) as one event; what was read is
+ * cleared, so each event holds the counts since the last (a count landing in between is not lost
+ * for long: at worst it moves to the next interval, or is dropped with a cleared slot).
+ */
+export function histogramEvent(counts: ArrayLike<number>, measured: Stage[], tMs: number): KtraceHistogramEvent {
+  const e: KtraceHistogramEvent = { schema: KTRACE_SCHEMA, type: 'histogram', t_ms: tMs, segments: [] };
+  for (let s = 0; s + 1 < measured.length; s++) {
+    const buckets: { ge_ns: number; count: number }[] = [];
+    for (let k = 0; k < HIST_SLOTS; k++) {
+      const c = counts[s * HIST_SLOTS + k];
+      if (c) buckets.push({ ge_ns: k === 0 ? 0 : 2 ** k, count: c });
+    }
+    e.segments.push({ from: measured[s].name, to: measured[s + 1].name, buckets });
+  }
+  return e;
+}
