@@ -134,12 +134,7 @@ struct scratch {
 	__u64 now;
 	__u32 dir;      /* the packet's direction in the flow key (0: src is end 0) */
 	__u32 egress;
-	__u32 id;       /* the identifier it may be timestamped by (TSval, echo request sequence) */
-	__u32 echoed;   /* the identifier it echoes (TSecr, echo reply sequence) */
-	__u8 id_valid;  /* it carries data (TCP; or is a SYN), or is an echo request */
-	__u8 echo_valid; /* it is an ACK, or an echo reply */
-	__u8 wait_edge; /* TCP, not a SYN: its direction's first TSval is not timestamped */
-	__u8 closing;   /* PPING_R_FIN, PPING_R_RST or 0 */
+	struct pping_ids ids; /* what the packet identifies (identify_*) */
 };
 
 struct {
@@ -441,6 +436,48 @@ static __always_inline bool dir_active(const struct pping_dir *d)
 }
 
 /*
+ * What a packet identifies, one function per protocol (src/pping/identify.ts has the same ones):
+ * each fills struct pping_ids, or returns false when the rules have nothing to use in the packet.
+ */
+
+/* TCP by its timestamp option: TSval is the identifier, TSecr the echo (RFC 7323). */
+static __always_inline bool identify_tcp_ts(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+{
+	__u8 fl = pk->tcp_flags;
+	/* Without the option there is no identifier; SYNs are left out unless asked for. */
+	if (!pk->has_ts || ((fl & TCP_SYN) && !(cfg->flags & PPING_CFG_INCLUDE_SYN)))
+		return false;
+	ids->id = pk->tsval;
+	ids->echoed = pk->tsecr;
+	ids->id_valid = pk->payload > 0 || (fl & TCP_SYN);
+	ids->echo_valid = (fl & TCP_ACK) != 0;
+	ids->wait_edge = !(fl & TCP_SYN);
+	ids->closing = (fl & TCP_RST) ? PPING_R_RST : (fl & TCP_FIN) ? PPING_R_FIN : 0;
+	ids->open_reason = (fl & TCP_SYN) ? ((fl & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN) : PPING_R_FIRST;
+	ids->newer = PPING_NEWER_WRAP;
+	return true;
+}
+
+/* ICMP and ICMPv6 echo: the request's sequence is the identifier, the reply's the echo. */
+static __always_inline bool identify_icmp_echo(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+{
+	ids->id = ids->echoed = pk->echo_seq;
+	ids->id_valid = pk->echo == 1;
+	ids->echo_valid = pk->echo == 2;
+	ids->wait_edge = 0;
+	ids->closing = 0;
+	ids->open_reason = PPING_R_FIRST;
+	ids->newer = PPING_NEWER_DIFFERENT;
+	return true;
+}
+
+/* The packet's identifier by its protocol (the parser has passed only TCP and ICMP echo). */
+static __always_inline bool identify(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+{
+	return pk->proto == IPPROTO_TCP ? identify_tcp_ts(pk, cfg, ids) : identify_icmp_echo(pk, cfg, ids);
+}
+
+/*
  * The rules are split in subprograms that read the packet's facts from the per-CPU scratch
  * (map memory, which the verifier does not track): each is verified once per call site instead
  * of once per combination of flags, and the whole object verifies in well under a second.
@@ -450,9 +487,9 @@ static __always_inline bool dir_active(const struct pping_dir *d)
 static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg, struct pping_flow *f)
 {
 	struct pping_dir *d = &f->d[sc->dir & 1];
-	__u32 id = sc->id;
-	if (d->stamped || sc->wait_edge) {
-		bool fresh = sc->p.proto == IPPROTO_TCP ? (__s32)(id - d->last_id) > 0 : id != d->last_id;
+	__u32 id = sc->ids.id;
+	if (d->stamped || sc->ids.wait_edge) {
+		bool fresh = sc->ids.newer == PPING_NEWER_WRAP ? (__s32)(id - d->last_id) > 0 : id != d->last_id;
 		if (!fresh)
 			return;
 	}
@@ -493,7 +530,7 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 {
 	__u32 sent = (sc->dir & 1) ^ 1;
-	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sent, .id = sc->echoed };
+	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sent, .id = sc->ids.echoed };
 	struct pping_stamp *s = bpf_map_lookup_elem(&pping_stamps, &sk);
 	__u64 now = sc->now;
 	if (!s || now < s->time)
@@ -519,7 +556,7 @@ static __noinline struct pping_flow *flow_of(struct scratch *sc)
 	if (f)
 		return f;
 	/* Only a packet that can be timestamped opens state; a closing one never does. */
-	if (!sc->id_valid || sc->closing)
+	if (!sc->ids.id_valid || sc->ids.closing)
 		return NULL;
 	struct pping_flow *nf = &sc->nf;
 	__builtin_memset(nf, 0, sizeof(*nf));
@@ -540,9 +577,9 @@ static __noinline void close_flow(struct scratch *sc, struct pping_flow *f)
 	struct pping_dir *d = &f->d[dir];
 	struct pping_dir *r = &f->d[dir ^ 1];
 	if (d->state == PPING_DIR_OPEN)
-		flow_event(&sc->key, dir ^ 1, sc->now, PPING_FLOW_CLOSING, sc->closing, PPING_BY_DEST);
+		flow_event(&sc->key, dir ^ 1, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_DEST);
 	d->state = PPING_DIR_CLOSED;
-	if (sc->closing == PPING_R_RST) {
+	if (sc->ids.closing == PPING_R_RST) {
 		if (r->state == PPING_DIR_OPEN)
 			flow_event(&sc->key, dir, sc->now, PPING_FLOW_CLOSING, PPING_R_RST, PPING_BY_SRC);
 		r->state = PPING_DIR_CLOSED;
@@ -560,31 +597,29 @@ static __noinline void apply_rules(struct scratch *sc, struct pping_config *cfg,
 	struct packet *pk = &sc->p;
 
 	/* The packet's own direction: opened by its first packet that can be timestamped. */
-	if (d->state == PPING_DIR_EMPTY && sc->id_valid) {
+	if (d->state == PPING_DIR_EMPTY && sc->ids.id_valid) {
 		d->state = PPING_DIR_WAITOPEN;
 		d->last_stamp = sc->now;
-		d->last_id = sc->id;
+		d->last_id = sc->ids.id;
 		d->stamped = 0;
-		d->open_reason = PPING_R_FIRST;
-		if (pk->proto == IPPROTO_TCP && (pk->tcp_flags & TCP_SYN))
-			d->open_reason = (pk->tcp_flags & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN;
+		d->open_reason = sc->ids.open_reason;
 	}
 	if (dir_active(d)) {
 		d->sent_pkts++;
 		d->sent_bytes += pk->payload;
-		if (sc->id_valid)
+		if (sc->ids.id_valid)
 			stamp_packet(sc, cfg, f);
 	}
 
 	/* The reverse direction: this packet is its reply. */
 	if (dir_active(r)) {
-		if (r->state == PPING_DIR_WAITOPEN && sc->closing != PPING_R_RST) {
+		if (r->state == PPING_DIR_WAITOPEN && sc->ids.closing != PPING_R_RST) {
 			r->state = PPING_DIR_OPEN;
 			flow_event(&sc->key, dir, r->last_stamp, PPING_FLOW_OPENING, r->open_reason, PPING_BY_DEST);
 		}
 		r->rec_pkts++;
 		r->rec_bytes += pk->payload;
-		if (sc->echo_valid)
+		if (sc->ids.echo_valid)
 			match_packet(sc, f);
 	}
 }
@@ -617,34 +652,18 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	if (!(cfg->flags & PPING_CFG_INCLUDE_LOCAL) && is_loopback(pk->src, pk->family) && is_loopback(pk->dst, pk->family))
 		return 0;
 	count(PPING_C_CONSIDERED);
-	__u8 fl = pk->tcp_flags;
-	/* TCP without the timestamp option gives no identifier; SYNs are left out unless asked for. */
-	if (tcp && (!pk->has_ts || ((fl & TCP_SYN) && !(cfg->flags & PPING_CFG_INCLUDE_SYN))))
+	if (!identify(pk, cfg, &sc->ids))
 		return 0;
 	/* The differential tests replay packets with BPF_PROG_TEST_RUN at chosen times. */
 	sc->now = (cfg->flags & PPING_CFG_TEST_CLOCK) ? tstamp : bpf_ktime_get_ns();
 	sc->egress = egress;
 	sc->dir = make_key(pk, &sc->key);
-	if (tcp) {
-		sc->id = pk->tsval;
-		sc->echoed = pk->tsecr;
-		sc->id_valid = pk->payload > 0 || (fl & TCP_SYN);
-		sc->echo_valid = (fl & TCP_ACK) != 0;
-		sc->wait_edge = !(fl & TCP_SYN);
-		sc->closing = (fl & TCP_RST) ? PPING_R_RST : (fl & TCP_FIN) ? PPING_R_FIN : 0;
-	} else {
-		sc->id = sc->echoed = pk->echo_seq;
-		sc->id_valid = pk->echo == 1;
-		sc->echo_valid = pk->echo == 2;
-		sc->wait_edge = 0;
-		sc->closing = 0;
-	}
 
 	struct pping_flow *f = flow_of(sc);
 	if (!f)
 		return 0;
 	apply_rules(sc, cfg, f);
-	if (sc->closing)
+	if (sc->ids.closing)
 		close_flow(sc, f);
 	return 0;
 }

@@ -92,6 +92,29 @@ enum pping_reason {
 	PPING_R_RST = 5,
 };
 
+/* How "new" an identifier is judged: wrap-safe later (TCP TSval), or merely different (echo sequence). */
+enum pping_newness {
+	PPING_NEWER_WRAP = 0,
+	PPING_NEWER_DIFFERENT = 1,
+};
+
+/*
+ * What a packet identifies, before any rule runs (ePPing's protocol_info): filled by one
+ * identify_* function per protocol in pping.bpf.c; src/pping/identify.ts has the same functions
+ * filling the same record (PacketIds), and the rules on both sides read only this.
+ */
+struct pping_ids {
+	__u32 id;         /* the identifier it may be timestamped by (TSval, echo request sequence) */
+	__u32 echoed;     /* the identifier it echoes (TSecr, echo reply sequence) */
+	__u8 id_valid;    /* it can be timestamped (TCP: data or a SYN; an echo request) */
+	__u8 echo_valid;  /* it can match (an ACK; an echo reply) */
+	__u8 wait_edge;   /* its direction's first identifier is only an edge to wait for (TCP, not a SYN) */
+	__u8 closing;     /* PPING_R_FIN, PPING_R_RST or 0 */
+	__u8 open_reason; /* why its direction opens, if it does: enum pping_reason */
+	__u8 newer;       /* enum pping_newness */
+	__u8 pad[2];
+};
+
 /* Which end of the packet a flow event is attributed to (ePPing's triggered_by). */
 enum pping_by {
 	PPING_BY_SRC = 0,

@@ -21,8 +21,9 @@
 import { IPPROTO_ICMP, IPPROTO_TCP } from '../core/constants.js';
 import type { Sink } from '../core/sink.js';
 import { formatIp } from '../packet/addr.js';
-import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
+import { ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
 import { type FlowEvent, type FlowReason, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { PacketIds, R_RST, identify, isNewer } from './identify.js';
 import { DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, FlowTable, StampTable } from './tables.js';
 
 export interface MatcherOptions {
@@ -63,13 +64,8 @@ export const ICMP_FLOW_LIFETIME_NS = 30 * NS;
 /** A direction still waiting for its first reply. */
 export const UNANSWERED_FLOW_LIFETIME_NS = 30 * NS;
 
-/** Flow reasons by code (the same codes as enum pping_reason in bpf/pping.h). */
+/** Flow reasons by code (the same codes as enum pping_reason in bpf/pping.h; R_* in identify.ts). */
 export const REASONS: readonly FlowReason[] = ['first observed packet', 'SYN', 'SYN-ACK', 'first observed packet', 'FIN', 'RST', 'flow timeout'];
-export const R_SYN = 1;
-export const R_SYN_ACK = 2;
-export const R_FIRST = 3;
-export const R_FIN = 4;
-export const R_RST = 5;
 /** Full-table warnings: at most one per this interval (packet time). */
 const FULL_REPORT_NS = 1 * NS;
 
@@ -141,6 +137,9 @@ export class Matcher {
   private reportedStampFull = 0;
   /** Time of the latest packet (relative ns). */
   now = 0;
+  /** The packet being processed: what it identifies, and its payload bytes. */
+  private readonly ids = new PacketIds();
+  private payload = 0;
 
   constructor(o: Partial<MatcherOptions>, sink: MatcherSink) {
     this.o = { ...MATCHER_DEFAULTS, ...o };
@@ -171,16 +170,15 @@ export class Matcher {
     const t = this.rel(sec, nsec);
     if (t > this.now) this.now = t;
     this.stats.packets++;
-    // TCP without the timestamp option gives no identifier; SYNs are left out unless asked for.
-    if (tcp && (!p.hasTs || (p.syn && !o.includeSyn))) return;
-    const idValid = tcp ? p.payload > 0 || p.syn : p.echo === ICMP_ECHO_REQUEST;
-    const closing = tcp ? (p.rst ? R_RST : p.fin ? R_FIN : 0) : 0;
+    const ids = this.ids;
+    if (!identify(p, o, ids)) return;
+    this.payload = p.payload;
     const ft = this.flows;
     const h = ft.hashOf(p);
     let slot = ft.find(p, h);
     if (slot < 0) {
       // Only a packet that can be timestamped opens state; a closing one never does.
-      if (!idValid || closing) return;
+      if (!ids.idValid || ids.closing) return;
       slot = ft.insert(p, h, this.nextConn);
       if (slot < 0) {
         this.stats.flowTableFull++;
@@ -192,45 +190,50 @@ export class Matcher {
     }
     // Both ends the same (echo to one's own address): requests go one way, replies the other.
     const dir = !tcp && isSelf(p) ? (p.echo === ICMP_ECHO_REQUEST ? 0 : 1) : ft.dir;
+    this.applyRules(slot, dir, t, egress);
+    if (ids.closing) this.close(slot, dir, t, ids.closing);
+  }
+
+  /** Both directions' part of the packet (its facts in `ids`), once its flow is known. */
+  private applyRules(slot: number, dir: number, t: number, egress: boolean): void {
+    const ft = this.flows;
+    const ids = this.ids;
     const di = slot * 2 + dir;
     const ri = slot * 2 + (dir ^ 1);
-
+    const payload = this.payload;
     // The packet's own direction: opened by its first packet that can be timestamped.
-    if (ft.dirState[di] === DIR_EMPTY && idValid) {
+    if (ft.dirState[di] === DIR_EMPTY && ids.idValid) {
       ft.dirState[di] = DIR_WAITOPEN;
       ft.lastStamp[di] = t;
-      ft.lastId[di] = tcp ? p.tsval : p.echoSeq;
+      ft.lastId[di] = ids.id;
       ft.stamped[di] = 0;
-      ft.openReason[di] = tcp && p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
+      ft.openReason[di] = ids.openReason;
     }
     if (active(ft.dirState[di])) {
       ft.sentPkts[di]++;
-      ft.sentBytes[di] += p.payload;
-      if (idValid) this.stamp(slot, dir, t, tcp ? p.tsval : p.echoSeq, tcp, tcp && !p.syn);
+      ft.sentBytes[di] += payload;
+      if (ids.idValid) this.stamp(slot, dir, t);
     }
 
     // The reverse direction: this packet is its reply.
     if (active(ft.dirState[ri])) {
-      if (ft.dirState[ri] === DIR_WAITOPEN && closing !== R_RST) {
+      if (ft.dirState[ri] === DIR_WAITOPEN && ids.closing !== R_RST) {
         ft.dirState[ri] = DIR_OPEN;
         this.flowEvent(slot, dir, ft.lastStamp[ri], 'opening', REASONS[ft.openReason[ri]], 'dest');
       }
       ft.recPkts[ri]++;
-      ft.recBytes[ri] += p.payload;
-      if (tcp ? p.ack : p.echo === ICMP_ECHO_REPLY) this.match(slot, dir, t, tcp ? p.tsecr : p.echoSeq, egress);
+      ft.recBytes[ri] += payload;
+      if (ids.echoValid) this.match(slot, dir, t, ids.echoed, egress);
     }
-
-    if (closing) this.close(slot, dir, t, closing);
   }
 
   /** Stores the identifier of direction `dir`, when it is new and the rate limit allows. */
-  private stamp(slot: number, dir: number, t: number, id: number, tcp: boolean, waitEdge: boolean): void {
+  private stamp(slot: number, dir: number, t: number): void {
     const ft = this.flows;
+    const ids = this.ids;
+    const id = ids.id;
     const di = slot * 2 + dir;
-    if (ft.stamped[di] || waitEdge) {
-      const isNew = tcp ? ((id - ft.lastId[di]) | 0) > 0 : id !== ft.lastId[di];
-      if (!isNew) return;
-    }
+    if ((ft.stamped[di] || ids.waitEdge) && !isNewer(ids.newer, id, ft.lastId[di])) return;
     ft.lastId[di] = id;
     if (ft.stamped[di] && (t < ft.lastStamp[di] || t - ft.lastStamp[di] < this.sampleGap(di))) return;
     // The attempt counts even when the table is full (as in ePPing: fairer to sparse flows).

@@ -1,6 +1,6 @@
 /**
  * The shim's BPF surface beyond tc and XDP, each path proven with a tiny real program
- * (bpf/probe.bpf.c) before a capability relies on it: read-only data set before load, per-program
+ * (bpf/features.bpf.c) before a capability relies on it: read-only data set before load, per-program
  * autoload, a program type set for a section this libbpf does not know (netfilter), and the
  * attachments tp_btf, raw tracepoint, classic tracepoint (perf event link) and netfilter link (in
  * one lab namespace). Every attachment is an fd: closing it stops the counting.
@@ -22,7 +22,7 @@ const SLOTS = ['tp_btf', 'raw_tp', 'tracepoint', 'netfilter'] as const;
 const WEIGHT = 7;
 
 function open(): BpfObject {
-  const obj = BpfObject.open(bpfObjectPath('probe.bpf.o'), 'probe');
+  const obj = BpfObject.open(bpfObjectPath('features.bpf.o'), 'features');
   const rodata = new Uint8Array(8);
   new DataView(rodata.buffer).setBigUint64(0, BigInt(WEIGHT), true);
   obj.setInitialValue('.rodata', rodata);

@@ -19,6 +19,7 @@ import { MapWalker } from '../../src/bpf/maps.js';
 import { configurePping, loadPping, recordToEvent } from '../../src/pping/bpf-run.js';
 import { Decoder, LINKTYPE_ETHERNET, PacketInfo } from '../../src/pping/decode.js';
 import type { FlowEvent, RttEvent } from '../../src/pping/events.js';
+import { IDENTIFIERS, type IdentifierName } from '../../src/pping/identify.js';
 import { MATCHER_DEFAULTS, Matcher, type MatcherOptions } from '../../src/pping/matcher.js';
 import { native } from '../../src/native/index.js';
 import { eth, icmp, ipv4, ipv6, tcpSeg, v6 } from '../helpers/bytes.js';
@@ -181,14 +182,26 @@ class BpfReplay {
   }
 }
 
-const step = fc.record({
-  flow: fc.integer({ min: 0, max: 6 }),
+// One generator of steps per identifier (src/pping/identify.ts): a new identifier is covered by
+// adding its own here. Both draw kinds, identifier steps, echoes and gaps alike.
+const common = {
   fromB: fc.boolean(),
   kind: fc.oneof(fc.constantFrom(0, 0, 0, 1, 1), fc.integer({ min: 0, max: 6 })),
   tsDelta: fc.oneof(fc.constantFrom(1, 1, 1, 0, 5), fc.integer({ min: -3, max: 3 }), fc.constant(5000)),
   echoBack: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 4 })),
   gapUs: fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 150_000 })),
   egress: fc.boolean(),
+};
+const STEPS: Record<IdentifierName, fc.Arbitrary<Step>> = {
+  'tcp-ts': fc.record({ flow: fc.integer({ min: 0, max: 3 }), ...common }),
+  'icmp-echo': fc.record({ flow: fc.integer({ min: 4, max: 6 }), ...common }),
+};
+// As many TCP as ICMP flows in the mix as before (four of seven).
+const WEIGHT: Record<IdentifierName, number> = { 'tcp-ts': 4, 'icmp-echo': 3 };
+const step = fc.oneof(...(Object.keys(STEPS) as IdentifierName[]).map((k) => ({ arbitrary: STEPS[k], weight: WEIGHT[k] })));
+
+test('the differential test has a step generator for every identifier the rules know', () => {
+  assert.deepEqual(Object.keys(STEPS).sort(), Object.keys(IDENTIFIERS).sort());
 });
 
 const CONFIGS: Array<[string, Partial<MatcherOptions>]> = [

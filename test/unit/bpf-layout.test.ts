@@ -4,9 +4,11 @@
  * that TypeScript uses is compared with the object's BTF.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CONFIG, DIR, EVENT, FLOW, FLOW_KEY, STAMP, STAMP_KEY } from '../../src/pping/bpf-layout.js';
+import { IDENTIFIERS, PacketIds } from '../../src/pping/identify.js';
 import { btfStructs } from '../helpers/btf.js';
 import * as KT from '../../src/ktrace/layout.js';
 import { ROOT } from '../helpers/lab.js';
@@ -56,4 +58,18 @@ test('every struct pping_event field that TypeScript does not read is padding', 
   const s = structs.get('pping_event')!;
   const unread = [...s.members.keys()].filter((m) => !(m in EVENT));
   assert.deepEqual(unread.sort(), ['pad', 'pad2']);
+});
+
+test('pping identifiers by shape: struct pping_ids and PacketIds are one record, and every identifier has its C function of the same name', () => {
+  const s = structs.get('pping_ids');
+  assert.ok(s, 'struct pping_ids is in the BTF');
+  const camel = (x: string) => x.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+  const c = [...s.members.keys()].filter((m) => !m.startsWith('pad')).map(camel).sort();
+  assert.deepEqual(c, Object.keys(new PacketIds()).sort(), 'the same fields on both sides');
+  const src = readFileSync(join(ROOT, 'bpf', 'pping.bpf.c'), 'utf8');
+  for (const name of Object.keys(IDENTIFIERS)) {
+    const fn = `identify_${name.replace(/-/g, '_')}`;
+    assert.match(src, new RegExp(`\\bbool ${fn}\\(struct packet \\*pk, struct pping_config \\*cfg, struct pping_ids \\*ids\\)`), `${fn} in bpf/pping.bpf.c`);
+    assert.match(src, new RegExp(`\\b${fn}\\(pk, cfg, ids\\)`), `${fn} in the C dispatch`);
+  }
 });

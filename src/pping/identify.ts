@@ -1,0 +1,93 @@
+/**
+ * What a packet identifies, before any rule runs (ePPing's `protocol_info`): the identifier it may
+ * be timestamped by, the identifier it echoes, whether each is usable, whether its direction's
+ * first identifier is only an edge to wait for, whether it closes its flow and why its direction
+ * opens, and how "new" is judged for its protocol. One function per protocol fills a PacketIds;
+ * the rules (matcher.ts) read only the record. bpf/pping.bpf.c has the same functions with the same
+ * names filling the same record (struct pping_ids in bpf/pping.h), and
+ * test/netns/pping-bpf-diff.test.ts replays random packets of each identifier through both.
+ *
+ * A new protocol is one function here, one in C, one line in each dispatch, and one generator in
+ * the differential test.
+ */
+import { IPPROTO_TCP } from '../core/constants.js';
+import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
+
+/** Flow reasons by code (the same codes as enum pping_reason in bpf/pping.h). */
+export const R_SYN = 1;
+export const R_SYN_ACK = 2;
+export const R_FIRST = 3;
+export const R_FIN = 4;
+export const R_RST = 5;
+
+/** How "new" is judged (enum pping_newness): wrap-safe later (TCP TSval), or merely different (echo sequence). */
+export const NEWER_WRAP = 0;
+export const NEWER_DIFFERENT = 1;
+
+/** struct pping_ids */
+export class PacketIds {
+  /** The identifier it may be timestamped by (TSval, echo request sequence). */
+  id = 0;
+  /** The identifier it echoes (TSecr, echo reply sequence). */
+  echoed = 0;
+  /** It can be timestamped (TCP: carries data or is a SYN; an echo request). */
+  idValid = false;
+  /** It can match (an ACK; an echo reply). */
+  echoValid = false;
+  /** Its direction's first identifier is only an edge to wait for (TCP, not a SYN). */
+  waitEdge = false;
+  /** R_FIN, R_RST or 0. */
+  closing = 0;
+  /** Why its direction opens, if it opens it: R_SYN, R_SYN_ACK or R_FIRST. */
+  openReason = R_FIRST;
+  newer = NEWER_WRAP;
+}
+
+/** The options an identifier reads (whether a protocol is measured at all is decided before). */
+export interface IdentifyOptions {
+  includeSyn: boolean;
+}
+
+/** Fills `out` for a packet of its protocol; false when the rules have nothing to use in it. */
+export type Identifier = (p: PacketInfo, o: IdentifyOptions, out: PacketIds) => boolean;
+
+/** TCP by its timestamp option: TSval is the identifier, TSecr the echo (RFC 7323). */
+export const identifyTcpTs: Identifier = (p, o, out) => {
+  // Without the option there is no identifier; SYNs are left out unless asked for.
+  if (!p.hasTs || (p.syn && !o.includeSyn)) return false;
+  out.id = p.tsval;
+  out.echoed = p.tsecr;
+  out.idValid = p.payload > 0 || p.syn;
+  out.echoValid = p.ack;
+  out.waitEdge = !p.syn;
+  out.closing = p.rst ? R_RST : p.fin ? R_FIN : 0;
+  out.openReason = p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
+  out.newer = NEWER_WRAP;
+  return true;
+};
+
+/** ICMP and ICMPv6 echo: the request's sequence is the identifier, the reply's the echo. */
+export const identifyIcmpEcho: Identifier = (p, _o, out) => {
+  out.id = out.echoed = p.echoSeq;
+  out.idValid = p.echo === ICMP_ECHO_REQUEST;
+  out.echoValid = p.echo === ICMP_ECHO_REPLY;
+  out.waitEdge = false;
+  out.closing = 0;
+  out.openReason = R_FIRST;
+  out.newer = NEWER_DIFFERENT;
+  return true;
+};
+
+/** The identifiers by name, in the order the dispatch tries them. */
+export const IDENTIFIERS = { 'tcp-ts': identifyTcpTs, 'icmp-echo': identifyIcmpEcho } as const;
+export type IdentifierName = keyof typeof IDENTIFIERS;
+
+/** The packet's identifier by its protocol (the decoder has passed only TCP and ICMP echo). */
+export function identify(p: PacketInfo, o: IdentifyOptions, out: PacketIds): boolean {
+  return p.proto === IPPROTO_TCP ? identifyTcpTs(p, o, out) : identifyIcmpEcho(p, o, out);
+}
+
+/** Whether identifier `id` is new after `last`, as `newer` judges. */
+export function isNewer(newer: number, id: number, last: number): boolean {
+  return newer === NEWER_WRAP ? ((id - last) | 0) > 0 : id !== last;
+}
