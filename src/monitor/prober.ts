@@ -10,7 +10,6 @@
  * `times`), the receive time the kernel's (SO_TIMESTAMPNS); for TCP both are taken in userspace.
  */
 import { SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 } from '../core/constants.js';
-import { EAGAIN } from '../core/errno.js';
 import { errnoName } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
@@ -19,7 +18,7 @@ import { CmsgCursor, readTimestampNs } from '../packet/cmsg.js';
 import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_TARGET_LEN, cookieSeq, cookieTarget, isOurCookie, writeCookie } from '../probe/cookie.js';
-import { drainQueues } from '../probe/errqueue.js';
+import { drainQueues, sendDraining } from '../probe/errqueue.js';
 import { SockaddrCache } from '../probe/sockaddr-cache.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { realtime } from '../time/clock.js';
@@ -122,6 +121,9 @@ export abstract class DatagramProber implements Prober {
   send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
     let done = 0;
     const icmp = this.method === 'icmp';
+    this.outer = onSent;
+    this.targets = targets;
+    this.seqs = seqs;
     while (done < n) {
       const k = Math.min(MAX_BATCH, n - done);
       const b = this.batch;
@@ -130,24 +132,29 @@ export abstract class DatagramProber implements Prober {
         const len = this.fill(j, targets[i], seqs[i]);
         b.set(j, len, this.names.copy(targets[i], addrs[i], icmp ? 0 : ports[i], this.batchNames, j * 7), 0);
       }
-      const rc = b.send(this.sock.fd, k);
-      // CLOCK_REALTIME just before the call (times[0], times[1]).
-      const sec = b.times[0];
-      const nsec = b.times[1];
-      if (rc < 0) {
-        if (rc === -EAGAIN) return done;
-        // A send error names one destination (no route...): that probe is answered "unreachable".
-        this.answerLocal(targets[done], seqs[done], sec, nsec, errnoName(-rc));
-        onSent(done, sec, nsec);
-        done++;
-        continue;
-      }
-      for (let j = 0; j < rc; j++) onSent(done + j, sec, nsec);
-      done += rc;
-      if (rc < k) return done;
+      this.base = done;
+      // A pending ICMP error (about another target's probe) fails the next send: the queues are
+      // read (that answer goes to its own target) and the probe sent again. A failure nothing
+      // explains is this destination's own (no route...): its probe is answered "unreachable".
+      const sent = sendDraining(this.sock.fd, b, k, this.retries, this.onSentBound, this.drainBound, null, this.onLocalBound);
+      done += sent;
+      if (sent < k) return done;
     }
     return done;
   }
+
+  private outer: (i: number, sec: number, nsec: number) => void = () => {};
+  private targets: Int32Array = new Int32Array(0);
+  private seqs: Int32Array = new Int32Array(0);
+  /** The batch's first probe, in the caller's numbering. */
+  private base = 0;
+  private readonly retries = new Int32Array(MAX_BATCH);
+  private readonly onSentBound = (j: number, sec: number, nsec: number) => this.outer(this.base + j, sec, nsec);
+  private readonly drainBound = () => drainQueues(this.sock.fd, this.errs, this.data, this.onErrBound, this.onDataBound, null);
+  private readonly onLocalBound = (j: number, rc: number) => {
+    const i = this.base + j;
+    this.answerLocal(this.targets[i], this.seqs[i], this.batch.times[0], this.batch.times[1], errnoName(-rc));
+  };
 
   private answerLocal(target: number, seq: number, sec: number, nsec: number, why: string): void {
     const a = this.ans;

@@ -216,41 +216,14 @@ export abstract class ErrqueueTransport {
   }
 
   /**
-   * Sends messages [0, n) of batch b on sock, calling onSent as they leave. A send failed by a
-   * pending ICMP error (sk_err) drains the queues (those are replies to earlier probes) and sends
-   * the same message again; a failure no drain explains is local and thrown. Returns how many
-   * went out (fewer when the socket buffer is full).
+   * Sends messages [0, n) of batch b on sock, calling onSent as they leave (sendDraining); a
+   * failure no drain explains is local (no route, firewall, MTU) and ends the trace: thrown.
    */
   protected sendBatch(sock: Socket, b: SendBatch, n: number, retries: Int32Array, onSent: OnSent, target: Uint8Array): number {
-    for (let i = 0; i < n; i++) retries[i] = 0;
-    let done = 0;
-    let failedWithoutDrain = 0;
-    while (done < n) {
-      const rc = b.send(sock.fd, n - done);
-      this.stats.sendCalls++;
-      if (rc > 0) {
-        const sec = b.times[0];
-        const nsec = b.times[1];
-        for (let i = done; i < done + rc; i++) onSent(i, sec, nsec, retries[i]);
-        done += rc;
-        b.shift(rc, n - done);
-        failedWithoutDrain = 0;
-        continue;
-      }
-      const err = -rc;
-      if (err === EAGAIN || err === ENOBUFS) break; // socket buffer full: the engine retries later
+    return sendDraining(sock.fd, b, n, retries, onSent, () => this.drain(), this.stats, (_i, rc) => {
       const to = `probe to ${formatIp(target, 0, this.family)}`;
-      if (!ICMP_ERRNOS.has(err)) throw new SysError('sendmmsg', rc, to);
-      this.stats.retries++;
-      retries[done]++;
-      const drained = this.drain();
-      if (drained === 0 && ++failedWithoutDrain > 1) {
-        // Nothing queued explains the failure: it is local (no route, firewall, MTU).
-        throw new SysError('sendmmsg', rc, `${to}${err === EMSGSIZE ? ': packet larger than the path MTU' : ''}`);
-      }
-      if (retries[done] > MAX_RETRIES) throw new SysError('sendmmsg', rc, 'kept failing after draining the error queue');
-    }
-    return done;
+      throw new SysError('sendmmsg', rc, `${to}${-rc === EMSGSIZE ? ': packet larger than the path MTU' : ''}`);
+    });
   }
 
   /**
@@ -293,4 +266,48 @@ export function drainQueues(fd: number, errBatch: RecvBatch | null, dataBatch: R
     if (n < dataBatch.count) break;
   }
   return total;
+}
+
+/**
+ * Sends messages [0, n) of batch b on fd, calling onSent as they leave (the time is CLOCK_REALTIME
+ * just before the sendmmsg that carried them). With IP_RECVERR every ICMP error about an earlier
+ * probe also sets the socket's sk_err, which fails the next send whatever its destination: such a
+ * failure drains the queues (`drain`: those are answers to earlier probes, delivered to them) and
+ * sends the same message again. A failure that no drain explains (twice in a row with nothing
+ * read) is local to that message's destination (no route, firewall, MTU): `onLocal(i, rc)` either
+ * throws, or takes it (the message then counts as sent, its onSent called, and sending goes on).
+ * Returns how many went out or were taken (fewer than n when the socket buffer is full).
+ */
+export function sendDraining(fd: number, b: SendBatch, n: number, retries: Int32Array, onSent: OnSent, drain: () => number, stats: TransportStats | null, onLocal: (i: number, rc: number) => void): number {
+  for (let i = 0; i < n; i++) retries[i] = 0;
+  let done = 0;
+  let failedWithoutDrain = 0;
+  while (done < n) {
+    const rc = b.send(fd, n - done);
+    if (stats) stats.sendCalls++;
+    if (rc > 0) {
+      const sec = b.times[0];
+      const nsec = b.times[1];
+      for (let i = done; i < done + rc; i++) onSent(i, sec, nsec, retries[i]);
+      done += rc;
+      b.shift(rc, n - done);
+      failedWithoutDrain = 0;
+      continue;
+    }
+    const err = -rc;
+    if (err === EAGAIN || err === ENOBUFS) break; // socket buffer full: the caller retries later
+    const local = !ICMP_ERRNOS.has(err) || retries[done] >= MAX_RETRIES;
+    if (!local) {
+      if (stats) stats.retries++;
+      retries[done]++;
+      if (drain() > 0 || ++failedWithoutDrain <= 1) continue;
+    }
+    // Nothing queued explains the failure: it is this message's own.
+    onLocal(done, rc);
+    onSent(done, b.times[0], b.times[1], retries[done]);
+    done++;
+    b.shift(1, n - done);
+    failedWithoutDrain = 0;
+  }
+  return done;
 }
