@@ -52,7 +52,7 @@ export interface IdentifyOptions {
 export type Identifier = (p: PacketInfo, o: IdentifyOptions, out: PacketIds) => boolean;
 
 /** TCP by its timestamp option: TSval is the identifier, TSecr the echo (RFC 7323). */
-export const identifyTcpTs: Identifier = (p, o, out) => {
+export function identifyTcpTs(p: PacketInfo, o: IdentifyOptions, out: PacketIds): boolean {
   // Without the option there is no identifier; SYNs are left out unless asked for.
   if (!p.hasTs || (p.syn && !o.includeSyn)) return false;
   out.id = p.tsval;
@@ -64,10 +64,10 @@ export const identifyTcpTs: Identifier = (p, o, out) => {
   out.openReason = p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
   out.newer = NEWER_WRAP;
   return true;
-};
+}
 
 /** ICMP and ICMPv6 echo: the request's sequence is the identifier, the reply's the echo. */
-export const identifyIcmpEcho: Identifier = (p, _o, out) => {
+export function identifyIcmpEcho(p: PacketInfo, _o: IdentifyOptions, out: PacketIds): boolean {
   out.id = out.echoed = p.echoSeq;
   out.idValid = p.echo === ICMP_ECHO_REQUEST;
   out.echoValid = p.echo === ICMP_ECHO_REPLY;
@@ -76,11 +76,11 @@ export const identifyIcmpEcho: Identifier = (p, _o, out) => {
   out.openReason = R_FIRST;
   out.newer = NEWER_DIFFERENT;
   return true;
-};
+}
 
 /** The identifiers by name, in the order the dispatch tries them. */
-export const IDENTIFIERS = { 'tcp-ts': identifyTcpTs, 'icmp-echo': identifyIcmpEcho } as const;
-export type IdentifierName = keyof typeof IDENTIFIERS;
+export const IDENTIFIERS: { readonly [name: string]: Identifier } & { readonly 'tcp-ts': Identifier; readonly 'icmp-echo': Identifier } = { 'tcp-ts': identifyTcpTs, 'icmp-echo': identifyIcmpEcho };
+export type IdentifierName = 'tcp-ts' | 'icmp-echo';
 
 /** The packet's identifier by its protocol (the decoder has passed only TCP and ICMP echo). */
 export function identify(p: PacketInfo, o: IdentifyOptions, out: PacketIds): boolean {

@@ -137,9 +137,8 @@ export class Matcher {
   private reportedStampFull = 0;
   /** Time of the latest packet (relative ns). */
   now = 0;
-  /** The packet being processed: what it identifies, and its payload bytes. */
+  /** What the packet being processed identifies. */
   private readonly ids = new PacketIds();
-  private payload = 0;
 
   constructor(o: Partial<MatcherOptions>, sink: MatcherSink) {
     this.o = { ...MATCHER_DEFAULTS, ...o };
@@ -172,7 +171,7 @@ export class Matcher {
     this.stats.packets++;
     const ids = this.ids;
     if (!identify(p, o, ids)) return;
-    this.payload = p.payload;
+
     const ft = this.flows;
     const h = ft.hashOf(p);
     let slot = ft.find(p, h);
@@ -190,17 +189,16 @@ export class Matcher {
     }
     // Both ends the same (echo to one's own address): requests go one way, replies the other.
     const dir = !tcp && isSelf(p) ? (p.echo === ICMP_ECHO_REQUEST ? 0 : 1) : ft.dir;
-    this.applyRules(slot, dir, t, egress);
+    this.applyRules(slot, dir, t, p.payload, egress);
     if (ids.closing) this.close(slot, dir, t, ids.closing);
   }
 
   /** Both directions' part of the packet (its facts in `ids`), once its flow is known. */
-  private applyRules(slot: number, dir: number, t: number, egress: boolean): void {
+  private applyRules(slot: number, dir: number, t: number, payload: number, egress: boolean): void {
     const ft = this.flows;
     const ids = this.ids;
     const di = slot * 2 + dir;
     const ri = slot * 2 + (dir ^ 1);
-    const payload = this.payload;
     // The packet's own direction: opened by its first packet that can be timestamped.
     if (ft.dirState[di] === DIR_EMPTY && ids.idValid) {
       ft.dirState[di] = DIR_WAITOPEN;
