@@ -20,6 +20,7 @@ import { diffMs, roundMs } from '../time/clock.js';
 import { TraceEvents } from './emit.js';
 import { type DoneEvent, type StopReason, TRACE_SCHEMA, type TimeoutEvent, type TraceEvent, type UnmatchedEvent } from './events.js';
 import { EcmpAutoProbePlan, type PlanView, PmtuPlan, type ProbePlan, SeqPlan } from './plan.js';
+import { HopSettler } from './hops.js';
 import { ProbeTable, REPLIED, RESEND, TIMEDOUT, UNSENT } from './probes.js';
 import { type EngineOptions, checkEngineOptions } from './request.js';
 
@@ -39,7 +40,7 @@ export class TraceEngine {
   private nextSeq = 0;
   /** No probe with seq >= limitSeq is sent (shrinks when the target is reached or unreachable). */
   private limitSeq: number;
-  private nextHopTtl: number;
+  private readonly hops: HopSettler;
   private t0 = 0;
   private deadlineAt = Infinity;
   private readonly clock: Scheduler;
@@ -53,12 +54,12 @@ export class TraceEngine {
   private failure: Error | null = null;
   private resolve!: (d: DoneEvent) => void;
   private readonly counts = { sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0 };
-  /** Consecutive settled hops without a reply, and the highest TTL that got any reply. */
-  private silentRun = 0;
-  private maxRepliedTtl = 0;
   private readonly abandoned: number[] = [];
   private readonly onSentBound: (i: number, sec: number, nsec: number, retries: number) => void;
   private readonly ttlOfBound = (seq: number) => this.table.ttlOf(seq);
+  private readonly viewBound = () => this.view();
+  private readonly nowBound = () => this.now();
+  private readonly runningBound = () => this.stopReason === null;
   /** The longest wait for one probe: -w, capped by what the method can honour. */
   private readonly waitMs: number;
   /** Probes per TTL: queries x flows. Probe index i at a TTL belongs to flow i % flows. */
@@ -79,7 +80,6 @@ export class TraceEngine {
     this.limitSeq = this.table.total;
     this.batchSeqs = new Int32Array(o.maxInflight);
     this.batchTtls = new Int32Array(o.maxInflight);
-    this.nextHopTtl = o.firstTtl;
     this.onSentBound = (i, sec, nsec, retries) => this.onSent(i, sec, nsec, retries);
     if (o.adaptive) {
       this.plan = new EcmpAutoProbePlan(o.firstTtl, this.perTtl, this.ttlOfBound, { firstTtl: o.firstTtl, maxTtl: o.maxTtl, ...o.adaptive });
@@ -87,6 +87,7 @@ export class TraceEngine {
       this.plan = new SeqPlan(o.firstTtl, this.perTtl, this.ttlOfBound);
     }
     if (o.pmtu && this.facts.settableLength) this.plan = new PmtuPlan(this.plan, this.table.total, transport, this.ttlOfBound);
+    this.hops = new HopSettler(o.firstTtl, this.table, this.plan, this.ev, (e) => this.emit(e));
     const t = this.table;
     this.v = { ttlSent: t.ttlSent, ttlDone: t.ttlDone, replies: t.hopReplies, stopTtl: Infinity, limitTtl: o.maxTtl, settledBelow: o.firstTtl, nextSeq: 0, limitSeq: this.limitSeq, stopped: false };
   }
@@ -96,7 +97,7 @@ export class TraceEngine {
     const v = this.v;
     v.stopTtl = this.table.stopTtl;
     v.limitTtl = this.o.firstTtl + Math.ceil(this.limitSeq / this.perTtl) - 1;
-    v.settledBelow = this.nextHopTtl;
+    v.settledBelow = this.hops.next;
     v.nextSeq = this.nextSeq;
     v.limitSeq = this.limitSeq;
     v.stopped = this.stopReason !== null;
@@ -266,7 +267,7 @@ export class TraceEngine {
     const t = this.table;
     t.land(seq, REPLIED);
     this.counts.replies++;
-    if (ttl > this.maxRepliedTtl) this.maxRepliedTtl = ttl;
+    this.hops.replied(ttl);
     t.ttlDone[ttl]++;
     (t.hopReplies[ttl] ??= []).push(this.ev.hopReply(seq, addr, rtt, r));
   }
@@ -324,32 +325,18 @@ export class TraceEngine {
   /** Emits every hop that is settled, in TTL order; finishes when nothing is left to do. */
   private settle(): void {
     if (this.finished) return;
-    const o = this.o;
     const t = this.table;
     const plan = this.plan;
-    let quiet: boolean | undefined;
-    const stopTtl = Math.min(t.stopTtl, o.maxTtl);
-    while (this.nextHopTtl <= stopTtl) {
-      const h = this.nextHopTtl;
-      const sent = t.ttlSent[h];
-      const running = this.stopReason === null;
-      // A hop waits while probes may still come for it: one by one, until its planned probes are
-      // out; together (a later TTL can still add to it), until all is quiet.
-      const moreComing = running && (plan.settlesTogether ? (quiet ??= t.nInflight === 0 && !plan.wants(this.view())) === false : sent < plan.planned(h, this.view()));
-      if (moreComing || t.ttlDone[h] < sent || sent === 0) break;
-      this.emitHop(h);
-      this.nextHopTtl++;
-      this.emitAll(plan.placed(this.now()));
-      if (o.silentStop && this.stopReason === null && this.silentRun >= o.silentStop && this.maxRepliedTtl < h) {
-        // The last hops and everything beyond them stayed silent: give up on this method.
-        this.stopAll('silent', 'stopped');
-        return;
-      }
+    const stopTtl = Math.min(t.stopTtl, this.o.maxTtl);
+    if (this.hops.advance(stopTtl, this.runningBound, this.o.silentStop ?? 0, this.viewBound, this.nowBound) === 'silent') {
+      // The last hops and everything beyond them stayed silent: give up on this method.
+      this.stopAll('silent', 'stopped');
+      return;
     }
     plan.abandon(this.view(), stopTtl, this.ttlOfBound, this.abandoned);
     for (const q of this.abandoned) this.timeout(q, 'stopped');
     this.abandoned.length = 0;
-    if (this.nextHopTtl > stopTtl && t.nInflight > 0 && !plan.wants(this.view())) {
+    if (this.hops.next > stopTtl && t.nInflight > 0 && !plan.wants(this.view())) {
       // Every hop up to where the trace stops is settled: probes still out beyond it cannot change
       // the result. They end now, explicitly, as no-reply with reason 'stopped'.
       while (t.nInflight > 0) this.timeout(t.inflight[0], 'stopped');
@@ -360,17 +347,6 @@ export class TraceEngine {
     }
     const earliest = t.earliest(this.deadlineAt);
     if (earliest !== Infinity) this.armTimer(earliest);
-  }
-
-  private emitHop(h: number): void {
-    const t = this.table;
-    const replies = (t.hopReplies[h] ?? []).sort((a, b) => a.index - b.index);
-    t.hopReplies[h] = null;
-    const addrs: string[] = [];
-    for (const r of replies) if (r.addr !== null && !addrs.includes(r.addr)) addrs.push(r.addr);
-    this.plan.settled(h, addrs);
-    this.silentRun = replies.length === 0 ? this.silentRun + 1 : 0;
-    this.emit(this.ev.hop(this.now(), h, t.ttlSent[h], replies, addrs, this.plan.statement(h, replies, addrs)));
   }
 
   private stopAll(reason: StopReason, timeoutReason: TimeoutEvent['reason']): void {
@@ -393,9 +369,7 @@ export class TraceEngine {
     if (this.finished) return;
     const o = this.o;
     const t = this.table;
-    // Hops still unsettled can only be ones that will get no more probes; emit what they have.
-    const stopTtl = Math.min(t.stopTtl, o.maxTtl);
-    while (this.nextHopTtl <= stopTtl && t.ttlSent[this.nextHopTtl] > 0) this.emitHop(this.nextHopTtl++);
+    this.hops.flush(Math.min(t.stopTtl, o.maxTtl), this.now());
     this.emitAll(this.plan.end(this.now()));
     this.finished = true;
     if (this.timer) this.clock.clearTimer(this.timer);
@@ -409,7 +383,7 @@ export class TraceEngine {
     else if (reached) reason = 'reached';
     else if (t.unreachTtl !== Infinity) reason = 'unreachable';
     else reason = 'max-ttl';
-    const done = this.ev.done(this.now(), reached, reason, Math.max(0, this.nextHopTtl - o.firstTtl), this.counts, this.transport.stats, o.pmtu ? (this.plan.doneFields() ?? { resent: 0, path_mtu: this.transport.packetLen ?? null }) : null);
+    const done = this.ev.done(this.now(), reached, reason, Math.max(0, this.hops.next - o.firstTtl), this.counts, this.transport.stats, o.pmtu ? (this.plan.doneFields() ?? { resent: 0, path_mtu: this.transport.packetLen ?? null }) : null);
     this.emit(done);
     this.resolve(done);
   }
