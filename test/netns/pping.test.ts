@@ -164,13 +164,15 @@ test(`pping on a router (${cap.name}): ICMP, ICMPv6 and bulk TCP RTTs within 1 m
     // As ePPing: the data direction (src to dst) opens at dst's first reply and closes on src's
     // FIN, both named from dst's end; dst sent no data, so its direction never opens.
     const tcpFlows = ev.filter((e) => e.type === 'flow' && e.protocol === 'TCP' && (e.dest_port === 5001 || e.src_port === 5001));
-    assert.deepEqual(
-      tcpFlows.map((e) => [e.flow_event, e.reason, e.triggered_by, e.src_ip, e.dest_ip]),
-      [
-        ['opening', 'first observed packet', 'dest', dst4, srcAddr4],
-        ['closing', 'FIN', 'dest', dst4, srcAddr4],
-      ],
-    );
+    const opening = ['opening', 'first observed packet', 'dest', dst4, srcAddr4];
+    const seen = tcpFlows.map((e) => [e.flow_event, e.reason, e.triggered_by, e.src_ip, e.dest_ip]);
+    assert.deepEqual(seen.slice(0, 2), [opening, ['closing', 'FIN', 'dest', dst4, srcAddr4]]);
+    // Segments of one flow can reach the router's hooks on both CPUs (a veth delivers on the CPU
+    // that sent), so on a loaded machine the last data segment can be handled after the FIN; by
+    // ePPing's rules it opens the flow again (a new state, never a sample of the old one). Only that
+    // may follow.
+    assert.ok(seen.length <= 3 && seen.slice(2).every((x) => JSON.stringify(x) === JSON.stringify(opening)), `flow events after the FIN: ${JSON.stringify(seen.slice(2))}`);
+    if (seen.length === 3) process.stdout.write('# a data segment was handled after the FIN (reordered across CPUs): the flow opened again\n');
     const done = ev.at(-1)!;
     assert.equal(done.type, 'done');
     assert.equal((done as unknown as { reason: string }).reason, 'interrupted');
