@@ -18,7 +18,7 @@ import { CmsgCursor, readTimestampNs } from '../packet/cmsg.js';
 import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_TARGET_LEN, cookieSeq, cookieTarget, isOurCookie, writeCookie } from '../probe/cookie.js';
-import { drainQueues, sendDraining } from '../probe/errqueue.js';
+import { DatagramChannel } from '../probe/datagram.js';
 import { SockaddrCache } from '../probe/sockaddr-cache.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { realtime } from '../time/clock.js';
@@ -94,8 +94,8 @@ export abstract class DatagramProber implements Prober {
   protected readonly cur = new CmsgCursor();
   protected readonly t = { sec: 0, nsec: 0 };
   protected readonly ans: Answer = { target: -1, seq: -1, kind: 'alive', sec: 0, nsec: 0, kernelTs: false, detail: '' };
-  private readonly onErrBound = (i: number) => this.onError(i);
-  private readonly onDataBound = (i: number) => this.onData(i);
+  /** The socket, its slabs and the send policy: the probe layer's datagram transport. */
+  protected readonly ch: DatagramChannel;
 
   constructor(
     readonly family: Family,
@@ -104,6 +104,7 @@ export abstract class DatagramProber implements Prober {
     protected readonly sock: Socket,
     payload: number,
   ) {
+    this.ch = new DatagramChannel(sock, this.errs, this.data, { onError: (i) => this.onError(i), onData: (i) => this.onData(i) });
     this.batch = new SendBatch(MAX_BATCH, payload, 28, 0);
     this.batchNames = new Uint32Array(this.batch.names.buffer, this.batch.names.byteOffset, (MAX_BATCH * 28) / 4);
     // No readiness callbacks: the monitor reads both queues on its own tick (poll()), in
@@ -136,7 +137,7 @@ export abstract class DatagramProber implements Prober {
       // A pending ICMP error (about another target's probe) fails the next send: the queues are
       // read (that answer goes to its own target) and the probe sent again. A failure nothing
       // explains is this destination's own (no route...): its probe is answered "unreachable".
-      const sent = sendDraining(this.sock.fd, b, k, this.retries, this.onSentBound, this.drainBound, null, this.onLocalBound);
+      const sent = this.ch.send(b, k, this.retries, this.onSentBound, this.onLocalBound);
       done += sent;
       if (sent < k) return done;
     }
@@ -150,7 +151,6 @@ export abstract class DatagramProber implements Prober {
   private base = 0;
   private readonly retries = new Int32Array(MAX_BATCH);
   private readonly onSentBound = (j: number, sec: number, nsec: number) => this.outer(this.base + j, sec, nsec);
-  private readonly drainBound = () => drainQueues(this.sock.fd, this.errs, this.data, this.onErrBound, this.onDataBound, null);
   private readonly onLocalBound = (j: number, rc: number) => {
     const i = this.base + j;
     this.answerLocal(this.targets[i], this.seqs[i], this.batch.times[0], this.batch.times[1], errnoName(-rc));
@@ -205,7 +205,7 @@ export abstract class DatagramProber implements Prober {
 
   /** Reads what has arrived (the error queue every sixteenth call: errors are rare and keep). */
   poll(): number {
-    return drainQueues(this.sock.fd, (this.polls++ & 15) === 0 ? this.errs : null, this.data, this.onErrBound, this.onDataBound, null);
+    return this.ch.drain((this.polls++ & 15) === 0);
   }
 
   /** An ICMP error from the error queue: which probe it quotes, who sent it, and what it says. */
@@ -230,6 +230,6 @@ export abstract class DatagramProber implements Prober {
   }
 
   close(): void {
-    this.sock.close();
+    this.ch.close();
   }
 }

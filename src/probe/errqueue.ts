@@ -215,25 +215,6 @@ export abstract class ErrqueueTransport {
     }
   }
 
-  /**
-   * Sends messages [0, n) of batch b on sock, calling onSent as they leave (sendDraining); a
-   * failure no drain explains is local (no route, firewall, MTU) and ends the trace: thrown.
-   */
-  protected sendBatch(sock: Socket, b: SendBatch, n: number, retries: Int32Array, onSent: OnSent, target: Uint8Array): number {
-    return sendDraining(sock.fd, b, n, retries, onSent, () => this.drain(), this.stats, (_i, rc) => {
-      const to = `probe to ${formatIp(target, 0, this.family)}`;
-      throw new SysError('sendmmsg', rc, `${to}${-rc === EMSGSIZE ? ': packet larger than the path MTU' : ''}`);
-    });
-  }
-
-  /**
-   * Reads the error queue (when errBatch is given), then the normal queue, until both are empty,
-   * handing each message to the callbacks; returns how many were read.
-   */
-  protected drainSocket(sock: Socket, errBatch: RecvBatch | null, dataBatch: RecvBatch, onErr: (i: number) => void, onData: (i: number) => void): number {
-    return drainQueues(sock.fd, errBatch, dataBatch, onErr, onData, this.stats);
-  }
-
   abstract drain(): number;
 }
 
@@ -266,6 +247,11 @@ export function drainQueues(fd: number, errBatch: RecvBatch | null, dataBatch: R
     if (n < dataBatch.count) break;
   }
   return total;
+}
+
+/** The error for a send that failed on its own (no route, firewall, MTU): it ends a trace. */
+export function localSendError(rc: number, target: Uint8Array, family: Family): SysError {
+  return new SysError('sendmmsg', rc, `probe to ${formatIp(target, 0, family)}${-rc === EMSGSIZE ? ': packet larger than the path MTU' : ''}`);
 }
 
 /**

@@ -27,7 +27,8 @@ import { findIcmpExtensions } from '../packet/icmpext.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/cookie.js';
-import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
+import { DatagramChannel } from '../probe/datagram.js';
+import { ErrqueueTransport, type SendStamps, localSendError } from '../probe/errqueue.js';
 import { type IcmpSocketKind, type SocketChoice, openIcmpSocket } from '../probe/socket.js';
 import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
@@ -75,6 +76,8 @@ export class IcmpProber extends ErrqueueTransport implements Transport {
   readonly source: string | null;
   readonly socketKind: IcmpSocketKind;
   private readonly sock: Socket;
+  private readonly ch: DatagramChannel;
+  private readonly onLocal: (i: number, rc: number) => void;
   private readonly o: IcmpProberOptions;
   private readonly batch: SendBatch;
   private readonly msgLen: number;
@@ -111,6 +114,10 @@ export class IcmpProber extends ErrqueueTransport implements Transport {
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
     this.flowChecksum = FLOW_CHECKSUM;
     this.errBatch = kind === 'ping' ? new RecvBatch(32, 1024, 256, 32) : null;
+    this.ch = new DatagramChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => (kind === 'ping' ? this.onPingData(i) : this.onRawData(i)) }, this.stats);
+    this.onLocal = (_i, rc) => {
+      throw localSendError(rc, o.target, this.family);
+    };
     this.msgLen = 8 + o.payloadLen;
     this.batch = new SendBatch(o.maxBatch, this.msgLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
     if (o.sendStamps === 'require' && kind === 'raw') {
@@ -159,19 +166,17 @@ export class IcmpProber extends ErrqueueTransport implements Transport {
       if (this.stampIds) ctrlLen += writeTsIdCmsg(b.ctrlView, at + ctrlLen, seqs[i]);
       b.set(i, len, nameLen, ctrlLen);
     }
-    return this.withStampFallback(this.sock, o.sendStamps, () => this.sendBatch(this.sock, b, n, this.retries, onSent, o.target), () => this.send(seqs, ttls, n, onSent));
+    return this.withStampFallback(this.sock, o.sendStamps, () => this.ch.send(b, n, this.retries, onSent, this.onLocal), () => this.send(seqs, ttls, n, onSent));
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
     this.onReply = onReply;
-    this.sock.watch(() => this.drain(), onFatal);
+    this.ch.watch(onFatal);
   }
 
-  private readonly onErrBound = (i: number) => this.onErrqueue(i);
-  private readonly onDataBound = (i: number) => (this.socketKind === 'ping' ? this.onPingData(i) : this.onRawData(i));
 
   drain(): number {
-    return this.drainSocket(this.sock, this.errBatch, this.dataBatch, this.onErrBound, this.onDataBound);
+    return this.ch.drain();
   }
 
   /**
@@ -337,6 +342,6 @@ export class IcmpProber extends ErrqueueTransport implements Transport {
   }
 
   close(): void {
-    this.sock.close();
+    this.ch.close();
   }
 }

@@ -26,7 +26,8 @@ import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { SYN_LEN, TCP_ACK, TCP_RST, TCP_SYN, TcpView, parseTcpHeader, pseudoHeaderSum, writeSyn } from '../packet/tcp.js';
 import { type Placement, openSocket } from '../io/placement.js';
-import { ErrqueueTransport } from '../probe/errqueue.js';
+import { DatagramChannel } from '../probe/datagram.js';
+import { ErrqueueTransport, localSendError } from '../probe/errqueue.js';
 import { openProbeSocket, routeSource } from '../probe/socket.js';
 import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
@@ -62,6 +63,8 @@ export class TcpRawProber extends ErrqueueTransport implements Transport {
   readonly source: string;
   private readonly o: TcpRawProberOptions;
   private readonly sock: Socket;
+  private readonly ch: DatagramChannel;
+  private readonly onLocal: (i: number, rc: number) => void;
   /** One bound (never listening) TCP socket per flow keeps its source port ours. */
   private readonly holders: Socket[] = [];
   private readonly ports: Int32Array;
@@ -87,6 +90,10 @@ export class TcpRawProber extends ErrqueueTransport implements Transport {
     const src = o.source ?? routeSource(o.target, o.placement);
     this.source = formatIp(src, 0, this.family);
     this.sock = this.openRaw(src);
+    this.ch = new DatagramChannel(this.sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => this.onData(i) }, this.stats);
+    this.onLocal = (_i, rc) => {
+      throw localSendError(rc, o.target, this.family);
+    };
     try {
       this.ports = new Int32Array(this.flows);
       for (let f = 0; f < this.flows; f++) this.ports[f] = this.reservePort(src, o.srcPort !== undefined ? o.srcPort + f : 0);
@@ -151,19 +158,17 @@ export class TcpRawProber extends ErrqueueTransport implements Transport {
       const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
       b.set(i, SYN_LEN, nameLen, ctrlLen);
     }
-    return this.sendBatch(this.sock, b, n, this.retries, onSent, o.target);
+    return this.ch.send(b, n, this.retries, onSent, this.onLocal);
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
     this.onReply = onReply;
-    this.sock.watch(() => this.drain(), onFatal);
+    this.ch.watch(onFatal);
   }
 
-  private readonly onErrBound = (i: number) => this.onErrqueue(i);
-  private readonly onDataBound = (i: number) => this.onData(i);
 
   drain(): number {
-    return this.drainSocket(this.sock, this.errBatch, this.dataBatch, this.onErrBound, this.onDataBound);
+    return this.ch.drain();
   }
 
   private isOurPort(port: number): boolean {

@@ -25,7 +25,8 @@ import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '..
 import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/cookie.js';
-import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
+import { DatagramChannel } from '../probe/datagram.js';
+import { ErrqueueTransport, type SendStamps, localSendError } from '../probe/errqueue.js';
 import { openProbeSocket } from '../probe/socket.js';
 import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
@@ -78,6 +79,8 @@ export class UdpProber extends ErrqueueTransport implements Transport {
   readonly srcPort: number;
   readonly source: string | null;
   private readonly sock: Socket;
+  private readonly ch: DatagramChannel;
+  private readonly onLocal: (i: number, rc: number) => void;
   private readonly o: UdpProberOptions;
   private readonly batch: SendBatch;
   /** Error-queue slots hold the quote and any RFC 4884 extensions after it. */
@@ -96,6 +99,10 @@ export class UdpProber extends ErrqueueTransport implements Transport {
     this.family = o.target.length === 4 ? 4 : 6;
     const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, { ...TRACE_SOCKET, placement: o.placement, source: o.source, srcPort: o.srcPort, recverr: true });
     this.sock = sock;
+    this.ch = new DatagramChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => this.onDatagram(i) }, this.stats);
+    this.onLocal = (_i, rc) => {
+      throw localSendError(rc, o.target, this.family);
+    };
     this.srcPort = port;
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
     if (o.pmtu) {
@@ -142,20 +149,18 @@ export class UdpProber extends ErrqueueTransport implements Transport {
       if (this.stampIds) ctrlLen += writeTsIdCmsg(b.ctrlView, at + ctrlLen, seqs[i]);
       b.set(i, this.payload, nameLen, ctrlLen);
     }
-    return this.withStampFallback(this.sock, o.sendStamps, () => this.sendBatch(this.sock, b, n, this.retries, onSent, o.target), () => this.send(seqs, ttls, n, onSent));
+    return this.withStampFallback(this.sock, o.sendStamps, () => this.ch.send(b, n, this.retries, onSent, this.onLocal), () => this.send(seqs, ttls, n, onSent));
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
     this.onReply = onReply;
-    this.sock.watch(() => this.drain(), onFatal);
+    this.ch.watch(onFatal);
   }
 
-  private readonly onErrBound = (i: number) => this.onErrqueue(i);
-  private readonly onDataBound = (i: number) => this.onDatagram(i);
 
   /** Reads the error queue, then the normal queue, until both are empty. */
   drain(): number {
-    return this.drainSocket(this.sock, this.errBatch, this.dataBatch, this.onErrBound, this.onDataBound);
+    return this.ch.drain();
   }
 
   /** Matches the original destination (msg_name) and the quoted cookie to a probe. */
@@ -240,6 +245,6 @@ export class UdpProber extends ErrqueueTransport implements Transport {
   }
 
   close(): void {
-    this.sock.close();
+    this.ch.close();
   }
 }
