@@ -11,8 +11,9 @@
  */
 import type { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
-import { drainQueues, sendDraining } from './errqueue.js';
-import type { OnSent, TransportStats } from './transport.js';
+import { writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
+import { ErrqueueTransport, drainQueues, localSendError, sendDraining } from './errqueue.js';
+import type { OnSent, ReplyRecord, TransportStats } from './transport.js';
 
 /** The codec's side of a channel: message i of the error queue's slab, or of the normal queue's. */
 export interface ChannelReader {
@@ -58,5 +59,49 @@ export class DatagramChannel {
 
   close(): void {
     this.sock.close();
+  }
+}
+
+/**
+ * A trace transport over a DatagramChannel: replies by readiness, and a send that fails on its
+ * own (no route, firewall, MTU) ends the trace. The codec (the subclass) fills the slab, adding
+ * each probe's control messages with `control`, and reads messages by index.
+ */
+export abstract class ChannelTransport extends ErrqueueTransport {
+  protected ch!: DatagramChannel;
+  private onLocal: (i: number, rc: number) => void = () => {};
+
+  /** Opens the channel over `sock` (set up), sending to `target`. */
+  protected useChannel(sock: Socket, errs: RecvBatch | null, data: RecvBatch, reader: ChannelReader, target: Uint8Array): void {
+    this.ch = new DatagramChannel(sock, errs, data, reader, this.stats);
+    this.onLocal = (_i, rc) => {
+      throw localSendError(rc, target, this.family);
+    };
+  }
+
+  /** Sends slots [0, n) of the slab the codec filled. */
+  protected sendSlab(b: SendBatch, n: number, retries: Int32Array, onSent: OnSent): number {
+    return this.ch.send(b, n, retries, onSent, this.onLocal);
+  }
+
+  /** Control messages of slot i at `at` in the slab's control bytes: its TTL, and its send-stamp id when stamps are on. */
+  protected control(b: SendBatch, at: number, ttl: number, seq: number): number {
+    let len = writeTtlCmsg(b.ctrlView, at, this.family, ttl);
+    if (this.stampIds) len += writeTsIdCmsg(b.ctrlView, at + len, seq);
+    return len;
+  }
+
+  start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
+    this.onReply = onReply;
+    this.ch.watch(onFatal);
+  }
+
+  /** Reads the error queue, then the normal queue, until both are empty. */
+  drain(): number {
+    return this.ch.drain();
+  }
+
+  close(): void {
+    this.ch?.close();
   }
 }

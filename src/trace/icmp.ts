@@ -21,14 +21,14 @@ import type { Placement } from '../io/placement.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
 import { onesSum } from '../packet/checksum.js';
-import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
+import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE } from '../packet/cmsg.js';
 import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, IcmpErrorView, icmpName, parseIcmpError } from '../packet/icmp.js';
 import { findIcmpExtensions } from '../packet/icmpext.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/cookie.js';
-import { DatagramChannel } from '../probe/datagram.js';
-import { ErrqueueTransport, type SendStamps, localSendError } from '../probe/errqueue.js';
+import { ChannelTransport } from '../probe/datagram.js';
+import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
 import { type IcmpSocketKind, type SocketChoice, openIcmpSocket } from '../probe/socket.js';
 import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
@@ -69,15 +69,13 @@ export function fixChecksum(buf: Uint8Array, off: number, len: number, fixOff: n
   buf[fixOff + 1] = fix & 0xff;
 }
 
-export class IcmpProber extends ErrqueueTransport implements Transport {
+export class IcmpProber extends ChannelTransport implements Transport {
   readonly method = 'icmp' as const;
   readonly family: Family;
   readonly srcPort: number;
   readonly source: string | null;
   readonly socketKind: IcmpSocketKind;
   private readonly sock: Socket;
-  private readonly ch: DatagramChannel;
-  private readonly onLocal: (i: number, rc: number) => void;
   private readonly o: IcmpProberOptions;
   private readonly batch: SendBatch;
   private readonly msgLen: number;
@@ -114,10 +112,7 @@ export class IcmpProber extends ErrqueueTransport implements Transport {
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
     this.flowChecksum = FLOW_CHECKSUM;
     this.errBatch = kind === 'ping' ? new RecvBatch(32, 1024, 256, 32) : null;
-    this.ch = new DatagramChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => (kind === 'ping' ? this.onPingData(i) : this.onRawData(i)) }, this.stats);
-    this.onLocal = (_i, rc) => {
-      throw localSendError(rc, o.target, this.family);
-    };
+    this.useChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => (kind === 'ping' ? this.onPingData(i) : this.onRawData(i)) }, o.target);
     this.msgLen = 8 + o.payloadLen;
     this.batch = new SendBatch(o.maxBatch, this.msgLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
     if (o.sendStamps === 'require' && kind === 'raw') {
@@ -161,23 +156,14 @@ export class IcmpProber extends ErrqueueTransport implements Transport {
       // the same constant value for the ICMP part).
       if (this.family === 4 && this.socketKind === 'raw') b.dataView.setUint16(off + 2, want, false);
       const nameLen = writeSockaddr(b.names, i * 28, o.target, 0);
-      const at = i * (TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
-      let ctrlLen = writeTtlCmsg(b.ctrlView, at, this.family, ttls[i]);
-      if (this.stampIds) ctrlLen += writeTsIdCmsg(b.ctrlView, at + ctrlLen, seqs[i]);
+      const ctrlLen = this.control(b, i * (TTL_CMSG_SPACE + TS_ID_CMSG_SPACE), ttls[i], seqs[i]);
       b.set(i, len, nameLen, ctrlLen);
     }
-    return this.withStampFallback(this.sock, o.sendStamps, () => this.ch.send(b, n, this.retries, onSent, this.onLocal), () => this.send(seqs, ttls, n, onSent));
-  }
-
-  start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
-    this.onReply = onReply;
-    this.ch.watch(onFatal);
+    return this.withStampFallback(this.sock, o.sendStamps, () => this.sendSlab(b, n, this.retries, onSent), () => this.send(seqs, ttls, n, onSent));
   }
 
 
-  drain(): number {
-    return this.ch.drain();
-  }
+
 
   /**
    * Attributes an echo header at bytes[off] (8 bytes) and the cookie after it (if `avail` covers
@@ -341,7 +327,4 @@ export class IcmpProber extends ErrqueueTransport implements Transport {
     this.onReply?.(r);
   }
 
-  close(): void {
-    this.ch.close();
-  }
 }

@@ -21,13 +21,13 @@ import { PathlensError, SysError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, SockaddrView, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
-import { TTL_CMSG_SPACE, writeTtlCmsg } from '../packet/cmsg.js';
+import { TTL_CMSG_SPACE } from '../packet/cmsg.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { SYN_LEN, TCP_ACK, TCP_RST, TCP_SYN, TcpView, parseTcpHeader, pseudoHeaderSum, writeSyn } from '../packet/tcp.js';
 import { type Placement, openSocket } from '../io/placement.js';
-import { DatagramChannel } from '../probe/datagram.js';
-import { ErrqueueTransport, localSendError } from '../probe/errqueue.js';
+import { ChannelTransport } from '../probe/datagram.js';
+import { ErrqueueTransport } from '../probe/errqueue.js';
 import { openProbeSocket, routeSource } from '../probe/socket.js';
 import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
@@ -55,7 +55,7 @@ export function tcpRawPrivilegeHint(): string {
   return 'raw TCP SYN probes need CAP_NET_RAW (setcap cap_net_raw+ep "$(command -v node)", or run as root); without it, -T sends its SYNs through connect() (drop --raw)';
 }
 
-export class TcpRawProber extends ErrqueueTransport implements Transport {
+export class TcpRawProber extends ChannelTransport implements Transport {
   readonly method = 'tcp' as const;
   readonly socketKind = 'raw' as const;
   readonly family: Family;
@@ -63,8 +63,6 @@ export class TcpRawProber extends ErrqueueTransport implements Transport {
   readonly source: string;
   private readonly o: TcpRawProberOptions;
   private readonly sock: Socket;
-  private readonly ch: DatagramChannel;
-  private readonly onLocal: (i: number, rc: number) => void;
   /** One bound (never listening) TCP socket per flow keeps its source port ours. */
   private readonly holders: Socket[] = [];
   private readonly ports: Int32Array;
@@ -90,10 +88,7 @@ export class TcpRawProber extends ErrqueueTransport implements Transport {
     const src = o.source ?? routeSource(o.target, o.placement);
     this.source = formatIp(src, 0, this.family);
     this.sock = this.openRaw(src);
-    this.ch = new DatagramChannel(this.sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => this.onData(i) }, this.stats);
-    this.onLocal = (_i, rc) => {
-      throw localSendError(rc, o.target, this.family);
-    };
+    this.useChannel(this.sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => this.onData(i) }, o.target);
     try {
       this.ports = new Int32Array(this.flows);
       for (let f = 0; f < this.flows; f++) this.ports[f] = this.reservePort(src, o.srcPort !== undefined ? o.srcPort + f : 0);
@@ -155,21 +150,14 @@ export class TcpRawProber extends ErrqueueTransport implements Transport {
       writeSyn(b.data, i * SYN_LEN, this.ports[this.flowOf(seqs[i])], o.dstPort, (o.seqBase + seqs[i]) >>> 0, MSS, this.pseudo);
       // A raw IPv6 socket takes port 0 (or its protocol) in the destination; IPv4 ignores it.
       const nameLen = writeSockaddr(b.names, i * 28, o.target, 0);
-      const ctrlLen = writeTtlCmsg(b.ctrlView, i * TTL_CMSG_SPACE, this.family, ttls[i]);
+      const ctrlLen = this.control(b, i * TTL_CMSG_SPACE, ttls[i], seqs[i]);
       b.set(i, SYN_LEN, nameLen, ctrlLen);
     }
-    return this.ch.send(b, n, this.retries, onSent, this.onLocal);
-  }
-
-  start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
-    this.onReply = onReply;
-    this.ch.watch(onFatal);
+    return this.sendSlab(b, n, this.retries, onSent);
   }
 
 
-  drain(): number {
-    return this.ch.drain();
-  }
+
 
   private isOurPort(port: number): boolean {
     for (let f = 0; f < this.flows; f++) if (this.ports[f] === port) return true;
@@ -264,8 +252,9 @@ export class TcpRawProber extends ErrqueueTransport implements Transport {
     this.onReply?.(r);
   }
 
-  close(): void {
-    this.sock?.close();
+  override close(): void {
+    if (this.ch) super.close();
+    else this.sock?.close();
     for (const s of this.holders) s.close();
     this.holders.length = 0;
   }

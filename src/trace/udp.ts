@@ -22,11 +22,11 @@ import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Placement } from '../io/placement.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, formatIp, readSockaddr, sameAddr, writeSockaddr } from '../packet/addr.js';
-import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE, writeTsIdCmsg, writeTtlCmsg } from '../packet/cmsg.js';
+import { TS_ID_CMSG_SPACE, TTL_CMSG_SPACE } from '../packet/cmsg.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/cookie.js';
-import { DatagramChannel } from '../probe/datagram.js';
-import { ErrqueueTransport, type SendStamps, localSendError } from '../probe/errqueue.js';
+import { ChannelTransport } from '../probe/datagram.js';
+import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
 import { openProbeSocket } from '../probe/socket.js';
 import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
 import { flowOf } from './flows.js';
@@ -72,15 +72,13 @@ export function udpFits(basePort: number, flows: number, total: number, payloadL
 /** IP + UDP header bytes in front of the payload. */
 export const udpOverhead = (family: Family) => (family === 4 ? 28 : 48);
 
-export class UdpProber extends ErrqueueTransport implements Transport {
+export class UdpProber extends ChannelTransport implements Transport {
   readonly method = 'udp' as const;
   readonly socketKind = 'dgram' as const;
   readonly family: Family;
   readonly srcPort: number;
   readonly source: string | null;
   private readonly sock: Socket;
-  private readonly ch: DatagramChannel;
-  private readonly onLocal: (i: number, rc: number) => void;
   private readonly o: UdpProberOptions;
   private readonly batch: SendBatch;
   /** Error-queue slots hold the quote and any RFC 4884 extensions after it. */
@@ -99,10 +97,7 @@ export class UdpProber extends ErrqueueTransport implements Transport {
     this.family = o.target.length === 4 ? 4 : 6;
     const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, { ...TRACE_SOCKET, placement: o.placement, source: o.source, srcPort: o.srcPort, recverr: true });
     this.sock = sock;
-    this.ch = new DatagramChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => this.onDatagram(i) }, this.stats);
-    this.onLocal = (_i, rc) => {
-      throw localSendError(rc, o.target, this.family);
-    };
+    this.useChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => this.onDatagram(i) }, o.target);
     this.srcPort = port;
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
     if (o.pmtu) {
@@ -144,24 +139,14 @@ export class UdpProber extends ErrqueueTransport implements Transport {
       b.dataView.setUint32(off + 8, seqs[i] >>> 0, false);
       if (o.payloadLen > COOKIE_LEN) b.data[off + COOKIE_LEN] = ttls[i] & 0xff;
       const nameLen = writeSockaddr(b.names, i * 28, o.target, this.dstPort(seqs[i]));
-      const at = i * (TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
-      let ctrlLen = writeTtlCmsg(b.ctrlView, at, this.family, ttls[i]);
-      if (this.stampIds) ctrlLen += writeTsIdCmsg(b.ctrlView, at + ctrlLen, seqs[i]);
+      const ctrlLen = this.control(b, i * (TTL_CMSG_SPACE + TS_ID_CMSG_SPACE), ttls[i], seqs[i]);
       b.set(i, this.payload, nameLen, ctrlLen);
     }
-    return this.withStampFallback(this.sock, o.sendStamps, () => this.ch.send(b, n, this.retries, onSent, this.onLocal), () => this.send(seqs, ttls, n, onSent));
-  }
-
-  start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
-    this.onReply = onReply;
-    this.ch.watch(onFatal);
+    return this.withStampFallback(this.sock, o.sendStamps, () => this.sendSlab(b, n, this.retries, onSent), () => this.send(seqs, ttls, n, onSent));
   }
 
 
-  /** Reads the error queue, then the normal queue, until both are empty. */
-  drain(): number {
-    return this.ch.drain();
-  }
+
 
   /** Matches the original destination (msg_name) and the quoted cookie to a probe. */
   private correlate(r: ReplyRecord, batch: RecvBatch, i: number, cookieOff: number, cookieLen: number, verifiable = true): void {
@@ -244,7 +229,4 @@ export class UdpProber extends ErrqueueTransport implements Transport {
     this.onReply?.(r);
   }
 
-  close(): void {
-    this.ch.close();
-  }
 }
