@@ -129,8 +129,7 @@ export class TraceEngine {
     const o = this.o;
     this.t0 = this.clock.now();
     if (o.deadlineMs > 0) this.deadlineAt = this.t0 + o.deadlineMs;
-    const ecmp = this.plan instanceof EcmpAutoProbePlan ? { mode: 'auto' as const, confidence: this.plan.ecmp.confidence, max_flows: o.adaptive!.maxFlows, first_hop_single: this.plan.ecmp.firstHopSingle } : undefined;
-    this.emit(this.ev.start(this.waitMs, ecmp));
+    this.emit(this.ev.start(this.waitMs, this.plan.startFields()));
     this.emitAll(this.plan.begin());
     const done = new Promise<DoneEvent>((res) => (this.resolve = res));
     try {

@@ -11,7 +11,7 @@
 import type { ReplyRecord, Transport } from '../probe/transport.js';
 import type { EcmpView } from './ecmp-auto.js';
 import { EcmpAutoPlan, type EcmpAutoOptions } from './ecmp-auto.js';
-import type { EcmpAutoStatement, HopReply, MtuEvent } from './events.js';
+import type { EcmpAutoStatement, HopReply, MtuEvent, StartEvent } from './events.js';
 import { TRACE_SCHEMA } from './events.js';
 import { PmtuState } from './pmtu.js';
 
@@ -51,6 +51,8 @@ export interface ProbePlan {
   end(tMs: number): MtuEvent[];
   /** What the done event adds. */
   doneFields(): { resent: number; path_mtu: number | null } | null;
+  /** What the start event says of the plan (--ecmp auto's settings). */
+  startFields(): StartEvent['ecmp'] | undefined;
 }
 
 const NONE: MtuEvent[] = [];
@@ -111,6 +113,10 @@ export class SeqPlan implements ProbePlan {
   doneFields(): null {
     return null;
   }
+
+  startFields(): StartEvent['ecmp'] | undefined {
+    return undefined;
+  }
 }
 
 /** --ecmp auto's plan as the engine asks it. */
@@ -118,9 +124,18 @@ export class EcmpAutoProbePlan extends SeqPlan {
   override readonly settlesTogether = true;
   readonly ecmp: EcmpAutoPlan;
 
-  constructor(firstTtl: number, perTtl: number, ttlOf: (seq: number) => number, o: EcmpAutoOptions) {
+  constructor(
+    firstTtl: number,
+    perTtl: number,
+    ttlOf: (seq: number) => number,
+    private readonly o: EcmpAutoOptions,
+  ) {
     super(firstTtl, perTtl, ttlOf);
     this.ecmp = new EcmpAutoPlan(o);
+  }
+
+  override startFields(): StartEvent['ecmp'] {
+    return { mode: 'auto', confidence: this.ecmp.confidence, max_flows: this.o.maxFlows, first_hop_single: this.ecmp.firstHopSingle };
   }
 
   override wants(v: PlanView): boolean {
@@ -229,5 +244,9 @@ export class PmtuPlan implements ProbePlan {
 
   doneFields(): { resent: number; path_mtu: number | null } {
     return { resent: this.pmtu.resent, path_mtu: this.t.packetLen ?? null };
+  }
+
+  startFields(): StartEvent['ecmp'] | undefined {
+    return this.inner.startFields();
   }
 }
