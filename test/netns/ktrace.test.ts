@@ -79,16 +79,20 @@ function leftoversNow(ns: string): string[] {
 }
 
 /**
- * What the kernel guarantees between ktrace's total and ping's RTT, with ping's receive stamp taken
- * at the __netif_receive_skb stage (PREQUEUE above). ping reads its send time before its send call,
- * and every ktrace stage comes after that call enters the kernel.
- *  - TX (ktrace times this host's ping): the trip runs from LOCAL_OUT to the reply's LOCAL_IN,
- *    ping's from before LOCAL_OUT to the reply's __netif_receive_skb. So ktrace's total exceeds
- *    ping's RTT by at most the time ktrace itself measured from __netif_receive_skb to the end.
- *  - RX (ktrace times the answer to another host's ping): the whole trip on this host lies inside
- *    the other host's RTT, so the total never exceeds it.
- * Beyond that: ping's printing (half a unit of its last digit) and 2 µs for the two clocks (ping's
- * realtime, the programs' monotonic one) and ping's rounding of its µs figure.
+ * ktrace against ping's own RTT, in two parts.
+ *
+ * What the kernel guarantees, checked for every ping whatever the scheduler (or the hypervisor)
+ * does: by causality, TX (this host pings), the request has left (its last out-path stage) before
+ * the reply can be stamped, and every ktrace stage comes after ping read its send time; RX (another
+ * host pings this one), the whole trip on this host lies inside the other host's RTT. Only ping's
+ * printing (half a unit of its last digit) and 2 µs for the two clocks (ping's realtime, the
+ * programs' monotonic one) are allowed beyond.
+ *
+ * How close they are, checked on the run's median: with ping's receive stamp taken at the
+ * __netif_receive_skb stage (PREQUEUE above), ktrace's time from LOCAL_OUT to that stage and ping's
+ * RTT differ only by the two tools' own clock reads and whatever interrupts the CPU between the
+ * stamp and the program (an interrupt, the host taking the virtual CPU away: 9 µs seen once under
+ * two busy loops, never for most pings of a run).
  */
 function checkTrips(what: string, ev: KtraceEvent[], pings: Map<number, PingRtt>, order: string[]): void {
   const rtts = ev.filter((e): e is KtraceRttEvent => e.type === 'rtt');
@@ -98,6 +102,7 @@ function checkTrips(what: string, ev: KtraceEvent[], pings: Map<number, PingRtt>
     `${what}: every ping reported once`,
   );
   const tx = order[0] === 'ip_local_out';
+  const gaps: number[] = [];
   for (const e of rtts) {
     assert.deepEqual(
       e.stages.map((s) => s.name),
@@ -106,13 +111,17 @@ function checkTrips(what: string, ev: KtraceEvent[], pings: Map<number, PingRtt>
     );
     for (let i = 1; i < e.stages.length; i++) assert.ok(e.stages[i].t_ns >= e.stages[i - 1].t_ns, `${what}: seq ${e.seq} goes forward in time`);
     const p = pings.get(e.seq)!;
-    const stamped = e.stages.find((s) => s.name === '__netif_receive_skb')!;
-    const afterStamp = tx ? e.total_ns - stamped.t_ns : 0;
-    const boundNs = (p.ms + p.halfUnitMs) * 1e6 + afterStamp + 2_000;
-    assert.ok(
-      e.total_ns <= boundNs,
-      `${what}: seq ${e.seq} total ${e.total_ns} ns vs ping ${p.ms} ms + ${afterStamp} ns after the receive stamp`,
-    );
+    const pingNs = (p.ms + p.halfUnitMs) * 1e6 + 2_000;
+    const rx = e.stages.findIndex((s) => s.name === '__netif_receive_skb');
+    // TX: the last stage before the reply's receive; RX: the whole trip.
+    const before = tx ? e.stages[rx - 1].t_ns : e.total_ns;
+    assert.ok(before <= pingNs, `${what}: seq ${e.seq}: ${tx ? `the request left ${before} ns after LOCAL_OUT` : `the trip took ${before} ns`}, ping's RTT ${p.ms} ms`);
+    if (tx) gaps.push(e.stages[rx].t_ns - p.ms * 1e6);
+  }
+  if (gaps.length > 0) {
+    gaps.sort((a, b) => a - b);
+    const median = gaps[Math.floor(gaps.length / 2)];
+    assert.ok(median <= 25_000, `${what}: ktrace's LOCAL_OUT to __netif_receive_skb minus ping's RTT, median ${median} ns (all: ${gaps.join(', ')})`);
   }
 }
 
