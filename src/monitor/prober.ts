@@ -101,7 +101,7 @@ export abstract class DatagramProber implements Prober {
     readonly family: Family,
     protected readonly session: number,
     protected readonly hooks: ProberHooks,
-    protected readonly sock: Socket,
+    sock: Socket,
     payload: number,
   ) {
     this.ch = new DatagramChannel(sock, this.errs, this.data, { onError: (i) => this.onError(i), onData: (i) => this.onData(i) });
