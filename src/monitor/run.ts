@@ -16,7 +16,8 @@
  * that order, skipping what the kernel refuses (a `method` event with action `refused`); a method
  * that got no answer in a whole window gives way to the next (`switched`, with the reason); when
  * none answered, the target is `unreachable` (with what each method got) and the ladder starts
- * over. Statistics never mix methods: every window is probed with one.
+ * over. The ladder moves when a window is closed, `timeout` after its end: the next window's
+ * first probes still go by the method that gave way, and its statistics name the one it ends with.
  */
 import { randomInt } from 'node:crypto';
 import type { RunHandle } from '../core/run.js';
