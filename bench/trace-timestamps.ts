@@ -5,7 +5,12 @@
  * sendmmsg) and `--ts kernel-sw` (the kernel's send timestamp) run alternately in the same lab,
  * with `-q 10 -N 64` and busy CPU loops competing for the two CPUs.
  *
- *   sudo node dist/bench/trace-timestamps.js [traces-per-mode=8] [busy-loops=2]
+ *   sudo node dist/bench/trace-timestamps.js [traces-per-mode=8] [busy-loops=2] [--delay MS]
+ *
+ * Without delay each router's Time Exceeded comes back while the window is still being sent, and
+ * the pending error stops the send after a probe or two; with `--delay` (one-way, every link) the
+ * whole window of 64 leaves before any answer, which is where a send time taken once per batch
+ * would be wrong for every probe but the first.
  *
  * Root (a lab); tcpdump is needed (apt-get install tcpdump). Traffic stays inside the lab.
  * Bar (issue 14): with kernel-sw, |reported − wire| at most 50 µs at p99 over at least 300 probes.
@@ -22,8 +27,11 @@ import { quantile, reportedRtts, rttErrors, wireRtts } from '../test/helpers/wir
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin', 'pathlens.js');
-const TRACES = Number(process.argv[2] ?? 8);
-const LOOPS = Number(process.argv[3] ?? 2);
+const argv = process.argv.slice(2);
+const at = argv.indexOf('--delay');
+const DELAY = at >= 0 ? Number(argv.splice(at, 2)[1]) : 0;
+const TRACES = Number(argv[0] ?? 8);
+const LOOPS = Number(argv[1] ?? 2);
 const LAB = 'tsbench';
 const MODES = ['userspace', 'kernel-sw'] as const;
 
@@ -31,7 +39,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (a lab)');
   if (spawnSync('tcpdump', ['--version']).error) throw new Error('tcpdump is needed (apt-get install tcpdump)');
   labDown(LAB);
-  const st = await labUp(chain({ name: LAB, routers: 5 }));
+  const st = await labUp(chain({ name: LAB, routers: 5, ...(DELAY > 0 ? { delayMs: DELAY } : {}) }));
   const src = st.plan.nodes.find((n) => n.name === 'src')!;
   const dst = st.plan.nodes.find((n) => n.name === 'dst')!;
   const dir = mkdtempSync(join(tmpdir(), 'pl-tsbench-'));
@@ -62,7 +70,7 @@ async function main(): Promise<void> {
     dump.kill('SIGINT');
     await new Promise((r) => dump.on('close', r));
     const wire = wireRtts(pcap, src.ifaces[0].v4);
-    console.log(`# ${cpus().length} CPUs (${cpus()[0].model}); kernel ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}; lab chain of 5 routers (veth, no impairment)`);
+    console.log(`# ${cpus().length} CPUs (${cpus()[0].model}); kernel ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}; lab chain of 5 routers (veth, ${DELAY > 0 ? `${DELAY} ms one-way delay per link` : 'no impairment'})`);
     console.log(`# ${TRACES} traces per mode, alternating, each -q 10 -N 64 (64 probes: 6 hops, and 4 sent past the target before it answered); ${LOOPS} busy CPU loops; wire = tcpdump on src's interface`);
     console.log(`${'|reported - wire| (us)'.padEnd(24)} ${'probes'.padStart(7)} ${'p50'.padStart(8)} ${'p90'.padStart(8)} ${'p99'.padStart(8)} ${'max'.padStart(8)}  send clock`);
     for (const mode of MODES) {

@@ -77,8 +77,17 @@ export class SendBatch {
   readonly ctrlView: DataView;
   /** Per message: dataOff, dataLen, nameOff, nameLen, ctrlOff, ctrlLen. */
   readonly meta: Int32Array;
-  /** CLOCK_REALTIME [sec, nsec] just before and just after the last sendmmsg. */
-  readonly times = new Float64Array(4);
+  /**
+   * Send times of the last send(): batched, CLOCK_REALTIME [sec, nsec] just before and just after
+   * the sendmmsg; one message at a time, [sec, nsec] just before message i's own syscall at 2i.
+   */
+  readonly times: Float64Array;
+  /**
+   * Send each message by its own syscall, its time taken just before it (for sockets whose kernel
+   * gives no send timestamp: in one sendmmsg, the last message's time would include the kernel's
+   * work on all the others, and any preemption between them). Off: one sendmmsg, one time.
+   */
+  perMessage = false;
 
   constructor(count: number, dataSlot: number, nameSlot = 28, ctrlSlot = 32) {
     if (!(count > 0 && count <= 256)) throw new RangeError('SendBatch count must be 1..256');
@@ -92,6 +101,7 @@ export class SendBatch {
     this.dataView = new DataView(this.data.buffer);
     this.ctrlView = new DataView(this.ctrl.buffer);
     this.meta = new Int32Array(count * 6);
+    this.times = new Float64Array(Math.max(4, 2 * count));
   }
 
   /** Sets the lengths used by message i (its slots start at i * slot). */
@@ -105,9 +115,20 @@ export class SendBatch {
     this.meta[m + 5] = ctrlLen;
   }
 
-  /** sendmmsg of messages [0, n); -> messages sent | -errno. */
+  /** Sends messages [0, n) (sendmmsg, or one syscall each when perMessage); -> messages sent | -errno. */
   send(fd: number, n: number, flags = 0): number {
+    if (this.perMessage) return native().sendeach(fd, n, this.meta, this.data, this.names, this.ctrl, flags, this.times);
     return native().sendmmsg(fd, n, this.meta, this.data, this.names, this.ctrl, flags, this.times);
+  }
+
+  /** CLOCK_REALTIME seconds just before message i of the last send() left (i counted from that call's first). */
+  sentSec(i: number): number {
+    return this.perMessage ? this.times[2 * i] : this.times[0];
+  }
+
+  /** The nanoseconds of sentSec(i). */
+  sentNsec(i: number): number {
+    return this.perMessage ? this.times[2 * i + 1] : this.times[1];
   }
 
   /**

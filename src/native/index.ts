@@ -22,6 +22,9 @@ export interface NativePollerCtor {
   new (fd: number, callback: (status: number, events: number) => void): NativePoller;
 }
 
+/** Sends messages [0, count) described by meta (6 Int32 each) from the slabs; -> messages sent | -errno. */
+export type SendMessages = (fd: number, count: number, meta: Int32Array, data: Uint8Array, names: Uint8Array | null, ctrl: Uint8Array | null, flags: number, times: Float64Array) => number;
+
 /** Every function returns a count or 0 on success and -errno on failure. */
 export interface NativeShim {
   socket(domain: number, type: number, protocol: number): number;
@@ -31,17 +34,10 @@ export interface NativeShim {
   bind(fd: number, addr: Uint8Array): number;
   connect(fd: number, addr: Uint8Array): number;
   getsockname(fd: number, out: Uint8Array): number;
-  /** meta: 6 Int32 per message (dataOff, dataLen, nameOff, nameLen, ctrlOff, ctrlLen). */
-  sendmmsg(
-    fd: number,
-    count: number,
-    meta: Int32Array,
-    data: Uint8Array,
-    names: Uint8Array | null,
-    ctrl: Uint8Array | null,
-    flags: number,
-    times: Float64Array,
-  ): number;
+  /** meta: 6 Int32 per message (dataOff, dataLen, nameOff, nameLen, ctrlOff, ctrlLen); times[0..1] before the call, [2..3] after. */
+  sendmmsg: SendMessages;
+  /** sendmmsg's messages, each by its own sendmsg; times[2i..2i+1]: CLOCK_REALTIME just before message i's. Stops at the first failure. */
+  sendeach: SendMessages;
   /** meta receives 4 Int32 per message (dataLen, ctrlLen, nameLen, msgFlags). */
   recvmmsg(
     fd: number,

@@ -79,8 +79,12 @@ export abstract class ChannelTransport extends ErrqueueTransport {
     };
   }
 
-  /** Sends slots [0, n) of the slab the codec filled. */
+  /**
+   * Sends slots [0, n) of the slab the codec filled: in one sendmmsg when the kernel stamps each
+   * probe's send, else one syscall a probe, its time taken just before it.
+   */
   protected sendSlab(b: SendBatch, n: number, retries: Int32Array, onSent: OnSent): number {
+    b.perMessage = !this.stampIds;
     return this.ch.send(b, n, retries, onSent, this.onLocal);
   }
 

@@ -256,7 +256,8 @@ export function localSendError(rc: number, target: Uint8Array, family: Family): 
 
 /**
  * Sends messages [0, n) of batch b on fd, calling onSent as they leave (the time is CLOCK_REALTIME
- * just before the sendmmsg that carried them). With IP_RECVERR every ICMP error about an earlier
+ * just before the sendmmsg that carried them, or before each message's own syscall when the batch
+ * sends them one at a time). With IP_RECVERR every ICMP error about an earlier
  * probe also sets the socket's sk_err, which fails the next send whatever its destination: such a
  * failure drains the queues (`drain`: those are answers to earlier probes, delivered to them) and
  * sends the same message again. A failure that no drain explains (twice in a row with nothing
@@ -272,9 +273,7 @@ export function sendDraining(fd: number, b: SendBatch, n: number, retries: Int32
     const rc = b.send(fd, n - done);
     if (stats) stats.sendCalls++;
     if (rc > 0) {
-      const sec = b.times[0];
-      const nsec = b.times[1];
-      for (let i = done; i < done + rc; i++) onSent(i, sec, nsec, retries[i]);
+      for (let i = done; i < done + rc; i++) onSent(i, b.sentSec(i - done), b.sentNsec(i - done), retries[i]);
       done += rc;
       b.shift(rc, n - done);
       failedWithoutDrain = 0;
@@ -290,7 +289,7 @@ export function sendDraining(fd: number, b: SendBatch, n: number, retries: Int32
     }
     // Nothing queued explains the failure: it is this message's own.
     onLocal(done, rc);
-    onSent(done, b.times[0], b.times[1], retries[done]);
+    onSent(done, b.sentSec(0), b.sentNsec(0), retries[done]);
     done++;
     b.shift(1, n - done);
     failedWithoutDrain = 0;

@@ -129,7 +129,7 @@ export interface ReplyEvent extends Base, InRound {
   /**
    * Which clock made each end of rtt_ms (both CLOCK_REALTIME): 'kernel-sw', the kernel's software
    * timestamp (send: when the device took the packet; receive: when the packet arrived), or
-   * 'userspace' (send: just before sendmmsg; receive: when pathlens read it).
+   * 'userspace' (send: just before the probe's own sendmsg; receive: when pathlens read it).
    */
   send_ts: TsSource;
   recv_ts: TsSource;

@@ -33,7 +33,7 @@ export class ProbeTable {
   readonly state: Uint8Array;
   readonly txSec: Float64Array;
   readonly txNsec: Float64Array;
-  /** 1: txSec/txNsec are the kernel's send timestamp; 0: the time taken just before sendmmsg. */
+  /** 1: txSec/txNsec are the kernel's send timestamp; 0: the time taken just before the probe's own sendmsg. */
   readonly txKernel: Uint8Array;
   /** Monotonic send time (the scheduler's clock), for deadlines. */
   readonly txMono: Float64Array;

@@ -60,7 +60,7 @@ export interface TraceRequest extends TraceShape {
   /**
    * Send times: 'kernel-sw' the kernel's software send timestamps (UDP, ICMP over a ping socket;
    * Linux 6.13), 'userspace'
-   * the time taken before sendmmsg, 'auto' (the default) the kernel's where it gives them.
+   * the time taken just before each probe's own sendmsg, 'auto' (the default) the kernel's where it gives them.
    */
   ts?: TsChoice;
 }
