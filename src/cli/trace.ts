@@ -1,7 +1,12 @@
 /**
  * `pathlens trace`: options -> TraceRequest -> engine; the views are sinks on the event stream.
  */
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import { PathlensError } from '../core/errors.js';
+import { type Sink, Tee } from '../core/sink.js';
+import { TraceBlocks } from '../render/trace-blocks.js';
+import { type MultiDone, parseTargetList, startTraces, tagTarget } from '../trace/multi.js';
 import type { Family } from '../packet/addr.js';
 import { untilDone } from './lifecycle.js';
 import { type RoundsCli, runRounds, wantsRounds } from './trace-rounds.js';
@@ -55,13 +60,56 @@ interface TraceOpts extends RoundsCli {
   jsonl?: boolean;
   jsonlFile?: string;
   quiet?: boolean;
+  targets?: string;
+  parallel: number;
+}
+
+/** --targets FILE: its targets, or one line saying why there are none. */
+function readTargets(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new PathlensError('ERR_USAGE', `--targets ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const list = parseTargetList(text);
+  if (list.length === 0) throw new PathlensError('ERR_USAGE', `--targets ${file}: no targets in it (one per line, # comments)`);
+  return list;
+}
+
+/**
+ * Several targets: traced at once (startTraces), each trace's events tagged with its target into
+ * the shared outputs, the text view one whole trace after another in the order given.
+ */
+async function runMany(reqs: TraceRequest[], opts: TraceOpts): Promise<void> {
+  const names = !opts.numeric;
+  const shared = eventOutputs<TraceEvent>({ jsonl: opts.jsonl, jsonlFile: opts.jsonlFile, quiet: true }, () => ({ event() {} }));
+  const blocks = !opts.quiet && !opts.jsonl ? new TraceBlocks((l) => process.stdout.write(`${l}\n`), reqs.length, (write) => new TraceTextView(write, { names })) : null;
+  const resolver = names ? new ReverseResolver({ server: opts.dnsServer, timeoutMs: Math.round(opts.dnsTimeout * 1000), placement: { netns: opts.netns } }) : null;
+  const sinkOf = (i: number): Sink<TraceEvent> => {
+    const out = new Tee<TraceEvent>([tagTarget(reqs[i].target, shared), ...(blocks ? [blocks.sink(i)] : [])]);
+    return resolver ? new TraceNames(resolver, out, false) : out;
+  };
+  let result: MultiDone;
+  try {
+    ({ done: result } = await untilDone(() => startTraces(reqs, sinkOf, { parallel: opts.parallel })));
+  } finally {
+    resolver?.close();
+    await shared.end();
+  }
+  const first = result.traces.find((t) => t.error !== null);
+  if (!first) return;
+  const code = first.error instanceof PathlensError && first.error.code !== 'ERR_USAGE' ? first.error.code : 'ERR_SEND';
+  throw new PathlensError(code, `${result.failed} of ${reqs.length} traces failed (${first.target}: ${first.error!.message})`);
 }
 
 export function traceCommand(): Command {
   const d = TRACE_DEFAULTS;
   return new Command('trace')
     .description('trace the path to TARGET (UDP probes by default; ICMP echo with -I, TCP SYN with -T)')
-    .argument('<target>', 'IP address or host name')
+    .argument('[targets...]', 'IP address or host name; several are traced at once, under one -N cap')
+    .option('--targets <file>', 'trace the targets listed in FILE too (one per line, # comments)')
+    .option('--parallel <n>', 'several targets: how many are traced at once, at most', intArg(1, 1024), 16)
     .option('-4, --ipv4', 'use IPv4')
     .option('-6, --ipv6', 'use IPv6')
     .option('-U, --udp', 'UDP probes (the default)')
@@ -106,12 +154,17 @@ export function traceCommand(): Command {
     .option('--jsonl', 'write pathlens.trace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
     .option('--quiet', 'no human view')
-    .action(async (target: string, opts: TraceOpts, cmd: Command) => {
+    .action(async (given: string[], opts: TraceOpts, cmd: Command) => {
+      const targets = [...given, ...(opts.targets !== undefined ? readTargets(opts.targets) : [])];
+      if (targets.length === 0) throw new Error('usage: give a target (an IP address or a host name), or --targets FILE');
+      if (targets.length > 1 && wantsRounds(opts)) throw new Error('usage: continuous mode (-c, --live and the reports) follows one target; several targets are traced once each');
+      if (targets.length === 1 && cmd.getOptionValueSource('parallel') === 'cli') throw new Error('usage: --parallel goes with several targets');
+      const target = targets[0];
       // Exploring flows: one probe per flow and hop unless -q says otherwise.
       if ((opts.ecmp || wantsRounds(opts)) && cmd.getOptionValueSource('queries') === 'default') opts.queries = 1;
       if (opts.ecmp === 'auto' && opts.queries !== 1) throw new Error('usage: --ecmp auto sends one probe per flow and hop (leave -q out)');
       if (opts.ecmp !== 'auto' && (cmd.getOptionValueSource('confidence') === 'cli' || cmd.getOptionValueSource('ecmpMax') === 'cli')) throw new Error('usage: --confidence and --ecmp-max go with --ecmp auto');
-      if (!target.trim()) throw new Error('usage: the target is empty: give an IP address or a host name');
+      if (targets.some((t) => !t.trim())) throw new Error('usage: the target is empty: give an IP address or a host name');
       const family: Family | undefined = opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined;
       if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
       const picked = [opts.udp && 'udp', opts.icmp && 'icmp', opts.tcp && 'tcp', opts.method].filter(Boolean) as (MethodChoice | 'auto')[];
@@ -147,6 +200,10 @@ export function traceCommand(): Command {
       if (opts.dnsServer !== undefined) parseServer(opts.dnsServer); // a bad one is a usage error, even with -n
       if (wantsRounds(opts)) {
         await runRounds(req, opts);
+        return;
+      }
+      if (targets.length > 1) {
+        await runMany(targets.map((t) => ({ ...req, target: t })), opts);
         return;
       }
       const names = !opts.numeric;

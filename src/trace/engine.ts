@@ -9,7 +9,8 @@
  *  - every probe sent ends in exactly one outcome: a reply or a timeout (no-reply); a reply that
  *    arrives after its timeout is reported as late and never changes the hop;
  *  - a reply is attributed only to the probe it was correlated to; anything else is "unmatched";
- *  - probes in flight never exceed maxInflight; per-probe state is sized by the probe budget
+ *  - probes in flight never exceed maxInflight, nor, with other traces, the cap they share (pool);
+ *    per-probe state is sized by the probe budget
  *    ((maxTtl - firstTtl + 1) * queries), so memory is flat however long the trace runs.
  */
 import { realScheduler, type Scheduler, type TimerId } from '../core/scheduler.js';
@@ -60,6 +61,10 @@ export class TraceEngine {
   private readonly viewBound = () => this.view();
   private readonly nowBound = () => this.now();
   private readonly runningBound = () => this.stopReason === null;
+  /** Shared cap (several targets): how much of it this trace holds, and its wake-up. */
+  private readonly pool: EngineOptions['pool'];
+  private held = 0;
+  private readonly wakeBound = () => this.schedulePump();
   /** The longest wait for one probe: -w, capped by what the method can honour. */
   private readonly waitMs: number;
   /** Probes per TTL: queries x flows. Probe index i at a TTL belongs to flow i % flows. */
@@ -71,6 +76,7 @@ export class TraceEngine {
     this.clock = o.scheduler ?? realScheduler;
     this.perTtl = o.queries * flows;
     this.o = o;
+    this.pool = o.pool;
     this.transport = transport;
     this.facts = factsOf(transport);
     this.sink = sink;
@@ -172,11 +178,20 @@ export class TraceEngine {
       const o = this.o;
       const t = this.table;
       while (t.nInflight < o.maxInflight && this.stopReason === null && this.plan.wants(this.view())) {
-        const room = Math.min(o.maxInflight - t.nInflight, this.facts.sendChunk);
+        let room = Math.min(o.maxInflight - t.nInflight, this.facts.sendChunk);
+        if (this.pool) {
+          room = Math.min(room, this.pool.free);
+          if (room === 0) {
+            // The other traces hold the shared cap: go on when some of it comes back.
+            this.pool.wait(this.wakeBound);
+            break;
+          }
+        }
         const n = this.plan.next(this.view(), room, this.batchSeqs, this.batchTtls);
         if (n === 0) break;
         const sent = this.transport.send(this.batchSeqs, this.batchTtls, n, this.onSentBound);
         this.plan.sent(this.batchSeqs, this.batchTtls, sent, n);
+        this.hold();
         if (this.finished) return;
         if (sent < n) {
           // Socket buffer full: try again shortly (a timer, not a spin).
@@ -200,6 +215,15 @@ export class TraceEngine {
     }
     this.pumping = false;
     this.settle();
+  }
+
+  /** Brings this trace's share of the pool to its probes in flight (taking or giving back). */
+  private hold(): void {
+    if (!this.pool) return;
+    const now = this.table.nInflight;
+    if (now > this.held) this.pool.take(now - this.held);
+    else if (now < this.held) this.pool.give(this.held - now);
+    this.held = now;
   }
 
   private onSent(i: number, sec: number, nsec: number, retries: number): void {
@@ -230,6 +254,7 @@ export class TraceEngine {
       // reply is reported (resend: true) but is not the hop's answer; the probe goes again, smaller.
       this.emit(this.ev.reply(this.now(), seq, ttl, addr, rtt, r, t.txKernel[seq] === 1, false, true));
       t.land(seq, RESEND);
+      this.hold();
       this.emitAll(this.plan.placed(this.now()));
       this.schedulePump();
       return;
@@ -265,6 +290,7 @@ export class TraceEngine {
   private record(seq: number, ttl: number, addr: string | null, rtt: number, r: ReplyRecord): void {
     const t = this.table;
     t.land(seq, REPLIED);
+    this.hold();
     this.counts.replies++;
     this.hops.replied(ttl);
     t.ttlDone[ttl]++;
@@ -280,6 +306,7 @@ export class TraceEngine {
     const t = this.table;
     const ttl = t.ttlOf(seq);
     t.land(seq, TIMEDOUT);
+    this.hold();
     this.transport.expire?.(seq);
     t.ttlDone[ttl]++;
     this.counts.timeouts++;
@@ -371,6 +398,8 @@ export class TraceEngine {
     this.hops.flush(Math.min(t.stopTtl, o.maxTtl), this.now());
     this.emitAll(this.plan.end(this.now()));
     this.finished = true;
+    this.pool?.leave(this.wakeBound);
+    this.hold();
     if (this.timer) this.clock.clearTimer(this.timer);
     this.timer = null;
     if (this.immediate) this.clock.clearTimer(this.immediate);

@@ -23,6 +23,8 @@ interface Base {
   schema: typeof TRACE_SCHEMA;
   /** Milliseconds since the start event (monotonic clock). */
   t_ms: number;
+  /** Several targets in one run (`trace A B C`, `--targets FILE`): the target, as given, this event belongs to. */
+  target?: string;
 }
 
 export interface StartEvent extends Base {

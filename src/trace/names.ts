@@ -19,6 +19,8 @@ export class TraceNames implements Sink<TraceEvent> {
   constructor(
     private readonly resolver: ReverseResolver,
     private readonly out: Sink<TraceEvent>,
+    /** Closes the resolver at end() (false: other traces share it, and its owner closes it). */
+    private readonly ownsResolver = true,
   ) {}
 
   event(e: TraceEvent): void {
@@ -70,7 +72,7 @@ export class TraceNames implements Sink<TraceEvent> {
       await f;
       if (this.flushing === f) this.flushing = null;
     }
-    this.resolver.close();
+    if (this.ownsResolver) this.resolver.close();
     await this.out.end?.();
   }
 }

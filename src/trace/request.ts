@@ -12,6 +12,7 @@ import type { SendStamps } from '../probe/errqueue.js';
 import type { SocketChoice } from '../probe/socket.js';
 import { FLOW_SPACE } from './ecmp-auto.js';
 import type { ProbeMethod } from './events.js';
+import type { InflightPool } from './pool.js';
 import { udpFits } from './udp.js';
 import { COOKIE_LEN } from '../probe/cookie.js';
 
@@ -115,6 +116,8 @@ export interface EngineOptions extends TraceShape {
   version: string;
   /** Time and timers (the real clock unless a test gives a virtual one). */
   scheduler?: Scheduler;
+  /** A cap shared with other traces of the same run (several targets); maxInflight still holds for this one. */
+  pool?: InflightPool;
 }
 
 /** What the engine needs of its options, checked where they are made and where they are used. */

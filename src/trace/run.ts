@@ -20,6 +20,7 @@ import { ICMP_MIN_PAYLOAD, IcmpProber } from './icmp.js';
 import { AUTO_ORDER, AUTO_SILENT_HOPS, ECMP_AUTO_DEFAULTS, TRACE_DEFAULTS, type TraceRequest, type TraceSpec, planTrace } from './request.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
+import type { InflightPool } from './pool.js';
 import { UdpProber, udpOverhead } from './udp.js';
 
 /**
@@ -49,9 +50,15 @@ export interface TraceHandle extends RunHandle<DoneEvent> {
   readonly error: Error | null;
 }
 
-export async function startTrace(req: TraceRequest, sink: Sink<TraceEvent>): Promise<TraceHandle> {
-  if (req.method === 'auto') return startAuto(req, sink);
-  const engine = await startEngine(req, sink, 0);
+/** What a trace shares with the others of its run (several targets). */
+export interface TraceShared {
+  /** One in-flight cap over all of them. */
+  pool?: InflightPool;
+}
+
+export async function startTrace(req: TraceRequest, sink: Sink<TraceEvent>, shared: TraceShared = {}): Promise<TraceHandle> {
+  if (req.method === 'auto') return startAuto(req, sink, shared);
+  const engine = await startEngine(req, sink, 0, shared);
   return { done: engine.run(), stop: () => engine.interrupt(), get error() { return engine.error; } };
 }
 
@@ -61,7 +68,7 @@ export async function startTrace(req: TraceRequest, sink: Sink<TraceEvent>): Pro
  * stream, and a `switch` event between them says why. A method the kernel refuses (no ping socket
  * and no CAP_NET_RAW) is skipped with a switch event naming the refusal.
  */
-async function startAuto(req: TraceRequest, sink: Sink<TraceEvent>): Promise<TraceHandle> {
+async function startAuto(req: TraceRequest, sink: Sink<TraceEvent>, shared: TraceShared): Promise<TraceHandle> {
   let current: TraceEngine | null = null;
   let stopped = false;
   let failure: Error | null = null;
@@ -73,7 +80,7 @@ async function startAuto(req: TraceRequest, sink: Sink<TraceEvent>): Promise<Tra
       const next = AUTO_ORDER[i + 1];
       let engine: TraceEngine;
       try {
-        engine = await startEngine({ ...req, method, port: method === 'tcp' ? TRACE_DEFAULTS.tcpPort : req.port }, sink, next ? AUTO_SILENT_HOPS : 0);
+        engine = await startEngine({ ...req, method, port: method === 'tcp' ? TRACE_DEFAULTS.tcpPort : req.port }, sink, next ? AUTO_SILENT_HOPS : 0, shared);
       } catch (e) {
         if (!next || !(e instanceof PathlensError) || e.code !== 'ERR_PRIVILEGE') throw e;
         sink.event({ schema: TRACE_SCHEMA, type: 'switch', t_ms: t0 ? Math.round((performance.now() - t0) * 1000) / 1000 : 0, from: method, to: next, reason: `not permitted: ${e.message}` });
@@ -107,7 +114,7 @@ async function startAuto(req: TraceRequest, sink: Sink<TraceEvent>): Promise<Tra
   };
 }
 
-async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop: number): Promise<TraceEngine> {
+async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop: number, shared: TraceShared): Promise<TraceEngine> {
   const spec = planTrace(req);
   const address = await resolveTarget(req.target, req.family);
   const source = req.source ? parseIp(req.source) : undefined;
@@ -139,6 +146,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
         tos: req.placement?.tos,
         silentStop,
         version: version(),
+        ...(shared.pool ? { pool: shared.pool } : {}),
       },
       transport,
       sink,
