@@ -9,8 +9,11 @@
  *     new next hop raises k and the count; flows without a reply do not count;
  *   - successors: every node at t-1 gets one of its own flows probed at t (MDA-Lite's reuse: no
  *     search for flows through a node), so each node's next hop is seen;
- *   - predecessors: every node seen at t+1 must have one of its flows probed at t; one that has
- *     none (it was reached by flows new at t+1) gets one, which finds a node the rule missed at t;
+ *   - predecessors: every node seen at t+1 should have one of its flows probed at t; one that has
+ *     none (it was reached by flows new at t+1) gets one, which finds a node the rule missed at t.
+ *     Within t's rule count that probe costs nothing extra; past it, only when t+1 shows more
+ *     nodes than t (else merging branches, or routers that answer from the interface of their
+ *     route back, explain the unlinked node, and the probe would only meet a node already known);
  *   - the rest of the rule's count is made of flows not probed at t-1, so that each TTL samples
  *     the branches afresh instead of replaying the TTL before it.
  * The same number of probes as a hop-by-hop MDA on a diamond when every hop is complete; when one
@@ -134,10 +137,14 @@ export class EcmpAutoPlan {
     const list = v.replies[t];
     const answered = list?.length ?? 0;
     // Predecessors: a node at t+1 (not the target) none of whose flows was probed at t (hop 1
-    // known single from the route has nothing to find).
+    // known single from the route has nothing to find). Such a flow counts toward t's own rule;
+    // past the rule it is sent only when t+1 shows more nodes than t, the sign of a node t missed
+    // (with as many nodes or fewer, branches merging or a router answering from the interface of
+    // its route back explains it, and the probe would find a node already known).
     const next = v.replies[t + 1];
     if (answered > 0 && next && !this.byRoute(t) && t + 1 < v.stopTtl && t + 1 <= this.openTtl && v.ttlSent[t + 1] === v.ttlDone[t + 1]) {
-      linkFlows(next, here, out);
+      const room = distinct(next) > distinct(list!) ? FLOW_SPACE : this.needAt(t, list!) - answered - inFlight;
+      if (room > 0) linkFlows(next, here, out, room);
     }
     // Successors: a node at t-1 none of whose flows was probed at t.
     const prev = t > this.o.firstTtl ? v.replies[t - 1] : null;
@@ -211,11 +218,13 @@ export class EcmpAutoPlan {
   }
 }
 
-/** For each node answering in `replies` none of whose flows is in `sentHere`: its lowest such flow, once. */
-function linkFlows(replies: HopReply[], sentHere: Uint8Array, out: number[]): void {
+/** For each node answering in `replies` none of whose flows is in `sentHere`: its lowest such flow, once (at most `room` more in `out`). */
+function linkFlows(replies: HopReply[], sentHere: Uint8Array, out: number[], room = FLOW_SPACE): void {
   const linked = new Set<string | null>();
+  const end = out.length + room;
   for (const r of replies) if (r.flow !== undefined && sentHere[r.flow]) linked.add(r.addr);
   for (const r of replies) {
+    if (out.length >= end) return;
     if (r.flow === undefined || linked.has(r.addr) || out.includes(r.flow)) continue;
     linked.add(r.addr);
     out.push(r.flow);

@@ -6,6 +6,7 @@
  * the source namespace through --netns placement (setns), so 1800 traces take seconds.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { ecmp } from '../../src/lab/presets.js';
 import { Collect } from '../../src/core/sink.js';
@@ -141,3 +142,37 @@ async function adaptive(st: Parameters<typeof addrOf>[0], width: number): Promis
     assert.equal(probes[RUNS >> 1], 2 + 2 * flowsNeeded(width, confidence), 'median probes');
   }
 }
+
+/**
+ * --ecmp auto when the router after the diamond answers from the interface of its own route back
+ * (each router hashing with a seed of its own, as between real routers; with one key for all,
+ * rb's route back happens to retrace the branch the probe took): rb's addresses at TTL 3 then say
+ * nothing about the branch, and a probe at TTL 2 to link each of them to its predecessor would
+ * only meet a branch already known. Past TTL 2's own rule none is sent: a complete run costs
+ * exactly 1 + n_W + n_W + 1, what scamper's tracelb sends (it cost 2 to 8 more before).
+ */
+test('--ecmp auto, width 16, routers answering from their route back: exactly the rule\'s probes at each TTL', opt, async () => {
+  const width = 16;
+  await withLab(ecmp({ name: labName('es'), width }), async (st) => {
+    const routers = st.plan.nodes.filter((n) => n.role === 'router').map((n) => n.ns);
+    const n16 = flowsNeeded(width, 0.95);
+    let complete = 0;
+    const RUNS_SEEDED = 20;
+    for (let run = 0; run < RUNS_SEEDED; run++) {
+      // A seed per router and run (net.ipv4.fib_multipath_hash_seed, Linux 6.11; IPv6 uses it too).
+      routers.forEach((ns, k) => {
+        const r = spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.fib_multipath_hash_seed=${1 + run * 64 + k}`]);
+        assert.equal(r.status, 0, `this kernel sets no multipath hash seed: ${r.stderr}`);
+      });
+      const sink = new Collect<TraceEvent>();
+      const h = await startTrace({ ...TRACE_DEFAULTS, target: addrOf(st, 'dst', 4), queries: 1, ecmp: 'auto', confidence: 0.95, placement: { netns: nodeNs(st, 'src') } }, sink);
+      assert.equal((await h.done).reason, 'reached');
+      const hops = sink.events.filter((e): e is HopEvent => e.type === 'hop');
+      if (hops[1].addrs.length !== width) continue;
+      complete++;
+      assert.equal(hops[1].probes, n16, `run ${run}: TTL 2 found all ${width} with the rule's ${n16} flows, and no more went there`);
+      assert.ok(hops[2].probes <= n16, `run ${run}: TTL 3 sent ${hops[2].probes}`);
+    }
+    assert.ok(complete >= 18, `all ${width} branches found in only ${complete} of ${RUNS_SEEDED} runs`);
+  });
+});
