@@ -38,6 +38,7 @@ interface MonitorOpts {
   quiet?: boolean;
   prometheus?: string;
   samples?: boolean;
+  rcvbuf: number;
   confirm: number;
   resolveEvery: number;
   onChange?: string;
@@ -108,6 +109,7 @@ export function monitorCommand(): Command {
     .option('-s, --source <addr>', 'the source address the probes leave from')
     .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram)')
     .option('--samples', 'one sample event per probe outcome')
+    .option('--rcvbuf <bytes>', 'receive buffer of the probe sockets (past net.core.rmem_max only with CAP_NET_ADMIN); answers it cannot hold are counted in the prober event as rx_dropped', intArg(2048, 1 << 30), MONITOR_DEFAULTS.rcvbuf)
     .option('--jsonl', 'write pathlens.monitor/1 events to stdout')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the plain view stays on the terminal'))
     .option('--quiet', 'no plain view')
@@ -158,6 +160,7 @@ export function monitorCommand(): Command {
               onChange: o.onChange,
               confirm: o.confirm,
               resolveEveryMs: Math.round(o.resolveEvery * 1000),
+              rcvbuf: o.rcvbuf,
               onRtt: metrics ? (target, method, path, rtt) => metrics!.rtt.observe({ target, method, path: path ?? '' }, rtt / 1000) : undefined,
             },
             tee,

@@ -43,6 +43,10 @@ export const SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11;
 export const SCM_TSTAMP_SND = 0;
 export const SO_MARK = 36;
 export const SO_RCVBUFFORCE = 33;
+export const SO_SNDBUFFORCE = 32;
+/** getsockopt: the socket's memory figures, u32[SK_MEMINFO_VARS]; [SK_MEMINFO_DROPS] counts the packets it dropped (a full receive buffer among them). */
+export const SO_MEMINFO = 55;
+export const SK_MEMINFO_DROPS = 8;
 
 export const IP_TOS = 1;
 export const IPV6_TCLASS = 67;

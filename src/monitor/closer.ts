@@ -25,6 +25,8 @@ export interface CloserContext {
   stopping(): boolean;
   note(s: TargetState): MethodNote;
   onChange: ((s: TargetState, from: Health | null, to: Health, reason: string) => void) | null;
+  /** Window k starts to be closed (its probes all have their outcomes): the prober's report on it. */
+  onWindow?(k: number): void;
 }
 
 export class WindowCloser {
@@ -41,7 +43,10 @@ export class WindowCloser {
   /** A tick at `now`: starts closing the next window when its time has come, and closes a slice of it. */
   step(now: number): void {
     const c = this.c;
-    if (this.at < 0 && (this.closing + 1) * c.windowMs + c.timeoutMs <= now) this.at = 0;
+    if (this.at < 0 && (this.closing + 1) * c.windowMs + c.timeoutMs <= now) {
+      this.at = 0;
+      c.onWindow?.(this.closing);
+    }
     if (this.at < 0) return;
     const n = this.targets.length;
     const end = Math.min(n, this.at + CLOSE_BATCH);
@@ -61,6 +66,7 @@ export class WindowCloser {
       this.closing++;
     }
     while (this.closing <= lastWindow) {
+      this.c.onWindow?.(this.closing);
       for (const s of this.targets) this.closeTarget(this.closing, s);
       this.closing++;
     }
@@ -70,7 +76,10 @@ export class WindowCloser {
     const c = this.c;
     const w = s.windows[k & 1];
     // Nothing sent in it (no method, or the partial window the run ended in): nothing to say.
-    if (w.sent === 0) return;
+    if (w.sent === 0) {
+      w.next();
+      return;
+    }
     const f = w.figures(s.jitter.value);
     const method: ProbeMethod = s.methods[Math.max(0, s.step)];
     const v = judge(f, s.t.thresholds);
@@ -87,6 +96,7 @@ export class WindowCloser {
       window_start_ms: k * c.windowMs,
       window_ms: c.windowMs,
       sent: f.sent,
+      due: f.due,
       received: f.received,
       loss: f.loss,
       duplicates: f.duplicates,

@@ -81,6 +81,35 @@ export interface SampleEvent extends Base, Of {
   kernel_ts: boolean;
 }
 
+/** Lag figures of one window, ms: the 50th and 99th percentiles as histogram bounds (at most), and the largest. */
+export interface LagFigures {
+  p50_ms: number | null;
+  p99_ms: number | null;
+  max_ms: number;
+}
+
+/**
+ * The prober's account of itself for one window (schedule.ts), when the window is closed: what
+ * was asked and sent, what was skipped, refused or dropped on this host, how late probes and ticks
+ * were, and whether the schedule was kept (`behind` says why not).
+ */
+export interface ProberEvent extends Base {
+  type: 'prober';
+  window_start_ms: number;
+  window_ms: number;
+  asked: number;
+  sent: number;
+  skipped: number;
+  send_refused: number;
+  rx_dropped: number;
+  asked_per_s: number;
+  sent_per_s: number;
+  send_lag: LagFigures;
+  tick_late: LagFigures;
+  kept: boolean;
+  behind?: string[];
+}
+
 export interface MonitorErrorEvent extends Base {
   type: 'error';
   code: string;
@@ -95,4 +124,4 @@ export interface MonitorDoneEvent extends Base {
   duration_ms: number;
 }
 
-export type MonitorEvent = MonitorStartEvent | MethodEvent | AddressEvent | StatsEvent | StateEvent | SampleEvent | MonitorErrorEvent | MonitorDoneEvent;
+export type MonitorEvent = MonitorStartEvent | MethodEvent | AddressEvent | StatsEvent | StateEvent | SampleEvent | ProberEvent | MonitorErrorEvent | MonitorDoneEvent;

@@ -14,7 +14,7 @@ import type { Placement } from '../io/placement.js';
 import { type Family, parseIp } from '../packet/addr.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import type { MethodEvent } from './events.js';
-import type { Prober, ProberHooks } from './prober.js';
+import type { Prober, ProberHooks, ProberOptions } from './prober.js';
 import type { MethodChoice, OpenProber } from './request.js';
 
 /** A prober and the targets it sends for in this tick. */
@@ -34,6 +34,7 @@ export class ProberPool {
     private readonly open: OpenProber,
     private readonly session: number,
     private readonly hooks: ProberHooks,
+    private readonly opts: ProberOptions,
   ) {}
 
   /** The prober for this method, family and way out, or why it cannot be had. */
@@ -52,7 +53,7 @@ export class ProberPool {
       try {
         const src = source ? parseIp(source) : undefined;
         if (src && src.length !== (family === 4 ? 4 : 16)) throw new PathlensError('ERR_USAGE', `source ${source} is not an IPv${family} address`);
-        pr = this.open(m, family, this.session, this.hooks, p, src);
+        pr = this.open(m, family, this.session, this.hooks, p, src, this.opts);
         this.list.push(pr);
       } catch (e) {
         pr = e as Error;
@@ -72,6 +73,13 @@ export class ProberPool {
   /** Reads what every prober has received. */
   poll(): void {
     for (let k = 0; k < this.list.length; k++) this.list[k].poll?.();
+  }
+
+  /** Answers the probers' sockets dropped so far for a full receive buffer. */
+  rxDropped(): number {
+    let n = 0;
+    for (let k = 0; k < this.list.length; k++) n += this.list[k].rxDropped?.() ?? 0;
+    return n;
   }
 
   /** Target i's address changed. */

@@ -12,14 +12,14 @@ import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, inetCh
 import { connectAnswered, openConnectSocket } from '../probe/connect.js';
 import { COOKIE_TARGET_LEN } from '../probe/cookie.js';
 import { openIcmpSocket, openProbeSocket } from '../probe/socket.js';
-import { type Answer, DatagramProber, MAX_BATCH, type Prober, type ProberHooks, stampNow } from './prober.js';
+import { type Answer, DatagramProber, MAX_BATCH, type Prober, type ProberHooks, type ProberOptions, stampNow } from './prober.js';
 import type { OpenProber } from './request.js';
 
 /**
  * The monitor's datagram sockets: the error queue, a receive buffer for replies to thousands of
  * targets in bursts (past rmem_max where allowed), DF with IP ID 0 (see ProbeSocketOptions).
  */
-const socketOptions = (placement: Placement, source: Uint8Array | undefined) => ({ placement, source, rcvbuf: 8 << 20, forceRcvbuf: true, dontFragment: true });
+const socketOptions = (placement: Placement, source: Uint8Array | undefined, o: ProberOptions) => ({ placement, source, rcvbuf: o.rcvbuf, forceRcvbuf: true, sndbuf: 4 << 20, dontFragment: true });
 
 /**
  * ICMP echo: over an ICMP datagram ("ping") socket where net.ipv4.ping_group_range includes the
@@ -33,8 +33,8 @@ export class EchoProber extends DatagramProber {
   readonly socket: 'ping' | 'raw';
   private readonly echoId: number;
 
-  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement, source?: Uint8Array) {
-    const { sock, kind } = openIcmpSocket(family, 'auto', socketOptions(placement, source));
+  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement, source: Uint8Array | undefined, o: ProberOptions) {
+    const { sock, kind } = openIcmpSocket(family, 'auto', socketOptions(placement, source, o));
     super(family, session, hooks, sock, 8 + COOKIE_TARGET_LEN);
     this.socket = kind;
     this.echoId = kind === 'ping' ? 0 : (session ^ (session >>> 16)) & 0xffff;
@@ -97,8 +97,8 @@ export class UdpProber extends DatagramProber {
   readonly method = 'udp' as const;
   readonly socket = 'dgram';
 
-  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement, source?: Uint8Array) {
-    const { sock } = openProbeSocket(family, SOCK_DGRAM, 0, { ...socketOptions(placement, source), recverr: true });
+  constructor(family: Family, session: number, hooks: ProberHooks, placement: Placement, source: Uint8Array | undefined, o: ProberOptions) {
+    const { sock } = openProbeSocket(family, SOCK_DGRAM, 0, { ...socketOptions(placement, source, o), recverr: true });
     super(family, session, hooks, sock, COOKIE_TARGET_LEN);
   }
 
@@ -206,5 +206,5 @@ export class TcpProber implements Prober {
 }
 
 /** The probers of the real sockets, by method. */
-export const openMonitorProber: OpenProber = (m, family, session, hooks, placement, source) =>
-  m === 'icmp' ? new EchoProber(family, session, hooks, placement, source) : m === 'udp' ? new UdpProber(family, session, hooks, placement, source) : new TcpProber(family, hooks, placement, source);
+export const openMonitorProber: OpenProber = (m, family, session, hooks, placement, source, o) =>
+  m === 'icmp' ? new EchoProber(family, session, hooks, placement, source, o) : m === 'udp' ? new UdpProber(family, session, hooks, placement, source, o) : new TcpProber(family, hooks, placement, source);

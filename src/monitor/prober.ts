@@ -19,6 +19,7 @@ import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_TARGET_LEN, cookieSeq, cookieTarget, isOurCookie, writeCookie } from '../probe/cookie.js';
 import { DatagramChannel } from '../probe/datagram.js';
+import { socketDrops } from '../probe/socket.js';
 import { SockaddrCache } from '../probe/sockaddr-cache.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { realtime } from '../time/clock.js';
@@ -51,7 +52,15 @@ export interface Prober {
   poll?(): number;
   /** The target's address changed (probers that keep something per target). */
   forget?(target: number): void;
+  /** Packets the kernel dropped on the prober's socket so far (SO_MEMINFO: answers that found its receive buffer full), for datagram probers. */
+  rxDropped?(): number;
   close(): void;
+}
+
+/** How the monitor's probe sockets are set up. */
+export interface ProberOptions {
+  /** Receive buffer asked for, bytes (past net.core.rmem_max only with CAP_NET_ADMIN). */
+  rcvbuf: number;
 }
 
 /** Whether bytes at buf[off] are an address target's answers may come from. */
@@ -227,6 +236,10 @@ export abstract class DatagramProber implements Prober {
       a.kernelTs = false;
     }
     return { fromTarget, type: eq.icmpType, code: eq.icmpCode };
+  }
+
+  rxDropped(): number {
+    return Math.max(0, socketDrops(this.ch.sock));
   }
 
   close(): void {

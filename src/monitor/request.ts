@@ -8,7 +8,7 @@ import type { Placement } from '../io/placement.js';
 import type { Family } from '../packet/addr.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './health.js';
-import type { Prober, ProberHooks } from './prober.js';
+import type { Prober, ProberHooks, ProberOptions } from './prober.js';
 
 export type MethodChoice = ProbeMethod | 'auto';
 
@@ -35,7 +35,7 @@ export interface MonitorTarget extends TargetSettings {
 }
 
 /** Opens the prober of one method, family and way out (tests give scripted ones). */
-export type OpenProber = (method: ProbeMethod, family: Family, session: number, hooks: ProberHooks, placement: Placement, source: Uint8Array | undefined) => Prober;
+export type OpenProber = (method: ProbeMethod, family: Family, session: number, hooks: ProberHooks, placement: Placement, source: Uint8Array | undefined, opts: ProberOptions) => Prober;
 
 export interface MonitorRequest {
   targets: MonitorTarget[];
@@ -58,9 +58,11 @@ export interface MonitorRequest {
   scheduler?: Scheduler;
   /** How probers are opened (the real sockets unless a test gives scripted ones). */
   openProber?: OpenProber;
+  /** Receive buffer of the probe sockets, bytes (MONITOR_DEFAULTS.rcvbuf). */
+  rcvbuf?: number;
 }
 
-export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs: 1000, udpPort: 33434, tcpPort: 80, thresholds: DEFAULT_THRESHOLDS };
+export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs: 1000, udpPort: 33434, tcpPort: 80, thresholds: DEFAULT_THRESHOLDS, rcvbuf: 8 << 20 };
 
 /** The ladder of `auto`, in order. */
 export const LADDER: ProbeMethod[] = ['icmp', 'udp', 'tcp'];

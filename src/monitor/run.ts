@@ -34,9 +34,10 @@ import { type MethodNote, ProberPool, chooseMethod, triedSummary } from './ladde
 import { OutstandingRings, TimeoutQueue } from './ledger.js';
 import { openMonitorProber } from './methods.js';
 import type { Answer } from './prober.js';
-import { type MonitorRequest, validateMonitor } from './request.js';
+import { MONITOR_DEFAULTS, type MonitorRequest, validateMonitor } from './request.js';
 import { Reresolver, systemLookup } from './resolve.js';
 import { type TargetState, makeTargets } from './targets.js';
+import { ScheduleLedger } from './schedule.js';
 import { TimingWheel } from './wheel.js';
 
 
@@ -50,8 +51,15 @@ import { TimingWheel } from './wheel.js';
 export const TICK_MS = 4;
 /** The wheel's slot: a tick sends the slots that have ended since the last, every probe in them due. */
 const SLOT_MS = 1;
-/** At most this many ticks' worth of probes go out in one tick (what a late timer brings is allowed; after a stall, the rest waits). */
-const BURST_TICKS = 1.25;
+/**
+ * A tick sends what came due since the last one, at most this many times the probes the asked
+ * rate gives the time since the last tick (the period is TICK_MS plus the tick's own work plus
+ * the timer's lateness, not TICK_MS: a cap of a fixed period's worth fell behind at 100,000 targets,
+ * sending 6 or 7 probes of 10 a window). Past that, what is late goes out over the next ticks.
+ */
+const CATCH_UP = 1.25;
+/** ... and never more than this long's worth at once (after a stall: a collection, a suspended process). */
+const MAX_BURST_MS = 50;
 /** Probes handed to a prober in one send call, at most. */
 const SEND_BATCH = 4096;
 
@@ -86,7 +94,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (!s) return false;
     return sameAddr(buf, off, s.address) || (s.oldAddr !== null && now() < s.oldUntil && sameAddr(buf, off, s.oldAddr));
   };
-  const pool = new ProberPool(req.openProber ?? openMonitorProber, session, { onAnswer: (a) => onAnswer(a), onFatal: (e) => fail(e), fromTarget });
+  const pool = new ProberPool(req.openProber ?? openMonitorProber, session, { onAnswer: (a) => onAnswer(a), onFatal: (e) => fail(e), fromTarget }, { rcvbuf: req.rcvbuf ?? MONITOR_DEFAULTS.rcvbuf });
   const note =
     (s: TargetState): MethodNote =>
     (action, method, from, reason, socket = null) =>
@@ -100,6 +108,15 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   );
   const ring = rings.ring;
   const timeouts = new TimeoutQueue();
+  let longest = 0;
+  let shortest = Infinity;
+  for (const t of req.targets) {
+    longest = Math.max(longest, t.intervalMs);
+    shortest = Math.min(shortest, t.intervalMs);
+  }
+  const ledger = new ScheduleLedger(req.windowMs, longest, shortest);
+  /** Per target: how late its probe of this tick is, from its due time (ms). */
+  const lagOf = new Float32Array(n);
   const closer = new WindowCloser(targets, {
     windowMs: req.windowMs,
     timeoutMs: req.timeoutMs,
@@ -114,6 +131,11 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
             emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: 'ERR_HOOK', message }),
           )
       : null,
+    onWindow: (k) => {
+      // The run's last window, as far as it went.
+      const end = sendingStopped === null ? (k + 1) * req.windowMs : Math.min((k + 1) * req.windowMs, sendingStopped);
+      emit(ledger.report(k, pool.rxDropped(), tms(), Math.max(0, end - k * req.windowMs)));
+    },
   });
   const resolver = new Reresolver(targets, {
     everyMs: req.resolveEveryMs ?? 0,
@@ -134,13 +156,14 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       note(s)('unreachable', null, null, `no method the kernel allows: ${triedSummary(s)}`);
     }
   }
+  const winOf = (ms: number) => Math.floor(ms / req.windowMs);
   // Spread: target i starts at its share of the interval.
   for (let i = 0; i < n; i++) {
     wheel.due[i] = (targets[i].intervalMs * i) / n;
-    if (targets[i].step >= 0) wheel.insert(i);
+    if (targets[i].step < 0) continue;
+    wheel.insert(i);
+    ledger.ask(winOf(wheel.due[i]));
   }
-
-  const winOf = (ms: number) => Math.floor(ms / req.windowMs);
 
   function outcome(s: TargetState, k: number, result: 'reply' | 'timeout' | 'unreachable', rtt: number | null, kernelTs: boolean): void {
     const w = s.windows[rings.win[k] & 1];
@@ -194,23 +217,42 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     const k = rings.at(bT[j], bQ[j]);
     rings.tx[k] = sec * 1000 + nsec / 1e6;
     s.windows[rings.win[k] & 1].sent++;
+    ledger.sentAt(rings.win[k], lagOf[bT[j]]);
     counts.sent++;
     pending++;
     timeouts.push(bT[j], k, sendNow + req.timeoutMs);
   };
-  // Probes per tick on average, and the most one tick may send.
-  const perTick = req.targets.reduce((a, t) => a + TICK_MS / t.intervalMs, 0);
-  const burstCap = Math.max(16, Math.ceil(perTick * BURST_TICKS));
+  // The asked rate (probes per ms), for the most one tick may send.
+  const perMs = req.targets.reduce((a, t) => a + 1 / t.intervalMs, 0);
+  let lastTick = -1;
   const active = (i: number) => targets[i].step >= 0;
   let tnow = 0;
+  /** Probe due at `d` counts in its window's `due` (when the target's window for it is still open). */
+  const countDue = (s: TargetState, d: number) => {
+    const dw = winOf(d);
+    const w = s.windows[dw & 1];
+    if (w.win === dw) w.due++;
+  };
   const take = (i: number) => {
     const s = targets[i];
+    const due = wheel.due;
+    // More than an interval late (the loop fell that far behind): the probes missed are skipped,
+    // and said to be; the target gets one probe now, never a burst of them.
+    while (tnow - due[i] > s.intervalMs) {
+      ledger.skip(winOf(due[i]));
+      countDue(s, due[i]);
+      due[i] += s.intervalMs;
+      ledger.ask(winOf(due[i]));
+    }
+    countDue(s, due[i]);
+    lagOf[i] = tnow - due[i];
     s.group.idx.push(i);
     if (s.confirmLeft > 0) {
       s.confirmLeft--;
       // A tenth of the interval, but never so fast that the ring of outstanding probes wraps.
-      wheel.due[i] += Math.max(TICK_MS, s.intervalMs / 10, (2 * req.timeoutMs) / ring);
-    } else wheel.due[i] += s.intervalMs;
+      due[i] += Math.max(TICK_MS, s.intervalMs / 10, (2 * req.timeoutMs) / ring);
+    } else due[i] += s.intervalMs;
+    ledger.ask(winOf(due[i]));
   };
   const expire = (i: number, k: number) => {
     if (rings.waiting(k)) outcome(targets[i], k, 'timeout', null, false);
@@ -240,6 +282,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
         const sent = pr.send(m, bT, bQ, bA, bP, onSent);
         // Not sent (the socket is full): the probe is forgotten, the target tries at its next turn.
         for (let j = sent; j < m; j++) rings.free(rings.at(bT[j], bQ[j]));
+        if (sent < m) ledger.refuse(winOf(tnow), m - sent);
       }
       g.idx.length = 0;
     }
@@ -248,8 +291,13 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   let sendingStopped: number | null = null;
   let timer: TimerId | null = null;
 
+  /** When the timer should fire next (-1: the first tick). */
+  let plannedAt = -1;
+
   function tick(): void {
     if (finished) return;
+    const entered = now();
+    if (plannedAt >= 0) ledger.tick(winOf(entered), Math.max(0, entered - plannedAt));
     // Answers first: they were stamped by the kernel when they came.
     try {
       pool.poll();
@@ -257,20 +305,28 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       fail(e as Error);
     }
     tnow = now();
-    // At most a few ticks' worth per tick: after a stall (a collection, a window closing), the
-    // probes that are late go out over the next ticks instead of in one burst.
-    if (stopReason === null) wheel.collect(tnow, burstCap, active, take);
+    // What the asked rate gives the time since the last tick, and a quarter more to catch up:
+    // after a stall (a collection, a window closing), the probes that are late go out over the
+    // next ticks instead of in one burst.
+    const since = lastTick < 0 ? TICK_MS : Math.min(MAX_BURST_MS, tnow - lastTick);
+    lastTick = tnow;
+    if (stopReason === null) wheel.collect(tnow, Math.max(16, Math.ceil(perMs * since * CATCH_UP)), active, take);
     send();
     timeouts.expire(tnow, expire);
     closer.step(tnow);
     if (req.durationMs > 0 && tnow >= req.durationMs && stopReason === null) stopReason = 'duration';
-    if (stopReason !== null && sendingStopped === null) sendingStopped = tnow;
+    if (stopReason !== null && sendingStopped === null) {
+      sendingStopped = tnow;
+      // The probes scheduled past the end will not be due within the run.
+      for (let i = 0; i < n; i++) if (targets[i].step >= 0 && wheel.due[i] >= tnow) ledger.unask(winOf(wheel.due[i]));
+    }
     // Done when every probe has its outcome (or the last could not have one any more).
     if (sendingStopped !== null && (pending <= 0 || timeouts.length === 0 || tnow >= sendingStopped + req.timeoutMs)) {
       finish();
       return;
     }
     // One timer, re-armed (no new Timeout object per tick).
+    plannedAt = now() + TICK_MS;
     timer = clock.again(timer, tick, TICK_MS);
   }
 

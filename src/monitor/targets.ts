@@ -70,5 +70,6 @@ export function makeTargets(given: MonitorTarget[], windowMs: number, seq0: numb
       oldUntil: 0,
     });
   }
+  for (const s of out) s.windows[1].win = 1;
   return out;
 }

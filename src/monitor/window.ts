@@ -12,6 +12,8 @@ export const RTT_BOUNDS_MS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 5
 
 export interface WindowFigures {
   sent: number;
+  /** Probes that came due in the window: what it should have carried. */
+  due: number;
   received: number;
   /** Percent of probes with an outcome that got no answer from the target. */
   loss: number;
@@ -65,7 +67,10 @@ export class WindowRooms {
 }
 
 export class TargetWindow {
+  /** The window this one is now (a target's two windows take turns: this goes up by 2 at next()). */
+  win = 0;
   sent = 0;
+  due = 0;
   received = 0;
   duplicates = 0;
   unreachable = 0;
@@ -138,6 +143,7 @@ export class TargetWindow {
     const lost = Math.max(0, this.sent - this.received);
     return {
       sent: this.sent,
+      due: this.due,
       received: this.received,
       loss: this.sent > 0 ? r3((lost / this.sent) * 100) : 0,
       duplicates: this.duplicates,
@@ -155,7 +161,8 @@ export class TargetWindow {
 
   /** A new window. */
   next(): void {
-    this.sent = this.received = this.duplicates = this.unreachable = this.n = 0;
+    this.win += 2;
+    this.sent = this.due = this.received = this.duplicates = this.unreachable = this.n = 0;
     this.hist.fill(0, this.hOff, this.hOff + HISTOGRAM_LEN);
   }
 }

@@ -25,13 +25,18 @@ import {
   SOL_IP,
   SOL_SOCKET,
   SO_RCVBUF,
+  SK_MEMINFO_DROPS,
+  SO_MEMINFO,
   SO_RCVBUFFORCE,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
   SO_TIMESTAMPNS,
 } from '../core/constants.js';
 import { EACCES, EPERM } from '../core/errno.js';
 import { PathlensError, SysError } from '../core/errors.js';
 import { type Placement, openSocket } from '../io/placement.js';
 import type { Socket } from '../io/socket.js';
+import { native } from '../native/index.js';
 import { type Family, SockaddrView, formatIp, readSockaddr, sockaddr, writeSockaddr } from '../packet/addr.js';
 
 export interface ProbeSocketOptions {
@@ -45,6 +50,12 @@ export interface ProbeSocketOptions {
   rcvbuf: number;
   /** Past net.core.rmem_max where the process may (SO_RCVBUFFORCE, CAP_NET_ADMIN). */
   forceRcvbuf?: boolean;
+  /**
+   * Send buffer asked for, bytes (the kernel's default when absent), past net.core.wmem_max where
+   * the process may: a socket sending to many destinations at once holds every packet not yet
+   * freed by the device against it, and a full one refuses the next send.
+   */
+  sndbuf?: number;
   /** The interface each reply arrived on, in a control message (costs a few bytes a reply). */
   pktinfo?: boolean;
   /**
@@ -54,6 +65,19 @@ export interface ProbeSocketOptions {
    */
   dontFragment?: boolean;
 }
+
+/**
+ * Packets the kernel dropped on this socket so far (SO_MEMINFO's drop count: a full receive buffer
+ * among others; every socket kind has it, where SO_RXQ_OVFL's control message is not given on a
+ * ping socket), or -1 when the kernel does not say.
+ */
+export function socketDrops(sock: Socket): number {
+  const out = MEMINFO;
+  const n = native().getsockopt(sock.fd, SOL_SOCKET, SO_MEMINFO, out);
+  if (n < (SK_MEMINFO_DROPS + 1) * 4) return -1;
+  return new DataView(out.buffer).getUint32(SK_MEMINFO_DROPS * 4, true);
+}
+const MEMINFO = new Uint8Array(64);
 
 /** Opens a probe socket as `o` says; closed again if any step fails. Returns it with its local port. */
 export function openProbeSocket(family: Family, type: number, proto: number, o: ProbeSocketOptions): { sock: Socket; port: number } {
@@ -71,6 +95,7 @@ export function openProbeSocket(family: Family, type: number, proto: number, o: 
     if (o.dontFragment && family === 4) sock.setInt(SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, 'IP_MTU_DISCOVER');
     sock.setInt(SOL_SOCKET, SO_TIMESTAMPNS, 1, 'SO_TIMESTAMPNS');
     if (!o.forceRcvbuf || sock.trySetInt(SOL_SOCKET, SO_RCVBUFFORCE, o.rcvbuf) < 0) sock.trySetInt(SOL_SOCKET, SO_RCVBUF, o.rcvbuf);
+    if (o.sndbuf !== undefined && sock.trySetInt(SOL_SOCKET, SO_SNDBUFFORCE, o.sndbuf) < 0) sock.trySetInt(SOL_SOCKET, SO_SNDBUF, o.sndbuf);
     if (o.pktinfo) {
       // Best effort: the interface each reply arrived on (reported as ifindex when the kernel says).
       if (family === 4) sock.trySetInt(SOL_IP, IP_PKTINFO, 1);

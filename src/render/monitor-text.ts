@@ -93,6 +93,13 @@ export class MonitorTextView implements Sink<MonitorEvent> {
           this.write(`${this.name(e)}: ${e.from ?? 'unknown'} -> ${e.to} (${e.reason})`);
         }
         break;
+      case 'prober':
+        // The prober's own shortfall, said when there is one (a kept schedule is the normal case).
+        if (!e.kept) {
+          this.flush();
+          this.write(`prober behind schedule in the window at ${(e.window_start_ms / 1000).toFixed(0)} s (not the network's doing): ${e.behind!.join('; ')}`);
+        }
+        break;
       case 'error':
         this.write(`error: ${e.message}`);
         break;

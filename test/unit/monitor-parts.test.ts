@@ -117,7 +117,7 @@ function pool(refuse: ProbeMethod[]): { pool: ProberPool; opened: string[] } {
     if (refuse.includes(m)) throw new Error(`${m} refused here`);
     return { method: m, family, socket: m === 'icmp' ? 'ping' : m === 'udp' ? 'dgram' : 'connect', send: () => 0, close: () => {} };
   };
-  return { pool: new ProberPool(open, 1, hooks), opened };
+  return { pool: new ProberPool(open, 1, hooks, { rcvbuf: 1 << 20 }), opened };
 }
 
 const target = (name: string, method: MonitorTarget['method']): MonitorTarget => ({
@@ -267,4 +267,28 @@ test('monitor on a virtual clock: the ladder switches after a silent window and 
   // when window 3 closes (4,000 + 200 ms); windows 4 and 5 lost: down after fall 2, at the end.
   assert.deepEqual(states.map(([, from, to]) => [from, to]), [[null, 'down'], ['down', 'up'], ['up', 'down']]);
   assert.deepEqual(states.slice(0, 2).map(([t]) => t), [1200, 4200]);
+});
+
+test('ScheduleLedger: a window asked, sent, skipped and dropped, its lag percentiles on the bounds, a late count carried to the next report', async () => {
+  const { ScheduleLedger, LAG_FLOOR_MS } = await import('../../src/monitor/schedule.js');
+  const l = new ScheduleLedger(1000, 1000, 100);
+  for (let i = 0; i < 10; i++) l.ask(0);
+  for (let i = 0; i < 8; i++) l.sentAt(0, i < 7 ? 1.5 : 40);
+  l.skip(0);
+  l.tick(0, 0.2);
+  l.tick(0, 7);
+  const r = l.report(0, 5, 1234);
+  assert.equal(r.type, 'prober');
+  assert.deepEqual([r.asked, r.sent, r.skipped, r.rx_dropped, r.send_refused, r.asked_per_s, r.sent_per_s], [10, 8, 1, 5, 0, 10, 8]);
+  assert.deepEqual(r.send_lag, { p50_ms: 2, p99_ms: 50, max_ms: 40 });
+  assert.deepEqual(r.tick_late, { p50_ms: 0.5, p99_ms: 8, max_ms: 7 });
+  assert.equal(r.kept, false);
+  assert.deepEqual(r.behind, ['sent 8 of 10 asked', '1 skipped, more than an interval late', '5 answers dropped by a full receive buffer', `99% of probes left within 50 ms of their due time (more than ${LAG_FLOOR_MS} ms)`]);
+  // A probe accounted to window 0 after its report goes to the next one; drops are counted once.
+  l.ask(0);
+  for (let i = 0; i < 10; i++) l.ask(1);
+  for (let i = 0; i < 11; i++) l.sentAt(1, 1);
+  const r1 = l.report(1, 5, 2000);
+  assert.deepEqual([r1.asked, r1.sent, r1.rx_dropped, r1.kept], [11, 11, 0, true]);
+  assert.equal(r1.behind, undefined);
 });

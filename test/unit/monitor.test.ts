@@ -79,7 +79,7 @@ test('windows in shared rooms: each says what a window of its own says, past its
 
 test('health: verdicts by loss, RTT and jitter; the state moves only after fall / rise windows in a row', () => {
   const t = { ...DEFAULT_THRESHOLDS, lossDegraded: 5, lossDown: 50, rttDegradedMs: 100, jitterDegradedMs: 10 };
-  const fig = (loss: number, median: number | null = 1, jitter: number | null = 0) => ({ sent: 10, received: 10, loss, duplicates: 0, unreachable: 0, min_ms: median, mean_ms: median, median_ms: median, p95_ms: median, max_ms: median, stdev_ms: 0, jitter_ms: jitter, histogram: [] });
+  const fig = (loss: number, median: number | null = 1, jitter: number | null = 0) => ({ sent: 10, due: 10, received: 10, loss, duplicates: 0, unreachable: 0, min_ms: median, mean_ms: median, median_ms: median, p95_ms: median, max_ms: median, stdev_ms: 0, jitter_ms: jitter, histogram: [] });
   assert.equal(judge(fig(0), t).health, 'up');
   assert.equal(judge(fig(5), t).health, 'degraded');
   assert.equal(judge(fig(50), t).health, 'down');
