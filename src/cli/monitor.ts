@@ -133,6 +133,8 @@ export function monitorCommand(): Command {
       if (specs.length === 0) throw new Error('usage: no targets: give addresses or names, or -c FILE');
       const family = o.ipv4 ? 4 : o.ipv6 ? 6 : undefined;
       const resolved = await resolveAll(specs, family);
+      // The specs are not needed past here (a hundred thousand of them would stay for the whole run).
+      specs.length = 0;
       // On a terminal (and nothing else on stdout), the live table; plain lines otherwise.
       const live = process.stdout.isTTY === true && process.stdin.isTTY === true && !o.jsonl && !o.quiet ? new MonitorLiveView(process.stdout, process.stdin) : null;
       const sinks: Sink<MonitorEvent>[] = [eventOutputs<MonitorEvent>(live ? { ...o, quiet: true } : o, (write) => new MonitorTextView(write))];

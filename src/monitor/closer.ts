@@ -10,7 +10,8 @@ import type { ProbeMethod } from '../probe/transport.js';
 import { MONITOR_SCHEMA, type MonitorEvent } from './events.js';
 import { type Health, judge } from './health.js';
 import { type MethodNote, type ProberPool, chooseMethod, triedSummary } from './ladder.js';
-import type { TargetState } from './targets.js';
+import { type TargetState, slotOf } from './targets.js';
+import type { WindowRooms } from './window.js';
 
 /** Targets whose window is closed per tick. */
 export const CLOSE_BATCH = 200;
@@ -37,6 +38,7 @@ export class WindowCloser {
 
   constructor(
     private readonly targets: TargetState[],
+    private readonly rooms: WindowRooms,
     private readonly c: CloserContext,
   ) {}
 
@@ -74,13 +76,14 @@ export class WindowCloser {
 
   private closeTarget(k: number, s: TargetState): void {
     const c = this.c;
-    const w = s.windows[k & 1];
+    const w = slotOf(s.index, k);
+    const rooms = this.rooms;
     // Nothing sent in it (no method, or the partial window the run ended in): nothing to say.
-    if (w.sent === 0) {
-      w.next();
+    if (rooms.sent[w] === 0) {
+      rooms.next(w);
       return;
     }
-    const f = w.figures(s.jitter.value);
+    const f = rooms.figures(w, s.jitter.value);
     const method: ProbeMethod = s.methods[Math.max(0, s.step)];
     const v = judge(f, s.t.thresholds);
     const change = s.health.update(v.health, v.reason);
@@ -127,6 +130,6 @@ export class WindowCloser {
         chooseMethod(c.pool, s, 0, method, 'starting the ladder over', note);
       }
     }
-    w.next();
+    rooms.next(w);
   }
 }

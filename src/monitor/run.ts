@@ -36,7 +36,7 @@ import { openMonitorProber } from './methods.js';
 import type { Answer } from './prober.js';
 import { MONITOR_DEFAULTS, type MonitorRequest, validateMonitor } from './request.js';
 import { Reresolver, systemLookup } from './resolve.js';
-import { type TargetState, makeTargets } from './targets.js';
+import { type TargetState, makeTargets, slotOf } from './targets.js';
 import { ScheduleLedger } from './schedule.js';
 import { TimingWheel } from './wheel.js';
 
@@ -86,7 +86,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   let finished = false;
   let stopReason: MonitorDoneEvent['reason'] | null = null;
 
-  const targets = makeTargets(req.targets, req.windowMs, randomInt(0, 0x10000));
+  const { targets, rooms } = makeTargets(req.targets, req.windowMs, randomInt(0, 0x10000));
   const n = targets.length;
   /** An answer's source is the target's address, or its previous one while probes sent there can still be answered. */
   const fromTarget = (i: number, buf: Uint8Array, off: number): boolean => {
@@ -117,7 +117,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   const ledger = new ScheduleLedger(req.windowMs, longest, shortest);
   /** Per target: how late its probe of this tick is, from its due time (ms). */
   const lagOf = new Float32Array(n);
-  const closer = new WindowCloser(targets, {
+  const closer = new WindowCloser(targets, rooms, {
     windowMs: req.windowMs,
     timeoutMs: req.timeoutMs,
     pool,
@@ -166,18 +166,18 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   }
 
   function outcome(s: TargetState, k: number, result: 'reply' | 'timeout' | 'unreachable', rtt: number | null, kernelTs: boolean): void {
-    const w = s.windows[rings.win[k] & 1];
+    const w = slotOf(s.index, rings.win[k]);
     // --confirm: the first loss after an answer makes the next probes come fast (a target that
     // stays down is not probed fast for ever).
     if (result === 'timeout' && req.confirm && s.lastOk && s.confirmLeft === 0) s.confirmLeft = req.confirm;
     s.lastOk = result === 'reply';
     pending--;
     if (result === 'reply') {
-      w.add(rtt!);
+      rooms.add(w, rtt!);
       s.jitter.add(rtt!);
       counts.replies++;
       req.onRtt?.(s.t.name, s.methods[s.step], s.t.path, rtt!);
-    } else if (result === 'unreachable') w.unreachable++;
+    } else if (result === 'unreachable') rooms.unreachable[w]++;
     rings.done[k] = 1;
     if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, method: s.methods[s.step], seq: rings.seq[k], result, rtt_ms: rtt === null ? null : Math.round(rtt * 1000) / 1000, kernel_ts: kernelTs });
   }
@@ -189,7 +189,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (rings.seq[k] !== a.seq) return; // long gone (timed out and reused) or never ours
     if (rings.done[k]) {
       if (a.kind === 'alive') {
-        s.windows[rings.win[k] & 1].duplicates++;
+        rooms.duplicates[slotOf(a.target, rings.win[k])]++;
         if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, method: s.methods[s.step], seq: a.seq, result: 'duplicate', rtt_ms: null, kernel_ts: a.kernelTs });
       }
       return;
@@ -216,7 +216,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     const s = targets[bT[j]];
     const k = rings.at(bT[j], bQ[j]);
     rings.tx[k] = sec * 1000 + nsec / 1e6;
-    s.windows[rings.win[k] & 1].sent++;
+    rooms.sent[slotOf(bT[j], rings.win[k])]++;
     ledger.sentAt(rings.win[k], lagOf[bT[j]]);
     counts.sent++;
     pending++;
@@ -230,8 +230,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   /** Probe due at `d` counts in its window's `due` (when the target's window for it is still open). */
   const countDue = (s: TargetState, d: number) => {
     const dw = winOf(d);
-    const w = s.windows[dw & 1];
-    if (w.win === dw) w.due++;
+    const w = slotOf(s.index, dw);
+    if (rooms.win[w] === dw) rooms.due[w]++;
   };
   const take = (i: number) => {
     const s = targets[i];

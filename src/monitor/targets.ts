@@ -1,7 +1,8 @@
 /**
  * The monitor's per-target state: what every probe reads (address, interval, ports, prober) kept
- * on the state itself, in one shape; the ladder's position; the two windows (filling and closing)
- * in shared rooms; jitter and health. When a target is next due lives in the wheel's column.
+ * on the state itself, in one shape; the ladder's position; jitter and health. Its two windows
+ * (filling and closing) are slots of the shared rooms (slotOf), and when it is next due lives in
+ * the wheel's column.
  */
 import { type Family, formatIp } from '../packet/addr.js';
 import type { ProbeMethod } from '../probe/transport.js';
@@ -9,7 +10,7 @@ import { HealthState } from './health.js';
 import type { Group, LadderTarget } from './ladder.js';
 import type { Prober } from './prober.js';
 import { LADDER, type MonitorTarget, ONLY, sameShape } from './request.js';
-import { Jitter, type TargetWindow, WindowRooms } from './window.js';
+import { Jitter, WindowRooms } from './window.js';
 
 export interface TargetState extends LadderTarget {
   t: MonitorTarget;
@@ -22,7 +23,6 @@ export interface TargetState extends LadderTarget {
   addr: string;
   methods: ProbeMethod[];
   seq: number;
-  windows: [TargetWindow, TargetWindow];
   jitter: Jitter;
   health: HealthState;
   /** --confirm: fast probes still to send after a loss, and whether the last outcome was an answer. */
@@ -37,14 +37,17 @@ export interface TargetState extends LadderTarget {
  * The targets' states, their windows in shared rooms (two a target, room for its probes in a
  * window), sequences spread over the sequence space from one random start `seq0`.
  */
-export function makeTargets(given: MonitorTarget[], windowMs: number, seq0: number): TargetState[] {
+export function makeTargets(given: MonitorTarget[], windowMs: number, seq0: number): { targets: TargetState[]; rooms: WindowRooms } {
   const n = given.length;
   const caps = new Int32Array(2 * n);
   for (let i = 0; i < n; i++) caps[2 * i] = caps[2 * i + 1] = Math.ceil(windowMs / given[i].intervalMs) + 2;
   const rooms = new WindowRooms(caps);
   const out: TargetState[] = [];
   for (let i = 0; i < n; i++) {
-    const t = sameShape(given[i]);
+    // Given in the one shape already (the CLI's are), it is kept as it is: a copy per target would
+    // double a hundred thousand objects for the whole run.
+    const g = given[i];
+    const t = g.path !== undefined && g.labels !== undefined ? g : sameShape(g);
     const family: Family = t.address.length === 4 ? 4 : 6;
     out.push({
       t,
@@ -60,7 +63,6 @@ export function makeTargets(given: MonitorTarget[], windowMs: number, seq0: numb
       prober: null as unknown as Prober,
       group: null as unknown as Group,
       seq: (seq0 + i * 7919) & 0xffff,
-      windows: [rooms.window(2 * i), rooms.window(2 * i + 1)],
       jitter: new Jitter(),
       health: new HealthState(t.thresholds),
       tried: null,
@@ -70,6 +72,8 @@ export function makeTargets(given: MonitorTarget[], windowMs: number, seq0: numb
       oldUntil: 0,
     });
   }
-  for (const s of out) s.windows[1].win = 1;
-  return out;
+  return { targets: out, rooms };
 }
+
+/** Target i's window w: its slot in the rooms (a target's two windows take turns). */
+export const slotOf = (i: number, w: number): number => 2 * i + (w & 1);

@@ -4,7 +4,7 @@
  * deviation, RFC 3550 interarrival jitter (a Jitter per target: J += (|D| - J) / 16, D the
  * difference of consecutive RTTs in the order the answers came, carried across windows as the
  * RFC's running estimate is; the window reports its value when it closes) and an RTT histogram on
- * fixed bounds. Buffers are allocated once per target and reused.
+ * fixed bounds. Buffers are allocated once for all targets and reused.
  */
 
 /** RTT histogram upper bounds, ms (Prometheus-style cumulative buckets are built from these). */
@@ -37,88 +37,99 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 export const HISTOGRAM_LEN = RTT_BOUNDS_MS.length + 1;
 
 /**
- * Memory for many windows: one array of RTTs and one of histogram counts, window k's part of
- * them at an offset (ten thousand targets' windows as two arrays, not forty thousand views).
+ * Every target's windows in columns: slot k holds one window (target i's window w is slot
+ * 2i + (w & 1): a target's two windows, the one filling and the one closing, take turns), its
+ * counts in Int32Arrays and its RTTs in one Float32Array (microsecond precision to past 100 s),
+ * part [off[k], off[k] + cap[k]) of it; a window that gets more answers than its room holds (a
+ * confirmation burst) grows into an array of its own. The RTT histogram is made from the sorted
+ * RTTs when the window closes. A hundred thousand targets' windows are a dozen arrays, not two
+ * hundred thousand objects.
  */
 export class WindowRooms {
-  readonly rtts: Float64Array;
-  readonly histogram: Int32Array;
+  readonly sent: Int32Array;
+  readonly due: Int32Array;
+  readonly received: Int32Array;
+  readonly duplicates: Int32Array;
+  readonly unreachable: Int32Array;
+  /** The window slot k holds now (goes up by 2 at next()). */
+  readonly win: Int32Array;
+  private readonly n: Int32Array;
   private readonly offs: Int32Array;
   private readonly caps: Int32Array;
+  private readonly rtts: Float32Array;
+  /** Slots past their room: their RTTs, in an array of their own. */
+  private readonly grown = new Map<number, Float32Array>();
 
-  /** Room for caps[k] RTTs (at least 4) for window k. */
+  /** Room for caps[k] RTTs (at least 4) in slot k; slot k starts as window k & 1. */
   constructor(caps: ArrayLike<number>) {
-    this.offs = new Int32Array(caps.length);
-    this.caps = new Int32Array(caps.length);
+    const m = caps.length;
+    this.sent = new Int32Array(m);
+    this.due = new Int32Array(m);
+    this.received = new Int32Array(m);
+    this.duplicates = new Int32Array(m);
+    this.unreachable = new Int32Array(m);
+    this.win = new Int32Array(m);
+    this.n = new Int32Array(m);
+    this.offs = new Int32Array(m);
+    this.caps = new Int32Array(m);
     let total = 0;
-    for (let k = 0; k < caps.length; k++) {
+    for (let k = 0; k < m; k++) {
       this.offs[k] = total;
       this.caps[k] = Math.max(4, caps[k]);
+      this.win[k] = k & 1;
       total += this.caps[k];
     }
-    this.rtts = new Float64Array(total);
-    this.histogram = new Int32Array(caps.length * HISTOGRAM_LEN);
+    this.rtts = new Float32Array(total);
   }
 
-  /** Window k's window. */
+  /** Slot k as an object (tests, and code that holds one window). */
   window(k: number): TargetWindow {
-    return new TargetWindow(this.caps[k], this, this.offs[k], k * HISTOGRAM_LEN);
-  }
-}
-
-export class TargetWindow {
-  /** The window this one is now (a target's two windows take turns: this goes up by 2 at next()). */
-  win = 0;
-  sent = 0;
-  due = 0;
-  received = 0;
-  duplicates = 0;
-  unreachable = 0;
-  private n = 0;
-  /** The RTTs are rtts[off, off + cap); the counts histogram[hOff, hOff + HISTOGRAM_LEN). */
-  private rtts: Float64Array;
-  private off: number;
-  private cap: number;
-  private readonly hist: Int32Array;
-  private readonly hOff: number;
-
-  /** Room for `capacity` RTTs (more when needed), its own or, from `rooms`, part of shared arrays. */
-  constructor(capacity: number, rooms?: WindowRooms, off = 0, hOff = 0) {
-    this.cap = Math.max(4, capacity);
-    this.rtts = rooms ? rooms.rtts : new Float64Array(this.cap);
-    this.off = rooms ? off : 0;
-    this.hist = rooms ? rooms.histogram : new Int32Array(HISTOGRAM_LEN);
-    this.hOff = rooms ? hOff : 0;
+    return new TargetWindow(0, this, k);
   }
 
-  add(rtt: number): void {
-    if (this.n === this.cap) {
-      // More answers than the room was made for (a confirmation burst): a larger array of its own.
-      const bigger = new Float64Array(this.cap * 2);
-      bigger.set(this.rtts.subarray(this.off, this.off + this.n));
-      this.rtts = bigger;
-      this.off = 0;
-      this.cap *= 2;
+  add(k: number, rtt: number): void {
+    const i = this.n[k];
+    const g = this.grown.get(k);
+    if (g === undefined && i < this.caps[k]) this.rtts[this.offs[k] + i] = rtt;
+    else {
+      let own = g ?? this.rtts.slice(this.offs[k], this.offs[k] + i);
+      if (i === own.length) {
+        const bigger = new Float32Array(Math.max(8, own.length * 2));
+        bigger.set(own);
+        own = bigger;
+      }
+      own[i] = rtt;
+      this.grown.set(k, own);
     }
-    this.rtts[this.off + this.n++] = rtt;
-    this.received++;
-    let b = 0;
-    while (b < RTT_BOUNDS_MS.length && rtt > RTT_BOUNDS_MS[b]) b++;
-    this.hist[this.hOff + b]++;
+    this.n[k] = i + 1;
+    this.received[k]++;
   }
 
-  /** The counts per RTT_BOUNDS_MS bucket, a copy. */
-  get histogram(): number[] {
-    const h: number[] = new Array(HISTOGRAM_LEN);
-    for (let b = 0; b < HISTOGRAM_LEN; b++) h[b] = this.hist[this.hOff + b];
+  /** Slot k's RTTs so far: the array and where they start. */
+  private store(k: number): { a: Float32Array; o: number } {
+    const g = this.grown.get(k);
+    return g ? { a: g, o: 0 } : { a: this.rtts, o: this.offs[k] };
+  }
+
+  /** Counts per RTT_BOUNDS_MS bucket of slot k's RTTs (sorted when `sorted`). */
+  histogram(k: number, sorted = false): number[] {
+    const h = new Array<number>(HISTOGRAM_LEN).fill(0);
+    const { a, o } = this.store(k);
+    const n = this.n[k];
+    let b = 0;
+    for (let i = 0; i < n; i++) {
+      const x = a[o + i];
+      if (!sorted) b = 0;
+      while (b < RTT_BOUNDS_MS.length && x > RTT_BOUNDS_MS[b]) b++;
+      h[b]++;
+    }
     return h;
   }
 
-  /** The window's figures, once, when it closes (its RTTs are sorted in place); `jitter`: the target's RFC 3550 estimate now (null before two answers). */
-  figures(jitter: number | null): WindowFigures {
-    const n = this.n;
-    const s = this.rtts;
-    const o = this.off;
+  /** Slot k's figures, once, when it closes (its RTTs are sorted in place); `jitter`: the target's RFC 3550 estimate now (null before two answers). */
+  figures(k: number, jitter: number | null): WindowFigures {
+    const n = this.n[k];
+    const { a: s, o } = this.store(k);
     // Sorted in place: the answers' order is not needed once the window is closed. A window
     // holds a dozen RTTs at the usual interval: insertion sort, no view or comparator call.
     if (n > 32) s.subarray(o, o + n).sort();
@@ -140,14 +151,15 @@ export class TargetWindow {
     for (let i = 0; i < n; i++) ss += (s[o + i] - mean) ** 2;
     // Nearest rank.
     const q = (p: number) => s[o + Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))];
-    const lost = Math.max(0, this.sent - this.received);
+    const sent = this.sent[k];
+    const lost = Math.max(0, sent - this.received[k]);
     return {
-      sent: this.sent,
-      due: this.due,
-      received: this.received,
-      loss: this.sent > 0 ? r3((lost / this.sent) * 100) : 0,
-      duplicates: this.duplicates,
-      unreachable: this.unreachable,
+      sent,
+      due: this.due[k],
+      received: this.received[k],
+      loss: sent > 0 ? r3((lost / sent) * 100) : 0,
+      duplicates: this.duplicates[k],
+      unreachable: this.unreachable[k],
       min_ms: n ? r3(s[o]) : null,
       mean_ms: n ? r3(mean) : null,
       median_ms: n ? r3(q(0.5)) : null,
@@ -155,15 +167,52 @@ export class TargetWindow {
       max_ms: n ? r3(s[o + n - 1]) : null,
       stdev_ms: n > 1 ? r3(Math.sqrt(ss / (n - 1))) : n === 1 ? 0 : null,
       jitter_ms: jitter === null ? null : r3(jitter),
-      histogram: this.histogram,
+      histogram: this.histogram(k, true),
     };
   }
 
-  /** A new window. */
+  /** Slot k starts its next window (two on from the one it held). */
+  next(k: number): void {
+    this.win[k] += 2;
+    this.sent[k] = this.due[k] = this.received[k] = this.duplicates[k] = this.unreachable[k] = this.n[k] = 0;
+    this.grown.delete(k);
+  }
+}
+
+/** One window as an object: a slot of rooms (its own rooms of one slot when made alone). */
+export class TargetWindow {
+  private readonly r: WindowRooms;
+  private readonly k: number;
+
+  constructor(capacity: number, rooms?: WindowRooms, k = 0) {
+    this.r = rooms ?? new WindowRooms([capacity]);
+    this.k = rooms ? k : 0;
+  }
+
+  get sent(): number {
+    return this.r.sent[this.k];
+  }
+  set sent(v: number) {
+    this.r.sent[this.k] = v;
+  }
+  get received(): number {
+    return this.r.received[this.k];
+  }
+
+  add(rtt: number): void {
+    this.r.add(this.k, rtt);
+  }
+
+  get histogram(): number[] {
+    return this.r.histogram(this.k);
+  }
+
+  figures(jitter: number | null): WindowFigures {
+    return this.r.figures(this.k, jitter);
+  }
+
   next(): void {
-    this.win += 2;
-    this.sent = this.due = this.received = this.duplicates = this.unreachable = this.n = 0;
-    this.hist.fill(0, this.hOff, this.hOff + HISTOGRAM_LEN);
+    this.r.next(this.k);
   }
 }
 

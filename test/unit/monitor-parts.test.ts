@@ -135,7 +135,7 @@ const target = (name: string, method: MonitorTarget['method']): MonitorTarget =>
 
 test('ladder: refused methods are skipped with their reason, the first allowed one chosen; probers are opened once per method and family', () => {
   const { pool: p, opened } = pool(['icmp']);
-  const [a, b, c] = makeTargets([target('192.0.2.1', 'auto'), target('192.0.2.2', 'auto'), target('2001:db8::1', 'tcp')], 1000, 0);
+  const [a, b, c] = makeTargets([target('192.0.2.1', 'auto'), target('192.0.2.2', 'auto'), target('2001:db8::1', 'tcp')], 1000, 0).targets;
   const notes: string[] = [];
   const note = (action: string, m: string | null, from: string | null, reason: string) => notes.push(`${action} ${m} ${from} ${reason}`);
   assert.equal(chooseMethod(p, a, 0, null, '', note), true);

@@ -36,7 +36,8 @@ test('window figures: loss, quantiles (nearest rank), sample deviation, histogra
       assert.equal(f.loss, w.sent ? r3((lost / w.sent) * 100) : 0);
       assert.equal(f.histogram.reduce((a, b) => a + b, 0), rtts.length);
       if (rtts.length === 0) return assert.deepEqual([f.min_ms, f.median_ms, f.stdev_ms, f.jitter_ms], [null, null, null, null]);
-      const s = [...rtts].sort((a, b) => a - b);
+      // RTTs are kept as float32 (microsecond precision to past 100 s).
+      const s = rtts.map(Math.fround).sort((a, b) => a - b);
       const rank = (p: number) => s[Math.max(0, Math.ceil(p * s.length) - 1)];
       assert.deepEqual([f.min_ms, f.median_ms, f.p95_ms, f.max_ms], [r3(s[0]), r3(rank(0.5)), r3(rank(0.95)), r3(s.at(-1)!)]);
       const mean = s.reduce((a, b) => a + b, 0) / s.length;
