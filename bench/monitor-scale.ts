@@ -127,8 +127,9 @@ try {
         }
       }
     }
-    // Its rate: the probes over its wall time less the last round's 500 ms wait for answers.
-    process.stdout.write(`${row('fping', procs, n, fs / (fp.wall - 0.5), '-', fs, fg, Math.max(0, fs - fg - fpDrops), fp)}  (wall ${fp.wall.toFixed(1)} s for ${FPING_ROUNDS} rounds a second apart)\n`);
+    // Its rate: R rounds a second apart are R seconds' worth when it keeps up; slower, they take
+    // longer (its wall time less the last round's wait for answers, about 0.5 s).
+    process.stdout.write(`${row('fping', procs, n, fs / Math.max(FPING_ROUNDS, fp.wall - 0.5), '-', fs, fg, Math.max(0, fs - fg - fpDrops), fp)}  (wall ${fp.wall.toFixed(1)} s for ${FPING_ROUNDS} rounds a second apart)\n`);
     if (fpDrops) process.stdout.write(`            (the lab's r1 failed to send ${fpDrops} echo replies: IcmpOutErrors)\n`);
   }
 } finally {
