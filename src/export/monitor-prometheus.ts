@@ -29,8 +29,8 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
   /** The prober's account of itself (schedule.ts), from each window's `prober` event. */
   private readonly proberCounts: Counter<'kind'>;
   private readonly proberRate: Gauge<'kind'>;
-  private readonly sendLag: Gauge<'quantile'>;
-  private readonly tickLate: Gauge<'quantile'>;
+  private readonly sendLag: Gauge<'stat'>;
+  private readonly tickLate: Gauge<'stat'>;
   private readonly kept: Gauge;
   /** The method each target's series are under now (a switch removes the old ones). */
   private readonly current = new Map<string, string>();
@@ -45,8 +45,8 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
     this.state = new Gauge({ name: 'pathlens_monitor_state', help: 'The current health state (1) among up, degraded and down.', labelNames: ['target', 'method', 'path', 'state'], registers });
     this.proberCounts = new Counter({ name: 'pathlens_monitor_prober_probes_total', help: "The prober's own account, by kind: asked (due), sent, skipped (more than an interval late), send_refused (full send buffer), rx_dropped (answers dropped by a full receive buffer).", labelNames: ['kind'], registers });
     this.proberRate = new Gauge({ name: 'pathlens_monitor_prober_rate', help: 'Probes per second in the last closed window: asked and sent.', labelNames: ['kind'], registers });
-    this.sendLag = new Gauge({ name: 'pathlens_monitor_send_lag_seconds', help: 'From a probe\'s due time to its send, last closed window: quantile 0.5 and 0.99 (histogram bounds, at most) and 1 (the largest).', labelNames: ['quantile'], registers });
-    this.tickLate = new Gauge({ name: 'pathlens_monitor_tick_late_seconds', help: "How late the prober's timer fired, last closed window: quantile 0.5, 0.99 (at most) and 1.", labelNames: ['quantile'], registers });
+    this.sendLag = new Gauge({ name: 'pathlens_monitor_send_lag_seconds', help: 'From a probe\'s due time to its send, last closed window: stat p50 and p99 (histogram bounds, at most) and max.', labelNames: ['stat'], registers });
+    this.tickLate = new Gauge({ name: 'pathlens_monitor_tick_late_seconds', help: "How late the prober's timer fired, last closed window: stat p50, p99 (at most) and max.", labelNames: ['stat'], registers });
     this.kept = new Gauge({ name: 'pathlens_monitor_schedule_kept', help: 'Whether the prober kept the asked schedule in the last closed window (1) or fell behind (0): nothing skipped, refused or dropped on this host, 99% sent, send lag within a tenth of the interval.', registers });
     this.rtt = new Histogram({ name: 'pathlens_monitor_rtt_seconds', help: 'Round-trip time of every answer.', labelNames: ['target', 'method', 'path'], buckets: RTT_BOUNDS_MS.map((b) => b / 1000), registers });
   }
@@ -57,9 +57,10 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
       this.proberRate.set({ kind: 'asked' }, e.asked_per_s);
       this.proberRate.set({ kind: 'sent' }, e.sent_per_s);
       for (const [g, f] of [[this.sendLag, e.send_lag], [this.tickLate, e.tick_late]] as const) {
-        if (f.p50_ms !== null) g.set({ quantile: '0.5' }, f.p50_ms / 1000);
-        if (f.p99_ms !== null) g.set({ quantile: '0.99' }, f.p99_ms / 1000);
-        g.set({ quantile: '1' }, f.max_ms / 1000);
+        // Not a Prometheus summary (these are histogram bounds): a label of its own.
+        if (f.p50_ms !== null) g.set({ stat: 'p50' }, f.p50_ms / 1000);
+        if (f.p99_ms !== null) g.set({ stat: 'p99' }, f.p99_ms / 1000);
+        g.set({ stat: 'max' }, f.max_ms / 1000);
       }
       this.kept.set(e.kept ? 1 : 0);
       return;

@@ -183,6 +183,16 @@ test('monitor --prometheus: promtool accepts /metrics, and a real Prometheus ser
       assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
       assert.match(metrics, new RegExp(`probe_success\\{target="${dst.replace(/\./g, '\\.')}",method="icmp",path=""\\} 1`));
       assert.match(metrics, /pathlens_monitor_rtt_seconds_bucket\{le="0\.001"/);
+      // The prober's account of itself, once a window has closed (1 s windows, 0.3 s timeout).
+      for (let i = 0; i < 30 && !/pathlens_monitor_schedule_kept \d/.test(metrics); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        metrics = await get('http://127.0.0.1:9464/metrics');
+      }
+      assert.match(metrics, /pathlens_monitor_schedule_kept 1/);
+      assert.match(metrics, /pathlens_monitor_prober_probes_total\{kind="sent"\} [1-9]/);
+      assert.match(metrics, /pathlens_monitor_send_lag_seconds\{stat="p99"\} /);
+      const again = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      assert.equal(again.status, 0, `${again.stdout}${again.stderr}`);
       let answer = '';
       for (let i = 0; i < 60; i++) {
         await new Promise((r) => setTimeout(r, 500));
