@@ -42,6 +42,11 @@ export class WindowCloser {
     private readonly c: CloserContext,
   ) {}
 
+  /** When the closer next has work: now while a window is being closed, else when the next one may start. */
+  get nextAt(): number {
+    return this.at >= 0 ? 0 : (this.closing + 1) * this.c.windowMs + this.c.timeoutMs;
+  }
+
   /** A tick at `now`: starts closing the next window when its time has come, and closes a slice of it. */
   step(now: number): void {
     const c = this.c;

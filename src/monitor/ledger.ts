@@ -68,6 +68,19 @@ export class TimeoutQueue {
     return this.len;
   }
 
+  /**
+   * The earliest deadline of a probe still waiting (Infinity: none): entries at the head whose
+   * probe already has its outcome are dropped first (`waiting(slot)` false), so a light monitor
+   * whose answers came does not wake for their deadlines.
+   */
+  firstWaiting(waiting: (slot: number) => boolean): number {
+    while (this.len > 0 && !waiting(this.s[this.head])) {
+      this.head = (this.head + 1) % this.t.length;
+      this.len--;
+    }
+    return this.len > 0 ? this.d[this.head] : Infinity;
+  }
+
   push(target: number, slot: number, deadline: number): void {
     if (this.len === this.t.length) this.grow();
     const at = (this.head + this.len) % this.t.length;

@@ -60,6 +60,8 @@ const SLOT_MS = 1;
 const CATCH_UP = 1.25;
 /** ... and never more than this long's worth at once (after a stall: a collection, a suspended process). */
 const MAX_BURST_MS = 50;
+/** The longest the loop sleeps with nothing to do (a stop asked by a signal waits at most this long). */
+const IDLE_MS = 250;
 /** Probes handed to a prober in one send call, at most. */
 const SEND_BATCH = 4096;
 
@@ -325,10 +327,25 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       finish();
       return;
     }
-    // One timer, re-armed (no new Timeout object per tick).
-    plannedAt = now() + TICK_MS;
-    timer = clock.again(timer, tick, TICK_MS);
+    // Asleep until there is something to do: the next slot with a target in it, the first
+    // timeout, the next window to close, the end of the run (a light monitor, 100 targets a
+    // second, wakes for its probes, not 250 times a second). Busy, one timer re-armed every
+    // TICK_MS (no new Timeout object per tick).
+    const t = now();
+    let wake = Math.min(timeouts.firstWaiting(waitingSlot), closer.nextAt, req.durationMs > 0 ? req.durationMs : Infinity);
+    if (stopReason === null && wake - t > TICK_MS) wake = Math.min(wake, wheel.nextAt(Math.min(wake - t, IDLE_MS)));
+    const delay = sendingStopped !== null ? TICK_MS : Math.max(TICK_MS, Math.min(IDLE_MS, Math.ceil(wake - t)));
+    plannedAt = t + delay;
+    if (delay === TICK_MS && timerDelay === TICK_MS) timer = clock.again(timer, tick, TICK_MS);
+    else {
+      if (timer !== null) clock.clearTimer(timer);
+      timer = clock.setTimer(tick, delay);
+      timerDelay = delay;
+    }
   }
+  const waitingSlot = (k: number) => rings.waiting(k);
+  /** The delay the current timer object was made with (Node's refresh() re-arms with it). */
+  let timerDelay = -1;
 
   let resolveDone!: (d: MonitorDoneEvent) => void;
   const done = new Promise<MonitorDoneEvent>((r) => (resolveDone = r));

@@ -74,4 +74,15 @@ export class TimingWheel {
     this.lastSlot = left > 0 ? upto : sl - 2;
     return taken;
   }
+
+  /**
+   * When the next tick has something to send: the end of the first slot after the last one taken
+   * that holds a target (it may be one due a turn of the wheel later: then early, never late),
+   * looking at most `horizonMs` ahead (Infinity: nothing in that span).
+   */
+  nextAt(horizonMs: number): number {
+    const last = this.lastSlot + Math.ceil(horizonMs / this.slotMs);
+    for (let sl = this.lastSlot + 1; sl <= last; sl++) if (this.slots[sl & (SIZE - 1)] >= 0) return (sl + 1) * this.slotMs;
+    return Infinity;
+  }
 }

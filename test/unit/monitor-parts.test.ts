@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { VirtualScheduler } from '../../src/core/scheduler.js';
 import { Collect } from '../../src/core/sink.js';
-import type { MethodEvent, MonitorEvent, StateEvent, StatsEvent } from '../../src/monitor/events.js';
+import type { MethodEvent, MonitorEvent, ProberEvent, StateEvent, StatsEvent } from '../../src/monitor/events.js';
 import { DEFAULT_THRESHOLDS } from '../../src/monitor/health.js';
 import { ProberPool, chooseMethod } from '../../src/monitor/ladder.js';
 import { OutstandingRings, TimeoutQueue } from '../../src/monitor/ledger.js';
@@ -291,4 +291,35 @@ test('ScheduleLedger: a window asked, sent, skipped and dropped, its lag percent
   const r1 = l.report(1, 5, 2000);
   assert.deepEqual([r1.asked, r1.sent, r1.rx_dropped, r1.kept], [11, 11, 0, true]);
   assert.equal(r1.behind, undefined);
+});
+
+test('monitor on a virtual clock: a light monitor sleeps until its next probe is due (no tick every 4 ms), and keeps the schedule', async () => {
+  /** The virtual clock, counting the loop's wake-ups (every timer it sets or re-arms). */
+  class Counting extends VirtualScheduler {
+    wakes = 0;
+    override setTimer(fn: () => void, delayMs: number): number {
+      this.wakes++;
+      return super.setTimer(fn, delayMs);
+    }
+    override again(id: Parameters<VirtualScheduler['again']>[0], fn: () => void, delayMs: number): number {
+      this.wakes++;
+      return super.again(id, fn, delayMs);
+    }
+  }
+  const clock = new Counting();
+  const { open, sent } = scripted(clock, () => 2);
+  // 10 targets once a second: a probe every 100 ms, for 10 s.
+  const targets = Array.from({ length: 10 }, (_, i) => ({ ...target(`192.0.2.${i + 1}`, 'icmp'), intervalMs: 1000 }));
+  const ev = await runOn(clock, { targets, windowMs: 5000, timeoutMs: 200, durationMs: 10_000 }, open);
+  assert.equal(sent.length, 100, 'every probe of the 10 s sent');
+  for (const p of ev.filter((e): e is ProberEvent => e.type === 'prober' && e.window_ms === 5000)) assert.deepEqual([p.asked, p.sent, p.kept], [50, 50, true]);
+  // A probe every 100 ms: a wake-up to send it, one for its answer's timeout check at most, and a
+  // few to close each window; a tick every 4 ms would be 2,500.
+  assert.ok(clock.wakes <= 2 * 100 + 2 * 60, `${clock.wakes} wake-ups in 10 s`);
+  // Never before its due time; at most a tick (4 ms) after its slot's end.
+  // (target i is due at 100 i ms into each second.)
+  for (const s of sent) {
+    const late = (s.at - 100 * s.target) % 1000;
+    assert.ok(late >= 0 && late <= 1 + 4 + 1e-9, `target ${s.target} sent at ${s.at}`);
+  }
 });
