@@ -71,8 +71,8 @@ export class ProberPool {
   }
 
   /** Reads what every prober has received. */
-  poll(): void {
-    for (let k = 0; k < this.list.length; k++) this.list[k].poll?.();
+  poll(full = false): void {
+    for (let k = 0; k < this.list.length; k++) this.list[k].poll?.(full);
   }
 
   /** Answers the probers' sockets dropped so far for a full receive buffer. */

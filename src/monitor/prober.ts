@@ -48,8 +48,8 @@ export interface Prober {
    * is tried again by the caller at the next tick).
    */
   send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number;
-  /** Reads answers that have arrived (probers that are not driven by readiness). */
-  poll?(): number;
+  /** Reads answers that have arrived (probers that are not driven by readiness); `full`: every queue, the rarely read ones too. */
+  poll?(full?: boolean): number;
   /** The target's address changed (probers that keep something per target). */
   forget?(target: number): void;
   /** Packets the kernel dropped on the prober's socket so far (SO_MEMINFO: answers that found its receive buffer full), for datagram probers. */
@@ -212,9 +212,12 @@ export abstract class DatagramProber implements Prober {
 
   private polls = 0;
 
-  /** Reads what has arrived (the error queue every sixteenth call: errors are rare and keep). */
-  poll(): number {
-    return this.ch.drain((this.polls++ & 15) === 0);
+  /**
+   * Reads what has arrived: the error queue every sixteenth call (errors are rare and keep), and
+   * whenever `full` (a probe's deadline has come: its answer may be an error waiting there).
+   */
+  poll(full = false): number {
+    return this.ch.drain(full || (this.polls++ & 15) === 0);
   }
 
   /** An ICMP error from the error queue: which probe it quotes, who sent it, and what it says. */

@@ -302,7 +302,9 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (plannedAt >= 0) ledger.tick(winOf(entered), Math.max(0, entered - plannedAt));
     // Answers first: they were stamped by the kernel when they came.
     try {
-      pool.poll();
+      // Every queue when a deadline has come (a sleeping loop polls seldom: an ICMP error that
+      // answered a probe must be read before that probe is declared lost).
+      pool.poll(timeouts.firstWaiting(waitingSlot) <= now() + 0.5);
     } catch (e) {
       fail(e as Error);
     }
