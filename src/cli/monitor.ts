@@ -107,7 +107,7 @@ export function monitorCommand(): Command {
     .option('-i, --iface <name>', 'probe through this interface (SO_BINDTODEVICE)')
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
     .option('-s, --source <addr>', 'the source address the probes leave from')
-    .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram)')
+    .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram) and /probe?target=T (blackbox_exporter\'s multi-target pattern, over this agent\'s own targets)')
     .option('--samples', 'one sample event per probe outcome')
     .option('--rcvbuf <bytes>', 'receive buffer of the probe sockets (past net.core.rmem_max only with CAP_NET_ADMIN); answers it cannot hold are counted in the prober event as rx_dropped', intArg(2048, 1 << 30), MONITOR_DEFAULTS.rcvbuf)
     .option('--jsonl', 'write pathlens.monitor/1 events to stdout')

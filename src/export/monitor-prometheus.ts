@@ -7,13 +7,22 @@
  * and pathlens' own: pathlens_monitor_loss_ratio, pathlens_monitor_jitter_seconds (RFC 3550),
  * pathlens_monitor_state{state="up|degraded|down"} (1 for the current one), pathlens_monitor_score,
  * and the RTT histogram pathlens_monitor_rtt_seconds of every answer.
+ *
+ * And blackbox_exporter's multi-target pattern, `/probe?target=T[&module=M][&path=P]`, so that a
+ * Prometheus scrape config that relabels `__param_target` drives many agents: the answer is about
+ * T's last closed window on this agent, without labels (Prometheus adds `instance` and the
+ * relabelled `target`): probe_success, probe_duration_seconds, the loss, jitter, state and the
+ * window's age. Nothing is probed on request: a target this agent does not watch (or not by
+ * `module`, a method) is refused with 404 and a reason, and counted
+ * (pathlens_monitor_probe_refused_total{reason}). So the endpoint is not a relay that makes the
+ * agent probe what a client asks.
  */
 import type { Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Sink } from '../core/sink.js';
-import type { MonitorEvent } from '../monitor/events.js';
+import type { MonitorEvent, StatsEvent } from '../monitor/events.js';
 import { RTT_BOUNDS_MS } from '../monitor/window.js';
-import { serveMetrics } from './prometheus.js';
+import { type RouteAnswer, serveMetrics } from './prometheus.js';
 
 type L = 'target' | 'method' | 'path';
 
@@ -32,6 +41,9 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
   private readonly sendLag: Gauge<'stat'>;
   private readonly tickLate: Gauge<'stat'>;
   private readonly kept: Gauge;
+  private readonly refused: Counter<'reason'>;
+  /** Each target's last closed window, by name and by address, then path ('' for none). */
+  private readonly last = new Map<string, Map<string, { e: StatsEvent; at: number }>>();
   /** The method each target's series are under now (a switch removes the old ones). */
   private readonly current = new Map<string, string>();
 
@@ -48,6 +60,7 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
     this.sendLag = new Gauge({ name: 'pathlens_monitor_send_lag_seconds', help: 'From a probe\'s due time to its send, last closed window: stat p50 and p99 (histogram bounds, at most) and max.', labelNames: ['stat'], registers });
     this.tickLate = new Gauge({ name: 'pathlens_monitor_tick_late_seconds', help: "How late the prober's timer fired, last closed window: stat p50, p99 (at most) and max.", labelNames: ['stat'], registers });
     this.kept = new Gauge({ name: 'pathlens_monitor_schedule_kept', help: 'Whether the prober kept the asked schedule in the last closed window (1) or fell behind (0): nothing skipped, refused or dropped on this host, 99% sent, send lag within a tenth of the interval.', registers });
+    this.refused = new Counter({ name: 'pathlens_monitor_probe_refused_total', help: 'Requests to /probe refused, by reason: no target given, a target this agent does not watch, or not by the module (method) asked.', labelNames: ['reason'], registers });
     this.rtt = new Histogram({ name: 'pathlens_monitor_rtt_seconds', help: 'Round-trip time of every answer.', labelNames: ['target', 'method', 'path'], buckets: RTT_BOUNDS_MS.map((b) => b / 1000), registers });
   }
 
@@ -66,6 +79,11 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
       return;
     }
     if (e.type !== 'stats') return;
+    for (const key of e.address === e.target ? [e.target] : [e.target, e.address]) {
+      let byPath = this.last.get(key);
+      if (!byPath) this.last.set(key, (byPath = new Map()));
+      byPath.set(e.path ?? '', { e, at: Date.now() });
+    }
     const l = { target: e.target, method: e.method, path: e.path ?? '' };
     const key = `${e.target}\u0000${l.path}`;
     const was = this.current.get(key);
@@ -84,7 +102,34 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
     for (const s of ['up', 'degraded', 'down']) this.state.set({ ...l, state: s }, e.state === s ? 1 : 0);
   }
 
+  /** GET /probe: blackbox_exporter's multi-target pattern over this agent's own windows (see the top). */
+  probe(q: URLSearchParams): RouteAnswer {
+    const target = q.get('target');
+    const module = q.get('module');
+    const refuse = (reason: string, why: string): RouteAnswer => {
+      this.refused.inc({ reason });
+      return { status: reason === 'no-target' ? 400 : 404, body: `${why}\n` };
+    };
+    if (!target) return refuse('no-target', 'target= is required: /probe?target=ADDRESS_OR_NAME[&module=METHOD][&path=PATH]');
+    const byPath = this.last.get(target);
+    if (!byPath) return refuse('unknown-target', `${target} is not a target of this agent (or has no closed window yet): /probe reports the agent's own windows and probes nothing on request`);
+    const path = q.get('path');
+    const w = path !== null ? byPath.get(path) : byPath.values().next().value;
+    if (!w) return refuse('unknown-path', `${target} is not watched over path ${path} here`);
+    const e = w.e;
+    if (module && module !== 'auto' && module !== e.method) return refuse('other-module', `${target} is probed by ${e.method} here, not ${module}`);
+    const g = (name: string, help: string, v: number, labels = '') => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name}${labels} ${v}\n`;
+    let out = g('probe_success', "Whether the target's last closed window got an answer (1) or not (0).", e.received > 0 ? 1 : 0);
+    out += g('probe_duration_seconds', "The last closed window's mean round-trip time.", e.mean_ms === null ? 0 : e.mean_ms / 1000);
+    out += g('pathlens_monitor_loss_ratio', 'Probes without an answer in the last closed window (0..1).', e.loss / 100);
+    if (e.jitter_ms !== null) out += g('pathlens_monitor_jitter_seconds', 'RFC 3550 interarrival jitter at the end of the last closed window.', e.jitter_ms / 1000);
+    out += `# HELP pathlens_monitor_state The current health state (1) among up, degraded and down.\n# TYPE pathlens_monitor_state gauge\n`;
+    for (const s of ['up', 'degraded', 'down']) out += `pathlens_monitor_state{state="${s}"} ${e.state === s ? 1 : 0}\n`;
+    out += g('pathlens_monitor_window_age_seconds', 'Seconds since the window these figures are from was closed.', Math.max(0, (Date.now() - w.at) / 1000));
+    return { status: 200, body: out, contentType: 'text/plain; version=0.0.4; charset=utf-8' };
+  }
+
   listen(host: string, port: number): Promise<Server> {
-    return serveMetrics(this.registry, host, port, 'monitor');
+    return serveMetrics(this.registry, host, port, 'monitor', { '/probe': (q) => this.probe(q) });
   }
 }

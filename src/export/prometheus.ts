@@ -57,11 +57,33 @@ export class PpingMetrics {
   }
 }
 
-/** Serves a registry's GET /metrics on host:port (404 elsewhere); resolves once listening. */
-export function serveMetrics(registry: Registry, host: string, port: number, what: string): Promise<Server> {
+/** An HTTP answer of a route beside /metrics. */
+export interface RouteAnswer {
+  status: number;
+  body: string;
+  contentType?: string;
+}
+
+/**
+ * Serves a registry's GET /metrics on host:port, and GET on the other `routes` given (404
+ * elsewhere); resolves once listening.
+ */
+export function serveMetrics(registry: Registry, host: string, port: number, what: string, routes: Record<string, (q: URLSearchParams) => RouteAnswer> = {}): Promise<Server> {
   const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end(`pathlens ${what}: metrics are at /metrics\n`);
+    const [path, query] = (req.url ?? '').split('?', 2);
+    const route = req.method === 'GET' ? routes[path] : undefined;
+    if (route) {
+      let a: RouteAnswer;
+      try {
+        a = route(new URLSearchParams(query ?? ''));
+      } catch (e) {
+        a = { status: 500, body: `${(e as Error).message}\n` };
+      }
+      res.writeHead(a.status, { 'content-type': a.contentType ?? 'text/plain; charset=utf-8' }).end(a.body);
+      return;
+    }
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`pathlens ${what}: metrics are at /metrics${Object.keys(routes).length ? ` (and ${Object.keys(routes).join(', ')})` : ''}\n`);
       return;
     }
     registry.metrics().then(
