@@ -6,16 +6,17 @@
  * agent as __address__), the src agent's /probe. Checked through Prometheus' HTTP API: per-agent,
  * per-target series; a recording rule (loss over 5 m per path); the /probe job; and, with the r2-r3
  * link taken down, an alerting rule on probe_success that fires for the targets beyond it, and
- * only for them. /probe refuses a target the agent does not watch (404, counted).
+ * only for them. /probe refuses a target the agent does not watch (404, counted). The Grafana
+ * dashboard of deploy/grafana: each panel's query answered by this Prometheus from these agents.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
-import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { CLI, ROOT, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 
 const opt = rootOnly();
@@ -127,6 +128,18 @@ test('three agents, one Prometheus: per-agent series, a recording rule, the /pro
       assert.ok(firing.every((s) => s.metric.severity === 'page'));
       const still = await query(`probe_success{job="pathlens",target="${near}"}`);
       assert.ok(still.length === 3 && still.every((s) => s.value[1] === '1'), JSON.stringify(still));
+
+      // The Grafana dashboard (deploy/grafana): every panel's query, its variables given their
+      // 'All' value, answered by this Prometheus with series from these agents.
+      const dash = JSON.parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'pathlens-monitor.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[]; templating: { list: { name: string }[] } };
+      assert.deepEqual(dash.templating.list.map((v) => v.name), ['datasource', 'job', 'instance']);
+      for (const panel of dash.panels) {
+        for (const t of panel.targets) {
+          const expr = t.expr.replaceAll('$job', '.*').replaceAll('$instance', '.*').replaceAll('$__rate_interval', '1m');
+          const r = await until(expr, (x) => x.length > 0, 20);
+          assert.ok(r.every((s) => s.metric.instance === undefined || agents.some((a) => s.metric.instance === `${at(a)}:${PORT}`)), `${panel.title}: ${JSON.stringify(r[0])}`);
+        }
+      }
     } finally {
       for (const k of kids) k.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 500));
