@@ -5,10 +5,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type CapName, listCaps, missingCaps } from '../core/caps.js';
 import { PathlensError, errnoName } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
 import { native } from '../native/index.js';
 import { EACCES, ELIBACC, EPERM } from '../core/errno.js';
+
+/** What loading and attaching pathlens' programs takes (tc and XDP links need CAP_NET_ADMIN). */
+const BPF_CAPS: CapName[] = ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN'];
 
 
 /** Where prebuilt objects live (PATHLENS_BPF_DIR overrides, for rebuilt objects). */
@@ -88,7 +92,7 @@ export class BpfObject {
     if (rc < 0) throw new PathlensError('ERR_BPF', `${this.name}: cannot set the contents of ${map} (${errnoName(-rc)})`);
   }
 
-  /** Creates the maps and loads every program; explains a refusal. */
+  /** Creates the maps and loads every program; explains a refusal (naming a missing capability). */
   load(): void {
     const n = native();
     n.bpfLog();
@@ -97,8 +101,11 @@ export class BpfObject {
     const log = n.bpfLog();
     const verifier = log.includes('BEGIN PROG LOAD LOG');
     let what: string;
-    if (-rc === EPERM || (-rc === EACCES && !verifier)) {
-      what = 'loading BPF programs needs root (CAP_BPF and CAP_NET_ADMIN, or CAP_SYS_ADMIN)';
+    // The verifier refuses some helpers (timestamps, pointers) without CAP_PERFMON with EACCES.
+    const missing = missingCaps(['CAP_SYS_ADMIN']).length === 0 ? [] : missingCaps(BPF_CAPS);
+    const privilege = -rc === EPERM || (-rc === EACCES && (!verifier || missing.length > 0));
+    if (privilege) {
+      what = `loading BPF programs needs ${listCaps(BPF_CAPS)} (or root)${missing.length ? `: missing ${listCaps(missing)}` : ''}`;
     } else if (verifier) {
       what = `the kernel's verifier refused a program (${errnoName(-rc)})`;
     } else {
@@ -106,7 +113,7 @@ export class BpfObject {
     }
     // One line: the privilege case needs no libbpf words; otherwise its last one says why.
     // PATHLENS_DEBUG=1 prints libbpf's whole log (the error's cause).
-    const last = -rc === EPERM ? '' : logTail(log, 1);
+    const last = privilege ? '' : logTail(log, 1);
     throw new PathlensError('ERR_BPF', `${this.name}: ${what}${last ? ` (libbpf: ${last})` : ''}`, { cause: new Error(logTail(log)) });
   }
 

@@ -78,7 +78,7 @@ export function applyPlacement(sock: Socket, p: Placement): void {
   if (p.mark !== undefined) {
     const rc = sock.trySetInt(SOL_SOCKET, SO_MARK, p.mark);
     if (rc < 0) {
-      if (-rc === EPERM) throw new PathlensError('ERR_PRIVILEGE', `--mark: setting SO_MARK needs CAP_NET_ADMIN (run as root)`);
+      if (-rc === EPERM) throw new PathlensError('ERR_PRIVILEGE', `--mark: setting SO_MARK needs CAP_NET_ADMIN (or CAP_NET_RAW, Linux 5.17), or root`);
       throw new SysError('setsockopt', rc, 'SO_MARK');
     }
   }

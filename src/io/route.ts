@@ -9,7 +9,7 @@ import { errnoName } from '../core/errors.js';
 import { EAGAIN } from '../core/errno.js';
 import { native } from '../native/index.js';
 import { formatIp, familyOf } from '../packet/addr.js';
-import { AF_NETLINK, NETLINK_ROUTE, type RouteQuery, encodeLinkRequest, encodeRouteRequest, kernelSockaddr, parseLinkReply, parseRouteReply } from '../packet/netlink.js';
+import { AF_NETLINK, NETLINK_ROUTE, type RouteQuery, encodeLinkRequest, encodeRouteRequest, kernelSockaddr, parseLinkReply, parseLinkTypeReply, parseRouteReply } from '../packet/netlink.js';
 import { type TsInfo, encodeGetFamily, encodeTsinfoGet, parseFamilyId, parseTsinfo } from '../packet/genetlink.js';
 import { RecvBatch, SendBatch } from './batch.js';
 import { type Placement, inNamespace, openSocket } from './placement.js';
@@ -79,6 +79,30 @@ export function egressOf(dst: Uint8Array, p: Placement, src?: Uint8Array): Egres
       }
     }
     return out;
+  } finally {
+    sock.close();
+  }
+}
+
+/**
+ * An interface's ARPHRD_* type over rtnetlink (RTM_GETLINK) in the current namespace: no
+ * privilege needed (a packet socket bound to the device, the other way, needs CAP_NET_RAW).
+ */
+export function linkTypeOf(ifindex: number): number | { error: string } {
+  let sock: Socket;
+  try {
+    sock = openSocket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, {});
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  try {
+    const send = new SendBatch(1, 256, 12, 0);
+    const recv = new RecvBatch(1, 8192, 0, 0);
+    const n = ask(sock, send, recv, encodeLinkRequest(send.data, 1, ifindex));
+    if (n < 0) return { error: `RTM_GETLINK: ${errnoName(n)}` };
+    const t = parseLinkTypeReply(recv.data, n, 1);
+    if ('ok' in t) return t.ok;
+    return { error: 'errno' in t ? `RTM_GETLINK: ${errnoName(t.errno)}` : t.error };
   } finally {
     sock.close();
   }

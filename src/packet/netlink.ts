@@ -196,6 +196,16 @@ export function parseLinkReply(b: Uint8Array, len: number, seq: number): NlResul
   return name === null ? { error: 'no IFLA_IFNAME' } : { ok: name };
 }
 
+/** Reads the interface's ARPHRD_* type (ifinfomsg's ifi_type) from the RTM_NEWLINK answer to request `seq`. */
+export function parseLinkTypeReply(b: Uint8Array, len: number, seq: number): NlResult<number> {
+  const r = findReply(b, len, seq, RTM_NEWLINK);
+  if (!('ok' in r)) return r;
+  const [start, end] = r.ok;
+  if (start + IFINFOMSG_LEN > end) return { error: 'short ifinfomsg' };
+  // struct ifinfomsg { u8 family, pad; u16 type; s32 index; u32 flags, change; }
+  return { ok: new DataView(b.buffer, b.byteOffset, b.byteLength).getUint16(start + 2, true) };
+}
+
 /** sockaddr_nl of the kernel (pid 0, no groups). */
 export function kernelSockaddr(): Uint8Array {
   const b = new Uint8Array(SOCKADDR_NL_LEN);

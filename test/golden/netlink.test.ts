@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { constants } from 'node:os';
 import { parseIp } from '../../src/packet/addr.js';
-import { encodeLinkRequest, encodeRouteRequest, parseLinkReply, parseRouteReply } from '../../src/packet/netlink.js';
+import { encodeLinkRequest, encodeRouteRequest, parseLinkReply, parseLinkTypeReply, parseRouteReply } from '../../src/packet/netlink.js';
 import { SOF_RX_SOFTWARE, SOF_SOFTWARE, SOF_TX_SOFTWARE, describeTimestamping, encodeGetFamily, encodeTsinfoGet, parseTsinfo } from '../../src/packet/genetlink.js';
 import { ROOT } from '../helpers/lab.js';
 
@@ -27,6 +27,9 @@ test('recorded replies: route, multipath FIB entries, no route, interface name',
   assert.deepEqual(parseRouteReply(n, n.length, 4), { errno: constants.errno.ENETUNREACH });
   const l = bytes('link');
   assert.deepEqual(parseLinkReply(l, l.length, 5), { ok: 'e0' });
+  // The same answer says what kind of device it is: a veth, Ethernet (ARPHRD_ETHER).
+  assert.deepEqual(parseLinkTypeReply(l, l.length, 5), { ok: 1 });
+  assert.deepEqual(parseLinkTypeReply(l, l.length, 6), { error: 'no reply to the request' });
   // A reply is only taken for its own request.
   assert.deepEqual(parseRouteReply(r, r.length, 9), { error: 'no reply to the request' });
 });

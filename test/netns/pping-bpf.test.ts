@@ -8,7 +8,7 @@
  *    that names what is missing, and a non-zero exit.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
 import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
@@ -138,10 +138,27 @@ test('BPF refusals: one line naming what is missing, non-zero exit', opt, async 
     // Unprivileged.
     const user = await runIn(r1, [process.execPath, CLI, 'pping', '-i', 'e1', '--duration', '1'], { uid: 65534 });
     assert.notEqual(user.code, 0);
-    assert.match(user.stderr, /^pathlens: .*needs root \(CAP_BPF/m, user.stderr);
+    assert.match(user.stderr, /^pathlens: pping: loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN \(or root\): missing CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN;/m, user.stderr);
     assert.match(user.stderr, /--capture packet/);
     assert.doesNotMatch(user.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(user.stderr.split('\n').filter(Boolean).length, 1, `one line: ${user.stderr}`);
+    // Not root, with exactly those three capabilities: it loads, attaches and measures; without
+    // CAP_PERFMON (the verifier's EACCES) the line names it.
+    const caps = (set: string) => ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', `--inh-caps=${set}`, `--ambient-caps=${set}`, '--'];
+    const limited = spawn('ip', ['netns', 'exec', r1, ...caps('+bpf,+perfmon,+net_admin'), process.execPath, CLI, 'pping', '-i', 'e1', '--icmp', '--capture', 'bpf', '-F', 'jsonl', '--duration', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    limited.stdout!.on('data', (d) => (out += d));
+    limited.stderr!.on('data', (d) => (err += d));
+    await new Promise((r) => setTimeout(r, 1000));
+    spawnSync('ip', ['netns', 'exec', nodeNs(st, 'src'), 'ping', '-c', '5', '-i', '0.2', addrOf(st, 'dst', 4)]);
+    const code = await new Promise<number | null>((r) => limited.on('close', r));
+    assert.equal(code, 0, err);
+    assert.ok(out.split('\n').filter((l) => l.includes('"type":"rtt"')).length >= 4, `RTTs as uid 65534 with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: ${out}${err}`);
+    assert.deepEqual(await leftovers(r1, 'e1'), []);
+    const noPerfmon = await runIn(r1, [...caps('+bpf,+net_admin'), process.execPath, CLI, 'pping', '-i', 'e1', '--capture', 'bpf', '--duration', '1']);
+    assert.notEqual(noPerfmon.code, 0);
+    assert.match(noPerfmon.stderr, /^pathlens: pping: loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN \(or root\): missing CAP_PERFMON;/);
     // The object file is missing.
     const env = { ...process.env, PATHLENS_BPF_DIR: '/nonexistent' };
     const miss = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
