@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CapName, listCaps, missingCaps } from '../core/caps.js';
+import { type CapName, effectiveCaps, listCaps, missingCaps } from '../core/caps.js';
 import { PathlensError, errnoName } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
 import { native } from '../native/index.js';
@@ -102,9 +102,13 @@ export class BpfObject {
     const verifier = log.includes('BEGIN PROG LOAD LOG');
     let what: string;
     // The verifier refuses some helpers (timestamps, pointers) without CAP_PERFMON with EACCES.
+    // CAP_SYS_ADMIN stands for all three (and root has them all).
     const missing = missingCaps(['CAP_SYS_ADMIN']).length === 0 ? [] : missingCaps(BPF_CAPS);
+    const held = effectiveCaps() !== null && missing.length === 0;
     const privilege = -rc === EPERM || (-rc === EACCES && (!verifier || missing.length > 0));
-    if (privilege) {
+    if (privilege && held) {
+      what = `the kernel refuses these programs (${errnoName(-rc)}, with every capability they need held)`;
+    } else if (privilege) {
       what = `loading BPF programs needs ${listCaps(BPF_CAPS)} (or root)${missing.length ? `: missing ${listCaps(missing)}` : ''}`;
     } else if (verifier) {
       what = `the kernel's verifier refused a program (${errnoName(-rc)})`;

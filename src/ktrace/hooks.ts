@@ -71,9 +71,9 @@ export function probeHooks(req: KtraceRequest, config: Uint8Array): Record<HookK
       obj.load();
       out[kind] = 'available';
     } catch (e) {
-      const msg = (e as Error).message.replace(/^ktrace: /, '');
-      // Refused as root: the kernel itself says no (lockdown, no trampolines), not a missing privilege.
-      out[kind] = process.getuid?.() === 0 && /needs root/.test(msg) ? 'the kernel refuses these programs (EPERM as root)' : msg;
+      // Refused with every capability held (as root): the kernel itself says no (lockdown, no
+      // trampolines), not a missing privilege; BpfObject.load says so.
+      out[kind] = (e as Error).message.replace(/^ktrace: /, '');
     } finally {
       obj?.close();
     }

@@ -8,7 +8,7 @@
  *   - a rate far above what one process sends (5,000 targets every 2 ms: 2.5 M probes a second):
  *     the windows say how many probes were asked and how many skipped; what was sent was
  *     answered (no false loss), and no target got two probes at once.
- * And a rate the host keeps (300 targets every 100 ms): every window kept, each target's `due`
+ * And a rate the host keeps (1,500 targets once a second): every window kept, each target's `due`
  * matches its `sent` within one.
  */
 import assert from 'node:assert/strict';
@@ -64,14 +64,16 @@ test('a starved prober reports its own shortfall: answers dropped by a tiny rece
     const dir = mkdtempSync(join(tmpdir(), 'pl-mons-'));
     chmodSync(dir, 0o777);
     try {
-      // Kept: 300 targets every 100 ms (3,000 a second).
-      const kept = await monitor(st, dir, 300, 0.1, ['--timeout', '200', '--duration', '3.5', '--quiet']);
+      // Kept: 1,500 targets once a second (a send lag within a tenth of the interval, 100 ms,
+      // holds on a loaded host too; at 100 ms intervals the limit is 20 ms, which two busy loops
+      // on two cores can pass).
+      const kept = await monitor(st, dir, 1500, 1, ['--timeout', '200', '--duration', '3.5', '--quiet']);
       const whole = kept.prober.filter((p) => p.window_ms === 1000);
       assert.ok(whole.length >= 3, `${whole.length} whole windows`);
       for (const p of whole) {
         assert.equal(p.kept, true, JSON.stringify(p));
-        assert.equal(p.asked, 3000, 'a window asks for 300 targets x 10 probes');
-        assert.ok(Math.abs(p.sent - p.asked) <= 300, JSON.stringify(p));
+        assert.equal(p.asked, 1500, 'a window asks for 1,500 targets x 1 probe');
+        assert.ok(Math.abs(p.sent - p.asked) <= 150, JSON.stringify(p));
         assert.deepEqual([p.skipped, p.send_refused, p.rx_dropped], [0, 0, 0]);
       }
       for (const s of kept.stats.filter((x) => x.window_start_ms < 3000)) assert.ok(Math.abs(s.sent - s.due) <= 1, `${s.target} in the window at ${s.window_start_ms}: sent ${s.sent}, due ${s.due}`);
