@@ -45,8 +45,12 @@ test('rounds: per-hop loss within binomial bounds behind a 10% lossy link, inher
     }
     const done = events.at(-1)!;
     assert.ok(done.type === 'done' && done.rounds === ROUNDS);
-    // Every probe event of a round carries it; hop events are per round.
-    assert.equal(events.filter((e): e is HopEvent => e.type === 'hop' && e.round === 7).length, 5);
+    // Every probe event of a round carries it; hop events are per round: as many as that round's
+    // hops (5, or more when its probe to the target was the one in ten the link lost and a
+    // later TTL reached it).
+    const r7 = rounds.find((r) => r.round === 7)!;
+    assert.ok(r7.hops >= 5, JSON.stringify(r7));
+    assert.equal(events.filter((e): e is HopEvent => e.type === 'hop' && e.round === 7).length, r7.hops);
     const rep = await runIn(nodeNs(st, 'src'), [process.execPath, CLI, 'trace', '-n', '--report', '-c', '20', '--interval', '0', addrOf(st, 'dst', 4)]);
     assert.equal(rep.code, 0, rep.stderr);
     const lines = rep.stdout.trim().split('\n');
@@ -130,7 +134,13 @@ test('rounds: --html opens in headless Chromium (phone width): not blank, one ro
 });
 
 function tmux(...args: string[]): string {
-  const r = spawnSync('tmux', args, { encoding: 'utf8' });
+  let r = spawnSync('tmux', args, { encoding: 'utf8' });
+  // Killing the last session makes the server exit; a session started at once can meet the
+  // server on its way out ("server exited unexpectedly"): then it is started again.
+  for (let i = 0; i < 20 && r.status !== 0 && /server exited unexpectedly/.test(r.stderr); i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    r = spawnSync('tmux', args, { encoding: 'utf8' });
+  }
   assert.equal(r.status, 0, `tmux ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
