@@ -4,7 +4,7 @@
  */
 import { type Sink, Tee } from '../core/sink.js';
 import { JsonlSink } from '../export/jsonl.js';
-import { openOutputFile } from '../io/output.js';
+import { SyncFile } from '../io/output.js';
 
 export interface OutputOpts {
   jsonl?: boolean;
@@ -15,7 +15,7 @@ export interface OutputOpts {
 export function eventOutputs<E>(opts: OutputOpts, view: (write: (line: string) => void) => Sink<E>): Tee<E> {
   const sinks: Sink<E>[] = [];
   if (opts.jsonl) sinks.push(new JsonlSink<E>(process.stdout));
-  if (opts.jsonlFile) sinks.push(new JsonlSink<E>(openOutputFile(opts.jsonlFile), true));
+  if (opts.jsonlFile) sinks.push(new JsonlSink<E>(SyncFile.open(opts.jsonlFile)));
   if (!opts.quiet && !opts.jsonl) sinks.push(view((l) => process.stdout.write(`${l}\n`)));
   // Nothing to write (--quiet): events go nowhere (a long run must not keep them).
   if (sinks.length === 0) sinks.push({ event() {} });

@@ -6,7 +6,7 @@
  * as in `pathlens trace ... | head`), quietly with status 141, as a process ended by SIGPIPE.
  * Nothing written is ever lost without saying so.
  */
-import { closeSync, createWriteStream, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { PathlensError, errnoName } from '../core/errors.js';
 
@@ -60,11 +60,8 @@ export function guardStdout(): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => fail('to standard output', e));
 }
 
-/**
- * Opens FILE for writing now, so that a path that cannot be written fails before any work is
- * done; later write errors (a full disk) are reported through the same channel as stdout's.
- */
-export function openOutputFile(path: string): Writable {
+/** Opens FILE for writing now (a path that cannot be written fails before any work is done). */
+function openForWriting(path: string): number {
   let fd: number;
   try {
     fd = openSync(path, 'w');
@@ -77,6 +74,58 @@ export function openOutputFile(path: string): Writable {
     closeSync(fd);
     throw new OutputError(path, e as NodeJS.ErrnoException);
   }
+  return fd;
+}
+
+/**
+ * A file written synchronously, in whole chunks: what is handed to write() has reached the
+ * system when it returns, and the caller may reuse its buffer. For outputs that gather their own
+ * chunks (JSONL): a stream's queue would keep every chunk until the disk took it, and a burst (a
+ * monitor closing 100,000 windows) kept tens of megabytes alive that way. A failure (a full
+ * disk) is reported through the same channel as stdout's, once; nothing is written after it.
+ */
+export class SyncFile {
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly fd: number,
+  ) {}
+
+  static open(path: string): SyncFile {
+    return new SyncFile(path, openForWriting(path));
+  }
+
+  /** Writes buf[0, len); false (and the run's output failure) when it could not. */
+  write(buf: Uint8Array, len: number): boolean {
+    if (failure || this.closed) return false;
+    let off = 0;
+    try {
+      while (off < len) off += writeSync(this.fd, buf, off, len - off);
+      return true;
+    } catch (e) {
+      fail(this.path, e as NodeJS.ErrnoException);
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      closeSync(this.fd);
+    } catch (e) {
+      fail(this.path, e as NodeJS.ErrnoException);
+    }
+  }
+}
+
+/**
+ * Opens FILE for writing now, so that a path that cannot be written fails before any work is
+ * done; later write errors (a full disk) are reported through the same channel as stdout's.
+ */
+export function openOutputFile(path: string): Writable {
+  const fd = openForWriting(path);
   const s = createWriteStream(path, { fd });
   names.set(s, path);
   s.on('error', (e: NodeJS.ErrnoException) => fail(path, e));
