@@ -9,8 +9,8 @@
 import type { ProbeMethod } from '../probe/transport.js';
 import { MONITOR_SCHEMA, type MonitorEvent } from './events.js';
 import { type Health, judge } from './health.js';
-import { type MethodNote, type ProberPool, chooseMethod, triedSummary } from './ladder.js';
-import { type TargetState, slotOf } from './targets.js';
+import { type MethodNote, type ProberPool, chooseMethod, triedOf, triedSummary } from './ladder.js';
+import { type Targets, slotOf } from './targets.js';
 import type { WindowRooms } from './window.js';
 
 /** Targets whose window is closed per tick. */
@@ -24,8 +24,8 @@ export interface CloserContext {
   tms(): number;
   /** Sending has stopped (the ladder no longer moves). */
   stopping(): boolean;
-  note(s: TargetState): MethodNote;
-  onChange: ((s: TargetState, from: Health | null, to: Health, reason: string) => void) | null;
+  note(i: number): MethodNote;
+  onChange: ((i: number, from: Health | null, to: Health, reason: string) => void) | null;
   /** Window k starts to be closed (its probes all have their outcomes): the prober's report on it. */
   onWindow?(k: number): void;
 }
@@ -37,7 +37,7 @@ export class WindowCloser {
   private at = -1;
 
   constructor(
-    private readonly targets: TargetState[],
+    private readonly T: Targets,
     private readonly rooms: WindowRooms,
     private readonly c: CloserContext,
   ) {}
@@ -47,17 +47,28 @@ export class WindowCloser {
     return this.at >= 0 ? 0 : (this.closing + 1) * this.c.windowMs + this.c.timeoutMs;
   }
 
-  /** A tick at `now`: starts closing the next window when its time has come, and closes a slice of it. */
+  /** When step() last ran. */
+  private lastStep = -1;
+
+  /**
+   * A tick at `now`: starts closing the next window when its time has come, and closes a slice of
+   * it: CLOSE_BATCH targets, or more when the ticks come slowly, so that a window is closed within
+   * half the time before its slots are needed again (a loop slowed by its sends closed 10,000
+   * targets a second, and a hundred thousand targets' window took longer than a window).
+   */
   step(now: number): void {
     const c = this.c;
+    const since = this.lastStep < 0 ? 0 : now - this.lastStep;
+    this.lastStep = now;
     if (this.at < 0 && (this.closing + 1) * c.windowMs + c.timeoutMs <= now) {
       this.at = 0;
       c.onWindow?.(this.closing);
     }
     if (this.at < 0) return;
-    const n = this.targets.length;
-    const end = Math.min(n, this.at + CLOSE_BATCH);
-    for (let i = this.at; i < end; i++) this.closeTarget(this.closing, this.targets[i]);
+    const n = this.T.n;
+    const spread = Math.max(1, (c.windowMs - c.timeoutMs) / 2);
+    const end = Math.min(n, this.at + Math.max(CLOSE_BATCH, Math.ceil((n * since) / spread)));
+    for (let i = this.at; i < end; i++) this.closeTarget(this.closing, i);
     this.at = end;
     if (end === n) {
       this.at = -1;
@@ -68,38 +79,60 @@ export class WindowCloser {
   /** At the end: the window being closed, then every one up to `lastWindow`, as far as they went. */
   flush(lastWindow: number): void {
     if (this.at >= 0) {
-      for (let i = this.at; i < this.targets.length; i++) this.closeTarget(this.closing, this.targets[i]);
+      for (let i = this.at; i < this.T.n; i++) this.closeTarget(this.closing, i);
       this.at = -1;
       this.closing++;
     }
     while (this.closing <= lastWindow) {
       this.c.onWindow?.(this.closing);
-      for (const s of this.targets) this.closeTarget(this.closing, s);
+      for (let i = 0; i < this.T.n; i++) this.closeTarget(this.closing, i);
       this.closing++;
     }
   }
 
-  private closeTarget(k: number, s: TargetState): void {
+  /**
+   * Target i's slot for window `win` is about to take a probe (or a due count): a window still in
+   * it (the pass over the targets has not reached i; it ended a window ago, so every probe of it
+   * has its outcome) is closed for this target now, so no window ever counts another's probes.
+   */
+  claim(i: number, win: number): void {
+    const w = slotOf(i, win);
+    while (this.rooms.win[w] < win) {
+      this.early++;
+      this.closeTarget(this.rooms.win[w], i);
+    }
+  }
+
+  /** Target windows closed by claim() ahead of the pass. */
+  early = 0;
+
+  private closeTarget(k: number, i: number): void {
     const c = this.c;
-    const w = slotOf(s.index, k);
+    const T = this.T;
+    const w = slotOf(i, k);
     const rooms = this.rooms;
+    // Closed already (claim() got there first), or never opened for this target.
+    if (rooms.win[w] !== k) return;
     // Nothing sent in it (no method, or the partial window the run ended in): nothing to say.
     if (rooms.sent[w] === 0) {
       rooms.next(w);
       return;
     }
-    const f = rooms.figures(w, s.jitter.value);
-    const method: ProbeMethod = s.methods[Math.max(0, s.step)];
-    const v = judge(f, s.t.thresholds);
-    const change = s.health.update(v.health, v.reason);
+    const f = rooms.figures(w, T.jitter.value(i));
+    const method: ProbeMethod = T.method(i);
+    const s = T.settings(i);
+    const v = judge(f, s.thresholds);
+    const change = T.health.update(i, v.health, v.reason, s.thresholds);
+    const address = T.addr(i);
+    const name = T.nameOr(i, address);
     // Written out rather than spread: ten thousand of these a window.
     c.emit({
       schema: MONITOR_SCHEMA,
       type: 'stats',
       t_ms: c.tms(),
-      target: s.t.name,
-      address: s.addr,
-      path: s.t.path,
+      target: name,
+      address,
+      path: s.path,
       method,
       window_start_ms: k * c.windowMs,
       window_ms: c.windowMs,
@@ -117,22 +150,22 @@ export class WindowCloser {
       stdev_ms: f.stdev_ms,
       jitter_ms: f.jitter_ms,
       histogram: f.histogram,
-      state: s.health.state!,
+      state: T.health.state(i)!,
       score: v.score,
     });
     if (change) {
-      c.emit({ schema: MONITOR_SCHEMA, type: 'state', t_ms: c.tms(), target: s.t.name, address: s.addr, path: s.t.path, from: change.from, to: change.to, reason: change.reason, method });
-      c.onChange?.(s, change.from, change.to, change.reason);
+      c.emit({ schema: MONITOR_SCHEMA, type: 'state', t_ms: c.tms(), target: name, address, path: s.path, from: change.from, to: change.to, reason: change.reason, method });
+      c.onChange?.(i, change.from, change.to, change.reason);
     }
     // The ladder: a method that got nothing in a whole window gives way.
-    if (s.t.method === 'auto' && f.sent >= 3 && f.received === 0 && !c.stopping()) {
+    if (s.method === 'auto' && f.sent >= 3 && f.received === 0 && !c.stopping()) {
       const why = f.unreachable > 0 ? `${f.unreachable} of ${f.sent} probes unreachable` : `no answer to ${f.sent} probes in the window`;
-      (s.tried ??= new Map()).set(method, why);
-      const note = c.note(s);
-      if (!chooseMethod(c.pool, s, s.step + 1, method, why, note)) {
-        note('unreachable', null, method, `no method got an answer: ${triedSummary(s)}`);
-        s.tried = null;
-        chooseMethod(c.pool, s, 0, method, 'starting the ladder over', note);
+      triedOf(T, i).set(method, why);
+      const note = c.note(i);
+      if (!chooseMethod(c.pool, T, i, T.step[i] + 1, method, why, note)) {
+        note('unreachable', null, method, `no method got an answer: ${triedSummary(T, i)}`);
+        T.tried.delete(i);
+        chooseMethod(c.pool, T, i, 0, method, 'starting the ladder over', note);
       }
     }
     rooms.next(w);

@@ -25,6 +25,18 @@ const MAX_BYTES = 16 << 20;
 
 /** Reads the file; `base` holds the command line's values. */
 export async function readTargetsFile(file: string, base: Defaults): Promise<TargetSpec[]> {
+  const out: TargetSpec[] = [];
+  await eachTargetInFile(file, base, (target, s) => out.push({ ...s, target }));
+  return out;
+}
+
+/**
+ * Reads the file and hands each target to `each`, with its settings: the targets given as bare
+ * addresses or names share one settings object (the file's defaults), so a hundred thousand of
+ * them are a hundred thousand calls, not a hundred thousand objects kept until the run starts.
+ * Nothing is handed over unless the whole file is right.
+ */
+export async function eachTargetInFile(file: string, base: Defaults, each: (target: string, s: TargetSettings) => void): Promise<void> {
   const text = readConfigText(file, MAX_BYTES, 'a target file');
   // JSON is read with JSON.parse (a target file of 10,000 entries in milliseconds); YAML, or a
   // JSON file with a mistake in it, through the YAML parser, which knows where each node is.
@@ -55,7 +67,13 @@ export async function readTargetsFile(file: string, base: Defaults): Promise<Tar
     throw new ConfigMistake(path, what);
   };
   try {
-    return specsOf(YAML ? (parsed(YAML).doc.toJS() as unknown) : json, base, fail);
+    const { defaults, targets } = specsOf(YAML ? (parsed(YAML).doc.toJS() as unknown) : json, base, fail);
+    const bare = specOf(defaults, '');
+    for (const t of targets) {
+      if (typeof t === 'string') each(t, bare);
+      else each(t.target, t);
+    }
+    return;
   } catch (e) {
     if (!(e instanceof ConfigMistake)) throw e;
     // The line where the node at the mistake's path starts (1 when unknown).
@@ -77,16 +95,21 @@ class ConfigMistake extends Error {
   }
 }
 
-function specsOf(root: unknown, base: Defaults, fail: Fail): TargetSpec[] {
+/** The file's defaults, and its targets: bare ones as their text, the others as specs (checked). */
+function specsOf(root: unknown, base: Defaults, fail: Fail): { defaults: Defaults; targets: (string | TargetSpec)[] } {
   if (!root || typeof root !== 'object' || Array.isArray(root)) fail([], 'the file must hold a mapping with `targets` (and optionally `defaults`)');
   const r = root as Record<string, unknown>;
   for (const k of Object.keys(r)) if (k !== 'targets' && k !== 'defaults') fail([k], 'is not a known key (targets, defaults)');
-  const defaults = r.defaults === undefined ? base : fields(r.defaults, ['defaults'], base, fail, false);
+  const defaults = r.defaults === undefined ? base : (fields(r.defaults, ['defaults'], base, fail, false) as Defaults);
   if (!Array.isArray(r.targets) || r.targets.length === 0) fail(['targets'], 'must be a non-empty list');
-  return (r.targets as unknown[]).map((t, i) => {
-    if (typeof t === 'string') return specOf(defaults, t);
-    return fields(t, ['targets', i], defaults, fail, true) as TargetSpec;
-  });
+  const list = r.targets as unknown[];
+  for (let i = 0; i < list.length; i++) {
+    const t = list[i];
+    if (typeof t === 'string') {
+      if (!t.trim()) fail(['targets', i], 'must be an address, a name or a mapping with `target`');
+    } else list[i] = fields(t, ['targets', i], defaults, fail, true) as TargetSpec;
+  }
+  return { defaults, targets: list as (string | TargetSpec)[] };
 }
 
 type Fail = (path: (string | number)[], what: string) => never;

@@ -40,35 +40,70 @@ export function judge(f: WindowFigures, t: Thresholds): { health: Health; reason
   return why.length ? { health: 'degraded', reason: why.join(', '), score } : { health: 'up', reason: 'within limits', score };
 }
 
+/** Health as a column code (0: no state yet). */
+const CODE: Record<Health, number> = { up: 1, degraded: 2, down: 3 };
+const OF_CODE: (Health | null)[] = [null, 'up', 'degraded', 'down'];
+
+/**
+ * Every target's health with its hysteresis, in columns (a hundred thousand targets are three
+ * small arrays, not a hundred thousand objects): the state, the verdict waiting to be confirmed,
+ * and how many windows in a row have given it.
+ */
+export class HealthColumns {
+  private readonly st: Uint8Array;
+  private readonly pend: Uint8Array;
+  private readonly count: Uint16Array;
+
+  constructor(n: number) {
+    this.st = new Uint8Array(n);
+    this.pend = new Uint8Array(n);
+    this.count = new Uint16Array(n);
+  }
+
+  state(i: number): Health | null {
+    return OF_CODE[this.st[i]];
+  }
+
+  /** Folds target i's window verdict in (thresholds t); returns the change, if the state changed. */
+  update(i: number, h: Health, reason: string, t: Thresholds): { from: Health | null; to: Health; reason: string } | null {
+    const now = this.st[i];
+    const code = CODE[h];
+    if (now === 0) {
+      this.st[i] = code;
+      return { from: null, to: h, reason: `first window: ${reason}` };
+    }
+    if (code === now) {
+      this.pend[i] = 0;
+      this.count[i] = 0;
+      return null;
+    }
+    if (code !== this.pend[i]) {
+      this.pend[i] = code;
+      this.count[i] = 0;
+    }
+    this.count[i]++;
+    const from = OF_CODE[now]!;
+    const need = RANK[h] < RANK[from] ? t.fall : t.rise;
+    if (this.count[i] < need) return null;
+    this.st[i] = code;
+    this.pend[i] = 0;
+    this.count[i] = 0;
+    return { from, to: h, reason: `${need} window${need === 1 ? '' : 's'} in a row: ${reason}` };
+  }
+}
+
+/** One target's health, alone (a column of one). */
 export class HealthState {
-  state: Health | null = null;
-  private pending: Health | null = null;
-  private count = 0;
+  private readonly c = new HealthColumns(1);
 
   constructor(private readonly t: Thresholds) {}
 
+  get state(): Health | null {
+    return this.c.state(0);
+  }
+
   /** Folds one window's verdict in; returns the change, if the state changed. */
   update(h: Health, reason: string): { from: Health | null; to: Health; reason: string } | null {
-    if (this.state === null) {
-      this.state = h;
-      return { from: null, to: h, reason: `first window: ${reason}` };
-    }
-    if (h === this.state) {
-      this.pending = null;
-      this.count = 0;
-      return null;
-    }
-    if (h !== this.pending) {
-      this.pending = h;
-      this.count = 0;
-    }
-    this.count++;
-    const need = RANK[h] < RANK[this.state] ? this.t.fall : this.t.rise;
-    if (this.count < need) return null;
-    const from = this.state;
-    this.state = h;
-    this.pending = null;
-    this.count = 0;
-    return { from, to: h, reason: `${need} window${need === 1 ? '' : 's'} in a row: ${reason}` };
+    return this.c.update(0, h, reason, this.t);
   }
 }

@@ -15,12 +15,28 @@ import { type Family, parseIp } from '../packet/addr.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import type { MethodEvent } from './events.js';
 import type { Prober, ProberHooks, ProberOptions } from './prober.js';
-import type { MethodChoice, OpenProber } from './request.js';
+import type { OpenProber } from './request.js';
+import type { Targets } from './targets.js';
 
-/** A prober and the targets it sends for in this tick. */
-export interface Group {
-  prober: Prober;
-  idx: number[];
+/**
+ * A prober and the targets it sends for in this tick: `idx[0, n)`, a typed array that grows by
+ * doubling and is reused (a JS array emptied with `length = 0` gives its storage back, and the
+ * next tick's pushes would allocate it again: tens of bytes a probe at 100,000 probes a second).
+ */
+export class Group {
+  idx = new Int32Array(256);
+  n = 0;
+
+  constructor(readonly prober: Prober) {}
+
+  push(i: number): void {
+    if (this.n === this.idx.length) {
+      const grown = new Int32Array(2 * this.n);
+      grown.set(this.idx);
+      this.idx = grown;
+    }
+    this.idx[this.n++] = i;
+  }
 }
 
 export class ProberPool {
@@ -63,11 +79,12 @@ export class ProberPool {
     return pr;
   }
 
-  /** The group of an open prober. */
-  groupOf(pr: Prober): Group {
-    let g = this.groups.find((x) => x.prober === pr);
-    if (!g) this.groups.push((g = { prober: pr, idx: [] }));
-    return g;
+  /** The group of an open prober: its index in `groups`. */
+  groupOf(pr: Prober): number {
+    const k = this.groups.findIndex((x) => x.prober === pr);
+    if (k >= 0) return k;
+    this.groups.push(new Group(pr));
+    return this.groups.length - 1;
   }
 
   /** Reads what every prober has received. */
@@ -92,41 +109,36 @@ export class ProberPool {
   }
 }
 
-/** What the ladder reads and moves of a target. */
-export interface LadderTarget {
-  readonly family: Family;
-  readonly methods: ProbeMethod[];
-  readonly t: { method: MethodChoice; placement: Placement; source?: string };
-  /** Ladder position (index in `methods`); -1 when no method could be had. */
-  step: number;
-  prober: Prober;
-  group: Group;
-  /** What each method got when it last gave way (for the `unreachable` reason). */
-  tried: Map<ProbeMethod, string> | null;
-}
-
 export type MethodNote = (action: MethodEvent['action'], method: ProbeMethod | null, from: ProbeMethod | null, reason: string, socket?: string | null) => void;
 
-/** Moves s to the first method at or after `step` that the kernel allows; false if none. */
-export function chooseMethod(pool: ProberPool, s: LadderTarget, step: number, from: ProbeMethod | null, reason: string, note: MethodNote): boolean {
-  for (let k = step; k < s.methods.length; k++) {
-    const m = s.methods[k];
-    const pr = pool.get(m, s.family, s.t.placement, s.t.source);
+/** Moves target i to the first method at or after `step` that the kernel allows; false if none. */
+export function chooseMethod(pool: ProberPool, T: Targets, i: number, step: number, from: ProbeMethod | null, reason: string, note: MethodNote): boolean {
+  const methods = T.methods(i);
+  const s = T.settings(i);
+  for (let k = step; k < methods.length; k++) {
+    const m = methods[k];
+    const pr = pool.get(m, T.familyOf(i), s.placement, s.source);
     if (pr instanceof Error) {
-      (s.tried ??= new Map()).set(m, `refused: ${pr.message}`);
+      triedOf(T, i).set(m, `refused: ${pr.message}`);
       note('refused', m, null, pr.message);
       continue;
     }
-    s.step = k;
-    s.prober = pr;
-    s.group = pool.groupOf(pr);
-    note(from === null ? 'chosen' : 'switched', m, from, reason || (s.t.method === 'auto' ? 'the first method of the ladder the kernel allows' : 'as configured'), pr.socket);
+    T.step[i] = k;
+    T.group[i] = pool.groupOf(pr);
+    note(from === null ? 'chosen' : 'switched', m, from, reason || (s.method === 'auto' ? 'the first method of the ladder the kernel allows' : 'as configured'), pr.socket);
     return true;
   }
   return false;
 }
 
+/** What each method got when it gave way, for target i (made on first use). */
+export function triedOf(T: Targets, i: number): Map<ProbeMethod, string> {
+  let m = T.tried.get(i);
+  if (!m) T.tried.set(i, (m = new Map()));
+  return m;
+}
+
 /** What each method got, for an `unreachable` reason. */
-export function triedSummary(s: LadderTarget): string {
-  return [...(s.tried ?? [])].map(([m, w]) => `${m}: ${w}`).join('; ');
+export function triedSummary(T: Targets, i: number): string {
+  return [...(T.tried.get(i) ?? [])].map(([m, w]) => `${m}: ${w}`).join('; ');
 }

@@ -8,6 +8,7 @@ import { SysError, errnoName } from '../core/errors.js';
 import type { Placement } from '../io/placement.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, writeSockaddr } from '../packet/addr.js';
+import { ADDR_STRIDE } from './table.js';
 import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO, ICMP_ECHOREPLY, inetChecksum } from '../packet/icmp.js';
 import { connectAnswered, openConnectSocket } from '../probe/connect.js';
 import { COOKIE_TARGET_LEN } from '../probe/cookie.js';
@@ -150,7 +151,8 @@ export class TcpProber implements Prober {
     }
   }
 
-  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array, ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
+    const len = this.family === 4 ? 4 : 16;
     for (let i = 0; i < n; i++) {
       const target = targets[i];
       const seq = seqs[i];
@@ -163,7 +165,7 @@ export class TcpProber implements Prober {
       }
       stampNow(this.t);
       const { sec, nsec } = this.t;
-      writeSockaddr(this.nameBuf, 0, addrs[i], ports[i]);
+      writeSockaddr(this.nameBuf, 0, addrs.subarray(ADDR_STRIDE * target, ADDR_STRIDE * target + len), ports[i]);
       const rc = sock.connect(this.nameBuf.subarray(0, this.family === 4 ? 16 : 28));
       onSent(i, sec, nsec);
       if (connectAnswered(-rc)) {

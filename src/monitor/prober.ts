@@ -13,14 +13,14 @@ import { SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 } from '../core/constants.js';
 import { errnoName } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
-import { type Family, SockaddrView, readSockaddr } from '../packet/addr.js';
+import { type Family, SockaddrView, readSockaddr, writeSockaddr } from '../packet/addr.js';
 import { CmsgCursor, readTimestampNs } from '../packet/cmsg.js';
 import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_TARGET_LEN, cookieSeq, cookieTarget, isOurCookie, writeCookie } from '../probe/cookie.js';
 import { DatagramChannel } from '../probe/datagram.js';
 import { socketDrops } from '../probe/socket.js';
-import { SockaddrCache } from '../probe/sockaddr-cache.js';
+import { ADDR_STRIDE } from './table.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { realtime } from '../time/clock.js';
 
@@ -43,11 +43,12 @@ export interface Prober {
   /** Socket kind, for the events: ping, raw, dgram, connect. */
   readonly socket: string;
   /**
-   * Sends probes i in [0, n): to addrs[i] (port ports[i] for UDP/TCP), carrying (targets[i],
-   * seqs[i]). Calls onSent(i, sec, nsec) for each one sent; returns how many were sent (the rest
-   * is tried again by the caller at the next tick).
+   * Sends probes i in [0, n): to target targets[i]'s address (port ports[i] for UDP/TCP),
+   * carrying (targets[i], seqs[i]). Target t's address is the prober family's 4 or 16 bytes at
+   * addrs[ADDR_STRIDE * t] (the targets' slab). Calls onSent(i, sec, nsec) for each one sent;
+   * returns how many were sent (the rest is tried again by the caller at the next tick).
    */
-  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number;
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array, ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number;
   /** Reads answers that have arrived (probers that are not driven by readiness); `full`: every queue, the rarely read ones too. */
   poll?(full?: boolean): number;
   /** The target's address changed (probers that keep something per target). */
@@ -85,7 +86,7 @@ export function stampNow(a: { sec: number; nsec: number }): void {
 export const MAX_BATCH = 256;
 
 /**
- * What the echo and UDP probers share: the send loop over one slab (sockaddrs from the cache,
+ * What the echo and UDP probers share: the send loop over one slab (sockaddrs written from the targets' address slab,
  * cookies written per probe), the read of both queues on the tick, and the cookie and address
  * checks an answer must pass.
  */
@@ -93,9 +94,14 @@ export abstract class DatagramProber implements Prober {
   abstract readonly method: ProbeMethod;
   abstract readonly socket: string;
   protected readonly batch: SendBatch;
-  /** The batch's names as words (the cache's words hold the same bytes). */
+  /** The batch's names as words: a probe's sockaddr is written as four or seven words. */
   private readonly batchNames: Uint32Array;
-  private readonly names = new SockaddrCache();
+  /** The targets' address slab as words (made again when the caller hands another slab). */
+  private slab: Uint8Array | null = null;
+  private slabWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+  /** A sockaddr's first word (family and port, in the kernel's byte order) for port `headPort`. */
+  private headPort = -1;
+  private headWord = 0;
   protected readonly data = new RecvBatch(64, 1500, 128, 32);
   protected readonly errs = new RecvBatch(64, 1500, 256, 32);
   protected readonly eq = new ErrqueueRecord();
@@ -121,15 +127,18 @@ export abstract class DatagramProber implements Prober {
     // kernel's receive timestamps keep the RTTs exact whenever the queue is read.
   }
 
-  forget(target: number): void {
-    this.names.forget(target);
-  }
-
   /** Writes probe (target, seq)'s payload into the batch's slot j; returns its length. */
   protected abstract fill(j: number, target: number, seq: number): number;
 
-  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array[], ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
+  send(n: number, targets: Int32Array, seqs: Int32Array, addrs: Uint8Array, ports: Int32Array, onSent: (i: number, sec: number, nsec: number) => void): number {
     let done = 0;
+    if (addrs !== this.slab) {
+      this.slab = addrs;
+      this.slabWords = new Uint32Array(addrs.buffer, addrs.byteOffset, addrs.length >> 2);
+    }
+    const a = this.slabWords;
+    const w = this.batchNames;
+    const v4 = this.family === 4;
     const icmp = this.method === 'icmp';
     this.outer = onSent;
     this.targets = targets;
@@ -140,7 +149,26 @@ export abstract class DatagramProber implements Prober {
       for (let j = 0; j < k; j++) {
         const i = done + j;
         const len = this.fill(j, targets[i], seqs[i]);
-        b.set(j, len, this.names.copy(targets[i], addrs[i], icmp ? 0 : ports[i], this.batchNames, j * 7), 0);
+        // The sockaddr, written from the slab's words (the address bytes are already in network
+        // order; the first word is the family and port, the rest zero).
+        const port = icmp ? 0 : ports[i];
+        if (port !== this.headPort) this.head(port);
+        const at = j * 7;
+        const t = (ADDR_STRIDE >> 2) * targets[i];
+        w[at] = this.headWord;
+        if (v4) {
+          w[at + 1] = a[t];
+          w[at + 2] = 0;
+          w[at + 3] = 0;
+        } else {
+          w[at + 1] = 0;
+          w[at + 2] = a[t];
+          w[at + 3] = a[t + 1];
+          w[at + 4] = a[t + 2];
+          w[at + 5] = a[t + 3];
+          w[at + 6] = 0;
+        }
+        b.set(j, len, v4 ? 16 : 28, 0);
       }
       this.base = done;
       // A pending ICMP error (about another target's probe) fails the next send: the queues are
@@ -151,6 +179,14 @@ export abstract class DatagramProber implements Prober {
       if (sent < k) return done;
     }
     return done;
+  }
+
+  /** The first word of a sockaddr of this family for `port`, as writeSockaddr lays it out. */
+  private head(port: number): void {
+    const x = new Uint8Array(28);
+    writeSockaddr(x, 0, new Uint8Array(this.family === 4 ? 4 : 16), port);
+    this.headWord = new Uint32Array(x.buffer, 0, 1)[0];
+    this.headPort = port;
   }
 
   private outer: (i: number, sec: number, nsec: number) => void = () => {};

@@ -9,6 +9,7 @@ import type { Family } from '../packet/addr.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './health.js';
 import type { Prober, ProberHooks, ProberOptions } from './prober.js';
+import { TargetTable } from './table.js';
 
 export type MethodChoice = ProbeMethod | 'auto';
 
@@ -38,7 +39,8 @@ export interface MonitorTarget extends TargetSettings {
 export type OpenProber = (method: ProbeMethod, family: Family, session: number, hooks: ProberHooks, placement: Placement, source: Uint8Array | undefined, opts: ProberOptions) => Prober;
 
 export interface MonitorRequest {
-  targets: MonitorTarget[];
+  /** The targets: a list, or columns (the command line's: a hundred thousand targets without an object each). */
+  targets: MonitorTarget[] | TargetTable;
   windowMs: number;
   timeoutMs: number;
   /** 0: until stopped. */
@@ -69,38 +71,32 @@ export const LADDER: ProbeMethod[] = ['icmp', 'udp', 'tcp'];
 /** A target held to one method: its ladder of one, shared. */
 export const ONLY: Record<ProbeMethod, ProbeMethod[]> = { icmp: ['icmp'], udp: ['udp'], tcp: ['tcp'] };
 
+/** The longest timeout, ms (send times are kept modulo 1,073 s: ledger.ts). */
+export const MAX_TIMEOUT_MS = 600_000;
+
 /** Outstanding probes kept per target, at most: enough for timeout / interval probes in flight. */
 export const RING_MAX = 64;
 
 /** Refuses a request the run could not honour, with one line saying why. */
 export function validateMonitor(req: MonitorRequest): void {
   if (req.targets.length === 0) throw new PathlensError('ERR_USAGE', 'no targets: give addresses or names, or a config file with -c');
-  if (!(req.timeoutMs > 0 && req.timeoutMs < req.windowMs)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be shorter than the window (${req.windowMs} ms)`);
-  for (const t of req.targets) {
-    if (!(t.intervalMs >= 1)) throw new PathlensError('ERR_USAGE', `${t.name}: the interval must be at least 1 ms`);
-    if (RING_MAX * t.intervalMs < req.timeoutMs) throw new PathlensError('ERR_USAGE', `${t.name}: an interval of ${t.intervalMs} ms keeps more than ${RING_MAX} probes waiting for a ${req.timeoutMs} ms timeout`);
+  if (req.targets instanceof TargetTable) {
+    // Settings are checked once per profile, named by its first target.
+    const seen = new Set<number>();
+    for (let i = 0; i < req.targets.length; i++) {
+      const p = req.targets.profileOf(i);
+      if (seen.has(p)) continue;
+      seen.add(p);
+      checkTarget(req.targets.name(i), req.targets.profiles[p], req.timeoutMs);
+    }
+    return;
   }
+  if (!(req.timeoutMs > 0 && req.timeoutMs < req.windowMs)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be shorter than the window (${req.windowMs} ms)`);
+  if (!(req.timeoutMs <= MAX_TIMEOUT_MS)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be at most ${MAX_TIMEOUT_MS} ms`);
+  for (const t of req.targets) checkTarget(t.name, t, req.timeoutMs);
 }
 
-/**
- * The target in one shape. Targets come from the command line, files and the API, built with
- * their keys in different orders; read through objects of many shapes, every probe's
- * `t.address` would be a megamorphic lookup.
- */
-export function sameShape(t: MonitorTarget): MonitorTarget {
-  return {
-    name: t.name,
-    address: t.address,
-    method: t.method,
-    udpPort: t.udpPort,
-    tcpPort: t.tcpPort,
-    intervalMs: t.intervalMs,
-    // Shared, not copied: targets from one file share their defaults' objects, and these are read
-    // once a window, not once a probe.
-    thresholds: t.thresholds,
-    placement: t.placement,
-    source: t.source,
-    path: t.path ?? null,
-    labels: t.labels ?? {},
-  };
+function checkTarget(name: string, t: TargetSettings, timeoutMs: number): void {
+  if (!(t.intervalMs >= 1)) throw new PathlensError('ERR_USAGE', `${name}: the interval must be at least 1 ms`);
+  if (RING_MAX * t.intervalMs < timeoutMs) throw new PathlensError('ERR_USAGE', `${name}: an interval of ${t.intervalMs} ms keeps more than ${RING_MAX} probes waiting for a ${timeoutMs} ms timeout`);
 }

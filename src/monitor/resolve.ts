@@ -6,25 +6,26 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Scheduler, TimerId } from '../core/scheduler.js';
-import { type Family, formatIp, parseIp } from '../packet/addr.js';
+import { type Family, parseIp } from '../packet/addr.js';
 import { MONITOR_SCHEMA, type MonitorEvent } from './events.js';
-import type { TargetState } from './targets.js';
+import type { Targets } from './targets.js';
 
 export type Lookup = (name: string, family?: Family) => Promise<Uint8Array>;
 
 export const systemLookup: Lookup = async (name, family) => parseIp((await lookup(name, { family: family ?? 0 })).address);
 
 export class Reresolver {
-  private readonly named: TargetState[];
+  /** The targets given by name. */
+  private readonly named: number[] = [];
   private busy = false;
   private timer: TimerId | null = null;
   private stopped = false;
 
   constructor(
-    targets: TargetState[],
+    private readonly T: Targets,
     private readonly o: { everyMs: number; timeoutMs: number; lookup: Lookup; clock: Scheduler; now(): number; tms(): number; emit(e: MonitorEvent): void; changed(i: number): void },
   ) {
-    this.named = targets.filter((s) => isIP(s.t.name) === 0);
+    for (let i = 0; i < T.n; i++) if (T.given[i] !== null && isIP(T.given[i]!) === 0) this.named.push(i);
   }
 
   start(): void {
@@ -47,24 +48,23 @@ export class Reresolver {
     if (this.busy || this.stopped) return;
     this.busy = true;
     const o = this.o;
-    for (const s of this.named) {
+    const T = this.T;
+    for (const i of this.named) {
       if (this.stopped) break;
+      const name = T.name(i);
       let next: Uint8Array;
       try {
-        next = await o.lookup(s.t.name, s.family);
+        next = await o.lookup(name, T.familyOf(i));
       } catch (e) {
-        o.emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: o.tms(), code: 'ERR_RESOLVE', message: `${s.t.name}: looking it up again failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); probes keep going to ${s.addr}` });
+        o.emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: o.tms(), code: 'ERR_RESOLVE', message: `${name}: looking it up again failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); probes keep going to ${T.addr(i)}` });
         continue;
       }
-      if (next.length !== s.t.address.length || next.every((b, k) => b === s.t.address[k])) continue;
-      const from = s.addr;
-      s.oldAddr = s.t.address;
-      s.oldUntil = o.now() + o.timeoutMs;
-      s.t.address = next;
-      s.address = next;
-      o.changed(s.index);
-      s.addr = formatIp(next, 0, s.family);
-      o.emit({ schema: MONITOR_SCHEMA, type: 'address', t_ms: o.tms(), target: s.t.name, address: s.addr, path: s.t.path, from });
+      if (next.length !== T.addrLen(i) || T.isAddr(i, next, 0)) continue;
+      const from = T.addr(i);
+      T.old.set(i, { addr: T.address(i), until: o.now() + o.timeoutMs });
+      T.setAddress(i, next);
+      o.changed(i);
+      o.emit({ schema: MONITOR_SCHEMA, type: 'address', t_ms: o.tms(), target: name, address: T.addr(i), path: T.settings(i).path, from });
     }
     this.busy = false;
   }

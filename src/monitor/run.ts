@@ -24,7 +24,6 @@ import type { RunHandle } from '../core/run.js';
 import { realScheduler, type TimerId } from '../core/scheduler.js';
 import type { Sink } from '../core/sink.js';
 import { version } from '../core/version.js';
-import { sameAddr } from '../packet/addr.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { WindowCloser } from './closer.js';
 import { MONITOR_SCHEMA, type MonitorDoneEvent, type MonitorEvent } from './events.js';
@@ -36,7 +35,8 @@ import { openMonitorProber } from './methods.js';
 import type { Answer } from './prober.js';
 import { MONITOR_DEFAULTS, type MonitorRequest, validateMonitor } from './request.js';
 import { Reresolver, systemLookup } from './resolve.js';
-import { type TargetState, makeTargets, slotOf } from './targets.js';
+import { TargetTable } from './table.js';
+import { makeTargets, slotOf } from './targets.js';
 import { ScheduleLedger } from './schedule.js';
 import { TimingWheel } from './wheel.js';
 
@@ -88,38 +88,47 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   let finished = false;
   let stopReason: MonitorDoneEvent['reason'] | null = null;
 
-  const { targets, rooms } = makeTargets(req.targets, req.windowMs, randomInt(0, 0x10000));
-  const n = targets.length;
+  const table = req.targets instanceof TargetTable ? req.targets : TargetTable.from(req.targets);
+  const { targets: T, rooms } = makeTargets(table, req.windowMs, randomInt(0, 0x10000));
+  const n = T.n;
+  const profiles = T.profiles;
   /** An answer's source is the target's address, or its previous one while probes sent there can still be answered. */
   const fromTarget = (i: number, buf: Uint8Array, off: number): boolean => {
-    const s = targets[i];
-    if (!s) return false;
-    return sameAddr(buf, off, s.address) || (s.oldAddr !== null && now() < s.oldUntil && sameAddr(buf, off, s.oldAddr));
+    if (!(i >= 0 && i < n)) return false;
+    if (T.isAddr(i, buf, off)) return true;
+    const old = T.old.size > 0 ? T.old.get(i) : undefined;
+    if (old === undefined) return false;
+    if (now() >= old.until) {
+      T.old.delete(i);
+      return false;
+    }
+    return sameBytes(buf, off, old.addr);
   };
   const pool = new ProberPool(req.openProber ?? openMonitorProber, session, { onAnswer: (a) => onAnswer(a), onFatal: (e) => fail(e), fromTarget }, { rcvbuf: req.rcvbuf ?? MONITOR_DEFAULTS.rcvbuf });
   const note =
-    (s: TargetState): MethodNote =>
+    (i: number): MethodNote =>
     (action, method, from, reason, socket = null) =>
-      emit({ schema: MONITOR_SCHEMA, type: 'method', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, action, method, socket, from, reason });
+      emit({ schema: MONITOR_SCHEMA, type: 'method', t_ms: tms(), target: T.name(i), address: T.addr(i), path: T.settings(i).path, action, method, socket, from, reason });
 
   const wheel = new TimingWheel(n, SLOT_MS);
   const rings = new OutstandingRings(
-    targets.map((s) => (req.confirm ? Math.max(TICK_MS, s.intervalMs / 10) : s.intervalMs)),
+    n,
+    profiles.map((p) => (req.confirm ? Math.max(TICK_MS, p.intervalMs / 10) : p.intervalMs)),
     req.timeoutMs,
     TICK_MS,
   );
   const ring = rings.ring;
-  const timeouts = new TimeoutQueue();
+  const timeouts = new TimeoutQueue(ring);
   let longest = 0;
   let shortest = Infinity;
-  for (const t of req.targets) {
-    longest = Math.max(longest, t.intervalMs);
-    shortest = Math.min(shortest, t.intervalMs);
+  for (const p of profiles) {
+    longest = Math.max(longest, p.intervalMs);
+    shortest = Math.min(shortest, p.intervalMs);
   }
   const ledger = new ScheduleLedger(req.windowMs, longest, shortest);
   /** Per target: how late its probe of this tick is, from its due time (ms). */
   const lagOf = new Float32Array(n);
-  const closer = new WindowCloser(targets, rooms, {
+  const closer = new WindowCloser(T, rooms, {
     windowMs: req.windowMs,
     timeoutMs: req.timeoutMs,
     pool,
@@ -128,8 +137,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     stopping: () => stopReason !== null,
     note,
     onChange: req.onChange
-      ? (s, from, to, reason) =>
-          runChangeHook(req.onChange!, { target: s.t.name, address: s.addr, path: s.t.path, from, to, reason, method: s.methods[Math.max(0, s.step)] }, (message) =>
+      ? (i, from, to, reason) =>
+          runChangeHook(req.onChange!, { target: T.name(i), address: T.addr(i), path: T.settings(i).path, from, to, reason, method: T.method(i) }, (message) =>
             emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: 'ERR_HOOK', message }),
           )
       : null,
@@ -139,7 +148,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       emit(ledger.report(k, pool.rxDropped(), tms(), Math.max(0, end - k * req.windowMs)));
     },
   });
-  const resolver = new Reresolver(targets, {
+  const resolver = new Reresolver(T, {
     everyMs: req.resolveEveryMs ?? 0,
     timeoutMs: req.timeoutMs,
     lookup: req.resolve ?? systemLookup,
@@ -151,142 +160,155 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   });
   resolver.start();
 
-  emit({ schema: MONITOR_SCHEMA, type: 'start', t_ms: 0, version: version(), time: new Date(wall0).toISOString(), targets: n, interval_ms: req.targets[0].intervalMs, window_ms: req.windowMs, timeout_ms: req.timeoutMs });
-  for (const s of targets) {
-    if (!chooseMethod(pool, s, 0, null, '', note(s))) {
-      s.step = -1;
-      note(s)('unreachable', null, null, `no method the kernel allows: ${triedSummary(s)}`);
+  emit({ schema: MONITOR_SCHEMA, type: 'start', t_ms: 0, version: version(), time: new Date(wall0).toISOString(), targets: n, interval_ms: T.intervalMs(0), window_ms: req.windowMs, timeout_ms: req.timeoutMs });
+  for (let i = 0; i < n; i++) {
+    if (!chooseMethod(pool, T, i, 0, null, '', note(i))) {
+      T.step[i] = -1;
+      note(i)('unreachable', null, null, `no method the kernel allows: ${triedSummary(T, i)}`);
     }
   }
   const winOf = (ms: number) => Math.floor(ms / req.windowMs);
-  // Spread: target i starts at its share of the interval.
+  // Spread: target i starts at its share of the interval, from now: the schedule starts when the
+  // prober is ready (setting up a hundred thousand targets takes a few hundred milliseconds, and
+  // a schedule that started before it began late, its first window behind).
+  const start = now();
   for (let i = 0; i < n; i++) {
-    wheel.due[i] = (targets[i].intervalMs * i) / n;
-    if (targets[i].step < 0) continue;
+    wheel.due[i] = start + (T.intervalMs(i) * i) / n;
+    if (T.step[i] < 0) continue;
     wheel.insert(i);
     ledger.ask(winOf(wheel.due[i]));
   }
 
-  function outcome(s: TargetState, k: number, result: 'reply' | 'timeout' | 'unreachable', rtt: number | null, kernelTs: boolean): void {
-    const w = slotOf(s.index, rings.win[k]);
+  /**
+   * A reply's RTT reaches outcome() through this slot, not as an argument: a fraction passed to a
+   * function V8 does not inline is boxed (a heap number an answer: a megabyte a second at 100,000
+   * answers a second, and the young generation grows to hold it).
+   */
+  const rttSlot = new Float64Array(1);
+
+  function outcome(i: number, k: number, result: 'reply' | 'timeout' | 'unreachable', kernelTs: boolean): void {
+    const w = slotOf(i, rings.win[k]);
     // --confirm: the first loss after an answer makes the next probes come fast (a target that
     // stays down is not probed fast for ever).
-    if (result === 'timeout' && req.confirm && s.lastOk && s.confirmLeft === 0) s.confirmLeft = req.confirm;
-    s.lastOk = result === 'reply';
+    if (result === 'timeout' && req.confirm && T.lastOk[i] && T.confirmLeft[i] === 0) T.confirmLeft[i] = req.confirm;
+    T.lastOk[i] = result === 'reply' ? 1 : 0;
     pending--;
     if (result === 'reply') {
-      rooms.add(w, rtt!);
-      s.jitter.add(rtt!);
+      rooms.addFrom(w, rttSlot);
+      T.jitter.addFrom(i, rttSlot);
       counts.replies++;
-      req.onRtt?.(s.t.name, s.methods[s.step], s.t.path, rtt!);
+      req.onRtt?.(T.name(i), T.method(i), T.settings(i).path, rttSlot[0]);
     } else if (result === 'unreachable') rooms.unreachable[w]++;
     rings.done[k] = 1;
-    if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, method: s.methods[s.step], seq: rings.seq[k], result, rtt_ms: rtt === null ? null : Math.round(rtt * 1000) / 1000, kernel_ts: kernelTs });
+    if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: T.name(i), address: T.addr(i), path: T.settings(i).path, method: T.method(i), seq: rings.seq[k], result, rtt_ms: result === 'reply' ? Math.round(rttSlot[0] * 1000) / 1000 : null, kernel_ts: kernelTs });
   }
 
   function onAnswer(a: Answer): void {
-    const s = targets[a.target];
-    if (!s) return;
+    const i = a.target;
+    if (!(i >= 0 && i < n)) return;
     const k = rings.at(a.target, a.seq);
     if (rings.seq[k] !== a.seq) return; // long gone (timed out and reused) or never ours
     if (rings.done[k]) {
       if (a.kind === 'alive') {
-        rooms.duplicates[slotOf(a.target, rings.win[k])]++;
-        if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: s.t.name, address: s.addr, path: s.t.path, method: s.methods[s.step], seq: a.seq, result: 'duplicate', rtt_ms: null, kernel_ts: a.kernelTs });
+        rooms.duplicates[slotOf(i, rings.win[k])]++;
+        if (req.samples) emit({ schema: MONITOR_SCHEMA, type: 'sample', t_ms: tms(), target: T.name(i), address: T.addr(i), path: T.settings(i).path, method: T.method(i), seq: a.seq, result: 'duplicate', rtt_ms: null, kernel_ts: a.kernelTs });
       }
       return;
     }
-    const rtt = a.sec * 1000 + a.nsec / 1e6 - rings.tx[k];
+    const rtt = rings.rttMs(k, a.sec, a.nsec);
     // Stamped by the kernel after the deadline: lost, whichever tick reads it (the timeout's tick
     // can come a few ms after the deadline, and the answer is read before it). Without the
     // kernel's stamp the time is the read's, which the tick delays: no verdict from it.
     if (a.kernelTs && rtt > req.timeoutMs) {
-      outcome(s, k, 'timeout', null, true);
+      outcome(i, k, 'timeout', true);
       return;
     }
-    outcome(s, k, a.kind === 'alive' ? 'reply' : 'unreachable', a.kind === 'alive' ? Math.max(0, rtt) : null, a.kernelTs);
+    rttSlot[0] = rtt;
+    outcome(i, k, a.kind === 'alive' ? 'reply' : 'unreachable', a.kernelTs);
   }
 
   // Sending: the due probes of a tick, grouped by prober, in batches of columns.
   const bT = new Int32Array(SEND_BATCH);
   const bQ = new Int32Array(SEND_BATCH);
   const bP = new Int32Array(SEND_BATCH);
-  const bA: Uint8Array[] = new Array(SEND_BATCH);
   /** The tick's time, for onSent (one function for every batch: no closure per tick). */
   let sendNow = 0;
   const onSent = (j: number, sec: number, nsec: number) => {
-    const s = targets[bT[j]];
     const k = rings.at(bT[j], bQ[j]);
-    rings.tx[k] = sec * 1000 + nsec / 1e6;
+    rings.sentAt(k, sec, nsec);
     rooms.sent[slotOf(bT[j], rings.win[k])]++;
     ledger.sentAt(rings.win[k], lagOf[bT[j]]);
     counts.sent++;
     pending++;
-    timeouts.push(bT[j], k, sendNow + req.timeoutMs);
+    timeouts.push(k, sendNow + req.timeoutMs);
   };
   // The asked rate (probes per ms), for the most one tick may send.
-  const perMs = req.targets.reduce((a, t) => a + 1 / t.intervalMs, 0);
+  let perMs = 0;
+  for (let i = 0; i < n; i++) perMs += 1 / T.intervalMs(i);
   let lastTick = -1;
-  const active = (i: number) => targets[i].step >= 0;
+  const active = (i: number) => T.step[i] >= 0;
   let tnow = 0;
   /** Probe due at `d` counts in its window's `due` (when the target's window for it is still open). */
-  const countDue = (s: TargetState, d: number) => {
+  const countDue = (i: number, d: number) => {
     const dw = winOf(d);
-    const w = slotOf(s.index, dw);
+    const w = slotOf(i, dw);
+    if (rooms.win[w] < dw) closer.claim(i, dw);
     if (rooms.win[w] === dw) rooms.due[w]++;
   };
+  const groups = pool.groups;
   const take = (i: number) => {
-    const s = targets[i];
+    const iv = T.intervalMs(i);
     const due = wheel.due;
     // More than an interval late (the loop fell that far behind): the probes missed are skipped,
     // and said to be; the target gets one probe now, never a burst of them.
-    while (tnow - due[i] > s.intervalMs) {
+    while (tnow - due[i] > iv) {
       ledger.skip(winOf(due[i]));
-      countDue(s, due[i]);
-      due[i] += s.intervalMs;
+      countDue(i, due[i]);
+      due[i] += iv;
       ledger.ask(winOf(due[i]));
     }
-    countDue(s, due[i]);
+    countDue(i, due[i]);
     lagOf[i] = tnow - due[i];
-    s.group.idx.push(i);
-    if (s.confirmLeft > 0) {
-      s.confirmLeft--;
+    groups[T.group[i]].push(i);
+    if (T.confirmLeft[i] > 0) {
+      T.confirmLeft[i]--;
       // A tenth of the interval, but never so fast that the ring of outstanding probes wraps.
-      due[i] += Math.max(TICK_MS, s.intervalMs / 10, (2 * req.timeoutMs) / ring);
-    } else due[i] += s.intervalMs;
+      due[i] += Math.max(TICK_MS, iv / 10, (2 * req.timeoutMs) / ring);
+    } else due[i] += iv;
     ledger.ask(winOf(due[i]));
   };
   const expire = (i: number, k: number) => {
-    if (rings.waiting(k)) outcome(targets[i], k, 'timeout', null, false);
+    if (rings.waiting(k)) outcome(i, k, 'timeout', false);
   };
 
   function send(): void {
-    const groups = pool.groups;
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi];
       const pr = g.prober;
-      for (let off = 0; off < g.idx.length; off += SEND_BATCH) {
-        const m = Math.min(SEND_BATCH, g.idx.length - off);
+      const idx = g.idx;
+      for (let off = 0; off < g.n; off += SEND_BATCH) {
+        const m = Math.min(SEND_BATCH, g.n - off);
         for (let j = 0; j < m; j++) {
-          const i = g.idx[off + j];
-          const s = targets[i];
-          const seq = s.seq++ & 0x7fffffff;
+          const i = idx[off + j];
+          const seq = T.seq[i]++ & 0x7fffffff;
           const k = rings.at(i, seq);
+          const p = profiles[T.profileOf[i]];
           bT[j] = i;
           bQ[j] = seq;
-          bA[j] = s.address;
-          bP[j] = pr.method === 'tcp' ? s.tcpPort : s.udpPort;
+          bP[j] = pr.method === 'tcp' ? p.tcpPort : p.udpPort;
           // The slot is taken now: an answer can only come after the send.
-          if (rings.waiting(k)) outcome(s, k, 'timeout', null, false);
-          rings.take(k, seq, winOf(tnow));
+          if (rings.waiting(k)) outcome(i, k, 'timeout', false);
+          const win = winOf(tnow);
+          if (rooms.win[slotOf(i, win)] < win) closer.claim(i, win);
+          rings.take(k, seq, win);
         }
         sendNow = tnow;
-        const sent = pr.send(m, bT, bQ, bA, bP, onSent);
+        const sent = pr.send(m, bT, bQ, T.addrs, bP, onSent);
         // Not sent (the socket is full): the probe is forgotten, the target tries at its next turn.
         for (let j = sent; j < m; j++) rings.free(rings.at(bT[j], bQ[j]));
         if (sent < m) ledger.refuse(winOf(tnow), m - sent);
       }
-      g.idx.length = 0;
+      g.n = 0;
     }
   }
 
@@ -322,7 +344,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     if (stopReason !== null && sendingStopped === null) {
       sendingStopped = tnow;
       // The probes scheduled past the end will not be due within the run.
-      for (let i = 0; i < n; i++) if (targets[i].step >= 0 && wheel.due[i] >= tnow) ledger.unask(winOf(wheel.due[i]));
+      for (let i = 0; i < n; i++) if (T.step[i] >= 0 && wheel.due[i] >= tnow) ledger.unask(winOf(wheel.due[i]));
     }
     // Done when every probe has its outcome (or the last could not have one any more).
     if (sendingStopped !== null && (pending <= 0 || timeouts.length === 0 || tnow >= sendingStopped + req.timeoutMs)) {
@@ -379,9 +401,16 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     stop: () => {
       if (stopReason === null) stopReason = 'interrupted';
     },
-    states: () => targets.map((s) => ({ target: s.t.name, path: s.t.path, method: s.methods[Math.max(0, s.step)], state: s.health.state })),
+    states: () => T.given.map((_, i) => ({ target: T.name(i), path: T.settings(i).path, method: T.method(i), state: T.health.state(i) })),
     get error() {
       return failure;
     },
   } as MonitorHandle;
+}
+
+/** Whether the bytes at buf[off..] are `addr`'s. */
+function sameBytes(buf: Uint8Array, off: number, addr: Uint8Array): boolean {
+  if (off + addr.length > buf.length) return false;
+  for (let k = 0; k < addr.length; k++) if (buf[off + k] !== addr[k]) return false;
+  return true;
 }

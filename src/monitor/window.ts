@@ -40,7 +40,7 @@ export const HISTOGRAM_LEN = RTT_BOUNDS_MS.length + 1;
  * Every target's windows in columns: slot k holds one window (target i's window w is slot
  * 2i + (w & 1): a target's two windows, the one filling and the one closing, take turns), its
  * counts in Int32Arrays and its RTTs in one Float32Array (microsecond precision to past 100 s),
- * part [off[k], off[k] + cap[k]) of it; a window that gets more answers than its room holds (a
+ * part [offs[k], offs[k + 1]) of it; a window that gets more answers than its room holds (a
  * confirmation burst) grows into an array of its own. The RTT histogram is made from the sorted
  * RTTs when the window closes. A hundred thousand targets' windows are a dozen arrays, not two
  * hundred thousand objects.
@@ -53,9 +53,8 @@ export class WindowRooms {
   readonly unreachable: Int32Array;
   /** The window slot k holds now (goes up by 2 at next()). */
   readonly win: Int32Array;
-  private readonly n: Int32Array;
+  /** Slot k's room is rtts[offs[k], offs[k + 1]); its RTTs so far are the first received[k] of it. */
   private readonly offs: Int32Array;
-  private readonly caps: Int32Array;
   private readonly rtts: Float32Array;
   /** Slots past their room: their RTTs, in an array of their own. */
   private readonly grown = new Map<number, Float32Array>();
@@ -69,16 +68,14 @@ export class WindowRooms {
     this.duplicates = new Int32Array(m);
     this.unreachable = new Int32Array(m);
     this.win = new Int32Array(m);
-    this.n = new Int32Array(m);
-    this.offs = new Int32Array(m);
-    this.caps = new Int32Array(m);
+    this.offs = new Int32Array(m + 1);
     let total = 0;
     for (let k = 0; k < m; k++) {
       this.offs[k] = total;
-      this.caps[k] = Math.max(4, caps[k]);
       this.win[k] = k & 1;
-      total += this.caps[k];
+      total += Math.max(4, caps[k]);
     }
+    this.offs[m] = total;
     this.rtts = new Float32Array(total);
   }
 
@@ -88,9 +85,20 @@ export class WindowRooms {
   }
 
   add(k: number, rtt: number): void {
-    const i = this.n[k];
+    this.one[0] = rtt;
+    this.addFrom(k, this.one);
+  }
+  private readonly one = new Float64Array(1);
+
+  /**
+   * Adds the RTT in from[0] to slot k. The hot path's form: a fraction passed as an argument to a
+   * function V8 does not inline is boxed (a heap number an answer), a typed array is not.
+   */
+  addFrom(k: number, from: Float64Array): void {
+    const rtt = from[0];
+    const i = this.received[k];
     const g = this.grown.get(k);
-    if (g === undefined && i < this.caps[k]) this.rtts[this.offs[k] + i] = rtt;
+    if (g === undefined && i < this.offs[k + 1] - this.offs[k]) this.rtts[this.offs[k] + i] = rtt;
     else {
       let own = g ?? this.rtts.slice(this.offs[k], this.offs[k] + i);
       if (i === own.length) {
@@ -101,8 +109,7 @@ export class WindowRooms {
       own[i] = rtt;
       this.grown.set(k, own);
     }
-    this.n[k] = i + 1;
-    this.received[k]++;
+    this.received[k] = i + 1;
   }
 
   /** Slot k's RTTs so far: the array and where they start. */
@@ -115,7 +122,7 @@ export class WindowRooms {
   histogram(k: number, sorted = false): number[] {
     const h = new Array<number>(HISTOGRAM_LEN).fill(0);
     const { a, o } = this.store(k);
-    const n = this.n[k];
+    const n = this.received[k];
     let b = 0;
     for (let i = 0; i < n; i++) {
       const x = a[o + i];
@@ -128,7 +135,7 @@ export class WindowRooms {
 
   /** Slot k's figures, once, when it closes (its RTTs are sorted in place); `jitter`: the target's RFC 3550 estimate now (null before two answers). */
   figures(k: number, jitter: number | null): WindowFigures {
-    const n = this.n[k];
+    const n = this.received[k];
     const { a: s, o } = this.store(k);
     // Sorted in place: the answers' order is not needed once the window is closed. A window
     // holds a dozen RTTs at the usual interval: insertion sort, no view or comparator call.
@@ -174,7 +181,7 @@ export class WindowRooms {
   /** Slot k starts its next window (two on from the one it held). */
   next(k: number): void {
     this.win[k] += 2;
-    this.sent[k] = this.due[k] = this.received[k] = this.duplicates[k] = this.unreachable[k] = this.n[k] = 0;
+    this.sent[k] = this.due[k] = this.received[k] = this.duplicates[k] = this.unreachable[k] = 0;
     this.grown.delete(k);
   }
 }
@@ -216,22 +223,52 @@ export class TargetWindow {
   }
 }
 
-/** RFC 3550's interarrival jitter over one target's answers, in the order they came. */
+/**
+ * RFC 3550's interarrival jitter over each target's answers, in the order they came, in columns
+ * (NaN until known).
+ */
+export class JitterColumns {
+  private readonly j: Float64Array;
+  private readonly last: Float64Array;
+
+  constructor(n: number) {
+    this.j = new Float64Array(n).fill(Number.NaN);
+    this.last = new Float64Array(n).fill(Number.NaN);
+  }
+
+  add(i: number, rtt: number): void {
+    this.one[0] = rtt;
+    this.addFrom(i, this.one);
+  }
+  private readonly one = new Float64Array(1);
+
+  /** Adds the RTT in from[0] to target i's estimate (the hot path's form: no boxed argument). */
+  addFrom(i: number, from: Float64Array): void {
+    const rtt = from[0];
+    const last = this.last[i];
+    if (last === last) {
+      const d = Math.abs(rtt - last);
+      const j = this.j[i];
+      this.j[i] = j === j ? j + (d - j) / 16 : d;
+    }
+    this.last[i] = rtt;
+  }
+
+  value(i: number): number | null {
+    const j = this.j[i];
+    return j === j ? j : null;
+  }
+}
+
+/** One target's jitter, alone (a column of one). */
 export class Jitter {
-  // NaN until known: fields that hold fractions from the start keep one representation (an
-  // integer first and a fraction later would make V8 migrate every target's object once).
-  private j = Number.NaN;
-  private last = Number.NaN;
+  private readonly c = new JitterColumns(1);
 
   add(rtt: number): void {
-    if (this.last === this.last) {
-      const d = Math.abs(rtt - this.last);
-      this.j = this.j === this.j ? this.j + (d - this.j) / 16 : d;
-    }
-    this.last = rtt;
+    this.c.add(0, rtt);
   }
 
   get value(): number | null {
-    return this.j === this.j ? this.j : null;
+    return this.c.value(0);
   }
 }

@@ -72,7 +72,10 @@ test('a starved prober reports its own shortfall: answers dropped by a tiny rece
       assert.ok(whole.length >= 3, `${whole.length} whole windows`);
       for (const p of whole) {
         assert.equal(p.kept, true, JSON.stringify(p));
-        assert.equal(p.asked, 1500, 'a window asks for 1,500 targets x 1 probe');
+        // The schedule starts when the prober is ready (a few ms in): the first window asks for
+        // the targets whose first probe falls in it, every later one for all 1,500.
+        if (p.window_start_ms === 0) assert.ok(p.asked > 1350 && p.asked <= 1500, JSON.stringify(p));
+        else assert.equal(p.asked, 1500, 'a window asks for 1,500 targets x 1 probe');
         assert.ok(Math.abs(p.sent - p.asked) <= 150, JSON.stringify(p));
         assert.deepEqual([p.skipped, p.send_refused, p.rx_dropped], [0, 0, 0]);
       }
@@ -95,7 +98,8 @@ test('a starved prober reports its own shortfall: answers dropped by a tiny rece
       const full = fast.prober.filter((p) => p.window_ms === 1000);
       assert.ok(full.length >= 2);
       for (const p of full) {
-        assert.equal(p.asked, 2_500_000, JSON.stringify(p));
+        if (p.window_start_ms === 0) assert.ok(p.asked > 2_250_000 && p.asked <= 2_500_000, JSON.stringify(p));
+        else assert.equal(p.asked, 2_500_000, JSON.stringify(p));
         assert.ok(p.sent < p.asked / 2 && p.skipped > p.asked / 2, `most of what was asked is skipped, and said to be: ${JSON.stringify(p)}`);
         assert.equal(p.kept, false);
         assert.ok(p.behind!.some((b) => /skipped, more than an interval late/.test(b)));

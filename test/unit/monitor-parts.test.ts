@@ -17,7 +17,9 @@ import { OutstandingRings, TimeoutQueue } from '../../src/monitor/ledger.js';
 import type { Prober, ProberHooks } from '../../src/monitor/prober.js';
 import type { MonitorRequest, MonitorTarget, OpenProber } from '../../src/monitor/request.js';
 import { startMonitor } from '../../src/monitor/run.js';
-import { makeTargets } from '../../src/monitor/targets.js';
+import { TargetTable } from '../../src/monitor/table.js';
+import { makeTargets, slotOf } from '../../src/monitor/targets.js';
+import { WindowCloser } from '../../src/monitor/closer.js';
 import { TimingWheel } from '../../src/monitor/wheel.js';
 import { parseIp } from '../../src/packet/addr.js';
 import type { ProbeMethod } from '../../src/probe/transport.js';
@@ -78,10 +80,10 @@ test('wheel: after a stall the budget spreads what is late over the next ticks, 
 });
 
 test('ledger: rings sized from timeout and spacing (a power of two, at most 64); the timeout queue keeps send order past its first capacity', () => {
-  assert.equal(new OutstandingRings([1000], 1000, 4).ring, 4);
-  assert.equal(new OutstandingRings([1000, 100], 1000, 4).ring, 32);
-  assert.equal(new OutstandingRings([10], 1000, 4).ring, 64);
-  const r = new OutstandingRings([100, 100], 1000, 4);
+  assert.equal(new OutstandingRings(1, [1000], 1000, 4).ring, 4);
+  assert.equal(new OutstandingRings(2, [1000, 100], 1000, 4).ring, 32);
+  assert.equal(new OutstandingRings(1, [10], 1000, 4).ring, 64);
+  const r = new OutstandingRings(2, [100], 1000, 4);
   const k = r.at(1, 70);
   assert.equal(k, r.ring + (70 % r.ring));
   assert.equal(r.waiting(k), false);
@@ -92,14 +94,15 @@ test('ledger: rings sized from timeout and spacing (a power of two, at most 64);
   r.free(k);
   assert.equal(r.seq[k], -1);
 
-  const q = new TimeoutQueue();
+  // Rings of 4 slots: entry `next` is target `next`'s slot 1.
+  const q = new TimeoutQueue(4);
   const out: number[] = [];
   // Interleave pushes and expiries so the ring wraps before it grows.
   let next = 0;
   for (let round = 0; round < 5; round++) {
-    for (let j = 0; j < 900; j++, next++) q.push(next, next * 2, next);
+    for (let j = 0; j < 900; j++, next++) q.push(next * 4 + 1, next);
     q.expire(next - 300, (t, s) => {
-      assert.equal(s, t * 2);
+      assert.equal(s, t * 4 + 1);
       out.push(t);
     });
   }
@@ -135,14 +138,16 @@ const target = (name: string, method: MonitorTarget['method']): MonitorTarget =>
 
 test('ladder: refused methods are skipped with their reason, the first allowed one chosen; probers are opened once per method and family', () => {
   const { pool: p, opened } = pool(['icmp']);
-  const [a, b, c] = makeTargets([target('192.0.2.1', 'auto'), target('192.0.2.2', 'auto'), target('2001:db8::1', 'tcp')], 1000, 0).targets;
+  const { targets: T } = makeTargets(TargetTable.from([target('192.0.2.1', 'auto'), target('192.0.2.2', 'auto'), target('2001:db8::1', 'tcp')]), 1000, 0);
+  assert.equal(T.profiles.length, 2, 'targets with equal settings share a profile');
   const notes: string[] = [];
   const note = (action: string, m: string | null, from: string | null, reason: string) => notes.push(`${action} ${m} ${from} ${reason}`);
-  assert.equal(chooseMethod(p, a, 0, null, '', note), true);
-  assert.equal(chooseMethod(p, b, 0, null, '', note), true);
-  assert.equal(chooseMethod(p, c, 0, null, '', note), true);
-  assert.deepEqual([a.step, a.prober.method, b.prober.method, c.prober.method], [1, 'udp', 'udp', 'tcp']);
-  assert.equal(a.group, b.group, 'one group per prober');
+  assert.equal(chooseMethod(p, T, 0, 0, null, '', note), true);
+  assert.equal(chooseMethod(p, T, 1, 0, null, '', note), true);
+  assert.equal(chooseMethod(p, T, 2, 0, null, '', note), true);
+  const prober = (i: number) => p.groups[T.group[i]].prober.method;
+  assert.deepEqual([T.step[0], prober(0), prober(1), prober(2)], [1, 'udp', 'udp', 'tcp']);
+  assert.equal(T.group[0], T.group[1], 'one group per prober');
   assert.deepEqual(opened, ['icmp/4', 'udp/4', 'tcp/6'], 'a refusal is kept too: icmp/4 opened once');
   assert.deepEqual(notes, [
     'refused icmp null icmp refused here',
@@ -151,10 +156,11 @@ test('ladder: refused methods are skipped with their reason, the first allowed o
     'chosen udp null the first method of the ladder the kernel allows',
     'chosen tcp null as configured',
   ]);
-  assert.equal(chooseMethod(p, a, a.step + 1, 'udp', 'no answer', note), true);
-  assert.deepEqual([a.step, a.prober.method, notes.at(-1)], [2, 'tcp', 'switched tcp udp no answer']);
-  assert.equal(chooseMethod(p, a, 3, 'tcp', 'x', note), false, 'past the last rung');
-  assert.equal(a.tried?.get('icmp'), 'refused: icmp refused here');
+  assert.equal(chooseMethod(p, T, 0, T.step[0] + 1, 'udp', 'no answer', note), true);
+  assert.deepEqual([T.step[0], prober(0), notes.at(-1)], [2, 'tcp', 'switched tcp udp no answer']);
+  assert.equal(chooseMethod(p, T, 0, 3, 'tcp', 'x', note), false, 'past the last rung');
+  assert.equal(T.tried.get(0)?.get('icmp'), 'refused: icmp refused here');
+  assert.deepEqual([T.addr(2), T.name(1), T.isAddr(1, parseIp('192.0.2.2'), 0), T.isAddr(0, parseIp('192.0.2.2'), 0)], ['2001:db8::1', '192.0.2.2', true, false]);
 });
 
 /**
@@ -322,4 +328,53 @@ test('monitor on a virtual clock: a light monitor sleeps until its next probe is
     const late = (s.at - 100 * s.target) % 1000;
     assert.ok(late >= 0 && late <= 1 + 4 + 1e-9, `target ${s.target} sent at ${s.at}`);
   }
+});
+
+test('ledger: send times in quarter microseconds modulo 2^32 give RTTs exact to a quarter microsecond, across the wrap, up to the longest timeout', () => {
+  const r = new OutstandingRings(1, [1000], 1000, 4);
+  r.sentAt(0, 1_700_000_000, 999_999_750);
+  assert.equal(r.rttMs(0, 1_700_000_001, 250), 0.0005, 'half a microsecond across a second');
+  // The seconds wrap modulo 2^24 inside quarterUs, and the quarters modulo 2^32.
+  r.sentAt(0, 0xffffff, 500_000_000);
+  assert.equal(r.rttMs(0, 0x1000000, 0), 500);
+  r.sentAt(0, 1_700_000_000, 0);
+  assert.equal(r.rttMs(0, 1_699_999_999, 999_000_000), 0, 'an answer stamped before its send is 0 ms, not 1,073 s');
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 2 ** 32 }), fc.integer({ min: 0, max: 999_999_999 }), fc.integer({ min: 0, max: 600_000_000_000 }), (sec, nsec, rttNs) => {
+      r.sentAt(0, sec, nsec);
+      const ns = nsec + rttNs;
+      const got = r.rttMs(0, sec + Math.floor(ns / 1e9), ns % 1e9);
+      assert.ok(Math.abs(got - rttNs / 1e6) <= 0.00025 + 1e-9, `${got} for ${rttNs} ns`);
+    }),
+  );
+});
+
+test('closer: a window the pass has not reached is closed for a target when its slot is needed again, once, and the pass skips it', () => {
+  const { targets: T, rooms } = makeTargets(TargetTable.from([target('192.0.2.1', 'icmp'), target('192.0.2.2', 'icmp'), target('192.0.2.3', 'icmp')]), 1000, 0);
+  const events: MonitorEvent[] = [];
+  const closer = new WindowCloser(T, rooms, {
+    windowMs: 1000,
+    timeoutMs: 200,
+    pool: null as unknown as ProberPool,
+    emit: (e) => events.push(e),
+    tms: () => 0,
+    stopping: () => false,
+    note: () => () => {},
+    onChange: null,
+  });
+  for (let i = 0; i < 3; i++) {
+    rooms.sent[slotOf(i, 0)] = 2;
+    rooms.add(slotOf(i, 0), 1 + i);
+  }
+  // Target 2's window 2 begins while window 0 is still in its slot.
+  closer.claim(2, 2);
+  const stats = () => events.filter((e): e is StatsEvent => e.type === 'stats').map((e) => [e.target, e.window_start_ms, e.sent, e.received]);
+  assert.deepEqual(stats(), [['192.0.2.3', 0, 2, 1]]);
+  assert.equal(rooms.win[slotOf(2, 2)], 2, 'the slot holds window 2 now, empty');
+  assert.equal(rooms.sent[slotOf(2, 2)], 0);
+  assert.equal(closer.early, 1);
+  closer.claim(2, 2);
+  assert.equal(closer.early, 1, 'claiming a slot that holds its window already closes nothing');
+  closer.step(1200);
+  assert.deepEqual(stats(), [['192.0.2.3', 0, 2, 1], ['192.0.2.1', 0, 2, 1], ['192.0.2.2', 0, 2, 1]], 'the pass closes the others, and target 2 once only');
 });
