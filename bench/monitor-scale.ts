@@ -16,7 +16,11 @@
  * counter, so "false loss" is what the monitor lost beyond them.
  *
  * pathlens runs as uid 65534 with its plain view (which prints a line for every window whose
- * schedule was not kept), for `seconds`; printed per count: asked and achieved rate, windows kept,
+ * schedule was not kept) and its events to a file (`-o`), for `seconds`; printed per count: how
+ * many target windows carried the probes that came due in them (within one, from the stats
+ * events' sent and due), asked and achieved rate (the prober events' asked and sent over their
+ * windows' time: the schedule starts when the prober is ready, a few hundred ms in at 100,000
+ * targets), windows kept,
  * loss, false loss, CPU per probe (user + system of the finished processes), peak RSS (of the
  * largest process: fping's is per process).
  */
@@ -87,7 +91,31 @@ try {
     writeFileSync(file, JSON.stringify({ defaults: { method: 'icmp', interval: 1 }, targets: addrs }));
     chmodSync(file, 0o644);
     const drops0 = labDrops(r1.ns);
-    const pl = measured(src.ns, [[...NOBODY, process.execPath, CLI, 'monitor', '-c', file, '--window', '10', '--timeout', '1000', '--duration', String(D)]]);
+    const events = join(dir, `m${n}.jsonl`);
+    writeFileSync(events, '');
+    chmodSync(events, 0o666);
+    const pl = measured(src.ns, [[...NOBODY, process.execPath, CLI, 'monitor', '-c', file, '--window', '10', '--timeout', '1000', '--duration', String(D), '-o', events]]);
+    // Every target's every window: did it carry the probes that came due in it (within one)?
+    let targetWindows = 0;
+    let short = 0;
+    // The prober's own account, window by window: probes asked and sent, over the windows' time.
+    let asked = 0;
+    let sentP = 0;
+    let spanMs = 0;
+    for (const line of readFileSync(events, 'utf8').split('\n')) {
+      if (line.includes('"type":"prober"')) {
+        const p = JSON.parse(line) as { asked: number; sent: number; window_ms: number };
+        asked += p.asked;
+        sentP += p.sent;
+        spanMs += p.window_ms;
+        continue;
+      }
+      if (!line.includes('"type":"stats"')) continue;
+      const e = JSON.parse(line) as { sent: number; due: number };
+      targetWindows++;
+      if (e.sent < e.due - 1) short++;
+    }
+    rmSync(events);
     const plDrops = labDrops(r1.ns) - drops0;
     const text = pl.out[0].stdout;
     const m = /-- duration: (\d+) probes, (\d+) answers/.exec(text);
@@ -99,7 +127,8 @@ try {
     const lost = sent - got;
     const row = (tool: string, procs: number, asked: number, rate: number, kept: string, s: number, g: number, falseLoss: number, r: { cpu: number; rssMb: number }) =>
       `${String(n).padStart(7)}   ${tool.padEnd(9)} ${String(procs).padStart(5)}  ${String(Math.round(asked)).padStart(7)}  ${String(Math.round(rate)).padStart(7)}  ${kept.padStart(12)}  ${String(g).padStart(8)}/${String(s).padEnd(8)} ${(((s - g) / Math.max(1, s)) * 100).toFixed(3).padStart(6)}%  ${String(falseLoss).padStart(10)}  ${((r.cpu / Math.max(1, s)) * 1e6).toFixed(2).padStart(12)}  ${r.rssMb.toFixed(0).padStart(7)}`;
-    process.stdout.write(`${row('pathlens', 1, n, sent / D, `${windows - behind.length}/${windows}`, sent, got, Math.max(0, lost - plDrops), pl)}\n`);
+    process.stdout.write(`${row('pathlens', 1, (asked * 1000) / spanMs, (sentP * 1000) / spanMs, `${windows - behind.length}/${windows}`, sent, got, Math.max(0, lost - plDrops), pl)}\n`);
+    process.stdout.write(`            target windows carrying their due probes (within one): ${targetWindows - short}/${targetWindows}\n`);
     for (const b of behind) process.stdout.write(`            ${b}\n`);
     if (plDrops) process.stdout.write(`            (the lab's r1 failed to send ${plDrops} echo replies: IcmpOutErrors)\n`);
 
