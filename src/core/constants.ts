@@ -39,6 +39,8 @@ export const SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1;
 export const SOF_TIMESTAMPING_SOFTWARE = 1 << 4;
 export const SOF_TIMESTAMPING_OPT_ID = 1 << 7;
 export const SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11;
+/** Only report receive stamps when receive stamping was asked for (Linux 6.12). */
+export const SOF_TIMESTAMPING_OPT_RX_FILTER = 1 << 17;
 /** ee_info of a send timestamp taken when the device got the packet. */
 export const SCM_TSTAMP_SND = 0;
 export const SO_MARK = 36;

@@ -40,6 +40,7 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
   private readonly proberRate: Gauge<'kind'>;
   private readonly sendLag: Gauge<'stat'>;
   private readonly tickLate: Gauge<'stat'>;
+  private readonly sendKernel: Gauge<'stat'>;
   private readonly kept: Gauge;
   private readonly refused: Counter<'reason'>;
   /** Each target's last closed window, by name and by address, then path ('' for none). */
@@ -59,6 +60,7 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
     this.proberRate = new Gauge({ name: 'pathlens_monitor_prober_rate', help: 'Probes per second in the last closed window: asked and sent.', labelNames: ['kind'], registers });
     this.sendLag = new Gauge({ name: 'pathlens_monitor_send_lag_seconds', help: 'From a probe\'s due time to its send, last closed window: stat p50 and p99 (histogram bounds, at most) and max.', labelNames: ['stat'], registers });
     this.tickLate = new Gauge({ name: 'pathlens_monitor_tick_late_seconds', help: "How late the prober's timer fired, last closed window: stat p50, p99 (at most) and max.", labelNames: ['stat'], registers });
+    this.sendKernel = new Gauge({ name: 'pathlens_monitor_send_kernel_seconds', help: "Kernel send delay of the last probe of each send batch, from the time its RTT is measured from to the kernel's software send stamp, last closed window: stat p50, p99 (at most) and max. Absent when no probe socket gives send stamps.", labelNames: ['stat'], registers });
     this.kept = new Gauge({ name: 'pathlens_monitor_schedule_kept', help: 'Whether the prober kept the asked schedule in the last closed window (1) or fell behind (0): nothing skipped, refused or dropped on this host, 99% sent, send lag within a tenth of the interval.', registers });
     this.refused = new Counter({ name: 'pathlens_monitor_probe_refused_total', help: 'Requests to /probe refused, by reason: no target given, a target this agent does not watch, or not by the module (method) asked.', labelNames: ['reason'], registers });
     this.rtt = new Histogram({ name: 'pathlens_monitor_rtt_seconds', help: 'Round-trip time of every answer.', labelNames: ['target', 'method', 'path'], buckets: RTT_BOUNDS_MS.map((b) => b / 1000), registers });
@@ -69,7 +71,12 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
       for (const [kind, v] of [['asked', e.asked], ['sent', e.sent], ['skipped', e.skipped], ['send_refused', e.send_refused], ['rx_dropped', e.rx_dropped]] as const) this.proberCounts.inc({ kind }, v);
       this.proberRate.set({ kind: 'asked' }, e.asked_per_s);
       this.proberRate.set({ kind: 'sent' }, e.sent_per_s);
-      for (const [g, f] of [[this.sendLag, e.send_lag], [this.tickLate, e.tick_late]] as const) {
+      const figures: [Gauge<'stat'>, { p50_ms: number | null; p99_ms: number | null; max_ms: number }][] = [
+        [this.sendLag, e.send_lag],
+        [this.tickLate, e.tick_late],
+      ];
+      if (e.send_kernel) figures.push([this.sendKernel, e.send_kernel]);
+      for (const [g, f] of figures) {
         // Not a Prometheus summary (these are histogram bounds): a label of its own.
         if (f.p50_ms !== null) g.set({ stat: 'p50' }, f.p50_ms / 1000);
         if (f.p99_ms !== null) g.set({ stat: 'p99' }, f.p99_ms / 1000);

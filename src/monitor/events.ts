@@ -88,6 +88,14 @@ export interface LagFigures {
   max_ms: number;
 }
 
+/** Kernel send delay of the probes stamped in one window: how many, the percentiles as histogram bounds (at most), the largest, ms. */
+export interface KernelSendFigures {
+  stamped: number;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  max_ms: number;
+}
+
 /**
  * The prober's account of itself for one window (schedule.ts), when the window is closed: what
  * was asked and sent, what was skipped, refused or dropped on this host, how late probes and ticks
@@ -106,6 +114,8 @@ export interface ProberEvent extends Base {
   sent_per_s: number;
   send_lag: LagFigures;
   tick_late: LagFigures;
+  /** Kernel send delay of the sampled probes (the last of each send batch); null when no socket gives send stamps. */
+  send_kernel: KernelSendFigures | null;
   kept: boolean;
   behind?: string[];
 }

@@ -9,12 +9,25 @@
  * Times: the send time is CLOCK_REALTIME just before sendmmsg (one per batch, in the batch's
  * `times`), the receive time the kernel's (SO_TIMESTAMPNS); for TCP both are taken in userspace.
  */
-import { SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 } from '../core/constants.js';
+import { release } from 'node:os';
+import {
+  SCM_TSTAMP_SND,
+  SOF_TIMESTAMPING_OPT_ID,
+  SOF_TIMESTAMPING_OPT_RX_FILTER,
+  SOF_TIMESTAMPING_OPT_TSONLY,
+  SOF_TIMESTAMPING_SOFTWARE,
+  SOF_TIMESTAMPING_TX_SOFTWARE,
+  SOL_SOCKET,
+  SO_EE_ORIGIN_ICMP,
+  SO_EE_ORIGIN_ICMP6,
+  SO_EE_ORIGIN_TIMESTAMPING,
+  SO_TIMESTAMPING,
+} from '../core/constants.js';
 import { errnoName } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
 import type { Socket } from '../io/socket.js';
 import { type Family, SockaddrView, readSockaddr, writeSockaddr } from '../packet/addr.js';
-import { CmsgCursor, readTimestampNs } from '../packet/cmsg.js';
+import { CmsgCursor, TS_ID_CMSG_SPACE, readTimestampNs, writeCmsgHeader, writeTsIdCmsg } from '../packet/cmsg.js';
 import { ErrqueueRecord, parseErrqueue } from '../packet/errqueue.js';
 import { OK } from '../packet/status.js';
 import { COOKIE_TARGET_LEN, cookieSeq, cookieTarget, isOurCookie, writeCookie } from '../probe/cookie.js';
@@ -55,6 +68,8 @@ export interface Prober {
   forget?(target: number): void;
   /** Packets the kernel dropped on the prober's socket so far (SO_MEMINFO: answers that found its receive buffer full), for datagram probers. */
   rxDropped?(): number;
+  /** Whether the socket gives kernel send stamps (onSendDelay is called for a sample of the probes). */
+  readonly sendStamps?: boolean;
   close(): void;
 }
 
@@ -69,6 +84,8 @@ export type AddressCheck = (target: number, buf: Uint8Array, off: number) => boo
 
 export interface ProberHooks {
   onAnswer: (a: Answer) => void;
+  /** A sampled probe's kernel send stamp came: it left the kernel `ms` after the time its RTT is measured from. */
+  onSendDelay?: (ms: number) => void;
   onFatal: (e: Error) => void;
   /** An answer counts only from its target's address (datagram probers check; connect() cannot be answered by anyone else). */
   fromTarget: AddressCheck;
@@ -119,8 +136,9 @@ export abstract class DatagramProber implements Prober {
     sock: Socket,
     payload: number,
   ) {
-    this.ch = new DatagramChannel(sock, this.errs, this.data, { onError: (i) => this.onError(i), onData: (i) => this.onData(i) });
-    this.batch = new SendBatch(MAX_BATCH, payload, 28, 0);
+    this.ch = new DatagramChannel(sock, this.errs, this.data, { onError: (i) => this.onErrorMessage(i), onData: (i) => this.onData(i) });
+    this.sendStamps = askSendStamps(sock);
+    this.batch = new SendBatch(MAX_BATCH, payload, 28, this.sendStamps ? STAMP_CTRL : 0);
     this.batchNames = new Uint32Array(this.batch.names.buffer, this.batch.names.byteOffset, (MAX_BATCH * 28) / 4);
     // No readiness callbacks: the monitor reads both queues on its own tick (poll()), in
     // batches. A wake-up per answer would cost more system time than the probing itself; the
@@ -170,6 +188,16 @@ export abstract class DatagramProber implements Prober {
         }
         b.set(j, len, v4 ? 16 : 28, 0);
       }
+      // The last probe of the batch asks for its kernel send stamp: the one that waits longest in
+      // the kernel behind the others, so its delay bounds what the send adds to any RTT of the batch.
+      if (this.sendStamps) {
+        const id = this.stampNext++ & (STAMP_RING - 1);
+        writeSendStampCmsgs(b.ctrlView, (k - 1) * STAMP_CTRL, id);
+        b.set(k - 1, b.meta[(k - 1) * 6 + 1], v4 ? 16 : 28, STAMP_CTRL);
+        this.stampedJ = k - 1;
+        this.stampId = id;
+        this.stampSec[id] = -1;
+      }
       this.base = done;
       // A pending ICMP error (about another target's probe) fails the next send: the queues are
       // read (that answer goes to its own target) and the probe sent again. A failure nothing
@@ -195,7 +223,43 @@ export abstract class DatagramProber implements Prober {
   /** The batch's first probe, in the caller's numbering. */
   private base = 0;
   private readonly retries = new Int32Array(MAX_BATCH);
-  private readonly onSentBound = (j: number, sec: number, nsec: number) => this.outer(this.base + j, sec, nsec);
+  private readonly onSentBound = (j: number, sec: number, nsec: number) => {
+    if (j === this.stampedJ) {
+      this.stampSec[this.stampId] = sec;
+      this.stampNsec[this.stampId] = nsec;
+    }
+    this.outer(this.base + j, sec, nsec);
+  };
+
+  /** Kernel send stamps are asked for (the last probe of each batch). */
+  readonly sendStamps: boolean;
+  /** Per stamp id (a ring): the time the probe's RTT is measured from (-1: not sent). */
+  private readonly stampSec = new Float64Array(STAMP_RING).fill(-1);
+  private readonly stampNsec = new Float64Array(STAMP_RING);
+  private stampNext = 0;
+  private stampedJ = -1;
+  private stampId = 0;
+
+  /**
+   * An error-queue message: a send stamp (SO_EE_ORIGIN_TIMESTAMPING, the device's software stamp,
+   * its id the ring's) is turned into the probe's send delay; anything else is the method's.
+   */
+  private onErrorMessage(i: number): void {
+    if (this.sendStamps) {
+      const e = this.errs;
+      const eq = this.eq;
+      parseErrqueue(e.ctrlView, e.ctrlOff(i), e.ctrlOff(i) + e.ctrlLen(i), eq, this.cur);
+      if (eq.status === OK && eq.origin === SO_EE_ORIGIN_TIMESTAMPING) {
+        const id = eq.data;
+        if (eq.info === SCM_TSTAMP_SND && eq.hasSwTime && id < STAMP_RING && this.stampSec[id] >= 0) {
+          this.hooks.onSendDelay?.(Math.max(0, (eq.swSec - this.stampSec[id]) * 1000 + (eq.swNsec - this.stampNsec[id]) / 1e6));
+          this.stampSec[id] = -1;
+        }
+        return;
+      }
+    }
+    this.onError(i);
+  }
   private readonly onLocalBound = (j: number, rc: number) => {
     const i = this.base + j;
     this.answerLocal(this.targets[i], this.seqs[i], this.batch.times[0], this.batch.times[1], errnoName(-rc));
@@ -284,4 +348,29 @@ export abstract class DatagramProber implements Prober {
   close(): void {
     this.ch.close();
   }
+}
+
+/** Stamp ids in flight, at most (a ring: a batch's stamp comes back within microseconds). */
+const STAMP_RING = 1024;
+/** Control bytes of a stamped probe: (SOL_SOCKET, SO_TIMESTAMPING) and (SOL_SOCKET, SCM_TS_OPT_ID). */
+const STAMP_CTRL = 2 * TS_ID_CMSG_SPACE;
+
+/**
+ * Whether the socket gives kernel send stamps on request: software stamps reported, the id set per
+ * packet (SCM_TS_OPT_ID, Linux 6.13: a kernel before it fails the send with EINVAL, which the
+ * send policy would take for the destination's, so it is not asked there), receive stamps left
+ * to SO_TIMESTAMPNS (OPT_RX_FILTER), and no packet stamped unless it asks (no TX flag here).
+ */
+function askSendStamps(sock: Socket): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release());
+  if (!m || Number(m[1]) * 1000 + Number(m[2]) < 6013) return false;
+  return sock.trySetInt(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_OPT_RX_FILTER) === 0;
+}
+
+/** Writes a stamped probe's control messages at off: a software send stamp, with this id. */
+function writeSendStampCmsgs(dv: DataView, off: number, id: number): void {
+  const data = writeCmsgHeader(dv, off, SOL_SOCKET, SO_TIMESTAMPING, 4);
+  dv.setUint32(data, SOF_TIMESTAMPING_TX_SOFTWARE, true);
+  dv.setUint32(data + 4, 0, true);
+  writeTsIdCmsg(dv, off + TS_ID_CMSG_SPACE, id);
 }

@@ -104,7 +104,12 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     }
     return sameBytes(buf, off, old.addr);
   };
-  const pool = new ProberPool(req.openProber ?? openMonitorProber, session, { onAnswer: (a) => onAnswer(a), onFatal: (e) => fail(e), fromTarget }, { rcvbuf: req.rcvbuf ?? MONITOR_DEFAULTS.rcvbuf });
+  const pool = new ProberPool(
+    req.openProber ?? openMonitorProber,
+    session,
+    { onAnswer: (a) => onAnswer(a), onFatal: (e) => fail(e), fromTarget, onSendDelay: (ms) => ledger.sendKernel(winOf(now()), ms) },
+    { rcvbuf: req.rcvbuf ?? MONITOR_DEFAULTS.rcvbuf },
+  );
   const note =
     (i: number): MethodNote =>
     (action, method, from, reason, socket = null) =>
@@ -145,6 +150,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     onWindow: (k) => {
       // The run's last window, as far as it went.
       const end = sendingStopped === null ? (k + 1) * req.windowMs : Math.min((k + 1) * req.windowMs, sendingStopped);
+      ledger.stamps = pool.list.some((pr) => pr.sendStamps === true);
       emit(ledger.report(k, pool.rxDropped(), tms(), Math.max(0, end - k * req.windowMs)));
     },
   });

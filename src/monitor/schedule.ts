@@ -10,18 +10,24 @@
  *     should have fired to when it did (both as histograms on fixed bounds);
  *   - refused: probes the socket would not take (full send buffer; tried at the next turn);
  *   - dropped: answers the kernel dropped for a full receive buffer (SO_RXQ_OVFL), since the
- *     previous report.
+ *     previous report;
+ *   - kernel send delay: for the last probe of each send batch, from the time its RTT is measured
+ *     from (taken before the batch's sendmmsg) to the kernel's software send stamp (the device
+ *     took it): what the send itself adds to an RTT, at most (null when no socket gives stamps).
  * A window is `kept` when nothing was skipped, refused or dropped, at least 99 % of what was asked
  * went out, and the 99th percentile of the send lag is within a tenth of the smallest interval
  * (at least LAG_FLOOR_MS). Counts are kept in a ring of windows (as many as the longest interval
  * spans, and a few more), reported when the window is closed.
  */
-import type { ProberEvent } from './events.js';
+import type { KernelSendFigures, ProberEvent } from './events.js';
 import { MONITOR_SCHEMA } from './events.js';
 
 /** Upper bounds of the lag histograms, ms (the last bucket: above the last bound). */
 export const LAG_BOUNDS_MS = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 200, 500, 1000, 2000, 5000];
 const BUCKETS = LAG_BOUNDS_MS.length + 1;
+/** Upper bounds of the kernel send delay histogram, ms (the last bucket: above the last bound). */
+export const KERNEL_BOUNDS_MS = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100];
+const KBUCKETS = KERNEL_BOUNDS_MS.length + 1;
 /** The send lag's 99th percentile is never judged against less than this. */
 export const LAG_FLOOR_MS = 20;
 
@@ -37,6 +43,10 @@ export class ScheduleLedger {
   private readonly lagMax: Float64Array;
   private readonly late: Int32Array;
   private readonly lateMax: Float64Array;
+  private readonly kernel: Int32Array;
+  private readonly kernelMax: Float64Array;
+  /** Some prober's socket gives kernel send stamps (the report has send_kernel). */
+  stamps = false;
   /** The window each ring slot holds now (a slot is cleared when a later window takes it). */
   private readonly slotWin: Float64Array;
   private droppedBefore = 0;
@@ -60,6 +70,8 @@ export class ScheduleLedger {
     this.lagMax = new Float64Array(size);
     this.late = new Int32Array(size * BUCKETS);
     this.lateMax = new Float64Array(size);
+    this.kernel = new Int32Array(size * KBUCKETS);
+    this.kernelMax = new Float64Array(size);
     this.slotWin = new Float64Array(size).fill(-1);
     this.lagLimitMs = Math.max(LAG_FLOOR_MS, smallestIntervalMs / 10);
   }
@@ -70,7 +82,8 @@ export class ScheduleLedger {
     if (this.slotWin[k] === w) return k;
     if (this.slotWin[k] > w) return -1;
     this.slotWin[k] = w;
-    this.asked[k] = this.sent[k] = this.skipped[k] = this.refused[k] = this.lagMax[k] = this.lateMax[k] = 0;
+    this.asked[k] = this.sent[k] = this.skipped[k] = this.refused[k] = this.lagMax[k] = this.lateMax[k] = this.kernelMax[k] = 0;
+    this.kernel.fill(0, k * KBUCKETS, (k + 1) * KBUCKETS);
     this.lag.fill(0, k * BUCKETS, (k + 1) * BUCKETS);
     this.late.fill(0, k * BUCKETS, (k + 1) * BUCKETS);
     return k;
@@ -110,12 +123,26 @@ export class ScheduleLedger {
     if (k >= 0) this.refused[k] += n;
   }
 
+  /** In window w, a stamped probe left the kernel `ms` after the time its RTT is measured from. */
+  sendKernel(w: number, ms: number): void {
+    const k = this.slot(w);
+    if (k < 0) return;
+    bucket(this.kernel, k, ms, KERNEL_BOUNDS_MS);
+    if (ms > this.kernelMax[k]) this.kernelMax[k] = ms;
+  }
+
   /** The loop's timer fired `lateMs` after it should have, in window w. */
   tick(w: number, lateMs: number): void {
     const k = this.slot(w);
     if (k < 0) return;
     bucket(this.late, k, lateMs);
     if (lateMs > this.lateMax[k]) this.lateMax[k] = lateMs;
+  }
+
+  private kernelFigures(k: number): KernelSendFigures {
+    let n = 0;
+    for (let b = 0; b < KBUCKETS; b++) n += this.kernel[k * KBUCKETS + b];
+    return { stamped: n, p50_ms: quantile(this.kernel, k, n, 0.5, KERNEL_BOUNDS_MS), p99_ms: quantile(this.kernel, k, n, 0.99, KERNEL_BOUNDS_MS), max_ms: r3(this.kernelMax[k]) };
   }
 
   /**
@@ -156,16 +183,17 @@ export class ScheduleLedger {
       sent_per_s: secs > 0 ? Math.round(sent / secs) : 0,
       send_lag: lag,
       tick_late: late,
+      send_kernel: this.stamps ? this.kernelFigures(k) : null,
       kept: behind.length === 0,
       ...(behind.length ? { behind } : {}),
     };
   }
 }
 
-function bucket(h: Int32Array, k: number, ms: number): void {
+function bucket(h: Int32Array, k: number, ms: number, bounds = LAG_BOUNDS_MS): void {
   let b = 0;
-  while (b < LAG_BOUNDS_MS.length && ms > LAG_BOUNDS_MS[b]) b++;
-  h[k * BUCKETS + b]++;
+  while (b < bounds.length && ms > bounds[b]) b++;
+  h[k * (bounds.length + 1) + b]++;
 }
 
 function count(h: Int32Array, k: number): number {
@@ -175,13 +203,14 @@ function count(h: Int32Array, k: number): number {
 }
 
 /** The bound at or under which a fraction q of the window's values lie (null: none; above the last bound: the last bound's double). */
-function quantile(h: Int32Array, k: number, n: number, q: number): number | null {
+function quantile(h: Int32Array, k: number, n: number, q: number, bounds = LAG_BOUNDS_MS): number | null {
   if (n <= 0) return null;
+  const buckets = bounds.length + 1;
   const want = Math.ceil(q * n);
   let acc = 0;
-  for (let b = 0; b < BUCKETS; b++) {
-    acc += h[k * BUCKETS + b];
-    if (acc >= want) return b < LAG_BOUNDS_MS.length ? LAG_BOUNDS_MS[b] : LAG_BOUNDS_MS[LAG_BOUNDS_MS.length - 1] * 2;
+  for (let b = 0; b < buckets; b++) {
+    acc += h[k * buckets + b];
+    if (acc >= want) return b < bounds.length ? bounds[b] : bounds[bounds.length - 1] * 2;
   }
   return null;
 }

@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { LabState } from '../../src/lab/lab.js';
@@ -53,6 +53,12 @@ async function monitor(st: LabState, dir: string, n: number, interval: number, a
   };
 }
 
+/** The kernel takes per-packet send stamp ids (SCM_TS_OPT_ID, Linux 6.13): the monitor samples its send delay. */
+const stampingKernel = (() => {
+  const m = /^(\d+)\.(\d+)/.exec(release());
+  return m !== null && Number(m[1]) * 1000 + Number(m[2]) >= 6013;
+})();
+
 test('a starved prober reports its own shortfall: answers dropped by a tiny receive buffer, probes skipped at a rate it cannot send; a kept schedule says so', opt, async () => {
   await withLab(chain({ name: labName('ms'), routers: 1 }), async (st) => {
     const src = nodeNs(st, 'src');
@@ -78,6 +84,9 @@ test('a starved prober reports its own shortfall: answers dropped by a tiny rece
         else assert.equal(p.asked, 1500, 'a window asks for 1,500 targets x 1 probe');
         assert.ok(Math.abs(p.sent - p.asked) <= 150, JSON.stringify(p));
         assert.deepEqual([p.skipped, p.send_refused, p.rx_dropped], [0, 0, 0]);
+        // The kernel's send stamps of the last probe of each batch (Linux 6.13 and later).
+        if (stampingKernel) assert.ok(p.send_kernel !== null && p.send_kernel.stamped > 0 && p.send_kernel.max_ms < 100, JSON.stringify(p.send_kernel));
+        else assert.equal(p.send_kernel, null);
       }
       for (const s of kept.stats.filter((x) => x.window_start_ms < 3000)) assert.ok(Math.abs(s.sent - s.due) <= 1, `${s.target} in the window at ${s.window_start_ms}: sent ${s.sent}, due ${s.due}`);
       assert.equal(kept.done.replies, kept.done.probes_sent);

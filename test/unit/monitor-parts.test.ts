@@ -288,15 +288,21 @@ test('ScheduleLedger: a window asked, sent, skipped and dropped, its lag percent
   assert.deepEqual([r.asked, r.sent, r.skipped, r.rx_dropped, r.send_refused, r.asked_per_s, r.sent_per_s], [10, 8, 1, 5, 0, 10, 8]);
   assert.deepEqual(r.send_lag, { p50_ms: 2, p99_ms: 50, max_ms: 40 });
   assert.deepEqual(r.tick_late, { p50_ms: 0.5, p99_ms: 8, max_ms: 7 });
+  assert.equal(r.send_kernel, null, 'no socket gives send stamps: null, not zeros');
   assert.equal(r.kept, false);
   assert.deepEqual(r.behind, ['sent 8 of 10 asked', '1 skipped, more than an interval late', '5 answers dropped by a full receive buffer', `99% of probes left within 50 ms of their due time (more than ${LAG_FLOOR_MS} ms)`]);
   // A probe accounted to window 0 after its report goes to the next one; drops are counted once.
   l.ask(0);
   for (let i = 0; i < 10; i++) l.ask(1);
   for (let i = 0; i < 11; i++) l.sentAt(1, 1);
+  l.stamps = true;
+  for (let i = 0; i < 99; i++) l.sendKernel(1, 0.004);
+  l.sendKernel(1, 0.3);
   const r1 = l.report(1, 5, 2000);
   assert.deepEqual([r1.asked, r1.sent, r1.rx_dropped, r1.kept], [11, 11, 0, true]);
   assert.equal(r1.behind, undefined);
+  assert.deepEqual(r1.send_kernel, { stamped: 100, p50_ms: 0.005, p99_ms: 0.005, max_ms: 0.3 }, 'kernel send delay on its own microsecond bounds');
+  assert.deepEqual(l.report(2, 5, 3000).send_kernel, { stamped: 0, p50_ms: null, p99_ms: null, max_ms: 0 });
 });
 
 test('monitor on a virtual clock: a light monitor sleeps until its next probe is due (no tick every 4 ms), and keeps the schedule', async () => {
