@@ -1,14 +1,14 @@
 /**
  * `pathlens monitor` vs fping on the same targets: an AnyIP /16 answered by one lab namespace
- * (a local route for 10.200.0.0/16), N targets (10,000) probed once a second each for D seconds
- * (60), ICMP echo from a ping socket, both as uid 65534, one after the other (pathlens with its
+ * (a local route for 10.200.0.0/16), N targets (10,000) probed once a second each for each run
+ * length given (30 and 60 s: start-up weighs more in the shorter), ICMP echo from a ping socket, both as uid 65534, one after the other (pathlens with its
  * plain view, fping with -q: neither writes per probe). Prints for each:
  * probes sent and answered, achieved rate, CPU (user + sys, from the kernel's accounting of the
  * finished process) per probe, peak RSS, and how evenly the send times are spread (in runs of
  * their own, tcpdump on the source interface: the mean, the 99th percentile and the most probes
  * in one millisecond).
  *
- *   sudo node dist/bench/monitor-vs-fping.js [targets=10000] [seconds=60] [fping-rounds=5]
+ *   sudo node dist/bench/monitor-vs-fping.js [targets=10000] [seconds=30,60] [fping-rounds=5]
  *
  * fping runs twice: `fping -C 5 -p 1000 -i 0 -q -f FILE` (every target every second, no gap
  * between targets: a burst of 10,000 probes a second), and with `-i 0.1` (one probe every 0.1 ms:
@@ -28,7 +28,7 @@ import { chain } from '../src/lab/presets.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin', 'pathlens.js');
 const N = Number(process.argv[2] ?? 10000);
-const D = Number(process.argv[3] ?? 60);
+const DS = (process.argv[3] ?? '30,60').split(',').map(Number);
 /** fping's rounds: it keeps every sequence number 10 s (one 16-bit space for all targets), so 10,000 targets at 1/s fit 6 rounds at most. */
 const FC = Number(process.argv[4] ?? 5);
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
@@ -108,14 +108,15 @@ try {
   // The plain view (a summary line per window past 50 targets), as fping -q prints little: the
   // figures then measure the probing, not the writing of 10,000 JSON lines a window.
   const plArgs = (seconds: number) => [...NOBODY, process.execPath, CLI, 'monitor', '-c', join(dir, 'targets.json'), '--window', '10', '--timeout', '1000', '--duration', String(seconds)];
-  const pl = measured(src.ns, plArgs(D));
-  const m = /-- duration: (\d+) probes, (\d+) answers/.exec(pl.stdout);
-  if (!m) throw new Error(`pathlens printed no done line: ${pl.stdout.slice(-500)}${pl.stderr.slice(-500)}`);
-  const done = { probes_sent: Number(m[1]), replies: Number(m[2]) };
-  const windows = pl.stdout.split('\n').filter((l) => l.startsWith('window at '));
-  const lastWindow = windows.at(-2) ?? windows.at(-1) ?? '';
-  const notUp = /(\d+) up, (\d+) degraded, (\d+) down/.exec(lastWindow);
-  const notUpCount = notUp ? Number(notUp[2]) + Number(notUp[3]) : -1;
+  const runs = DS.map((d) => {
+    const pl = measured(src.ns, plArgs(d));
+    const m = /-- duration: (\d+) probes, (\d+) answers/.exec(pl.stdout);
+    if (!m) throw new Error(`pathlens printed no done line: ${pl.stdout.slice(-500)}${pl.stderr.slice(-500)}`);
+    const windows = pl.stdout.split('\n').filter((l) => l.startsWith('window at '));
+    const lastWindow = windows.at(-2) ?? windows.at(-1) ?? '';
+    const notUp = /(\d+) up, (\d+) degraded, (\d+) down/.exec(lastWindow);
+    return { d, pl, sent: Number(m[1]), replies: Number(m[2]), notUpCount: notUp ? Number(notUp[2]) + Number(notUp[3]) : -1 };
+  });
 
   /** fping -C FC -p 1000 -i GAP: every target every second, GAP ms between two probes. */
   const fpArgs = (gap: string) => [...NOBODY, 'fping', '-C', String(FC), '-p', '1000', '-i', gap, '-q', '-f', join(dir, 'targets.txt')];
@@ -151,13 +152,16 @@ try {
   const row = (name: string, sent: number, got: number, r: { cpu: number; machine: number; rssMb: number; wall: number }) =>
     `${name.padEnd(16)} sent ${String(sent).padStart(8)}  answered ${String(got).padStart(8)}  rate ${(sent / r.wall).toFixed(0).padStart(6)}/s  process CPU ${((r.cpu / sent) * 1e6).toFixed(2).padStart(6)} us/probe  machine CPU ${((r.machine / sent) * 1e6).toFixed(2).padStart(6)} us/probe  RSS ${r.rssMb.toFixed(0)} MiB  wall ${r.wall.toFixed(1)} s`;
   const per = (r: { cpu: number; machine: number }, n: number) => ({ cpu: r.cpu / Math.max(n, 1), machine: r.machine / Math.max(n, 1) });
-  const p = per(pl, done.probes_sent);
-  process.stdout.write(`${N} targets, one probe a second each, ${D} s (fping: ${FC} rounds), ICMP, uid 65534\n`);
-  process.stdout.write(`${row('pathlens', done.probes_sent, done.replies, pl)}  targets not up (last full window): ${notUpCount}\n   ${plSpread}\n`);
+  process.stdout.write(`${N} targets, one probe a second each, pathlens for ${DS.join(' and ')} s, fping ${FC} rounds, ICMP, uid 65534\n`);
+  for (const r of runs) process.stdout.write(`${row(`pathlens ${r.d} s`, r.sent, r.replies, r.pl)}  targets not up (last full window): ${r.notUpCount}\n`);
+  process.stdout.write(`   pathlens ${plSpread}\n`);
   for (const [name, f, spread] of [['fping -i 0', burst, burstSpread], ['fping -i 0.1', even, evenSpread]] as const) {
     const q = per(f, f.sent);
     process.stdout.write(`${row(name, f.sent, f.got, f)}\n   ${spread}\n`);
-    process.stdout.write(`   CPU per probe, pathlens / ${name}: process ${(p.cpu / q.cpu).toFixed(3)}, machine ${(p.machine / q.machine).toFixed(3)}\n`);
+    for (const r of runs) {
+      const p = per(r.pl, r.sent);
+      process.stdout.write(`   CPU per probe, pathlens ${r.d} s / ${name}: process ${(p.cpu / q.cpu).toFixed(3)}, machine ${(p.machine / q.machine).toFixed(3)}; RSS ${r.pl.rssMb.toFixed(0)} / ${f.rssMb.toFixed(0)} MiB\n`);
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
