@@ -10,6 +10,7 @@ import { PathlensError } from '../core/errors.js';
 import { Tee, type Sink } from '../core/sink.js';
 import type { MonitorMetrics } from '../export/monitor-prometheus.js';
 import { parseListen } from '../export/listen.js';
+import { readWebConfig } from '../export/web-config.js';
 import { parseIp } from '../packet/addr.js';
 import { type Defaults, eachTargetInFile, specOf } from '../monitor/config.js';
 import type { MonitorEvent } from '../monitor/events.js';
@@ -39,6 +40,7 @@ interface MonitorOpts {
   jsonlFile?: string;
   quiet?: boolean;
   prometheus?: string;
+  'web.config.file'?: string;
   samples?: boolean;
   rcvbuf: number;
   confirm: number;
@@ -138,6 +140,7 @@ export function monitorCommand(): Command {
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
     .option('-s, --source <addr>', 'the source address the probes leave from')
     .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram) and /probe?target=T (blackbox_exporter\'s multi-target pattern, over this agent\'s own targets)')
+    .option('--web.config.file <file>', 'TLS and basic auth for --prometheus: a web configuration file in the format Prometheus\' exporters share (tls_server_config, basic_auth_users, http_server_config.headers)')
     .option('--samples', 'one sample event per probe outcome')
     .option('--rcvbuf <bytes>', 'receive buffer of the probe sockets (past net.core.rmem_max only with CAP_NET_ADMIN); answers it cannot hold are counted in the prober event as rx_dropped', intArg(2048, 1 << 30), MONITOR_DEFAULTS.rcvbuf)
     .option('--jsonl', 'write pathlens.monitor/1 events to stdout')
@@ -167,12 +170,14 @@ export function monitorCommand(): Command {
       if (live) sinks.push(live);
       let metrics: MonitorMetrics | null = null;
       let server: import('node:http').Server | null = null;
+      if (o['web.config.file'] && !o.prometheus) throw new Error('usage: --web.config.file configures the --prometheus endpoint: give --prometheus too');
+      const web = o['web.config.file'] ? await readWebConfig(o['web.config.file']) : null;
       if (o.prometheus) {
         const { host, port } = parseListen(o.prometheus);
         // prom-client is loaded only when metrics are served.
         const { MonitorMetrics } = await import('../export/monitor-prometheus.js');
         metrics = new MonitorMetrics();
-        server = await metrics.listen(host, port);
+        server = await metrics.listen(host, port, web);
         sinks.push(metrics);
       }
       const tee = new Tee<MonitorEvent>(sinks);

@@ -16,6 +16,7 @@ import { inNamespace } from '../io/placement.js';
 import { untilDone } from './lifecycle.js';
 import { parseListen } from '../export/listen.js';
 import { PpingMetrics } from '../export/prometheus.js';
+import { readWebConfig } from '../export/web-config.js';
 import { Aggregator } from '../pping/aggregate.js';
 import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
 import { IntervalView } from '../render/pping-aggregate.js';
@@ -45,6 +46,7 @@ interface PpingOpts {
   aggregateV6Prefix: number;
   aggregateMaxPrefixes: number;
   prometheus?: string;
+  'web.config.file'?: string;
   cleanup?: boolean;
 }
 
@@ -82,6 +84,7 @@ export function ppingCommand(): Command {
     .option('--aggregate-v6-prefix <len>', 'IPv6 prefix length to aggregate by', intArg(0, 128), 48)
     .option('--aggregate-max-prefixes <n>', 'distinct prefixes kept (more go to "other"); also bounds metric labels', intArg(1, 1 << 20), 1024)
     .option('--prometheus <addr:port>', 'serve Prometheus metrics (RTT histograms, packet and flow counters per prefix) at http://ADDR:PORT/metrics')
+    .option('--web.config.file <file>', 'TLS and basic auth for --prometheus: a web configuration file in the format Prometheus\' exporters share (tls_server_config, basic_auth_users, http_server_config.headers)')
     .option('--cleanup', "remove the tc filters a killed pathlens pping left on -i IFACE (kernels without tcx), then exit")
     .action(async (opts: PpingOpts) => {
       if (!opts.iface === !opts.read) throw new Error('usage: give one of -i IFACE (live) or -r FILE (offline)');
@@ -109,8 +112,10 @@ export function ppingCommand(): Command {
       if (opts.aggregate && opts.format === 'ppviz') throw new PathlensError('ERR_USAGE', '--aggregate has no ppviz form: use -F standard, json or jsonl');
       const ao = { v4Prefix: opts.aggregateV4Prefix, v6Prefix: opts.aggregateV6Prefix, maxPrefixes: opts.aggregateMaxPrefixes };
       const listen = opts.prometheus ? parseListen(opts.prometheus) : null;
+      if (opts['web.config.file'] && !listen) throw new PathlensError('ERR_USAGE', '--web.config.file configures the --prometheus endpoint: give --prometheus too');
+      const web = opts['web.config.file'] ? await readWebConfig(opts['web.config.file']) : null;
       const metrics = listen ? new PpingMetrics(ao) : null;
-      const server = listen ? await metrics!.listen(listen.host, listen.port) : null;
+      const server = listen ? await metrics!.listen(listen.host, listen.port, web) : null;
       const out = opts.write ? openOutputFile(opts.write) : process.stdout;
       const writer = new PpingWriter(opts.format, out, opts.write ? process.stdout : process.stderr);
       const view = opts.aggregate ? new IntervalView(new Aggregator(ao), opts.aggregate, writer) : null;

@@ -4,8 +4,10 @@
  * and packets are labelled by aggregated prefix (at most --aggregate-max-prefixes, then "other")
  * and protocol, flow events by kind, reason and protocol; never by address or port.
  */
-import { type Server, createServer } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { Counter, Histogram, Registry } from 'prom-client';
+import { type WebConfig, makeGuard, refuse, tlsOptions } from './web-config.js';
 import { PathlensError } from '../core/errors.js';
 import { Aggregator, type AggregateOptions, RTT_BOUNDS_MS } from '../pping/aggregate.js';
 import type { PpingEvent } from '../pping/events.js';
@@ -52,8 +54,8 @@ export class PpingMetrics {
   }
 
   /** Serves GET /metrics on host:port; resolves once listening. */
-  listen(host: string, port: number): Promise<Server> {
-    return serveMetrics(this.registry, host, port, 'pping');
+  listen(host: string, port: number, web: WebConfig | null = null): Promise<Server> {
+    return serveMetrics(this.registry, host, port, 'pping', {}, web);
   }
 }
 
@@ -68,8 +70,9 @@ export interface RouteAnswer {
  * Serves a registry's GET /metrics on host:port, and GET on the other `routes` given (404
  * elsewhere); resolves once listening.
  */
-export function serveMetrics(registry: Registry, host: string, port: number, what: string, routes: Record<string, (q: URLSearchParams) => RouteAnswer> = {}): Promise<Server> {
-  const server = createServer((req, res) => {
+export function serveMetrics(registry: Registry, host: string, port: number, what: string, routes: Record<string, (q: URLSearchParams) => RouteAnswer> = {}, web: WebConfig | null = null): Promise<Server> {
+  const guard = web ? makeGuard(web) : null;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const [path, query] = (req.url ?? '').split('?', 2);
     const route = req.method === 'GET' ? routes[path] : undefined;
     if (route) {
@@ -90,7 +93,18 @@ export function serveMetrics(registry: Registry, host: string, port: number, wha
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
     );
-  });
+  };
+  // With a web configuration (--web.config.file): TLS when it says so, its headers on every
+  // answer, and every request checked (client certificate, basic auth) before it is answered.
+  const checked = (req: IncomingMessage, res: ServerResponse) => {
+    if (!guard || !web) return handle(req, res);
+    for (const [k, v] of Object.entries(web.headers)) res.setHeader(k, v);
+    guard(req).then(
+      (status) => (status === 0 ? handle(req, res) : refuse(res, status)),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  };
+  const server = web?.tls ? createHttpsServer(tlsOptions(web.tls), checked) : createServer(checked);
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new PathlensError('ERR_USAGE', `--prometheus ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${err.code ?? err.message})`)),

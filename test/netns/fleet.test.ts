@@ -16,16 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
-import { CLI, ROOT, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { CLI, ROOT, addrOf, labName, nodeNs, withLab } from '../helpers/lab.js';
+import { getIn, prometheusIn } from '../helpers/prometheus.js';
 import { rootOnly } from '../helpers/root.js';
 
 const opt = rootOnly();
 const PORT = 9464;
-
-interface Series {
-  metric: Record<string, string>;
-  value: [number, string];
-}
 
 test('three agents, one Prometheus: per-agent series, a recording rule, the /probe pattern, and an alert when a lab link goes down', opt, async () => {
   await withLab(chain({ name: labName('fl'), routers: 3 }), async (st) => {
@@ -80,26 +76,8 @@ test('three agents, one Prometheus: per-agent series, a recording rule, the /pro
       const check = spawnSync('promtool', ['check', 'config', join(dir, 'prometheus.yml')], { encoding: 'utf8' });
       assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
       kids.push(spawn('ip', ['netns', 'exec', src, 'prometheus', `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, '--web.listen-address=127.0.0.1:9090'], { stdio: 'ignore' }));
-      const get = async (url: string) => (await runIn(src, [process.execPath, '-e', `fetch(${JSON.stringify(url)}).then(async r=>process.stdout.write(r.status+' '+await r.text()),e=>{console.error(e.message);process.exit(1)})`])).stdout;
-      const query = async (q: string): Promise<Series[]> => {
-        const text = await get(`http://127.0.0.1:9090/api/v1/query?query=${encodeURIComponent(q)}`).catch(() => '');
-        const body = text.slice(text.indexOf(' ') + 1);
-        try {
-          const j = JSON.parse(body) as { status: string; data: { result: Series[] } };
-          return j.status === 'success' ? j.data.result : [];
-        } catch {
-          return [];
-        }
-      };
-      const until = async (q: string, ok: (r: Series[]) => boolean, seconds: number): Promise<Series[]> => {
-        let r: Series[] = [];
-        for (let i = 0; i < seconds * 2; i++) {
-          r = await query(q);
-          if (ok(r)) return r;
-          await new Promise((res) => setTimeout(res, 500));
-        }
-        assert.fail(`${q}: ${JSON.stringify(r)}`);
-      };
+      const get = (url: string) => getIn(src, url);
+      const { query, until } = prometheusIn(src, 9090);
 
       // Every agent, every target: 3 x 3 series of probe_success, all 1.
       const up = await until('probe_success{job="pathlens"} == 1', (r) => r.length === 9, 40);
