@@ -103,9 +103,10 @@ export function stampNow(a: { sec: number; nsec: number }): void {
 export const MAX_BATCH = 256;
 
 /**
- * What the echo and UDP probers share: the send loop over one slab (sockaddrs written from the targets' address slab,
- * cookies written per probe), the read of both queues on the tick, and the cookie and address
- * checks an answer must pass.
+ * What the echo and UDP probers share: the send loop over one slab (sockaddrs written from the
+ * targets' address slab, cookies written per probe, a kernel send stamp asked for the last probe
+ * of each batch), the read of both queues on the tick, and the cookie and address checks an
+ * answer must pass.
  */
 export abstract class DatagramProber implements Prober {
   abstract readonly method: ProbeMethod;
