@@ -80,6 +80,8 @@ export const RING_MAX = 64;
 /** Refuses a request the run could not honour, with one line saying why. */
 export function validateMonitor(req: MonitorRequest): void {
   if (req.targets.length === 0) throw new PathlensError('ERR_USAGE', 'no targets: give addresses or names, or a config file with -c');
+  if (!(req.timeoutMs > 0 && req.timeoutMs < req.windowMs)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be shorter than the window (${req.windowMs} ms)`);
+  if (!(req.timeoutMs <= MAX_TIMEOUT_MS)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be at most ${MAX_TIMEOUT_MS} ms`);
   if (req.targets instanceof TargetTable) {
     // Settings are checked once per profile, named by its first target.
     const seen = new Set<number>();
@@ -91,8 +93,6 @@ export function validateMonitor(req: MonitorRequest): void {
     }
     return;
   }
-  if (!(req.timeoutMs > 0 && req.timeoutMs < req.windowMs)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be shorter than the window (${req.windowMs} ms)`);
-  if (!(req.timeoutMs <= MAX_TIMEOUT_MS)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be at most ${MAX_TIMEOUT_MS} ms`);
   for (const t of req.targets) checkTarget(t.name, t, req.timeoutMs);
 }
 

@@ -15,6 +15,7 @@ import { DEFAULT_THRESHOLDS } from '../../src/monitor/health.js';
 import { ProberPool, chooseMethod } from '../../src/monitor/ladder.js';
 import { OutstandingRings, TimeoutQueue } from '../../src/monitor/ledger.js';
 import type { Prober, ProberHooks } from '../../src/monitor/prober.js';
+import { validateMonitor } from '../../src/monitor/request.js';
 import type { MonitorRequest, MonitorTarget, OpenProber } from '../../src/monitor/request.js';
 import { startMonitor } from '../../src/monitor/run.js';
 import { TargetTable } from '../../src/monitor/table.js';
@@ -383,4 +384,24 @@ test('closer: a window the pass has not reached is closed for a target when its 
   assert.equal(closer.early, 1, 'claiming a slot that holds its window already closes nothing');
   closer.step(1200);
   assert.deepEqual(stats(), [['192.0.2.3', 0, 2, 1], ['192.0.2.1', 0, 2, 1], ['192.0.2.2', 0, 2, 1]], 'the pass closes the others, and target 2 once only');
+});
+
+test('validateMonitor: a list and the same targets as columns are refused for the same reasons, in the same words', () => {
+  const base = { durationMs: 0, samples: false };
+  const cases: { windowMs: number; timeoutMs: number; intervalMs: number; want: RegExp | null }[] = [
+    { windowMs: 10_000, timeoutMs: 1000, intervalMs: 100, want: null },
+    { windowMs: 10_000, timeoutMs: 20_000, intervalMs: 1000, want: /shorter than the window/ },
+    { windowMs: 10_000, timeoutMs: 0, intervalMs: 100, want: /shorter than the window/ },
+    { windowMs: 900_000, timeoutMs: 600_001, intervalMs: 60_000, want: /at most 600000 ms/ },
+    { windowMs: 10_000, timeoutMs: 7000, intervalMs: 100, want: /more than 64 probes waiting/ },
+  ];
+  for (const c of cases) {
+    const list = [{ ...target('192.0.2.1', 'icmp'), intervalMs: c.intervalMs }, { ...target('2001:db8::1', 'udp'), intervalMs: c.intervalMs }];
+    for (const targets of [list, TargetTable.from(list)]) {
+      const req = { ...base, windowMs: c.windowMs, timeoutMs: c.timeoutMs, targets } as MonitorRequest;
+      const form = Array.isArray(targets) ? 'list' : 'columns';
+      if (c.want === null) assert.doesNotThrow(() => validateMonitor(req), form);
+      else assert.throws(() => validateMonitor(req), c.want, `${form}: ${JSON.stringify(c)}`);
+    }
+  }
 });
