@@ -177,7 +177,11 @@ test('--ecmp auto, width 16, routers answering from their route back: exactly th
       assert.ok(hops[1].probes <= n16 + width, `run ${run}: TTL 2 sent ${hops[1].probes}`);
       assert.ok(hops[2].probes <= n16, `run ${run}: TTL 3 sent ${hops[2].probes}`);
     }
-    assert.ok(complete >= 18, `all ${width} branches found in only ${complete} of ${RUNS_SEEDED} runs`);
+    // The rule at 95 % misses a branch in up to one run of 20 (60 runs here: 3 missed one), and
+    // the source port, so the flows' hashes, differ each run: 18 of 20 failed 1 CI run in about 13
+    // (3 or more misses: 7.5 % at p = 0.05). 15 of 20 (6 or more misses: 0.03 %) still catches a
+    // rule that stops early.
+    assert.ok(complete >= 15, `all ${width} branches found in only ${complete} of ${RUNS_SEEDED} runs`);
     assert.ok(exact >= complete - 5, `TTL 2 sent exactly the rule's ${n16} flows in ${exact} of ${complete} complete runs (before: in almost none)`);
   });
 });
