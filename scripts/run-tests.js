@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the compiled test suite with node:test. Arguments pick categories (unit golden property
-// netns); none means all. Root-only tests live in test/netns:
+// netns fuzz); none means all. fuzz: the fuzzer's short run and its regressions. Root-only tests live in test/netns:
 //  - as root, the system tools they drive are installed first when missing (scripts/test-deps.js);
 //  - not root, they run through sudo when there is one (saying so), else they skip with a printed
 //    reason, except under CI=true, where they fail instead (see test/helpers/root.ts).
@@ -9,7 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureTestTools } from './test-deps.js';
 
-const all = ['unit', 'golden', 'property', 'netns'];
+const all = ['unit', 'golden', 'property', 'netns', 'fuzz'];
 const picked = process.argv.slice(2).length ? process.argv.slice(2) : all;
 for (const c of picked) {
   if (!all.includes(c)) {

@@ -73,8 +73,8 @@ export class CaptureReader {
   readonly path: string;
   readonly format: 'pcap' | 'pcapng';
   private fd: number;
-  private buf = new Uint8Array(CHUNK);
-  private dv = new DataView(this.buf.buffer);
+  private buf: Uint8Array;
+  private dv: DataView;
   private start = 0;
   private end = 0;
   /** File offset of buf[0]. */
@@ -88,9 +88,16 @@ export class CaptureReader {
   /** Blocks or records without a timestamp (pcapng simple packets), skipped. */
   untimed = 0;
 
-  private constructor(path: string, fd: number) {
+  /** Reads from fd, or (fd -1) from `bytes`, the whole file. */
+  private constructor(path: string, fd: number, bytes?: Uint8Array) {
     this.path = path;
     this.fd = fd;
+    this.buf = bytes ? bytes.slice() : new Uint8Array(CHUNK);
+    this.dv = new DataView(this.buf.buffer);
+    if (bytes) {
+      this.end = bytes.length;
+      this.eof = true;
+    }
     if (!this.ensure(4)) throw this.bad(0, 'empty or shorter than any capture header');
     const m = this.dv.getUint32(0, false);
     if (m === PCAPNG_SHB) {
@@ -124,6 +131,11 @@ export class CaptureReader {
       closeSync(fd);
       throw e;
     }
+  }
+
+  /** A capture already in memory (`name` stands for the file in messages): the fuzzer's way in. */
+  static fromBytes(name: string, bytes: Uint8Array): CaptureReader {
+    return new CaptureReader(name, -1, bytes);
   }
 
   close(): void {
