@@ -58,7 +58,7 @@ export async function readWebConfig(file: string): Promise<WebConfig> {
   const YAML = await import('yaml');
   let root: unknown;
   try {
-    root = YAML.parse(text);
+    root = YAML.parse(text, { logLevel: 'error' });
   } catch (e) {
     throw new PathlensError('ERR_CONFIG', `${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

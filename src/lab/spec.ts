@@ -210,7 +210,7 @@ export async function readSpecFile(path: string): Promise<LabSpec> {
   const text = readConfigText(path, MAX_SPEC_BYTES, 'a lab spec');
   let raw: unknown;
   try {
-    raw = path.endsWith('.json') ? JSON.parse(text) : (await import('yaml')).parse(text);
+    raw = path.endsWith('.json') ? JSON.parse(text) : (await import('yaml')).parse(text, { logLevel: 'error' });
   } catch (e) {
     throw new PathlensError('ERR_CONFIG', `${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
   }

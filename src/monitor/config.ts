@@ -52,7 +52,7 @@ export async function eachTargetInFile(file: string, base: Defaults, each: (targ
   const parsed = (Y: typeof import('yaml')) => {
     if (!docCache) {
       const lines = new Y.LineCounter();
-      docCache = { doc: Y.parseDocument(text, { lineCounter: lines, prettyErrors: false }), lines };
+      docCache = { doc: Y.parseDocument(text, { lineCounter: lines, prettyErrors: false, logLevel: 'error' }), lines };
     }
     return docCache;
   };
@@ -66,8 +66,18 @@ export async function eachTargetInFile(file: string, base: Defaults, each: (targ
   const fail = (path: (string | number)[], what: string): never => {
     throw new ConfigMistake(path, what);
   };
+  let root: unknown = json;
+  if (YAML) {
+    // Aliases are resolved here: one that names no anchor, or too many of them (a "billion laughs"
+    // file), is refused like any other mistake in the file.
+    try {
+      root = parsed(YAML).doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      throw new PathlensError('ERR_CONFIG', `${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
   try {
-    const { defaults, targets } = specsOf(YAML ? (parsed(YAML).doc.toJS() as unknown) : json, base, fail);
+    const { defaults, targets } = specsOf(root, base, fail);
     const bare = specOf(defaults, '');
     for (const t of targets) {
       if (typeof t === 'string') each(t, bare);

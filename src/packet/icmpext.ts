@@ -72,13 +72,13 @@ export function parseIcmpExtensions(bytes: Uint8Array, off: number, len: number,
   let p = off + 4;
   const end = off + len;
   while (p < end) {
-    if (p + 4 > end) return (out.status = ERR_TRUNCATED);
+    if (p + 4 > end) return failed(out, ERR_TRUNCATED);
     const olen = (bytes[p] << 8) | bytes[p + 1];
-    if (olen < 4 || p + olen > end) return (out.status = ERR_BAD_LENGTH);
+    if (olen < 4 || p + olen > end) return failed(out, ERR_BAD_LENGTH);
     const cls = bytes[p + 2];
     const ctype = bytes[p + 3];
     if (cls === ICMP_EXT_CLASS_MPLS && ctype === ICMP_EXT_CTYPE_MPLS_INCOMING) {
-      if ((olen - 4) % 4 !== 0) return (out.status = ERR_BAD_LENGTH);
+      if ((olen - 4) % 4 !== 0) return failed(out, ERR_BAD_LENGTH);
       for (let q = p + 4; q < p + olen && out.nLabels < MAX_LABELS; q += 4) {
         out.entries[out.nLabels++] = ((bytes[q] << 24) | (bytes[q + 1] << 16) | (bytes[q + 2] << 8) | bytes[q + 3]) >>> 0;
       }
@@ -112,5 +112,12 @@ export function findIcmpExtensions(bytes: Uint8Array, off: number, len: number, 
   const at = off + 8 + ICMP_EXT_MIN_ORIG;
   if (bytes[at] >> 4 !== ICMP_EXT_VERSION || ((bytes[at + 2] << 8) | bytes[at + 3]) === 0) return (out.status = ERR_BAD_VERSION);
   const s = parseIcmpExtensions(bytes, at, len - 8 - ICMP_EXT_MIN_ORIG, out);
-  return s === OK && !out.checksummed ? (out.status = ERR_BAD_CHECKSUM) : s;
+  return s === OK && !out.checksummed ? failed(out, ERR_BAD_CHECKSUM) : s;
+}
+
+/** A structure that fails part-way keeps none of what was read before the failure. */
+function failed(out: IcmpExtView, status: number): number {
+  out.nLabels = 0;
+  out.objects = 0;
+  return (out.status = status);
 }
