@@ -1,5 +1,6 @@
 /*
- * pathlens native shim: namespaces, clocks, timers, interface names.
+ * pathlens native shim: namespaces, clocks, timers, interface names, the privilege drop's
+ * prctl and capset.
  */
 #include "shim.h"
 
@@ -7,7 +8,10 @@
 #include <net/if.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <linux/capability.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,6 +107,33 @@ static napi_value js_if_nametoindex(napi_env env, napi_callback_info info) {
   return idx == 0 ? pl_errno(env, errno) : pl_int(env, idx);
 }
 
+/* prctl(option, arg2) -> result | -errno (PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP...) */
+static napi_value js_prctl(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t option, arg2;
+  if (!pl_args(env, info, 2, argv, NULL)) return NULL;
+  if (!pl_get_i32(env, argv[0], "option", &option) || !pl_get_i32(env, argv[1], "arg2", &arg2)) return NULL;
+  int rc = prctl(option, (unsigned long)(uint32_t)arg2, 0UL, 0UL, 0UL);
+  return rc < 0 ? pl_errno(env, errno) : pl_int(env, rc);
+}
+
+/*
+ * capset(lo, hi) -> 0 | -errno: the calling (main) thread's effective and permitted sets both
+ * become the 64-bit set hi:lo, the inheritable set empty (capset(2), version 3).
+ */
+static napi_value js_capset(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t lo, hi;
+  if (!pl_args(env, info, 2, argv, NULL)) return NULL;
+  if (!pl_get_i32(env, argv[0], "lo", &lo) || !pl_get_i32(env, argv[1], "hi", &hi)) return NULL;
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  d[0].effective = d[0].permitted = (uint32_t)lo;
+  d[1].effective = d[1].permitted = (uint32_t)hi;
+  return syscall(SYS_capset, &h, d) < 0 ? pl_errno(env, errno) : pl_int(env, 0);
+}
+
 napi_status pl_init_misc(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = pl_export_fn(env, exports, "setns", js_setns)) != napi_ok) return s;
@@ -111,5 +142,7 @@ napi_status pl_init_misc(napi_env env, napi_value exports) {
   if ((s = pl_export_fn(env, exports, "timerfdSet", js_timerfd_set)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "read", js_read)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "dup", js_dup)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "prctl", js_prctl)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "capset", js_capset)) != napi_ok) return s;
   return pl_export_fn(env, exports, "ifNameToIndex", js_if_nametoindex);
 }

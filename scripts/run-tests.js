@@ -31,6 +31,9 @@ if (filesOf(picked).length === 0) {
   process.exit(1);
 }
 const root = process.getuid?.() === 0;
+// Under sudo, pathlens runs as the user who ran sudo once set up (--user's default): the tests
+// start pathlens as root and say --user where they mean it, so they do not pass sudo's user on.
+if (root) for (const k of ['SUDO_UID', 'SUDO_GID', 'SUDO_USER']) delete process.env[k];
 const hasSudo = spawnSync('sh', ['-c', 'command -v sudo'], { stdio: 'ignore' }).status === 0;
 const elevate = picked.includes('netns') && !root && hasSudo && process.env.CI !== 'true';
 const here = elevate ? picked.filter((c) => c !== 'netns') : picked;

@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import type { KtraceEvent } from '../ktrace/events.js';
 import { startKtrace } from '../ktrace/run.js';
+import { USER_HELP, becomeUser } from './run-as.js';
 import { HOOK_KINDS, type HookKind } from '../ktrace/stages.js';
 import { KtraceTextView } from '../render/ktrace-text.js';
 import { floatArg, intArg } from './args.js';
@@ -12,6 +13,7 @@ import { untilDone } from './lifecycle.js';
 import { eventOutputs } from './outputs.js';
 
 interface KtraceOpts {
+  user?: string;
   src: string;
   dst: string;
   direction: 'tx' | 'rx';
@@ -55,10 +57,17 @@ export function ktraceCommand(): Command {
     .option('--jsonl', 'write pathlens.ktrace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
     .option('--quiet', 'no human view')
+    .option('--user <name>', USER_HELP)
     .action(async (opts: KtraceOpts) => {
       const skipHooks = opts.skipHooks ? hookList(opts.skipHooks) : [];
       const tee = eventOutputs<KtraceEvent>(opts, (write) => new KtraceTextView(write));
-      const start = () => startKtrace(
+      // Programs loaded and attached as root; then the user, keeping the map reads and the detach.
+      const start = () => {
+        const h = open();
+        becomeUser(opts.user, ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', ...(opts.netns ? (['CAP_SYS_ADMIN'] as const) : [])]);
+        return h;
+      };
+      const open = () => startKtrace(
         {
           src: opts.src,
           dst: opts.dst,

@@ -2,6 +2,7 @@
  * `pathlens monitor`: the health of many paths. Targets on the command line and/or in a YAML/JSON
  * file (-c), one method ladder, statistics per window, health states, Prometheus metrics.
  */
+import { USER_HELP, becomeUser } from './run-as.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
@@ -46,6 +47,7 @@ interface MonitorOpts {
   confirm: number;
   resolveEvery: number;
   onChange?: string;
+  user?: string;
   netns?: string;
   iface?: string;
   mark?: number;
@@ -146,6 +148,7 @@ export function monitorCommand(): Command {
     .option('--jsonl', 'write pathlens.monitor/1 events to stdout')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the plain view stays on the terminal'))
     .option('--quiet', 'no plain view')
+    .option('--user <name>', USER_HELP)
     .action(async (targets: string[], o: MonitorOpts) => {
       keepYoungGenerationSmall();
       const picked = [o.icmp && 'icmp', o.udp && 'udp', o.tcp && 'tcp', o.method].filter(Boolean) as MethodChoice[];
@@ -180,6 +183,10 @@ export function monitorCommand(): Command {
         server = await metrics.listen(host, port, web);
         sinks.push(metrics);
       }
+      // Set up as root (the target file, the endpoint's keys and port read and bound): from here on
+      // the user, keeping raw sockets (ICMP without ping sockets) and setns when a target has a netns.
+      const netns = resolved.profiles.some((p) => p.placement?.netns);
+      becomeUser(o.user, ['CAP_NET_RAW', ...(netns ? (['CAP_SYS_ADMIN'] as const) : [])]);
       const tee = new Tee<MonitorEvent>(sinks);
       try {
         const { handle, done } = await untilDone(async () => {

@@ -2,6 +2,8 @@
  * `pathlens pping`: passive per-flow RTT, live on an interface or offline from a capture file.
  * The output formats are consumers of the pathlens.pping/1 event stream.
  */
+import type { CapName } from '../core/caps.js';
+import { USER_HELP, becomeUser } from './run-as.js';
 import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import type { PpingEvent } from '../pping/events.js';
@@ -38,6 +40,7 @@ interface PpingOpts {
   ingressHook: 'tc' | 'xdp';
   xdpMode: XdpMode;
   netns?: string;
+  user?: string;
   duration?: number;
   maxFlows: number;
   maxTimestamps: number;
@@ -86,6 +89,7 @@ export function ppingCommand(): Command {
     .option('--prometheus <addr:port>', 'serve Prometheus metrics (RTT histograms, packet and flow counters per prefix) at http://ADDR:PORT/metrics')
     .option('--web.config.file <file>', 'TLS and basic auth for --prometheus: a web configuration file in the format Prometheus\' exporters share (tls_server_config, basic_auth_users, http_server_config.headers)')
     .option('--cleanup', "remove the tc filters a killed pathlens pping left on -i IFACE (kernels without tcx), then exit")
+    .option('--user <name>', USER_HELP)
     .action(async (opts: PpingOpts) => {
       if (!opts.iface === !opts.read) throw new Error('usage: give one of -i IFACE (live) or -r FILE (offline)');
       if (opts.cleanup) {
@@ -126,7 +130,15 @@ export function ppingCommand(): Command {
           else writer.event(e);
         },
       };
+      // Set up as root (the socket or the programs, the endpoint), then the user, keeping what the
+      // end of the run needs: tc filters removed (CAP_NET_ADMIN) and map sweeps (CAP_BPF).
+      const keep: CapName[] = opts.read || opts.capture !== 'bpf' ? [] : ['CAP_BPF', 'CAP_NET_ADMIN', ...(opts.netns ? (['CAP_SYS_ADMIN'] as const) : [])];
       const start = (): LiveHandle => {
+        const h = open();
+        becomeUser(opts.user, keep);
+        return h;
+      };
+      const open = (): LiveHandle => {
         if (opts.read) return runOffline(opts.read, mo, sink);
         const lo = { iface: opts.iface!, netns: opts.netns, durationMs: opts.duration ? opts.duration * 1000 : 0 };
         if (opts.capture !== 'bpf') return runPacketSocket(lo, mo, sink);

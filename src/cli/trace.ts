@@ -18,6 +18,8 @@ import type { TraceEvent } from '../trace/events.js';
 import { ECMP_AUTO_DEFAULTS, type MethodChoice, TRACE_DEFAULTS, type TraceRequest, type TsChoice } from '../trace/request.js';
 import { startTrace } from '../trace/run.js';
 import { byteArg, floatArg, intArg } from './args.js';
+import type { CapName } from '../core/caps.js';
+import { USER_HELP, becomeUser } from './run-as.js';
 
 /** --ecmp: a flow count 2..256, or auto. */
 function ecmpArg(v: string): number | 'auto' {
@@ -25,6 +27,7 @@ function ecmpArg(v: string): number | 'auto' {
 }
 
 interface TraceOpts extends RoundsCli {
+  user?: string;
   ipv4?: boolean;
   ipv6?: boolean;
   firstTtl: number;
@@ -103,6 +106,12 @@ async function runMany(reqs: TraceRequest[], opts: TraceOpts): Promise<void> {
   throw new PathlensError(code, `${result.failed} of ${reqs.length} traces failed (${first.target}: ${first.error!.message})`);
 }
 
+/** What a trace may need once it runs as another user: raw sockets (ICMP without ping sockets, raw TCP, --mark), setns. */
+function traceCaps(method: MethodChoice | 'auto', req: TraceRequest): CapName[] {
+  const raw = req.socket === 'raw' || (method === 'icmp' && req.socket !== 'unpriv') || method === 'auto' || req.placement?.mark !== undefined;
+  return [...(raw ? (['CAP_NET_RAW'] as const) : []), ...(req.placement?.netns ? (['CAP_SYS_ADMIN'] as const) : [])];
+}
+
 export function traceCommand(): Command {
   const d = TRACE_DEFAULTS;
   return new Command('trace')
@@ -154,6 +163,7 @@ export function traceCommand(): Command {
     .option('--jsonl', 'write pathlens.trace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
     .option('--quiet', 'no human view')
+    .option('--user <name>', USER_HELP)
     .action(async (given: string[], opts: TraceOpts, cmd: Command) => {
       const targets = [...given, ...(opts.targets !== undefined ? readTargets(opts.targets) : [])];
       if (targets.length === 0) throw new Error('usage: give a target (an IP address or a host name), or --targets FILE');
@@ -198,6 +208,9 @@ export function traceCommand(): Command {
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
       if (opts.dnsServer !== undefined) parseServer(opts.dnsServer); // a bad one is a usage error, even with -n
+      // Sockets open all through a trace (a round's, a name lookup's, TCP's per probe): the drop
+      // comes first, keeping what opening them needs.
+      becomeUser(opts.user, traceCaps(method, req));
       if (wantsRounds(opts)) {
         await runRounds(req, opts);
         return;

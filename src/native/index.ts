@@ -52,6 +52,10 @@ export interface NativeShim {
     meta: Int32Array,
   ): number;
   setns(fd: number, nstype: number): number;
+  /** prctl(option, arg2) -> result | -errno. */
+  prctl(option: number, arg2: number): number;
+  /** The main thread's effective and permitted capabilities := hi:lo, inheritable empty -> 0 | -errno. */
+  capset(lo: number, hi: number): number;
   clockGettime(clockid: number, out: Float64Array): number;
   timerfdCreate(clockid: number): number;
   timerfdSet(fd: number, sec: number, nsec: number, absolute: number): number;
