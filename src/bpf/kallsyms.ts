@@ -43,7 +43,7 @@ export class Kallsyms {
       throw new PathlensError('ERR_BPF', `cannot read ${path} to name kernel stack frames (${(e as NodeJS.ErrnoException).code ?? e})`);
     }
     const k = Kallsyms.parse(text);
-    if (k.addrs.length === 0) throw new PathlensError('ERR_BPF', `${path} shows no addresses (kernel.kptr_restrict): kernel stacks cannot be named`);
+    if (k.addrs.length === 0) throw new PathlensError('ERR_BPF', `${path} shows no addresses (kernel.kptr_restrict; not root, CAP_SYSLOG shows them): kernel stacks cannot be named`);
     return k;
   }
 

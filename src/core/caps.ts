@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 
 /** The capabilities pathlens asks for, by their number (linux/capability.h). */
-export const CAPS = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13, CAP_SYS_ADMIN: 21, CAP_PERFMON: 38, CAP_BPF: 39 } as const;
+export const CAPS = { CAP_DAC_READ_SEARCH: 2, CAP_NET_ADMIN: 12, CAP_NET_RAW: 13, CAP_SYS_ADMIN: 21, CAP_SYSLOG: 34, CAP_PERFMON: 38, CAP_BPF: 39 } as const;
 export type CapName = keyof typeof CAPS;
 
 /** The effective set, or null when it cannot be read. */

@@ -3,7 +3,7 @@
  * tracefs (the names of the drop reasons, where the reason sits), and a network namespace's inode
  * (the tracing programs filter packets by it).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { PathlensError } from '../core/errors.js';
 import { netnsPath } from '../io/placement.js';
 
@@ -11,7 +11,13 @@ import { netnsPath } from '../io/placement.js';
 function kfreeFormat(): string {
   for (const root of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) {
     const f = `${root}/events/skb/kfree_skb/format`;
-    if (existsSync(f)) return readFileSync(f, 'utf8');
+    try {
+      return readFileSync(f, 'utf8');
+    } catch (e) {
+      // tracefs is root's (mode 0700): unreadable is not "not mounted".
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') throw new PathlensError('ERR_BPF', `cannot read ${f} (the names and place of kfree_skb's drop reasons): tracefs needs CAP_DAC_READ_SEARCH, or root`);
+    }
   }
   return '';
 }

@@ -6,6 +6,7 @@
  * and, with --histogram, the per-segment histograms (records.ts). Everything attached is an fd or
  * a netlink object the session removes: the process ending however it ends detaches it all.
  */
+import { type CapName, listCaps, missingCaps } from '../core/caps.js';
 import { isIP } from 'node:net';
 import { EpochClock } from '../bpf/clock.js';
 import { Kallsyms } from '../bpf/kallsyms.js';
@@ -44,7 +45,10 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   const rx = req.direction === 'rx';
   const why = native().bpfAvailable();
   if (why !== null) throw new PathlensError('ERR_BPF', `libbpf cannot be loaded (${why}); install it (Debian/Ubuntu: apt-get install libbpf1)`);
-  if (process.getuid?.() !== 0) throw new PathlensError('ERR_BPF', 'ktrace needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN): its programs trace the kernel');
+  // Not root: the capabilities each part needs (a missing one named), tracefs as kernel.ts reads it.
+  const need: CapName[] = ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_DAC_READ_SEARCH', ...(req.netns ? (['CAP_SYS_ADMIN'] as const) : []), ...(req.stacks ? (['CAP_SYSLOG'] as const) : [])];
+  const missing = missingCaps(need);
+  if (missing.length) throw new PathlensError('ERR_BPF', `ktrace needs ${listCaps(need)}, or root: missing ${listCaps(missing)}`);
   const config = configBytes(req, family, pad16(parseIp(req.src)), pad16(parseIp(req.dst)), netnsInode(req.netns), kfreeReasonOffset());
   let ifindex = 0;
   if (req.iface) {

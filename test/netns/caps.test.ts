@@ -14,6 +14,7 @@ import type { StartEvent, TraceEvent } from '../../src/trace/events.js';
 import { CLI, addrOf, labName, nodeNs, parseEvents, runIn, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 import { jsonlOf } from '../helpers/schema.js';
+import { startUntil } from '../helpers/spawn.js';
 
 const opt = rootOnly();
 const monitorEvents = jsonlOf<MonitorEvent>('monitor-v1.schema.json', false);
@@ -58,5 +59,28 @@ test('not root, one capability each: CAP_NET_RAW for raw ICMP and TCP probes (tr
     assert.ok(chosen && chosen.type === 'method' && chosen.action === 'chosen' && chosen.socket === 'raw', JSON.stringify(chosen));
     const done = me.at(-1)!;
     assert.ok(done.type === 'done' && done.probes_sent > 5 && done.replies === done.probes_sent, JSON.stringify(done));
+  });
+});
+
+test('ktrace not root: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_DAC_READ_SEARCH (tracefs), CAP_SYS_ADMIN for --netns; it measures with exactly those, and without one names it', opt, async () => {
+  await withLab(chain({ name: labName('kc'), routers: 1 }), async (st) => {
+    const src = nodeNs(st, 'src');
+    const dst = addrOf(st, 'dst', 4);
+    const caps = '+bpf,+perfmon,+net_admin,+dac_read_search,+sys_admin';
+    const kt = (c: string) => [...as(c), process.execPath, CLI, 'ktrace', '--src', addrOf(st, 'src', 4), '--dst', dst, '--netns', src, '--jsonl'];
+    const p = startUntil(kt(caps)[0], [...kt(caps).slice(1), '--duration', '4'], '"type":"start"');
+    await p.started;
+    const ping = await runIn(src, ['ping', '-c', '3', '-i', '0.2', dst]);
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.equal(await p.exit, 0, p.err());
+    const trips = p.out().split('\n').filter((l) => l.includes('"type":"rtt"'));
+    assert.equal(trips.length, 3, p.out().slice(-300));
+    for (const drop of ['dac_read_search', 'perfmon', 'sys_admin']) {
+      const fewer = caps.split(',').filter((c) => c !== `+${drop}`).join(',');
+      const r = spawnSync(kt(fewer)[0], [...kt(fewer).slice(1), '--duration', '1'], { encoding: 'utf8' });
+      assert.equal(r.status, 1, `without ${drop}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^pathlens: ktrace needs .* or root: missing CAP_${drop.toUpperCase()}$`, 'm'));
+    }
   });
 });

@@ -313,7 +313,7 @@ test('ktrace --stacks: kernel stacks at the tracing-hook stages (tp_btf and clas
 test('ktrace refusals are one line: not root, bad addresses, an unknown hook kind', opt, async () => {
   const user = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, CLI, 'ktrace', '--src', '127.0.0.1', '--dst', '127.0.0.2'], { encoding: 'utf8' });
   assert.equal(user.status, 1);
-  assert.equal(user.stderr, 'pathlens: ktrace needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN): its programs trace the kernel\n');
+  assert.equal(user.stderr, 'pathlens: ktrace needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_DAC_READ_SEARCH, or root: missing CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_DAC_READ_SEARCH\n');
   const fam = spawnSync(process.execPath, [CLI, 'ktrace', '--src', '127.0.0.1', '--dst', '::1'], { encoding: 'utf8' });
   assert.equal(fam.status, 2);
   assert.match(fam.stderr, /^pathlens: --src 127\.0\.0\.1 and --dst ::1 must be IP addresses of one family\n$/);
