@@ -2,6 +2,7 @@
  * `pathlens monitor`: the health of many paths. Targets on the command line and/or in a YAML/JSON
  * file (-c), one method ladder, statistics per window, health states, Prometheus metrics.
  */
+import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
 import { USER_HELP, becomeUser } from './run-as.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -26,6 +27,7 @@ import { untilDone } from './lifecycle.js';
 import { eventOutputs } from './outputs.js';
 
 interface MonitorOpts {
+  prometheusRate: number;
   config?: string;
   icmp?: boolean;
   udp?: boolean;
@@ -142,6 +144,7 @@ export function monitorCommand(): Command {
     .option('--mark <n>', 'firewall mark for the probes (SO_MARK)', intArg(0, 0xffffffff))
     .option('-s, --source <addr>', 'the source address the probes leave from')
     .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram) and /probe?target=T (blackbox_exporter\'s multi-target pattern, over this agent\'s own targets)')
+    .option('--prometheus-rate <n>', 'requests a second one client address may make to --prometheus (twice that at once after a quiet spell; 0: no bound); beyond, 429', floatArg(0, 1e6), LIMIT_DEFAULTS.ratePerSec)
     .option('--web.config.file <file>', 'TLS and basic auth for --prometheus: a web configuration file in the format Prometheus\' exporters share (tls_server_config, basic_auth_users, http_server_config.headers)')
     .option('--samples', 'one sample event per probe outcome')
     .option('--rcvbuf <bytes>', 'receive buffer of the probe sockets (past net.core.rmem_max only with CAP_NET_ADMIN); answers it cannot hold are counted in the prober event as rx_dropped', intArg(2048, 1 << 30), MONITOR_DEFAULTS.rcvbuf)
@@ -180,7 +183,7 @@ export function monitorCommand(): Command {
         // prom-client is loaded only when metrics are served.
         const { MonitorMetrics } = await import('../export/monitor-prometheus.js');
         metrics = new MonitorMetrics();
-        server = await metrics.listen(host, port, web);
+        server = await metrics.listen(host, port, web, limitsOf(o.prometheusRate));
         sinks.push(metrics);
       }
       // Set up as root (the target file, the endpoint's keys and port read and bound): from here on

@@ -3,6 +3,7 @@
  * The output formats are consumers of the pathlens.pping/1 event stream.
  */
 import type { CapName } from '../core/caps.js';
+import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
 import { USER_HELP, becomeUser } from './run-as.js';
 import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
@@ -25,6 +26,7 @@ import { IntervalView } from '../render/pping-aggregate.js';
 import { floatArg, intArg } from './args.js';
 
 interface PpingOpts {
+  prometheusRate: number;
   iface?: string;
   read?: string;
   tcp?: boolean;
@@ -87,6 +89,7 @@ export function ppingCommand(): Command {
     .option('--aggregate-v6-prefix <len>', 'IPv6 prefix length to aggregate by', intArg(0, 128), 48)
     .option('--aggregate-max-prefixes <n>', 'distinct prefixes kept (more go to "other"); also bounds metric labels', intArg(1, 1 << 20), 1024)
     .option('--prometheus <addr:port>', 'serve Prometheus metrics (RTT histograms, packet and flow counters per prefix) at http://ADDR:PORT/metrics')
+    .option('--prometheus-rate <n>', 'requests a second one client address may make to --prometheus (twice that at once after a quiet spell; 0: no bound); beyond, 429', floatArg(0, 1e6), LIMIT_DEFAULTS.ratePerSec)
     .option('--web.config.file <file>', 'TLS and basic auth for --prometheus: a web configuration file in the format Prometheus\' exporters share (tls_server_config, basic_auth_users, http_server_config.headers)')
     .option('--cleanup', "remove the tc filters a killed pathlens pping left on -i IFACE (kernels without tcx), then exit")
     .option('--user <name>', USER_HELP)
@@ -119,7 +122,7 @@ export function ppingCommand(): Command {
       if (opts['web.config.file'] && !listen) throw new PathlensError('ERR_USAGE', '--web.config.file configures the --prometheus endpoint: give --prometheus too');
       const web = opts['web.config.file'] ? await readWebConfig(opts['web.config.file']) : null;
       const metrics = listen ? new PpingMetrics(ao) : null;
-      const server = listen ? await metrics!.listen(listen.host, listen.port, web) : null;
+      const server = listen ? await metrics!.listen(listen.host, listen.port, web, limitsOf(opts.prometheusRate)) : null;
       const out = opts.write ? openOutputFile(opts.write) : process.stdout;
       const writer = new PpingWriter(opts.format, out, opts.write ? process.stdout : process.stderr);
       const view = opts.aggregate ? new IntervalView(new Aggregator(ao), opts.aggregate, writer) : null;

@@ -24,6 +24,7 @@ import type { MonitorEvent, StatsEvent } from '../monitor/events.js';
 import { RTT_BOUNDS_MS } from '../monitor/window.js';
 import { type RouteAnswer, serveMetrics } from './prometheus.js';
 import type { WebConfig } from './web-config.js';
+import { LIMIT_DEFAULTS, type LimitOptions } from './limits.js';
 
 type L = 'target' | 'method' | 'path';
 
@@ -137,7 +138,7 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
     return { status: 200, body: out, contentType: 'text/plain; version=0.0.4; charset=utf-8' };
   }
 
-  listen(host: string, port: number, web: WebConfig | null = null): Promise<Server> {
-    return serveMetrics(this.registry, host, port, 'monitor', { '/probe': (q) => this.probe(q) }, web);
+  listen(host: string, port: number, web: WebConfig | null = null, limits: LimitOptions = LIMIT_DEFAULTS): Promise<Server> {
+    return serveMetrics(this.registry, host, port, 'monitor', { '/probe': (q) => this.probe(q) }, web, limits);
   }
 }

@@ -8,6 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { createServer as createHttpsServer } from 'node:https';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { type WebConfig, makeGuard, refuse, tlsOptions } from './web-config.js';
+import { ClientLimits, LIMIT_DEFAULTS, type LimitOptions } from './limits.js';
 import { PathlensError } from '../core/errors.js';
 import { Aggregator, type AggregateOptions, RTT_BOUNDS_MS } from '../pping/aggregate.js';
 import type { PpingEvent } from '../pping/events.js';
@@ -54,8 +55,8 @@ export class PpingMetrics {
   }
 
   /** Serves GET /metrics on host:port; resolves once listening. */
-  listen(host: string, port: number, web: WebConfig | null = null): Promise<Server> {
-    return serveMetrics(this.registry, host, port, 'pping', {}, web);
+  listen(host: string, port: number, web: WebConfig | null = null, limits: LimitOptions = LIMIT_DEFAULTS): Promise<Server> {
+    return serveMetrics(this.registry, host, port, 'pping', {}, web, limits);
   }
 }
 
@@ -70,8 +71,10 @@ export interface RouteAnswer {
  * Serves a registry's GET /metrics on host:port, and GET on the other `routes` given (404
  * elsewhere); resolves once listening.
  */
-export function serveMetrics(registry: Registry, host: string, port: number, what: string, routes: Record<string, (q: URLSearchParams) => RouteAnswer> = {}, web: WebConfig | null = null): Promise<Server> {
+export function serveMetrics(registry: Registry, host: string, port: number, what: string, routes: Record<string, (q: URLSearchParams) => RouteAnswer> = {}, web: WebConfig | null = null, limits: LimitOptions = LIMIT_DEFAULTS): Promise<Server> {
   const guard = web ? makeGuard(web) : null;
+  const bounds = new ClientLimits(limits);
+  const refusedHttp = new Counter({ name: 'pathlens_http_requests_refused_total', help: 'Requests to this endpoint refused before being answered, by reason: rate (more than --prometheus-rate a second from one address), inflight (too many at once from one address).', labelNames: ['reason'], registers: [registry] });
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const [path, query] = (req.url ?? '').split('?', 2);
     const route = req.method === 'GET' ? routes[path] : undefined;
@@ -97,6 +100,17 @@ export function serveMetrics(registry: Registry, host: string, port: number, wha
   // With a web configuration (--web.config.file): TLS when it says so, its headers on every
   // answer, and every request checked (client certificate, basic auth) before it is answered.
   const checked = (req: IncomingMessage, res: ServerResponse) => {
+    // Bounded before anything costs (a bcrypt check, the metrics' rendering).
+    const client = req.socket.remoteAddress ?? '';
+    const no = bounds.admit(client);
+    if (no) {
+      refusedHttp.inc({ reason: no });
+      const rate = no === 'rate';
+      res.writeHead(rate ? 429 : 503, { 'content-type': 'text/plain; charset=utf-8', ...(rate ? { 'retry-after': String(bounds.retryAfter(client)) } : {}) });
+      res.end(rate ? `more than ${limits.ratePerSec} requests a second from ${client}\n` : `more than ${limits.inflight} requests at once from ${client}\n`);
+      return;
+    }
+    res.once('close', () => bounds.done(client));
     if (!guard || !web) return handle(req, res);
     for (const [k, v] of Object.entries(web.headers)) res.setHeader(k, v);
     guard(req).then(
@@ -105,6 +119,10 @@ export function serveMetrics(registry: Registry, host: string, port: number, wha
     );
   };
   const server = web?.tls ? createHttpsServer(tlsOptions(web.tls), checked) : createServer(checked);
+  // A client that sends its request slowly, or holds connections open, is cut off.
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10_000;
+  server.maxConnections = 1024;
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new PathlensError('ERR_USAGE', `--prometheus ${host.includes(':') ? `[${host}]` : host}:${port}: cannot listen (${err.code ?? err.message})`)),
