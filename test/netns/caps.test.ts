@@ -84,3 +84,24 @@ test('ktrace not root: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_DAC_READ_SEAR
     }
   });
 });
+
+test('pping --capture packet not root: CAP_NET_RAW only; it measures with it, and without it says so in one line', opt, async () => {
+  await withLab(chain({ name: labName('pc'), routers: 1 }), async (st) => {
+    const src = nodeNs(st, 'src');
+    const r1 = nodeNs(st, 'r1');
+    const dst = addrOf(st, 'dst', 4);
+    const argv = (caps: string | null) => ['ip', ['netns', 'exec', r1, ...as(caps), process.execPath, CLI, 'pping', '-i', 'e0', '--capture', 'packet', '--icmp', '-F', 'jsonl', '--duration', '3']] as const;
+    const [cmd, args] = argv('+net_raw');
+    const p = startUntil(cmd, [...args], '"type":"start"');
+    await p.started;
+    const ping = await runIn(src, ['ping', '-c', '3', '-i', '0.2', dst]);
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.equal(await p.exit, 0, p.err());
+    assert.ok(p.out().split('\n').filter((l) => l.includes('"rtt"')).length >= 3, p.out().slice(-300));
+    const [c2, a2] = argv(null);
+    const no = spawnSync(c2, [...a2], { encoding: 'utf8' });
+    assert.equal(no.status, 1, no.stderr);
+    assert.equal(no.stderr.trim().split('\n').length, 1, no.stderr);
+    assert.match(no.stderr, /^pathlens: packet socket refused \(EPERM\): capturing needs CAP_NET_RAW/);
+  });
+});
