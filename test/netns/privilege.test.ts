@@ -80,23 +80,23 @@ test('--user nobody: trace, monitor, pping and ktrace run as uid 65534 with only
       [['-I'], ['CAP_NET_RAW']],
       [['-T', '--raw', '-p', '9'], ['CAP_NET_RAW']],
     ] as [string[], CapName[]][]) {
-      const r = await watch(src, ['trace', '-n', '--user', 'nobody', '-c', '3', '--interval', '0.2', '--jsonl', ...args, dst], '"type":"hop"');
+      const r = await watch(src, ['trace', '-n', '--user', 'nobody', '-c', '3', '--interval', '0.4', '--jsonl', ...args, dst], '"type":"hop"');
       assert.equal(r.code, 0, r.err);
       assertDropped(r.st, keep, `trace ${args.join(' ')}`);
       const rounds = r.out.split('\n').filter((l) => l.includes('"type":"round"'));
       assert.equal(rounds.length, 3, r.out.slice(-400));
       assert.ok(rounds.every((l) => JSON.parse(l).reached === true), rounds.join('\n'));
     }
-    const viaNetns = await watch(null, ['trace', '-n', '--user', 'nobody', '--netns', src, '-c', '2', '--interval', '0.2', '--jsonl', dst], '"type":"hop"');
+    const viaNetns = await watch(null, ['trace', '-n', '--user', 'nobody', '--netns', src, '-c', '3', '--interval', '0.4', '--jsonl', dst], '"type":"hop"');
     assert.equal(viaNetns.code, 0, viaNetns.err);
     assertDropped(viaNetns.st, ['CAP_SYS_ADMIN'], 'trace --netns');
 
     // Under sudo: sudo's user, with no option; --user root stays root.
     const sudo = { SUDO_UID: '65534', SUDO_GID: '65534', SUDO_USER: 'nobody' };
-    const bySudo = await watch(src, ['trace', '-n', '-c', '2', '--interval', '0.2', '--jsonl', dst], '"type":"hop"', sudo);
+    const bySudo = await watch(src, ['trace', '-n', '-c', '3', '--interval', '0.4', '--jsonl', dst], '"type":"hop"', sudo);
     assert.equal(bySudo.code, 0, bySudo.err);
     assertDropped(bySudo.st, [], 'trace under sudo');
-    const stay = await watch(src, ['trace', '-n', '--user', 'root', '-c', '2', '--interval', '0.2', '--jsonl', dst], '"type":"hop"', sudo);
+    const stay = await watch(src, ['trace', '-n', '--user', 'root', '-c', '3', '--interval', '0.4', '--jsonl', dst], '"type":"hop"', sudo);
     assert.equal(stay.code, 0, stay.err);
     assert.deepEqual(stay.st.uid, [0, 0, 0, 0], '--user root');
 
