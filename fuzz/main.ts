@@ -14,7 +14,7 @@
  *
  * The numbers printed per target: executions and their rate, coverage (instrumented counters
  * ever reached, of those loaded; how many more than the seeds reached), the corpus (seeds, then
- * inputs kept), the slowest single execution, and the thread's heap at the first and last report.
+ * inputs kept), the slowest single execution, and the thread's live heap (after a full collection) at the first and last report, and its largest.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -6,7 +6,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Coverage, Mutator, Rng, accepted, digest, signature } from './engine.js';
 import { TARGETS } from './targets.js';
@@ -28,6 +29,9 @@ export type WorkerMessage =
   | { kind: 'finding'; signature: string; input: Uint8Array; stack: string };
 
 const job = workerData as WorkerJob;
+// The heap is reported after a full collection (once a second): the live heap, not V8's sawtooth.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 const port = parentPort!;
 
 async function main(): Promise<void> {
@@ -83,7 +87,11 @@ async function main(): Promise<void> {
 
   if (job.saveDir) mkdirSync(job.saveDir, { recursive: true });
   const start = performance.now();
-  const stats = (done: boolean): WorkerMessage => ({ kind: 'stats', execs, corpus: corpus.length, reached: cov.reached, total: cov.total, seedReached, heapUsed: getHeapStatistics().used_heap_size, slowestMs, seeds, done, elapsedMs: performance.now() - start });
+  const liveHeap = () => {
+    gc();
+    return getHeapStatistics().used_heap_size;
+  };
+  const stats = (done: boolean): WorkerMessage => ({ kind: 'stats', execs, corpus: corpus.length, reached: cov.reached, total: cov.total, seedReached, heapUsed: liveHeap(), slowestMs, seeds, done, elapsedMs: performance.now() - start });
   let nextReport = start + 1000;
   const deadline = start + job.seconds * 1000;
   const budget = execs + job.execs;
