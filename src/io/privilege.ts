@@ -13,8 +13,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { native } from '../native/index.js';
-import { CAPS, type CapName, effectiveCaps, listCaps } from './caps.js';
-import { PathlensError } from './errors.js';
+import { CAPS, type CapName, effectiveCaps, listCaps } from '../core/caps.js';
+import { PathlensError } from '../core/errors.js';
 
 const PR_CAPBSET_DROP = 24;
 const PR_SET_KEEPCAPS = 8;
