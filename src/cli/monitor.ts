@@ -2,8 +2,6 @@
  * `pathlens monitor`: the health of many paths. Targets on the command line and/or in a YAML/JSON
  * file (-c), one method ladder, statistics per window, health states, Prometheus metrics.
  */
-import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
-import { USER_HELP, becomeUser } from './run-as.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
@@ -25,6 +23,8 @@ import { MonitorLiveView } from '../render/monitor-live.js';
 import { floatArg, intArg } from './args.js';
 import { untilDone } from './lifecycle.js';
 import { eventOutputs } from './outputs.js';
+import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
+import { USER_HELP, becomeUser } from './run-as.js';
 
 interface MonitorOpts {
   prometheusRate: number;

@@ -2,9 +2,6 @@
  * `pathlens pping`: passive per-flow RTT, live on an interface or offline from a capture file.
  * The output formats are consumers of the pathlens.pping/1 event stream.
  */
-import type { CapName } from '../core/caps.js';
-import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
-import { USER_HELP, becomeUser } from './run-as.js';
 import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import type { PpingEvent } from '../pping/events.js';
@@ -24,6 +21,9 @@ import { Aggregator } from '../pping/aggregate.js';
 import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
 import { IntervalView } from '../render/pping-aggregate.js';
 import { floatArg, intArg } from './args.js';
+import type { CapName } from '../core/caps.js';
+import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
+import { USER_HELP, becomeUser } from './run-as.js';
 
 interface PpingOpts {
   prometheusRate: number;
