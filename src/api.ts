@@ -26,6 +26,7 @@ import { type TraceHandle, startTrace } from './trace/run.js';
 import type { MonitorDoneEvent, MonitorEvent } from './monitor/events.js';
 import { MONITOR_DEFAULTS, type MonitorRequest, type MonitorTarget, type TargetSettings } from './monitor/request.js';
 import { type MonitorHandle, startMonitor } from './monitor/run.js';
+import { openTracePath } from './trace/path-source.js';
 import { TraceNames } from './trace/names.js';
 import { ReverseResolver } from './resolve/reverse.js';
 
@@ -136,7 +137,7 @@ export interface MonitorOptions extends Partial<Omit<MonitorRequest, 'targets'>>
  */
 export function monitor(targets: MonitorTargetOption[], options: MonitorOptions = {}): Run<MonitorEvent, MonitorDoneEvent> {
   const stream = new EventStream<MonitorEvent>();
-  const { windowMs, timeoutMs, durationMs, samples, onChange, onRtt, confirm, resolveEveryMs, resolve, ...defaults } = options;
+  const { windowMs, timeoutMs, durationMs, samples, onChange, onRtt, confirm, resolveEveryMs, resolve, openPath, pathDamping, pathInflight, ...defaults } = options;
   let handle: MonitorHandle | null = null;
   let stopped = false;
   const done = (async () => {
@@ -159,7 +160,7 @@ export function monitor(targets: MonitorTargetOption[], options: MonitorOptions 
         address,
       });
     }
-    const h = await startMonitor({ targets: resolved, windowMs: windowMs ?? MONITOR_DEFAULTS.windowMs, timeoutMs: timeoutMs ?? MONITOR_DEFAULTS.timeoutMs, durationMs: durationMs ?? 0, samples: samples ?? false, onChange, onRtt, confirm, resolveEveryMs, resolve }, stream);
+    const h = await startMonitor({ targets: resolved, windowMs: windowMs ?? MONITOR_DEFAULTS.windowMs, timeoutMs: timeoutMs ?? MONITOR_DEFAULTS.timeoutMs, durationMs: durationMs ?? 0, samples: samples ?? false, onChange, onRtt, confirm, resolveEveryMs, resolve, openPath: openPath ?? openTracePath, pathDamping, pathInflight }, stream);
     handle = h;
     if (stopped) h.stop();
     const d = await h.done;

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { PathlensError } from '../core/errors.js';
-import { type LabState, labDown, labDownAll, labList, labUp, nodeNamespace, requireRoot } from '../lab/lab.js';
+import { type LabState, labDown, labDownAll, labLink, labList, labUp, nodeNamespace, requireRoot } from '../lab/lab.js';
 import { PRESETS, type PresetParams } from '../lab/presets.js';
 import { readSpecFile } from '../lab/spec.js';
 import { floatArg, intArg } from './args.js';
@@ -166,6 +166,18 @@ export function labCommand(): Command {
       // With pass-through options commander hands the `--` separator on as an operand.
       process.exitCode = await runIn(ns, cmd[0] === '--' ? cmd.slice(1) : cmd);
     });
+  const link = new Command('link')
+    .description('take the link between two nodes down, or bring it back up with its addresses, neighbours and routes')
+    .argument('<a>', 'one node')
+    .argument('<b>', 'the other')
+    .argument('<state>', 'down or up')
+    .option('--lab <name>', 'lab name (default: the only lab)')
+    .action((a: string, b: string, state: string, o: { lab?: string }) => {
+      requireRoot('pathlens lab link');
+      if (state !== 'down' && state !== 'up') throw new PathlensError('ERR_USAGE', `lab link: the state must be down or up, not '${state}'`);
+      const { state: st } = nodeNamespace(a, o.lab);
+      labLink(st, a, b, state);
+    });
   const demo = new Command('demo')
     .description('bring up the demo chain (9 routers, 5 ms per link, r3 and r6 silent), trace it over IPv4 and IPv6, tear it down')
     .option('--keep', 'leave the lab up afterwards')
@@ -190,7 +202,7 @@ export function labCommand(): Command {
       if (o.keep) process.stdout.write(`lab '${st.name}' left up: 'pathlens lab down ${st.name}' removes it\n`);
       process.exitCode = code;
     });
-  for (const c of [up, down, ls, show, addr, exec, demo]) lab.addCommand(c);
+  for (const c of [up, down, ls, show, addr, exec, link, demo]) lab.addCommand(c);
   return lab;
 }
 

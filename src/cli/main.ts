@@ -15,6 +15,8 @@ const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   pping: async () => (await import('./pping.js')).ppingCommand(),
   ktrace: async () => (await import('./ktrace.js')).ktraceCommand(),
   monitor: async () => (await import('./monitor.js')).monitorCommand(),
+  report: async () => (await import('./report.js')).reportCommand(),
+  diff: async () => (await import('./report.js')).diffCommand(),
 };
 
 /** Every command, nested ones too, reports argument errors as `pathlens: ...` and exits 2 (not commander's exit 1). */

@@ -9,7 +9,8 @@ import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import { Tee, type Sink } from '../core/sink.js';
 import type { MonitorMetrics } from '../export/monitor-prometheus.js';
-import { parseListen } from '../export/listen.js';
+import { HOP_SERIES_DEFAULT, parseListen } from '../export/listen.js';
+import { HOPS_DEFAULTS, PATH_DEFAULTS } from '../monitor/paths.js';
 import { readWebConfig } from '../export/web-config.js';
 import { parseIp } from '../packet/addr.js';
 import { type Defaults, eachTargetInFile, specOf } from '../monitor/config.js';
@@ -54,6 +55,15 @@ interface MonitorOpts {
   iface?: string;
   mark?: number;
   source?: string;
+  hops?: boolean;
+  hopsInterval?: number;
+  hopsMaxTtl: number;
+  hopsQueries: number;
+  hopsMethod?: 'icmp' | 'udp' | 'tcp';
+  hopsEcmp: number;
+  pathDamping: number;
+  pathInflight: number;
+  maxHopSeries: number;
   lossDegraded: number;
   lossDown: number;
   rttDegraded: number;
@@ -146,6 +156,15 @@ export function monitorCommand(): Command {
     .option('--prometheus <addr:port>', 'serve /metrics (probe_success, probe_duration_seconds, loss, jitter, state, RTT histogram) and /probe?target=T (blackbox_exporter\'s multi-target pattern, over this agent\'s own targets)')
     .option('--prometheus-rate <n>', 'requests a second one client address may make to --prometheus (twice that at once after a quiet spell; 0: no bound); beyond, 429', floatArg(0, 1e6), LIMIT_DEFAULTS.ratePerSec)
     .option('--web.config.file <file>', 'TLS and basic auth for --prometheus: a web configuration file in the format Prometheus\' exporters share (tls_server_config, basic_auth_users, http_server_config.headers)')
+    .option('--hops', 'trace every target\'s path too (mtr as a monitor): per-hop loss, RTT and jitter per window, the loss verdict per hop, path events when the path changes')
+    .option('--hops-interval <seconds>', '--hops: from one round to the next (default: the target\'s --interval)', floatArg(0.1, 86400))
+    .option('--hops-max-ttl <ttl>', '--hops: the largest TTL', intArg(1, 255), HOPS_DEFAULTS.maxTtl)
+    .option('--hops-queries <n>', '--hops: probes per hop and round', intArg(1, 10), HOPS_DEFAULTS.queries)
+    .addOption(new Option('--hops-method <method>', '--hops: the path\'s probes (default: the target\'s method; ICMP for auto, as mtr)').choices(['icmp', 'udp', 'tcp']))
+    .option('--hops-ecmp <flows>', '--hops: flow identities per hop, each ECMP branch with its own figures (UDP, ICMP)', intArg(1, 64), HOPS_DEFAULTS.flows)
+    .option('--path-damping <rounds>', 'a path change must hold this many rounds in a row before it is one', intArg(1, 100), PATH_DEFAULTS.damping)
+    .option('--path-inflight <n>', 'probes in flight at most over all traced paths', intArg(1, 65536), PATH_DEFAULTS.inflight)
+    .option('--max-hop-series <n>', '--prometheus: per-hop series at most (beyond, counted in pathlens_hop_series_dropped_total)', intArg(0, 10_000_000), HOP_SERIES_DEFAULT)
     .option('--samples', 'one sample event per probe outcome')
     .option('--rcvbuf <bytes>', 'receive buffer of the probe sockets (past net.core.rmem_max only with CAP_NET_ADMIN); answers it cannot hold are counted in the prober event as rx_dropped', intArg(2048, 1 << 30), MONITOR_DEFAULTS.rcvbuf)
     .option('--jsonl', 'write pathlens.monitor/1 events to stdout')
@@ -166,7 +185,10 @@ export function monitorCommand(): Command {
         thresholds: { lossDegraded: o.lossDegraded, lossDown: o.lossDown, rttDegradedMs: o.rttDegraded, jitterDegradedMs: o.jitterDegraded, rise: o.rise, fall: o.fall },
         placement: { netns: o.netns, iface: o.iface, mark: o.mark },
         ...(o.source ? { source: o.source } : {}),
+        hops: o.hops ? { ...HOPS_DEFAULTS, intervalMs: o.hopsInterval ? Math.round(o.hopsInterval * 1000) : 0, maxTtl: o.hopsMaxTtl, queries: o.hopsQueries, flows: o.hopsEcmp, ...(o.hopsMethod ? { method: o.hopsMethod } : {}) } : null,
       };
+      const hopsOpts = o.hopsInterval !== undefined || o.hopsMethod !== undefined;
+      if (hopsOpts && !o.hops && !o.config) throw new Error('usage: --hops-interval and --hops-method apply to --hops: give --hops too');
       if (o.source && !isIP(o.source)) throw new Error(`usage: --source ${o.source}: not an IP address`);
       if (targets.length === 0 && !o.config) throw new Error('usage: no targets: give addresses or names, or -c FILE');
       const resolved = await targetTable(targets, base, o.config, o.ipv4 ? 4 : o.ipv6 ? 6 : undefined);
@@ -182,7 +204,7 @@ export function monitorCommand(): Command {
         const { host, port } = parseListen(o.prometheus);
         // prom-client is loaded only when metrics are served.
         const { MonitorMetrics } = await import('../export/monitor-prometheus.js');
-        metrics = new MonitorMetrics();
+        metrics = new MonitorMetrics({ maxHopSeries: o.maxHopSeries });
         server = await metrics.listen(host, port, web, limitsOf(o.prometheusRate));
         sinks.push(metrics);
       }
@@ -204,6 +226,10 @@ export function monitorCommand(): Command {
               confirm: o.confirm,
               resolveEveryMs: Math.round(o.resolveEvery * 1000),
               rcvbuf: o.rcvbuf,
+              pathDamping: o.pathDamping,
+              pathInflight: o.pathInflight,
+              // trace's continuous mode traces the paths, loaded only when a target has hops.
+              ...(resolved.profiles.some((p) => p.hops) ? { openPath: (await import('../trace/path-source.js')).openTracePath } : {}),
               onRtt: metrics ? (target, method, path, rtt) => metrics!.rtt.observe({ target, method, path: path ?? '' }, rtt / 1000) : undefined,
             },
             tee,

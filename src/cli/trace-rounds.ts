@@ -57,7 +57,8 @@ class Collector implements Sink<TraceEvent> {
   event(e: TraceEvent): void {
     if (e.type === 'start' && !this.start) {
       this.start = e;
-      this.startedAt = Date.now() - e.t_ms;
+      // The start event's own time, as `pathlens report` reads it from a recording.
+      this.startedAt = Date.parse(e.time) || Date.now() - e.t_ms;
     } else if (e.type === 'name') this.names.set(e.addr, e.name);
   }
 }

@@ -11,3 +11,6 @@ export function parseListen(text: string): { host: string; port: number } {
   if (!m || port < 1 || port > 65535) throw new PathlensError('ERR_USAGE', `--prometheus ${text}: expected ADDR:PORT, [IPv6]:PORT or :PORT (port 1-65535)`);
   return { host: m[1] ?? (m[2] || '::'), port };
 }
+
+/** Per-hop series a monitor's /metrics keeps at most by default (--max-hop-series). */
+export const HOP_SERIES_DEFAULT = 100_000;

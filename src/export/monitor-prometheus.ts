@@ -16,17 +16,30 @@
  * `module`, a method) is refused with 404 and a reason, and counted
  * (pathlens_monitor_probe_refused_total{reason}). So the endpoint is not a relay that makes the
  * agent probe what a client asks.
+ *
+ * Paths (targets with `hops`), from each window's `path-hops` and each `path` event, with labels
+ * target, path, hop (the TTL) and addr (the hop's main responder in that window): one series per
+ * hop, replaced when the hop's address changes and removed when the hop is gone, so the label
+ * set is bounded by the paths' lengths; past `maxHopSeries`, new series are counted in
+ * pathlens_hop_series_dropped_total instead:
+ *   pathlens_hop_loss_ratio, pathlens_hop_rtt_seconds{stat="p50|p90|mean"}, pathlens_hop_jitter_seconds
+ *   (mtr's Javg), pathlens_hop_loss_verdict{verdict} (1 for the hop's verdict: path/verdict.ts),
+ *   pathlens_path_changes_total, pathlens_path_hops, pathlens_path_reached,
+ *   pathlens_path_last_change_timestamp_seconds.
  */
 import type { Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Sink } from '../core/sink.js';
-import type { MonitorEvent, StatsEvent } from '../monitor/events.js';
+import type { MonitorEvent, PathEvent, PathHopsEvent, StatsEvent } from '../monitor/events.js';
+import { HOP_SERIES_DEFAULT } from './listen.js';
 import { RTT_BOUNDS_MS } from '../monitor/window.js';
 import { type RouteAnswer, serveMetrics } from './prometheus.js';
 import type { WebConfig } from './web-config.js';
 import { LIMIT_DEFAULTS, type LimitOptions } from './limits.js';
 
 type L = 'target' | 'method' | 'path';
+type H = 'target' | 'path' | 'hop' | 'addr';
+const VERDICTS = ['none', 'rate-limited', 'onward', 'unknown'] as const;
 
 export class MonitorMetrics implements Sink<MonitorEvent> {
   readonly registry = new Registry();
@@ -49,9 +62,33 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
   private readonly last = new Map<string, Map<string, { e: StatsEvent; at: number }>>();
   /** The method each target's series are under now (a switch removes the old ones). */
   private readonly current = new Map<string, string>();
+  private readonly hopLoss: Gauge<H>;
+  private readonly hopRtt: Gauge<H | 'stat'>;
+  private readonly hopJitter: Gauge<H>;
+  private readonly hopVerdict: Gauge<H | 'verdict'>;
+  private readonly hopDropped: Counter;
+  private readonly pathChanges: Counter<'target' | 'path'>;
+  private readonly pathHops: Gauge<'target' | 'path'>;
+  private readonly pathReached: Gauge<'target' | 'path'>;
+  private readonly pathChanged: Gauge<'target' | 'path'>;
+  /** Per path (target, path): its hops' series labels by TTL. */
+  private readonly hopSeries = new Map<string, Map<number, Record<H, string>>>();
+  private hopSeriesCount = 0;
+  private readonly maxHopSeries: number;
 
-  constructor() {
+  constructor(opts: { maxHopSeries?: number } = {}) {
+    this.maxHopSeries = opts.maxHopSeries ?? HOP_SERIES_DEFAULT;
     const registers = [this.registry];
+    const hl = ['target', 'path', 'hop', 'addr'] as const;
+    this.hopLoss = new Gauge({ name: 'pathlens_hop_loss_ratio', help: 'A traced path\'s hop: probes to it without an answer in the last window (0..1). See pathlens_hop_loss_verdict for what the loss means.', labelNames: hl, registers });
+    this.hopRtt = new Gauge({ name: 'pathlens_hop_rtt_seconds', help: 'A traced path\'s hop: round-trip time in the last window, stat p50 (median), p90 and mean.', labelNames: [...hl, 'stat'], registers });
+    this.hopJitter = new Gauge({ name: 'pathlens_hop_jitter_seconds', help: 'A traced path\'s hop: mean difference of consecutive RTTs in the last window (mtr\'s Javg).', labelNames: hl, registers });
+    this.hopVerdict = new Gauge({ name: 'pathlens_hop_loss_verdict', help: 'What a hop\'s loss means (1 for its verdict): none, rate-limited (later hops answer more: the hop\'s own replies are limited), onward (real loss from here on), unknown.', labelNames: [...hl, 'verdict'], registers });
+    this.hopDropped = new Counter({ name: 'pathlens_hop_series_dropped_total', help: 'Per-hop series not made because --max-hop-series was reached.', registers });
+    this.pathChanges = new Counter({ name: 'pathlens_path_changes_total', help: 'Path changes of a traced target (each held for the damping rounds).', labelNames: ['target', 'path'], registers });
+    this.pathHops = new Gauge({ name: 'pathlens_path_hops', help: 'Hops of a traced target\'s current path (up to the last that answered).', labelNames: ['target', 'path'], registers });
+    this.pathReached = new Gauge({ name: 'pathlens_path_reached', help: 'Whether a traced target\'s current path reaches it (1) or ends before (0).', labelNames: ['target', 'path'], registers });
+    this.pathChanged = new Gauge({ name: 'pathlens_path_last_change_timestamp_seconds', help: 'When a traced target\'s path was last set (first seen or changed), Unix time.', labelNames: ['target', 'path'], registers });
     this.success = new Gauge({ name: 'probe_success', help: 'Whether the last window got an answer (1) or not (0).', labelNames: ['target', 'method', 'path'], registers });
     this.duration = new Gauge({ name: 'probe_duration_seconds', help: "The last window's mean round-trip time.", labelNames: ['target', 'method', 'path'], registers });
     this.loss = new Gauge({ name: 'pathlens_monitor_loss_ratio', help: 'Probes without an answer in the last window (0..1).', labelNames: ['target', 'method', 'path'], registers });
@@ -69,6 +106,8 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
   }
 
   event(e: MonitorEvent): void {
+    if (e.type === 'path-hops') return this.onPathHops(e);
+    if (e.type === 'path') return this.onPath(e);
     if (e.type === 'prober') {
       for (const [kind, v] of [['asked', e.asked], ['sent', e.sent], ['skipped', e.skipped], ['send_refused', e.send_refused], ['rx_dropped', e.rx_dropped]] as const) this.proberCounts.inc({ kind }, v);
       this.proberRate.set({ kind: 'asked' }, e.asked_per_s);
@@ -109,6 +148,65 @@ export class MonitorMetrics implements Sink<MonitorEvent> {
     if (e.jitter_ms !== null) this.jitter.set(l, e.jitter_ms / 1000);
     this.score.set(l, e.score);
     for (const s of ['up', 'degraded', 'down']) this.state.set({ ...l, state: s }, e.state === s ? 1 : 0);
+  }
+
+  private onPath(e: PathEvent): void {
+    const l = { target: e.target, path: e.path ?? '' };
+    this.pathChanges.inc(l, e.change === 'changed' ? 1 : 0);
+    let last = -1;
+    for (const h of e.to) if (h.addrs.length) last = h.ttl;
+    this.pathHops.set(l, Math.max(0, last));
+    this.pathReached.set(l, e.reached ? 1 : 0);
+    this.pathChanged.set(l, Date.now() / 1000);
+  }
+
+  private removeHop(s: Record<H, string>): void {
+    this.hopLoss.remove(s);
+    this.hopJitter.remove(s);
+    for (const stat of ['p50', 'p90', 'mean']) this.hopRtt.remove({ ...s, stat });
+    for (const verdict of VERDICTS) this.hopVerdict.remove({ ...s, verdict });
+    this.hopSeriesCount--;
+  }
+
+  private onPathHops(e: PathHopsEvent): void {
+    const key = `${e.target}\u0000${e.path ?? ''}`;
+    let series = this.hopSeries.get(key);
+    if (!series) this.hopSeries.set(key, (series = new Map()));
+    const seen = new Set<number>();
+    for (const h of e.hops) {
+      seen.add(h.ttl);
+      const s: Record<H, string> = { target: e.target, path: e.path ?? '', hop: String(h.ttl), addr: h.responders[0]?.addr ?? '' };
+      const before = series.get(h.ttl);
+      if (before && before.addr !== s.addr) {
+        this.removeHop(before);
+        series.delete(h.ttl);
+      }
+      if (!series.has(h.ttl)) {
+        if (this.hopSeriesCount >= this.maxHopSeries) {
+          this.hopDropped.inc();
+          continue;
+        }
+        series.set(h.ttl, s);
+        this.hopSeriesCount++;
+      }
+      this.hopLoss.set(s, h.loss / 100);
+      if (h.median_ms != null) this.hopRtt.set({ ...s, stat: 'p50' }, h.median_ms / 1000);
+      if (h.p90_ms != null) this.hopRtt.set({ ...s, stat: 'p90' }, h.p90_ms / 1000);
+      if (h.mean_ms !== null) this.hopRtt.set({ ...s, stat: 'mean' }, h.mean_ms / 1000);
+      if (h.jitter_mean_ms !== null) this.hopJitter.set(s, h.jitter_mean_ms / 1000);
+      for (const verdict of VERDICTS) {
+        if (verdict === (h.loss_verdict ?? 'unknown')) this.hopVerdict.set({ ...s, verdict }, 1);
+        else this.hopVerdict.remove({ ...s, verdict });
+      }
+    }
+    // A window with rounds in it says which hops the path has: the others' series go.
+    if (e.rounds > 0) {
+      for (const [ttl, s] of series) {
+        if (seen.has(ttl)) continue;
+        this.removeHop(s);
+        series.delete(ttl);
+      }
+    }
   }
 
   /** GET /probe: blackbox_exporter's multi-target pattern over this agent's own windows (see the top). */

@@ -8,12 +8,15 @@
  *   targets:
  *     - 192.0.2.1                                # an address or a name, with the defaults
  *     - {target: example.net, method: tcp, tcp_port: 443, path: uplink-a, iface: wan0, source: 198.51.100.2, labels: {site: par}}
+ *     - {target: 203.0.113.9, hops: true}        # its path too: per-hop figures, path changes
+ *     - {target: 203.0.113.7, hops: {interval: 10, max_ttl: 20, queries: 3, method: udp, ecmp: 4}}
  */
 import { readConfigText } from '../io/config-file.js';
 import { isIP } from 'node:net';
 import { PathlensError } from '../core/errors.js';
 import { type Thresholds } from './health.js';
 import type { MethodChoice, TargetSettings } from './request.js';
+import { HOPS_DEFAULTS, type HopsSettings } from './paths.js';
 
 export interface TargetSpec extends TargetSettings {
   target: string;
@@ -127,7 +130,7 @@ type Fail = (path: (string | number)[], what: string) => never;
 function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail, isTarget: boolean): Defaults | TargetSpec {
   if (!v || typeof v !== 'object' || Array.isArray(v)) fail(at, isTarget ? 'must be an address, a name or a mapping with `target`' : 'must be a mapping');
   const o = v as Record<string, unknown>;
-  const known = ['method', 'interval', 'port', 'tcp_port', 'netns', 'iface', 'mark', 'source', 'thresholds', ...(isTarget ? ['target', 'path', 'labels'] : [])];
+  const known = ['method', 'interval', 'port', 'tcp_port', 'netns', 'iface', 'mark', 'source', 'thresholds', 'hops', ...(isTarget ? ['target', 'path', 'labels'] : [])];
   for (const k of Object.keys(o)) if (!known.includes(k)) fail([...at, k], `is not a known field (${known.join(', ')})`);
   const out: TargetSpec = { ...base, thresholds: { ...base.thresholds }, placement: { ...base.placement }, target: '', path: null, labels: {} };
   if (isTarget) {
@@ -171,6 +174,7 @@ function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail,
     if (typeof o[k] !== 'string' || !(o[k] as string)) fail([...at, k], 'must be a name');
     out.placement[k] = o[k] as string;
   }
+  if (o.hops !== undefined) out.hops = hopsOf(o.hops, [...at, 'hops'], base.hops ?? null, fail);
   if (o.thresholds !== undefined) {
     const t = o.thresholds as Record<string, unknown>;
     if (!t || typeof t !== 'object' || Array.isArray(t)) fail([...at, 'thresholds'], 'must be a mapping');
@@ -193,15 +197,44 @@ function fields(v: unknown, at: (string | number)[], base: Defaults, fail: Fail,
   return isTarget ? out : defaultsOf(out);
 }
 
+/** `hops: true | false | {interval, max_ttl, queries, method, ecmp, port}` over the defaults' hops. */
+function hopsOf(v: unknown, at: (string | number)[], base: HopsSettings | null, fail: Fail): HopsSettings | null {
+  if (v === false || v === null) return null;
+  if (v === true) return base ?? HOPS_DEFAULTS;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) fail(at, 'must be true, false or a mapping (interval, max_ttl, queries, method, ecmp, port)');
+  const o = v as Record<string, unknown>;
+  const known = ['interval', 'max_ttl', 'queries', 'method', 'ecmp', 'port'];
+  for (const k of Object.keys(o)) if (!known.includes(k)) fail([...at, k], `is not a known field (${known.join(', ')})`);
+  const out: HopsSettings = { ...(base ?? HOPS_DEFAULTS) };
+  const int = (k: string, lo: number, hi: number): number | undefined => {
+    if (o[k] === undefined) return undefined;
+    if (typeof o[k] !== 'number' || !Number.isInteger(o[k]) || (o[k] as number) < lo || (o[k] as number) > hi) fail([...at, k], `must be a whole number from ${lo} to ${hi}`);
+    return o[k] as number;
+  };
+  if (o.interval !== undefined) {
+    if (typeof o.interval !== 'number' || !(o.interval >= 0.1 && o.interval <= 86400)) fail([...at, 'interval'], 'must be a number of seconds from 0.1 to 86400');
+    out.intervalMs = Math.round((o.interval as number) * 1000);
+  }
+  out.maxTtl = int('max_ttl', 1, 255) ?? out.maxTtl;
+  out.queries = int('queries', 1, 10) ?? out.queries;
+  out.flows = int('ecmp', 1, 64) ?? out.flows;
+  out.port = int('port', 1, 65535) ?? out.port;
+  if (o.method !== undefined) {
+    if (!['icmp', 'udp', 'tcp'].includes(o.method as string)) fail([...at, 'method'], 'must be icmp, udp or tcp');
+    out.method = o.method as HopsSettings['method'];
+  }
+  return out;
+}
+
 /** No labels: one object for every target without (nothing writes to a spec's labels). */
 const NO_LABELS: Record<string, string> = Object.freeze({});
 
 /** A target given as a bare address or name, with the defaults; written out (ten thousand of these, and no spread). */
 export function specOf(d: Defaults, target: string): TargetSpec {
-  return { method: d.method, udpPort: d.udpPort, tcpPort: d.tcpPort, intervalMs: d.intervalMs, thresholds: d.thresholds, placement: d.placement, source: d.source, target, path: null, labels: NO_LABELS };
+  return { method: d.method, udpPort: d.udpPort, tcpPort: d.tcpPort, intervalMs: d.intervalMs, thresholds: d.thresholds, placement: d.placement, source: d.source, target, path: null, labels: NO_LABELS, hops: d.hops ?? null };
 }
 
 /** The defaults part of a spec, written out: objects made by rest destructuring can come out in V8's slow dictionary mode, and every target is made from these. */
 function defaultsOf(o: TargetSpec): Defaults {
-  return { method: o.method, udpPort: o.udpPort, tcpPort: o.tcpPort, intervalMs: o.intervalMs, thresholds: o.thresholds, placement: o.placement, source: o.source };
+  return { method: o.method, udpPort: o.udpPort, tcpPort: o.tcpPort, intervalMs: o.intervalMs, thresholds: o.thresholds, placement: o.placement, source: o.source, hops: o.hops ?? null };
 }

@@ -6,6 +6,7 @@
 import type { Health } from './health.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import type { WindowFigures } from './window.js';
+import type { HopStats } from '../path/stats.js';
 
 import { MONITOR_SCHEMA } from '../core/schemas.js';
 
@@ -120,6 +121,52 @@ export interface ProberEvent extends Base {
   behind?: string[];
 }
 
+/** The addresses answering at one TTL of a watched path. */
+export interface PathHop {
+  ttl: number;
+  addrs: string[];
+}
+
+/**
+ * A target with `hops`: its path as first seen (`initial`), or a change (`changed`: seen in
+ * `damping` rounds in a row), with the hop lists before and after and the TTLs that changed.
+ */
+export interface PathEvent extends Base, Of {
+  type: 'path';
+  change: 'initial' | 'changed';
+  /** The round (of this path's tracer) that settled it. */
+  round: number;
+  from: PathHop[] | null;
+  to: PathHop[];
+  /** Whether the target answered at the end of the new path. */
+  reached: boolean;
+  changed_ttls: number[];
+  /** Changes so far for this target (the metric's count). */
+  changes: number;
+}
+
+/**
+ * A target with `hops`, one window: the rounds traced in it and each hop's figures over them
+ * (mtr's, with the median and 90th percentile, the responders, the ECMP branches and the loss
+ * verdict with its evidence).
+ */
+export interface PathHopsEvent extends Base, Of {
+  type: 'path-hops';
+  /** The window's number, from 1 (pathlens report FILE@FROM-TO selects by it). */
+  window: number;
+  window_start_ms: number;
+  window_ms: number;
+  method: ProbeMethod;
+  family: 4 | 6;
+  /** Wall-clock time of the window's end. */
+  time: string;
+  version: string;
+  rounds: number;
+  /** Whether the last round reached the target (null: no round in the window). */
+  reached: boolean | null;
+  hops: HopStats[];
+}
+
 export interface MonitorErrorEvent extends Base {
   type: 'error';
   code: string;
@@ -134,4 +181,4 @@ export interface MonitorDoneEvent extends Base {
   duration_ms: number;
 }
 
-export type MonitorEvent = MonitorStartEvent | MethodEvent | AddressEvent | StatsEvent | StateEvent | SampleEvent | ProberEvent | MonitorErrorEvent | MonitorDoneEvent;
+export type MonitorEvent = MonitorStartEvent | MethodEvent | AddressEvent | StatsEvent | StateEvent | SampleEvent | ProberEvent | PathEvent | PathHopsEvent | MonitorErrorEvent | MonitorDoneEvent;

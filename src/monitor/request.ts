@@ -10,6 +10,8 @@ import type { ProbeMethod } from '../probe/transport.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './health.js';
 import type { Prober, ProberHooks, ProberOptions } from './prober.js';
 import { TargetTable } from './table.js';
+import type { HopsSettings } from './paths.js';
+import type { OpenPathTracer } from '../path/source.js';
 
 export type MethodChoice = ProbeMethod | 'auto';
 
@@ -27,6 +29,8 @@ export interface TargetSettings {
   /** The way out, for events and metrics (e.g. the uplink's name). */
   path: string | null;
   labels: Record<string, string>;
+  /** Trace the target's path too (per-hop figures, path changes); null or absent: endpoint only. */
+  hops?: HopsSettings | null;
 }
 
 export interface MonitorTarget extends TargetSettings {
@@ -62,6 +66,12 @@ export interface MonitorRequest {
   openProber?: OpenProber;
   /** Receive buffer of the probe sockets, bytes (MONITOR_DEFAULTS.rcvbuf). */
   rcvbuf?: number;
+  /** How targets with `hops` are traced (trace's continuous mode: the command line and the library pass it). */
+  openPath?: OpenPathTracer;
+  /** Rounds in a row a path change must hold before it is one (PATH_DEFAULTS.damping). */
+  pathDamping?: number;
+  /** Probes in flight at most over all paths (PATH_DEFAULTS.inflight). */
+  pathInflight?: number;
 }
 
 export const MONITOR_DEFAULTS = { intervalMs: 1000, windowMs: 10_000, timeoutMs: 1000, udpPort: 33434, tcpPort: 80, thresholds: DEFAULT_THRESHOLDS, rcvbuf: 8 << 20 };
@@ -82,6 +92,10 @@ export function validateMonitor(req: MonitorRequest): void {
   if (req.targets.length === 0) throw new PathlensError('ERR_USAGE', 'no targets: give addresses or names, or a config file with -c');
   if (!(req.timeoutMs > 0 && req.timeoutMs < req.windowMs)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be shorter than the window (${req.windowMs} ms)`);
   if (!(req.timeoutMs <= MAX_TIMEOUT_MS)) throw new PathlensError('ERR_USAGE', `the timeout (${req.timeoutMs} ms) must be at most ${MAX_TIMEOUT_MS} ms`);
+  if (req.pathDamping !== undefined && !(Number.isInteger(req.pathDamping) && req.pathDamping >= 1 && req.pathDamping <= 100)) throw new PathlensError('ERR_USAGE', 'the path damping must be from 1 to 100 rounds');
+  if (req.pathInflight !== undefined && !(Number.isInteger(req.pathInflight) && req.pathInflight >= 1)) throw new PathlensError('ERR_USAGE', 'the paths\' in-flight cap must be at least 1');
+  const profiles = req.targets instanceof TargetTable ? req.targets.profiles : req.targets;
+  if (!req.openPath && profiles.some((p) => p.hops)) throw new PathlensError('ERR_USAGE', 'targets with hops need a path tracer (openPath): the command line and the library pass trace\'s');
   if (req.targets instanceof TargetTable) {
     // Settings are checked once per profile, named by its first target.
     const seen = new Set<number>();
@@ -97,6 +111,13 @@ export function validateMonitor(req: MonitorRequest): void {
 }
 
 function checkTarget(name: string, t: TargetSettings, timeoutMs: number): void {
+  if (t.hops) {
+    const h = t.hops;
+    if (!(h.maxTtl >= 1 && h.maxTtl <= 255)) throw new PathlensError('ERR_USAGE', `${name}: hops max_ttl must be from 1 to 255`);
+    if (!(h.queries >= 1 && h.queries <= 10)) throw new PathlensError('ERR_USAGE', `${name}: hops queries must be from 1 to 10`);
+    if (!(h.flows >= 1 && h.flows <= 64)) throw new PathlensError('ERR_USAGE', `${name}: hops ecmp must be from 1 to 64 flows`);
+    if ((h.intervalMs || t.intervalMs) < 100) throw new PathlensError('ERR_USAGE', `${name}: a path is traced at most every 0.1 s (hops interval)`);
+  }
   if (!(t.intervalMs >= 1)) throw new PathlensError('ERR_USAGE', `${name}: the interval must be at least 1 ms`);
   if (RING_MAX * t.intervalMs < timeoutMs) throw new PathlensError('ERR_USAGE', `${name}: an interval of ${t.intervalMs} ms keeps more than ${RING_MAX} probes waiting for a ${timeoutMs} ms timeout`);
 }

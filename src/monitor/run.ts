@@ -39,6 +39,7 @@ import { TargetTable } from './table.js';
 import { makeTargets, slotOf } from './targets.js';
 import { ScheduleLedger } from './schedule.js';
 import { TimingWheel } from './wheel.js';
+import { PATH_DEFAULTS, PathWatch, type WatchedPath } from './paths.js';
 
 
 /**
@@ -167,6 +168,8 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   resolver.start();
 
   emit({ schema: MONITOR_SCHEMA, type: 'start', t_ms: 0, version: version(), time: new Date(wall0).toISOString(), targets: n, interval_ms: T.intervalMs(0), window_ms: req.windowMs, timeout_ms: req.timeoutMs });
+  const paths = pathWatch();
+  paths?.start();
   for (let i = 0; i < n; i++) {
     if (!chooseMethod(pool, T, i, 0, null, '', note(i))) {
       T.step[i] = -1;
@@ -387,8 +390,34 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     stopReason = 'error';
   }
 
+  /** The targets with `hops`, traced beside their endpoint probes (paths.ts). */
+  function pathWatch(): PathWatch | null {
+    const watched: WatchedPath[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = T.settings(i);
+      const h = s.hops;
+      if (!h) continue;
+      const method = h.method ?? (s.method === 'auto' ? 'icmp' : s.method);
+      watched.push({ target: T.name(i), address: T.addr(i), family: T.familyOf(i), path: s.path, method, port: method === 'udp' ? h.port : method === 'tcp' ? s.tcpPort : 0, placement: s.placement, ...(s.source ? { source: s.source } : {}), intervalMs: h.intervalMs || s.intervalMs, hops: h });
+    }
+    if (watched.length === 0) return null;
+    return new PathWatch(watched, req.openPath!, {
+      windowMs: req.windowMs,
+      timeoutMs: req.timeoutMs,
+      damping: req.pathDamping ?? PATH_DEFAULTS.damping,
+      inflight: req.pathInflight ?? PATH_DEFAULTS.inflight,
+      clock,
+      t0,
+      wall0,
+      emit,
+      // A path that cannot be traced is said, and the rest of the run goes on.
+      onError: (target, e) => emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: (e as { code?: string }).code ?? 'ERR_PATH', message: `${target}: path: ${e.message}` }),
+    });
+  }
+
   function finish(): void {
     if (finished) return;
+    void paths?.stop();
     resolver.stop();
     // A window being closed, then the one the run ended in, as far as it went.
     closer.flush(winOf(sendingStopped ?? now()));

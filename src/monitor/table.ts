@@ -113,16 +113,17 @@ export class TargetTable {
       l.placement === s.placement &&
       l.source === s.source &&
       (l.path ?? null) === (s.path ?? null) &&
-      (l.labels === s.labels || (isEmpty(l.labels) && isEmpty(s.labels)))
+      (l.labels === s.labels || (isEmpty(l.labels) && isEmpty(s.labels))) &&
+      (l.hops ?? null) === (s.hops ?? null)
     )
       return this.lastProfile;
     const p = s.placement;
-    const key = JSON.stringify([s.method, s.udpPort, s.tcpPort, s.intervalMs, s.thresholds, p.netns, p.iface, p.mark, s.source, s.path ?? null, s.labels ?? {}]);
+    const key = JSON.stringify([s.method, s.udpPort, s.tcpPort, s.intervalMs, s.thresholds, p.netns, p.iface, p.mark, s.source, s.path ?? null, s.labels ?? {}, s.hops ?? null]);
     let k = this.byKey.get(key);
     if (k === undefined) {
       k = this.profiles.length;
       // The profile in one shape, whoever built the settings (every read of it is then monomorphic).
-      this.profiles.push({ method: s.method, udpPort: s.udpPort, tcpPort: s.tcpPort, intervalMs: s.intervalMs, thresholds: s.thresholds, placement: s.placement, source: s.source, path: s.path ?? null, labels: s.labels ?? {} });
+      this.profiles.push({ method: s.method, udpPort: s.udpPort, tcpPort: s.tcpPort, intervalMs: s.intervalMs, thresholds: s.thresholds, placement: s.placement, source: s.source, path: s.path ?? null, labels: s.labels ?? {}, hops: s.hops ?? null });
       this.byKey.set(key, k);
     }
     this.last = s;

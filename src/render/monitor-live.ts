@@ -38,6 +38,7 @@ export class MonitorLiveView extends ScreenView implements Sink<MonitorEvent> {
     else if (e.type === 'method' && e.action !== 'chosen') this.note = `${e.target}: method ${e.action}${e.method ? ` ${e.method}` : ''}: ${e.reason}`;
     else if (e.type === 'address') this.note = `${e.target}: now ${e.address} (was ${e.from})`;
     else if (e.type === 'error') this.note = `error: ${e.message}`;
+    else if (e.type === 'path' && e.change === 'changed') this.note = `${e.target}: path changed at hop ${e.changed_ttls.join(', ')}${e.reached ? '' : ' (no longer reaches it)'}`;
     this.schedule();
   }
 

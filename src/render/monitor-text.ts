@@ -100,6 +100,19 @@ export class MonitorTextView implements Sink<MonitorEvent> {
           this.write(`prober behind schedule in the window at ${(e.window_start_ms / 1000).toFixed(0)} s (not the network's doing): ${e.behind!.join('; ')}`);
         }
         break;
+      case 'path': {
+        const list = (hops: { ttl: number; addrs: string[] }[]) => hops.map((h) => (h.addrs.length ? h.addrs.join('|') : '*')).join(' ');
+        if (e.change === 'initial') this.write(`${this.name(e)}: path ${list(e.to)}${e.reached ? '' : ' (does not reach it)'}`);
+        else this.write(`${this.name(e)}: path changed at hop ${e.changed_ttls.join(', ')}: ${list(e.from ?? [])} -> ${list(e.to)}${e.reached ? '' : ' (does not reach it)'}`);
+        break;
+      }
+      case 'path-hops': {
+        // One line per path and window: each hop's address, loss and median; the verdict where loss is not the path's.
+        if (this.many || e.rounds === 0) break;
+        const hop = (h: (typeof e.hops)[number]) => `${h.ttl} ${h.responders[0]?.addr ?? '*'} ${h.loss.toFixed(0)}%${h.loss_verdict === 'rate-limited' ? '(rate-limited)' : h.loss_verdict === 'onward' ? '(real)' : ''} ${h.median_ms != null ? h.median_ms.toFixed(2) : '-'}`;
+        this.write(`${this.name(e)}: hops (${e.rounds} rounds): ${e.hops.map(hop).join(' | ')}`);
+        break;
+      }
       case 'error':
         this.write(`error: ${e.message}`);
         break;

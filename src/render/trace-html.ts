@@ -10,6 +10,7 @@
 import type { Sink } from '../core/sink.js';
 import type { StartEvent, TraceEvent } from '../trace/events.js';
 import type { HopStats } from '../trace/events.js';
+import { verdictLine } from './trace-report.js';
 
 export const MAX_ROUNDS = 2000;
 
@@ -96,7 +97,7 @@ export function reportHtml(x: HtmlInput): string {
     .map((h) => {
       const who = h.responders.length ? h.responders.map((r) => `${esc(host(r.addr))}${h.responders.length > 1 ? ` <small>(${r.count})</small>` : ''}`).join('<br>') : '???';
       const lossCls = h.loss >= 100 ? ' silent' : h.loss > 0 ? ' lossy' : '';
-      return `<tr class="hop${lossCls}" data-ttl="${h.ttl}"><td>${h.ttl}</td><td class="host">${who}</td><td>${h.loss.toFixed(1)}%</td><td>${h.sent}</td><td>${f(h.last_ms)}</td><td>${f(h.mean_ms)}</td><td>${f(h.best_ms)}</td><td>${f(h.worst_ms)}</td><td>${f(h.stdev_ms)}</td><td>${f(h.jitter_mean_ms)}</td><td>${f(h.jitter_max_ms)}</td></tr>`;
+      return `<tr class="hop${lossCls}" data-ttl="${h.ttl}"><td>${h.ttl}</td><td class="host">${who}</td><td>${h.loss.toFixed(1)}%</td><td>${h.sent}</td><td>${f(h.last_ms)}</td><td>${f(h.mean_ms)}</td><td>${f(h.best_ms)}</td><td>${f(h.worst_ms)}</td><td>${f(h.stdev_ms)}</td><td>${f(h.jitter_mean_ms)}</td><td>${f(h.jitter_max_ms)}</td><td class="why">${h.loss_verdict && h.loss_verdict !== 'none' ? esc(verdictLine(h) ?? '') : ''}</td></tr>${(h.branches ?? []).map((b) => `<tr class="branch" data-ttl="${h.ttl}"><td></td><td class="host">&rarr; ${b.addr === null ? 'no answer' : esc(b.addr)} [flows ${b.flows.join(',')}]</td><td>${b.loss.toFixed(1)}%</td><td>${b.sent}</td><td>${f(b.last_ms)}</td><td>${f(b.mean_ms)}</td><td>${f(b.best_ms)}</td><td>${f(b.worst_ms)}</td><td>${f(b.stdev_ms)}</td><td>${f(b.jitter_mean_ms)}</td><td>${f(b.jitter_max_ms)}</td><td></td></tr>`).join('')}`;
     })
     .join('\n');
   const charts = x.hops
@@ -118,7 +119,9 @@ p.meta{color:#555;margin:0 0 1rem;font-size:.9rem}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums;font-size:.9rem}
 th,td{padding:.35rem .6rem;text-align:right;white-space:nowrap;border-bottom:1px solid #eaeef2}
 th{background:#f6f8fa;position:sticky;top:0}
-td.host,th.host{text-align:left}
+td.host,th.host,td.why{text-align:left}
+td.why{font-size:.85em}
+tr.branch td{color:#555}
 tr.lossy td{background:#fff8e6}
 tr.silent td{color:#888}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:1rem;margin-top:1rem}
@@ -136,7 +139,7 @@ line.lost{stroke:#cf222e;stroke-width:2;vector-effect:non-scaling-stroke}
 <h1>${esc(title)}${s.target !== s.address ? ` (${esc(s.address)})` : ''}</h1>
 <p class="meta">${esc(s.method.toUpperCase())}/IPv${s.family}, ${x.rounds} round${x.rounds === 1 ? '' : 's'}, started ${esc(new Date(x.startedAt).toISOString())}, pathlens ${esc(s.version)}</p>
 <div class="table"><table>
-<thead><tr><th>#</th><th class="host">Host</th><th>Loss</th><th>Snt</th><th>Last</th><th>Avg</th><th>Best</th><th>Wrst</th><th>StDev</th><th>Javg</th><th>Jmax</th></tr></thead>
+<thead><tr><th>#</th><th class="host">Host</th><th>Loss</th><th>Snt</th><th>Last</th><th>Avg</th><th>Best</th><th>Wrst</th><th>StDev</th><th>Javg</th><th>Jmax</th><th>Loss means</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>

@@ -31,6 +31,9 @@ interface Diag {
   late: number;
 }
 
+/** The live table's word on a lossy hop (path/verdict.ts; the reports give the evidence). */
+const LOSS_MARK: Record<string, string> = { none: '', 'rate-limited': '^ loss: replies rate-limited here, later hops answer', onward: '^ loss: real, from here on', unknown: '' };
+
 export class LiveView extends ScreenView implements Sink<TraceEvent> {
   private start: StartEvent | null = null;
   private readonly stats = new Map<number, HopStatsEvent>();
@@ -123,7 +126,14 @@ export class LiveView extends ScreenView implements Sink<TraceEvent> {
         lines.push(
           `${`${String(h.ttl).padStart(3)}. ${who}`.padEnd(w)}${`${h.loss.toFixed(1)}%`.padStart(6)}${String(h.sent).padStart(6)}${f1(h.last_ms).padStart(7)}${f1(h.mean_ms).padStart(7)}${f1(h.best_ms).padStart(7)}${f1(h.worst_ms).padStart(7)}${f1(h.stdev_ms).padStart(7)}${f1(h.jitter_mean_ms).padStart(7)}${f1(h.jitter_max_ms).padStart(7)}`,
         );
-        for (const r of h.responders.slice(1)) lines.push(`     ${this.host(r.addr)}`);
+        if (h.branches?.length) {
+          for (const b of h.branches) {
+            const bw = `   -> ${b.addr === null ? 'no answer' : this.host(b.addr)} [${b.flows.join(',')}]`;
+            lines.push(`${bw.padEnd(w)}${`${b.loss.toFixed(1)}%`.padStart(6)}${String(b.sent).padStart(6)}${f1(b.last_ms).padStart(7)}${f1(b.mean_ms).padStart(7)}${f1(b.best_ms).padStart(7)}${f1(b.worst_ms).padStart(7)}${f1(b.stdev_ms).padStart(7)}${f1(b.jitter_mean_ms).padStart(7)}${f1(b.jitter_max_ms).padStart(7)}`);
+          }
+        } else for (const r of h.responders.slice(1)) lines.push(`     ${this.host(r.addr)}`);
+        const why = LOSS_MARK[h.loss_verdict ?? 'none'];
+        if (why || h.pmtu !== undefined) lines.push(`     ${[why, h.pmtu !== undefined ? `path MTU ${h.pmtu}` : ''].filter(Boolean).join('   ')}`);
       }
     } else if (this.mode === 'compact') {
       for (const h of hops) {

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type { StartEvent } from '../trace/events.js';
-import type { HopStats } from '../trace/events.js';
+import type { BranchStats, HopStats } from '../trace/events.js';
 
 export interface ReportInput {
   start: StartEvent;
@@ -34,6 +34,26 @@ function hosts(h: HopStats, names: Map<string, string | null>): string[] {
   return h.responders.map((r) => label(r.addr, names));
 }
 
+/** The line that says what a lossy hop's loss means (path/verdict.ts), with its evidence; null when there is nothing to say. */
+export function verdictLine(h: HopStats): string | null {
+  if (!h.loss_verdict || h.loss_verdict === 'none') return null;
+  const e = h.loss_evidence;
+  const ev = e ? `hop ${e.ttl} loses ${e.loss.toFixed(1)}% of ${e.sent}` : null;
+  switch (h.loss_verdict) {
+    case 'rate-limited':
+      return `loss here is this hop's replies (rate-limited or filtered): ${ev}`;
+    case 'onward':
+      return `loss is real, from here on: the best later hop, ${ev}`;
+    default:
+      return e ? `loss cannot be placed (too few probes, or no clear difference): ${ev}` : 'loss cannot be placed: no later hop (at the last hop it is the path\'s own)';
+  }
+}
+
+function branchLabel(b: BranchStats, names: Map<string, string | null>): string {
+  const who = b.addr === null ? 'no answer' : label(b.addr, names);
+  return `${who} [flows ${b.flows.join(',')}]`;
+}
+
 function isoLocal(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d+Z$/, '+0000');
 }
@@ -43,13 +63,21 @@ export function reportText(x: ReportInput): string {
   const rows = x.hops.map((h) => ({ h, names: hosts(h, x.names) }));
   // mtr's columns: the host in 25 characters (wider when a name needs it, as mtr -w), then
   // Loss% in 6 (100% is written 100.0, as mtr does), Snt in 6, Last in 7, the others in 6.
-  const width = Math.max(25, ...rows.flatMap((r) => r.names.map((n) => n.length + 2)));
+  // ECMP branches are rows of their own under their hop ('|->'), in the same columns.
+  const width = Math.max(25, ...rows.flatMap((r) => r.names.map((n) => n.length + 2)), ...x.hops.flatMap((h) => (h.branches ?? []).map((b) => branchLabel(b, x.names).length)));
+  const figs = (f: BranchStats | HopStats) =>
+    `${(f.loss >= 100 ? '100.0' : `${f.loss.toFixed(1)}%`).padStart(6)}${String(f.sent).padStart(6)}${f1(f.last_ms).padStart(7)}${f1(f.mean_ms).padStart(6)}${f1(f.best_ms).padStart(6)}${f1(f.worst_ms).padStart(6)}${f1(f.stdev_ms).padStart(6)}`;
   const lines = [`Start: ${isoLocal(x.startedAt)}`, `HOST: ${(x.host ?? hostname()).padEnd(width + 3)}Loss%   Snt   Last   Avg  Best  Wrst StDev`];
+  let pmtu: number | undefined;
   for (const { h, names } of rows) {
-    lines.push(
-      `${String(h.ttl).padStart(3)}.|-- ${names[0].padEnd(width)}${(h.loss >= 100 ? '100.0' : `${h.loss.toFixed(1)}%`).padStart(6)}${String(h.sent).padStart(6)}${f1(h.last_ms).padStart(7)}${f1(h.mean_ms).padStart(6)}${f1(h.best_ms).padStart(6)}${f1(h.worst_ms).padStart(6)}${f1(h.stdev_ms).padStart(6)}`,
-    );
-    for (const n of names.slice(1)) lines.push(`    |   ${n}`);
+    if (h.pmtu !== undefined && h.pmtu !== pmtu) lines.push(`    |   path MTU ${h.pmtu} from here`);
+    pmtu = h.pmtu;
+    lines.push(`${String(h.ttl).padStart(3)}.|-- ${names[0].padEnd(width)}${figs(h)}`);
+    if (h.branches && h.branches.length > 0) {
+      for (const b of h.branches) lines.push(`    |-> ${branchLabel(b, x.names).padEnd(width)}${figs(b)}`);
+    } else for (const n of names.slice(1)) lines.push(`    |   ${n}`);
+    const v = verdictLine(h);
+    if (v) lines.push(`    |   ${v}`);
   }
   return `${lines.join('\n')}\n`;
 }

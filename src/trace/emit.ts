@@ -132,7 +132,12 @@ export class TraceEvents {
     return { schema: TRACE_SCHEMA, type: 'timeout', t_ms: tMs, seq, ttl, index: seq % this.perTtl, waited_ms: waitedMs, reason };
   }
 
-  hop(tMs: number, ttl: number, probes: number, replies: HopReply[], addrs: string[], statement: EcmpAutoStatement | undefined): HopEvent {
+  /** The flow of probe `seq` when probes carry several (null otherwise). */
+  flowOf(seq: number): number | null {
+    return this.flows > 1 ? flowOf(seq, this.perTtl, this.flows) : null;
+  }
+
+  hop(tMs: number, ttl: number, probes: number, replies: HopReply[], addrs: string[], statement: EcmpAutoStatement | undefined, noReplyFlows?: number[]): HopEvent {
     return {
       schema: TRACE_SCHEMA,
       type: 'hop',
@@ -143,6 +148,7 @@ export class TraceEvents {
       no_reply: probes - replies.length,
       addrs,
       ...(this.flows > 1 ? multipath(replies, addrs, statement) : {}),
+      ...(noReplyFlows ? { no_reply_flows: noReplyFlows } : {}),
     };
   }
 

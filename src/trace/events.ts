@@ -208,6 +208,8 @@ export interface HopEvent extends Base, InRound {
    * equally likely next hop would have been missed; and the flows MDA needs for 95% with k seen.
    */
   multipath?: { next_hops: number; flows: number; miss_probability: number; flows_for_95: number } & Partial<EcmpAutoStatement>;
+  /** ECMP exploration: the flow of each probe that got no reply (one entry per probe), so that per-branch loss is known. */
+  no_reply_flows?: number[];
 }
 
 export interface UnmatchedEvent extends Base, InRound {
@@ -298,25 +300,6 @@ export interface EcmpAutoStatement {
 }
 
 
-/** Per-hop statistics across rounds (mtr's meanings), as `hop-stats` events carry them. */
-export interface HopStats {
-  ttl: number;
-  sent: number;
-  received: number;
-  /** Percent, 0..100. */
-  loss: number;
-  last_ms: number | null;
-  mean_ms: number | null;
-  best_ms: number | null;
-  worst_ms: number | null;
-  stdev_ms: number | null;
-  /** |RTT − previous RTT| at this hop: last, mean and max (null before two replies). */
-  jitter_ms: number | null;
-  jitter_mean_ms: number | null;
-  jitter_max_ms: number | null;
-  /** RFC 3550 interarrival jitter. */
-  jitter_rfc3550_ms: number | null;
-  /** Addresses that answered at this TTL, most replies first, and how many replies came from others past the limit. */
-  responders: { addr: string; count: number }[];
-  other_responders: number;
-}
+/** Per-hop statistics across rounds: the shared path layer's (mtr's meanings, branches, loss verdicts). */
+export type { HopStats, BranchStats } from '../path/stats.js';
+import type { HopStats } from '../path/stats.js';

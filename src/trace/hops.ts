@@ -7,7 +7,7 @@
 import type { TraceEvents } from './emit.js';
 import type { TraceEvent } from './events.js';
 import type { PlanView, ProbePlan } from './plan.js';
-import type { ProbeTable } from './probes.js';
+import { type ProbeTable, TIMEDOUT } from './probes.js';
 
 export class HopSettler {
   /** The lowest TTL not yet settled. */
@@ -18,13 +18,13 @@ export class HopSettler {
   private maxRepliedTtl = 0;
 
   constructor(
-    firstTtl: number,
+    private readonly firstTtl: number,
     private readonly table: ProbeTable,
     private readonly plan: ProbePlan,
     private readonly ev: TraceEvents,
     private readonly emit: (e: TraceEvent) => void,
   ) {
-    this.next = firstTtl;
+    this.next = this.firstTtl;
   }
 
   /** A reply was recorded at `ttl`. */
@@ -69,6 +69,16 @@ export class HopSettler {
     for (const r of replies) if (r.addr !== null && !addrs.includes(r.addr)) addrs.push(r.addr);
     this.plan.settled(h, addrs);
     this.silentRun = replies.length === 0 ? this.silentRun + 1 : 0;
-    this.emit(this.ev.hop(tMs, h, t.ttlSent[h], replies, addrs, this.plan.statement(h, replies, addrs)));
+    this.emit(this.ev.hop(tMs, h, t.ttlSent[h], replies, addrs, this.plan.statement(h, replies, addrs), this.noReplyFlows(h)));
+  }
+
+  /** Several flows per TTL: the flow of each probe at `h` that ended without a reply (per-branch loss needs them). */
+  private noReplyFlows(h: number): number[] | undefined {
+    if (this.ev.flowOf(0) === null) return undefined;
+    const t = this.table;
+    const base = (h - this.firstTtl) * t.perTtl;
+    const out: number[] = [];
+    for (let i = 0; i < t.perTtl; i++) if (t.state[base + i] === TIMEDOUT) out.push(this.ev.flowOf(base + i)!);
+    return out;
   }
 }

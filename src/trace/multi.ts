@@ -11,7 +11,7 @@
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
-import { InflightPool } from './pool.js';
+import { InflightPool } from '../probe/pool.js';
 import { type TraceRequest, planTrace } from './request.js';
 import { type TraceHandle, startTrace } from './run.js';
 

@@ -53,6 +53,11 @@ export class ProbeTable {
   reachedTtl = Infinity;
   unreachTtl = Infinity;
 
+  /** Probes per TTL (queries x flows). */
+  get perTtl(): number {
+    return this.o.perTtl;
+  }
+
   constructor(private readonly o: ProbeTableOptions) {
     this.total = (o.maxTtl - o.firstTtl + 1) * o.perTtl;
     const n = this.total;

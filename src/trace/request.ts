@@ -12,7 +12,7 @@ import type { SendStamps } from '../probe/errqueue.js';
 import type { SocketChoice } from '../probe/socket.js';
 import { FLOW_SPACE } from './ecmp-auto.js';
 import type { ProbeMethod } from './events.js';
-import type { InflightPool } from './pool.js';
+import type { InflightPool } from '../probe/pool.js';
 import { udpFits } from './udp.js';
 import { COOKIE_LEN } from '../probe/cookie.js';
 

@@ -16,8 +16,8 @@ import type { Sink } from '../core/sink.js';
 import { PathlensError } from '../core/errors.js';
 import { type DoneEvent, type HopEvent, type StartEvent, type StopReason, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import type { TraceRequest } from './request.js';
-import { type TraceHandle, startTrace } from './run.js';
-import { HopStatsTable } from './stats.js';
+import { type TraceHandle, type TraceShared, startTrace } from './run.js';
+import { HopStatsTable } from '../path/stats.js';
 
 export interface RoundsOptions {
   /** Rounds to run; null: until stopped. */
@@ -38,7 +38,7 @@ export interface RoundsHandle extends RunHandle<DoneEvent> {
 
 const ms = (x: number) => Math.round(x * 1000) / 1000;
 
-export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro: RoundsOptions): Promise<RoundsHandle> {
+export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro: RoundsOptions, shared: TraceShared = {}): Promise<RoundsHandle> {
   if (req.method === 'auto') throw new PathlensError('ERR_USAGE', 'continuous mode runs one method: choose -U, -I or -T instead of --method auto');
   if (ro.count !== null && !(ro.count >= 1)) throw new PathlensError('ERR_USAGE', 'rounds must be at least 1');
   let stats = new HopStatsTable();
@@ -96,10 +96,11 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
           if (shifted.type === 'probe' || shifted.type === 'reply' || shifted.type === 'timeout' || shifted.type === 'hop' || shifted.type === 'mtu' || shifted.type === 'unmatched') shifted.round = r;
           emit(shifted);
           if (shifted.type === 'hop') onHop(shifted, r);
+          else if (shifted.type === 'mtu') stats.addMtu(shifted.ttl, shifted.mtu);
         },
       };
       try {
-        current = await startTrace(req, wrap);
+        current = await startTrace(req, wrap, shared);
       } catch (e) {
         if (round === 0) throw e;
         failure = e as Error;

@@ -20,7 +20,7 @@ import { ICMP_MIN_PAYLOAD, IcmpProber } from './icmp.js';
 import { AUTO_ORDER, AUTO_SILENT_HOPS, ECMP_AUTO_DEFAULTS, TRACE_DEFAULTS, type TraceRequest, type TraceSpec, planTrace } from './request.js';
 import { TcpConnectProber } from './tcp.js';
 import { TcpRawProber } from './tcpraw.js';
-import type { InflightPool } from './pool.js';
+import type { InflightPool } from '../probe/pool.js';
 import { UdpProber, udpOverhead } from './udp.js';
 
 /**

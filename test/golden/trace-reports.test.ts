@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { RoundSeries, reportHtml } from '../../src/render/trace-html.js';
 import { type ReportInput, reportCsv, reportJson, reportText } from '../../src/render/trace-report.js';
 import type { HopEvent, StartEvent } from '../../src/trace/events.js';
-import { HopStatsTable } from '../../src/trace/stats.js';
+import { HopStatsTable } from '../../src/path/stats.js';
 import { ROOT } from '../helpers/lab.js';
 
 const FIX = `${ROOT}test/fixtures/reports/`;

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { TraceBlocks } from '../../src/render/trace-blocks.js';
 import type { TraceEvent } from '../../src/trace/events.js';
 import { parseTargetList } from '../../src/trace/multi.js';
-import { InflightPool } from '../../src/trace/pool.js';
+import { InflightPool } from '../../src/probe/pool.js';
 
 test('InflightPool: takes at most the cap, wakes every waiter once when room comes back', () => {
   const p = new InflightPool(4);

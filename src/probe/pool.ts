@@ -1,6 +1,6 @@
 /**
- * One in-flight cap over several traces (`pathlens trace A B C`, `--targets FILE`): the traces
- * run at once, and their probes out at any moment never exceed the cap together. An engine takes
+ * One in-flight cap over several traces (`pathlens trace A B C`, `--targets FILE`, the monitor's
+ * paths): the traces run at once, and their probes out at any moment never exceed the cap together. An engine takes
  * room before it sends and gives it back as its probes land (reply or timeout); an engine that
  * finds no room waits, and every engine waiting is woken when room comes back (each then takes
  * what is free, in the order they began to wait).
