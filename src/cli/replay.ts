@@ -92,15 +92,20 @@ export async function replay(src: Source): Promise<ReplayedPath[]> {
         const round = typeof e.round === 'number' ? e.round : 1;
         if (round < src.from || round > src.to) continue;
         if (e.type === 'hop') {
-          if (typeof e.ttl !== 'number' || typeof e.probes !== 'number' || !Array.isArray(e.replies)) throw bad('hop event without ttl, probes or replies');
+          const why = badHop(e);
+          if (why) throw bad(`hop event: ${why}`);
           acc.stats.add(e as never);
           acc.rounds.add(round);
-        } else if (typeof e.ttl === 'number' && typeof e.mtu === 'number') acc.stats.addMtu(e.ttl, e.mtu);
+        } else if (isInt(e.ttl, 0, 255) && isInt(e.mtu, 68, 1 << 20)) acc.stats.addMtu(e.ttl as number, e.mtu as number);
       } else if (e.schema === MONITOR_SCHEMA) {
         if (e.type !== 'path-hops') continue;
         const w = typeof e.window === 'number' ? e.window : 0;
         if (w < src.from || w > src.to) continue;
         if (typeof e.target !== 'string' || !Array.isArray(e.hops)) throw bad('path-hops event without target or hops');
+        for (const h of e.hops as unknown[]) {
+          const why = badStats(h);
+          if (why) throw bad(`path-hops event: ${why}`);
+        }
         const start = monitorStart(e);
         // A monitor path's figures are per window: the report shows the last window asked for.
         monitor.set(e.target, { target: e.target, start, hops: e.hops as HopStats[], rounds: typeof e.rounds === 'number' ? e.rounds : 0, names, startedAt: Date.parse(String(e.time ?? start.time)) || 0 });
@@ -117,6 +122,50 @@ export async function replay(src: Source): Promise<ReplayedPath[]> {
   out.push(...monitor.values());
   if (out.length === 0) throw new PathlensError('ERR_PARSE', `${src.file}: no trace start event and no monitor path-hops event: nothing to report`);
   return out;
+}
+
+const isInt = (x: unknown, lo: number, hi: number): boolean => Number.isInteger(x) && (x as number) >= lo && (x as number) <= hi;
+
+/** What is wrong with a recorded hop event (null: nothing), checked before it is folded in. */
+function badHop(e: Record<string, unknown>): string | null {
+  if (!isInt(e.ttl, 1, 255)) return 'ttl must be a whole number from 1 to 255';
+  if (!isInt(e.probes, 0, 1 << 20)) return 'probes must be a whole number';
+  if (!Array.isArray(e.replies) || e.replies.length > (e.probes as number)) return 'replies must be a list of at most `probes` replies';
+  for (const r of e.replies as unknown[]) {
+    const x = r as Record<string, unknown>;
+    if (typeof r !== 'object' || r === null) return 'a reply must be an object';
+    if (!(x.addr === null || typeof x.addr === 'string')) return 'a reply\'s addr must be an address or null';
+    if (typeof x.rtt_ms !== 'number' || !Number.isFinite(x.rtt_ms) || x.rtt_ms < 0) return 'a reply\'s rtt_ms must be a number of ms';
+    if (!isInt(x.index, 0, 1 << 20)) return 'a reply\'s index must be a whole number';
+    if (x.flow !== undefined && !isInt(x.flow, 0, 1 << 16)) return 'a reply\'s flow must be a whole number';
+  }
+  if (e.no_reply_flows !== undefined && (!Array.isArray(e.no_reply_flows) || !e.no_reply_flows.every((f) => isInt(f, 0, 1 << 16)))) return 'no_reply_flows must be a list of flows';
+  return null;
+}
+
+const FIGURES = ['last_ms', 'mean_ms', 'best_ms', 'worst_ms', 'stdev_ms', 'jitter_ms', 'jitter_mean_ms', 'jitter_max_ms', 'jitter_rfc3550_ms'] as const;
+
+/** What is wrong with a recorded hop's statistics (a monitor's path-hops), before a view reads them. */
+function badStats(h: unknown): string | null {
+  if (typeof h !== 'object' || h === null) return 'a hop must be an object';
+  const x = h as Record<string, unknown>;
+  if (!isInt(x.ttl, 1, 255)) return 'a hop\'s ttl must be a whole number from 1 to 255';
+  if (!isInt(x.sent, 0, 2 ** 31) || !isInt(x.received, 0, 2 ** 31)) return 'a hop\'s sent and received must be whole numbers';
+  if (typeof x.loss !== 'number' || !(x.loss >= 0 && x.loss <= 100)) return 'a hop\'s loss must be a percentage';
+  for (const k of FIGURES) if (!(x[k] === null || (typeof x[k] === 'number' && Number.isFinite(x[k])))) return `a hop's ${k} must be a number or null`;
+  if (!Array.isArray(x.responders) || !x.responders.every((r) => typeof r === 'object' && r !== null && typeof (r as { addr: unknown }).addr === 'string' && isInt((r as { count: unknown }).count, 0, 2 ** 31))) return 'a hop\'s responders must be a list of {addr, count}';
+  if (x.branches !== undefined && !Array.isArray(x.branches)) return 'a hop\'s branches must be a list';
+  for (const b of (x.branches as unknown[] | undefined) ?? []) {
+    const y = b as Record<string, unknown>;
+    if (typeof b !== 'object' || b === null || !(y.addr === null || typeof y.addr === 'string') || !Array.isArray(y.flows) || typeof y.loss !== 'number' || !isInt(y.sent, 0, 2 ** 31)) return 'a branch must have addr, flows, sent and loss';
+    for (const k of FIGURES) if (!(y[k] === null || (typeof y[k] === 'number' && Number.isFinite(y[k])))) return `a branch's ${k} must be a number or null`;
+  }
+  if (x.loss_evidence !== undefined && x.loss_evidence !== null) {
+    const v = x.loss_evidence as Record<string, unknown>;
+    if (typeof v !== 'object' || !isInt(v.ttl, 1, 255) || typeof v.loss !== 'number' || !isInt(v.sent, 0, 2 ** 31)) return 'a hop\'s loss_evidence must be {ttl, loss, sent}';
+  }
+  if (x.pmtu !== undefined && !isInt(x.pmtu, 68, 1 << 20)) return 'a hop\'s pmtu must be a whole number';
+  return null;
 }
 
 /** The start event a report needs, from a monitor's path-hops event. */

@@ -87,7 +87,7 @@ export class IcmpProber extends ChannelTransport implements Transport {
   private readonly seqBase = randomInt(0, 0x10000);
   private readonly flowChecksum: number;
   private readonly errBatch: RecvBatch | null;
-  private readonly dataBatch = new RecvBatch(32, 2048, 128, 32);
+  private readonly dataBatch = RecvBatch.take(32, 2048, 128, 32);
   private readonly retries: Int32Array;
   private readonly ip = new IpView();
   private readonly icmp = new IcmpErrorView();
@@ -111,7 +111,7 @@ export class IcmpProber extends ChannelTransport implements Transport {
     this.srcPort = this.echoId;
     this.source = o.source ? formatIp(o.source, 0, this.family) : null;
     this.flowChecksum = FLOW_CHECKSUM;
-    this.errBatch = kind === 'ping' ? new RecvBatch(32, 1024, 256, 32) : null;
+    this.errBatch = kind === 'ping' ? RecvBatch.take(32, 1024, 256, 32) : null;
     this.useChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => (kind === 'ping' ? this.onPingData(i) : this.onRawData(i)) }, o.target);
     this.msgLen = 8 + o.payloadLen;
     this.batch = new SendBatch(o.maxBatch, this.msgLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);

@@ -43,7 +43,7 @@ export const openTracePath: OpenPathTracer = async (spec: PathSpec, hooks: PathH
       }
     },
   };
-  const h = await startRounds(req, sink, { count: null, intervalMs: spec.intervalMs }, { pool });
+  const h = await startRounds(req, sink, { count: null, intervalMs: spec.intervalMs, hopsOnly: true }, { pool });
   const done = h.done.then(
     (d) => {
       if (d.reason === 'error' && h.error && !stopped) hooks.onError(h.error);

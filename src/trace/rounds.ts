@@ -23,6 +23,11 @@ export interface RoundsOptions {
   /** Rounds to run; null: until stopped. */
   count: number | null;
   intervalMs: number;
+  /**
+   * Only what a path watcher reads (the monitor's paths, trace/path-source.ts): the start, hop,
+   * mtu, error, round and done events, no hop-stats kept or sent, and per-probe events not copied.
+   */
+  hopsOnly?: boolean;
 }
 
 export interface RoundsHandle extends RunHandle<DoneEvent> {
@@ -42,6 +47,8 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
   if (req.method === 'auto') throw new PathlensError('ERR_USAGE', 'continuous mode runs one method: choose -U, -I or -T instead of --method auto');
   if (ro.count !== null && !(ro.count >= 1)) throw new PathlensError('ERR_USAGE', 'rounds must be at least 1');
   let stats = new HopStatsTable();
+  let roundReq = req;
+  let roundShared = shared;
   const lastAddrs = new Map<number, string[]>();
   const t0 = performance.now();
   let stopped = false;
@@ -81,6 +88,13 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
         event: (e) => {
           if (e.type === 'start') {
             srcPort = e.src_port;
+            // UDP: every round from the first round's source port, so that each flow (its ports)
+            // takes the same ECMP branch round after round, as mtr's one socket does: per-branch
+            // statistics and path changes mean something only then. (Each round still has its own
+            // socket and cookie session: a late reply of one round is never taken for the next's.)
+            if (e.method === 'udp' && roundReq.srcPort === undefined) roundReq = { ...req, srcPort: e.src_port };
+            // The route is the same for every round: asked once (rtnetlink), given to the others.
+            if (e.egress && !roundShared.egress) roundShared = { ...shared, egress: e.egress };
             if (first) {
               stats = new HopStatsTable(e.address);
               first = false;
@@ -92,6 +106,7 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
             last = e;
             return;
           }
+          if (ro.hopsOnly && e.type !== 'hop' && e.type !== 'mtu' && e.type !== 'error') return;
           const shifted = { ...e, t_ms: ms(e.t_ms + offset) } as TraceEvent;
           if (shifted.type === 'probe' || shifted.type === 'reply' || shifted.type === 'timeout' || shifted.type === 'hop' || shifted.type === 'mtu' || shifted.type === 'unmatched') shifted.round = r;
           emit(shifted);
@@ -100,7 +115,7 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
         },
       };
       try {
-        current = await startTrace(req, wrap, shared);
+        current = await startTrace(roundReq, wrap, roundShared);
       } catch (e) {
         if (round === 0) throw e;
         failure = e as Error;
@@ -109,11 +124,14 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
       }
       const d = await current.done;
       failure = current.error;
+      // The round is over: its engine, socket and slabs go now, not when the next round starts
+      // (a monitor watching a thousand paths would keep a thousand finished rounds otherwise).
+      current = null;
       round = r;
       for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += d[k];
       lastReason = d.reason;
       const t = now();
-      for (const h of stats.hops(req.firstTtl)) emit({ schema: TRACE_SCHEMA, type: 'hop-stats', t_ms: t, round: r, ...h });
+      if (!ro.hopsOnly) for (const h of stats.hops(req.firstTtl)) emit({ schema: TRACE_SCHEMA, type: 'hop-stats', t_ms: t, round: r, ...h });
       // Last: the round's own summary, after its statistics (consumers flush on it).
       emit({ schema: TRACE_SCHEMA, type: 'round', t_ms: now(), round: r, reached: d.reached, reason: d.reason, hops: d.hops, probes_sent: d.probes_sent, replies: d.replies, timeouts: d.timeouts, src_port: srcPort, duration_ms: ms(performance.now() - roundStart) });
       if (d.reason === 'error' || d.reason === 'interrupted') break;
@@ -136,6 +154,7 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
   })();
 
   function onHop(h: HopEvent, r: number): void {
+    if (ro.hopsOnly) return;
     stats.add(h);
     if (h.addrs.length === 0) return;
     const before = lastAddrs.get(h.ttl);

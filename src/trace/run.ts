@@ -50,10 +50,12 @@ export interface TraceHandle extends RunHandle<DoneEvent> {
   readonly error: Error | null;
 }
 
-/** What a trace shares with the others of its run (several targets). */
+/** What a trace shares with the others of its run (several targets, the rounds of continuous mode). */
 export interface TraceShared {
   /** One in-flight cap over all of them. */
   pool?: InflightPool;
+  /** The route already asked for (an earlier round's, same target and placement): not asked again. */
+  egress?: Egress | { error: string };
 }
 
 export async function startTrace(req: TraceRequest, sink: Sink<TraceEvent>, shared: TraceShared = {}): Promise<TraceHandle> {
@@ -120,7 +122,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   const source = req.source ? parseIp(req.source) : undefined;
   if (source && source.length !== address.length) throw new PathlensError('ERR_USAGE', `source ${req.source} and target are of different families`);
   // The route the kernel chose (start event), and for --ecmp auto whether hop 1 can branch at all.
-  const egress = egressOf(address, req.placement ?? {}, source);
+  const egress = shared.egress ?? egressOf(address, req.placement ?? {}, source);
   if (req.ts === 'kernel-hw') refuseHardwareStamps(egress, req.placement?.netns);
   const transport = openTransport(req, spec, address, source);
   let engine: TraceEngine;

@@ -70,8 +70,8 @@ export class TcpRawProber extends ChannelTransport implements Transport {
   private readonly perTtl: number;
   private readonly pseudo: number;
   private readonly batch: SendBatch;
-  private readonly errBatch = new RecvBatch(32, 1024, 256, 32);
-  private readonly dataBatch = new RecvBatch(32, 2048, 128, 32);
+  private readonly errBatch = RecvBatch.take(32, 1024, 256, 32);
+  private readonly dataBatch = RecvBatch.take(32, 2048, 128, 32);
   private readonly retries: Int32Array;
   private readonly ip = new IpView();
   private readonly tcp = new TcpView();

@@ -82,8 +82,8 @@ export class UdpProber extends ChannelTransport implements Transport {
   private readonly o: UdpProberOptions;
   private readonly batch: SendBatch;
   /** Error-queue slots hold the quote and any RFC 4884 extensions after it. */
-  private readonly errBatch = new RecvBatch(32, 1024, 256, 32);
-  private readonly dataBatch = new RecvBatch(16, 2048, 128, 32);
+  private readonly errBatch = RecvBatch.take(32, 1024, 256, 32);
+  private readonly dataBatch = RecvBatch.take(16, 2048, 128, 32);
   private readonly retries: Int32Array;
   /** Payload bytes of the next probes (below o.payloadLen after an MTU drop in --pmtu). */
   private payload: number;

@@ -13,11 +13,12 @@ import { ktraceCommand } from '../../src/cli/ktrace.js';
 import { labCommand } from '../../src/cli/lab.js';
 import { monitorCommand } from '../../src/cli/monitor.js';
 import { ppingCommand } from '../../src/cli/pping.js';
+import { diffCommand, reportCommand } from '../../src/cli/report.js';
 import { traceCommand } from '../../src/cli/trace.js';
 import { ROOT } from '../helpers/lab.js';
 
 const DOCS = ['README.md', 'bench/README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
-const COMMANDS: Record<string, Command> = { trace: traceCommand(), lab: labCommand(), pping: ppingCommand(), ktrace: ktraceCommand(), monitor: monitorCommand() };
+const COMMANDS: Record<string, Command> = { trace: traceCommand(), lab: labCommand(), pping: ppingCommand(), ktrace: ktraceCommand(), monitor: monitorCommand(), report: reportCommand(), diff: diffCommand() };
 
 interface Mention {
   doc: string;
