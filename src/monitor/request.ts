@@ -117,6 +117,8 @@ function checkTarget(name: string, t: TargetSettings, timeoutMs: number): void {
     if (!(h.queries >= 1 && h.queries <= 10)) throw new PathlensError('ERR_USAGE', `${name}: hops queries must be from 1 to 10`);
     if (!(h.flows >= 1 && h.flows <= 64)) throw new PathlensError('ERR_USAGE', `${name}: hops ecmp must be from 1 to 64 flows`);
     if ((h.intervalMs || t.intervalMs) < 100) throw new PathlensError('ERR_USAGE', `${name}: a path is traced at most every 0.1 s (hops interval)`);
+    const method = h.method ?? (t.method === 'auto' ? 'icmp' : t.method);
+    if (h.flows > 1 && method === 'tcp') throw new PathlensError('ERR_USAGE', `${name}: hops ecmp needs UDP or ICMP probes (TCP connect() probes cannot keep a flow's ports)`);
   }
   if (!(t.intervalMs >= 1)) throw new PathlensError('ERR_USAGE', `${name}: the interval must be at least 1 ms`);
   if (RING_MAX * t.intervalMs < timeoutMs) throw new PathlensError('ERR_USAGE', `${name}: an interval of ${t.intervalMs} ms keeps more than ${RING_MAX} probes waiting for a ${timeoutMs} ms timeout`);

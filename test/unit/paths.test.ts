@@ -184,3 +184,15 @@ test('per-hop Prometheus series: one per hop, replaced when its address changes,
   assert.match(text, /pathlens_path_reached\{target="a",path=""\} 0/);
   assert.match(text, /pathlens_path_hops\{target="a",path=""\} 1/);
 });
+
+test('monitor requests with hops: refused in one line without a path tracer, with TCP ECMP, or too fast', async () => {
+  const { validateMonitor } = await import('../../src/monitor/request.js');
+  const target = (hops: Partial<typeof HOPS_DEFAULTS>, method: 'auto' | 'tcp' = 'auto') => ({ name: 'x', address: new Uint8Array([192, 0, 2, 1]), method, udpPort: 33434, tcpPort: 80, intervalMs: 1000, thresholds: MONITOR_DEFAULTS.thresholds, placement: {}, path: null, labels: {}, hops: { ...HOPS_DEFAULTS, ...hops } });
+  const req = (t: ReturnType<typeof target>, openPath?: OpenPathTracer) => ({ targets: [t], windowMs: 10000, timeoutMs: 1000, durationMs: 0, samples: false, ...(openPath ? { openPath } : {}) });
+  const open: OpenPathTracer = async () => ({ stop() {}, done: Promise.resolve() });
+  assert.throws(() => validateMonitor(req(target({}))), /targets with hops need a path tracer/);
+  assert.doesNotThrow(() => validateMonitor(req(target({}), open)));
+  assert.throws(() => validateMonitor(req(target({ flows: 4 }, 'tcp'), open)), /x: hops ecmp needs UDP or ICMP probes/);
+  assert.throws(() => validateMonitor(req(target({ intervalMs: 50 }), open)), /at most every 0\.1 s/);
+  assert.throws(() => validateMonitor(req(target({ maxTtl: 0 }), open)), /max_ttl must be from 1 to 255/);
+});
