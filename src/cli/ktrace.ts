@@ -27,6 +27,7 @@ interface KtraceOpts {
   interval?: number;
   timeout: number;
   skipHooks?: string;
+  dropsOnly?: boolean;
   jsonl?: boolean;
   jsonlFile?: string;
   quiet?: boolean;
@@ -53,6 +54,7 @@ export function ktraceCommand(): Command {
     .option('--stacks', 'the kernel stack at each stage on a tracing hook (tracepoints, fentry; netfilter and tc cannot take one)')
     .option('--interval <seconds>', 'with --histogram: print every SECONDS', floatArg(0.1, 86400))
     .option('--timeout <ms>', 'a round trip without its last stage this long after its first is incomplete', floatArg(1, 600000), 1000)
+    .option('--drops-only', 'only what the kernel dropped: no round trips, no incomplete trip it did not drop; the drops summary at the end as always')
     .option('--skip-hooks <kinds>', `hook kinds not to use, comma-separated (${HOOK_KINDS.join(', ')}): forces lower rungs`)
     .option('--jsonl', 'write pathlens.ktrace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
@@ -82,6 +84,7 @@ export function ktraceCommand(): Command {
           intervalMs: opts.interval ? opts.interval * 1000 : 0,
           timeoutMs: opts.timeout,
           skipHooks,
+          dropsOnly: opts.dropsOnly,
         },
         tee,
       );

@@ -94,6 +94,17 @@ export interface KtraceHistogramEvent extends Base {
   segments: { from: string; to: string; buckets: { ge_ns: number; count: number }[] }[];
 }
 
+/**
+ * At the end of a run (before `done`): the kernel's drops of this run's trips, per packet (request
+ * or reply), kfree_skb's reason and the last stage the packet reached, most first. `total` 0 says
+ * no trip's packet was dropped where kfree_skb sees it.
+ */
+export interface KtraceDropsEvent extends Base {
+  type: 'drops';
+  total: number;
+  by: { dropped: 'request' | 'reply'; reason: string; stage: string | null; count: number }[];
+}
+
 export interface KtraceDoneEvent extends Base {
   type: 'done';
   reason: 'count' | 'interrupted' | 'error';
@@ -104,4 +115,4 @@ export interface KtraceDoneEvent extends Base {
   duration_ms: number;
 }
 
-export type KtraceEvent = KtraceStartEvent | KtraceRttEvent | KtraceIncompleteEvent | KtraceHistogramEvent | KtraceDoneEvent;
+export type KtraceEvent = KtraceStartEvent | KtraceRttEvent | KtraceIncompleteEvent | KtraceHistogramEvent | KtraceDropsEvent | KtraceDoneEvent;

@@ -8,7 +8,7 @@
  * it is tested on a virtual one.
  */
 import { u64 } from '../bpf/maps.js';
-import { KTRACE_SCHEMA, type KtraceHistogramEvent, type KtraceIncompleteEvent, type KtraceRttEvent, type StageTime } from './events.js';
+import { KTRACE_SCHEMA, type KtraceDropsEvent, type KtraceHistogramEvent, type KtraceIncompleteEvent, type KtraceRttEvent, type StageTime } from './events.js';
 import { HIST_SLOTS, KEY, RECORD, REC_COMPLETE, TRIP } from './layout.js';
 import type { StackNames } from './stacks.js';
 import type { Stage } from './stages.js';
@@ -107,6 +107,29 @@ export interface TripMap {
   /** Calls f for each entry: its key bytes (valid during the call) and its value at `off` in `v`. */
   walk(f: (key: Uint8Array, v: DataView, off: number) => void): void;
   delete(key: Uint8Array): void;
+}
+
+/** The drops of a run's trips, per packet, reason and last stage (the `drops` event at its end). */
+export class DropTally {
+  private readonly counts = new Map<string, { dropped: 'request' | 'reply'; reason: string; stage: string | null; count: number }>();
+  total = 0;
+
+  /** Counts an incomplete trip when the kernel dropped one of its packets; whether it did. */
+  add(e: KtraceIncompleteEvent): boolean {
+    if (e.dropped === null) return false;
+    const reason = e.drop_reason ?? 'unknown';
+    const key = `${e.dropped}\u0000${reason}\u0000${e.last_stage ?? ''}`;
+    const c = this.counts.get(key);
+    if (c) c.count++;
+    else this.counts.set(key, { dropped: e.dropped, reason, stage: e.last_stage, count: 1 });
+    this.total++;
+    return true;
+  }
+
+  event(tMs: number): KtraceDropsEvent {
+    const by = [...this.counts.values()].sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0));
+    return { schema: KTRACE_SCHEMA, type: 'drops', t_ms: tMs, total: this.total, by };
+  }
 }
 
 export class TripSweeper {

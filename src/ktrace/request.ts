@@ -25,6 +25,8 @@ export interface KtraceRequest {
   intervalMs?: number;
   /** A trip without its final stage this long after it started is reported incomplete. */
   timeoutMs?: number;
+  /** Only what was dropped: no rtt events, no incomplete trip the kernel did not drop (the drops summary as always). */
+  dropsOnly?: boolean;
   /** Hook kinds not to use (tests force lower rungs with this). */
   skipHooks?: HookKind[];
 }

@@ -23,7 +23,7 @@ import { type KtraceDoneEvent, type KtraceEvent, type KtraceStartEvent, KTRACE_S
 import { attachStages, availablePrograms, hookName, openWith, probeHooks, writePlan } from './hooks.js';
 import { dropReasons, kfreeReasonOffset, netnsInode } from './kernel.js';
 import { COUNTER, HIST_SLOTS, KEY, NSTAGES, TRIP } from './layout.js';
-import { histogramEvent, type TripMap, TripDecoder, TripSweeper } from './records.js';
+import { DropTally, histogramEvent, type TripMap, TripDecoder, TripSweeper } from './records.js';
 import { configBytes, type KtraceRequest } from './request.js';
 import { StackNames } from './stacks.js';
 
@@ -118,10 +118,12 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   };
   let complete = 0;
   let incomplete = 0;
+  const tally = new DropTally();
   const sweep = (all: boolean) => {
     for (const e of sweeper.sweep(all, tMs())) {
       incomplete++;
-      sink.event(e);
+      // --drops-only: what the kernel dropped, nothing else.
+      if (tally.add(e) || !req.dropsOnly) sink.event(e);
     }
   };
 
@@ -132,7 +134,7 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
         const e = dec.rtt(v, b, off, len, tMs());
         if (!e) return;
         complete++;
-        sink.event(e);
+        if (!req.dropsOnly) sink.event(e);
         if (req.count && complete >= req.count) run.finish('count');
       },
       () => run.finish('error'),
@@ -157,6 +159,7 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
     done: (reason) => {
       sweep(true);
       if (req.histogram) histogram();
+      sink.event(tally.event(tMs()));
       const c = counters.read();
       return { schema: KTRACE_SCHEMA, type: 'done', t_ms: tMs(), reason, trips: complete, incomplete, lost: c[COUNTER.LOST] + c[COUNTER.MAP_FULL], duration_ms: tMs() };
     },

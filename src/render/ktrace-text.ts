@@ -100,6 +100,13 @@ export class KtraceTextView {
         this.write(`histograms (ns, per segment) at ${(e.t_ms / 1000).toFixed(1)} s:`);
         for (const l of bars(e)) this.write(l);
         break;
+      case 'drops':
+        if (e.total === 0) this.write('drops: none of these trips\' packets was dropped where kfree_skb sees it');
+        else {
+          this.write(`drops: ${e.total}, by packet, reason and the last stage it reached:`);
+          for (const d of e.by) this.write(`  ${String(d.count).padStart(6)}  ${d.dropped.padEnd(8)} ${pad(d.reason, 28)}after ${d.stage ?? 'no stage'}`);
+        }
+        break;
       case 'done':
         this.write(`-- ${e.trips} round trip${e.trips === 1 ? '' : 's'}, ${e.incomplete} incomplete${e.lost ? `, ${e.lost} lost` : ''} (${e.reason}, ${(e.duration_ms / 1000).toFixed(2)} s)`);
         break;

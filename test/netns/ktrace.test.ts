@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { chain } from '../../src/lab/presets.js';
-import type { KtraceEvent, KtraceIncompleteEvent, KtraceRttEvent, KtraceStartEvent } from '../../src/ktrace/events.js';
+import type { KtraceDropsEvent, KtraceEvent, KtraceIncompleteEvent, KtraceRttEvent, KtraceStartEvent } from '../../src/ktrace/events.js';
 import type { LabState } from '../../src/lab/lab.js';
 import { ktraceEvents } from '../helpers/ktrace-schema.js';
 import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
@@ -237,8 +237,28 @@ test('ktrace filters, drops, the ladder and clean exits: other pings never repor
         ],
         `drops seen through ${skip.length ? 'the classic tracepoint' : 'tp_btf'}`,
       );
+      // The run's drops summary, before done: per packet, reason and last stage.
+      const summary = dropped.at(-2) as KtraceDropsEvent;
+      assert.deepEqual([summary.type, summary.total, summary.by], ['drops', 2, [{ dropped: 'reply', reason: 'NETFILTER_DROP', stage: 'tc_ingress', count: 2 }]]);
     }
     nft('delete table inet ktdrop\n');
+    // --drops-only: of three pings whose second reply is dropped, only that one, and the summary.
+    const one = nft('table inet ktdrop {\n  chain pre {\n    type filter hook prerouting priority -300;\n    icmp type echo-reply icmp sequence 2 drop\n  }\n}\n');
+    assert.equal(one.status, 0, one.stderr);
+    let only: KtraceEvent[];
+    try {
+      only = await run(st, [...base, '--timeout', '300', '--drops-only'], async () => {
+        await ping(src, far, 3, ['-W', '1']);
+        await new Promise((r) => setTimeout(r, 500));
+      });
+    } finally {
+      nft('delete table inet ktdrop\n');
+    }
+    assert.deepEqual(
+      only.map((e) => (e.type === 'incomplete' ? [e.type, e.seq, e.dropped, e.drop_reason] : e.type === 'drops' ? [e.type, e.total] : e.type === 'done' ? [e.type, e.trips, e.incomplete] : [e.type])),
+      [['start'], ['incomplete', 2, 'reply', 'NETFILTER_DROP'], ['drops', 1], ['done', 2, 1]],
+      '--drops-only: no round trips reported (two completed and were counted), the dropped one, the summary',
+    );
     // The ladder: without tp_btf, the device stages take raw tracepoints; without those, classic ones.
     for (const [skip, kind] of [
       ['tp_btf', 'raw_tp'],
