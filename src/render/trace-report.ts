@@ -45,7 +45,7 @@ export function verdictLine(h: HopStats): string | null {
     case 'onward':
       return `loss is real, from here on: the best later hop, ${ev}`;
     default:
-      return e ? `loss cannot be placed (too few probes, or no clear difference): ${ev}` : 'loss cannot be placed: no later hop (at the last hop it is the path\'s own)';
+      return e ? `loss cannot be placed (too few probes, or no clear difference): ${ev}` : "loss cannot be placed: no later hop (at the last hop it is the path's own)";
   }
 }
 
