@@ -45,6 +45,13 @@ struct sk_buff {
 	unsigned char *data;
 	__u16 network_header;
 } __attribute__((preserve_access_index));
+struct sk_buff_head {
+	struct sk_buff *next;
+	struct sk_buff *prev;
+} __attribute__((preserve_access_index));
+struct sock {
+	struct sk_buff_head sk_receive_queue;
+} __attribute__((preserve_access_index));
 struct bpf_nf_ctx {
 	const void *state;
 	struct sk_buff *skb;
@@ -425,6 +432,48 @@ DEV_TP(net_dev_queue, KT_DEV_QUEUE, AT_NETWORK_HEADER)
 DEV_TP_BTF_RAW(net_dev_start_xmit, KT_DEV_XMIT, AT_NETWORK_HEADER)
 /* netif_receive_skb fires before the network header is reset: the IP header is at data. */
 DEV_TP(netif_receive_skb, KT_NETIF_RECEIVE, AT_DATA)
+
+/* ---- the socket: sk_data_ready (sock) and skb_copy_datagram_iovec (skb, len) --------------- */
+
+/* sk_data_ready fires once a packet is on the socket's receive queue: the newest is its tail. */
+static __always_inline struct sk_buff *queued(const struct sock *sk)
+{
+	if (!sk)
+		return 0;
+	return BPF_CORE_READ(sk, sk_receive_queue.prev);
+}
+
+SEC("tp_btf/sk_data_ready")
+int kt_btf_sk_data_ready(unsigned long long *ctx)
+{
+	return traced(ctx, queued((const struct sock *)ctx[0]), KT_SK_DATA_READY, AT_NETWORK_HEADER, false);
+}
+
+SEC("raw_tp/sk_data_ready")
+int kt_raw_sk_data_ready(struct bpf_raw_tracepoint_args *ctx)
+{
+	return traced(ctx, queued((const struct sock *)ctx->args[0]), KT_SK_DATA_READY, AT_NETWORK_HEADER, false);
+}
+
+/* The classic record: the common header, then skaddr. */
+struct tp_sk {
+	__u64 common;
+	const struct sock *sk;
+};
+
+SEC("tracepoint/sock/sk_data_ready")
+int kt_tp_sk_data_ready(struct tp_sk *ctx)
+{
+	return traced(ctx, queued(ctx->sk), KT_SK_DATA_READY, AT_NETWORK_HEADER, false);
+}
+
+DEV_TP_BTF_RAW(skb_copy_datagram_iovec, KT_SK_READ, AT_NETWORK_HEADER)
+
+SEC("tracepoint/skb/skb_copy_datagram_iovec")
+int kt_tp_skb_copy_datagram_iovec(struct tp_skb *ctx)
+{
+	return traced(ctx, ctx->skb, KT_SK_READ, AT_NETWORK_HEADER, false);
+}
 
 /* ---- drops: kfree_skb (skb, location, reason) ---------------------------------------------- */
 

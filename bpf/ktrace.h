@@ -21,7 +21,9 @@ enum kt_stage {
 	KT_TC_INGRESS = 7,
 	KT_IP_RCV = 8,
 	KT_ICMP_RCV = 9,
-	KT_NSTAGES = 10,
+	KT_SK_DATA_READY = 10, /* TX: the reply queued on the pinging socket, its reader woken */
+	KT_SK_READ = 11,       /* TX: the reader copies it out (recvmsg): wakeup and scheduling between */
+	KT_NSTAGES = 12,
 };
 #define KT_FIRST_IN KT_NETIF_RECEIVE
 #define KT_HIST_SLOTS 64

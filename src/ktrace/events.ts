@@ -67,6 +67,12 @@ export interface KtraceRttEvent extends Base {
   wire_ns: number | null;
   /** RX: from the request's last stage in to the reply's first stage out: this host answering (TX: null). */
   answer_ns: number | null;
+  /**
+   * TX, with the socket stages: from the reply queued on the pinging socket (sk_data_ready, its
+   * reader woken) to the reader copying it out (sk_read): wakeup and scheduling, which ping's own
+   * RTT (the kernel's receive stamp) leaves out; null without both stages.
+   */
+  wakeup_ns: number | null;
   /** TX: the process that sent the request (seen in its context); null in RX mode. */
   pid: number | null;
   comm: string | null;

@@ -67,7 +67,7 @@ export function probeHooks(req: KtraceRequest, config: Uint8Array): Record<HookK
     }
     let obj: BpfObject | null = null;
     try {
-      obj = openWith(new Set(programsOf(kind)), config);
+      obj = openWith(new Set(programsOf(kind, false)), config);
       obj.load();
       out[kind] = 'available';
     } catch (e) {
@@ -110,12 +110,35 @@ function attachHook(obj: BpfObject, h: Hook, family: 4 | 6, ifindex: number, cls
   }
 }
 
-/** The programs to load: every one of the kinds that are available. */
-export function availablePrograms(hooks: Record<HookKind, string>): Set<string> {
+/**
+ * The optional programs of the available kinds (points younger kernels have), each probed on its
+ * own: the ones this kernel refuses, with its reason.
+ */
+export function probeOptional(hooks: Record<HookKind, string>, config: Uint8Array): Map<string, string> {
+  const refused = new Map<string, string>();
+  for (const kind of HOOK_KINDS) {
+    if (hooks[kind] !== 'available') continue;
+    for (const p of programsOf(kind, true)) {
+      let obj: BpfObject | null = null;
+      try {
+        obj = openWith(new Set([p]), config);
+        obj.load();
+      } catch (e) {
+        refused.set(p, (e as Error).message.replace(/^ktrace: /, ''));
+      } finally {
+        obj?.close();
+      }
+    }
+  }
+  return refused;
+}
+
+/** The programs to load: every one of the kinds that are available, but the optional ones refused. */
+export function availablePrograms(hooks: Record<HookKind, string>, refused: Map<string, string> = new Map()): Set<string> {
   const on = new Set<string>();
   for (const kind of HOOK_KINDS) {
     if (hooks[kind] !== 'available') continue;
-    for (const p of kind === 'tcx' ? ['kt_tc_egress', 'kt_tc_ingress'] : programsOf(kind)) on.add(p);
+    for (const p of kind === 'tcx' ? ['kt_tc_egress', 'kt_tc_ingress'] : programsOf(kind)) if (!refused.has(p)) on.add(p);
   }
   return on;
 }
@@ -134,7 +157,7 @@ export interface StagePlanning {
  * Attaches each stage to its first working hook (in the run's namespace for netfilter and tc),
  * and kfree_skb where it can; refuses, in one line, a plan with a path left without a stage.
  */
-export function attachStages(session: BpfSession, req: KtraceRequest, family: 4 | 6, hooks: Record<HookKind, string>, ifindex: number): StagePlanning {
+export function attachStages(session: BpfSession, req: KtraceRequest, family: 4 | 6, hooks: Record<HookKind, string>, ifindex: number, refusedProgs: Map<string, string> = new Map()): StagePlanning {
   const rx = req.direction === 'rx';
   const obj = session.obj;
   const clsact = req.iface ? new ClsactHook(ifindex) : null;
@@ -144,6 +167,11 @@ export function attachStages(session: BpfSession, req: KtraceRequest, family: 4 
     for (const h of stage.hooks) {
       if (hooks[h.kind] !== 'available') {
         a.refused.push({ hook: hookName(h), reason: hooks[h.kind] });
+        continue;
+      }
+      const own = h.prog ? refusedProgs.get(progName(h, family)) : undefined;
+      if (own !== undefined) {
+        a.refused.push({ hook: hookName(h), reason: own });
         continue;
       }
       if (h.records !== undefined) {

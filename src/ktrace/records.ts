@@ -24,6 +24,13 @@ export interface TripShape {
 
 const decoder = new TextDecoder();
 
+/** TX, the socket stages: from the reply queued on the socket (its reader woken) to the reader copying it out. */
+function wakeup(stages: StageTime[]): number | null {
+  const ready = stages.find((s) => s.name === 'sk_data_ready');
+  const read = stages.find((s) => s.name === 'sk_read');
+  return ready && read ? read.t_ns - ready.t_ns : null;
+}
+
 export class TripDecoder {
   constructor(
     private readonly shape: TripShape,
@@ -69,6 +76,7 @@ export class TripDecoder {
       total_ns: stages.length ? stages.at(-1)!.t_ns : 0,
       wire_ns: lastFirst && firstSecond && !rx ? firstSecond.t_ns - lastFirst.t_ns : null,
       answer_ns: lastFirst && firstSecond && rx ? firstSecond.t_ns - lastFirst.t_ns : null,
+      wakeup_ns: wakeup(stages),
       pid: pid || null,
       comm: pid ? comm(b, tr + TRIP.comm) : null,
       ifindex_out: v.getUint32(tr + TRIP.ifindex_out, true) || null,

@@ -20,7 +20,7 @@ import { inNamespace } from '../io/placement.js';
 import { native } from '../native/index.js';
 import { parseIp } from '../packet/addr.js';
 import { type KtraceDoneEvent, type KtraceEvent, type KtraceStartEvent, KTRACE_SCHEMA, type StagePlan } from './events.js';
-import { attachStages, availablePrograms, hookName, openWith, probeHooks, writePlan } from './hooks.js';
+import { attachStages, availablePrograms, hookName, openWith, probeHooks, probeOptional, writePlan } from './hooks.js';
 import { dropReasons, kfreeReasonOffset, netnsInode } from './kernel.js';
 import { COUNTER, HIST_SLOTS, KEY, NSTAGES, TRIP } from './layout.js';
 import { DropTally, histogramEvent, type TripMap, TripDecoder, TripSweeper } from './records.js';
@@ -58,11 +58,12 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   const syms = req.stacks ? Kallsyms.load() : null;
 
   const hooks = probeHooks(req, config);
-  const session = new BpfSession(openWith(availablePrograms(hooks), config), req.netns);
+  const refusedProgs = probeOptional(hooks, config);
+  const session = new BpfSession(openWith(availablePrograms(hooks, refusedProgs), config), req.netns);
   let planning: ReturnType<typeof attachStages>;
   try {
     session.obj.load();
-    planning = attachStages(session, req, family, hooks, ifindex);
+    planning = attachStages(session, req, family, hooks, ifindex, refusedProgs);
     writePlan(session.obj, planning.measured);
   } catch (e) {
     session.abort();

@@ -17,6 +17,11 @@ export interface Hook {
   prog: string | { 4: string; 6: string };
   /** The stage the program records, when it is another stage's point (a collapse). */
   records?: number;
+  /**
+   * A point younger kernels have (the socket's tracepoints, Linux 6.7): probed on its own, so a
+   * kernel without it loses this hook, not the whole kind.
+   */
+  optional?: true;
 }
 
 export interface Stage {
@@ -24,6 +29,8 @@ export interface Stage {
   name: string;
   path: 'out' | 'in';
   hooks: Hook[];
+  /** Only in TX mode: the pinging process's socket (in RX mode the kernel answers, no socket reads). */
+  txOnly?: true;
 }
 
 const fe = (fn4: string, fn6: string): Hook => ({ kind: 'fentry', at: fn4 === fn6 ? fn4 : `${fn4} / ${fn6}`, prog: { 4: `kt_fe_${fn4}`, 6: `kt_fe_${fn6}` } });
@@ -34,6 +41,7 @@ const tps = (name: string, system: string | null = 'net'): Hook[] => [
   { kind: 'raw_tp', at: name, prog: `kt_raw_${name}` },
   ...(system ? [{ kind: 'tracepoint' as const, at: `${system}/${name}`, prog: `kt_tp_${name}` }] : []),
 ];
+const optional = (h: Hook): Hook => ({ ...h, optional: true });
 const nf = (hook: string, prog: string, records?: number): Hook => ({ kind: 'netfilter', at: hook, prog: `kt_nf_${prog}`, ...(records !== undefined ? { records } : {}) });
 
 export const STAGES: readonly Stage[] = [
@@ -48,16 +56,22 @@ export const STAGES: readonly Stage[] = [
   { id: 7, name: 'tc_ingress', path: 'in', hooks: [{ kind: 'tcx', at: 'ingress', prog: 'kt_tc_ingress' }] },
   { id: 8, name: 'ip_rcv', path: 'in', hooks: [fe('ip_rcv', 'ipv6_rcv'), kp('ip_rcv'), nf('PRE_ROUTING', 'pre_routing')] },
   { id: 9, name: 'icmp_rcv', path: 'in', hooks: [fe('icmp_rcv', 'icmpv6_rcv'), kp('icmp_rcv'), nf('LOCAL_IN', 'local_in')] },
+  // The socket: the reply queued on the pinging socket (its reader woken), then copied out by the
+  // reader's recvmsg. Between the two: wakeup and scheduling, which ping's own RTT (taken from the
+  // kernel's receive stamp) does not show and a program that reads late pays.
+  { id: 10, name: 'sk_data_ready', path: 'in', txOnly: true, hooks: tps('sk_data_ready', 'sock').map(optional) },
+  { id: 11, name: 'sk_read', path: 'in', txOnly: true, hooks: tps('skb_copy_datagram_iovec', 'skb').map(optional) },
 ];
 
 /** Drops: not a stage, but where an incomplete trip learns why (kfree_skb's reason). */
 export const DROP_HOOKS: readonly Hook[] = tps('kfree_skb', 'skb');
 
-/** Every program of the object, by hook kind (what a probe load turns on). */
-export function programsOf(kind: HookKind): string[] {
+/** Every program of the object, by hook kind (what a probe load turns on); `optional`: only the optional ones, or only the others. */
+export function programsOf(kind: HookKind, optional?: boolean): string[] {
   const out = new Set<string>();
   for (const h of [...STAGES.flatMap((s) => s.hooks), ...DROP_HOOKS]) {
     if (h.kind !== kind || !h.prog) continue;
+    if (optional !== undefined && !!h.optional !== optional) continue;
     if (typeof h.prog === 'string') out.add(h.prog);
     else {
       out.add(h.prog[4]);
@@ -74,6 +88,6 @@ export function progName(h: Hook, family: 4 | 6): string {
 /** Stages in path order: the first path (TX: out, RX: in), then the second. */
 export function pathOrder(rx: boolean): Stage[] {
   const out = STAGES.filter((s) => s.path === 'out');
-  const inn = STAGES.filter((s) => s.path === 'in');
+  const inn = STAGES.filter((s) => s.path === 'in' && !(rx && s.txOnly));
   return rx ? [...inn, ...out] : [...out, ...inn];
 }

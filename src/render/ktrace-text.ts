@@ -121,6 +121,6 @@ export class KtraceTextView {
     for (const l of stageLines(parts, this.gap)) this.write(l);
     const gap = e.wire_ns ?? e.answer_ns;
     const split = parts.length === 2 && gap !== null ? `: ${parts[0].label} ${us(spanOf(parts[0]))}, ${this.gap} ${us(gap)}, ${parts[1].label} ${us(spanOf(parts[1]))} us` : '';
-    this.write(`  total ${us(e.total_ns)} us${split}`);
+    this.write(`  total ${us(e.total_ns)} us${split}${e.wakeup_ns !== null ? `; of which the reader's wakeup (sk_data_ready to sk_read) ${us(e.wakeup_ns)} us` : ''}`);
   }
 }

@@ -49,7 +49,7 @@ test('ktrace view, TX: plan, per-path deltas and path times, the wire gap, a sta
         { name: '__netif_receive_skb', hook: 'tp_btf netif_receive_skb', t_ns: 40_000, stack: null },
         { name: 'icmp_rcv', hook: 'netfilter LOCAL_IN', t_ns: 45_600 },
       ],
-      total_ns: 45_600, wire_ns: 30_100, answer_ns: null, pid: 4582, comm: 'ping', ifindex_out: 2, ifindex_in: 2,
+      total_ns: 45_600, wire_ns: 30_100, answer_ns: null, wakeup_ns: null, pid: 4582, comm: 'ping', ifindex_out: 2, ifindex_in: 2,
     },
     {
       schema: S, type: 'incomplete', t_ms: 2300, id: 7, seq: 2,
@@ -112,7 +112,7 @@ test('ktrace view, RX: the request comes in first, the gap is this host answerin
         { name: '__netif_receive_skb', hook: 'tp_btf netif_receive_skb', t_ns: 0 },
         { name: 'ip_local_out', hook: 'netfilter LOCAL_OUT', t_ns: 12_300 },
       ],
-      total_ns: 12_300, wire_ns: null, answer_ns: 12_300, pid: null, comm: null, ifindex_out: 3, ifindex_in: 3,
+      total_ns: 12_300, wire_ns: null, answer_ns: 12_300, wakeup_ns: null, pid: null, comm: null, ifindex_out: 3, ifindex_in: 3,
     },
   ];
   assert.equal(render(events), `pathlens ktrace: ICMPv6 echo fd00::2 -> fd00::1 (RX: pinged here)

@@ -14,7 +14,7 @@ import { chain } from '../../src/lab/presets.js';
 import type { KtraceDropsEvent, KtraceEvent, KtraceIncompleteEvent, KtraceRttEvent, KtraceStartEvent } from '../../src/ktrace/events.js';
 import type { LabState } from '../../src/lab/lab.js';
 import { ktraceEvents } from '../helpers/ktrace-schema.js';
-import { CLI, addrOf, labName, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { CLI, addrOf, labName, median, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 import { startUntil } from '../helpers/spawn.js';
 import { ensureTracefs } from '../helpers/tracefs.js';
@@ -125,7 +125,7 @@ function checkTrips(what: string, ev: KtraceEvent[], pings: Map<number, PingRtt>
   }
 }
 
-const TX4 = ['ip_local_out', 'post_routing', 'tc_egress', 'dev_queue_xmit', 'dev_start_xmit', '__netif_receive_skb', 'tc_ingress', 'ip_rcv', 'icmp_rcv'];
+const TX4 = ['ip_local_out', 'post_routing', 'tc_egress', 'dev_queue_xmit', 'dev_start_xmit', '__netif_receive_skb', 'tc_ingress', 'ip_rcv', 'icmp_rcv', 'sk_data_ready', 'sk_read'];
 const RX4 = ['__netif_receive_skb', 'tc_ingress', 'ip_rcv', 'icmp_rcv', 'ip_local_out', 'post_routing', 'tc_egress', 'dev_queue_xmit', 'dev_start_xmit'];
 
 async function run(st: LabState, args: string[], traffic: () => Promise<void>) {
@@ -165,6 +165,8 @@ test('ktrace TX and RX, IPv4 and IPv6: every ping once, stages in order, totals 
           ['tc_ingress', 'tcx ingress', null],
           ['ip_rcv', 'netfilter PRE_ROUTING', null],
           ['icmp_rcv', 'netfilter LOCAL_IN', null],
+          ['sk_data_ready', 'tp_btf sk_data_ready', null],
+          ['sk_read', 'tp_btf skb_copy_datagram_iovec', null],
         ],
         'on this kernel: fentry refused, so ip_send_skb and ip_local_out share LOCAL_OUT',
       );
@@ -173,6 +175,16 @@ test('ktrace TX and RX, IPv4 and IPv6: every ping once, stages in order, totals 
       checkTrips(`TX IPv${fam}`, tx, pings, TX4);
       const rtts = tx.filter((e): e is KtraceRttEvent => e.type === 'rtt');
       assert.ok(rtts.every((e) => e.comm === 'ping' && e.pid !== null && e.wire_ns !== null && e.wire_ns > 0 && e.answer_ns === null), 'TX: the sending process, and the wire-and-far-end time');
+      // The socket stages: the reply queued on ping's socket, then read by it (the reader's
+      // wakeup between, never negative). ktrace's total now runs from the first stage to ping's
+      // read, so what ping's RTT has beyond it is ping's own time around its two system calls:
+      // its clock read before sendmsg to the first stage (LOCAL_OUT here: the ping socket's send
+      // path before it is not a stage yet), and the read to its clock after. Measured here: a
+      // median of 16-18 us (IPv4) and 24-25 us (IPv6); the bound leaves room for a loaded machine.
+      assert.ok(rtts.every((e) => e.wakeup_ns !== null && e.wakeup_ns >= 0 && e.stages.at(-1)!.name === 'sk_read'), 'TX: every trip read by ping, its wakeup measured');
+      const beyond = median(rtts.map((e) => pings.get(e.seq)!.ms * 1e6 - e.total_ns));
+      process.stdout.write(`# IPv${fam}: ping RTT - ktrace total: median ${(beyond / 1000).toFixed(1)} us; reader's wakeup median ${(median(rtts.map((e) => e.wakeup_ns!)) / 1000).toFixed(1)} us\n`);
+      assert.ok(beyond >= -1_000 && beyond <= 50_000, `ping's RTT beyond ktrace's stages to its read: median ${beyond} ns`);
       const rx = await run(st, ['--src', local, '--dst', far, '--netns', src, '-i', 'e0', '--direction', 'rx'], async () => {
         pings = await ping(dstNs, local, 10);
       });

@@ -69,7 +69,12 @@ test('a complete trip record is an rtt event: stages in path order from the firs
       ['icmp_rcv', 'hook-icmp_rcv', 62_500],
     ],
   );
-  assert.deepEqual([e.id, e.seq, e.total_ns, e.wire_ns, e.answer_ns, e.pid, e.comm, e.ifindex_out, e.ifindex_in, e.t_ms], [77, 5, 62_500, 58_500, null, 4242, 'ping', 3, 3, 12.5]);
+  assert.deepEqual([e.id, e.seq, e.total_ns, e.wire_ns, e.answer_ns, e.wakeup_ns, e.pid, e.comm, e.ifindex_out, e.ifindex_in, e.t_ms], [77, 5, 62_500, 58_500, null, null, 4242, 'ping', 3, 3, 12.5]);
+  // The socket stages: the reply queued on the socket, then read: the reader's wakeup between them.
+  writeTrip(b, off + RECORD.trip, { ip_local_out: base, __netif_receive_skb: base + 60_000, icmp_rcv: base + 62_500, sk_data_ready: base + 63_000, sk_read: base + 71_000 }, { pid: 4242, comm: 'ping' });
+  const s = dec.rtt(v, b, off, RECORD.size, 0)!;
+  assert.deepEqual([s.stages.map((x) => x.name).slice(-2), s.total_ns, s.wakeup_ns], [['sk_data_ready', 'sk_read'], 71_000, 8000]);
+  writeTrip(b, off + RECORD.trip, { ip_local_out: base, post_routing: base + 400, tc_egress: base + 900, dev_start_xmit: base + 1500, __netif_receive_skb: base + 60_000, tc_ingress: base + 60_300, ip_rcv: base + 61_000, icmp_rcv: base + 62_500 }, { pid: 4242, comm: 'ping', ifOut: 3, ifIn: 3 });
   // RX: the time between the paths is this host answering; no process.
   const rxDec = new TripDecoder(shape(true), null, new Map());
   writeTrip(b, off + RECORD.trip, { __netif_receive_skb: base, ip_rcv: base + 700, icmp_rcv: base + 1000, ip_local_out: base + 9000, dev_start_xmit: base + 9900 });
