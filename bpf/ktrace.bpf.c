@@ -273,6 +273,14 @@ static __noinline void finish(struct kt_key *k, struct kt_trip *t, __u64 now)
 	bpf_map_delete_elem(&kt_trips, k);
 }
 
+/* TX: when each task last entered sendto/sendmsg (the sendmsg stage), taken by its next trip. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} kt_sends SEC(".maps");
+
 /* Per-CPU scratch: keys and the new entry's template are too big for comfort on the stack. */
 struct scratch {
 	struct pkt p;
@@ -326,8 +334,15 @@ static __noinline int on_stage(struct scratch *sc, __u32 stage, __u32 ifindex, b
 			t->ifindex_in = ifindex;
 	}
 	if (ctx_task && out && !cfg.rx && !t->pid) {
-		t->pid = bpf_get_current_pid_tgid() >> 32;
+		__u64 task = bpf_get_current_pid_tgid();
+		t->pid = task >> 32;
 		bpf_get_current_comm(t->comm, sizeof(t->comm));
+		/* The system call that sent it: this task's last sendto/sendmsg, if it began before the trip. */
+		__u64 *sent = bpf_map_lookup_elem(&kt_sends, &task);
+		if (sent && *sent <= t->created && !t->t[KT_SENDMSG])
+			t->t[KT_SENDMSG] = *sent;
+		if (sent)
+			bpf_map_delete_elem(&kt_sends, &task);
 	}
 	struct kt_plan *pl = plan();
 	if (pl && stage == pl->final)
@@ -473,6 +488,30 @@ SEC("tracepoint/skb/skb_copy_datagram_iovec")
 int kt_tp_skb_copy_datagram_iovec(struct tp_skb *ctx)
 {
 	return traced(ctx, ctx->skb, KT_SK_READ, AT_NETWORK_HEADER, false);
+}
+
+/* ---- the sender's system call: sys_enter_sendto / sys_enter_sendmsg (TX) -------------------- */
+
+static __always_inline int sending(void)
+{
+	if (cfg.rx)
+		return 0;
+	__u64 task = bpf_get_current_pid_tgid();
+	__u64 now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&kt_sends, &task, &now, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int kt_tp_sys_enter_sendto(void *ctx)
+{
+	return sending();
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int kt_tp_sys_enter_sendmsg(void *ctx)
+{
+	return sending();
 }
 
 /* ---- drops: kfree_skb (skb, location, reason) ---------------------------------------------- */

@@ -23,7 +23,8 @@ enum kt_stage {
 	KT_ICMP_RCV = 9,
 	KT_SK_DATA_READY = 10, /* TX: the reply queued on the pinging socket, its reader woken */
 	KT_SK_READ = 11,       /* TX: the reader copies it out (recvmsg): wakeup and scheduling between */
-	KT_NSTAGES = 12,
+	KT_SENDMSG = 12,       /* TX: the sender's sendto/sendmsg system call began (first in path order) */
+	KT_NSTAGES = 13,
 };
 #define KT_FIRST_IN KT_NETIF_RECEIVE
 #define KT_HIST_SLOTS 64

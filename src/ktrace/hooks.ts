@@ -99,7 +99,19 @@ function attachHook(obj: BpfObject, h: Hook, family: 4 | 6, ifindex: number, cls
       return attachRawTracepoint(fd, h.at);
     case 'tracepoint': {
       const [system, name] = h.at.split('/');
-      return attachTracepoint(fd, system, name);
+      if (!h.also?.length) return attachTracepoint(fd, system, name);
+      // A stage on several points: all of them, or none (what was attached is detached again).
+      const links = [attachTracepoint(fd, system, name)];
+      try {
+        for (const x of h.also) {
+          const [s2, n2] = x.at.split('/');
+          links.push(attachTracepoint(obj.progFd(x.prog), s2, n2));
+        }
+      } catch (e) {
+        for (const l of links) l.detach();
+        throw e;
+      }
+      return { how: links[0].how, detach: () => links.forEach((l) => l.detach()) };
     }
     case 'netfilter':
       return attachNetfilter(fd, family === 4 ? 'ipv4' : 'ipv6', NF_POINT[h.at], NF_PRIORITY);
@@ -177,7 +189,7 @@ export function attachStages(session: BpfSession, req: KtraceRequest, family: 4 
       if (h.records !== undefined) {
         // This stage's best point is another stage's: measured there, reported as the same.
         a.hook = h;
-        a.sameAs = STAGES[h.records];
+        a.sameAs = STAGES.find((s) => s.id === h.records);
         break;
       }
       try {

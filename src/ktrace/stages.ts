@@ -22,6 +22,8 @@ export interface Hook {
    * kernel without it loses this hook, not the whole kind.
    */
   optional?: true;
+  /** More points the same stage needs attached too (sendto and sendmsg), with their programs. */
+  also?: { at: string; prog: string }[];
 }
 
 export interface Stage {
@@ -45,6 +47,10 @@ const optional = (h: Hook): Hook => ({ ...h, optional: true });
 const nf = (hook: string, prog: string, records?: number): Hook => ({ kind: 'netfilter', at: hook, prog: `kt_nf_${prog}`, ...(records !== undefined ? { records } : {}) });
 
 export const STAGES: readonly Stage[] = [
+  // The sender's system call (TX): its sendto or sendmsg began. The syscall tracepoints carry no
+  // packet: the task's time is kept and taken by the trip a tracing stage later sees it send. So
+  // the stack's send path before LOCAL_OUT is measured too. First in path order (the array's).
+  { id: 12, name: 'sendmsg', path: 'out', txOnly: true, hooks: [{ kind: 'tracepoint', at: 'syscalls/sys_enter_sendto', prog: 'kt_tp_sys_enter_sendto', optional: true, also: [{ at: 'syscalls/sys_enter_sendmsg', prog: 'kt_tp_sys_enter_sendmsg' }] }] },
   { id: 0, name: 'ip_send_skb', path: 'out', hooks: [fe('ip_send_skb', 'ip6_send_skb'), kp('ip_send_skb'), nf('LOCAL_OUT', 'local_out', 1)] },
   { id: 1, name: 'ip_local_out', path: 'out', hooks: [fe('ip_local_out', 'ip6_local_out'), kp('ip_local_out'), nf('LOCAL_OUT', 'local_out')] },
   { id: 2, name: 'post_routing', path: 'out', hooks: [nf('POST_ROUTING', 'post_routing')] },
@@ -72,6 +78,7 @@ export function programsOf(kind: HookKind, optional?: boolean): string[] {
   for (const h of [...STAGES.flatMap((s) => s.hooks), ...DROP_HOOKS]) {
     if (h.kind !== kind || !h.prog) continue;
     if (optional !== undefined && !!h.optional !== optional) continue;
+    for (const x of h.also ?? []) out.add(x.prog);
     if (typeof h.prog === 'string') out.add(h.prog);
     else {
       out.add(h.prog[4]);
@@ -87,7 +94,7 @@ export function progName(h: Hook, family: 4 | 6): string {
 
 /** Stages in path order: the first path (TX: out, RX: in), then the second. */
 export function pathOrder(rx: boolean): Stage[] {
-  const out = STAGES.filter((s) => s.path === 'out');
+  const out = STAGES.filter((s) => s.path === 'out' && !(rx && s.txOnly));
   const inn = STAGES.filter((s) => s.path === 'in' && !(rx && s.txOnly));
   return rx ? [...inn, ...out] : [...out, ...inn];
 }
