@@ -39,7 +39,9 @@ struct net_device {
 	int ifindex;
 	possible_net_t nd_net;
 } __attribute__((preserve_access_index));
+struct sock;
 struct sk_buff {
+	struct sock *sk;
 	struct net_device *dev;
 	unsigned char *head;
 	unsigned char *data;
@@ -51,6 +53,7 @@ struct sk_buff_head {
 } __attribute__((preserve_access_index));
 struct sock {
 	struct sk_buff_head sk_receive_queue;
+	__u16 sk_protocol;
 } __attribute__((preserve_access_index));
 struct bpf_nf_ctx {
 	const void *state;
@@ -273,12 +276,20 @@ static __noinline void finish(struct kt_key *k, struct kt_trip *t, __u64 now)
 	bpf_map_delete_elem(&kt_trips, k);
 }
 
-/* TX: when each task last entered sendto/sendmsg (the sendmsg stage), taken by its next trip. */
+/* TX: per CPU, the task that last entered sendto/sendmsg there and when (the sendmsg stage). The
+ * send path of a locally made packet runs in that system call, on that CPU: its trip takes the
+ * time if the task is the same. A per-CPU slot, not a map lookup by task: every sendto on the
+ * host runs this, so it must cost next to nothing. */
+struct kt_send {
+	__u64 task;
+	__u64 t;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kt_send);
 } kt_sends SEC(".maps");
 
 /* Per-CPU scratch: keys and the new entry's template are too big for comfort on the stack. */
@@ -337,12 +348,13 @@ static __noinline int on_stage(struct scratch *sc, __u32 stage, __u32 ifindex, b
 		__u64 task = bpf_get_current_pid_tgid();
 		t->pid = task >> 32;
 		bpf_get_current_comm(t->comm, sizeof(t->comm));
-		/* The system call that sent it: this task's last sendto/sendmsg, if it began before the trip. */
-		__u64 *sent = bpf_map_lookup_elem(&kt_sends, &task);
-		if (sent && *sent <= t->created && !t->t[KT_SENDMSG])
-			t->t[KT_SENDMSG] = *sent;
-		if (sent)
-			bpf_map_delete_elem(&kt_sends, &task);
+		/* The system call that sent it: this task's sendto/sendmsg on this CPU, if it began before the trip. */
+		__u32 zero = 0;
+		struct kt_send *sent = bpf_map_lookup_elem(&kt_sends, &zero);
+		if (sent && sent->task == task && sent->t && sent->t <= t->created && !t->t[KT_SENDMSG]) {
+			t->t[KT_SENDMSG] = sent->t;
+			sent->t = 0;
+		}
 	}
 	struct kt_plan *pl = plan();
 	if (pl && stage == pl->final)
@@ -450,12 +462,29 @@ DEV_TP(netif_receive_skb, KT_NETIF_RECEIVE, AT_DATA)
 
 /* ---- the socket: sk_data_ready (sock) and skb_copy_datagram_iovec (skb, len) --------------- */
 
+/* Only ICMP sockets (ping and raw, both ways): every socket on the host fires these two points. */
+static __always_inline bool icmp_sock(const struct sock *sk)
+{
+	if (!sk)
+		return false;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	return proto == (cfg.family == 4 ? 1 : 58);
+}
+
 /* sk_data_ready fires once a packet is on the socket's receive queue: the newest is its tail. */
 static __always_inline struct sk_buff *queued(const struct sock *sk)
 {
-	if (!sk)
+	if (!icmp_sock(sk))
 		return 0;
 	return BPF_CORE_READ(sk, sk_receive_queue.prev);
+}
+
+/* The packet a reader copies out, when its socket is an ICMP one. */
+static __always_inline struct sk_buff *read_out(struct sk_buff *skb)
+{
+	if (!skb || !icmp_sock(BPF_CORE_READ(skb, sk)))
+		return 0;
+	return skb;
 }
 
 SEC("tp_btf/sk_data_ready")
@@ -482,12 +511,22 @@ int kt_tp_sk_data_ready(struct tp_sk *ctx)
 	return traced(ctx, queued(ctx->sk), KT_SK_DATA_READY, AT_NETWORK_HEADER, false);
 }
 
-DEV_TP_BTF_RAW(skb_copy_datagram_iovec, KT_SK_READ, AT_NETWORK_HEADER)
+SEC("tp_btf/skb_copy_datagram_iovec")
+int kt_btf_skb_copy_datagram_iovec(unsigned long long *ctx)
+{
+	return traced(ctx, read_out((struct sk_buff *)ctx[0]), KT_SK_READ, AT_NETWORK_HEADER, false);
+}
+
+SEC("raw_tp/skb_copy_datagram_iovec")
+int kt_raw_skb_copy_datagram_iovec(struct bpf_raw_tracepoint_args *ctx)
+{
+	return traced(ctx, read_out((struct sk_buff *)ctx->args[0]), KT_SK_READ, AT_NETWORK_HEADER, false);
+}
 
 SEC("tracepoint/skb/skb_copy_datagram_iovec")
 int kt_tp_skb_copy_datagram_iovec(struct tp_skb *ctx)
 {
-	return traced(ctx, ctx->skb, KT_SK_READ, AT_NETWORK_HEADER, false);
+	return traced(ctx, read_out(ctx->skb), KT_SK_READ, AT_NETWORK_HEADER, false);
 }
 
 /* ---- the sender's system call: sys_enter_sendto / sys_enter_sendmsg (TX) -------------------- */
@@ -496,9 +535,12 @@ static __always_inline int sending(void)
 {
 	if (cfg.rx)
 		return 0;
-	__u64 task = bpf_get_current_pid_tgid();
-	__u64 now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&kt_sends, &task, &now, BPF_ANY);
+	__u32 zero = 0;
+	struct kt_send *s = bpf_map_lookup_elem(&kt_sends, &zero);
+	if (s) {
+		s->task = bpf_get_current_pid_tgid();
+		s->t = bpf_ktime_get_ns();
+	}
 	return 0;
 }
 
