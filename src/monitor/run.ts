@@ -41,7 +41,6 @@ import { ScheduleLedger } from './schedule.js';
 import { TimingWheel } from './wheel.js';
 import { PATH_DEFAULTS, PathWatch, type WatchedPath } from './paths.js';
 
-
 /**
  * The timer's period. Each wake-up costs CPU (about 25 µs here: a virtual machine's timer and
  * halt exits, the event loop's two polls), and a tick sends what came due since the last, so the
@@ -406,10 +405,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
       timeoutMs: req.timeoutMs,
       damping: req.pathDamping ?? PATH_DEFAULTS.damping,
       inflight: req.pathInflight ?? PATH_DEFAULTS.inflight,
-      clock,
-      t0,
-      wall0,
-      emit,
+      clock, t0, wall0, emit,
       // A path that cannot be traced is said, and the rest of the run goes on.
       onError: (target, e) => emit({ schema: MONITOR_SCHEMA, type: 'error', t_ms: tms(), code: (e as { code?: string }).code ?? 'ERR_PATH', message: `${target}: path: ${e.message}` }),
     });

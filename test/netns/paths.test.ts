@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Collect } from '../../src/core/sink.js';
-import { labLink } from '../../src/lab/lab.js';
+import { labLink } from '../../src/lab/link.js';
 import { chain, ecmp } from '../../src/lab/presets.js';
 import { validateSpec } from '../../src/lab/spec.js';
 import type { MonitorEvent, PathEvent } from '../../src/monitor/events.js';
