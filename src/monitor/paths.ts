@@ -78,10 +78,6 @@ export class PathWatch {
     this.watches = paths.map((p) => ({ p, tracer: null, table: new HopStatsTable(p.address, true), rounds: 0, reached: null, changes: new PathChanges(o.damping), timer: null }));
   }
 
-  get size(): number {
-    return this.watches.length;
-  }
-
   private tms(): number {
     return Math.round((this.o.clock.now() - this.o.t0) * 1000) / 1000;
   }
@@ -180,11 +176,6 @@ export class PathWatch {
     });
     w.table.reset();
     w.rounds = 0;
-  }
-
-  /** The paths' current shapes (views, metrics). */
-  current(): { target: string; path: string | null; hops: PathHop[] | null; changes: number }[] {
-    return this.watches.map((w) => ({ target: w.p.target, path: w.p.path, hops: w.changes.current ? hopList(w.changes.current) : null, changes: w.changes.changes }));
   }
 
   /** Stops every tracer; the window in progress is closed with what it has. Resolves when the sockets are closed. */
