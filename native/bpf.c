@@ -78,6 +78,7 @@ static struct {
   int (*set_autoload)(struct bpf_program *, bool);
   int (*set_type)(struct bpf_program *, int);
   int (*set_expected_attach_type)(struct bpf_program *, int);
+  int (*set_attach_target)(struct bpf_program *, int, const char *);
   int (*set_initial_value)(struct bpf_map *, const void *, size_t);
 } lb;
 
@@ -137,6 +138,7 @@ static bool libbpf_ready(void) {
   SYM(set_type, "bpf_program__set_type");
   SYM(set_expected_attach_type, "bpf_program__set_expected_attach_type");
   SYM(set_initial_value, "bpf_map__set_initial_value");
+  SYM(set_attach_target, "bpf_program__set_attach_target");
 #undef SYM
   lb.set_print(collect_log);
   lb.lib = h;
@@ -259,6 +261,16 @@ static napi_value js_prog_set_type(napi_env env, napi_callback_info info) {
   if (!p) return pl_errno(env, ENOENT);
   int rc = lb.set_type(p, type);
   return rc_result(env, rc < 0 ? rc : lb.set_expected_attach_type(p, attach));
+}
+
+/* bpfProgSetAttachTarget(handle, prog, target) -> 0 | -errno, before bpfLoad: the kernel function
+ * (fentry) or raw tracepoint (tp_btf) a program whose section names none is loaded for. */
+static napi_value js_prog_set_attach_target(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  void *p;
+  char target[128];
+  if (!pl_args(env, info, 3, argv, NULL) || !find_named(env, argv, true, &p) || !get_string(env, argv[2], "target", target, sizeof target)) return NULL;
+  return p ? rc_result(env, lb.set_attach_target(p, 0, target)) : pl_errno(env, ENOENT);
 }
 
 /* bpfMapSetInitialValue(handle, map, bytes) -> 0 | -errno, before bpfLoad: e.g. ".rodata", whose
@@ -694,6 +706,7 @@ napi_status pl_init_bpf(napi_env env, napi_value exports) {
       {"bpfTcFilter", js_tc_filter},
       {"bpfProgSetAutoload", js_prog_set_autoload},
       {"bpfProgSetType", js_prog_set_type},
+      {"bpfProgSetAttachTarget", js_prog_set_attach_target},
       {"bpfMapSetInitialValue", js_map_set_initial_value},
       {"bpfRawTracepointOpen", js_raw_tp_open},
       {"bpfNetfilterLink", js_netfilter_link},

@@ -83,6 +83,12 @@ export class BpfObject {
     if (rc < 0) throw new PathlensError('ERR_BPF', `${this.name}: cannot set the type of ${prog} (${errnoName(-rc)})`);
   }
 
+  /** Before load: the kernel function (fentry) or raw tracepoint (tp_btf) a targetless program is for. */
+  setAttachTarget(prog: string, target: string): void {
+    const rc = native().bpfProgSetAttachTarget(this.handle, prog, target);
+    if (rc < 0) throw new PathlensError('ERR_BPF', `${this.name}: cannot aim ${prog} at ${target} (${errnoName(-rc)})`);
+  }
+
   /**
    * Before load: the initial contents of a map, such as ".rodata" (the object's `const volatile`
    * globals, which the verifier then treats as constants). `value` must be the map's whole value.

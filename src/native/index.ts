@@ -99,6 +99,8 @@ export interface NativeShim {
   bpfProgSetAutoload(handle: number, prog: string, load: boolean): number;
   /** Before bpfLoad: program type and expected attach type, for sections libbpf does not know. */
   bpfProgSetType(handle: number, prog: string, progType: number, expectedAttachType: number): number;
+  /** Before load: the function (fentry) or raw tracepoint (tp_btf) of a program whose section names none. */
+  bpfProgSetAttachTarget(handle: number, prog: string, target: string): number;
   /** Before bpfLoad: a map's initial contents (".rodata": constants for the verifier). */
   bpfMapSetInitialValue(handle: number, map: string, value: Uint8Array): number;
   /** BPF_RAW_TRACEPOINT_OPEN: a raw_tp program on `name`, or a tp_btf program (name null); fd or -errno. */
