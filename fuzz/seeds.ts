@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVENT, EV_FLOW, EV_RTT } from '../src/pping/bpf-layout.js';
-import { RECORD, REC_COMPLETE, TRIP } from '../src/ktrace/layout.js';
+import { KEY, RECORD, REC_COMPLETE, REC_PARTIAL, TRIP } from '../src/ktrace/layout.js';
 import { STAGES, pathOrder } from '../src/ktrace/stages.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -129,6 +129,25 @@ function ringRecords(): void {
     put('ktrace-record', rx ? 'rx' : 'tx', b);
   }
   void STAGES;
+  // ktrace packet mode: a UDP datagram out (complete), a TCP segment in (its buffer reused).
+  for (const [lead, out, kind] of [[2, 1, REC_COMPLETE], [3, 0, REC_PARTIAL]] as const) {
+    const b = new Uint8Array(1 + RECORD.size);
+    const v = new DataView(b.buffer, 1);
+    b[0] = lead;
+    b.set(lead === 2 ? [10, 0, 0, 1] : [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 1 + RECORD.key + KEY.local);
+    b.set(lead === 2 ? [10, 0, 0, 2] : [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 1 + RECORD.key + KEY.remote);
+    v.setUint16(RECORD.key + KEY.id, 40000, true);
+    v.setUint16(RECORD.key + KEY.seq, lead === 2 ? 53 : 443, true);
+    v.setUint8(RECORD.key + KEY.out, out);
+    v.setBigUint64(RECORD.key + KEY.skb, 0xffff888012345600n, true);
+    let t = 5_000_000_000;
+    for (const s of [12, 1, 2, 3, 4, 5]) le64(v, RECORD.trip + TRIP.t + 8 * s, (t += 700));
+    v.setUint16(RECORD.trip + TRIP.len, 128, true);
+    v.setUint32(RECORD.trip + TRIP.tcp_seq, 123456789, true);
+    v.setUint8(RECORD.trip + TRIP.tcp_flags, 0x18);
+    v.setUint32(RECORD.kind, kind, true);
+    put('ktrace-record', lead === 2 ? 'udp-out' : 'tcp-in', b);
+  }
   // pping: an RTT event and a flow event, IPv4 and IPv6.
   for (const [type, fam] of [[EV_RTT, 4], [EV_RTT, 6], [EV_FLOW, 4], [EV_FLOW, 6]] as const) {
     const b = new Uint8Array(EVENT.size);

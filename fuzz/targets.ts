@@ -233,7 +233,7 @@ export const TARGETS: Target[] = [
   },
   {
     name: 'ktrace-record',
-    what: "ktrace's ring-buffer records (struct kt_record; first byte: TX or RX trips)",
+    what: "ktrace's ring-buffer records (struct kt_record; first byte: TX or RX trips, or UDP/TCP packets)",
     maxLen: 1024,
     async make() {
       const { TripDecoder } = await import('../src/ktrace/records.js');
@@ -243,8 +243,22 @@ export const TARGETS: Target[] = [
         return { rx, measured: m, hookOf: new Map(m.map((s) => [s.id, `hook-${s.name}`])), firstPath: m.filter((s) => s.path === (rx ? 'in' : 'out')), secondPath: m.filter((s) => s.path === (rx ? 'out' : 'in')) };
       };
       const decoders = [new TripDecoder(shape(false), null, new Map([[2, 'NOT_SPECIFIED']])), new TripDecoder(shape(true), null, new Map())];
+      // Packet mode: the transport profile's stages, UDP and TCP, IPv4 and IPv6.
+      const { loadProfile } = await import('../src/ktrace/profile.js');
+      const transport = pathOrder(false, loadProfile('transport').stages);
+      const packet = (proto: 'udp' | 'tcp', family: 4 | 6) =>
+        new TripDecoder({ ...shape(false), measured: transport, hookOf: new Map(transport.map((s) => [s.id, `hook-${s.name}`])), proto, family }, null, new Map([[5, 'NETFILTER_DROP']]));
+      const packets = [packet('udp', 4), packet('tcp', 6)];
       return (b) => {
         if (b.length === 0) return;
+        if (b[0] & 2) {
+          const p = packets[b[0] & 1].packetRecord(dv(b), 1, b.length - 1, 1);
+          if (p) {
+            assert.ok(p.stages.every((s) => Number.isFinite(s.t_ns)) && p.sport <= 65535 && p.dport <= 65535, 'packet fields out of range');
+            JSON.stringify(p);
+          }
+          return;
+        }
         const e = decoders[b[0] & 1].rtt(dv(b), b, 1, b.length - 1, 1);
         if (e) {
           // Times are the kernel's as written (a forged record may go backwards): finite is the promise.

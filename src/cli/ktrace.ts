@@ -1,12 +1,14 @@
 /**
- * `pathlens ktrace`: per-stage kernel latency of ICMP echo round trips. The views are sinks on
- * the pathlens.ktrace/1 event stream.
+ * `pathlens ktrace`: per-stage kernel latency of ICMP echo round trips (or of each TCP or UDP
+ * packet of a flow, --proto), on the stages of a profile. The views are sinks on the
+ * pathlens.ktrace/1 event stream.
  */
 import { Command, Option } from 'commander';
 import type { KtraceEvent } from '../ktrace/events.js';
 import { startKtrace } from '../ktrace/run.js';
 import { USER_HELP, becomeUser } from './run-as.js';
 import { HOOK_KINDS, type HookKind } from '../ktrace/stages.js';
+import { shippedProfiles } from '../ktrace/profile.js';
 import { KtraceTextView } from '../render/ktrace-text.js';
 import { floatArg, intArg } from './args.js';
 import { untilDone } from './lifecycle.js';
@@ -28,6 +30,9 @@ interface KtraceOpts {
   timeout: number;
   skipHooks?: string;
   dropsOnly?: boolean;
+  profile?: string;
+  proto?: 'udp' | 'tcp';
+  port?: number;
   jsonl?: boolean;
   jsonlFile?: string;
   quiet?: boolean;
@@ -41,7 +46,7 @@ function hookList(v: string): HookKind[] {
 
 export function ktraceCommand(): Command {
   return new Command('ktrace')
-    .description('where ICMP echo round trips spend their time inside this host\'s kernel, stage by stage (BPF; root)')
+    .description('where ICMP echo round trips (or a flow\'s packets, --proto) spend their time inside this host\'s kernel, stage by stage (BPF; root)')
     .requiredOption('--src <ip>', 'this host\'s address (TX: pings from here; RX: pinged here)')
     .requiredOption('--dst <ip>', 'the far end\'s address')
     .addOption(new Option('--direction <dir>', 'tx: this host pings; rx: it is pinged').choices(['tx', 'rx']).default('tx'))
@@ -55,6 +60,9 @@ export function ktraceCommand(): Command {
     .option('--interval <seconds>', 'with --histogram: print every SECONDS', floatArg(0.1, 86400))
     .option('--timeout <ms>', 'a round trip without its last stage this long after its first is incomplete', floatArg(1, 600000), 1000)
     .option('--drops-only', 'only what the kernel dropped: no round trips, no incomplete trip it did not drop; the drops summary at the end as always')
+    .option('--profile <name|file>', `the stages and their hooks: a shipped profile (${shippedProfiles().join(', ')}) or a YAML/JSON file (default: kernel; with --proto, transport)`)
+    .addOption(new Option('--proto <proto>', 'time each packet of this transport between --src and --dst, both ways (packet mode)').choices(['udp', 'tcp']))
+    .option('--port <port>', 'with --proto: a port either end uses', intArg(1, 65535))
     .option('--skip-hooks <kinds>', `hook kinds not to use, comma-separated (${HOOK_KINDS.join(', ')}): forces lower rungs`)
     .option('--jsonl', 'write pathlens.ktrace/1 events to stdout, one JSON object per line')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
@@ -85,6 +93,9 @@ export function ktraceCommand(): Command {
           timeoutMs: opts.timeout,
           skipHooks,
           dropsOnly: opts.dropsOnly,
+          profile: opts.profile,
+          proto: opts.proto,
+          port: opts.port,
         },
         tee,
       );

@@ -29,6 +29,13 @@ export interface KtraceStartEvent extends Base {
   version: string;
   time: string;
   direction: 'tx' | 'rx';
+  /** The stage profile (--profile): a shipped one's name, or the file's. */
+  profile: string;
+  /** echo: ICMP echo round trips; packet: each TCP or UDP packet of the flow on its own path (--proto). */
+  mode: 'echo' | 'packet';
+  /** Packet mode: the transport and the port either end uses (null: any). */
+  proto: 'udp' | 'tcp' | null;
+  port: number | null;
   family: 4 | 6;
   src: string;
   dst: string;
@@ -94,6 +101,38 @@ export interface KtraceIncompleteEvent extends Base {
   why: 'timeout' | 'stopped';
 }
 
+/**
+ * Packet mode (--proto): one TCP or UDP packet of the flow on its path through this host (`dir`
+ * out: leaving it; in: arriving), stage by stage. `end` says how its path ended: `complete` at the
+ * path's last stage; `dropped` by the kernel (kfree_skb, with the reason); `reused` when its
+ * buffer carried another packet through the path's first stage before this one reached the end
+ * (a TCP ACK the stack consumed, for one); `timeout` or `stopped` when it was still on its way.
+ */
+export interface KtracePacketEvent extends Base {
+  type: 'packet';
+  dir: 'out' | 'in';
+  proto: 'udp' | 'tcp';
+  /** As on the wire. */
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  /** The IP packet's length. */
+  len: number;
+  /** TCP: the sequence number and flags (as "SA", "PA", "F"...); null for UDP. */
+  tcp: { seq: number; flags: string } | null;
+  stages: StageTime[];
+  /** From its first stage to its last reached. */
+  total_ns: number;
+  end: 'complete' | 'dropped' | 'reused' | 'timeout' | 'stopped';
+  last_stage: string | null;
+  drop_reason: string | null;
+  /** Out: the process that sent it, when a stage saw it in that process's context. */
+  pid: number | null;
+  comm: string | null;
+  ifindex: number | null;
+}
+
 export interface KtraceHistogramEvent extends Base {
   type: 'histogram';
   /** Counts since the previous histogram event (log2 buckets: [2^k, 2^(k+1)) ns). */
@@ -108,17 +147,22 @@ export interface KtraceHistogramEvent extends Base {
 export interface KtraceDropsEvent extends Base {
   type: 'drops';
   total: number;
-  by: { dropped: 'request' | 'reply'; reason: string; stage: string | null; count: number }[];
+  /** `dropped`: the request or the reply (packet mode: a packet going out or coming in). */
+  by: { dropped: DroppedWhat; reason: string; stage: string | null; count: number }[];
 }
+
+export type DroppedWhat = 'request' | 'reply' | 'out' | 'in';
 
 export interface KtraceDoneEvent extends Base {
   type: 'done';
   reason: 'count' | 'interrupted' | 'error';
+  /** Complete round trips (packet mode: packets that reached their path's last stage). */
   trips: number;
+  /** Trips that did not complete (packet mode: packets whose path ended earlier). */
   incomplete: number;
   /** Records the ring buffer could not hold, and trips the map could not hold. */
   lost: number;
   duration_ms: number;
 }
 
-export type KtraceEvent = KtraceStartEvent | KtraceRttEvent | KtraceIncompleteEvent | KtraceHistogramEvent | KtraceDropsEvent | KtraceDoneEvent;
+export type KtraceEvent = KtraceStartEvent | KtraceRttEvent | KtraceIncompleteEvent | KtracePacketEvent | KtraceHistogramEvent | KtraceDropsEvent | KtraceDoneEvent;

@@ -29,6 +29,12 @@ export interface KtraceRequest {
   dropsOnly?: boolean;
   /** Hook kinds not to use (tests force lower rungs with this). */
   skipHooks?: HookKind[];
+  /** The stage profile: a shipped one's name (default "kernel"; with proto, "transport") or a YAML/JSON file. */
+  profile?: string;
+  /** Packet mode: time each packet of this transport between src and dst, both ways. */
+  proto?: 'udp' | 'tcp';
+  /** Packet mode: a port either end uses. */
+  port?: number;
 }
 
 /** The programs' .rodata (struct kt_config): the verifier sees these as constants. */
@@ -38,7 +44,9 @@ export function configBytes(req: KtraceRequest, family: 4 | 6, src: Uint8Array, 
   v.setBigUint64(CONFIG.min_total_ns, BigInt(Math.round((req.latencyMs ?? 0) * 1e6)), true);
   v.setUint32(CONFIG.netns, inode, true);
   b[CONFIG.family] = family;
-  b[CONFIG.rx] = req.direction === 'rx' ? 1 : 0;
+  b[CONFIG.rx] = req.direction === 'rx' && !req.proto ? 1 : 0;
+  b[CONFIG.proto] = req.proto === 'tcp' ? 6 : req.proto === 'udp' ? 17 : 0;
+  v.setUint16(CONFIG.port, req.port ?? 0, true);
   b[CONFIG.hist] = req.histogram ? 1 : 0;
   b[CONFIG.stacks] = req.stacks ? 1 : 0;
   b.set(src, CONFIG.local);

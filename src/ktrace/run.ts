@@ -19,10 +19,11 @@ import { version } from '../core/version.js';
 import { inNamespace } from '../io/placement.js';
 import { native } from '../native/index.js';
 import { parseIp } from '../packet/addr.js';
-import { type KtraceDoneEvent, type KtraceEvent, type KtraceStartEvent, KTRACE_SCHEMA, type StagePlan } from './events.js';
-import { attachStages, availablePrograms, hookName, openWith, probeHooks, probeOptional, writePlan } from './hooks.js';
+import { type KtraceDoneEvent, type KtraceEvent, type KtracePacketEvent, type KtraceStartEvent, KTRACE_SCHEMA, type StagePlan } from './events.js';
+import { attachStages, hookName, type LoadShape, openWith, probeHooks, probeIndividually, programsToLoad, resolveGeneric, runStages, writeGenericConfig, writePlan } from './hooks.js';
 import { dropReasons, kfreeReasonOffset, netnsInode } from './kernel.js';
 import { COUNTER, HIST_SLOTS, KEY, NSTAGES, TRIP } from './layout.js';
+import { loadProfile } from './profile.js';
 import { DropTally, histogramEvent, type TripMap, TripDecoder, TripSweeper } from './records.js';
 import { configBytes, type KtraceRequest } from './request.js';
 import { StackNames } from './stacks.js';
@@ -42,7 +43,11 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   const fam = isIP(req.src);
   if (!fam || isIP(req.dst) !== fam) throw new PathlensError('ERR_USAGE', `--src ${req.src} and --dst ${req.dst} must be IP addresses of one family`);
   const family = fam as 4 | 6;
-  const rx = req.direction === 'rx';
+  const packet = !!req.proto;
+  if (packet && req.direction === 'rx') throw new PathlensError('ERR_USAGE', '--direction rx is for echo round trips: with --proto, packets are timed both ways');
+  if (req.port !== undefined && !packet) throw new PathlensError('ERR_USAGE', '--port needs --proto udp or tcp');
+  const rx = req.direction === 'rx' && !packet;
+  const profile = loadProfile(req.profile ?? (packet ? 'transport' : 'kernel'));
   const why = native().bpfAvailable();
   if (why !== null) throw new PathlensError('ERR_BPF', `libbpf cannot be loaded (${why}); install it (Debian/Ubuntu: apt-get install libbpf1)`);
   // Not root: the capabilities each part needs (a missing one named), tracefs as kernel.ts reads it.
@@ -57,14 +62,19 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   }
   const syms = req.stacks ? Kallsyms.load() : null;
 
+  const generic = resolveGeneric(profile, family);
+  writeGenericConfig(config, profile, generic.offsets);
+  const shape: LoadShape = { family, packet, proto: req.proto ?? 'icmp', targets: generic.targets };
+  const stages = runStages(profile, rx, packet);
   const hooks = probeHooks(req, config);
-  const refusedProgs = probeOptional(hooks, config);
-  const session = new BpfSession(openWith(availablePrograms(hooks, refusedProgs), config), req.netns);
+  const refused = generic.refused;
+  probeIndividually(stages, hooks, config, shape, refused);
+  const session = new BpfSession(openWith(programsToLoad(stages, hooks, refused, shape), config, shape.targets), req.netns);
   let planning: ReturnType<typeof attachStages>;
   try {
     session.obj.load();
-    planning = attachStages(session, req, family, hooks, ifindex, refusedProgs);
-    writePlan(session.obj, planning.measured);
+    planning = attachStages(session, req, stages, shape, hooks, ifindex, refused);
+    writePlan(session.obj, planning.measured, rx, packet);
   } catch (e) {
     session.abort();
     throw e;
@@ -82,6 +92,10 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
     version: version(),
     time: new Date().toISOString(),
     direction: rx ? 'rx' : 'tx',
+    profile: profile.name,
+    mode: packet ? 'packet' : 'echo',
+    proto: req.proto ?? null,
+    port: req.port ?? null,
     family,
     src: req.src,
     dst: req.dst,
@@ -103,7 +117,7 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
 
   const obj = session.obj;
   const counters = new PerCpuCounters(obj.mapFd('kt_counters'), COUNTER.NUM);
-  const dec = new TripDecoder({ rx, measured, hookOf, firstPath, secondPath }, syms ? new StackNames(obj.mapFd('kt_stacks'), syms) : null, dropReasons());
+  const dec = new TripDecoder({ rx, measured, hookOf, firstPath, secondPath, proto: req.proto ?? null, family }, syms ? new StackNames(obj.mapFd('kt_stacks'), syms) : null, dropReasons());
   const tripsFd = obj.mapFd('kt_trips');
   const walker = new MapWalker(tripsFd, KEY.size, TRIP.size);
   const trips: TripMap = {
@@ -115,12 +129,23 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
   const histogram = (): void => {
     const counts = Float64Array.from(hist.read());
     for (let i = 0; i < counts.length; i++) if (counts[i]) hist.clear(i);
-    sink.event(histogramEvent(counts, measured, tMs()));
+    sink.event(histogramEvent(counts, measured, tMs(), packet));
   };
   let complete = 0;
   let incomplete = 0;
   const tally = new DropTally();
+  const minNs = (req.latencyMs ?? 0) * 1e6;
+  // Packet mode: a packet whose path ended early (the kernel dropped it, its buffer went on with
+  // another, or it was still on its way); --latency-ms holds for the time it had taken.
+  const partial = (e: KtracePacketEvent) => {
+    incomplete++;
+    if (tally.add(e) || (!req.dropsOnly && e.total_ns >= minNs)) sink.event(e);
+  };
   const sweep = (all: boolean) => {
+    if (packet) {
+      for (const e of sweeper.sweepPackets(all, tMs())) partial(e);
+      return;
+    }
     for (const e of sweeper.sweep(all, tMs())) {
       incomplete++;
       // --drops-only: what the kernel dropped, nothing else.
@@ -132,6 +157,15 @@ export function startKtrace(req: KtraceRequest, sink: Sink<KtraceEvent>): RunHan
     session.openRing(
       'kt_events',
       (v, b, off, len) => {
+        if (packet) {
+          const p = dec.packetRecord(v, off, len, tMs());
+          if (!p) return;
+          if (p.end !== 'complete') return partial(p);
+          complete++;
+          if (!req.dropsOnly) sink.event(p);
+          if (req.count && complete >= req.count) run.finish('count');
+          return;
+        }
         const e = dec.rtt(v, b, off, len, tMs());
         if (!e) return;
         complete++;

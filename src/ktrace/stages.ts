@@ -1,5 +1,7 @@
 /**
- * ktrace's stages and, for each, its hooks best first. A stage is a point on the path of an
+ * ktrace's built-in stages (the programs compiled for each) and, for each, its hooks best first;
+ * a profile (profile.ts, profiles/ktrace/*.yaml) picks and orders stages, and adds its own on the
+ * generic programs. A stage is a point on the path of an
  * echo through this host; the out path is what leaves it, the in path what arrives (TX mode:
  * the request goes out, the reply comes in; RX mode: the other way round). At start each stage
  * takes the first hook the kernel accepts; two stages whose best working hook is the same point
@@ -9,14 +11,23 @@
 export type HookKind = 'fentry' | 'kprobe' | 'tp_btf' | 'raw_tp' | 'tracepoint' | 'netfilter' | 'tcx';
 export const HOOK_KINDS: readonly HookKind[] = ['fentry', 'kprobe', 'tp_btf', 'raw_tp', 'tracepoint', 'netfilter', 'tcx'];
 
+/** What a run follows: ICMP echoes, or a TCP or UDP flow's packets. */
+export type Proto = 'icmp' | 'udp' | 'tcp';
+
 export interface Hook {
   kind: HookKind;
   /** Where: a kernel function, a tracepoint, a netfilter hook, a tc direction. */
   at: string;
+  /** fentry and kprobe: the IPv6 path's function, when another one. */
+  at6?: string;
   /** The program, per family (fentry targets differ); one name when the same for both. */
   prog: string | { 4: string; 6: string };
-  /** The stage the program records, when it is another stage's point (a collapse). */
+  /** Only for these transports (a profile's `proto`): others skip the hook. */
+  protos?: Proto[];
+  /** A built-in program that records another stage's point (a collapse: that stage's id). */
   records?: number;
+  /** A profile's own hook, on generic program slot `slot` (its target set before load). */
+  generic?: { slot: number; arg: number; data: boolean; field: string };
   /**
    * A point younger kernels have (the socket's tracepoints, Linux 6.7): probed on its own, so a
    * kernel without it loses this hook, not the whole kind.
@@ -35,7 +46,7 @@ export interface Stage {
   txOnly?: true;
 }
 
-const fe = (fn4: string, fn6: string): Hook => ({ kind: 'fentry', at: fn4 === fn6 ? fn4 : `${fn4} / ${fn6}`, prog: { 4: `kt_fe_${fn4}`, 6: `kt_fe_${fn6}` } });
+const fe = (fn4: string, fn6: string): Hook => ({ kind: 'fentry', at: fn4, ...(fn4 !== fn6 ? { at6: fn6 } : {}), prog: { 4: `kt_fe_${fn4}`, 6: `kt_fe_${fn6}` } });
 const kp = (fn: string): Hook => ({ kind: 'kprobe', at: fn, prog: '' });
 /** A tracepoint's hooks: tp_btf, raw, and classic (when its record holds the skb address). */
 const tps = (name: string, system: string | null = 'net'): Hook[] => [
@@ -72,10 +83,14 @@ export const STAGES: readonly Stage[] = [
 /** Drops: not a stage, but where an incomplete trip learns why (kfree_skb's reason). */
 export const DROP_HOOKS: readonly Hook[] = tps('kfree_skb', 'skb');
 
-/** Every program of the object, by hook kind (what a probe load turns on); `optional`: only the optional ones, or only the others. */
-export function programsOf(kind: HookKind, optional?: boolean): string[] {
+/** The tc programs: the echo mode's, or packet mode's (which learn the buffer's address). */
+export const tcPrograms = (packet: boolean): string[] => (packet ? ['kt_tc_egress_pk', 'kt_tc_ingress_pk'] : ['kt_tc_egress', 'kt_tc_ingress']);
+
+/** The built-in programs of the stages given (all built-in stages by default) and the drop hooks, by hook kind; `optional`: only the optional ones, or only the others. */
+export function programsOf(kind: HookKind, optional?: boolean, stages: readonly Stage[] = STAGES): string[] {
   const out = new Set<string>();
-  for (const h of [...STAGES.flatMap((s) => s.hooks), ...DROP_HOOKS]) {
+  for (const h of [...stages.flatMap((s) => s.hooks), ...DROP_HOOKS]) {
+    if (h.generic) continue;
     if (h.kind !== kind || !h.prog) continue;
     if (optional !== undefined && !!h.optional !== optional) continue;
     for (const x of h.also ?? []) out.add(x.prog);
@@ -92,9 +107,12 @@ export function progName(h: Hook, family: 4 | 6): string {
   return typeof h.prog === 'string' ? h.prog : h.prog[family];
 }
 
-/** Stages in path order: the first path (TX: out, RX: in), then the second. */
-export function pathOrder(rx: boolean): Stage[] {
-  const out = STAGES.filter((s) => s.path === 'out' && !(rx && s.txOnly));
-  const inn = STAGES.filter((s) => s.path === 'in' && !(rx && s.txOnly));
+/** Where a hook attaches for a family (fentry and kprobe functions may differ for IPv6). */
+export const targetOf = (h: Hook, family: 4 | 6): string => (family === 6 && h.at6 ? h.at6 : h.at);
+
+/** Stages in path order: the first path (TX: out, RX: in), then the second (array order within a path). */
+export function pathOrder(rx: boolean, stages: readonly Stage[] = STAGES): Stage[] {
+  const out = stages.filter((s) => s.path === 'out' && !(rx && s.txOnly));
+  const inn = stages.filter((s) => s.path === 'in' && !(rx && s.txOnly));
   return rx ? [...inn, ...out] : [...out, ...inn];
 }

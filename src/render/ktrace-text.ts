@@ -4,7 +4,7 @@
  * stage with the time since the previous stage of its path and the path's own time, the
  * wire-and-far-end time between the two paths, and the total split into those three; incomplete trips say where they stopped and why; histograms are log2 bars per segment.
  */
-import type { KtraceEvent, KtraceHistogramEvent, KtraceRttEvent, StageTime } from '../ktrace/events.js';
+import type { KtraceEvent, KtraceHistogramEvent, KtracePacketEvent, KtraceRttEvent, StageTime } from '../ktrace/events.js';
 
 const us = (ns: number) => (ns / 1000).toFixed(1);
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
@@ -70,6 +70,7 @@ export class KtraceTextView {
   private labels: [string, string] = ['request out', 'reply in'];
   private what = '';
   private gap = 'wire and far end';
+  private packetMode = false;
   constructor(private readonly write: (line: string) => void) {}
 
   event(e: KtraceEvent): void {
@@ -80,7 +81,10 @@ export class KtraceTextView {
         this.gap = rx ? 'answering here' : 'wire and far end';
         this.firstPath = new Set(e.stages.filter((s) => s.path === (rx ? 'in' : 'out')).map((s) => s.name));
         this.what = rx ? `${e.dst} -> ${e.src}` : `${e.src} -> ${e.dst}`;
-        this.write(`pathlens ktrace: ICMP${e.family === 6 ? 'v6' : ''} echo ${this.what} (${rx ? 'RX: pinged here' : 'TX: pinging from here'})${e.netns ? `, netns ${e.netns}` : ''}`);
+        this.packetMode = e.mode === 'packet';
+        const profile = e.profile !== 'kernel' ? `, profile ${e.profile}` : '';
+        if (this.packetMode) this.write(`pathlens ktrace: ${e.proto!.toUpperCase()} packets between ${e.src} and ${e.dst}${e.port ? ` (port ${e.port})` : ''}, each way${e.netns ? `, netns ${e.netns}` : ''}${profile}`);
+        else this.write(`pathlens ktrace: ICMP${e.family === 6 ? 'v6' : ''} echo ${this.what} (${rx ? 'RX: pinged here' : 'TX: pinging from here'})${e.netns ? `, netns ${e.netns}` : ''}${profile}`);
         for (const s of e.stages) {
           const why = s.hook ? (s.same_as ? `${s.hook} (same point as ${s.same_as})` : s.hook) : `not measured: ${s.refused.at(-1)?.reason ?? 'no hook'}`;
           this.write(`  ${pad(s.name, 22)}${why}`);
@@ -90,6 +94,9 @@ export class KtraceTextView {
       }
       case 'rtt':
         this.rtt(e);
+        break;
+      case 'packet':
+        this.packet(e);
         break;
       case 'incomplete': {
         const why = e.dropped ? `${e.dropped} dropped by the kernel: ${e.drop_reason}` : e.why === 'timeout' ? 'no reply in time' : 'the run ended';
@@ -108,9 +115,25 @@ export class KtraceTextView {
         }
         break;
       case 'done':
-        this.write(`-- ${e.trips} round trip${e.trips === 1 ? '' : 's'}, ${e.incomplete} incomplete${e.lost ? `, ${e.lost} lost` : ''} (${e.reason}, ${(e.duration_ms / 1000).toFixed(2)} s)`);
+        if (this.packetMode) this.write(`-- ${e.trips} packet${e.trips === 1 ? '' : 's'} through their path, ${e.incomplete} ended earlier${e.lost ? `, ${e.lost} lost` : ''} (${e.reason}, ${(e.duration_ms / 1000).toFixed(2)} s)`);
+        else this.write(`-- ${e.trips} round trip${e.trips === 1 ? '' : 's'}, ${e.incomplete} incomplete${e.lost ? `, ${e.lost} lost` : ''} (${e.reason}, ${(e.duration_ms / 1000).toFixed(2)} s)`);
         break;
     }
+  }
+
+  private packet(e: KtracePacketEvent): void {
+    const who = e.pid ? `, ${e.comm} pid ${e.pid}` : '';
+    const tcp = e.tcp ? ` [${e.tcp.flags}] seq ${e.tcp.seq}` : '';
+    const ends: Record<KtracePacketEvent['end'], string> = {
+      complete: '',
+      dropped: `; dropped by the kernel: ${e.drop_reason}`,
+      reused: `; ended after ${e.last_stage ?? 'no stage'} (its buffer carried another packet)`,
+      timeout: `; ended after ${e.last_stage ?? 'no stage'}`,
+      stopped: `; still after ${e.last_stage ?? 'no stage'} when the run ended`,
+    };
+    this.write(`${e.proto} ${e.dir} ${e.src}:${e.sport} -> ${e.dst}:${e.dport} len ${e.len}${tcp} (${e.ifindex ? `ifindex ${e.ifindex}` : 'no device'}${who})`);
+    for (const l of stageLines([{ label: e.dir === 'out' ? 'out' : 'in', stages: e.stages }], '')) this.write(l);
+    this.write(`  total ${us(e.total_ns)} us${ends[e.end]}`);
   }
 
   private rtt(e: KtraceRttEvent): void {

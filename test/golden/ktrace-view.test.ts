@@ -29,7 +29,7 @@ function render(events: KtraceEvent[]): string {
 test('ktrace view, TX: plan, per-path deltas and path times, the wire gap, a stack, an incomplete trip, histograms, the end', () => {
   const events: KtraceEvent[] = [
     {
-      schema: S, type: 'start', t_ms: 0, version: '0.1.0', time: '2026-11-29T23:00:00.000Z', direction: 'tx', family: 4,
+      schema: S, type: 'start', t_ms: 0, version: '0.1.0', time: '2026-11-29T23:00:00.000Z', direction: 'tx', profile: 'kernel', mode: 'echo', proto: null, port: null, family: 4,
       src: '10.100.0.1', dst: '10.100.1.2', netns: 'pl-k-src', iface: null,
       stages: [
         plan('ip_send_skb', 'out', 'netfilter LOCAL_OUT', 'ip_local_out'),
@@ -101,7 +101,7 @@ histograms (ns, per segment) at 3.0 s:
 test('ktrace view, RX: the request comes in first, the gap is this host answering, no process is named, IPv6', () => {
   const events: KtraceEvent[] = [
     {
-      schema: S, type: 'start', t_ms: 0, version: '0.1.0', time: '2026-11-29T23:00:00.000Z', direction: 'rx', family: 6,
+      schema: S, type: 'start', t_ms: 0, version: '0.1.0', time: '2026-11-29T23:00:00.000Z', direction: 'rx', profile: 'kernel', mode: 'echo', proto: null, port: null, family: 6,
       src: 'fd00::1', dst: 'fd00::2', netns: null, iface: 'e0',
       stages: [plan('__netif_receive_skb', 'in', 'tp_btf netif_receive_skb'), plan('ip_local_out', 'out', 'netfilter LOCAL_OUT')],
       hooks: HOOKS, drops: null,
@@ -124,5 +124,63 @@ echo fd00::2 -> fd00::1 id 9 seq 4 (out ifindex 3, in ifindex 3)
   answering here                                                   12.3 us
   reply out    ip_local_out          netfilter LOCAL_OUT            0.0 us
   total 12.3 us: request in 0.0, answering here 12.3, reply out 0.0 us
+`);
+});
+
+test('ktrace view, packet mode: the flow, each packet on its path with its ports, length and TCP flags, how it ended, the drops, the end', () => {
+  const st = (name: string, hook: string, t_ns: number) => ({ name, hook, t_ns });
+  const events: KtraceEvent[] = [
+    {
+      schema: S, type: 'start', t_ms: 0, version: '0.1.0', time: '2026-11-29T23:00:00.000Z', direction: 'tx', profile: 'transport', mode: 'packet', proto: 'tcp', port: 443, family: 4,
+      src: '10.0.0.1', dst: '10.0.0.2', netns: 'lab-src', iface: null,
+      stages: [plan('ip_local_out', 'out', 'netfilter LOCAL_OUT'), plan('__netif_receive_skb', 'in', 'tp_btf netif_receive_skb'), plan('local_in', 'in', 'netfilter LOCAL_IN'), plan('sk_read', 'in', 'tp_btf skb_copy_datagram_iovec')],
+      hooks: HOOKS, drops: 'tp_btf kfree_skb',
+    },
+    {
+      schema: S, type: 'packet', t_ms: 10, dir: 'out', proto: 'tcp', src: '10.0.0.1', sport: 40000, dst: '10.0.0.2', dport: 443, len: 60, tcp: { seq: 1000, flags: 'S' },
+      stages: [st('ip_local_out', 'netfilter LOCAL_OUT', 0)], total_ns: 0, end: 'complete', last_stage: 'ip_local_out', drop_reason: null, pid: 77, comm: 'curl', ifindex: 2,
+    },
+    {
+      schema: S, type: 'packet', t_ms: 11, dir: 'in', proto: 'tcp', src: '10.0.0.2', sport: 443, dst: '10.0.0.1', dport: 40000, len: 252, tcp: { seq: 5000, flags: 'PA' },
+      stages: [st('__netif_receive_skb', 'tp_btf netif_receive_skb', 0), st('local_in', 'netfilter LOCAL_IN', 4_100), st('sk_read', 'tp_btf skb_copy_datagram_iovec', 20_500)],
+      total_ns: 20_500, end: 'complete', last_stage: 'sk_read', drop_reason: null, pid: null, comm: null, ifindex: 2,
+    },
+    {
+      schema: S, type: 'packet', t_ms: 1200, dir: 'in', proto: 'tcp', src: '10.0.0.2', sport: 443, dst: '10.0.0.1', dport: 40000, len: 52, tcp: { seq: 5200, flags: 'A' },
+      stages: [st('__netif_receive_skb', 'tp_btf netif_receive_skb', 0), st('local_in', 'netfilter LOCAL_IN', 3_000)],
+      total_ns: 3_000, end: 'timeout', last_stage: 'local_in', drop_reason: null, pid: null, comm: null, ifindex: 2,
+    },
+    {
+      schema: S, type: 'packet', t_ms: 1300, dir: 'in', proto: 'tcp', src: '10.0.0.2', sport: 443, dst: '10.0.0.1', dport: 40000, len: 52, tcp: { seq: 5200, flags: 'FA' },
+      stages: [st('__netif_receive_skb', 'tp_btf netif_receive_skb', 0)],
+      total_ns: 0, end: 'dropped', last_stage: '__netif_receive_skb', drop_reason: 'NETFILTER_DROP', pid: null, comm: null, ifindex: 2,
+    },
+    { schema: S, type: 'drops', t_ms: 1400, total: 1, by: [{ dropped: 'in', reason: 'NETFILTER_DROP', stage: '__netif_receive_skb', count: 1 }] },
+    { schema: S, type: 'done', t_ms: 1400, reason: 'interrupted', trips: 2, incomplete: 2, lost: 0, duration_ms: 1400 },
+  ];
+  assert.equal(render(events), `pathlens ktrace: TCP packets between 10.0.0.1 and 10.0.0.2 (port 443), each way, netns lab-src, profile transport
+  ip_local_out          netfilter LOCAL_OUT
+  __netif_receive_skb   tp_btf netif_receive_skb
+  local_in              netfilter LOCAL_IN
+  sk_read               tp_btf skb_copy_datagram_iovec
+  drops: tp_btf kfree_skb
+tcp out 10.0.0.1:40000 -> 10.0.0.2:443 len 60 [S] seq 1000 (ifindex 2, curl pid 77)
+  out          ip_local_out          netfilter LOCAL_OUT            0.0 us
+  total 0.0 us
+tcp in 10.0.0.2:443 -> 10.0.0.1:40000 len 252 [PA] seq 5000 (ifindex 2)
+  in           __netif_receive_skb   tp_btf netif_receive_skb       0.0 us
+               local_in              netfilter LOCAL_IN            +4.1 us
+               sk_read               tp_btf skb_copy_datagram_iovec +16.4 us   = 20.5 us
+  total 20.5 us
+tcp in 10.0.0.2:443 -> 10.0.0.1:40000 len 52 [A] seq 5200 (ifindex 2)
+  in           __netif_receive_skb   tp_btf netif_receive_skb       0.0 us
+               local_in              netfilter LOCAL_IN            +3.0 us   = 3.0 us
+  total 3.0 us; ended after local_in
+tcp in 10.0.0.2:443 -> 10.0.0.1:40000 len 52 [FA] seq 5200 (ifindex 2)
+  in           __netif_receive_skb   tp_btf netif_receive_skb       0.0 us
+  total 0.0 us; dropped by the kernel: NETFILTER_DROP
+drops: 1, by packet, reason and the last stage it reached:
+       1  in       NETFILTER_DROP              after __netif_receive_skb
+-- 2 packets through their path, 2 ended earlier (interrupted, 1.40 s)
 `);
 });

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HIST_SLOTS, KEY, RECORD, REC_COMPLETE, TRIP } from '../../src/ktrace/layout.js';
-import { histogramEvent, type TripMap, TripDecoder, TripSweeper } from '../../src/ktrace/records.js';
+import { HIST_SLOTS, KEY, RECORD, REC_COMPLETE, REC_PARTIAL, TRIP } from '../../src/ktrace/layout.js';
+import { histogramEvent, tcpFlags, type TripMap, TripDecoder, TripSweeper } from '../../src/ktrace/records.js';
 import { STAGES, pathOrder } from '../../src/ktrace/stages.js';
 
 // TX with fentry refused: ip_send_skb is reported as ip_local_out, the rest measured.
@@ -156,4 +156,74 @@ test('histogram event: one segment between consecutive measured stages, log2 buc
   assert.deepEqual(e.segments[0], { from: measured[0].name, to: measured[1].name, buckets: [{ ge_ns: 0, count: 2 }, { ge_ns: 1024, count: 5 }] });
   assert.deepEqual(e.segments[3], { from: measured[3].name, to: measured[4].name, buckets: [{ ge_ns: 65536, count: 1 }] });
   assert.ok(e.segments.filter((_, i) => i !== 0 && i !== 3).every((s) => s.buckets.length === 0));
+});
+
+/** Packet mode's key: the addresses and ports from this host's side, the direction, the buffer. */
+function packetKey(out: boolean, lport: number, rport: number, family: 4 | 6 = 4): Uint8Array {
+  const k = new Uint8Array(KEY.size);
+  const v = new DataView(k.buffer);
+  k.set(family === 4 ? [10, 0, 0, 1] : [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], KEY.local);
+  k.set(family === 4 ? [10, 0, 0, 2] : [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], KEY.remote);
+  v.setUint16(KEY.id, lport, true);
+  v.setUint16(KEY.seq, rport, true);
+  k[KEY.family] = family;
+  k[KEY.proto] = 6;
+  k[KEY.out] = out ? 1 : 0;
+  v.setBigUint64(KEY.skb, 0xffff888000001000n, true);
+  return k;
+}
+
+test("packet mode: a record is a packet event with the wire's addresses and ports for its direction, TCP seq and flags, how it ended; left in the map, by when it began", () => {
+  const m = pathOrder(false);
+  const dec = new TripDecoder({ ...shape(false), measured: m, hookOf: new Map(m.map((s) => [s.id, `hook-${s.name}`])), proto: 'tcp', family: 6 }, null, new Map([[6, 'NETFILTER_DROP']]));
+  const b = new Uint8Array(RECORD.size);
+  const v = new DataView(b.buffer);
+  b.set(packetKey(false, 40000, 443, 6), RECORD.key);
+  const base = 7_000_000_000;
+  writeTrip(b, RECORD.trip, { __netif_receive_skb: base, ip_rcv: base + 900, sk_read: base + 20_000 }, { ifIn: 4 });
+  v.setUint16(RECORD.trip + TRIP.len, 252, true);
+  v.setUint32(RECORD.trip + TRIP.tcp_seq, 0xfffffff0, true);
+  b[RECORD.trip + TRIP.tcp_flags] = 0x18;
+  v.setUint32(RECORD.kind, REC_COMPLETE, true);
+  const e = dec.packetRecord(v, 0, RECORD.size, 3)!;
+  assert.deepEqual(
+    [e.dir, e.src, e.sport, e.dst, e.dport, e.len, e.tcp, e.end, e.last_stage, e.total_ns, e.ifindex, e.drop_reason],
+    ['in', 'fd00::2', 443, 'fd00::1', 40000, 252, { seq: 0xfffffff0, flags: 'PA' }, 'complete', 'sk_read', 20_000, 4, null],
+  );
+  v.setUint32(RECORD.kind, REC_PARTIAL, true);
+  assert.equal(dec.packetRecord(v, 0, RECORD.size, 3)!.end, 'reused', 'partial, not dropped: its buffer went on');
+  b[RECORD.trip + TRIP.dropped] = 1;
+  v.setUint32(RECORD.trip + TRIP.drop_reason, 6, true);
+  assert.deepEqual([dec.packetRecord(v, 0, RECORD.size, 3)!.end, dec.packetRecord(v, 0, RECORD.size, 3)!.drop_reason], ['dropped', 'NETFILTER_DROP']);
+  assert.equal(dec.packetRecord(v, 0, RECORD.size - 1, 3), null, 'a record cut short is refused');
+  v.setUint32(RECORD.kind, 9, true);
+  assert.equal(dec.packetRecord(v, 0, RECORD.size, 3), null, 'a kind it does not know is refused');
+
+  // Out: the source is this host. Swept after the timeout, in the order the packets began.
+  const map = new FakeTrips();
+  let mono = 1_000_000_000;
+  const t = new Uint8Array(TRIP.size);
+  writeTrip(t, 0, { ip_local_out: mono + 5 }, { created: mono + 5, pid: 9, comm: 'curl', ifOut: 2 });
+  map.put(packetKey(true, 40000, 443), t);
+  const t2 = new Uint8Array(TRIP.size);
+  writeTrip(t2, 0, { __netif_receive_skb: mono }, { created: mono });
+  const k2 = packetKey(false, 40000, 443);
+  k2[KEY.skb] = 0x20; // another buffer
+  map.put(k2, t2);
+  const sweeper = new TripSweeper(map, dec, 200e6, () => mono);
+  assert.deepEqual(sweeper.sweepPackets(false, 1), []);
+  mono += 200e6 + 5;
+  const late = sweeper.sweepPackets(false, 2);
+  assert.deepEqual(
+    late.map((p) => [p.dir, p.src.length > 0, p.sport, p.dport, p.end, p.last_stage, p.comm, p.ifindex]),
+    [
+      ['in', true, 443, 40000, 'timeout', '__netif_receive_skb', null, null],
+      ['out', true, 40000, 443, 'timeout', 'ip_local_out', 'curl', 2],
+    ],
+  );
+  assert.equal(map.entries.size, 0);
+});
+
+test('TCP flags as tcpdump writes them', () => {
+  assert.deepEqual([0x02, 0x12, 0x18, 0x11, 0x04, 0x10, 0x00, 0xc2].map(tcpFlags), ['S', 'SA', 'PA', 'FA', 'R', 'A', '.', 'SEW']);
 });
