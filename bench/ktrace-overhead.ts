@@ -8,8 +8,11 @@
  *  - UDP request/response rate: one outstanding 64-byte datagram at a time, src -> dst echo -> src,
  *    for S seconds (transactions per second, as netperf's UDP_RR). These packets run the same
  *    programs but leave at the first filter (not ICMP echo between --src and --dst).
+ *  - The same UDP request/response with `ktrace --proto udp --port 7007` (packet mode): now every
+ *    datagram, both ways, is traced, a ring-buffer record and a JSONL event.
  *  - BPF ns per event: run_time_ns / run_cnt of every ktrace program (kernel bpf_stats, enabled by
- *    this script for its lifetime), for the ping runs and the UDP runs separately.
+ *    this script for its lifetime), for the ping runs and the UDP runs separately; per packet in
+ *    packet mode.
  *
  * Runs alternate without/with ktrace; medians are compared. Root; traffic stays inside the lab.
  *
@@ -89,8 +92,8 @@ const median = (xs: number[]) => {
 };
 
 /** Runs `fn` with ktrace attached; the BPF statistics of that run and the round trips it reported. */
-async function withKtrace<T>(src: string, dst: string, fn: () => T): Promise<{ value: T; ns: number; cnt: number; rtts: number }> {
-  const kt: ChildProcess = spawn(process.execPath, [CLI, 'ktrace', '--src', src, '--dst', dst, '--netns', ns('src'), '-i', 'e0', '--jsonl'], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function withKtrace<T>(src: string, dst: string, fn: () => T, extra: string[] = []): Promise<{ value: T; ns: number; cnt: number; rtts: number }> {
+  const kt: ChildProcess = spawn(process.execPath, [CLI, 'ktrace', '--src', src, '--dst', dst, '--netns', ns('src'), '-i', 'e0', '--jsonl', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   kt.stdout!.on('data', (d) => (out += d));
   while (!out.includes('"type":"start"')) {
@@ -102,7 +105,7 @@ async function withKtrace<T>(src: string, dst: string, fn: () => T): Promise<{ v
   const after = ktStats();
   kt.kill('SIGINT');
   await new Promise((r) => kt.on('close', r));
-  const rtts = out.split('\n').filter((l) => l.includes('"type":"rtt"')).length;
+  const rtts = out.split('\n').filter((l) => l.includes('"type":"rtt"') || l.includes('"type":"packet"')).length;
   return { value, ns: after.ns - before.ns, cnt: after.cnt - before.cnt, rtts };
 }
 
@@ -143,8 +146,8 @@ async function main(): Promise<void> {
     console.log(`# ktrace --src ${src} --dst ${dst} --netns src -i e0 --jsonl; ${RUNS} runs each, alternating; ping -c ${PINGS} -i 0.001; UDP request/response ${UDP_SECONDS} s`);
     pingRtt(dst); // warm-up: neighbours, caches
     const off = { avg: [] as number[], min: [] as number[], udp: [] as number[] };
-    const on = { avg: [] as number[], min: [] as number[], udp: [] as number[] };
-    const cost = { pingNs: 0, pingCnt: 0, udpNs: 0, udpCnt: 0, rtts: 0, answered: 0 };
+    const on = { avg: [] as number[], min: [] as number[], udp: [] as number[], udpTraced: [] as number[] };
+    const cost = { pingNs: 0, pingCnt: 0, udpNs: 0, udpCnt: 0, rtts: 0, answered: 0, pktNs: 0, pktCnt: 0, packets: 0, sent: 0 };
     for (let i = 0; i < RUNS; i++) {
       const p0 = pingRtt(dst);
       const p1 = await withKtrace(src, dst, () => pingRtt(dst));
@@ -162,7 +165,14 @@ async function main(): Promise<void> {
       on.udp.push(u1.value);
       cost.udpNs += u1.ns;
       cost.udpCnt += u1.cnt;
-      console.log(`run ${i + 1}: ping avg ${p0.avg.toFixed(1)} -> ${p1.value.avg.toFixed(1)} us (${p1.rtts}/${p1.value.answered} traced); UDP ${u0.toFixed(0)} -> ${u1.value.toFixed(0)} transactions/s`);
+      // Packet mode: every datagram of the request/response traced, both ways.
+      const u2 = await withKtrace(src, dst, () => udpRate(dst), ['--proto', 'udp', '--port', '7007']);
+      on.udpTraced.push(u2.value);
+      cost.pktNs += u2.ns;
+      cost.pktCnt += u2.cnt;
+      cost.packets += u2.rtts;
+      cost.sent += Math.round(2 * u2.value * UDP_SECONDS);
+      console.log(`run ${i + 1}: ping avg ${p0.avg.toFixed(1)} -> ${p1.value.avg.toFixed(1)} us (${p1.rtts}/${p1.value.answered} traced); UDP ${u0.toFixed(0)} -> ${u1.value.toFixed(0)} transactions/s, ${u2.value.toFixed(0)} with each packet traced (${u2.rtts} packets)`);
     }
     const row = (what: string, a: number, b: number, unit: string, digits = 1) =>
       console.log(`${what.padEnd(28)} ${a.toFixed(digits).padStart(9)} ${b.toFixed(digits).padStart(9)} ${unit.padEnd(15)} ${((b / a) * 100).toFixed(1)}%`);
@@ -170,8 +180,10 @@ async function main(): Promise<void> {
     row('ping RTT, average', median(off.avg), median(on.avg), 'us');
     row('ping RTT, minimum', median(off.min), median(on.min), 'us');
     row('UDP request/response', median(off.udp), median(on.udp), 'transactions/s', 0);
+    row('  each packet traced', median(off.udp), median(on.udpTraced), 'transactions/s', 0);
     console.log(`BPF cost, traced pings       ${cost.pingCnt ? (cost.pingNs / cost.pingCnt).toFixed(0) : '-'} ns per program run (${cost.pingCnt} runs, ${cost.answered ? (cost.pingCnt / cost.answered).toFixed(1) : '-'} per round trip: ${cost.answered ? (cost.pingNs / cost.answered / 1e3).toFixed(2) : '-'} us per round trip); ${cost.rtts} of ${cost.answered} round trips reported`);
     console.log(`BPF cost, untraced UDP       ${cost.udpCnt ? (cost.udpNs / cost.udpCnt).toFixed(0) : '-'} ns per program run (${cost.udpCnt} runs)`);
+    console.log(`BPF cost, traced UDP packets ${cost.pktCnt ? (cost.pktNs / cost.pktCnt).toFixed(0) : '-'} ns per program run (${cost.pktCnt} runs, ${cost.packets ? (cost.pktCnt / cost.packets).toFixed(1) : '-'} per packet: ${cost.packets ? (cost.pktNs / cost.packets / 1e3).toFixed(2) : '-'} us per packet); ${cost.packets} packets reported of about ${cost.sent} sent`);
   } finally {
     native().close(statsFd);
     labDown(LAB);
