@@ -58,6 +58,13 @@ export function parseTcpHeader(bytes: Uint8Array, off: number, len: number, out:
   if (hl > len) return quoted ? OK : ERR_TRUNCATED;
   out.headerLen = hl;
   out.payloadLen = len - hl;
+  // Linux's usual options, NOP NOP TIMESTAMP and nothing else: what the walk below finds, read at once.
+  if (hl === 32 && bytes[off + 20] === OPT_NOP && bytes[off + 21] === OPT_NOP && bytes[off + 22] === OPT_TIMESTAMP && bytes[off + 23] === 10) {
+    out.hasTimestamp = true;
+    out.tsval = ((bytes[off + 24] << 24) | (bytes[off + 25] << 16) | (bytes[off + 26] << 8) | bytes[off + 27]) >>> 0;
+    out.tsecr = ((bytes[off + 28] << 24) | (bytes[off + 29] << 16) | (bytes[off + 30] << 8) | bytes[off + 31]) >>> 0;
+    return OK;
+  }
   let i = off + 20;
   const end = off + hl;
   while (i < end) {

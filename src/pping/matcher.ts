@@ -22,7 +22,7 @@ import { IPPROTO_ICMP, IPPROTO_TCP } from '../core/constants.js';
 import type { Sink } from '../core/sink.js';
 import { formatIp } from '../packet/addr.js';
 import { ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
-import { type FlowEvent, type FlowReason, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { type FlowEvent, type FlowReason, type FlowTuple, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { PacketIds, R_RST, identify, isNewer } from './identify.js';
 import { DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, FlowTable, StampTable } from './tables.js';
 
@@ -139,6 +139,9 @@ export class Matcher {
   now = 0;
   /** What the packet being processed identifies. */
   private readonly ids = new PacketIds();
+  /** tuple()'s cache: per slot and direction, the text and the connection it was made for. */
+  private tuples: (FlowTuple | undefined)[] = [];
+  private tupleConn = new Uint32Array(0);
 
   constructor(o: Partial<MatcherOptions>, sink: MatcherSink) {
     this.o = { ...MATCHER_DEFAULTS, ...o };
@@ -324,30 +327,50 @@ export class Matcher {
   }
 
   /** Endpoint fields of slot's flow seen from direction `dir` (0: A to B). */
-  private tuple(slot: number, dir: number) {
+  /**
+   * The flow's addresses and ports as text, seen from end `dir`: formatted once per connection
+   * and direction (an RTT event per sample would otherwise format two addresses each time).
+   */
+  private tuple(slot: number, dir: number): FlowTuple {
     const ft = this.flows;
+    const i = slot * 2 + dir;
+    const conn = ft.connId[slot];
+    const hit = this.tuples[i];
+    if (hit !== undefined && this.tupleConn[i] === conn) return hit;
     const fam = ft.family(slot);
-    const src = dir;
-    const dst = dir ^ 1;
-    return {
-      src_ip: formatIp(ft.keys, ft.addrOff(slot, src), fam),
-      src_port: ft.port(slot, src),
-      dest_ip: formatIp(ft.keys, ft.addrOff(slot, dst), fam),
-      dest_port: ft.port(slot, dst),
+    const t: FlowTuple = {
+      src_ip: formatIp(ft.keys, ft.addrOff(slot, dir), fam),
+      src_port: ft.port(slot, dir),
+      dest_ip: formatIp(ft.keys, ft.addrOff(slot, dir ^ 1), fam),
+      dest_port: ft.port(slot, dir ^ 1),
       protocol: protocolName(ft.proto(slot)),
     };
+    if (this.tupleConn.length < ft.capacitySlots * 2) {
+      this.tupleConn = new Uint32Array(ft.capacitySlots * 2);
+      this.tuples = new Array<FlowTuple | undefined>(ft.capacitySlots * 2).fill(undefined);
+    }
+    this.tuples[i] = t;
+    this.tupleConn[i] = conn;
+    return t;
   }
+
 
   /** An RTT sample carried by a packet of direction `echoDir`: its flow, the timestamped direction's counters. */
   private rttEvent(slot: number, echoDir: number, t: number, rtt: number, egress: boolean): void {
     const ft = this.flows;
     const si = slot * 2 + (echoDir ^ 1);
+    const f = this.tuple(slot, echoDir);
+    // Every field written out (no spread): one object shape for every sample.
     this.sink.event({
       schema: PPING_SCHEMA,
       type: 'rtt',
       sec: this.absSec(t),
       nsec: this.absNsec(t),
-      ...this.tuple(slot, echoDir),
+      src_ip: f.src_ip,
+      src_port: f.src_port,
+      dest_ip: f.dest_ip,
+      dest_port: f.dest_port,
+      protocol: f.protocol,
       rtt,
       min_rtt: ft.minRtt[si],
       sent_packets: ft.sentPkts[si],
@@ -357,6 +380,7 @@ export class Matcher {
       match_on_egress: egress,
     });
   }
+
 
   private flowEvent(slot: number, dir: number, t: number, kind: 'opening' | 'closing', reason: FlowReason, by: FlowEvent['triggered_by']): void {
     this.sink.event({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by });
