@@ -118,6 +118,8 @@ struct packet {
 	__u32 payload;
 	__u32 tsval;
 	__u32 tsecr;
+	__u32 seq;      /* TCP sequence and acknowledgment numbers */
+	__u32 ack;
 	__u32 echo_seq;
 	__u32 et;       /* EtherType */
 	__u32 hdr_len;  /* IP header bytes, extension headers included */
@@ -315,6 +317,8 @@ static __noinline int parse_l4(void *data, void *data_end, struct packet *p)
 		p->sport = ((__u16)l4[0] << 8) | l4[1];
 		p->dport = ((__u16)l4[2] << 8) | l4[3];
 		p->tcp_flags = l4[13];
+		p->seq = ((__u32)l4[4] << 24) | ((__u32)l4[5] << 16) | ((__u32)l4[6] << 8) | l4[7];
+		p->ack = ((__u32)l4[8] << 24) | ((__u32)l4[9] << 16) | ((__u32)l4[10] << 8) | l4[11];
 		__u32 hdrs = p->hdr_len + hl;
 		p->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
 		/* Headers not all in the frame: ports and flags only, as a capture cut by its snaplen. */
@@ -408,7 +412,7 @@ static __always_inline void flow_event(const struct pping_flow_key *k, int from,
 }
 
 /* An RTT sample carried by a packet of direction `echo_dir`: its flow, the timestamped direction's counters. */
-static __always_inline void rtt_event(const struct pping_flow_key *k, const struct pping_flow *f, __u32 echo_dir, __u64 now, __u64 rtt, bool egress)
+static __always_inline void rtt_event(const struct pping_flow_key *k, const struct pping_flow *f, __u32 echo_dir, __u64 now, __u64 rtt, bool egress, __u8 rule)
 {
 	struct pping_event *e = bpf_ringbuf_reserve(&pping_events, sizeof(*e), 0);
 	if (!e) {
@@ -419,6 +423,7 @@ static __always_inline void rtt_event(const struct pping_flow_key *k, const stru
 	e->type = PPING_EV_RTT;
 	e->time = now;
 	e->flags = egress ? PPING_EVF_MATCH_ON_EGRESS : 0;
+	e->match = rule;
 	fill_tuple(e, k, echo_dir);
 	const struct pping_dir *d = &f->d[(echo_dir & 1) ^ 1];
 	e->rtt = rtt;
@@ -455,6 +460,26 @@ static __always_inline bool identify_tcp_ts(struct packet *pk, struct pping_conf
 	ids->closing = (fl & TCP_RST) ? PPING_R_RST : (fl & TCP_FIN) ? PPING_R_FIN : 0;
 	ids->open_reason = (fl & TCP_SYN) ? ((fl & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN) : PPING_R_FIRST;
 	ids->newer = PPING_NEWER_WRAP;
+	ids->rule = PPING_RULE_TSOPT;
+	return true;
+}
+
+/* TCP without the timestamp option, by sequence numbers: the identifier is the acknowledgment
+ * number that covers the segment exactly (SYN and FIN count one), the echo an ACK's number. */
+static __always_inline bool identify_tcp_seqack(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+{
+	__u8 fl = pk->tcp_flags;
+	if ((fl & TCP_SYN) && !(cfg->flags & PPING_CFG_INCLUDE_SYN))
+		return false;
+	ids->id = pk->seq + pk->payload + ((fl & TCP_SYN) ? 1 : 0) + ((fl & TCP_FIN) ? 1 : 0);
+	ids->echoed = pk->ack;
+	ids->id_valid = pk->payload > 0 || (fl & TCP_SYN);
+	ids->echo_valid = (fl & TCP_ACK) != 0;
+	ids->wait_edge = 0;
+	ids->closing = (fl & TCP_RST) ? PPING_R_RST : (fl & TCP_FIN) ? PPING_R_FIN : 0;
+	ids->open_reason = (fl & TCP_SYN) ? ((fl & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN) : PPING_R_FIRST;
+	ids->newer = PPING_NEWER_WRAP;
+	ids->rule = PPING_RULE_SEQACK;
 	return true;
 }
 
@@ -468,13 +493,18 @@ static __always_inline bool identify_icmp_echo(struct packet *pk, struct pping_c
 	ids->closing = 0;
 	ids->open_reason = PPING_R_FIRST;
 	ids->newer = PPING_NEWER_DIFFERENT;
+	ids->rule = PPING_RULE_ECHO;
 	return true;
 }
 
 /* The packet's identifier by its protocol (the parser has passed only TCP and ICMP echo). */
 static __always_inline bool identify(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
 {
-	return pk->proto == IPPROTO_TCP ? identify_tcp_ts(pk, cfg, ids) : identify_icmp_echo(pk, cfg, ids);
+	if (pk->proto != IPPROTO_TCP)
+		return identify_icmp_echo(pk, cfg, ids);
+	if (pk->has_ts || !(cfg->flags & PPING_CFG_SEQACK))
+		return identify_tcp_ts(pk, cfg, ids);
+	return identify_tcp_seqack(pk, cfg, ids);
 }
 
 /*
@@ -490,8 +520,14 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 	__u32 id = sc->ids.id;
 	if (d->stamped || sc->ids.wait_edge) {
 		bool fresh = sc->ids.newer == PPING_NEWER_WRAP ? (__s32)(id - d->last_id) > 0 : id != d->last_id;
-		if (!fresh)
+		if (!fresh) {
+			/* SEQ/ACK: a segment sent again (or reordered): nothing sent up to here gives a sample. */
+			if (sc->ids.rule == PPING_RULE_SEQACK) {
+				d->barrier = d->last_id;
+				d->has_barrier = 1;
+			}
 			return;
+		}
 	}
 	d->last_id = id;
 
@@ -539,14 +575,18 @@ static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 	/* Only the CPU that removes the entry reports it. */
 	if (bpf_map_delete_elem(&pping_stamps, &sk) != 0)
 		return;
-	__u64 rtt = now - t0;
 	struct pping_dir *rd = &f->d[sent];
+	if (sc->ids.rule == PPING_RULE_SEQACK && rd->has_barrier && (__s32)(sc->ids.echoed - rd->barrier) <= 0) {
+		count(PPING_C_RETRANSMIT_SKIPPED);
+		return;
+	}
+	__u64 rtt = now - t0;
 	if (!rd->min_rtt || rtt < rd->min_rtt)
 		rd->min_rtt = rtt;
 	/* The kernel's smoothing: 7/8 of the old value plus 1/8 of the sample, in integers. */
 	rd->srtt = rd->srtt ? rd->srtt - (rd->srtt >> 3) + (rtt >> 3) : rtt;
 	count(PPING_C_RTTS);
-	rtt_event(&sc->key, f, sc->dir & 1, now, rtt, sc->egress);
+	rtt_event(&sc->key, f, sc->dir & 1, now, rtt, sc->egress, sc->ids.rule);
 }
 
 /* The flow of the packet in the scratch: found, or created by a packet that can be timestamped. */

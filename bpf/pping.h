@@ -40,7 +40,9 @@ struct pping_dir {
 	__u8 state;       /* enum pping_dir_state */
 	__u8 stamped;     /* a timestamp has been taken (or tried) this way */
 	__u8 open_reason; /* enum pping_reason */
-	__u8 pad;
+	__u8 has_barrier; /* SEQ/ACK: a retransmission was seen this way (Karn's rule) */
+	__u32 barrier;    /* the highest identifier sent this way before it: no sample up to it */
+	__u32 pad;
 };
 
 struct pping_flow {
@@ -67,6 +69,7 @@ struct pping_stamp {
 #define PPING_CFG_RTT_MIN (1u << 4)  /* --rtt-type min (else smoothed) */
 #define PPING_CFG_L3 (1u << 5)       /* the device has no link-layer header (tun, PPP, wireguard) */
 #define PPING_CFG_TEST_CLOCK (1u << 6) /* time is skb->tstamp (BPF_PROG_TEST_RUN only: the tests set it) */
+#define PPING_CFG_SEQACK (1u << 7)     /* TCP without the timestamp option: SEQ/ACK matching */
 
 struct pping_config {
 	__u64 rate_limit_ns;
@@ -112,7 +115,15 @@ struct pping_ids {
 	__u8 closing;     /* PPING_R_FIN, PPING_R_RST or 0 */
 	__u8 open_reason; /* why its direction opens, if it does: enum pping_reason */
 	__u8 newer;       /* enum pping_newness */
-	__u8 pad[2];
+	__u8 rule;        /* enum pping_rule: which identifier it is */
+	__u8 pad;
+};
+
+/* Which identifier made a sample (RTT events' `match`). */
+enum pping_rule {
+	PPING_RULE_TSOPT = 0,
+	PPING_RULE_SEQACK = 1,
+	PPING_RULE_ECHO = 2,
 };
 
 /* Which end of the packet a flow event is attributed to (ePPing's triggered_by). */
@@ -131,7 +142,7 @@ struct pping_event {
 	__u8 flow_event;  /* enum pping_flow_kind */
 	__u8 reason;      /* enum pping_reason */
 	__u8 by;          /* enum pping_by */
-	__u8 pad;
+	__u8 match;       /* enum pping_rule (RTT events) */
 	__u64 time;       /* bpf_ktime_get_ns() (an opening: when the opened direction was last timestamped) */
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -160,6 +171,7 @@ enum pping_counter {
 	PPING_C_OTHER_PROTO,
 	PPING_C_MALFORMED,
 	PPING_C_FRAGMENT,
+	PPING_C_RETRANSMIT_SKIPPED, /* SEQ/ACK: echoes of data sent before a retransmission (Karn) */
 	PPING_C_NUM,
 };
 

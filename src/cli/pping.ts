@@ -37,6 +37,7 @@ interface PpingOpts {
   rttRate?: number;
   rttType: 'min' | 'smoothed';
   includeSyn?: boolean;
+  seqack?: boolean;
   includeLocal?: boolean;
   capture: 'bpf' | 'packet';
   ingressHook: 'tc' | 'xdp';
@@ -76,6 +77,7 @@ export function ppingCommand(): Command {
     .option('-R, --rtt-rate <r>', 'sample at most once per R x the flow\'s RTT (overrides --rate-limit once an RTT is known)', floatArg(0, 1e6))
     .addOption(new Option('-t, --rtt-type <type>', 'RTT that --rtt-rate uses').choices(['min', 'smoothed']).default('smoothed'))
     .option('--include-syn', 'also timestamp SYN and SYN-ACK packets')
+    .option('--seqack', 'TCP flows without the timestamp option: match each segment to the ACK that covers it exactly, no sample after a retransmission (Karn); not in ePPing')
     .option('--include-local', 'also measure flows between loopback addresses')
     .addOption(new Option('--capture <how>', 'live capture: BPF programs on tc/XDP, or a packet socket').choices(['bpf', 'packet']).default('bpf'))
     .addOption(new Option('--ingress-hook <hook>', 'BPF ingress hook').choices(['tc', 'xdp']).default('tc'))
@@ -112,6 +114,7 @@ export function ppingCommand(): Command {
         rttRate: opts.rttRate ?? 0,
         rttRateUse: opts.rttType,
         includeSyn: !!opts.includeSyn,
+        seqAck: !!opts.seqack,
         includeLocal: !!opts.includeLocal,
         maxFlows: opts.maxFlows,
         maxStamps: opts.maxTimestamps,

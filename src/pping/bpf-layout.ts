@@ -10,9 +10,9 @@ export const LE = endianness() === 'LE';
 /** struct pping_flow_key */
 export const FLOW_KEY = { size: 40, addr: 0, port: 32, proto: 36, family: 37 } as const;
 /** struct pping_dir */
-export const DIR = { size: 64, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62 } as const;
+export const DIR = { size: 72, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62, has_barrier: 63, barrier: 64 } as const;
 /** struct pping_flow */
-export const FLOW = { size: 136, d: 0, conn_id: 128 } as const;
+export const FLOW = { size: 152, d: 0, conn_id: 144 } as const;
 /** struct pping_stamp_key / struct pping_stamp */
 export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
 export const STAMP = { size: 16, time: 0, deadline: 8 } as const;
@@ -28,6 +28,7 @@ export const EVENT = {
   flow_event: 4,
   reason: 5,
   by: 6,
+  match: 7,
   time: 8,
   saddr: 16,
   daddr: 32,
@@ -49,6 +50,8 @@ export const CFG_RTT_MIN = 1 << 4;
 export const CFG_L3 = 1 << 5;
 /** Time from skb->tstamp: for BPF_PROG_TEST_RUN replays only. */
 export const CFG_TEST_CLOCK = 1 << 6;
+/** TCP without the timestamp option: SEQ/ACK matching. */
+export const CFG_SEQACK = 1 << 7;
 
 export const EV_RTT = 1;
 export const EV_FLOW = 2;
@@ -75,7 +78,8 @@ export const C = {
   OTHER_PROTO: 9,
   MALFORMED: 10,
   FRAGMENT: 11,
-  NUM: 12,
+  RETRANSMIT_SKIPPED: 12,
+  NUM: 13,
 } as const;
 
 export { setU64, u64 } from '../bpf/maps.js';

@@ -23,6 +23,7 @@ import {
   CFG_INCLUDE_SYN,
   CFG_L3,
   CFG_RTT_MIN,
+  CFG_SEQACK,
   CFG_TCP,
   CONFIG,
   DIR,
@@ -41,6 +42,7 @@ import {
   u64,
 } from './bpf-layout.js';
 import { type FlowEvent, PPING_SCHEMA, type PpingDoneEvent, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { RULE_NAMES } from './identify.js';
 import { gcVerdict, MATCHER_DEFAULTS, type MatcherOptions, REASONS } from './matcher.js';
 import type { LiveRun } from '../core/live.js';
 import type { Sink } from '../core/sink.js';
@@ -79,7 +81,7 @@ export function configurePping(obj: BpfObject, o: MatcherOptions, extraFlags = 0
   const cv = new DataView(cfg.buffer);
   setU64(cv, CONFIG.rate_limit_ns, o.rateLimitNs);
   cv.setUint32(CONFIG.rtt_rate_milli, Math.round(o.rttRate * 1000), LE);
-  const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0);
+  const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (o.seqAck ? CFG_SEQACK : 0);
   cv.setUint32(CONFIG.flags, flags | extraFlags, LE);
   const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
   if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');
@@ -112,6 +114,7 @@ export function recordToEvent(v: DataView, b: Uint8Array, off: number, len: numb
       rec_packets: u64(v, off + EVENT.rec_packets),
       rec_bytes: u64(v, off + EVENT.rec_bytes),
       match_on_egress: (b[off + EVENT.flags] & EVF_MATCH_ON_EGRESS) !== 0,
+      match: RULE_NAMES[b[off + EVENT.match]] ?? 'tsopt',
     };
   }
   if (type === EV_FLOW) {
@@ -318,6 +321,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         timestamps_expired: sweeper.expired,
         flow_table_full: counters[C.FLOW_FULL],
         timestamp_table_full: counters[C.STAMP_FULL],
+        retransmit_skipped: counters[C.RETRANSMIT_SKIPPED],
         lost: counters[C.EVENTS_LOST],
       };
     },

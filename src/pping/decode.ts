@@ -64,6 +64,9 @@ export class PacketInfo {
   hasTs = false;
   tsval = 0;
   tsecr = 0;
+  /** TCP sequence and acknowledgment numbers. */
+  seq = 0;
+  ackNum = 0;
   /** ICMP_ECHO_REQUEST or ICMP_ECHO_REPLY (0 for TCP). */
   echo = 0;
   echoSeq = 0;
@@ -180,6 +183,8 @@ export class Decoder {
       out.hasTs = t.hasTimestamp;
       out.tsval = t.tsval;
       out.tsecr = t.tsecr;
+      out.seq = t.seq;
+      out.ackNum = t.ack;
       return 0;
     }
     const v6 = ip.version === 6;

@@ -37,6 +37,8 @@ export interface RttEvent extends Base, FlowTuple {
   rec_packets: number;
   rec_bytes: number;
   match_on_egress: boolean;
+  /** What matched: the TCP timestamp option, TCP SEQ/ACK (--seqack), or an ICMP echo (not in ePPing's output). */
+  match: 'tsopt' | 'seqack' | 'icmp-echo';
 }
 
 export interface FlowEvent extends Base, FlowTuple {
@@ -109,6 +111,8 @@ export interface PpingDoneEvent extends Base {
   timestamps_expired: number;
   flow_table_full: number;
   timestamp_table_full: number;
+  /** --seqack: echoes of data sent before a retransmission, taken without a sample (Karn's rule). */
+  retransmit_skipped: number;
   /** Packets or events the capture path lost (kernel drops, ring-buffer overruns). */
   lost: number;
 }

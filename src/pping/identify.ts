@@ -24,6 +24,13 @@ export const R_RST = 5;
 export const NEWER_WRAP = 0;
 export const NEWER_DIFFERENT = 1;
 
+/** Which identifier made a sample (enum pping_rule), as RTT events name it in `match`. */
+export const RULE_TSOPT = 0;
+export const RULE_SEQACK = 1;
+export const RULE_ECHO = 2;
+export const RULE_NAMES = ['tsopt', 'seqack', 'icmp-echo'] as const;
+export type RuleName = (typeof RULE_NAMES)[number];
+
 /** struct pping_ids */
 export class PacketIds {
   /** The identifier it may be timestamped by (TSval, echo request sequence). */
@@ -41,11 +48,15 @@ export class PacketIds {
   /** Why its direction opens, if it opens it: R_SYN, R_SYN_ACK or R_FIRST. */
   openReason = R_FIRST;
   newer = NEWER_WRAP;
+  /** RULE_TSOPT, RULE_SEQACK or RULE_ECHO. */
+  rule = RULE_TSOPT;
 }
 
 /** The options an identifier reads (whether a protocol is measured at all is decided before). */
 export interface IdentifyOptions {
   includeSyn: boolean;
+  /** TCP without the timestamp option: SEQ/ACK matching (off: ePPing's rules, no identifier). */
+  seqAck: boolean;
 }
 
 /** Fills `out` for a packet of its protocol; false when the rules have nothing to use in it. */
@@ -63,6 +74,29 @@ export function identifyTcpTs(p: PacketInfo, o: IdentifyOptions, out: PacketIds)
   out.closing = p.rst ? R_RST : p.fin ? R_FIN : 0;
   out.openReason = p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
   out.newer = NEWER_WRAP;
+  out.rule = RULE_TSOPT;
+  return true;
+}
+
+/**
+ * TCP without the timestamp option, by sequence numbers: a segment's identifier is the
+ * acknowledgment number that covers it exactly (SEQ + its length, SYN and FIN counting one), an
+ * ACK echoes its acknowledgment number. A segment that is not new (a retransmission, or data
+ * reordered before the capture point) is never timestamped, and the matcher then takes no sample
+ * for anything it had sent up to there (Karn's rule): an ACK after a retransmission says nothing
+ * about when the first copy arrived. Every segment has an identifier of its own: no edge to wait for.
+ */
+export function identifyTcpSeqAck(p: PacketInfo, o: IdentifyOptions, out: PacketIds): boolean {
+  if (p.syn && !o.includeSyn) return false;
+  out.id = (p.seq + p.payload + (p.syn ? 1 : 0) + (p.fin ? 1 : 0)) >>> 0;
+  out.echoed = p.ackNum;
+  out.idValid = p.payload > 0 || p.syn;
+  out.echoValid = p.ack;
+  out.waitEdge = false;
+  out.closing = p.rst ? R_RST : p.fin ? R_FIN : 0;
+  out.openReason = p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
+  out.newer = NEWER_WRAP;
+  out.rule = RULE_SEQACK;
   return true;
 }
 
@@ -75,16 +109,25 @@ export function identifyIcmpEcho(p: PacketInfo, _o: IdentifyOptions, out: Packet
   out.closing = 0;
   out.openReason = R_FIRST;
   out.newer = NEWER_DIFFERENT;
+  out.rule = RULE_ECHO;
   return true;
 }
 
 /** The identifiers by name, in the order the dispatch tries them. */
-export const IDENTIFIERS: { readonly [name: string]: Identifier } & { readonly 'tcp-ts': Identifier; readonly 'icmp-echo': Identifier } = { 'tcp-ts': identifyTcpTs, 'icmp-echo': identifyIcmpEcho };
-export type IdentifierName = 'tcp-ts' | 'icmp-echo';
+export const IDENTIFIERS: { readonly [name: string]: Identifier } & { readonly 'tcp-ts': Identifier; readonly 'tcp-seqack': Identifier; readonly 'icmp-echo': Identifier } = {
+  'tcp-ts': identifyTcpTs,
+  'tcp-seqack': identifyTcpSeqAck,
+  'icmp-echo': identifyIcmpEcho,
+};
+export type IdentifierName = 'tcp-ts' | 'tcp-seqack' | 'icmp-echo';
 
-/** The packet's identifier by its protocol (the decoder has passed only TCP and ICMP echo). */
+/**
+ * The packet's identifier by its protocol (the decoder has passed only TCP and ICMP echo): TCP by
+ * its timestamp option, or without one by SEQ/ACK when asked.
+ */
 export function identify(p: PacketInfo, o: IdentifyOptions, out: PacketIds): boolean {
-  return p.proto === IPPROTO_TCP ? identifyTcpTs(p, o, out) : identifyIcmpEcho(p, o, out);
+  if (p.proto !== IPPROTO_TCP) return identifyIcmpEcho(p, o, out);
+  return p.hasTs || !o.seqAck ? identifyTcpTs(p, o, out) : identifyTcpSeqAck(p, o, out);
 }
 
 /** Whether identifier `id` is new after `last`, as `newer` judges. */

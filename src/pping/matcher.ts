@@ -23,7 +23,7 @@ import type { Sink } from '../core/sink.js';
 import { formatIp } from '../packet/addr.js';
 import { ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
 import { type FlowEvent, type FlowReason, type FlowTuple, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
-import { PacketIds, R_RST, identify, isNewer } from './identify.js';
+import { NEWER_WRAP, PacketIds, R_RST, RULE_NAMES, RULE_SEQACK, identify, isNewer } from './identify.js';
 import { DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, FlowTable, StampTable } from './tables.js';
 
 export interface MatcherOptions {
@@ -35,6 +35,8 @@ export interface MatcherOptions {
   rttRate: number;
   rttRateUse: 'min' | 'smoothed';
   includeSyn: boolean;
+  /** TCP flows without the timestamp option: match SEQ to ACK (Karn's rule); off: ePPing's rules. */
+  seqAck: boolean;
   /** Also measure flows between loopback addresses. */
   includeLocal: boolean;
   maxFlows: number;
@@ -48,6 +50,7 @@ export const MATCHER_DEFAULTS: MatcherOptions = {
   rttRate: 0,
   rttRateUse: 'smoothed',
   includeSyn: false,
+  seqAck: false,
   includeLocal: false,
   maxFlows: 16384,
   maxStamps: 16384,
@@ -80,6 +83,8 @@ export interface MatcherStats {
   flowTableFull: number;
   stampTableFull: number;
   stampsExpired: number;
+  /** SEQ/ACK: echoes of data sent before a retransmission, taken without a sample (Karn). */
+  retransmitSkipped: number;
 }
 
 function protocolName(proto: number): PpingProtocol {
@@ -127,7 +132,7 @@ export class Matcher {
   readonly o: MatcherOptions;
   readonly flows: FlowTable;
   readonly stamps: StampTable;
-  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0 };
+  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0 };
   private readonly sink: MatcherSink;
   /** Times are ns since baseSec (exact in a double for 104 days). */
   private baseSec = -1;
@@ -234,7 +239,14 @@ export class Matcher {
     const ids = this.ids;
     const id = ids.id;
     const di = slot * 2 + dir;
-    if ((ft.stamped[di] || ids.waitEdge) && !isNewer(ids.newer, id, ft.lastId[di])) return;
+    if ((ft.stamped[di] || ids.waitEdge) && !isNewer(ids.newer, id, ft.lastId[di])) {
+      // SEQ/ACK: a segment sent again (or reordered): nothing sent up to here gives a sample.
+      if (ids.rule === RULE_SEQACK) {
+        ft.barrier[di] = ft.lastId[di];
+        ft.hasBarrier[di] = 1;
+      }
+      return;
+    }
     ft.lastId[di] = id;
     if (ft.stamped[di] && (t < ft.lastStamp[di] || t - ft.lastStamp[di] < this.sampleGap(di))) return;
     // The attempt counts even when the table is full (as in ePPing: fairer to sparse flows).
@@ -256,6 +268,10 @@ export class Matcher {
     const ri = slot * 2 + (dir ^ 1);
     const t0 = this.stamps.take(ft.connId[slot] * 2 + (dir ^ 1), echoed, t);
     if (t0 < 0) return;
+    if (this.ids.rule === RULE_SEQACK && ft.hasBarrier[ri] && !isNewer(NEWER_WRAP, echoed, ft.barrier[ri])) {
+      this.stats.retransmitSkipped++;
+      return;
+    }
     const rtt = t - t0;
     if (ft.minRtt[ri] === 0 || rtt < ft.minRtt[ri]) ft.minRtt[ri] = rtt;
     const s = ft.srtt[ri];
@@ -378,6 +394,7 @@ export class Matcher {
       rec_packets: ft.recPkts[si],
       rec_bytes: ft.recBytes[si],
       match_on_egress: egress,
+      match: RULE_NAMES[this.ids.rule],
     });
   }
 

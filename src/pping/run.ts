@@ -89,6 +89,7 @@ function doneEvent(m: Matcher, t: Tally, reason: PpingDoneEvent['reason'], sec: 
     timestamps_expired: m.stats.stampsExpired,
     flow_table_full: m.stats.flowTableFull,
     timestamp_table_full: m.stats.stampTableFull,
+    retransmit_skipped: m.stats.retransmitSkipped,
     lost: t.lost,
   };
 }

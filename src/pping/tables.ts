@@ -66,6 +66,9 @@ export class FlowTable {
   recBytes!: Float64Array;
   minRtt!: Float64Array;
   srtt!: Float64Array;
+  /** SEQ/ACK (Karn): the highest identifier sent this way before a retransmission, and whether there is one. */
+  barrier!: Float64Array;
+  hasBarrier!: Uint8Array;
   /** Direction of the last lookup (0: as stored, 1: reversed). */
   dir = 0;
 
@@ -78,7 +81,7 @@ export class FlowTable {
 
   /** The per-direction arrays, in one list so that rebuilds move them all. */
   private dirArrays(): (Uint8Array | Float64Array)[] {
-    return [this.dirState, this.lastStamp, this.lastId, this.stamped, this.openReason, this.sentPkts, this.sentBytes, this.recPkts, this.recBytes, this.minRtt, this.srtt];
+    return [this.dirState, this.lastStamp, this.lastId, this.stamped, this.openReason, this.sentPkts, this.sentBytes, this.recPkts, this.recBytes, this.minRtt, this.srtt, this.barrier, this.hasBarrier];
   }
 
   private alloc(): void {
@@ -98,6 +101,8 @@ export class FlowTable {
     this.recBytes = new Float64Array(n * 2);
     this.minRtt = new Float64Array(n * 2);
     this.srtt = new Float64Array(n * 2);
+    this.barrier = new Float64Array(n * 2);
+    this.hasBarrier = new Uint8Array(n * 2);
   }
 
   get capacitySlots(): number {

@@ -2,7 +2,9 @@
  * One set of rules, two implementations: src/pping/matcher.ts (TypeScript, the reference) and
  * bpf/pping.bpf.c (the kernel). Random packet sequences (several TCP flows in both directions
  * with data, pure ACKs, SYN, SYN-ACK, FIN, RST, repeated, reordered and wrapping TSvals, echoes
- * of recent TSvals; ICMP and ICMPv6 echo, also to one's own address; IPv4 and IPv6; VLAN tags) are replayed through the
+ * of recent TSvals; TCP without the timestamp option, matched by SEQ/ACK, with retransmitted,
+ * reordered and wrapping sequence numbers and cumulative ACKs; ICMP and ICMPv6 echo, also to
+ * one's own address; IPv4 and IPv6; VLAN tags) are replayed through the
  * real BPF programs with BPF_PROG_TEST_RUN, at chosen times (the programs' test clock reads
  * skb->tstamp), and through the TypeScript matcher. Both must give the same RTT and flow events,
  * in the same order, with the same values, for each sampling configuration.
@@ -35,7 +37,7 @@ const PSH = 0x08;
 const BASE_NS = 5_000_000_000_000;
 
 interface Step {
-  flow: number; // 0..3 TCP (0, 1 IPv4; 2 IPv6 with VLAN; 3 IPv4 reusing flow 0's tuple later), 4 ICMP, 5 ICMPv6, 6 ICMP to one's own address
+  flow: number; // 0..3 TCP (0, 1 IPv4; 2 IPv6 with VLAN; 3 IPv4 reusing flow 0's tuple later), 4 ICMP, 5 ICMPv6, 6 ICMP to one's own address, 7 TCP without timestamps (IPv4), 8 the same (IPv6)
   fromB: boolean;
   kind: number; // TCP: 0 data, 1 pure ACK, 2 SYN, 3 SYN-ACK, 4 FIN, 5 RST, 6 data without TS; ICMP: 0 request, 1 reply
   tsDelta: number; // TSval step: 0 repeat, negative reorder, large wrap
@@ -54,6 +56,11 @@ const B6 = v6('fd00:2::9');
 function frames(steps: Step[]): Array<{ t: number; frame: Uint8Array; egress: boolean }> {
   const ts = new Map<string, number[]>();
   const seq = new Map<string, number>();
+  // TCP without timestamps: per side, the next sequence number, the last segment's start, and
+  // the ends of what it sent (the other side acknowledges one of the recent ones).
+  const nxt = new Map<string, number>();
+  const lastSeq = new Map<string, number>();
+  const ends = new Map<string, number[]>();
   let t = BASE_NS;
   const out: Array<{ t: number; frame: Uint8Array; egress: boolean }> = [];
   for (const s of steps) {
@@ -61,7 +68,32 @@ function frames(steps: Step[]): Array<{ t: number; frame: Uint8Array; egress: bo
     const side = `${s.flow}${s.fromB ? 'B' : 'A'}`;
     const other = `${s.flow}${s.fromB ? 'A' : 'B'}`;
     let frame: number[];
-    if (s.flow >= 4) {
+    if (s.flow >= 7) {
+      const v6f = s.flow === 8;
+      const kind = s.kind;
+      const flags = [ACK | PSH, ACK, SYN, SYN | ACK, FIN | ACK, RST | ACK, ACK | PSH][kind];
+      const payload = kind === 0 || kind === 6 ? 100 : 0;
+      let n = nxt.get(side) ?? (s.fromB ? 0x70000000 : 1000);
+      let sq = n;
+      if (payload > 0) {
+        if (s.tsDelta === 0) sq = lastSeq.get(side) ?? n; // sent again
+        else if (s.tsDelta < 0) sq = (n + 100 * s.tsDelta) >>> 0; // older data, reordered
+        else if (s.tsDelta > 1000) sq = n = 0xffffff80; // about to wrap
+      }
+      if (kind === 2 || kind === 3) sq = (n - 1) >>> 0;
+      const end = (sq + payload + (kind === 4 ? 1 : 0)) >>> 0;
+      if (payload > 0 || kind === 4) {
+        lastSeq.set(side, sq);
+        if (((end - n) | 0) > 0) n = end;
+        ends.set(side, [...(ends.get(side) ?? []).slice(-5), end]);
+      }
+      nxt.set(side, n >>> 0);
+      const oe = ends.get(other) ?? [];
+      const ack = oe.length ? oe[Math.max(0, oe.length - 1 - s.echoBack)] : 0;
+      const seg = tcpSeg({ sport: s.fromB ? 5001 : 40007, dport: s.fromB ? 40007 : 5001, seq: sq, ack, flags, payload });
+      const [src, dst] = s.fromB ? [v6f ? B6 : B4, v6f ? A6 : A4] : [v6f ? A6 : A4, v6f ? B6 : B4];
+      frame = v6f ? eth(0x86dd, [...ipv6(src, dst, 6, seg.length, 64), ...seg]) : eth(0x0800, [...ipv4(src, dst, 6, seg.length, 64), ...seg]);
+    } else if (s.flow >= 4) {
       const v6f = s.flow === 5;
       const reply = s.kind % 2 === 1;
       const n = seq.get(side) ?? 0;
@@ -194,10 +226,10 @@ const common = {
 };
 const STEPS: Record<IdentifierName, fc.Arbitrary<Step>> = {
   'tcp-ts': fc.record({ flow: fc.integer({ min: 0, max: 3 }), ...common }),
+  'tcp-seqack': fc.record({ flow: fc.integer({ min: 7, max: 8 }), ...common }),
   'icmp-echo': fc.record({ flow: fc.integer({ min: 4, max: 6 }), ...common }),
 };
-// As many TCP as ICMP flows in the mix as before (four of seven).
-const WEIGHT: Record<IdentifierName, number> = { 'tcp-ts': 4, 'icmp-echo': 3 };
+const WEIGHT: Record<IdentifierName, number> = { 'tcp-ts': 4, 'tcp-seqack': 3, 'icmp-echo': 3 };
 const step = fc.oneof(...(Object.keys(STEPS) as IdentifierName[]).map((k) => ({ arbitrary: STEPS[k], weight: WEIGHT[k] })));
 
 test('the differential test has a step generator for every identifier the rules know', () => {
@@ -209,6 +241,8 @@ const CONFIGS: Array<[string, Partial<MatcherOptions>]> = [
   ['no rate limit, SYNs included', { icmp: true, rateLimitNs: 0, includeSyn: true }],
   ['--rtt-rate 0.5 --rtt-type min', { icmp: true, rttRate: 0.5, rttRateUse: 'min' }],
   ['ICMP only', { tcp: false, icmp: true, rateLimitNs: 0 }],
+  ['--seqack, no rate limit, SYNs included', { icmp: true, rateLimitNs: 0, includeSyn: true, seqAck: true }],
+  ['--seqack, defaults', { icmp: true, seqAck: true }],
 ];
 
 for (const [name, cfg] of CONFIGS) {
