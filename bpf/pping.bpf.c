@@ -113,7 +113,8 @@ struct packet {
 	__u8 tcp_flags;
 	__u8 has_ts;
 	__u8 echo; /* 1 request, 2 reply */
-	__u8 pad[3];
+	__u8 dns;  /* 1 query, 2 response */
+	__u8 pad[2];
 	__u32 ip_len;
 	__u32 payload;
 	__u32 tsval;
@@ -121,6 +122,7 @@ struct packet {
 	__u32 seq;      /* TCP sequence and acknowledgment numbers */
 	__u32 ack;
 	__u32 echo_seq;
+	__u32 dns_id;   /* transaction id << 16 | 16-bit hash of the question */
 	__u32 et;       /* EtherType */
 	__u32 hdr_len;  /* IP header bytes, extension headers included */
 	/* Loop cursor kept in map memory, which the verifier does not track: every iteration then
@@ -302,7 +304,60 @@ static __noinline int parse_tcp_options(__u8 *tcp, void *data_end, __u32 hl, str
 }
 
 /* Transport: TCP ports, flags, timestamps; ICMP echo id and sequence. */
-static __noinline int parse_l4(void *data, void *data_end, struct packet *p)
+#define DNS_PORT 53
+#define DNS_QUESTION_MAX 260 /* bytes of the question hashed at most (a name is at most 255) */
+
+/*
+ * A DNS message at msg (kind 1: a query, QR clear; 2: a response, QR set) with exactly one
+ * question, whole in the packet: its identifier is the transaction id and a 16-bit FNV-1a hash of
+ * the question (name, type, class), as dnsIdOf in src/pping/decode.ts.
+ */
+static __noinline int parse_dns(__u8 *msg, void *data_end, __u32 kind, struct packet *p)
+{
+	if ((void *)(msg + 12) > data_end)
+		return SKIP_PROTO;
+	if (((msg[2] & 0x80) != 0) != (kind == 2))
+		return SKIP_PROTO;
+	if (msg[4] != 0 || msg[5] != 1)
+		return SKIP_PROTO;
+	p->cursor = 12;
+	bool named = false;
+	for (int n = 0; n < 128; n++) {
+		__u32 i = recall(&p->cursor);
+		if (i > 12 + DNS_QUESTION_MAX)
+			return SKIP_PROTO;
+		__u8 *l = msg + i;
+		if ((void *)(l + 1) > data_end)
+			return SKIP_PROTO;
+		__u8 len = l[0];
+		if (len == 0) {
+			named = true;
+			break;
+		}
+		if (len & 0xc0)
+			return SKIP_PROTO;
+		p->cursor = i + len + 1;
+	}
+	if (!named)
+		return SKIP_PROTO;
+	__u32 qend = recall(&p->cursor) + 1 + 4;
+	if (qend - 12 > DNS_QUESTION_MAX || (void *)(msg + (qend & 0x1ff)) > data_end)
+		return SKIP_PROTO;
+	__u32 h = 0x811c9dc5;
+	for (__u32 k = 12; k < 12 + DNS_QUESTION_MAX; k++) {
+		if (k >= qend)
+			break;
+		__u8 *c = msg + k;
+		if ((void *)(c + 1) > data_end)
+			return SKIP_PROTO;
+		h = (h ^ *c) * 0x01000193;
+	}
+	p->dns = kind;
+	p->dns_id = ((((__u32)msg[0] << 8) | msg[1]) << 16) | ((h ^ (h >> 16)) & 0xffff);
+	return OK;
+}
+
+static __noinline int parse_l4(void *data, void *data_end, struct packet *p, bool dns)
 {
 	__u32 l4off = recall(&p->cursor);
 	if (l4off > MAX_L4_OFF)
@@ -325,6 +380,20 @@ static __noinline int parse_l4(void *data, void *data_end, struct packet *p)
 		if ((void *)(l4 + hl) > data_end)
 			return OK;
 		return parse_tcp_options(l4, data_end, hl, p);
+	}
+	if (p->proto == IPPROTO_UDP) {
+		if (!dns)
+			return SKIP_PROTO;
+		if ((void *)(l4 + 8) > data_end)
+			return SKIP_MALFORMED;
+		p->sport = ((__u16)l4[0] << 8) | l4[1];
+		p->dport = ((__u16)l4[2] << 8) | l4[3];
+		__u32 kind = p->dport == DNS_PORT ? 1 : p->sport == DNS_PORT ? 2 : 0;
+		if (!kind)
+			return SKIP_PROTO;
+		__u32 hdrs = p->hdr_len + 8;
+		p->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
+		return parse_dns(l4 + 8, data_end, kind, p);
 	}
 	bool v6 = p->family == 6;
 	if (p->proto != (v6 ? IPPROTO_ICMPV6_ : IPPROTO_ICMP))
@@ -497,9 +566,25 @@ static __always_inline bool identify_icmp_echo(struct packet *pk, struct pping_c
 	return true;
 }
 
-/* The packet's identifier by its protocol (the parser has passed only TCP and ICMP echo). */
+/* DNS over UDP: a query's id and question is the identifier, the response's the echo. */
+static __always_inline bool identify_dns(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+{
+	ids->id = ids->echoed = pk->dns_id;
+	ids->id_valid = pk->dns == 1;
+	ids->echo_valid = pk->dns == 2;
+	ids->wait_edge = 0;
+	ids->closing = 0;
+	ids->open_reason = PPING_R_FIRST;
+	ids->newer = PPING_NEWER_DIFFERENT;
+	ids->rule = PPING_RULE_DNS;
+	return true;
+}
+
+/* The packet's identifier by its protocol (the parser has passed only TCP, ICMP echo and DNS). */
 static __always_inline bool identify(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
 {
+	if (pk->proto == IPPROTO_UDP)
+		return identify_dns(pk, cfg, ids);
 	if (pk->proto != IPPROTO_TCP)
 		return identify_icmp_echo(pk, cfg, ids);
 	if (pk->has_ts || !(cfg->flags & PPING_CFG_SEQACK))
@@ -525,6 +610,12 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 			if (sc->ids.rule == PPING_RULE_SEQACK) {
 				d->barrier = d->last_id;
 				d->has_barrier = 1;
+			}
+			/* DNS: a query sent again: its first copy's timestamp goes too. */
+			if (sc->ids.rule == PPING_RULE_DNS) {
+				struct pping_stamp_key again = { .conn_id = f->conn_id, .dir = sc->dir & 1, .id = id };
+				if (bpf_map_delete_elem(&pping_stamps, &again) == 0)
+					count(PPING_C_RETRANSMIT_SKIPPED);
 			}
 			return;
 		}
@@ -681,13 +772,13 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	if (r == OK)
 		r = parse_ip(data, data_end, pk);
 	if (r == OK)
-		r = parse_l4(data, data_end, pk);
+		r = parse_l4(data, data_end, pk, (cfg->flags & PPING_CFG_DNS) != 0);
 	if (r != OK) {
 		count(r == SKIP_NOT_IP ? PPING_C_NOT_IP : r == SKIP_PROTO ? PPING_C_OTHER_PROTO : r == SKIP_FRAGMENT ? PPING_C_FRAGMENT : PPING_C_MALFORMED);
 		return 0;
 	}
 	bool tcp = pk->proto == IPPROTO_TCP;
-	if (!(cfg->flags & (tcp ? PPING_CFG_TCP : PPING_CFG_ICMP)))
+	if (!(cfg->flags & (tcp ? PPING_CFG_TCP : pk->proto == IPPROTO_UDP ? PPING_CFG_DNS : PPING_CFG_ICMP)))
 		return 0;
 	if (!(cfg->flags & PPING_CFG_INCLUDE_LOCAL) && is_loopback(pk->src, pk->family) && is_loopback(pk->dst, pk->family))
 		return 0;

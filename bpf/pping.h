@@ -70,6 +70,7 @@ struct pping_stamp {
 #define PPING_CFG_L3 (1u << 5)       /* the device has no link-layer header (tun, PPP, wireguard) */
 #define PPING_CFG_TEST_CLOCK (1u << 6) /* time is skb->tstamp (BPF_PROG_TEST_RUN only: the tests set it) */
 #define PPING_CFG_SEQACK (1u << 7)     /* TCP without the timestamp option: SEQ/ACK matching */
+#define PPING_CFG_DNS (1u << 8)        /* DNS over UDP: query to response */
 
 struct pping_config {
 	__u64 rate_limit_ns;
@@ -124,6 +125,7 @@ enum pping_rule {
 	PPING_RULE_TSOPT = 0,
 	PPING_RULE_SEQACK = 1,
 	PPING_RULE_ECHO = 2,
+	PPING_RULE_DNS = 3,
 };
 
 /* Which end of the packet a flow event is attributed to (ePPing's triggered_by). */

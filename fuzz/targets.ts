@@ -160,6 +160,7 @@ export const TARGETS: Target[] = [
       const LINKS = [0, 1, 101, 113, 228, 229, 276, L3_ETHERTYPE, 14, 999];
       const ETHERTYPES = [0x0800, 0x86dd, 0x8100, 0x88a8, 0];
       const dec = new Decoder();
+      dec.dns = true; // DNS over UDP too: its question is walked label by label
       const info = new PacketInfo();
       return (b) => {
         if (b.length < 2) return;

@@ -38,6 +38,7 @@ interface PpingOpts {
   rttType: 'min' | 'smoothed';
   includeSyn?: boolean;
   seqack?: boolean;
+  dns?: boolean;
   includeLocal?: boolean;
   capture: 'bpf' | 'packet';
   ingressHook: 'tc' | 'xdp';
@@ -69,8 +70,9 @@ export function ppingCommand(): Command {
     .description('passive per-flow RTT from TCP timestamps and ICMP echo, live (-i IFACE) or from a capture file (-r FILE)')
     .option('-i, --iface <name>', 'interface to watch (both directions)')
     .option('-r, --read <file>', 'read a pcap or pcapng file instead (as tcpdump -r)')
-    .option('--tcp', 'TCP, from the timestamp option (the default when neither --tcp nor --icmp is given)')
+    .option('--tcp', 'TCP, from the timestamp option (the default when none of --tcp, --icmp, --dns is given)')
     .option('--icmp', 'ICMP and ICMPv6 echo, from id and sequence')
+    .option('--dns', 'DNS over UDP (port 53): a query to its response, by transaction id and question; not in ePPing')
     .addOption(new Option('-F, --format <format>', 'output format').choices(['standard', 'ppviz', 'json', 'jsonl']).default('standard'))
     .option('-w, --write <file>', 'write the output to FILE instead of stdout')
     .option('--rate-limit <ms>', 'least time between two timestamps of one flow direction (0: no limit)', floatArg(0, 1e6), 100)
@@ -108,8 +110,9 @@ export function ppingCommand(): Command {
         return;
       }
       const mo: Partial<MatcherOptions> = {
-        tcp: opts.tcp || !opts.icmp,
+        tcp: opts.tcp || (!opts.icmp && !opts.dns),
         icmp: !!opts.icmp,
+        dns: !!opts.dns,
         rateLimitNs: opts.rateLimit * 1e6,
         rttRate: opts.rttRate ?? 0,
         rttRateUse: opts.rttType,

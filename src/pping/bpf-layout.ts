@@ -52,6 +52,8 @@ export const CFG_L3 = 1 << 5;
 export const CFG_TEST_CLOCK = 1 << 6;
 /** TCP without the timestamp option: SEQ/ACK matching. */
 export const CFG_SEQACK = 1 << 7;
+/** DNS over UDP: query to response. */
+export const CFG_DNS = 1 << 8;
 
 export const EV_RTT = 1;
 export const EV_FLOW = 2;

@@ -24,6 +24,7 @@ import {
   CFG_L3,
   CFG_RTT_MIN,
   CFG_SEQACK,
+  CFG_DNS,
   CFG_TCP,
   CONFIG,
   DIR,
@@ -58,7 +59,7 @@ const OBJECT = 'pping.bpf.o';
 const DRAIN_MS = 100;
 
 function protoName(p: number): PpingProtocol {
-  return p === 6 ? 'TCP' : p === 1 ? 'ICMP' : 'ICMPv6';
+  return p === 6 ? 'TCP' : p === 1 ? 'ICMP' : p === 17 ? 'UDP' : 'ICMPv6';
 }
 
 /** Opens, sizes and loads the pping object; the caller owns it (close()). */
@@ -81,7 +82,7 @@ export function configurePping(obj: BpfObject, o: MatcherOptions, extraFlags = 0
   const cv = new DataView(cfg.buffer);
   setU64(cv, CONFIG.rate_limit_ns, o.rateLimitNs);
   cv.setUint32(CONFIG.rtt_rate_milli, Math.round(o.rttRate * 1000), LE);
-  const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (o.seqAck ? CFG_SEQACK : 0);
+  const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (o.seqAck ? CFG_SEQACK : 0) | (o.dns ? CFG_DNS : 0);
   cv.setUint32(CONFIG.flags, flags | extraFlags, LE);
   const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
   if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');

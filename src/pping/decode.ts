@@ -5,7 +5,7 @@
  * IP (tun, PPP without header), BSD loopback, and L3 packets with a known EtherType (AF_PACKET
  * SOCK_DGRAM). Zero allocation: one reused PacketInfo; addresses stay in the frame's buffer.
  */
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP } from '../core/constants.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../core/constants.js';
 import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView, parseTcpHeader } from '../packet/tcp.js';
@@ -41,6 +41,40 @@ export const SKIP_PROTO = 2;
 export const SKIP_MALFORMED = 3;
 export const SKIP_FRAGMENT = 4;
 
+export const DNS_PORT = 53;
+export const DNS_QUERY = 1;
+export const DNS_RESPONSE = 2;
+/** Bytes of a DNS question the identifier hashes at most (a name is at most 255). */
+const DNS_QUESTION_MAX = 260;
+
+/**
+ * A DNS message's identifier, or -1 when it has none to give: the transaction id in the high 16
+ * bits and a 16-bit FNV-1a hash of its question (name, type, class: what the response repeats)
+ * in the low 16. The message must be a query (QR clear, `kind` DNS_QUERY) or a response (QR set)
+ * with exactly one question, whole in the captured bytes. bpf/pping.bpf.c computes the same.
+ */
+export function dnsIdOf(b: Uint8Array, off: number, len: number, kind: number): number {
+  if (len < 12) return -1;
+  const qr = (b[off + 2] & 0x80) !== 0;
+  if (qr !== (kind === DNS_RESPONSE)) return -1;
+  if (b[off + 4] !== 0 || b[off + 5] !== 1) return -1;
+  // The name: labels up to the root label (no compression in a question's first name).
+  let i = 12;
+  for (let n = 0; ; n++) {
+    if (n >= 128 || i >= len) return -1;
+    const l = b[off + i];
+    if (l === 0) break;
+    if (l & 0xc0) return -1;
+    i += l + 1;
+  }
+  const qend = i + 1 + 4;
+  if (qend > len || qend - 12 > DNS_QUESTION_MAX) return -1;
+  let h = 0x811c9dc5;
+  for (let k = off + 12; k < off + qend; k++) h = Math.imul(h ^ b[k], 0x01000193);
+  h >>>= 0;
+  return ((((b[off] << 8) | b[off + 1]) << 16) | ((h ^ (h >>> 16)) & 0xffff)) >>> 0;
+}
+
 export class PacketInfo {
   family: 4 | 6 = 4;
   /** The frame's bytes; addresses at srcOff/dstOff (4 or 16 bytes). */
@@ -70,6 +104,9 @@ export class PacketInfo {
   /** ICMP_ECHO_REQUEST or ICMP_ECHO_REPLY (0 for TCP). */
   echo = 0;
   echoSeq = 0;
+  /** DNS over UDP (Decoder.dns): DNS_QUERY or DNS_RESPONSE, and its identifier (dnsIdOf). */
+  dns = 0;
+  dnsId = 0;
   /** Direction the link layer records (Linux cooked captures): 1 outgoing, 0 incoming, -1 unknown. */
   linkOut = -1;
 
@@ -90,6 +127,8 @@ export class PacketInfo {
 export class Decoder {
   private readonly ip = new IpView();
   private readonly tcp = new TcpView();
+  /** Decode DNS over UDP (port 53); otherwise UDP is another protocol, skipped. */
+  dns = false;
 
   /**
    * Decodes frame bytes[off, off+len) of link type `linktype` (for L3_ETHERTYPE, `ethertype`
@@ -169,8 +208,24 @@ export class Decoder {
     out.payload = 0;
     out.hasTs = false;
     out.echo = 0;
+    out.dns = 0;
     const l4 = ip.payloadOff;
     const avail = end - l4;
+    if (ip.proto === IPPROTO_UDP) {
+      if (!this.dns) return SKIP_PROTO;
+      if (avail < 8) return SKIP_MALFORMED;
+      out.srcPort = (bytes[l4] << 8) | bytes[l4 + 1];
+      out.dstPort = (bytes[l4 + 2] << 8) | bytes[l4 + 3];
+      const kind = out.dstPort === DNS_PORT ? DNS_QUERY : out.srcPort === DNS_PORT ? DNS_RESPONSE : 0;
+      if (!kind) return SKIP_PROTO;
+      // A query goes to port 53 with QR clear; a response comes from it with QR set. One question.
+      const id = dnsIdOf(bytes, l4 + 8, avail - 8, kind);
+      if (id < 0) return SKIP_PROTO;
+      out.dns = kind;
+      out.dnsId = id;
+      out.payload = Math.max(0, ip.totalLen - ip.headerLen - 8);
+      return 0;
+    }
     if (ip.proto === IPPROTO_TCP) {
       const t = this.tcp;
       if (parseTcpHeader(bytes, l4, avail, t, true) !== OK || avail < 20) return SKIP_MALFORMED;

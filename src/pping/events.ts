@@ -10,7 +10,7 @@ import { PPING_SCHEMA } from '../core/schemas.js';
 
 export { PPING_SCHEMA };
 
-export type PpingProtocol = 'TCP' | 'ICMP' | 'ICMPv6';
+export type PpingProtocol = 'TCP' | 'ICMP' | 'ICMPv6' | 'UDP';
 export type FlowReason = 'SYN' | 'SYN-ACK' | 'first observed packet' | 'FIN' | 'RST' | 'flow timeout';
 
 interface Base {
@@ -38,7 +38,7 @@ export interface RttEvent extends Base, FlowTuple {
   rec_bytes: number;
   match_on_egress: boolean;
   /** What matched: the TCP timestamp option, TCP SEQ/ACK (--seqack), or an ICMP echo (not in ePPing's output). */
-  match: 'tsopt' | 'seqack' | 'icmp-echo';
+  match: 'tsopt' | 'seqack' | 'icmp-echo' | 'dns';
 }
 
 export interface FlowEvent extends Base, FlowTuple {

@@ -10,8 +10,8 @@
  * A new protocol is one function here, one in C, one line in each dispatch, and one generator in
  * the differential test.
  */
-import { IPPROTO_TCP } from '../core/constants.js';
-import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../core/constants.js';
+import { DNS_QUERY, DNS_RESPONSE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
 
 /** Flow reasons by code (the same codes as enum pping_reason in bpf/pping.h). */
 export const R_SYN = 1;
@@ -28,7 +28,8 @@ export const NEWER_DIFFERENT = 1;
 export const RULE_TSOPT = 0;
 export const RULE_SEQACK = 1;
 export const RULE_ECHO = 2;
-export const RULE_NAMES = ['tsopt', 'seqack', 'icmp-echo'] as const;
+export const RULE_DNS = 3;
+export const RULE_NAMES = ['tsopt', 'seqack', 'icmp-echo', 'dns'] as const;
 export type RuleName = (typeof RULE_NAMES)[number];
 
 /** struct pping_ids */
@@ -113,19 +114,38 @@ export function identifyIcmpEcho(p: PacketInfo, _o: IdentifyOptions, out: Packet
   return true;
 }
 
+/**
+ * DNS over UDP: a query's transaction id and question (hashed) is the identifier, the response's
+ * the echo. A query sent again (the same id and question) is not timestamped again, and the first
+ * copy's timestamp is dropped (matcher.ts): its answer says nothing about when the first one left.
+ */
+export function identifyDns(p: PacketInfo, _o: IdentifyOptions, out: PacketIds): boolean {
+  out.id = out.echoed = p.dnsId;
+  out.idValid = p.dns === DNS_QUERY;
+  out.echoValid = p.dns === DNS_RESPONSE;
+  out.waitEdge = false;
+  out.closing = 0;
+  out.openReason = R_FIRST;
+  out.newer = NEWER_DIFFERENT;
+  out.rule = RULE_DNS;
+  return true;
+}
+
 /** The identifiers by name, in the order the dispatch tries them. */
-export const IDENTIFIERS: { readonly [name: string]: Identifier } & { readonly 'tcp-ts': Identifier; readonly 'tcp-seqack': Identifier; readonly 'icmp-echo': Identifier } = {
+export const IDENTIFIERS: { readonly [name: string]: Identifier } & { readonly 'tcp-ts': Identifier; readonly 'tcp-seqack': Identifier; readonly 'icmp-echo': Identifier; readonly dns: Identifier } = {
   'tcp-ts': identifyTcpTs,
   'tcp-seqack': identifyTcpSeqAck,
   'icmp-echo': identifyIcmpEcho,
+  dns: identifyDns,
 };
-export type IdentifierName = 'tcp-ts' | 'tcp-seqack' | 'icmp-echo';
+export type IdentifierName = 'tcp-ts' | 'tcp-seqack' | 'icmp-echo' | 'dns';
 
 /**
  * The packet's identifier by its protocol (the decoder has passed only TCP and ICMP echo): TCP by
  * its timestamp option, or without one by SEQ/ACK when asked.
  */
 export function identify(p: PacketInfo, o: IdentifyOptions, out: PacketIds): boolean {
+  if (p.proto === IPPROTO_UDP) return identifyDns(p, o, out);
   if (p.proto !== IPPROTO_TCP) return identifyIcmpEcho(p, o, out);
   return p.hasTs || !o.seqAck ? identifyTcpTs(p, o, out) : identifyTcpSeqAck(p, o, out);
 }

@@ -18,17 +18,19 @@
  * whose RTT from the capture point was measured; the counters are those of the timestamped
  * direction (sent_*: packets from dest_ip, rec_*: from src_ip; bytes are payload bytes).
  */
-import { IPPROTO_ICMP, IPPROTO_TCP } from '../core/constants.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../core/constants.js';
 import type { Sink } from '../core/sink.js';
 import { formatIp } from '../packet/addr.js';
 import { ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
 import { type FlowEvent, type FlowReason, type FlowTuple, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
-import { NEWER_WRAP, PacketIds, R_RST, RULE_NAMES, RULE_SEQACK, identify, isNewer } from './identify.js';
+import { NEWER_WRAP, PacketIds, R_RST, RULE_DNS, RULE_NAMES, RULE_SEQACK, identify, isNewer } from './identify.js';
 import { DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, FlowTable, StampTable } from './tables.js';
 
 export interface MatcherOptions {
   tcp: boolean;
   icmp: boolean;
+  /** DNS over UDP: query to response (the decoder must decode it: Decoder.dns). */
+  dns: boolean;
   /** Least time between two timestamps of one flow direction, ns (0: none). */
   rateLimitNs: number;
   /** When > 0: the least time is this multiple of the direction's RTT (once it has one). */
@@ -46,6 +48,7 @@ export interface MatcherOptions {
 export const MATCHER_DEFAULTS: MatcherOptions = {
   tcp: true,
   icmp: false,
+  dns: false,
   rateLimitNs: 100e6,
   rttRate: 0,
   rttRateUse: 'smoothed',
@@ -88,7 +91,7 @@ export interface MatcherStats {
 }
 
 function protocolName(proto: number): PpingProtocol {
-  return proto === IPPROTO_TCP ? 'TCP' : proto === IPPROTO_ICMP ? 'ICMP' : 'ICMPv6';
+  return proto === IPPROTO_TCP ? 'TCP' : proto === IPPROTO_ICMP ? 'ICMP' : proto === IPPROTO_UDP ? 'UDP' : 'ICMPv6';
 }
 
 /**
@@ -172,7 +175,7 @@ export class Matcher {
   process(p: PacketInfo, sec: number, nsec: number, egress: boolean): void {
     const o = this.o;
     const tcp = p.proto === IPPROTO_TCP;
-    if (tcp ? !o.tcp : !o.icmp) return;
+    if (!(tcp ? o.tcp : p.proto === IPPROTO_UDP ? o.dns : o.icmp)) return;
     if (!o.includeLocal && isLoopback(p.bytes, p.srcOff, p.family) && isLoopback(p.bytes, p.dstOff, p.family)) return;
     const t = this.rel(sec, nsec);
     if (t > this.now) this.now = t;
@@ -245,6 +248,8 @@ export class Matcher {
         ft.barrier[di] = ft.lastId[di];
         ft.hasBarrier[di] = 1;
       }
+      // DNS: a query sent again: its first copy's timestamp goes too.
+      if (ids.rule === RULE_DNS && this.stamps.take(ft.connId[slot] * 2 + dir, id) >= 0) this.stats.retransmitSkipped++;
       return;
     }
     ft.lastId[di] = id;

@@ -56,6 +56,7 @@ function protocols(o: Partial<MatcherOptions>): PpingProtocol[] {
   const out: PpingProtocol[] = [];
   if (o.tcp !== false) out.push('TCP');
   if (o.icmp) out.push('ICMP', 'ICMPv6');
+  if (o.dns) out.push('UDP');
   return out;
 }
 
@@ -109,6 +110,7 @@ export function runOffline(path: string, o: Partial<MatcherOptions>, sink: Pping
   const reader = CaptureReader.open(path);
   const m = matcherFor(o, sink);
   const dec = new Decoder();
+  dec.dns = !!o.dns;
   const info = new PacketInfo();
   const rec = new CaptureRecord();
   const t = new Tally();
@@ -202,6 +204,7 @@ export function runPacketSocket(lo: LiveOptions, o: Partial<MatcherOptions>, sin
   }
   const m = matcherFor(o, sink);
   const dec = new Decoder();
+  dec.dns = !!o.dns;
   const info = new PacketInfo();
   const batch = new RecvBatch(64, 2048, 64, 20);
   const eq = new ErrqueueRecord();

@@ -3,7 +3,8 @@
  * bpf/pping.bpf.c (the kernel). Random packet sequences (several TCP flows in both directions
  * with data, pure ACKs, SYN, SYN-ACK, FIN, RST, repeated, reordered and wrapping TSvals, echoes
  * of recent TSvals; TCP without the timestamp option, matched by SEQ/ACK, with retransmitted,
- * reordered and wrapping sequence numbers and cumulative ACKs; ICMP and ICMPv6 echo, also to
+ * reordered and wrapping sequence numbers and cumulative ACKs; DNS queries and responses over UDP
+ * (sent again, answered late or twice, several questions, compressed names); ICMP and ICMPv6 echo, also to
  * one's own address; IPv4 and IPv6; VLAN tags) are replayed through the
  * real BPF programs with BPF_PROG_TEST_RUN, at chosen times (the programs' test clock reads
  * skb->tstamp), and through the TypeScript matcher. Both must give the same RTT and flow events,
@@ -24,7 +25,7 @@ import type { FlowEvent, RttEvent } from '../../src/pping/events.js';
 import { IDENTIFIERS, type IdentifierName } from '../../src/pping/identify.js';
 import { MATCHER_DEFAULTS, Matcher, type MatcherOptions } from '../../src/pping/matcher.js';
 import { native } from '../../src/native/index.js';
-import { eth, icmp, ipv4, ipv6, tcpSeg, v6 } from '../helpers/bytes.js';
+import { eth, icmp, ipv4, ipv6, tcpSeg, udp, v6 } from '../helpers/bytes.js';
 import { rootOnly } from '../helpers/root.js';
 
 const opt = rootOnly();
@@ -37,7 +38,7 @@ const PSH = 0x08;
 const BASE_NS = 5_000_000_000_000;
 
 interface Step {
-  flow: number; // 0..3 TCP (0, 1 IPv4; 2 IPv6 with VLAN; 3 IPv4 reusing flow 0's tuple later), 4 ICMP, 5 ICMPv6, 6 ICMP to one's own address, 7 TCP without timestamps (IPv4), 8 the same (IPv6)
+  flow: number; // 0..3 TCP (0, 1 IPv4; 2 IPv6 with VLAN; 3 IPv4 reusing flow 0's tuple later), 4 ICMP, 5 ICMPv6, 6 ICMP to one's own address, 7 TCP without timestamps (IPv4), 8 the same (IPv6), 9 DNS (IPv4), 10 DNS (IPv6)
   fromB: boolean;
   kind: number; // TCP: 0 data, 1 pure ACK, 2 SYN, 3 SYN-ACK, 4 FIN, 5 RST, 6 data without TS; ICMP: 0 request, 1 reply
   tsDelta: number; // TSval step: 0 repeat, negative reorder, large wrap
@@ -68,7 +69,32 @@ function frames(steps: Step[]): Array<{ t: number; frame: Uint8Array; egress: bo
     const side = `${s.flow}${s.fromB ? 'B' : 'A'}`;
     const other = `${s.flow}${s.fromB ? 'A' : 'B'}`;
     let frame: number[];
-    if (s.flow >= 7) {
+    if (s.flow >= 9) {
+      // DNS: the client (A) asks, the server (B, port 53) answers a recent question.
+      const v6f = s.flow === 10;
+      const response = s.fromB;
+      const names = [['www', 'lab'], ['a', 'example', 'org'], ['x']];
+      let q: [number, number];
+      if (!response) {
+        const last = (seq.get(side) ?? 7) & 0xffff;
+        const id = s.tsDelta === 0 ? last : (last + 1 + (s.tsDelta > 1000 ? 0xff00 : 0)) & 0xffff; // 0: sent again
+        seq.set(side, id);
+        q = [id, s.echoBack % names.length];
+        ts.set(side, [...(ts.get(side) ?? []).slice(-5), q[0] * 4 + q[1]]);
+      } else {
+        const asked = ts.get(other) ?? [7 * 4];
+        const v = asked[Math.max(0, asked.length - 1 - (s.echoBack % asked.length))];
+        q = [v >> 2, v & 3];
+      }
+      const name = names[q[1] % names.length].flatMap((l) => [l.length, ...Buffer.from(l)]);
+      const qdcount = s.kind === 6 ? 2 : 1; // 6: two questions (no identifier)
+      const question = s.kind === 5 ? [0xc0, 0x0c, 0, 1, 0, 1] : [...name, 0, 0, 1, 0, 1]; // 5: a compressed name (none)
+      const answer = response ? [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 9, 9, 9] : [];
+      const msg = [q[0] >> 8, q[0] & 0xff, response ? 0x81 : 0x01, response ? 0x80 : 0x00, 0, qdcount, 0, response ? 1 : 0, 0, 0, 0, 0, ...question, ...answer];
+      const u = udp(response ? 53 : 40053, response ? 40053 : 53, msg);
+      const [src, dst] = s.fromB ? [v6f ? B6 : B4, v6f ? A6 : A4] : [v6f ? A6 : A4, v6f ? B6 : B4];
+      frame = v6f ? eth(0x86dd, [...ipv6(src, dst, 17, u.length, 64), ...u]) : eth(0x0800, [...ipv4(src, dst, 17, u.length, 64), ...u]);
+    } else if (s.flow >= 7) {
       const v6f = s.flow === 8;
       const kind = s.kind;
       const flags = [ACK | PSH, ACK, SYN, SYN | ACK, FIN | ACK, RST | ACK, ACK | PSH][kind];
@@ -147,6 +173,7 @@ function runTs(fr: ReturnType<typeof frames>, o: MatcherOptions): Ev[] {
   const ev: Ev[] = [];
   const m = new Matcher(o, { event: (e) => e.type !== 'table-full' && ev.push(e) });
   const dec = new Decoder();
+  dec.dns = o.dns;
   const info = new PacketInfo();
   for (const f of fr) {
     if (dec.decode(f.frame, 0, f.frame.length, LINKTYPE_ETHERNET, 0, info) !== 0) continue;
@@ -228,8 +255,9 @@ const STEPS: Record<IdentifierName, fc.Arbitrary<Step>> = {
   'tcp-ts': fc.record({ flow: fc.integer({ min: 0, max: 3 }), ...common }),
   'tcp-seqack': fc.record({ flow: fc.integer({ min: 7, max: 8 }), ...common }),
   'icmp-echo': fc.record({ flow: fc.integer({ min: 4, max: 6 }), ...common }),
+  dns: fc.record({ flow: fc.integer({ min: 9, max: 10 }), ...common }),
 };
-const WEIGHT: Record<IdentifierName, number> = { 'tcp-ts': 4, 'tcp-seqack': 3, 'icmp-echo': 3 };
+const WEIGHT: Record<IdentifierName, number> = { 'tcp-ts': 4, 'tcp-seqack': 3, 'icmp-echo': 3, dns: 3 };
 const step = fc.oneof(...(Object.keys(STEPS) as IdentifierName[]).map((k) => ({ arbitrary: STEPS[k], weight: WEIGHT[k] })));
 
 test('the differential test has a step generator for every identifier the rules know', () => {
@@ -243,6 +271,8 @@ const CONFIGS: Array<[string, Partial<MatcherOptions>]> = [
   ['ICMP only', { tcp: false, icmp: true, rateLimitNs: 0 }],
   ['--seqack, no rate limit, SYNs included', { icmp: true, rateLimitNs: 0, includeSyn: true, seqAck: true }],
   ['--seqack, defaults', { icmp: true, seqAck: true }],
+  ['--dns --seqack, no rate limit', { icmp: true, dns: true, rateLimitNs: 0, seqAck: true }],
+  ['--dns, defaults', { icmp: true, dns: true }],
 ];
 
 for (const [name, cfg] of CONFIGS) {

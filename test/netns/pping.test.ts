@@ -20,8 +20,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { LabState } from '../../src/lab/lab.js';
 import { chain } from '../../src/lab/presets.js';
-import { CLI, type LabTiming, addrOf, labName, labTiming, lateBetween, median, nodeNs, runIn, withLab } from '../helpers/lab.js';
+import { CLI, type LabTiming, ROOT as ROOT_DIR, addrOf, labName, labTiming, lateBetween, median, nodeNs, runIn, withLab } from '../helpers/lab.js';
 import { leftovers } from '../helpers/bpf.js';
 import { ppingEvents } from '../helpers/pping-schema.js';
 import { rootOnly } from '../helpers/root.js';
@@ -217,52 +218,92 @@ test(`pping on a router (${cap.name}): ICMP, ICMPv6 and bulk TCP RTTs within 1 m
 });
 }
 
+/**
+ * pping with `args` (BPF, tc) on r1's interface towards dst while `traffic` runs, and tcpdump
+ * (`filter`) beside it; then pping over tcpdump's file: both runs' RTT events, and nothing may
+ * stay attached.
+ */
+async function liveAndOffline(st: LabState, args: string[], filter: string[], traffic: () => Promise<void>): Promise<{ live: Ev[]; offline: Ev[] }> {
+  const r1 = nodeNs(st, 'r1');
+  const iface = st.plan.nodes.find((n) => n.name === 'r1')!.ifaces.find((i) => i.peer === 'dst')!.name;
+  const dir = mkdtempSync(join(tmpdir(), 'pathlens-pping-'));
+  const pcap = join(dir, 'r1.pcap');
+  const live = join(dir, 'live.jsonl');
+  const dump = spawn('ip', ['netns', 'exec', r1, 'tcpdump', '-i', iface, '-w', pcap, '-U', '--immediate-mode', '-B', '32768', '-s', '256', '--time-stamp-precision=nano', ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let dumpErr = '';
+  dump.stderr!.on('data', (d) => (dumpErr += d));
+  await waitFor(dump, 'stderr', /listening on/);
+  const pp = spawn(process.execPath, [CLI, 'pping', '-i', iface, '--netns', r1, '--capture', 'bpf', ...args, '--rate-limit', '0', '-F', 'jsonl', '-w', live], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let ppErr = '';
+  pp.stderr!.on('data', (d) => (ppErr += d));
+  await new Promise((r) => setTimeout(r, 500));
+  await traffic();
+  await new Promise((r) => setTimeout(r, 300));
+  pp.kill('SIGINT');
+  dump.kill('SIGINT');
+  assert.equal(await exited(pp), 0, ppErr);
+  await exited(dump);
+  assert.match(dumpErr, /\b0 packets dropped by kernel/, `tcpdump lost packets: ${dumpErr}`);
+  const off = await runIn(r1, [process.execPath, CLI, 'pping', '-r', pcap, ...args, '--rate-limit', '0', '-F', 'jsonl']);
+  assert.equal(off.code, 0, off.stderr);
+  assert.deepEqual(await leftovers(r1, iface), [], 'nothing left attached or loaded');
+  const rtts = (text: string) => jsonl(text).filter((e) => e.type === 'rtt');
+  return { live: rtts(readFileSync(live, 'utf8')), offline: rtts(off.stdout) };
+}
+
+/** Live and offline: the same samples in the same order, RTTs a median 100 µs apart at most. */
+function sameSamples(what: string, live: Ev[], offline: Ev[]): void {
+  assert.equal(offline.length, live.length, `${what}: the same samples offline`);
+  const msOf = live.map((e) => e.rtt! / 1e6);
+  assert.ok(Math.min(...msOf) >= PATH_RTT_MS - 1, `${what}: an RTT below the path's: ${Math.min(...msOf)} ms`);
+  const diffs = live.map((e, i) => Math.abs(e.rtt! - offline[i].rtt!)).sort((a, b) => a - b);
+  process.stdout.write(`# ${what}: ${live.length} samples, median ${median(msOf).toFixed(3)} ms; |live - offline| median ${(median(diffs) / 1e3).toFixed(1)} us\n`);
+  assert.ok(median(diffs) <= 100_000, `${what}: live and offline differ by a median ${median(diffs)} ns`);
+}
+
 test('pping --seqack on a router (BPF tc): a TCP transfer without timestamps measured by SEQ/ACK, the same samples as tcpdump offline', opt, async () => {
   await withLab(chain({ name: labName('pq'), routers: 1, delayMs: DELAY_MS }), async (st) => {
-    const r1 = nodeNs(st, 'r1');
     const src = nodeNs(st, 'src');
     const dstNs = nodeNs(st, 'dst');
     for (const ns of [src, dstNs]) assert.equal((await runIn(ns, ['sysctl', '-qw', 'net.ipv4.tcp_timestamps=0'])).code, 0);
-    const iface = st.plan.nodes.find((n) => n.name === 'r1')!.ifaces.find((i) => i.peer === 'dst')!.name;
-    const dir = mkdtempSync(join(tmpdir(), 'pathlens-seqack-'));
-    const pcap = join(dir, 'r1.pcap');
-    const live = join(dir, 'live.jsonl');
-    const dump = spawn('ip', ['netns', 'exec', r1, 'tcpdump', '-i', iface, '-w', pcap, '-U', '--immediate-mode', '-B', '32768', '-s', '128', '--time-stamp-precision=nano', 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let dumpErr = '';
-    dump.stderr!.on('data', (d) => (dumpErr += d));
-    await waitFor(dump, 'stderr', /listening on/);
-    const pp = spawn(process.execPath, [CLI, 'pping', '-i', iface, '--netns', r1, '--capture', 'bpf', '--seqack', '--rate-limit', '0', '-F', 'jsonl', '-w', live], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let ppErr = '';
-    pp.stderr!.on('data', (d) => (ppErr += d));
-    await new Promise((r) => setTimeout(r, 500));
     const dst4 = addrOf(st, 'dst', 4);
-    const server = spawn('ip', ['netns', 'exec', dstNs, process.execPath, '-e', "require('net').createServer((c)=>{c.resume();c.on('end',()=>c.end())}).listen(5002,()=>console.log('ready'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      await waitFor(server, 'stdout', /ready/);
-      const client = await runIn(src, [process.execPath, '-e', `const s=require('net').connect(5002,'${dst4}',()=>{const b=Buffer.alloc(65536);let n=0;const w=()=>{while(n<32){n++;if(!s.write(b))return s.once('drain',w);}s.end();};w();});s.resume();s.on('close',()=>console.log('done'))`]);
-      assert.equal(client.code, 0, client.stderr);
-    } finally {
-      server.kill();
-    }
-    await new Promise((r) => setTimeout(r, 300));
-    pp.kill('SIGINT');
-    dump.kill('SIGINT');
-    assert.equal(await exited(pp), 0, ppErr);
-    await exited(dump);
-    assert.match(dumpErr, /\b0 packets dropped by kernel/, `tcpdump lost packets: ${dumpErr}`);
-    const rtts = (text: string) => jsonl(text).filter((e) => e.type === 'rtt' && e.protocol === 'TCP' && e.src_ip === dst4) as (Ev & { match?: string })[];
-    const got = rtts(readFileSync(live, 'utf8'));
+    const { live, offline } = await liveAndOffline(st, ['--seqack'], ['tcp'], async () => {
+      const server = spawn('ip', ['netns', 'exec', dstNs, process.execPath, '-e', "require('net').createServer((c)=>{c.resume();c.on('end',()=>c.end())}).listen(5002,()=>console.log('ready'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await waitFor(server, 'stdout', /ready/);
+        const client = await runIn(src, [process.execPath, '-e', `const s=require('net').connect(5002,'${dst4}',()=>{const b=Buffer.alloc(65536);let n=0;const w=()=>{while(n<32){n++;if(!s.write(b))return s.once('drain',w);}s.end();};w();});s.resume();s.on('close',()=>console.log('done'))`]);
+        assert.equal(client.code, 0, client.stderr);
+      } finally {
+        server.kill();
+      }
+    });
+    const up = (xs: Ev[]) => xs.filter((e) => e.protocol === 'TCP' && e.src_ip === dst4) as (Ev & { match?: string })[];
+    const got = up(live);
     assert.ok(got.length >= 10, `${got.length} samples`);
     assert.ok(got.every((e) => e.match === 'seqack'), 'every sample from SEQ/ACK (no timestamps on the wire)');
-    const msOf = got.map((e) => e.rtt! / 1e6);
-    assert.ok(Math.min(...msOf) >= PATH_RTT_MS - 1, `an RTT below the path's: ${Math.min(...msOf)} ms`);
-    const off = await runIn(r1, [process.execPath, CLI, 'pping', '-r', pcap, '--seqack', '--rate-limit', '0', '-F', 'jsonl']);
-    assert.equal(off.code, 0, off.stderr);
-    const offline = rtts(off.stdout);
-    assert.equal(offline.length, got.length, 'the same samples offline');
-    const diffs = got.map((e, i) => Math.abs(e.rtt! - offline[i].rtt!)).sort((a, b) => a - b);
-    process.stdout.write(`# --seqack: ${got.length} samples, median ${median(msOf).toFixed(3)} ms; |live - offline| median ${(median(diffs) / 1e3).toFixed(1)} us\n`);
-    assert.ok(median(diffs) <= 100_000, `live and offline differ by a median ${median(diffs)} ns`);
-    assert.deepEqual(await leftovers(r1, iface), [], 'nothing left attached or loaded');
+    sameSamples('--seqack', got, up(offline));
+  });
+});
+
+test('pping --dns on a router (BPF tc): every query of a real client answered and timed, the same samples as tcpdump offline', opt, async () => {
+  await withLab(chain({ name: labName('pd'), routers: 1, delayMs: DELAY_MS }), async (st) => {
+    // The recorded fixture's client and responder (test/fixtures/dns/dns.py): 60 queries over each family.
+    const script = join(ROOT_DIR, 'test', 'fixtures', 'dns', 'dns.py');
+    const { live, offline } = await liveAndOffline(st, ['--dns'], ['udp', 'port', '53'], async () => {
+      for (const fam of [4, 6] as const) {
+        const dst = addrOf(st, 'dst', fam);
+        const server = runIn(nodeNs(st, 'dst'), ['python3', script, 'server', dst], { timeoutMs: 20_000 });
+        await new Promise((r) => setTimeout(r, 300));
+        const client = await runIn(nodeNs(st, 'src'), ['python3', script, 'client', dst], { timeoutMs: 20_000 });
+        assert.equal(client.code, 0, client.stderr);
+        await server;
+      }
+    });
+    const got = live as (Ev & { match?: string })[];
+    // No loss on this path: every query is answered, each a sample (a query the client sends again
+    // after 50 ms without an answer, on a stalled machine, gives none: at least 90 of 120).
+    assert.ok(got.length >= 90 && got.length <= 120, `${got.length} samples`);
+    assert.ok(got.every((e) => e.match === 'dns' && e.protocol === 'UDP' && e.src_port === 53));
+    sameSamples('--dns', got, offline);
   });
 });

@@ -17,7 +17,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PathlensError } from '../../src/core/errors.js';
-import { Decoder, L3_ETHERTYPE, PacketInfo } from '../../src/pping/decode.js';
+import { Decoder, DNS_QUERY, DNS_RESPONSE, dnsIdOf, L3_ETHERTYPE, PacketInfo } from '../../src/pping/decode.js';
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import { describeStatus } from '../../src/packet/status.js';
 import { encodeQuery, encodeResponse, parseMessage, ptrAnswer, readName } from '../../src/resolve/dns.js';
@@ -175,8 +175,29 @@ test('TCP header parser: never throws; header and payload inside the given range
   );
 });
 
+test('DNS identifier: never throws; -1 or an unsigned 32-bit value; nothing past the given length read', () => {
+  // DNS-shaped: a header with one question, then labels of any lengths (and random bytes).
+  const dnsish = fc.tuple(fc.uint8Array({ maxLength: 12, minLength: 12 }), fc.array(fc.uint8Array({ maxLength: 70 }), { maxLength: 8 }), fc.uint8Array({ maxLength: 20 })).map(([h, labels, tail]) => {
+    const head = Uint8Array.from(h);
+    head[4] = 0;
+    head[5] = 1;
+    return Uint8Array.from([...head, ...labels.flatMap((l) => [l.length, ...l]), 0, ...tail]);
+  });
+  fc.assert(
+    fc.property(fc.oneof(bytes, dnsish), fc.nat(300), fc.constantFrom(DNS_QUERY, DNS_RESPONSE), fc.uint8Array({ maxLength: 16 }), (b, cut, kind, junk) => {
+      const len = Math.min(cut, b.length);
+      const id = dnsIdOf(b, 0, len, kind);
+      assert.ok(id === -1 || (Number.isInteger(id) && id >= 0 && id <= 0xffffffff));
+      // What lies after `len` changes nothing.
+      assert.equal(dnsIdOf(Uint8Array.from([...b.subarray(0, len), ...junk]), 0, len, kind), id);
+    }),
+    RUNS,
+  );
+});
+
 test('pping frame decoder: never throws, for every link type; addresses inside the frame', () => {
   const dec = new Decoder();
+  dec.dns = true;
   const info = new PacketInfo();
   fc.assert(
     fc.property(bytes, fc.constantFrom(0, 1, 14, 101, 113, 228, 229, 276, L3_ETHERTYPE, 999), fc.constantFrom(0x0800, 0x86dd, 0x8100, 0), (b, lt, et) => {
