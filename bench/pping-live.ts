@@ -5,9 +5,12 @@
  * alternating runs; plus the BPF programs' own cost from the kernel's run-time statistics
  * (bpf_stats: run_time_ns / run_cnt per program). Root; traffic stays inside the lab.
  *
- *   sudo node dist/bench/pping-live.js [seconds=5] [runs=3] [--ingress-hook tc|xdp] [--rate-limit MS]
+ *   sudo node dist/bench/pping-live.js [seconds=5] [runs=3] [--ingress-hook tc|xdp] [--rate-limit MS] [--epping PATH]
  *
  * --rate-limit 0 samples every timestamp (an event per ACK or so): the cost of producing events.
+ * --epping PATH adds ePPing (xdp-project/bpf-examples pping, built by ../shared/peers/build-epping.sh;
+ * not part of pathlens) as a third leg of each round with the same hooks and sampling: its
+ * programs' ns per packet beside pathlens', from the same bpf_stats, in the same run.
  *
  * The transfer is iperf3 when installed (apt-get install iperf3), else a Node sender and sink.
  * Bar (issue 5): with pping attached, throughput >= 90% of the same router without it.
@@ -15,7 +18,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { native } from '../src/native/index.js';
 import { chain } from '../src/lab/presets.js';
 import { labDown, labUp } from '../src/lab/lab.js';
@@ -27,7 +30,9 @@ const hookAt = args.indexOf('--ingress-hook');
 const HOOK = hookAt >= 0 ? args[hookAt + 1] : 'tc';
 const rateAt = args.indexOf('--rate-limit');
 const RATE = rateAt >= 0 ? ['--rate-limit', args[rateAt + 1]] : [];
-const pos = args.filter((a, i) => !a.startsWith('--') && (hookAt < 0 || i !== hookAt + 1) && (rateAt < 0 || i !== rateAt + 1));
+const eppingAt = args.indexOf('--epping');
+const EPPING = eppingAt >= 0 ? args[eppingAt + 1] : null;
+const pos = args.filter((a, i) => !a.startsWith('--') && (hookAt < 0 || i !== hookAt + 1) && (rateAt < 0 || i !== rateAt + 1) && (eppingAt < 0 || i !== eppingAt + 1));
 const SECONDS = Number(pos[0] ?? 5);
 const RUNS = Number(pos[1] ?? 3);
 const LAB = 'plbench';
@@ -76,19 +81,33 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function withPping<T>(fn: () => T): Promise<{ value: T; stats: ProgStat[]; events: number }> {
-  const pp: ChildProcess = spawn(process.execPath, [CLI, 'pping', '-i', 'e1', '--netns', ns('r1'), '--ingress-hook', HOOK, ...RATE, '-F', 'jsonl'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs `fn` with pathlens pping (or, `epping`, ePPing) attached: its programs' statistics and RTT events. */
+async function withPping<T>(fn: () => T, epping = false): Promise<{ value: T; stats: ProgStat[]; events: number }> {
+  // ePPing's JSON has "rtt" fields and no "type"; its own loader needs -c 0 where the kernel
+  // refuses its map-iterator cleanup programs (as here).
+  const pp: ChildProcess = epping
+    ? spawn('ip', ['netns', 'exec', ns('r1'), EPPING!, '-i', 'e1', '-I', HOOK, ...(RATE.length ? ['-r', RATE[1]] : []), '-F', 'json', '-c', '0'], { stdio: ['ignore', 'pipe', 'inherit'], cwd: dirname(EPPING!) }) // it loads pping_kern.o from its directory
+    : spawn(process.execPath, [CLI, 'pping', '-i', 'e1', '--netns', ns('r1'), '--ingress-hook', HOOK, ...RATE, '-F', 'jsonl'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   pp.stdout!.on('data', (d) => (out += d));
-  while (!out.includes('"type":"start"')) {
-    if (pp.exitCode !== null) throw new Error('pping exited');
+  const t0 = Date.now();
+  // Attached once its programs are loaded (ePPing prints nothing until an event).
+  while (epping ? progStats().length < 2 : !out.includes('"type":"start"')) {
+    if (pp.exitCode !== null) throw new Error(`${epping ? 'ePPing' : 'pping'} exited`);
+    if (Date.now() - t0 > 20_000) throw new Error(`${epping ? 'ePPing' : 'pping'} did not start`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (epping) await new Promise((r) => setTimeout(r, 500));
+  const before = progStats();
   const value = fn();
-  const stats = progStats();
+  const after = progStats();
+  const stats = after.map((p) => {
+    const b = before.find((x) => x.name === p.name);
+    return { name: p.name, run_time_ns: (p.run_time_ns ?? 0) - (b?.run_time_ns ?? 0), run_cnt: (p.run_cnt ?? 0) - (b?.run_cnt ?? 0) };
+  });
   pp.kill('SIGINT');
   await new Promise((r) => pp.on('close', r));
-  return { value, stats, events: out.split('\n').filter((l) => l.includes('"type":"rtt"')).length };
+  return { value, stats, events: out.split('\n').filter((l) => (epping ? l.includes('"rtt":') : l.includes('"type":"rtt"'))).length };
 }
 
 async function main(): Promise<void> {
@@ -105,24 +124,45 @@ async function main(): Promise<void> {
     transfer(dst); // warm-up
     const off: number[] = [];
     const on: number[] = [];
-    let runNs = 0;
-    let cnt = 0;
+    const ep: number[] = [];
+    // ns per program run, per round: a round's ratio pathlens/ePPing is taken within the round.
+    const ours: number[] = [];
+    const theirs: number[] = [];
     let events = 0;
+    let eppingEvents = 0;
+    const perRun = (stats: ProgStat[]) => {
+      const t = stats.reduce((a, p) => a + p.run_time_ns, 0);
+      const c = stats.reduce((a, p) => a + p.run_cnt, 0);
+      return { ns: c ? t / c : NaN, runs: c };
+    };
     for (let i = 0; i < RUNS; i++) {
       off.push(transfer(dst));
       const r = await withPping(() => transfer(dst));
       on.push(r.value);
       events += r.events;
-      for (const p of r.stats) {
-        runNs += p.run_time_ns ?? 0;
-        cnt += p.run_cnt ?? 0;
+      const a = perRun(r.stats);
+      ours.push(a.ns);
+      let line = `run ${i + 1}: without ${(off[i] / 1e9).toFixed(2)} Gbit/s, with pping ${(on[i] / 1e9).toFixed(2)} Gbit/s (${r.events} RTT events, ${a.ns.toFixed(0)} ns per packet over ${a.runs} runs)`;
+      if (EPPING) {
+        const e = await withPping(() => transfer(dst), true);
+        ep.push(e.value);
+        eppingEvents += e.events;
+        const b = perRun(e.stats);
+        theirs.push(b.ns);
+        line += `; with ePPing ${(e.value / 1e9).toFixed(2)} Gbit/s (${e.events} RTT events, ${b.ns.toFixed(0)} ns per packet over ${b.runs} runs)`;
       }
-      console.log(`run ${i + 1}: without ${(off[i] / 1e9).toFixed(2)} Gbit/s, with pping ${(on[i] / 1e9).toFixed(2)} Gbit/s (${r.events} RTT events)`);
+      console.log(line);
     }
     const ratio = median(on) / median(off);
     console.log(`${'without pping'.padEnd(24)} ${(median(off) / 1e9).toFixed(2)} Gbit/s (median)`);
     console.log(`${'with pping (BPF)'.padEnd(24)} ${(median(on) / 1e9).toFixed(2)} Gbit/s (median)  ${(ratio * 100).toFixed(1)}% of without; bar >= 90%`);
-    console.log(`${'BPF cost'.padEnd(24)} ${cnt ? (runNs / cnt).toFixed(0) : '-'} ns per packet (bpf_stats: ${cnt} program runs, ${events} RTT events)`);
+    console.log(`${'BPF cost'.padEnd(24)} ${median(ours).toFixed(0)} ns per packet (median of rounds; ${events} RTT events)`);
+    if (EPPING) {
+      console.log(`${'with ePPing'.padEnd(24)} ${(median(ep) / 1e9).toFixed(2)} Gbit/s (median)  ${((median(ep) / median(off)) * 100).toFixed(1)}% of without`);
+      console.log(`${'ePPing BPF cost'.padEnd(24)} ${median(theirs).toFixed(0)} ns per packet (median of rounds; ${eppingEvents} RTT events)`);
+      const per = ours.map((x, i) => x / theirs[i]);
+      console.log(`${'pathlens / ePPing'.padEnd(24)} ${median(per).toFixed(2)} x ns per packet (median of the rounds' ratios: ${per.map((x) => x.toFixed(2)).join(', ')}); goal <= 0.8`);
+    }
   } finally {
     native().close(statsFd);
     labDown(LAB);
