@@ -614,8 +614,10 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 			/* DNS: a query sent again: its first copy's timestamp goes too. */
 			if (sc->ids.rule == PPING_RULE_DNS) {
 				struct pping_stamp_key again = { .conn_id = f->conn_id, .dir = sc->dir & 1, .id = id };
-				if (bpf_map_delete_elem(&pping_stamps, &again) == 0)
+				if (bpf_map_delete_elem(&pping_stamps, &again) == 0) {
+					__sync_fetch_and_add(&d->outstanding, -1);
 					count(PPING_C_RETRANSMIT_SKIPPED);
+				}
 			}
 			return;
 		}
@@ -647,8 +649,10 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sc->dir & 1, .id = id };
 	struct pping_stamp sv = { .time = now, .deadline = now + life };
 	long err = bpf_map_update_elem(&pping_stamps, &sk, &sv, BPF_NOEXIST);
-	if (err == 0)
+	if (err == 0) {
+		__sync_fetch_and_add(&d->outstanding, 1);
 		count(PPING_C_STAMPED);
+	}
 	else if (err != -17 /* EEXIST */)
 		count(PPING_C_STAMP_FULL);
 }
@@ -657,6 +661,11 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 {
 	__u32 sent = (sc->dir & 1) ^ 1;
+	struct pping_dir *rd = &f->d[sent];
+	/* Nothing stored that way: no lookup (most ACKs of a sampled flow, every packet of a flow whose
+	 * other end sends no data). */
+	if (!rd->outstanding)
+		return;
 	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sent, .id = sc->ids.echoed };
 	struct pping_stamp *s = bpf_map_lookup_elem(&pping_stamps, &sk);
 	__u64 now = sc->now;
@@ -666,7 +675,7 @@ static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 	/* Only the CPU that removes the entry reports it. */
 	if (bpf_map_delete_elem(&pping_stamps, &sk) != 0)
 		return;
-	struct pping_dir *rd = &f->d[sent];
+	__sync_fetch_and_add(&rd->outstanding, -1);
 	if (sc->ids.rule == PPING_RULE_SEQACK && rd->has_barrier && (__s32)(sc->ids.echoed - rd->barrier) <= 0) {
 		count(PPING_C_RETRANSMIT_SKIPPED);
 		return;

@@ -42,7 +42,11 @@ struct pping_dir {
 	__u8 open_reason; /* enum pping_reason */
 	__u8 has_barrier; /* SEQ/ACK: a retransmission was seen this way (Karn's rule) */
 	__u32 barrier;    /* the highest identifier sent this way before it: no sample up to it */
-	__u32 pad;
+	/* Timestamps of this direction stored and not yet matched, as ePPing keeps it: an echo is
+	 * looked up only when there may be one. The user-space sweep's expiries do not count down
+	 * (it cannot update the flow atomically), so this may stay above the truth (a lookup more),
+	 * never below it. */
+	__u32 outstanding;
 };
 
 struct pping_flow {

@@ -10,7 +10,7 @@ export const LE = endianness() === 'LE';
 /** struct pping_flow_key */
 export const FLOW_KEY = { size: 40, addr: 0, port: 32, proto: 36, family: 37 } as const;
 /** struct pping_dir */
-export const DIR = { size: 72, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62, has_barrier: 63, barrier: 64 } as const;
+export const DIR = { size: 72, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62, has_barrier: 63, barrier: 64, outstanding: 68 } as const;
 /** struct pping_flow */
 export const FLOW = { size: 152, d: 0, conn_id: 144 } as const;
 /** struct pping_stamp_key / struct pping_stamp */
