@@ -88,6 +88,24 @@ struct {
 	__type(value, struct pping_config);
 } pping_cfg SEC(".maps");
 
+/* Timestamps stored for directions still waiting for their first reply (one-way traffic, maybe
+ * spoofed): capped at cfg->one_way_limit so that flows that answer always find room. Atomic
+ * adds here; the user-space sweep writes the recount of what its walk saw (self-correcting). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pping_one_way SEC(".maps");
+
+static __always_inline void one_way_add(__s64 n)
+{
+	__u32 zero = 0;
+	__u64 *c = bpf_map_lookup_elem(&pping_one_way, &zero);
+	if (c)
+		__sync_fetch_and_add(c, n);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PPING_C_NUM);
@@ -614,8 +632,12 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 			/* DNS: a query sent again: its first copy's timestamp goes too. */
 			if (sc->ids.rule == PPING_RULE_DNS) {
 				struct pping_stamp_key again = { .conn_id = f->conn_id, .dir = sc->dir & 1, .id = id };
-				if (bpf_map_delete_elem(&pping_stamps, &again) == 0) {
+				struct pping_stamp *old = bpf_map_lookup_elem(&pping_stamps, &again);
+				__u32 was_one_way = old ? old->one_way : 0;
+				if (old && bpf_map_delete_elem(&pping_stamps, &again) == 0) {
 					__sync_fetch_and_add(&d->outstanding, -1);
+					if (was_one_way)
+						one_way_add(-1);
 					count(PPING_C_RETRANSMIT_SKIPPED);
 				}
 			}
@@ -646,11 +668,22 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 		if (life > STAMP_MAX_LIFETIME)
 			life = STAMP_MAX_LIFETIME;
 	}
+	__u32 one_way = d->state == PPING_DIR_WAITOPEN;
+	if (one_way) {
+		__u32 zero = 0;
+		__u64 *held = bpf_map_lookup_elem(&pping_one_way, &zero);
+		if (held && *held >= cfg->one_way_limit) {
+			count(PPING_C_ONE_WAY_REFUSED);
+			return;
+		}
+	}
 	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sc->dir & 1, .id = id };
-	struct pping_stamp sv = { .time = now, .deadline = now + life };
+	struct pping_stamp sv = { .time = now, .deadline = now + life, .one_way = one_way };
 	long err = bpf_map_update_elem(&pping_stamps, &sk, &sv, BPF_NOEXIST);
 	if (err == 0) {
 		__sync_fetch_and_add(&d->outstanding, 1);
+		if (one_way)
+			one_way_add(1);
 		count(PPING_C_STAMPED);
 	}
 	else if (err != -17 /* EEXIST */)
@@ -672,10 +705,13 @@ static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 	if (!s || now < s->time)
 		return;
 	__u64 t0 = s->time;
+	__u32 was_one_way = s->one_way;
 	/* Only the CPU that removes the entry reports it. */
 	if (bpf_map_delete_elem(&pping_stamps, &sk) != 0)
 		return;
 	__sync_fetch_and_add(&rd->outstanding, -1);
+	if (was_one_way)
+		one_way_add(-1);
 	if (sc->ids.rule == PPING_RULE_SEQACK && rd->has_barrier && (__s32)(sc->ids.echoed - rd->barrier) <= 0) {
 		count(PPING_C_RETRANSMIT_SKIPPED);
 		return;

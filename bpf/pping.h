@@ -64,6 +64,8 @@ struct pping_stamp_key {
 struct pping_stamp {
 	__u64 time;
 	__u64 deadline;
+	__u32 one_way;    /* stored while its direction waited for its first reply */
+	__u32 pad;
 };
 
 #define PPING_CFG_TCP (1u << 0)
@@ -80,6 +82,8 @@ struct pping_config {
 	__u64 rate_limit_ns;
 	__u32 rtt_rate_milli; /* 0: --rtt-rate off */
 	__u32 flags;
+	__u32 one_way_limit;  /* timestamps one-way directions may hold (half the map) */
+	__u32 pad;
 };
 
 enum pping_event_type {
@@ -178,6 +182,7 @@ enum pping_counter {
 	PPING_C_MALFORMED,
 	PPING_C_FRAGMENT,
 	PPING_C_RETRANSMIT_SKIPPED, /* SEQ/ACK: echoes of data sent before a retransmission (Karn) */
+	PPING_C_ONE_WAY_REFUSED,    /* timestamps not stored for one-way directions: their share in use */
 	PPING_C_NUM,
 };
 

@@ -15,9 +15,9 @@ export const DIR = { size: 72, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 2
 export const FLOW = { size: 152, d: 0, conn_id: 144 } as const;
 /** struct pping_stamp_key / struct pping_stamp */
 export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
-export const STAMP = { size: 16, time: 0, deadline: 8 } as const;
+export const STAMP = { size: 24, time: 0, deadline: 8, one_way: 16 } as const;
 /** struct pping_config */
-export const CONFIG = { size: 16, rate_limit_ns: 0, rtt_rate_milli: 8, flags: 12 } as const;
+export const CONFIG = { size: 24, rate_limit_ns: 0, rtt_rate_milli: 8, flags: 12, one_way_limit: 16 } as const;
 /** struct pping_event */
 export const EVENT = {
   size: 104,
@@ -81,7 +81,8 @@ export const C = {
   MALFORMED: 10,
   FRAGMENT: 11,
   RETRANSMIT_SKIPPED: 12,
-  NUM: 13,
+  ONE_WAY_REFUSED: 13,
+  NUM: 14,
 } as const;
 
 export { setU64, u64 } from '../bpf/maps.js';

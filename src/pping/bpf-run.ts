@@ -44,7 +44,7 @@ import {
 } from './bpf-layout.js';
 import { type FlowEvent, PPING_SCHEMA, type PpingDoneEvent, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { RULE_NAMES } from './identify.js';
-import { gcVerdict, MATCHER_DEFAULTS, type MatcherOptions, REASONS } from './matcher.js';
+import { CROWDED, gcVerdict, MATCHER_DEFAULTS, type MatcherOptions, oneWayLimit, REASONS } from './matcher.js';
 import type { LiveRun } from '../core/live.js';
 import type { Sink } from '../core/sink.js';
 import { type LiveHandle, type LiveOptions, type PpingSink, TICK_MS, startEvent } from './run.js';
@@ -84,6 +84,7 @@ export function configurePping(obj: BpfObject, o: MatcherOptions, extraFlags = 0
   cv.setUint32(CONFIG.rtt_rate_milli, Math.round(o.rttRate * 1000), LE);
   const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (o.seqAck ? CFG_SEQACK : 0) | (o.dns ? CFG_DNS : 0);
   cv.setUint32(CONFIG.flags, flags | extraFlags, LE);
+  cv.setUint32(CONFIG.one_way_limit, oneWayLimit(o.maxStamps), LE);
   const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
   if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');
 }
@@ -151,6 +152,11 @@ class BpfSweeper {
   private readonly now = new Float64Array(2);
   private reportedFlowFull = 0;
   private reportedStampFull = 0;
+  private readonly oneWayFd: number;
+  /** Flows in the map after the last walk. */
+  private flowsSeen = 0;
+  /** One-way flows removed early while the map was crowded. */
+  evicted = 0;
 
   constructor(
     obj: BpfObject,
@@ -159,6 +165,7 @@ class BpfSweeper {
   ) {
     this.counters = new PerCpuCounters(obj.mapFd('pping_counters'), C.NUM);
     this.stampFd = obj.mapFd('pping_stamps');
+    this.oneWayFd = obj.mapFd('pping_one_way');
     this.flowFd = obj.mapFd('pping_flows');
     this.stampWalk = new MapWalker(this.stampFd, STAMP_KEY.size, STAMP.size);
     this.flowWalk = new MapWalker(this.flowFd, FLOW_KEY.size, FLOW.size);
@@ -174,29 +181,43 @@ class BpfSweeper {
   private expireStamps(mono: number): void {
     const w = this.stampWalk;
     this.delKeys.length = 0;
+    let oneWay = 0;
     w.walk((i) => {
       if (u64(w.vv, i * STAMP.size + STAMP.deadline) < mono) this.delKeys.push(w.keyBytes.slice(i * STAMP_KEY.size, (i + 1) * STAMP_KEY.size));
+      else if (w.vv.getUint32(i * STAMP.size + STAMP.one_way, LE)) oneWay++;
     });
     for (const k of this.delKeys) if (native().bpfMapDelete(this.stampFd, k) === 0) this.expired++;
+    // The programs count one-way timestamps up and down; expiries happen here: the count becomes
+    // what this walk saw (a store racing it is off by a few until the next sweep).
+    const v = new Uint8Array(8);
+    new DataView(v.buffer).setBigUint64(0, BigInt(oneWay), LE);
+    native().bpfMapUpdate(this.oneWayFd, new Uint8Array(4), v, 0);
   }
 
   private collectFlows(mono: number): void {
     const w = this.flowWalk;
     this.delKeys.length = 0;
     this.timeouts.length = 0;
+    // Crowded by the last walk's count: one-way flows then go after 3 s instead of 30 (counted).
+    const crowded = this.flowsSeen > CROWDED * this.o.maxFlows;
+    let seen = 0;
     w.walk((i) => {
+      seen++;
       const vo = i * FLOW.size;
       const vv = w.vv;
       const key = w.keyBytes.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
       const d1 = vo + FLOW.d + DIR.size;
-      const verdict = gcVerdict(key[FLOW_KEY.proto] !== 6, vv.getUint8(vo + FLOW.d + DIR.state), mono - u64(vv, vo + FLOW.d + DIR.last_stamp), vv.getUint8(d1 + DIR.state), mono - u64(vv, d1 + DIR.last_stamp));
+      const args = [key[FLOW_KEY.proto] !== 6, vv.getUint8(vo + FLOW.d + DIR.state), mono - u64(vv, vo + FLOW.d + DIR.last_stamp), vv.getUint8(d1 + DIR.state), mono - u64(vv, d1 + DIR.last_stamp)] as const;
+      const verdict = gcVerdict(...args, crowded);
       if (verdict < 0) return;
+      if (crowded && gcVerdict(...args) < 0) this.evicted++;
       const k = key.slice();
       this.delKeys.push(k);
       // As ePPing: each open direction that timed out, named the other way round.
       for (let d = 0; d < 2; d++) if (verdict & (1 << d)) this.timeouts.push({ key: k, from: d ^ 1 });
     });
     for (const k of this.delKeys) native().bpfMapDelete(this.flowFd, k);
+    this.flowsSeen = seen - this.delKeys.length;
     realtime(this.now);
     for (const f of this.timeouts) this.sink.event(this.timeoutEvent(f.key, f.from));
   }
@@ -323,6 +344,8 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         flow_table_full: counters[C.FLOW_FULL],
         timestamp_table_full: counters[C.STAMP_FULL],
         retransmit_skipped: counters[C.RETRANSMIT_SKIPPED],
+        one_way_refused: counters[C.ONE_WAY_REFUSED],
+        flows_evicted: sweeper.evicted,
         lost: counters[C.EVENTS_LOST],
       };
     },

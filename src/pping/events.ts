@@ -113,6 +113,10 @@ export interface PpingDoneEvent extends Base {
   timestamp_table_full: number;
   /** --seqack: echoes of data sent before a retransmission, taken without a sample (Karn's rule). */
   retransmit_skipped: number;
+  /** Timestamps not stored for directions still waiting for their first reply, their half of the table in use. */
+  one_way_refused: number;
+  /** Flows removed early (3 s without a reply instead of 30) while the flow table was over 3/4 full. */
+  flows_evicted: number;
   /** Packets or events the capture path lost (kernel drops, ring-buffer overruns). */
   lost: number;
 }

@@ -69,6 +69,18 @@ export const TCP_FLOW_LIFETIME_NS = 300 * NS;
 export const ICMP_FLOW_LIFETIME_NS = 30 * NS;
 /** A direction still waiting for its first reply. */
 export const UNANSWERED_FLOW_LIFETIME_NS = 30 * NS;
+/** ... when the flow table is more than CROWDED full: one-way flows go sooner, counted (flows_evicted). */
+export const CROWDED_UNANSWERED_LIFETIME_NS = 3 * NS;
+export const CROWDED = 0.75;
+
+/**
+ * Timestamps for directions still waiting for their first reply (one-way traffic: an asymmetric
+ * capture, a flood from spoofed sources) may fill at most this share of the timestamp table; the
+ * rest stays for flows that answer, so a flood never stops a long-lived flow from being sampled.
+ */
+export function oneWayLimit(maxStamps: number): number {
+  return Math.max(1, Math.floor(maxStamps / 2));
+}
 
 /** Flow reasons by code (the same codes as enum pping_reason in bpf/pping.h; R_* in identify.ts). */
 export const REASONS: readonly FlowReason[] = ['first observed packet', 'SYN', 'SYN-ACK', 'first observed packet', 'FIN', 'RST', 'flow timeout'];
@@ -88,6 +100,10 @@ export interface MatcherStats {
   stampsExpired: number;
   /** SEQ/ACK: echoes of data sent before a retransmission, taken without a sample (Karn). */
   retransmitSkipped: number;
+  /** Timestamps not stored for one-way directions, their share of the table being in use. */
+  oneWayRefused: number;
+  /** One-way flows removed early because the flow table was crowded. */
+  flowsEvicted: number;
 }
 
 function protocolName(proto: number): PpingProtocol {
@@ -100,13 +116,14 @@ function protocolName(proto: number): PpingProtocol {
  * directions (bit d) whose closing "flow timeout" is reported (open ones that timed out); the
  * flow then goes. The BPF capture's user-space sweep applies the same verdict to the kernel's map.
  */
-export function gcVerdict(icmp: boolean, st0: number, age0: number, st1: number, age1: number): number {
+export function gcVerdict(icmp: boolean, st0: number, age0: number, st1: number, age1: number, crowded = false): number {
   let notify = 0;
+  const unanswered = crowded ? CROWDED_UNANSWERED_LIFETIME_NS : UNANSWERED_FLOW_LIFETIME_NS;
   for (let d = 0; d < 2; d++) {
     const st = d === 0 ? st0 : st1;
     if (!active(st)) continue;
     const age = d === 0 ? age0 : age1;
-    const old = age > 0 && ((st === DIR_WAITOPEN && age > UNANSWERED_FLOW_LIFETIME_NS) || (icmp && age > ICMP_FLOW_LIFETIME_NS) || age > TCP_FLOW_LIFETIME_NS);
+    const old = age > 0 && ((st === DIR_WAITOPEN && age > unanswered) || (icmp && age > ICMP_FLOW_LIFETIME_NS) || age > TCP_FLOW_LIFETIME_NS);
     if (!old) return -1;
     if (st === DIR_OPEN) notify |= 1 << d;
   }
@@ -135,7 +152,7 @@ export class Matcher {
   readonly o: MatcherOptions;
   readonly flows: FlowTable;
   readonly stamps: StampTable;
-  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0 };
+  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0, oneWayRefused: 0, flowsEvicted: 0 };
   private readonly sink: MatcherSink;
   /** Times are ns since baseSec (exact in a double for 104 days). */
   private baseSec = -1;
@@ -259,7 +276,12 @@ export class Matcher {
     ft.lastStamp[di] = t;
     const rtt = ft.minRtt[di];
     const life = rtt > 0 ? Math.min(STAMP_MAX_LIFETIME_NS, Math.max(STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES * rtt)) : STAMP_MAX_LIFETIME_NS;
-    if (this.stamps.put(ft.connId[slot] * 2 + dir, id, t, t + life)) {
+    const oneWay = ft.dirState[di] === DIR_WAITOPEN;
+    if (oneWay && this.stamps.oneWayCount >= oneWayLimit(this.stamps.max)) {
+      this.stats.oneWayRefused++;
+      return;
+    }
+    if (this.stamps.put(ft.connId[slot] * 2 + dir, id, t, t + life, oneWay)) {
       this.stats.stamped++;
     } else if (this.stamps.size >= this.stamps.max) {
       this.stats.stampTableFull++;
@@ -319,10 +341,13 @@ export class Matcher {
   sweep(now: number = this.now): void {
     this.stats.stampsExpired += this.stamps.expire(now);
     const ft = this.flows;
+    const crowded = ft.size > CROWDED * ft.max;
     ft.forEach((slot) => {
       const d0 = slot * 2;
-      const v = gcVerdict(ft.proto(slot) !== IPPROTO_TCP, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1]);
+      const icmp = ft.proto(slot) !== IPPROTO_TCP;
+      const v = gcVerdict(icmp, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1], crowded);
       if (v < 0) return;
+      if (crowded && gcVerdict(icmp, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1]) < 0) this.stats.flowsEvicted++;
       for (let d = 0; d < 2; d++) if (v & (1 << d)) this.flowEvent(slot, d ^ 1, now, 'closing', 'flow timeout', 'garbage collection');
       ft.remove(slot);
     });

@@ -91,6 +91,8 @@ function doneEvent(m: Matcher, t: Tally, reason: PpingDoneEvent['reason'], sec: 
     flow_table_full: m.stats.flowTableFull,
     timestamp_table_full: m.stats.stampTableFull,
     retransmit_skipped: m.stats.retransmitSkipped,
+    one_way_refused: m.stats.oneWayRefused,
+    flows_evicted: m.stats.flowsEvicted,
     lost: t.lost,
   };
 }

@@ -248,6 +248,10 @@ export class StampTable {
   private ident: Uint32Array;
   private time: Float64Array;
   private deadline: Float64Array;
+  /** Per slot: stored for a direction still waiting for its first reply (one-way, maybe spoofed). */
+  private oneWay: Uint8Array;
+  /** Entries stored for such directions (Matcher caps them at half the table). */
+  oneWayCount = 0;
 
   constructor(max: number) {
     this.max = max;
@@ -258,6 +262,7 @@ export class StampTable {
     this.ident = new Uint32Array(this.slots);
     this.time = new Float64Array(this.slots);
     this.deadline = new Float64Array(this.slots);
+    this.oneWay = new Uint8Array(this.slots);
   }
 
   private static key(connDir: number, id: number): number {
@@ -265,7 +270,7 @@ export class StampTable {
   }
 
   /** Stores the time of (connDir = connId * 2 + dir, id). False when full or already present. */
-  put(connDir: number, id: number, time: number, deadline: number): boolean {
+  put(connDir: number, id: number, time: number, deadline: number, oneWay = false): boolean {
     if (this.size >= this.max) return false;
     if (this.size + this.tomb + 1 > (this.slots * 3) >>> 2) this.rebuild();
     let i = StampTable.key(connDir, id) & this.mask;
@@ -286,8 +291,17 @@ export class StampTable {
     this.ident[i] = id;
     this.time[i] = time;
     this.deadline[i] = deadline;
+    this.oneWay[i] = oneWay ? 1 : 0;
+    if (oneWay) this.oneWayCount++;
     this.size++;
     return true;
+  }
+
+  private drop(i: number): void {
+    this.state[i] = DELETED;
+    this.size--;
+    this.tomb++;
+    if (this.oneWay[i]) this.oneWayCount--;
   }
 
   /**
@@ -300,9 +314,7 @@ export class StampTable {
       if (st === EMPTY) return -1;
       if (st === USED && this.conn[i] === connDir >>> 0 && this.ident[i] === id) {
         if (this.time[i] > notAfter) return -1;
-        this.state[i] = DELETED;
-        this.size--;
-        this.tomb++;
+        this.drop(i);
         return this.time[i];
       }
     }
@@ -314,9 +326,7 @@ export class StampTable {
     let n = 0;
     for (let i = 0; i < this.slots; i++) {
       if (this.state[i] === USED && this.deadline[i] < now) {
-        this.state[i] = DELETED;
-        this.size--;
-        this.tomb++;
+        this.drop(i);
         n++;
       }
     }
@@ -325,13 +335,14 @@ export class StampTable {
   }
 
   private rebuild(): void {
-    const { state, conn, ident, time, deadline } = this;
+    const { state, conn, ident, time, deadline, oneWay } = this;
     const n = this.slots;
     this.state = new Uint8Array(n);
     this.conn = new Uint32Array(n);
     this.ident = new Uint32Array(n);
     this.time = new Float64Array(n);
     this.deadline = new Float64Array(n);
+    this.oneWay = new Uint8Array(n);
     this.tomb = 0;
     for (let s = 0; s < n; s++) {
       if (state[s] !== USED) continue;
@@ -342,6 +353,7 @@ export class StampTable {
       this.ident[i] = ident[s];
       this.time[i] = time[s];
       this.deadline[i] = deadline[s];
+      this.oneWay[i] = oneWay[s];
     }
   }
 }
