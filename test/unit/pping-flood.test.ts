@@ -1,5 +1,5 @@
 /**
- * Tables that a flood cannot fill against a long-lived flow: echo requests from 20,000 spoofed
+ * Tables that a flood cannot fill against a long-lived flow: echo requests from 1,000,000 spoofed
  * sources (never answered) arrive between the exchanges of one real ICMP flow. One-way directions
  * may hold only half the timestamp table, so the real flow keeps every sample; the refusals are
  * counted; and a crowded flow table lets one-way flows go after 3 s instead of 30, counted.
@@ -29,13 +29,14 @@ test('a flood of one-way flows never stops a long-lived flow from being sampled;
     m.process(info, Math.floor(t / 1e9), t % 1e9, false);
   };
   let spoofed = 0;
-  const exchanges = 200;
+  const exchanges = 205;
   for (let s = 1; s <= exchanges; s++) {
-    // 100 spoofed requests (new sources, never answered) before each real one: whatever room the
-    // last answer made, the flood reaches it first.
-    for (let k = 0; k < 100; k++, spoofed++) {
+    // From the 6th exchange on (the real flow is established by then), 5,000 spoofed requests (new
+    // sources, never answered) before each real one: whatever room the last answer made, the
+    // flood reaches it first.
+    for (let k = 0; s > 5 && k < 5000 && spoofed < 1_000_000; k++, spoofed++) {
       t += 1000;
-      feed(echo([10, 9, (spoofed >> 8) & 0xff, spoofed & 0xff], B, 8, 0x4000 + (spoofed & 0x3fff), 1));
+      feed(echo([11 + (spoofed >> 16), (spoofed >> 8) & 0xff, spoofed & 0xff, 1], B, 8, 0x4000 + (spoofed & 0x3fff), 1));
     }
     feed(echo(A, B, 8, 7, s));
     t += 100_000;
@@ -53,4 +54,5 @@ test('a flood of one-way flows never stops a long-lived flow from being sampled;
   assert.ok(m.stats.flowsEvicted > 0, 'one-way flows went early while the table was crowded');
   // The long-lived flow itself is never evicted: it answers.
   assert.equal(real.at(-1)!.dest_ip, '10.1.0.1');
+  assert.equal(spoofed, 1_000_000);
 });
