@@ -624,6 +624,10 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 	if (d->stamped || sc->ids.wait_edge) {
 		bool fresh = sc->ids.newer == PPING_NEWER_WRAP ? (__s32)(id - d->last_id) > 0 : id != d->last_id;
 		if (!fresh) {
+			/* An identifier older than one already seen (TCP): reordering or a retransmission;
+			 * --burst lets the next few bypass the rate limit. */
+			if (cfg->burst && sc->ids.newer == PPING_NEWER_WRAP && (__s32)(d->last_id - id) > 0)
+				d->credits = cfg->burst;
 			/* SEQ/ACK: a segment sent again (or reordered): nothing sent up to here gives a sample. */
 			if (sc->ids.rule == PPING_RULE_SEQACK) {
 				d->barrier = d->last_id;
@@ -654,8 +658,12 @@ static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg
 			if (rtt)
 				gap = rtt * cfg->rtt_rate_milli / 1000;
 		}
-		if (now < d->last_stamp || now - d->last_stamp < gap)
-			return;
+		if (now < d->last_stamp || now - d->last_stamp < gap) {
+			if (!d->credits)
+				return;
+			d->credits--;
+			count(PPING_C_BURST);
+		}
 	}
 	/* The attempt counts even when the map is full (as in ePPing: fairer to sparse flows). */
 	d->stamped = 1;

@@ -47,6 +47,8 @@ struct pping_dir {
 	 * (it cannot update the flow atomically), so this may stay above the truth (a lookup more),
 	 * never below it. */
 	__u32 outstanding;
+	__u8 credits;     /* --burst: timestamps it may still take past the rate limit */
+	__u8 pad[7];
 };
 
 struct pping_flow {
@@ -83,7 +85,7 @@ struct pping_config {
 	__u32 rtt_rate_milli; /* 0: --rtt-rate off */
 	__u32 flags;
 	__u32 one_way_limit;  /* timestamps one-way directions may hold (half the map) */
-	__u32 pad;
+	__u32 burst;          /* --burst: timestamps past the rate limit after reordering or loss (0: none) */
 };
 
 enum pping_event_type {
@@ -183,6 +185,7 @@ enum pping_counter {
 	PPING_C_FRAGMENT,
 	PPING_C_RETRANSMIT_SKIPPED, /* SEQ/ACK: echoes of data sent before a retransmission (Karn) */
 	PPING_C_ONE_WAY_REFUSED,    /* timestamps not stored for one-way directions: their share in use */
+	PPING_C_BURST,              /* timestamps taken past the rate limit after reordering or loss */
 	PPING_C_NUM,
 };
 

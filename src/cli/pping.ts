@@ -38,6 +38,7 @@ interface PpingOpts {
   rttType: 'min' | 'smoothed';
   includeSyn?: boolean;
   seqack?: boolean;
+  burst: number;
   dns?: boolean;
   includeLocal?: boolean;
   capture: 'bpf' | 'packet';
@@ -79,6 +80,7 @@ export function ppingCommand(): Command {
     .option('-R, --rtt-rate <r>', 'sample at most once per R x the flow\'s RTT (overrides --rate-limit once an RTT is known)', floatArg(0, 1e6))
     .addOption(new Option('-t, --rtt-type <type>', 'RTT that --rtt-rate uses').choices(['min', 'smoothed']).default('smoothed'))
     .option('--include-syn', 'also timestamp SYN and SYN-ACK packets')
+    .option('--burst <n>', 'after a TCP segment older than one seen that way (reordering, a retransmission), let its direction\'s next N timestamps bypass the rate limit (0: ePPing\'s sampling)', intArg(0, 255), 0)
     .option('--seqack', 'TCP flows without the timestamp option: match each segment to the ACK that covers it exactly, no sample after a retransmission (Karn); not in ePPing')
     .option('--include-local', 'also measure flows between loopback addresses')
     .addOption(new Option('--capture <how>', 'live capture: BPF programs on tc/XDP, or a packet socket').choices(['bpf', 'packet']).default('bpf'))
@@ -118,6 +120,7 @@ export function ppingCommand(): Command {
         rttRateUse: opts.rttType,
         includeSyn: !!opts.includeSyn,
         seqAck: !!opts.seqack,
+        burst: opts.burst,
         includeLocal: !!opts.includeLocal,
         maxFlows: opts.maxFlows,
         maxStamps: opts.maxTimestamps,

@@ -10,14 +10,14 @@ export const LE = endianness() === 'LE';
 /** struct pping_flow_key */
 export const FLOW_KEY = { size: 40, addr: 0, port: 32, proto: 36, family: 37 } as const;
 /** struct pping_dir */
-export const DIR = { size: 72, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62, has_barrier: 63, barrier: 64, outstanding: 68 } as const;
+export const DIR = { size: 80, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62, has_barrier: 63, barrier: 64, outstanding: 68, credits: 72 } as const;
 /** struct pping_flow */
-export const FLOW = { size: 152, d: 0, conn_id: 144 } as const;
+export const FLOW = { size: 168, d: 0, conn_id: 160 } as const;
 /** struct pping_stamp_key / struct pping_stamp */
 export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
 export const STAMP = { size: 24, time: 0, deadline: 8, one_way: 16 } as const;
 /** struct pping_config */
-export const CONFIG = { size: 24, rate_limit_ns: 0, rtt_rate_milli: 8, flags: 12, one_way_limit: 16 } as const;
+export const CONFIG = { size: 24, rate_limit_ns: 0, rtt_rate_milli: 8, flags: 12, one_way_limit: 16, burst: 20 } as const;
 /** struct pping_event */
 export const EVENT = {
   size: 104,
@@ -82,7 +82,8 @@ export const C = {
   FRAGMENT: 11,
   RETRANSMIT_SKIPPED: 12,
   ONE_WAY_REFUSED: 13,
-  NUM: 14,
+  BURST: 14,
+  NUM: 15,
 } as const;
 
 export { setU64, u64 } from '../bpf/maps.js';

@@ -85,6 +85,7 @@ export function configurePping(obj: BpfObject, o: MatcherOptions, extraFlags = 0
   const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (o.seqAck ? CFG_SEQACK : 0) | (o.dns ? CFG_DNS : 0);
   cv.setUint32(CONFIG.flags, flags | extraFlags, LE);
   cv.setUint32(CONFIG.one_way_limit, oneWayLimit(o.maxStamps), LE);
+  cv.setUint32(CONFIG.burst, o.burst, LE);
   const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
   if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');
 }
@@ -346,6 +347,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         retransmit_skipped: counters[C.RETRANSMIT_SKIPPED],
         one_way_refused: counters[C.ONE_WAY_REFUSED],
         flows_evicted: sweeper.evicted,
+        burst_stamps: counters[C.BURST],
         lost: counters[C.EVENTS_LOST],
       };
     },

@@ -117,6 +117,8 @@ export interface PpingDoneEvent extends Base {
   one_way_refused: number;
   /** Flows removed early (3 s without a reply instead of 30) while the flow table was over 3/4 full. */
   flows_evicted: number;
+  /** --burst: timestamps taken past the rate limit after a sign of reordering or loss. */
+  burst_stamps: number;
   /** Packets or events the capture path lost (kernel drops, ring-buffer overruns). */
   lost: number;
 }

@@ -39,6 +39,11 @@ export interface MatcherOptions {
   includeSyn: boolean;
   /** TCP flows without the timestamp option: match SEQ to ACK (Karn's rule); off: ePPing's rules. */
   seqAck: boolean;
+  /**
+   * After a sign of reordering or loss in a direction (a TCP identifier older than one it has
+   * sent), this many of its next timestamps may bypass the rate limit (0: ePPing's sampling).
+   */
+  burst: number;
   /** Also measure flows between loopback addresses. */
   includeLocal: boolean;
   maxFlows: number;
@@ -54,6 +59,7 @@ export const MATCHER_DEFAULTS: MatcherOptions = {
   rttRateUse: 'smoothed',
   includeSyn: false,
   seqAck: false,
+  burst: 0,
   includeLocal: false,
   maxFlows: 16384,
   maxStamps: 16384,
@@ -104,6 +110,8 @@ export interface MatcherStats {
   oneWayRefused: number;
   /** One-way flows removed early because the flow table was crowded. */
   flowsEvicted: number;
+  /** Timestamps taken past the rate limit after a sign of reordering or loss (--burst). */
+  burstStamps: number;
 }
 
 function protocolName(proto: number): PpingProtocol {
@@ -152,7 +160,7 @@ export class Matcher {
   readonly o: MatcherOptions;
   readonly flows: FlowTable;
   readonly stamps: StampTable;
-  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0, oneWayRefused: 0, flowsEvicted: 0 };
+  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0, oneWayRefused: 0, flowsEvicted: 0, burstStamps: 0 };
   private readonly sink: MatcherSink;
   /** Times are ns since baseSec (exact in a double for 104 days). */
   private baseSec = -1;
@@ -260,6 +268,9 @@ export class Matcher {
     const id = ids.id;
     const di = slot * 2 + dir;
     if ((ft.stamped[di] || ids.waitEdge) && !isNewer(ids.newer, id, ft.lastId[di])) {
+      // An identifier older than one already seen (TCP): reordering or a retransmission, a time
+      // when samples matter; --burst lets the next few bypass the rate limit.
+      if (this.o.burst > 0 && ids.newer === NEWER_WRAP && isNewer(NEWER_WRAP, ft.lastId[di], id)) ft.credits[di] = this.o.burst;
       // SEQ/ACK: a segment sent again (or reordered): nothing sent up to here gives a sample.
       if (ids.rule === RULE_SEQACK) {
         ft.barrier[di] = ft.lastId[di];
@@ -270,7 +281,11 @@ export class Matcher {
       return;
     }
     ft.lastId[di] = id;
-    if (ft.stamped[di] && (t < ft.lastStamp[di] || t - ft.lastStamp[di] < this.sampleGap(di))) return;
+    if (ft.stamped[di] && (t < ft.lastStamp[di] || t - ft.lastStamp[di] < this.sampleGap(di))) {
+      if (ft.credits[di] === 0) return;
+      ft.credits[di]--;
+      this.stats.burstStamps++;
+    }
     // The attempt counts even when the table is full (as in ePPing: fairer to sparse flows).
     ft.stamped[di] = 1;
     ft.lastStamp[di] = t;

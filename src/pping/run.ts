@@ -93,6 +93,7 @@ function doneEvent(m: Matcher, t: Tally, reason: PpingDoneEvent['reason'], sec: 
     retransmit_skipped: m.stats.retransmitSkipped,
     one_way_refused: m.stats.oneWayRefused,
     flows_evicted: m.stats.flowsEvicted,
+    burst_stamps: m.stats.burstStamps,
     lost: t.lost,
   };
 }

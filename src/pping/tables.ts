@@ -69,6 +69,8 @@ export class FlowTable {
   /** SEQ/ACK (Karn): the highest identifier sent this way before a retransmission, and whether there is one. */
   barrier!: Float64Array;
   hasBarrier!: Uint8Array;
+  /** --burst: timestamps this direction may still take past the rate limit. */
+  credits!: Uint8Array;
   /** Direction of the last lookup (0: as stored, 1: reversed). */
   dir = 0;
 
@@ -81,7 +83,7 @@ export class FlowTable {
 
   /** The per-direction arrays, in one list so that rebuilds move them all. */
   private dirArrays(): (Uint8Array | Float64Array)[] {
-    return [this.dirState, this.lastStamp, this.lastId, this.stamped, this.openReason, this.sentPkts, this.sentBytes, this.recPkts, this.recBytes, this.minRtt, this.srtt, this.barrier, this.hasBarrier];
+    return [this.dirState, this.lastStamp, this.lastId, this.stamped, this.openReason, this.sentPkts, this.sentBytes, this.recPkts, this.recBytes, this.minRtt, this.srtt, this.barrier, this.hasBarrier, this.credits];
   }
 
   private alloc(): void {
@@ -103,6 +105,7 @@ export class FlowTable {
     this.srtt = new Float64Array(n * 2);
     this.barrier = new Float64Array(n * 2);
     this.hasBarrier = new Uint8Array(n * 2);
+    this.credits = new Uint8Array(n * 2);
   }
 
   get capacitySlots(): number {

@@ -274,6 +274,8 @@ const CONFIGS: Array<[string, Partial<MatcherOptions>]> = [
   ['--seqack, defaults', { icmp: true, seqAck: true }],
   ['--dns --seqack, no rate limit', { icmp: true, dns: true, rateLimitNs: 0, seqAck: true }],
   ['--dns, defaults', { icmp: true, dns: true }],
+  ['--burst 3, defaults', { icmp: true, burst: 3 }],
+  ['--burst 2 --seqack --rtt-rate 0.5', { icmp: true, burst: 2, seqAck: true, rttRate: 0.5, rttRateUse: 'min' }],
 ];
 
 for (const [name, cfg] of CONFIGS) {
