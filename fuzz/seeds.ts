@@ -70,6 +70,9 @@ function pcapng(recs: { hdr: Uint8Array; data: Uint8Array }[], linktype: number)
 }
 
 function captures(): void {
+  // DNS over UDP (the decoder walks its question): a query and a response from the DNS fixture.
+  const dns = records(new Uint8Array(readFileSync(join(ROOT, 'test', 'fixtures', 'dns', 'queries.pcap')))).recs;
+  dns.slice(0, 2).forEach((r, i) => put('frame', `dns-${i ? 'response' : 'query'}`, withByte(1, Uint8Array.of(0), r.data)));
   const dir = join(ROOT, 'test', 'fixtures', 'epping');
   let frames = 0;
   const seenShape = new Set<string>();
