@@ -44,7 +44,8 @@ import {
 } from './bpf-layout.js';
 import { type FlowEvent, PPING_SCHEMA, type PpingDoneEvent, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { RULE_NAMES } from './identify.js';
-import { CROWDED, gcVerdict, MATCHER_DEFAULTS, type MatcherOptions, oneWayLimit, REASONS } from './matcher.js';
+import { CROWDED, gcVerdict, oneWayLimit } from './hygiene.js';
+import { MATCHER_DEFAULTS, type MatcherOptions, REASONS } from './matcher.js';
 import type { LiveRun } from '../core/live.js';
 import type { Sink } from '../core/sink.js';
 import { type LiveHandle, type LiveOptions, type PpingSink, TICK_MS, startEvent } from './run.js';

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Decoder, LINKTYPE_ETHERNET, PacketInfo } from '../../src/pping/decode.js';
 import type { RttEvent } from '../../src/pping/events.js';
-import { Matcher, oneWayLimit } from '../../src/pping/matcher.js';
+import { oneWayLimit } from '../../src/pping/hygiene.js';
+import { Matcher } from '../../src/pping/matcher.js';
 import { eth, icmp, ipv4 } from '../helpers/bytes.js';
 
 const A = [10, 1, 0, 1];
