@@ -58,19 +58,24 @@ test(`loss verdicts: a router rate-limiting its own ICMP is "rate-limited" in >=
   });
 });
 
-test(`loss verdicts: a lossy link is "onward" (real loss) at the hop after it in >= 19 of ${RUNS} runs, never "rate-limited"`, opt, async () => {
+// The verdict's z >= 3 test calls equal losses "rate-limited" by chance in about 1 run of 700 (a CI
+// run once drew 49 % at hop 3 against 18 % at the target, 45 probes each: z = 3.1). So one such run
+// in 20 is within the bar; two would be a bias, not chance (about 1 in 10^5).
+test(`loss verdicts: a lossy link is "onward" (real loss) at the hop after it in >= 19 of ${RUNS} runs, "rate-limited" at most once`, opt, async () => {
   const spec = chain({ name: labName('ll'), routers: 3, seed: 7 });
   // 20 % loss each way on r2-r3: hop 3 and the target lose about 36 % of their round trips.
   spec.links.find((l) => l.a === 'r2' && l.b === 'r3')!.impair = { loss: 0.2 };
   await withLab(validateSpec(spec), async (st) => {
     const dst = addrOf(st, 'dst', 4);
     let right = 0;
+    let limited = 0;
     const seen: string[] = [];
     for (let run = 0; run < RUNS; run++) {
       const hops = await rounds(st, dst, { count: 15, intervalMs: 20 });
       const v = hops.map((h) => h.loss_verdict);
       seen.push(`${hops[2].loss.toFixed(0)}%/${hops[3].loss.toFixed(0)}%:${v.join(',')}`);
-      assert.notEqual(v[2], 'rate-limited', seen.join('\n'));
+      if (v[2] === 'rate-limited') limited++;
+      assert.ok(limited <= 1, seen.join('\n'));
       if (v[0] === 'none' && v[1] === 'none' && v[2] === 'onward' && hops[2].loss_evidence?.ttl === 4) right++;
     }
     process.stdout.write(`# lossy link: right in ${right}/${RUNS} (hop 3 / target loss and verdicts per run: ${seen.join(' ')})\n`);
