@@ -11,47 +11,61 @@ import { CONFIG, DIR, EVENT, FLOW, FLOW_KEY, STAMP, STAMP_KEY } from '../../src/
 import { IDENTIFIERS, PacketIds } from '../../src/pping/identify.js';
 import { btfStructs } from '../helpers/btf.js';
 import * as KT from '../../src/ktrace/layout.js';
+import * as TR from '../../src/probe/bpf-layout.js';
 import { ROOT } from '../helpers/lab.js';
 
 const structs = btfStructs(join(ROOT, 'bpf', 'obj', 'pping.bpf.o'));
 
-const cases: Array<[string, Record<string, number>]> = [
-  ['pping_flow_key', FLOW_KEY],
-  ['pping_dir', DIR],
-  ['pping_flow', FLOW],
-  ['pping_stamp_key', STAMP_KEY],
-  ['pping_stamp', STAMP],
-  ['pping_config', CONFIG],
-  ['pping_event', EVENT],
+/** Each object, and the structs TypeScript reads from it with their offsets. */
+const layouts: Array<[string, ReturnType<typeof btfStructs>, Array<[string, Record<string, number>]>]> = [
+  [
+    'pping',
+    structs,
+    [
+      ['pping_flow_key', FLOW_KEY],
+      ['pping_dir', DIR],
+      ['pping_flow', FLOW],
+      ['pping_stamp_key', STAMP_KEY],
+      ['pping_stamp', STAMP],
+      ['pping_config', CONFIG],
+      ['pping_event', EVENT],
+    ],
+  ],
+  [
+    'ktrace',
+    btfStructs(join(ROOT, 'bpf', 'obj', 'ktrace.bpf.o')),
+    [
+      ['kt_key', KT.KEY],
+      ['kt_trip', KT.TRIP],
+      ['kt_record', KT.RECORD],
+      ['kt_config', KT.CONFIG],
+      ['kt_plan', KT.PLAN],
+    ],
+  ],
+  [
+    'trace --bpf',
+    btfStructs(join(ROOT, 'bpf', 'obj', 'trace.bpf.o')),
+    [
+      ['tr_config', TR.TR_CONFIG],
+      ['tr_key', TR.TR_KEY],
+      ['tr_probe', TR.TR_PROBE],
+      ['tr_event', TR.TR_EVENT],
+      ['tr_hist', TR.TR_HIST],
+    ],
+  ],
 ];
 
-for (const [name, ts] of cases) {
-  test(`struct ${name}: TypeScript offsets match the object's BTF`, () => {
-    const s = structs.get(name);
-    assert.ok(s, `struct ${name} is in the BTF`);
-    for (const [field, off] of Object.entries(ts)) {
-      if (field === 'size') assert.equal(off, s.size, `sizeof(struct ${name})`);
-      else assert.equal(off, s.members.get(field), `offsetof(struct ${name}, ${field})`);
-    }
-  });
-}
-
-const ktrace = btfStructs(join(ROOT, 'bpf', 'obj', 'ktrace.bpf.o'));
-for (const [name, ts] of [
-  ['kt_key', KT.KEY],
-  ['kt_trip', KT.TRIP],
-  ['kt_record', KT.RECORD],
-  ['kt_config', KT.CONFIG],
-  ['kt_plan', KT.PLAN],
-] as Array<[string, Record<string, number>]>) {
-  test(`struct ${name} (ktrace): TypeScript offsets match the object's BTF`, () => {
-    const s = ktrace.get(name);
-    assert.ok(s, `struct ${name} is in the BTF`);
-    for (const [field, off] of Object.entries(ts)) {
-      if (field === 'size') assert.equal(off, s.size, `sizeof(struct ${name})`);
-      else assert.equal(off, s.members.get(field), `offsetof(struct ${name}, ${field})`);
-    }
-  });
+for (const [object, btf, cases] of layouts) {
+  for (const [name, ts] of cases) {
+    test(`struct ${name} (${object}): TypeScript offsets match the object's BTF`, () => {
+      const s = btf.get(name);
+      assert.ok(s, `struct ${name} is in the BTF`);
+      for (const [field, off] of Object.entries(ts)) {
+        if (field === 'size') assert.equal(off, s.size, `sizeof(struct ${name})`);
+        else assert.equal(off, s.members.get(field), `offsetof(struct ${name}, ${field})`);
+      }
+    });
+  }
 }
 
 test('every struct pping_event field that TypeScript does not read is padding', () => {

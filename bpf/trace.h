@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * What crosses the kernel/user boundary of `pathlens trace --bpf` (configuration, the probe map,
+ * ring-buffer records, counters, histograms), with explicit padding. src/probe/bpf-layout.ts
+ * mirrors these layouts; test/unit/bpf-layout.test.ts checks them against the object's BTF.
+ */
+#ifndef PATHLENS_TRACE_H
+#define PATHLENS_TRACE_H
+
+#include <linux/types.h>
+
+/* Bytes of a reply kept in its record, from the outer IP header on: the headers, the quote up to
+ * RFC 4884's 128 bytes and the extensions after it (MPLS label stacks). */
+#define TR_CAP 640
+/* Log2 buckets of the in-kernel RTT histograms (microseconds: [0,1), [1,2), [2,4) ... ). */
+#define TR_BUCKETS 32
+/* TTLs (hop limits) the histograms cover, 0..255. */
+#define TR_TTLS 256
+
+/* Set in .rodata before load: one probing socket. */
+struct tr_config {
+	__u32 magic;     /* the cookie's first word (big-endian on the wire, host order here) */
+	__u32 session;   /* the cookie's second word, host order */
+	__u16 sport;     /* UDP source port, or the ping socket's echo id, host order */
+	__u8 family;     /* 4 or 6 */
+	__u8 proto;      /* IPPROTO_UDP, IPPROTO_ICMP or IPPROTO_ICMPV6 */
+	__u8 by_cookie;  /* flows share ports across TTLs: the cookie's seq is part of the key */
+	__u8 pad[3];
+};
+
+/* A probe as the wire names it (its identity), the probe map's key. */
+struct tr_key {
+	__u8 daddr[16];  /* IPv4 in the first 4 bytes, rest zero */
+	__u16 id;        /* UDP: destination port; ICMP: echo sequence (host order) */
+	__u16 pad;
+	__u32 seq;       /* the cookie's seq when by_cookie, else 0 */
+};
+
+/* What the send hook saw of a probe. */
+struct tr_probe {
+	__u64 tx_ns;     /* bpf_ktime_get_tai_ns() at the send hook */
+	__u32 seq;       /* the cookie's seq */
+	__u8 ttl;        /* TTL / hop limit it left with */
+	__u8 answered;   /* a reply was counted in the histogram */
+	__u8 pad[2];
+};
+
+/* One reply, or something that looked like one to this socket, for user space to decode. */
+struct tr_event {
+	__u64 rx_ns;     /* bpf_ktime_get_tai_ns() at the receive hook */
+	__u64 tx_ns;     /* the probe's send time (TAI, at the send hook), 0 when no probe matched */
+	__u64 rx_stamp;  /* the packet's own receive timestamp (skb->tstamp: CLOCK_REALTIME, taken as the
+	                  * device handed it over, as a socket's SO_TIMESTAMPNS), 0 when it has none */
+	__s32 seq;       /* the probe's seq, -1 when the kernel found none */
+	__u32 ifindex;   /* interface it arrived on */
+	__u16 len;       /* bytes in pkt */
+	__u16 wire_len;  /* the packet's length */
+	__u8 family;     /* 4 or 6 */
+	__u8 pad[3];
+	__u8 pkt[TR_CAP];
+};
+
+/* Per-CPU counters. */
+enum tr_counter {
+	TR_SENT = 0,      /* probes the send hook recorded */
+	TR_MATCHED = 1,   /* replies the kernel matched to a probe */
+	TR_UNMATCHED = 2, /* replies about this socket's probes that match none */
+	TR_RING_FULL = 3, /* records lost: the ring buffer was full */
+	TR_MAP_FULL = 4,  /* probes not recorded: the probe map refused */
+	TR_NUM = 5,
+};
+
+/* One TTL's RTT histogram. */
+struct tr_hist {
+	__u32 b[TR_BUCKETS];
+};
+
+#endif

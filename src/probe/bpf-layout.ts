@@ -1,0 +1,22 @@
+/**
+ * The layouts of bpf/trace.h as TypeScript sees them (offsets in host byte order).
+ * test/unit/bpf-layout.test.ts compares every offset and size here with the BTF clang wrote into
+ * bpf/obj/trace.bpf.o, so the two sides cannot drift apart.
+ */
+
+/** struct tr_config (.rodata `cfg`) */
+export const TR_CONFIG = { size: 16, magic: 0, session: 4, sport: 8, family: 10, proto: 11, by_cookie: 12 } as const;
+/** struct tr_key */
+export const TR_KEY = { size: 24, daddr: 0, id: 16, seq: 20 } as const;
+/** struct tr_probe */
+export const TR_PROBE = { size: 16, tx_ns: 0, seq: 8, ttl: 12, answered: 13 } as const;
+/** struct tr_event */
+export const TR_EVENT = { size: 680, rx_ns: 0, tx_ns: 8, rx_stamp: 16, seq: 24, ifindex: 28, len: 32, wire_len: 34, family: 36, pkt: 40 } as const;
+/** struct tr_hist */
+export const TR_HIST = { size: 128, b: 0 } as const;
+/** Bytes of a reply the record keeps; histogram buckets; TTLs. */
+export const TR_CAP = 640;
+export const TR_BUCKETS = 32;
+export const TR_TTLS = 256;
+/** enum tr_counter */
+export const TR_COUNTERS = ['sent', 'matched', 'unmatched', 'ring_full', 'map_full'] as const;
