@@ -100,6 +100,7 @@ export const SO_EE_ORIGIN_TIMESTAMPING = 4;
 
 export const CLOCK_REALTIME = 0;
 export const CLOCK_MONOTONIC = 1;
+export const CLOCK_TAI = 11;
 
 export const CLONE_NEWNET = 0x40000000;
 
