@@ -57,9 +57,9 @@ export class BpfSession {
     this.ring = new RingReader(this.obj.mapFd(map), onRecord, onError);
   }
 
-  /** Reads what the programs have queued. */
-  drain(): void {
-    this.ring?.drain();
+  /** Reads what the programs have queued; returns how many records. */
+  drain(): number {
+    return this.ring?.drain() ?? 0;
   }
 
   /** Detaches everything, newest first, in the session's namespace (plainly when it is gone). */

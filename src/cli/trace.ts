@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
+import type { BpfMode } from '../probe/bpf-trace.js';
 import { type Sink, Tee } from '../core/sink.js';
 import { TraceBlocks } from '../render/trace-blocks.js';
 import { type MultiDone, parseTargetList, startTraces, tagTarget } from '../trace/multi.js';
@@ -54,6 +55,7 @@ interface TraceOpts extends RoundsCli {
   mark?: number;
   pmtu?: boolean;
   ts: TsChoice;
+  bpf: BpfMode;
   tos?: number;
   ecmp?: number | 'auto';
   ecmpMax: number;
@@ -109,7 +111,8 @@ async function runMany(reqs: TraceRequest[], opts: TraceOpts): Promise<void> {
 /** What a trace may need once it runs as another user: raw sockets (ICMP without ping sockets, raw TCP, --mark), setns. */
 function traceCaps(method: MethodChoice | 'auto', req: TraceRequest): CapName[] {
   const raw = req.socket === 'raw' || (method === 'icmp' && req.socket !== 'unpriv') || method === 'auto' || req.placement?.mark !== undefined;
-  return [...(raw ? (['CAP_NET_RAW'] as const) : []), ...(req.placement?.netns ? (['CAP_SYS_ADMIN'] as const) : [])];
+  const bpf = req.bpf === 'on' || req.bpf === 'auto' ? (['CAP_BPF', 'CAP_NET_ADMIN', 'CAP_PERFMON'] as const) : [];
+  return [...(raw ? (['CAP_NET_RAW'] as const) : []), ...(req.placement?.netns ? (['CAP_SYS_ADMIN'] as const) : []), ...bpf];
 }
 
 export function traceCommand(): Command {
@@ -135,6 +138,7 @@ export function traceCommand(): Command {
     .option('--confidence <percent>', '--ecmp auto: confidence of the stopping rule, 50..99.99', floatArg(50, 99.99), ECMP_AUTO_DEFAULTS.confidence * 100)
     .option('--ecmp-max <flows>', '--ecmp auto: at most this many flows per hop', intArg(2, 256), ECMP_AUTO_DEFAULTS.maxFlows)
     .option('--pmtu', 'path MTU discovery: full-size probes with DF; report where the MTU drops (UDP)')
+    .addOption(new Option('--bpf <mode>', 'correlate replies in the kernel (UDP, ICMP; root): on, auto (where the programs load, else the error queue, saying why), off').choices(['auto', 'on', 'off']).default('off'))
     .addOption(new Option('--ts <source>', 'send times: the kernel\'s software timestamps (UDP, ICMP over a ping socket; Linux 6.13), userspace, or auto: the kernel\'s where it gives them').choices(['auto', 'userspace', 'kernel-sw', 'kernel-hw']).default('auto'))
     .option('-f, --first-ttl <ttl>', 'first TTL', intArg(1, 255), d.firstTtl)
     .option('-m, --max-ttl <ttl>', 'largest TTL', intArg(1, 255), d.maxTtl)
@@ -205,6 +209,7 @@ export function traceCommand(): Command {
         ecmp: opts.ecmp,
         ...(opts.ecmp === 'auto' ? { ecmpMax: opts.ecmpMax, confidence: opts.confidence / 100 } : {}),
         ts: opts.ts,
+        bpf: opts.bpf,
       };
       if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
       if (opts.dnsServer !== undefined) parseServer(opts.dnsServer); // a bad one is a usage error, even with -n

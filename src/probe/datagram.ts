@@ -98,6 +98,11 @@ export abstract class ChannelTransport extends ErrqueueTransport {
     return len;
   }
 
+  /** The socket's descriptor (trace --bpf attaches its socket filter to it). */
+  get socketFd(): number {
+    return this.ch.sock.fd;
+  }
+
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
     this.onReply = onReply;
     this.ch.watch(onFatal);

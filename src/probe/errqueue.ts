@@ -115,26 +115,7 @@ export abstract class ErrqueueTransport {
   }
 
   protected resetRecord(): ReplyRecord {
-    const r = this.rec;
-    r.seq = -1;
-    r.unmatched = null;
-    r.unverified = false;
-    r.detail = '';
-    r.family = this.family;
-    r.hasAddr = false;
-    r.kind = 'other';
-    r.code = '';
-    r.icmpType = -1;
-    r.icmpCode = -1;
-    r.errno = 0;
-    r.mtu = 0;
-    r.kernelTs = false;
-    r.ifindex = 0;
-    r.mpls = null;
-    r.sendStamp = false;
-    r.quotedTos = -1;
-    r.quotedTtl = -1;
-    return r;
+    return this.rec.reset(this.family);
   }
 
   protected stamp(r: ReplyRecord, hasTime: boolean, sec: number, nsec: number): void {

@@ -134,12 +134,12 @@ const refused = (e: unknown): e is SysError => e instanceof SysError && e.syscal
  * socket the kernel sets the echo id (the socket's port, returned) and delivers only replies with
  * it; a raw socket sees every ICMP message and reads errors whole (no error queue).
  */
-export function openIcmpSocket(family: Family, choice: SocketChoice, o: Omit<ProbeSocketOptions, 'recverr'>): { sock: Socket; kind: IcmpSocketKind; port: number } {
+export function openIcmpSocket(family: Family, choice: SocketChoice, o: Omit<ProbeSocketOptions, 'recverr'> & { recverr?: boolean }): { sock: Socket; kind: IcmpSocketKind; port: number } {
   const proto = family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
   let pingErr: unknown = null;
   if (choice !== 'raw') {
     try {
-      const { sock, port } = openProbeSocket(family, SOCK_DGRAM, proto, { ...o, recverr: true });
+      const { sock, port } = openProbeSocket(family, SOCK_DGRAM, proto, { ...o, recverr: o.recverr ?? true });
       return { sock, kind: 'ping', port };
     } catch (e) {
       if (!refused(e)) throw e;

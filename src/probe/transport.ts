@@ -8,7 +8,7 @@
  * happens below this seam, so whoever does it (the socket, the kernel) the engine is the same.
  */
 import type { Family } from '../packet/addr.js';
-import type { ReplyKind } from '../packet/icmp.js';
+import { type ReplyKind, icmpName } from '../packet/icmp.js';
 import type { MplsLabel } from '../packet/icmpext.js';
 
 /** How a probe asks for an answer: one word for trace and monitor alike. */
@@ -55,6 +55,70 @@ export class ReplyRecord {
   /** The TOS (traffic class) and TTL (hop limit) of the probe as the error's sender saw it, from the quoted IP header (raw ICMP sockets); -1 when not seen. */
   quotedTos = -1;
   quotedTtl = -1;
+  /** trace --bpf: the kernel correlated this reply (its probe's send time is a BPF program's, at the send hook). */
+  bpfTimes = false;
+  /** trace --bpf: the receive time is the BPF program's at its hook (the packet carried no receive timestamp of its own). */
+  recvBpf = false;
+
+  /** Back to "nothing known" for the next message (every field but the time, which each path sets). */
+  reset(family: Family): this {
+    this.seq = -1;
+    this.unmatched = null;
+    this.unverified = false;
+    this.detail = '';
+    this.family = family;
+    this.hasAddr = false;
+    this.kind = 'other';
+    this.code = '';
+    this.icmpType = -1;
+    this.icmpCode = -1;
+    this.errno = 0;
+    this.mtu = 0;
+    this.kernelTs = false;
+    this.ifindex = 0;
+    this.mpls = null;
+    this.sendStamp = false;
+    this.quotedTos = -1;
+    this.quotedTtl = -1;
+    this.bpfTimes = false;
+    this.recvBpf = false;
+    return this;
+  }
+
+  /** Kind, code, type and next-hop MTU of an ICMP error read whole (a raw socket's, or a BPF program's copy). */
+  icmpError(family: Family, type: number, code: number, rest: number): void {
+    const nm = icmpName(family, type, code);
+    this.kind = nm.kind;
+    this.code = nm.code;
+    this.icmpType = type;
+    this.icmpCode = code;
+    if ((family === 4 && type === 3 && code === 4) || (family === 6 && type === 2)) this.mtu = family === 4 ? rest & 0xffff : rest;
+  }
+}
+
+/**
+ * A prober whose answers can come whole from below its socket (trace --bpf: BPF programs pick them
+ * out of the namespace's traffic, time and correlate them, and hand over the packet). Its socket
+ * then only sends. The prober names the probe an answer is about from the headers it quotes or
+ * carries, by the same rules as its own socket's path.
+ */
+export interface WholeReplies {
+  /** What the kernel's send hook keys a probe by: its protocol, source port or echo id, the cookie's session, and whether flows share ports (the cookie's seq is then in the key). */
+  readonly kernelKey: { proto: number; sport: number; session: number; byCookie: boolean };
+  /**
+   * Names the probe: `l4` is the probe's own L4 header (quoted in an error, or the echo reply's
+   * or datagram's header), `avail` bytes of it captured; `dstOff` its destination address in
+   * `bytes` (the quoted IP header's, or the reply's source). Sets r.seq, or r.unmatched.
+   */
+  matchWhole(r: ReplyRecord, bytes: Uint8Array, dv: DataView, dstOff: number, l4: number, avail: number, what: 'quote' | 'echo-reply' | 'datagram'): void;
+}
+
+/** Facts a BPF-correlated transport adds to the start event (and `done` figures once closed). */
+export interface KernelFacts {
+  /** The start event's `bpf` field. */
+  readonly start: Record<string, unknown>;
+  /** The done event's `bpf` field, after close(); null before. */
+  done(): Record<string, unknown> | null;
 }
 
 /** Kernel-located RFC 4884 extension offset from sock_extended_err.ee_data, or -1. */
@@ -107,6 +171,8 @@ export interface Transport {
   readonly packetLen?: number;
   /** Makes later probes this long (after a Fragmentation Needed / Packet Too Big). */
   setPacketLen?(len: number): void;
+  /** trace --bpf: the kernel correlates (start and done carry its facts). */
+  readonly kernel?: KernelFacts;
   /** Send at most this many probes per turn of the event loop (costly sends). */
   readonly sendChunk?: number;
   /** The engine declared probe `seq` a no-reply: release what it holds. */

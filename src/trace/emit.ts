@@ -60,6 +60,7 @@ export class TraceEvents {
       quote_header: t.quotesHeader === true,
       ...(o.egress ? { egress: o.egress } : {}),
       ...(ecmp ? { ecmp } : {}),
+      ...(t.kernel ? { bpf: t.kernel.start as StartEvent['bpf'] } : o.bpfWhy ? { bpf: { correlation: 'socket' as const, why: o.bpfWhy } } : {}),
     };
   }
 
@@ -98,8 +99,8 @@ export class TraceEvents {
       icmp_code: r.icmpCode >= 0 ? r.icmpCode : null,
       late,
       kernel_ts: r.kernelTs,
-      send_ts: kernelSent ? 'kernel-sw' : 'userspace',
-      recv_ts: r.kernelTs ? 'kernel-sw' : 'userspace',
+      send_ts: kernelSent ? (r.bpfTimes ? 'bpf' : 'kernel-sw') : 'userspace',
+      recv_ts: r.kernelTs ? (r.recvBpf ? 'bpf' : 'kernel-sw') : 'userspace',
       ...(r.mtu > 0 ? { mtu: r.mtu } : {}),
       ...(r.mpls ? { mpls: r.mpls } : {}),
       ...(r.ifindex > 0 ? { ifindex: r.ifindex } : {}),
@@ -170,6 +171,7 @@ export class TraceEvents {
       recv_calls: st.recvCalls,
       duration_ms: tMs,
       ...(pmtu ? pmtu : {}),
+      ...(this.t.kernel?.done() ? { bpf: this.t.kernel.done() as DoneEvent['bpf'] } : {}),
     };
   }
 }

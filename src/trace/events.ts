@@ -7,7 +7,7 @@ import { TRACE_SCHEMA } from '../core/schemas.js';
 import type { ReplyKind } from '../packet/icmp.js';
 
 /** Where a timestamp came from (see the reply event's send_ts and recv_ts). */
-export type TsSource = 'kernel-sw' | 'userspace';
+export type TsSource = 'kernel-sw' | 'bpf' | 'userspace';
 import type { MplsLabel } from '../packet/icmpext.js';
 import type { Egress } from '../io/route.js';
 
@@ -61,6 +61,12 @@ export interface StartEvent extends Base {
   /** Continuous mode (-c N, --live): rounds asked for (null: until interrupted) and the pause between them. */
   rounds?: number | null;
   interval_ms?: number;
+  /**
+   * --bpf: how replies are correlated. 'kernel': BPF programs at these netfilter hooks pick out,
+   * time and correlate them; 'socket' (--bpf auto when they could not load): the socket's own
+   * queues, and why.
+   */
+  bpf?: { correlation: 'kernel'; hooks: string[]; attached: string[] } | { correlation: 'socket'; why: string };
 }
 
 /** Continuous mode: events of one round carry its number (1, 2, ...). */
@@ -271,6 +277,12 @@ export interface DoneEvent extends Base {
   path_mtu?: number | null;
   /** Continuous mode: rounds completed (the counts above are their sums; hops and reached are the last round's). */
   rounds?: number;
+  /**
+   * --bpf: the kernel's own counts (probes its send hook recorded, replies it matched or not, ring
+   * records and probes it had no room for) and each TTL's RTT histogram, counts per log2 bucket of
+   * microseconds ([0,1), [1,2), [2,4)...; the first answer of each probe).
+   */
+  bpf?: { sent: number; matched: number; unmatched: number; ring_full: number; map_full: number; rtt_log2_us: Record<string, number[]> };
 }
 
 export type TraceEvent =

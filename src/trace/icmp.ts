@@ -30,7 +30,7 @@ import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/co
 import { ChannelTransport } from '../probe/datagram.js';
 import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
 import { type IcmpSocketKind, type SocketChoice, openIcmpSocket } from '../probe/socket.js';
-import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
+import { type OnSent, ReplyRecord, type Transport, type WholeReplies } from '../probe/transport.js';
 import { flowOf } from './flows.js';
 import { TRACE_SOCKET } from './udp.js';
 
@@ -49,6 +49,8 @@ export interface IcmpProberOptions {
   placement?: Placement;
   /** Kernel send timestamps (ping sockets: raw sockets read no error queue). */
   sendStamps?: SendStamps;
+  /** trace --bpf: answers come whole from BPF programs; the socket only sends (no error queue). */
+  kernelReplies?: boolean;
 }
 
 export const ICMP_MIN_PAYLOAD = 16;
@@ -69,7 +71,7 @@ export function fixChecksum(buf: Uint8Array, off: number, len: number, fixOff: n
   buf[fixOff + 1] = fix & 0xff;
 }
 
-export class IcmpProber extends ChannelTransport implements Transport {
+export class IcmpProber extends ChannelTransport implements Transport, WholeReplies {
   readonly method = 'icmp' as const;
   readonly family: Family;
   readonly srcPort: number;
@@ -102,7 +104,7 @@ export class IcmpProber extends ChannelTransport implements Transport {
     if (o.payloadLen < ICMP_MIN_PAYLOAD) throw new PathlensError('ERR_USAGE', `ICMP payload must be at least ${ICMP_MIN_PAYLOAD} bytes`);
     this.o = o;
     this.family = o.target.length === 4 ? 4 : 6;
-    const { sock, kind, port } = openIcmpSocket(this.family, o.socket, { ...TRACE_SOCKET, placement: o.placement, source: o.source });
+    const { sock, kind, port } = openIcmpSocket(this.family, o.socket, { ...TRACE_SOCKET, placement: o.placement, source: o.source, recverr: !o.kernelReplies });
     this.sock = sock;
     this.socketKind = kind;
     // On a ping socket the kernel puts the socket's "port" in the id field; a raw socket sends
@@ -132,6 +134,27 @@ export class IcmpProber extends ChannelTransport implements Transport {
 
   dstPort(): number | null {
     return null;
+  }
+
+  get kernelKey(): WholeReplies['kernelKey'] {
+    // The echo sequence names a probe while the budget fits in 16 bits; past that the cookie must.
+    return { proto: this.family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, sport: this.echoId, session: this.o.session, byCookie: this.o.total > 0x10000 };
+  }
+
+  /** A whole answer (trace --bpf): an error's quote of our echo request, or an echo reply. */
+  matchWhole(r: ReplyRecord, bytes: Uint8Array, dv: DataView, dstOff: number, l4: number, avail: number, what: 'quote' | 'echo-reply' | 'datagram'): void {
+    const request = this.family === 4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
+    if (avail < 8 || what === 'datagram' || (what === 'quote' && bytes[l4] !== request) || dv.getUint16(l4 + 4, false) !== this.echoId) {
+      r.unmatched = 'malformed';
+      r.detail = 'not an echo of this socket';
+      return;
+    }
+    if (what === 'quote' && !sameAddr(bytes, dstOff, this.o.target)) {
+      r.unmatched = 'wrong-destination';
+      r.detail = `for ${formatIp(bytes, dstOff, this.family)}`;
+      return;
+    }
+    this.match(r, bytes, dv, l4, avail, what === 'echo-reply');
   }
 
   echoSeqOf(seq: number): number {
@@ -314,12 +337,7 @@ export class IcmpProber extends ChannelTransport implements Transport {
       }
       r.quotedTos = inner.tos;
       r.quotedTtl = inner.ttl;
-      const nm = icmpName(this.family, ie.type, ie.code);
-      r.kind = nm.kind;
-      r.code = nm.code;
-      r.icmpType = ie.type;
-      r.icmpCode = ie.code;
-      if ((this.family === 4 && ie.type === 3 && ie.code === 4) || (this.family === 6 && ie.type === 2)) r.mtu = this.family === 4 ? ie.rest & 0xffff : ie.rest;
+      r.icmpError(this.family, ie.type, ie.code, ie.rest);
       if (findIcmpExtensions(bytes, off, len, this.family, this.ext) === OK) r.mpls = this.ext.labels();
     }
     if (srcOff >= 0) ErrqueueTransport.setAddr(r, bytes, srcOff);

@@ -8,6 +8,7 @@ import type { Scheduler } from '../core/scheduler.js';
 import type { Placement } from '../io/placement.js';
 import type { Egress } from '../io/route.js';
 import type { Family } from '../packet/addr.js';
+import type { BpfMode } from '../probe/bpf-trace.js';
 import type { SendStamps } from '../probe/errqueue.js';
 import type { SocketChoice } from '../probe/socket.js';
 import { FLOW_SPACE } from './ecmp-auto.js';
@@ -64,6 +65,12 @@ export interface TraceRequest extends TraceShape {
    * the time taken just before each probe's own sendmsg, 'auto' (the default) the kernel's where it gives them.
    */
   ts?: TsChoice;
+  /**
+   * Correlation in the kernel (UDP and ICMP): 'on' BPF programs pick out, time and correlate the
+   * replies (refused in one line when they cannot load), 'auto' the same where they load (the start
+   * event says why not), 'off' (the default) the socket's own error queue.
+   */
+  bpf?: BpfMode;
 }
 
 export type TsChoice = 'auto' | 'userspace' | 'kernel-sw' | 'kernel-hw';
@@ -113,6 +120,8 @@ export interface EngineOptions extends TraceShape {
    * had no reply and nothing answered beyond them: the probes are probably filtered.
    */
   silentStop?: number;
+  /** --bpf auto that fell back to the error queue: why the programs did not load (the start event says so). */
+  bpfWhy?: string;
   version: string;
   /** Time and timers (the real clock unless a test gives a virtual one). */
   scheduler?: Scheduler;
@@ -161,6 +170,8 @@ export function planTrace(req: TraceRequest): TraceSpec {
   if (req.ts === 'kernel-sw' && method === 'tcp') throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps are implemented for UDP and ICMP (ping socket) probes so far');
   if (method === 'tcp' && socket !== 'raw' && req.srcPort !== undefined) throw new PathlensError('ERR_USAGE', '--sport with -T needs --raw: connect() probes take a new source port per probe');
   if (method === 'udp' && socket === 'raw') throw new PathlensError('ERR_USAGE', 'UDP probes use an ordinary datagram socket: --raw applies to -I');
+  if (req.bpf === 'on' && req.ts !== undefined && req.ts !== 'auto') throw new PathlensError('ERR_USAGE', `--bpf on times both ends of every probe at its own hooks: --ts ${req.ts} applies without it`);
+  if (req.bpf === 'on' && method === 'tcp') throw new PathlensError('ERR_USAGE', '--bpf on: TCP probes are correlated by their own sockets; --bpf takes UDP (-U) and ICMP (-I) probes');
   const perTtl = req.queries * flows;
   const total = (req.maxTtl - req.firstTtl + 1) * perTtl;
   const udp = method === 'udp' ? udpFits(req.port, flows, total, req.pmtu ? COOKIE_LEN : req.payloadLen) : null;

@@ -13,6 +13,7 @@ import { parseIp } from '../packet/addr.js';
 import { SOF_RAW_HARDWARE, SOF_RX_HARDWARE, SOF_TX_HARDWARE, describeTimestamping } from '../packet/genetlink.js';
 import { routeMtu } from '../probe/socket.js';
 import type { Transport } from '../probe/transport.js';
+import { bpfTraceRefusal, kernelCorrelated } from '../probe/bpf-trace.js';
 import { resolveTarget } from '../resolve/forward.js';
 import { TraceEngine } from './engine.js';
 import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
@@ -124,7 +125,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   // The route the kernel chose (start event), and for --ecmp auto whether hop 1 can branch at all.
   const egress = shared.egress ?? egressOf(address, req.placement ?? {}, source);
   if (req.ts === 'kernel-hw') refuseHardwareStamps(egress, req.placement?.netns);
-  const transport = openTransport(req, spec, address, source);
+  const { transport, bpfWhy } = openCorrelated(req, spec, address, source);
   let engine: TraceEngine;
   try {
     engine = new TraceEngine(
@@ -147,6 +148,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
         pmtu: req.pmtu,
         tos: req.placement?.tos,
         silentStop,
+        ...(bpfWhy ? { bpfWhy } : {}),
         version: version(),
         ...(shared.pool ? { pool: shared.pool } : {}),
       },
@@ -160,12 +162,35 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   return engine;
 }
 
-/** Opens the transport for the planned method and socket choice. */
-export function openTransport(req: TraceRequest, spec: TraceSpec, address: Uint8Array, source: Uint8Array | undefined): Transport {
+/**
+ * --bpf: the prober's socket only sends, and BPF programs correlate its replies; with 'auto', the
+ * socket's own error queue when they cannot load (bpfWhy says why), with 'on' a one-line refusal.
+ */
+function openCorrelated(req: TraceRequest, spec: TraceSpec, address: Uint8Array, source: Uint8Array | undefined): { transport: Transport; bpfWhy?: string } {
+  const mode = req.bpf ?? 'off';
+  if (mode === 'off') return { transport: openTransport(req, spec, address, source) };
+  const refusal = bpfTraceRefusal(spec.method);
+  let why = refusal;
+  if (!refusal) {
+    const inner = openTransport(req, spec, address, source, true);
+    try {
+      return { transport: kernelCorrelated(inner as Parameters<typeof kernelCorrelated>[0], req.placement, spec.total) };
+    } catch (e) {
+      inner.close();
+      if (!(e instanceof PathlensError) || mode === 'on') throw e;
+      why = e.message;
+    }
+  }
+  if (mode === 'on') throw new PathlensError(spec.method === 'tcp' ? 'ERR_USAGE' : 'ERR_BPF', `--bpf on: ${why}`);
+  return { transport: openTransport(req, spec, address, source), bpfWhy: why! };
+}
+
+/** Opens the transport for the planned method and socket choice (`kernelReplies`: its socket only sends, for --bpf). */
+export function openTransport(req: TraceRequest, spec: TraceSpec, address: Uint8Array, source: Uint8Array | undefined, kernelReplies = false): Transport {
   const { method, socket: choice, total, flows, perTtl, sendStamps } = spec;
   const session = randomInt(0, 0xffffffff);
   if (method === 'icmp') {
-    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows, perTtl, sendStamps });
+    return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows, perTtl, sendStamps: kernelReplies ? undefined : sendStamps, kernelReplies });
   }
   if (method === 'tcp') {
     if (choice === 'raw') {
@@ -180,5 +205,5 @@ export function openTransport(req: TraceRequest, spec: TraceSpec, address: Uint8
     const fam = address.length === 4 ? 4 : 6;
     payloadLen = Math.min(routeMtu(address, req.placement), 65000) - udpOverhead(fam);
   }
-  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows, perTtl, sendStamps });
+  return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows, perTtl, sendStamps: kernelReplies ? undefined : sendStamps, kernelReplies });
 }

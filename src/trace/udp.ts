@@ -28,7 +28,7 @@ import { COOKIE_LEN, cookieSeq, isOurCookie, writeCookieHead } from '../probe/co
 import { ChannelTransport } from '../probe/datagram.js';
 import { ErrqueueTransport, type SendStamps } from '../probe/errqueue.js';
 import { openProbeSocket } from '../probe/socket.js';
-import { type OnSent, ReplyRecord, type Transport } from '../probe/transport.js';
+import { type OnSent, ReplyRecord, type Transport, type WholeReplies } from '../probe/transport.js';
 import { flowOf } from './flows.js';
 
 /** How trace's probe sockets are set up (beyond what each method asks): a 1 MiB receive buffer, the arrival interface. */
@@ -59,6 +59,8 @@ export interface UdpProberOptions {
    * 'try' falls back to userspace send times.
    */
   sendStamps?: SendStamps;
+  /** trace --bpf: answers come whole from BPF programs; the socket only sends (no error queue). */
+  kernelReplies?: boolean;
 }
 
 /** Why UDP probes cannot be made so (a payload without room for the cookie, ports past 65535), or null. */
@@ -72,7 +74,7 @@ export function udpFits(basePort: number, flows: number, total: number, payloadL
 /** IP + UDP header bytes in front of the payload. */
 export const udpOverhead = (family: Family) => (family === 4 ? 28 : 48);
 
-export class UdpProber extends ChannelTransport implements Transport {
+export class UdpProber extends ChannelTransport implements Transport, WholeReplies {
   readonly method = 'udp' as const;
   readonly socketKind = 'dgram' as const;
   readonly family: Family;
@@ -95,7 +97,7 @@ export class UdpProber extends ChannelTransport implements Transport {
     if (fits) throw new PathlensError('ERR_USAGE', fits);
     this.o = o;
     this.family = o.target.length === 4 ? 4 : 6;
-    const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, { ...TRACE_SOCKET, placement: o.placement, source: o.source, srcPort: o.srcPort, recverr: true });
+    const { sock, port } = openProbeSocket(this.family, SOCK_DGRAM, 0, { ...TRACE_SOCKET, placement: o.placement, source: o.source, srcPort: o.srcPort, recverr: !o.kernelReplies });
     this.sock = sock;
     this.useChannel(sock, this.errBatch, this.dataBatch, { onError: (i) => this.onErrqueue(i), onData: (i) => this.onDatagram(i) }, o.target);
     this.srcPort = port;
@@ -116,6 +118,10 @@ export class UdpProber extends ChannelTransport implements Transport {
     const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) writeCookieHead(b.dataView, i * o.payloadLen, o.session);
     this.retries = new Int32Array(o.maxBatch);
+  }
+
+  get kernelKey(): WholeReplies['kernelKey'] {
+    return { proto: 17, sport: this.srcPort, session: this.o.session, byCookie: (this.o.flows ?? 1) > 1 };
   }
 
   setPacketLen(len: number): void {
@@ -156,25 +162,30 @@ export class UdpProber extends ChannelTransport implements Transport {
       r.detail = 'no usable address';
       return;
     }
-    if (!sameAddr(batch.names, nm.addrOff, this.o.target)) {
+    this.correlatePort(r, batch.names, nm.addrOff, nm.port, batch.dataView, cookieOff, cookieLen, verifiable);
+  }
+
+  /** The probe sent to `port` at the address at names[dstOff], its cookie (if any) at dv[cookieOff]. */
+  private correlatePort(r: ReplyRecord, names: Uint8Array, dstOff: number, port: number, dv: DataView, cookieOff: number, cookieLen: number, verifiable: boolean): void {
+    if (!sameAddr(names, dstOff, this.o.target)) {
       r.unmatched = 'wrong-destination';
-      r.detail = `for ${formatIp(batch.names, nm.addrOff, this.family)}`;
+      r.detail = `for ${formatIp(names, dstOff, this.family)}`;
       return;
     }
     if (this.o.flows && this.o.flows > 1) {
-      this.correlateFlow(r, batch, nm.port, cookieOff, cookieLen);
+      this.correlateFlow(r, dv, port, cookieOff, cookieLen);
       return;
     }
-    const seq = nm.port - this.o.basePort;
+    const seq = port - this.o.basePort;
     if (seq < 0 || seq >= this.o.total) {
       r.unmatched = 'unknown-probe';
-      r.detail = `port ${nm.port}`;
+      r.detail = `port ${port}`;
       return;
     }
     if (cookieLen >= COOKIE_LEN) {
-      if (!isOurCookie(batch.dataView, cookieOff, cookieLen, this.o.session) || cookieSeq(batch.dataView, cookieOff) !== seq) {
+      if (!isOurCookie(dv, cookieOff, cookieLen, this.o.session) || cookieSeq(dv, cookieOff) !== seq) {
         r.unmatched = 'cookie-mismatch';
-        r.detail = `port ${nm.port}`;
+        r.detail = `port ${port}`;
         return;
       }
     } else if (verifiable) {
@@ -185,7 +196,7 @@ export class UdpProber extends ChannelTransport implements Transport {
   }
 
   /** Flows share ports across TTLs: the quoted cookie names the probe, and its port must agree. */
-  private correlateFlow(r: ReplyRecord, batch: RecvBatch, port: number, cookieOff: number, cookieLen: number): void {
+  private correlateFlow(r: ReplyRecord, dv: DataView, port: number, cookieOff: number, cookieLen: number): void {
     const flow = port - this.o.basePort;
     if (flow < 0 || flow >= this.o.flows!) {
       r.unmatched = 'unknown-probe';
@@ -197,13 +208,32 @@ export class UdpProber extends ChannelTransport implements Transport {
       r.detail = `port ${port}: no cookie quoted, and flows share ports across TTLs`;
       return;
     }
-    const seq = cookieSeq(batch.dataView, cookieOff);
-    if (!isOurCookie(batch.dataView, cookieOff, cookieLen, this.o.session) || seq >= this.o.total || this.dstPort(seq) !== port) {
+    const seq = cookieSeq(dv, cookieOff);
+    if (!isOurCookie(dv, cookieOff, cookieLen, this.o.session) || seq >= this.o.total || this.dstPort(seq) !== port) {
       r.unmatched = 'cookie-mismatch';
       r.detail = `port ${port}`;
       return;
     }
     r.seq = seq;
+  }
+
+  /**
+   * A whole answer (trace --bpf): an error's quote of our datagram (UDP header, then the cookie),
+   * or a datagram from the target (its source port is the probe's destination port; no cookie).
+   */
+  matchWhole(r: ReplyRecord, bytes: Uint8Array, dv: DataView, dstOff: number, l4: number, avail: number, what: 'quote' | 'echo-reply' | 'datagram'): void {
+    if (avail < 8 || what === 'echo-reply') {
+      r.unmatched = 'malformed';
+      r.detail = 'UDP header cut short';
+      return;
+    }
+    if (what === 'datagram') {
+      this.correlatePort(r, bytes, dstOff, dv.getUint16(l4, false), dv, 0, 0, false);
+      r.kind = 'udp-reply';
+      r.code = 'reply';
+      return;
+    }
+    this.correlatePort(r, bytes, dstOff, dv.getUint16(l4 + 2, false), dv, l4 + 8, avail - 8, true);
   }
 
   private onErrqueue(i: number): void {

@@ -1,0 +1,280 @@
+/**
+ * trace --bpf: a Transport whose replies the kernel correlates (bpf/trace.bpf.c). The prober
+ * (UDP or ICMP, opened with `kernelReplies`) still builds and sends the probes, in one sendmmsg a
+ * window; its socket reads nothing (no error queue, and a socket filter that keeps nothing). Two
+ * netfilter programs in the probing namespace record each probe's send time in an LRU map keyed by
+ * its identity on the wire and, for every ICMP error, echo reply or datagram about this socket's
+ * probes, put the packet, both times and the probe's seq in a ring buffer, read here from shared
+ * memory (no system call). The prober's own rules then name the probe from the packet, as for a
+ * raw socket; the kernel's seq must agree for its send time to be used.
+ *
+ * The engine sees the same Transport as ever: a reply is handed over after its probe's kernel send
+ * time (a `sendStamp` record), so RTTs run between the two BPF timestamps, both on the monotonic
+ * clock, converted to CLOCK_REALTIME exactly.
+ */
+import { endianness } from 'node:os';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, SOL_SOCKET } from '../core/constants.js';
+import { PathlensError, errnoName } from '../core/errors.js';
+import { listCaps, missingCaps } from '../core/caps.js';
+import type { Placement } from '../io/placement.js';
+import type { Family } from '../packet/addr.js';
+import { ICMP6_ECHO_REPLY, ICMP_ECHOREPLY, IcmpErrorView, parseIcmpError } from '../packet/icmp.js';
+import { IcmpExtView, findIcmpExtensions } from '../packet/icmpext.js';
+import { IpView, parseIpHeader } from '../packet/ip.js';
+import { OK } from '../packet/status.js';
+import { BPF_NETFILTER, BPF_PROG_TYPE_NETFILTER, attachNetfilter } from '../bpf/attach.js';
+import { TaiClock, splitNs } from '../bpf/clock.js';
+import { PerCpuCounters } from '../bpf/maps.js';
+import { BpfObject, bpfObjectPath } from '../bpf/object.js';
+import { BpfSession } from '../bpf/session.js';
+import { native } from '../native/index.js';
+import { COOKIE_MAGIC } from './cookie.js';
+import { TR_BUCKETS, TR_CONFIG, TR_COUNTERS, TR_EVENT, TR_HIST } from './bpf-layout.js';
+import { type KernelFacts, ReplyRecord, type OnSent, type Transport, type WholeReplies } from './transport.js';
+
+const LE = endianness() === 'LE';
+/** Offsets of a u64's high and low halves. */
+const HI = LE ? 4 : 0;
+const LO = LE ? 0 : 4;
+/** A packet's own receive stamp is taken at most this long before the receive hook runs (else it is not one: a delivery time). */
+const STAMP_AGREES_NS = 10_000_000;
+const SO_ATTACH_BPF = 50;
+/** Netfilter priorities: the send hook after NAT and the filter tables, the receive hook before conntrack's defragmentation. */
+const PRIO_OUT = 300;
+const PRIO_IN = -450;
+
+/** `--bpf`: off (the socket's error queue), on (refuse when BPF cannot), auto (BPF when it can, saying why not). */
+export type BpfMode = 'off' | 'on' | 'auto';
+
+/** Why trace --bpf cannot run for this method here, before anything is opened; null when it may try. */
+export function bpfTraceRefusal(method: string): string | null {
+  if (method === 'tcp') return 'TCP probes are correlated by their own sockets; --bpf takes UDP and ICMP probes';
+  const missing = missingCaps(['CAP_BPF', 'CAP_NET_ADMIN']);
+  if (missing.length) return `loading the programs and their netfilter hooks needs ${listCaps(missing)} (run as root)`;
+  return null;
+}
+
+type Prober = Transport & WholeReplies & { readonly socketFd: number };
+
+/**
+ * Wraps `inner` (opened with kernelReplies) in kernel correlation: loads and attaches the programs
+ * in the placement's namespace, or throws a PathlensError naming what is missing (the caller
+ * closes `inner`). `shadow`: the socket keeps reading its own replies too (no filter on it), so
+ * both paths see the same probes (the differential test).
+ */
+export function kernelCorrelated(inner: Prober, placement: Placement | undefined, total: number, o: { shadow?: boolean } = {}): KernelTransport {
+  const key = inner.kernelKey;
+  const obj = BpfObject.open(bpfObjectPath('trace.bpf.o'), 'trace');
+  const session = new BpfSession(obj, placement?.netns);
+  try {
+    const cfg = new Uint8Array(TR_CONFIG.size);
+    const v = new DataView(cfg.buffer);
+    v.setUint32(TR_CONFIG.magic, COOKIE_MAGIC, LE);
+    v.setUint32(TR_CONFIG.session, key.session >>> 0, LE);
+    v.setUint16(TR_CONFIG.sport, key.sport, LE);
+    cfg[TR_CONFIG.family] = inner.family;
+    cfg[TR_CONFIG.proto] = key.proto;
+    cfg[TR_CONFIG.by_cookie] = key.byCookie ? 1 : 0;
+    obj.setInitialValue('.rodata', cfg);
+    // Every probe of the run fits, with room for resent ones (--pmtu); the LRU drops the oldest.
+    obj.setMaxEntries('tr_probes', Math.max(256, Math.min(1 << 20, 2 * total)));
+    for (const p of ['tr_out', 'tr_in']) obj.setProgType(p, BPF_PROG_TYPE_NETFILTER, BPF_NETFILTER);
+    obj.load();
+    if (!o.shadow) {
+      const rc = native().setsockopt(inner.socketFd, SOL_SOCKET, SO_ATTACH_BPF, int32(obj.progFd('tr_sock_drop')));
+      if (rc < 0) throw new PathlensError('ERR_BPF', `the kernel refused the probe socket's filter (SO_ATTACH_BPF, ${errnoName(-rc)})`);
+    }
+    const nf = inner.family === 4 ? 'ipv4' : 'ipv6';
+    session.attach(() => attachNetfilter(obj.progFd('tr_out'), nf, 'postrouting', PRIO_OUT));
+    session.attach(() => attachNetfilter(obj.progFd('tr_in'), nf, 'prerouting', PRIO_IN));
+    return new KernelTransport(inner, session, nf);
+  } catch (e) {
+    session.abort();
+    throw e;
+  }
+}
+
+function int32(x: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, x, LE);
+  return b;
+}
+
+export class KernelTransport implements Transport {
+  readonly method;
+  readonly socketKind;
+  readonly family: Family;
+  readonly srcPort: number;
+  readonly source: string | null;
+  readonly stats;
+  readonly quotesHeader = false;
+  readonly kernel: KernelFacts;
+  private readonly rec = new ReplyRecord();
+  private readonly stampRec = new ReplyRecord();
+  private readonly ip = new IpView();
+  private readonly icmp = new IcmpErrorView();
+  private readonly ext = new IcmpExtView();
+  private readonly clock = new TaiClock();
+  private readonly rt = { sec: 0, nsec: 0 };
+  private readonly t = { sec: 0, nsec: 0 };
+  private onReply: ((r: ReplyRecord) => void) | null = null;
+  private figures: Record<string, unknown> | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly inner: Prober,
+    private readonly session: BpfSession,
+    nf: string,
+  ) {
+    this.method = inner.method;
+    this.socketKind = inner.socketKind;
+    this.family = inner.family;
+    this.srcPort = inner.srcPort;
+    this.source = inner.source;
+    this.stats = inner.stats;
+    const start = { correlation: 'kernel', hooks: [`netfilter ${nf} postrouting`, `netfilter ${nf} prerouting`], attached: session.attached };
+    this.kernel = { start, done: () => this.figures };
+  }
+
+  get packetLen(): number | undefined {
+    return this.inner.packetLen;
+  }
+  get maxWaitMs(): number | undefined {
+    return this.inner.maxWaitMs;
+  }
+  dstPort(seq: number): number | null {
+    return this.inner.dstPort(seq);
+  }
+  echoSeqOf(seq: number): number {
+    return this.inner.echoSeqOf ? this.inner.echoSeqOf(seq) : seq;
+  }
+  setPacketLen(len: number): void {
+    if (!this.inner.setPacketLen) throw new RangeError('this method cannot change its packet length');
+    this.inner.setPacketLen(len);
+  }
+  expire(seq: number): void {
+    this.inner.expire?.(seq);
+  }
+
+  send(seqs: Int32Array, ttls: Int32Array, n: number, onSent: OnSent): number {
+    return this.inner.send(seqs, ttls, n, onSent);
+  }
+
+  drain(): number {
+    return this.closed ? 0 : this.session.drain();
+  }
+
+  start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
+    this.onReply = onReply;
+    this.session.openRing('tr_events', (view, bytes, off, len) => this.onRecord(view, bytes, off, len), onFatal);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.figures = this.session.close((obj) => lastFigures(obj));
+    this.inner.close();
+  }
+
+  /** One ring-buffer record: a reply the kernel picked out, with its times and (maybe) its probe. */
+  private onRecord(dv: DataView, bytes: Uint8Array, off: number, len: number): void {
+    if (len < TR_EVENT.pkt) return;
+    const kseq = dv.getInt32(off + TR_EVENT.seq, LE);
+    const caplen = Math.min(dv.getUint16(off + TR_EVENT.len, LE), len - TR_EVENT.pkt);
+    const r = this.decode(bytes, dv, off + TR_EVENT.pkt, caplen);
+    if (!r) return;
+    // The receive time: the packet's own timestamp (the one the socket path reads) when it has one
+    // that agrees with the hook's time, else the hook's.
+    this.clock.epoch(dv.getUint32(off + TR_EVENT.rx_ns + HI, LE), dv.getUint32(off + TR_EVENT.rx_ns + LO, LE), this.t);
+    const sh = dv.getUint32(off + TR_EVENT.rx_stamp + HI, LE);
+    const sl = dv.getUint32(off + TR_EVENT.rx_stamp + LO, LE);
+    splitNs(sh, sl, this.rt);
+    const own = (sh !== 0 || sl !== 0) && Math.abs((this.t.sec - this.rt.sec) * 1e9 + (this.t.nsec - this.rt.nsec)) < STAMP_AGREES_NS;
+    r.sec = own ? this.rt.sec : this.t.sec;
+    r.nsec = own ? this.rt.nsec : this.t.nsec;
+    r.kernelTs = true;
+    r.bpfTimes = true;
+    r.recvBpf = !own;
+    r.ifindex = dv.getUint32(off + TR_EVENT.ifindex, LE);
+    if (kseq >= 0 && r.seq === kseq) {
+      // The probe's send time as the kernel saw it, before its answer (as the error queue orders them).
+      const s = this.stampRec;
+      s.sendStamp = true;
+      s.bpfTimes = true;
+      s.seq = kseq;
+      this.clock.epoch(dv.getUint32(off + TR_EVENT.tx_ns + HI, LE), dv.getUint32(off + TR_EVENT.tx_ns + LO, LE), this.t);
+      s.sec = this.t.sec;
+      s.nsec = this.t.nsec;
+      this.onReply?.(s);
+    }
+    this.onReply?.(r);
+  }
+
+  /** Decodes a whole reply (outer IP header first) into the record; null when it is nobody's (it was counted by the kernel). */
+  private decode(bytes: Uint8Array, dv: DataView, off: number, len: number): ReplyRecord | null {
+    const r = this.rec.reset(this.family);
+    const ip = this.ip;
+    if (parseIpHeader(bytes, off, len, ip, true) !== OK || ip.version !== this.family) {
+      r.unmatched = 'malformed';
+      r.detail = 'reply without a usable IP header';
+      return r;
+    }
+    const avail = Math.min(ip.payloadLen, off + len - ip.payloadOff);
+    setAddr(r, bytes, ip.srcOff);
+    const icmpProto = this.family === 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+    if (ip.proto === icmpProto && avail >= 8 && bytes[ip.payloadOff] === (this.family === 4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY)) {
+      this.inner.matchWhole(r, bytes, dv, ip.srcOff, ip.payloadOff, avail, 'echo-reply');
+      r.kind = 'echo-reply';
+      r.code = 'reply';
+      r.icmpType = bytes[ip.payloadOff];
+      r.icmpCode = 0;
+      return r;
+    }
+    if (ip.proto === icmpProto) {
+      const ie = this.icmp;
+      if (parseIcmpError(bytes, dv, ip.payloadOff, avail, this.family, ie) !== OK) {
+        r.unmatched = 'malformed';
+        r.detail = `ICMP type ${bytes[ip.payloadOff]} not an error quoting a probe`;
+        return r;
+      }
+      const inner = ie.inner;
+      const l4 = inner.payloadOff;
+      this.inner.matchWhole(r, bytes, dv, inner.dstOff, l4, ie.quotedOff + ie.quotedLen - l4, 'quote');
+      r.icmpError(this.family, ie.type, ie.code, ie.rest);
+      if (findIcmpExtensions(bytes, ip.payloadOff, avail, this.family, this.ext) === OK) r.mpls = this.ext.labels();
+      return r;
+    }
+    this.inner.matchWhole(r, bytes, dv, ip.srcOff, ip.payloadOff, avail, 'datagram');
+    return r;
+  }
+}
+
+function setAddr(r: ReplyRecord, buf: Uint8Array, off: number): void {
+  r.hasAddr = true;
+  r.addrBuf = buf;
+  r.addrOff = off;
+}
+
+/** The kernel's figures at the end: its counters, and each TTL's RTT histogram (log2 of microseconds). */
+function lastFigures(obj: BpfObject): Record<string, unknown> {
+  const c = new PerCpuCounters(obj.mapFd('tr_counters'), TR_COUNTERS.length).read();
+  const counters: Record<string, number> = {};
+  TR_COUNTERS.forEach((name, i) => (counters[name] = c[i]));
+  const hist: Record<string, number[]> = {};
+  const key = new Uint8Array(4);
+  const kv = new DataView(key.buffer);
+  const val = new Uint8Array(TR_HIST.size);
+  const vv = new DataView(val.buffer);
+  const fd = obj.mapFd('tr_hist');
+  for (let ttl = 1; ttl < 256; ttl++) {
+    kv.setUint32(0, ttl, LE);
+    if (native().bpfMapLookup(fd, key, val) < 0) continue;
+    let last = -1;
+    for (let b = 0; b < TR_BUCKETS; b++) if (vv.getUint32(b * 4, LE) > 0) last = b;
+    if (last < 0) continue;
+    const row: number[] = [];
+    for (let b = 0; b <= last; b++) row.push(vv.getUint32(b * 4, LE));
+    hist[String(ttl)] = row;
+  }
+  return { ...counters, rtt_log2_us: hist };
+}
