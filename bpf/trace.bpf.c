@@ -1,28 +1,31 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
  * `pathlens trace --bpf`: the probes' correlation in the kernel. Two netfilter programs in the
- * probing namespace, one set of maps:
+ * probing namespace (one object per namespace and family), shared by every probing socket of a run
+ * (a trace's rounds, a run's targets): each socket is a key of tr_socks (its protocol and its port
+ * or echo id) holding its cookie session and its counts.
  *
- *  - tr_out (POST_ROUTING, the last hook before the device): a packet from the probing socket
- *    (its protocol, its source port or echo id, the run's cookie in its payload) is a probe. Its
- *    identity on the wire (destination, port or echo sequence, and the cookie's seq when flows
- *    share ports) keys an LRU map entry holding the send time, the seq and the TTL it left with.
+ *  - tr_out (POST_ROUTING, the last hook before the device): a packet from a probing socket with
+ *    its run's cookie in its payload is a probe. Its identity on the wire (destination, socket,
+ *    port or echo sequence, and the cookie's seq when flows share ports) keys an LRU map entry
+ *    holding the send time, the seq and the TTL it left with.
  *  - tr_in (PRE_ROUTING, the first hook after the device): an ICMP/ICMPv6 error quoting such a
- *    probe, an echo reply to it, or a datagram from the target to the socket's port is a reply.
- *    Its probe is looked up by the same identity; the reply goes to user space through the ring
- *    buffer with both times (and the packet's own receive timestamp, the one a socket reads), the
- *    probe's seq (or -1) and its first TR_CAP bytes, and its RTT
- *    counts in its TTL's log2 histogram (first answer only).
+ *    probe, an echo reply to it, or a datagram from a target to a socket's port is a reply. Its
+ *    probe is looked up by the same identity; the reply goes to user space through the ring buffer
+ *    with both times (and the packet's own receive timestamp, the one a socket reads), its socket,
+ *    the probe's seq (or -1) and its first TR_CAP bytes; its RTT counts in the socket's TTL's log2
+ *    histogram (first answer only). The reader is woken when it can act (a TTL's answers all in,
+ *    the end of the path, anything unmatched), not at every reply.
  *
  * User space decodes the bytes with the parsers the raw sockets use and checks the cookie: the
  * kernel picks out, times and correlates; what a reply means is still decided in TypeScript.
- * The probing socket itself reads nothing (no IP_RECVERR, a socket filter that takes nothing), so
- * a probe costs its share of one sendmmsg and a reply no system call at all.
+ * A probing socket itself reads nothing (no IP_RECVERR, a socket filter that takes nothing), so
+ * a probe costs its share of one sendmmsg and a reply no system call of its own.
  *
  * Times are TAI (bpf_ktime_get_tai_ns: CLOCK_REALTIME plus the leap seconds, so user space has one
  * fixed offset to subtract, where the monotonic clock would drift from the realtime one).
- * Packet bytes are read with bpf_dynptr_from_skb (paged data too); the program accepts every
- * packet (NF_ACCEPT): it only watches.
+ * Packet bytes are read with bpf_dynptr_from_skb (paged data too); the programs accept every
+ * packet (NF_ACCEPT): they only watch.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -52,7 +55,7 @@ const volatile struct tr_config cfg = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096); /* resized by user space to the run's probe budget */
+	__uint(max_entries, 65536); /* resized by user space to the run's probe budget */
 	__type(key, struct tr_key);
 	__type(value, struct tr_probe);
 } tr_probes SEC(".maps");
@@ -62,21 +65,21 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } tr_events SEC(".maps");
 
-/* Ring-buffer records have no map value type: this keeps struct tr_event in the object's BTF, which
- * the layout test reads. */
+/* Ring-buffer records and map keys used only through pointers: this keeps their structs in the
+ * object's BTF, which the layout test reads. */
 struct tr_event *tr_event_btf __attribute__((unused));
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TR_NUM);
-	__type(key, __u32);
-	__type(value, __u64);
-} tr_counters SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tr_sock_key);
+	__type(value, struct tr_sock);
+} tr_socks SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, TR_TTLS);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tr_hist_key);
 	__type(value, struct tr_hist);
 } tr_hist SEC(".maps");
 
@@ -94,11 +97,10 @@ struct {
 
 #define B(i) (sc->b[(i) & (HDR - 1)])
 
-static __always_inline void count(__u32 c)
+static __always_inline void count(struct tr_sock *s, __u32 c)
 {
-	__u64 *v = bpf_map_lookup_elem(&tr_counters, &c);
-	if (v)
-		*v += 1;
+	if (c < TR_NUM)
+		__sync_fetch_and_add(&s->count[c], 1);
 }
 
 static __always_inline __u16 be16(struct scratch *sc, __u32 i)
@@ -137,11 +139,11 @@ static __always_inline __u32 load(struct bpf_nf_ctx *ctx, struct bpf_dynptr *p, 
 }
 
 /* The cookie at `at` (with `have` bytes captured) is this run's: its seq in *seq. */
-static __always_inline bool our_cookie(struct scratch *sc, __u32 at, __u32 have, __u32 *seq)
+static __always_inline bool our_cookie(struct scratch *sc, __u32 at, __u32 have, __u32 session, __u32 *seq)
 {
 	if (at + 12 > have)
 		return false;
-	if (be32(sc, at) != cfg.magic || be32(sc, at + 4) != cfg.session)
+	if (be32(sc, at) != cfg.magic || be32(sc, at + 4) != session)
 		return false;
 	*seq = be32(sc, at + 8);
 	return true;
@@ -180,20 +182,26 @@ static __always_inline bool ip_at(struct scratch *sc, __u32 at, __u32 have, stru
 	return true;
 }
 
-/* A probe's own L4 header at `l4` (sent, or quoted back): from this socket's port or echo id? Its
- * identity (destination port, echo sequence) in *id. */
-static __always_inline bool our_probe(struct scratch *sc, __u32 l4, __u16 *id)
+/* A probe's own L4 header at `l4` (sent, or quoted back), of protocol `proto`: the probing socket
+ * it came from (by its port or echo id), or NULL; its identity (destination port, echo sequence) in
+ * k->id and the socket's port in k->sport. */
+static __always_inline struct tr_sock *our_probe(struct scratch *sc, __u32 l4, __u8 proto, struct tr_key *k, struct tr_sock_key *sk)
 {
-	if (cfg.proto == 17) {
-		if (be16(sc, l4) != cfg.sport)
-			return false;
-		*id = be16(sc, l4 + 2);
-		return true;
+	if (proto == 17) {
+		sk->sport = be16(sc, l4);
+		k->id = be16(sc, l4 + 2);
+	} else if (proto == (cfg.family == 4 ? 1 : 58)) {
+		if (B(l4) != (cfg.family == 4 ? 8 : 128))
+			return NULL;
+		sk->sport = be16(sc, l4 + 4);
+		k->id = be16(sc, l4 + 6);
+	} else {
+		return NULL;
 	}
-	if (B(l4) != (cfg.family == 4 ? 8 : 128) || be16(sc, l4 + 4) != cfg.sport)
-		return false;
-	*id = be16(sc, l4 + 6);
-	return true;
+	sk->proto = proto;
+	sk->pad = 0;
+	k->sport = sk->sport;
+	return bpf_map_lookup_elem(&tr_socks, sk);
 }
 
 /* The scratch with the packet's first bytes, its IP header parsed into *ip; NULL for a packet
@@ -219,23 +227,20 @@ int tr_out(struct bpf_nf_ctx *ctx)
 	struct ip_view ip;
 	__u32 have;
 	struct scratch *sc = begin(ctx, &p, &ip, &have);
-	if (!sc || ip.proto != cfg.proto)
+	if (!sc)
 		return 1;
 	__u32 l4 = ip.hlen;
 	struct tr_key k = {};
-	if (!our_probe(sc, l4, &k.id))
-		return 1;
+	struct tr_sock_key sk;
+	struct tr_sock *s = our_probe(sc, l4, ip.proto, &k, &sk);
 	__u32 seq;
-	if (!our_cookie(sc, l4 + 8, have, &seq))
+	if (!s || !our_cookie(sc, l4 + 8, have, s->session, &seq))
 		return 1;
 	addr_of(sc, ip.dst, cfg.family, k.daddr);
-	if (cfg.by_cookie)
+	if (s->by_cookie)
 		k.seq = seq;
 	struct tr_probe v = { .tx_ns = bpf_ktime_get_tai_ns(), .seq = seq, .ttl = ip.ttl };
-	if (bpf_map_update_elem(&tr_probes, &k, &v, BPF_ANY))
-		count(TR_MAP_FULL);
-	else
-		count(TR_SENT);
+	count(s, bpf_map_update_elem(&tr_probes, &k, &v, BPF_ANY) ? TR_MAP_FULL : TR_SENT);
 	return 1;
 }
 
@@ -266,46 +271,59 @@ int tr_in(struct bpf_nf_ctx *ctx)
 		return 1;
 	__u32 o = ip.hlen;
 	struct tr_key k = {};
+	struct tr_sock_key sk = {};
+	struct tr_sock *s = NULL;
 	__u32 cookie = 0;   /* where the probe's cookie would be, 0: nowhere */
+	bool timex = false; /* a Time Exceeded: a hop on the way (the others end the trace) */
 	__u8 icmp = cfg.family == 4 ? 1 : 58;
 	if (ip.proto == icmp) {
 		__u8 type = B(o);
 		bool echo_reply = cfg.family == 4 ? type == 0 : type == 129;
 		bool error = cfg.family == 4 ? (type == 3 || type == 11 || type == 12) : (type >= 1 && type <= 4);
 		if (echo_reply) {
-			if (cfg.proto == 17 || be16(sc, o + 4) != cfg.sport)
-				return 1;
-			addr_of(sc, ip.src, cfg.family, k.daddr);
+			sk.sport = be16(sc, o + 4);
+			sk.proto = icmp;
+			s = bpf_map_lookup_elem(&tr_socks, &sk);
+			k.sport = sk.sport;
 			k.id = be16(sc, o + 6);
+			addr_of(sc, ip.src, cfg.family, k.daddr);
 			cookie = o + 8;
 		} else if (error) {
+			timex = type == (cfg.family == 4 ? 11 : 3);
 			struct ip_view in;
-			if (!ip_at(sc, o + 8, have, &in) || in.proto != cfg.proto || in.hlen > 60)
+			if (!ip_at(sc, o + 8, have, &in) || in.hlen > 60)
 				return 1;
 			__u32 q = o + 8 + in.hlen;
-			if (q + 8 > have || !our_probe(sc, q, &k.id))
+			if (q + 8 > have)
 				return 1;
+			s = our_probe(sc, q, in.proto, &k, &sk);
 			addr_of(sc, in.dst, cfg.family, k.daddr);
 			cookie = q + 8;
-		} else {
-			return 1;
 		}
-	} else if (ip.proto == 17 && cfg.proto == 17) {
+	} else if (ip.proto == 17 && o + 8 <= have) {
 		/* A datagram from a UDP service at the target: its source port is the probe's port. */
-		if (o + 8 > have || be16(sc, o + 2) != cfg.sport)
-			return 1;
-		addr_of(sc, ip.src, cfg.family, k.daddr);
+		sk.sport = be16(sc, o + 2);
+		sk.proto = 17;
+		s = bpf_map_lookup_elem(&tr_socks, &sk);
+		k.sport = sk.sport;
 		k.id = be16(sc, o);
-	} else {
-		return 1;
+		addr_of(sc, ip.src, cfg.family, k.daddr);
 	}
+	if (!s)
+		return 1;
 
 	__s32 seq = -1;
 	__u64 tx = 0;
 	__u32 cseq = 0;
-	bool quoted = cookie && our_cookie(sc, cookie, have, &cseq);
-	if (!cfg.by_cookie || quoted) {
-		if (cfg.by_cookie)
+	/* The reader is woken when it can act: a TTL's probes all answered (a window to refill), the
+	 * target or an unreachable (the trace ends), anything unmatched. Other replies wait in the ring
+	 * for the next wake-up or the reader's own timer: their times are taken here, not when read. */
+	bool wake = s->wake_every <= 1 || !timex;
+	bool quoted = cookie && our_cookie(sc, cookie, have, s->session, &cseq);
+	/* A quote with the cookie of another run (an earlier round's socket had this port) is not ours. */
+	bool foreign = cookie && !quoted && cookie + 8 <= have && be32(sc, cookie) == cfg.magic;
+	if (!foreign && (!s->by_cookie || quoted)) {
+		if (s->by_cookie)
 			k.seq = cseq;
 		struct tr_probe *v = bpf_map_lookup_elem(&tr_probes, &k);
 		if (v) {
@@ -313,19 +331,28 @@ int tr_in(struct bpf_nf_ctx *ctx)
 			tx = v->tx_ns;
 			if (!v->answered) {
 				v->answered = 1;
-				__u32 ttl = v->ttl;
-				struct tr_hist *h = bpf_map_lookup_elem(&tr_hist, &ttl);
+				struct tr_hist_key hk = { .sport = sk.sport, .proto = sk.proto, .ttl = v->ttl };
+				struct tr_hist *h = bpf_map_lookup_elem(&tr_hist, &hk);
+				if (!h) {
+					struct tr_hist zero = {};
+					bpf_map_update_elem(&tr_hist, &hk, &zero, BPF_NOEXIST);
+					h = bpf_map_lookup_elem(&tr_hist, &hk);
+				}
 				__u32 b = log2_us(now - tx);
 				if (h && b < TR_BUCKETS)
 					__sync_fetch_and_add(&h->b[b], 1);
+				if (h && s->wake_every > 1 && (__sync_fetch_and_add(&h->answered, 1) + 1) % s->wake_every == 0)
+					wake = true;
 			}
 		}
 	}
-	count(seq >= 0 ? TR_MATCHED : TR_UNMATCHED);
+	count(s, seq >= 0 ? TR_MATCHED : TR_UNMATCHED);
+	if (seq < 0)
+		wake = true;
 
 	struct tr_event *e = bpf_ringbuf_reserve(&tr_events, sizeof(*e), 0);
 	if (!e) {
-		count(TR_RING_FULL);
+		count(s, TR_RING_FULL);
 		return 1;
 	}
 	__u32 len = BPF_CORE_READ(ctx->skb, len);
@@ -337,11 +364,12 @@ int tr_in(struct bpf_nf_ctx *ctx)
 	e->ifindex = BPF_CORE_READ(ctx->state, in, ifindex);
 	e->wire_len = len > 0xffff ? 0xffff : len;
 	e->family = cfg.family;
-	e->pad[0] = e->pad[1] = e->pad[2] = 0;
+	e->proto = sk.proto;
+	e->sport = sk.sport;
 	if (bpf_dynptr_read(e->pkt, n, &p, 0, 0))
 		n = 0;
 	e->len = n;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 1;
 }
 

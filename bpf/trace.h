@@ -17,23 +17,43 @@
 /* TTLs (hop limits) the histograms cover, 0..255. */
 #define TR_TTLS 256
 
-/* Set in .rodata before load: one probing socket. */
+/* Set in .rodata before load: what every probe of this object shares. */
 struct tr_config {
 	__u32 magic;     /* the cookie's first word (big-endian on the wire, host order here) */
-	__u32 session;   /* the cookie's second word, host order */
-	__u16 sport;     /* UDP source port, or the ping socket's echo id, host order */
-	__u8 family;     /* 4 or 6 */
-	__u8 proto;      /* IPPROTO_UDP, IPPROTO_ICMP or IPPROTO_ICMPV6 */
-	__u8 by_cookie;  /* flows share ports across TTLs: the cookie's seq is part of the key */
+	__u8 family;     /* 4 or 6: one object per family and namespace */
 	__u8 pad[3];
+};
+
+/* A probing socket, the tr_socks map's key: the programs look at its packets only. */
+struct tr_sock_key {
+	__u16 sport;     /* UDP source port, or the ping socket's echo id, host order */
+	__u8 proto;      /* IPPROTO_UDP, IPPROTO_ICMP or IPPROTO_ICMPV6 */
+	__u8 pad;
+};
+
+/* The socket's run, set by user space when it opens, and the kernel's counts for it. */
+struct tr_sock {
+	__u32 session;    /* the cookie's second word, host order */
+	__u8 by_cookie;   /* flows share ports across TTLs: the cookie's seq is part of the key */
+	__u8 pad;
+	__u16 wake_every; /* wake the reader when a TTL's answers reach a multiple of this (its
+	                   * probes); 0 or 1: at every reply */
+	__u64 count[5];   /* enum tr_counter */
 };
 
 /* A probe as the wire names it (its identity), the probe map's key. */
 struct tr_key {
 	__u8 daddr[16];  /* IPv4 in the first 4 bytes, rest zero */
+	__u16 sport;     /* its socket's port or echo id */
 	__u16 id;        /* UDP: destination port; ICMP: echo sequence (host order) */
-	__u16 pad;
 	__u32 seq;       /* the cookie's seq when by_cookie, else 0 */
+};
+
+/* A socket's TTL, the histogram map's key. */
+struct tr_hist_key {
+	__u16 sport;
+	__u8 proto;
+	__u8 ttl;
 };
 
 /* What the send hook saw of a probe. */
@@ -56,11 +76,12 @@ struct tr_event {
 	__u16 len;       /* bytes in pkt */
 	__u16 wire_len;  /* the packet's length */
 	__u8 family;     /* 4 or 6 */
-	__u8 pad[3];
+	__u8 proto;      /* the socket's: IPPROTO_UDP, IPPROTO_ICMP or IPPROTO_ICMPV6 */
+	__u16 sport;     /* the socket's port or echo id: the reader it goes to */
 	__u8 pkt[TR_CAP];
 };
 
-/* Per-CPU counters. */
+/* A socket's counts. */
 enum tr_counter {
 	TR_SENT = 0,      /* probes the send hook recorded */
 	TR_MATCHED = 1,   /* replies the kernel matched to a probe */
@@ -70,9 +91,10 @@ enum tr_counter {
 	TR_NUM = 5,
 };
 
-/* One TTL's RTT histogram. */
+/* One TTL's RTT histogram for one socket, and its answers so far (first answers only). */
 struct tr_hist {
 	__u32 b[TR_BUCKETS];
+	__u32 answered;
 };
 
 #endif

@@ -24,12 +24,11 @@ import { IpView, parseIpHeader } from '../packet/ip.js';
 import { OK } from '../packet/status.js';
 import { BPF_NETFILTER, BPF_PROG_TYPE_NETFILTER, attachNetfilter } from '../bpf/attach.js';
 import { TaiClock, splitNs } from '../bpf/clock.js';
-import { PerCpuCounters } from '../bpf/maps.js';
 import { BpfObject, bpfObjectPath } from '../bpf/object.js';
 import { BpfSession } from '../bpf/session.js';
 import { native } from '../native/index.js';
 import { COOKIE_MAGIC } from './cookie.js';
-import { TR_BUCKETS, TR_CONFIG, TR_COUNTERS, TR_EVENT, TR_HIST } from './bpf-layout.js';
+import { TR_BUCKETS, TR_CONFIG, TR_COUNTERS, TR_EVENT, TR_HIST, TR_HIST_KEY, TR_SOCK, TR_SOCK_KEY } from './bpf-layout.js';
 import { type KernelFacts, ReplyRecord, type OnSent, type Transport, type WholeReplies } from './transport.js';
 
 const LE = endianness() === 'LE';
@@ -57,39 +56,160 @@ export function bpfTraceRefusal(method: string): string | null {
 type Prober = Transport & WholeReplies & { readonly socketFd: number };
 
 /**
- * Wraps `inner` (opened with kernelReplies) in kernel correlation: loads and attaches the programs
- * in the placement's namespace, or throws a PathlensError naming what is missing (the caller
- * closes `inner`). `shadow`: the socket keeps reading its own replies too (no filter on it), so
- * both paths see the same probes (the differential test).
+ * The loaded programs of one namespace and family, shared by every probing socket there: a trace's
+ * rounds, a run's targets. Each socket is a key of the tr_socks map, with its cookie session and
+ * its counts; ring records carry the socket's port, and go to its transport.
  */
-export function kernelCorrelated(inner: Prober, placement: Placement | undefined, total: number, o: { shadow?: boolean } = {}): KernelTransport {
-  const key = inner.kernelKey;
-  const obj = BpfObject.open(bpfObjectPath('trace.bpf.o'), 'trace');
-  const session = new BpfSession(obj, placement?.netns);
-  try {
-    const cfg = new Uint8Array(TR_CONFIG.size);
-    const v = new DataView(cfg.buffer);
-    v.setUint32(TR_CONFIG.magic, COOKIE_MAGIC, LE);
-    v.setUint32(TR_CONFIG.session, key.session >>> 0, LE);
-    v.setUint16(TR_CONFIG.sport, key.sport, LE);
-    cfg[TR_CONFIG.family] = inner.family;
-    cfg[TR_CONFIG.proto] = key.proto;
-    cfg[TR_CONFIG.by_cookie] = key.byCookie ? 1 : 0;
-    obj.setInitialValue('.rodata', cfg);
-    // Every probe of the run fits, with room for resent ones (--pmtu); the LRU drops the oldest.
-    obj.setMaxEntries('tr_probes', Math.max(256, Math.min(1 << 20, 2 * total)));
-    for (const p of ['tr_out', 'tr_in']) obj.setProgType(p, BPF_PROG_TYPE_NETFILTER, BPF_NETFILTER);
-    obj.load();
-    if (!o.shadow) {
-      const rc = native().setsockopt(inner.socketFd, SOL_SOCKET, SO_ATTACH_BPF, int32(obj.progFd('tr_sock_drop')));
+class Correlator {
+  readonly session: BpfSession;
+  private readonly readers = new Map<number, KernelTransport>();
+  private ringOpen = false;
+  private readonly sockKey = new Uint8Array(TR_SOCK_KEY.size);
+  private readonly sockKeyView = new DataView(this.sockKey.buffer);
+  private readonly sockVal = new Uint8Array(TR_SOCK.size);
+  private readonly sockValView = new DataView(this.sockVal.buffer);
+  readonly hooks: string[];
+
+  constructor(
+    readonly family: Family,
+    netns: string | undefined,
+    probes: number,
+  ) {
+    const obj = BpfObject.open(bpfObjectPath('trace.bpf.o'), 'trace');
+    this.session = new BpfSession(obj, netns);
+    try {
+      const cfg = new Uint8Array(TR_CONFIG.size);
+      new DataView(cfg.buffer).setUint32(TR_CONFIG.magic, COOKIE_MAGIC, LE);
+      cfg[TR_CONFIG.family] = family;
+      obj.setInitialValue('.rodata', cfg);
+      // The probes of the run fit, with room for resent ones (--pmtu); the LRU drops the oldest.
+      obj.setMaxEntries('tr_probes', Math.max(1024, Math.min(1 << 20, 2 * probes)));
+      for (const p of ['tr_out', 'tr_in']) obj.setProgType(p, BPF_PROG_TYPE_NETFILTER, BPF_NETFILTER);
+      obj.load();
+      const nf = family === 4 ? 'ipv4' : 'ipv6';
+      this.session.attach(() => attachNetfilter(obj.progFd('tr_out'), nf, 'postrouting', PRIO_OUT));
+      this.session.attach(() => attachNetfilter(obj.progFd('tr_in'), nf, 'prerouting', PRIO_IN));
+      this.hooks = [`netfilter ${nf} postrouting`, `netfilter ${nf} prerouting`];
+    } catch (e) {
+      this.session.abort();
+      throw e;
+    }
+  }
+
+  /** Takes the socket's records from now on (its filter keeps the socket itself from reading any, unless `shadow`). */
+  add(t: KernelTransport, fd: number, key: WholeReplies['kernelKey'], wakeEvery: number, shadow: boolean): void {
+    const obj = this.session.obj;
+    if (!shadow) {
+      const rc = native().setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, int32(obj.progFd('tr_sock_drop')));
       if (rc < 0) throw new PathlensError('ERR_BPF', `the kernel refused the probe socket's filter (SO_ATTACH_BPF, ${errnoName(-rc)})`);
     }
-    const nf = inner.family === 4 ? 'ipv4' : 'ipv6';
-    session.attach(() => attachNetfilter(obj.progFd('tr_out'), nf, 'postrouting', PRIO_OUT));
-    session.attach(() => attachNetfilter(obj.progFd('tr_in'), nf, 'prerouting', PRIO_IN));
-    return new KernelTransport(inner, session, nf);
+    this.keyOf(key.sport, key.proto);
+    this.sockVal.fill(0);
+    this.sockValView.setUint32(TR_SOCK.session, key.session >>> 0, LE);
+    this.sockVal[TR_SOCK.by_cookie] = key.byCookie ? 1 : 0;
+    this.sockValView.setUint16(TR_SOCK.wake_every, Math.min(0xffff, Math.max(1, wakeEvery)), LE);
+    const rc = native().bpfMapUpdate(obj.mapFd('tr_socks'), this.sockKey, this.sockVal, 0);
+    if (rc < 0) throw new PathlensError('ERR_BPF', `the kernel refused the probe socket's entry (${errnoName(-rc)})`);
+    this.readers.set(readerKey(key.sport, key.proto), t);
+    if (!this.ringOpen) {
+      // A failing ring fails every trace reading it.
+      this.session.openRing('tr_events', (view, bytes, off, len) => this.route(view, bytes, off, len), (e) => {
+        for (const r of this.readers.values()) r.fail(e);
+      });
+      this.ringOpen = true;
+    }
+  }
+
+  /** The socket's last counts and histograms, its entries removed. */
+  remove(key: WholeReplies['kernelKey'], maxTtl: number): Record<string, unknown> {
+    const obj = this.session.obj;
+    const n = native();
+    this.session.drain();
+    this.readers.delete(readerKey(key.sport, key.proto));
+    this.keyOf(key.sport, key.proto);
+    const counters: Record<string, number> = Object.fromEntries(TR_COUNTERS.map((c) => [c, 0]));
+    if (n.bpfMapLookup(obj.mapFd('tr_socks'), this.sockKey, this.sockVal) >= 0) {
+      TR_COUNTERS.forEach((c, i) => (counters[c] = u64(this.sockValView, TR_SOCK.count + 8 * i)));
+    }
+    n.bpfMapDelete(obj.mapFd('tr_socks'), this.sockKey);
+    const hist: Record<string, number[]> = {};
+    const hk = new Uint8Array(TR_HIST_KEY.size);
+    const hv = new DataView(hk.buffer);
+    hv.setUint16(TR_HIST_KEY.sport, key.sport, LE);
+    hk[TR_HIST_KEY.proto] = key.proto;
+    const val = new Uint8Array(TR_HIST.size);
+    const vv = new DataView(val.buffer);
+    const fd = obj.mapFd('tr_hist');
+    for (let ttl = 1; ttl <= maxTtl; ttl++) {
+      hk[TR_HIST_KEY.ttl] = ttl;
+      if (n.bpfMapLookup(fd, hk, val) < 0) continue;
+      n.bpfMapDelete(fd, hk);
+      let last = -1;
+      for (let b = 0; b < TR_BUCKETS; b++) if (vv.getUint32(b * 4, LE) > 0) last = b;
+      if (last < 0) continue;
+      const row: number[] = [];
+      for (let b = 0; b <= last; b++) row.push(vv.getUint32(b * 4, LE));
+      hist[String(ttl)] = row;
+    }
+    return { ...counters, rtt_log2_us: hist };
+  }
+
+  get idle(): boolean {
+    return this.readers.size === 0;
+  }
+
+  private keyOf(sport: number, proto: number): void {
+    this.sockKey.fill(0);
+    this.sockKeyView.setUint16(TR_SOCK_KEY.sport, sport, LE);
+    this.sockKey[TR_SOCK_KEY.proto] = proto;
+  }
+
+  private route(view: DataView, bytes: Uint8Array, off: number, len: number): void {
+    if (len < TR_EVENT.pkt) return;
+    this.readers.get(readerKey(view.getUint16(off + TR_EVENT.sport, LE), bytes[off + TR_EVENT.proto]))?.onRecord(view, bytes, off, len);
+  }
+}
+
+const readerKey = (sport: number, proto: number) => proto * 0x10000 + sport;
+
+/**
+ * The correlators of a run (a trace's rounds, a run's targets share them): one per namespace and
+ * family, loaded when first asked for, closed by close().
+ */
+export class KernelCorrelators {
+  private readonly open = new Map<string, Correlator>();
+
+  get(family: Family, netns: string | undefined, probes: number): Correlator {
+    const k = `${family} ${netns ?? ''}`;
+    let c = this.open.get(k);
+    if (!c) {
+      c = new Correlator(family, netns, probes);
+      this.open.set(k, c);
+    }
+    return c;
+  }
+
+  close(): void {
+    for (const c of this.open.values()) c.session.close(() => null);
+    this.open.clear();
+  }
+}
+
+/**
+ * Wraps `inner` (opened with kernelReplies) in kernel correlation: the run's correlator for its
+ * namespace and family (loaded now if it is the first; a private one when `pool` is absent, closed
+ * with the transport), or a PathlensError naming what is missing (the caller closes `inner`).
+ * `shadow`: the socket keeps reading its own replies too (no filter on it), so both paths see the
+ * same probes (the differential test). `perTtl`: a TTL's probes, whose answers wake the reader
+ * together.
+ */
+export function kernelCorrelated(inner: Prober, placement: Placement | undefined, total: number, o: { shadow?: boolean; perTtl?: number; maxTtl?: number; pool?: KernelCorrelators } = {}): KernelTransport {
+  const own = o.pool ? null : new KernelCorrelators();
+  try {
+    const c = (o.pool ?? own!).get(inner.family, placement?.netns, total);
+    return new KernelTransport(inner, c, own, o.shadow === true, o.perTtl ?? 1, o.maxTtl ?? 255);
   } catch (e) {
-    session.abort();
+    own?.close();
     throw e;
   }
 }
@@ -118,13 +238,17 @@ export class KernelTransport implements Transport {
   private readonly rt = { sec: 0, nsec: 0 };
   private readonly t = { sec: 0, nsec: 0 };
   private onReply: ((r: ReplyRecord) => void) | null = null;
+  private onFatal: ((e: Error) => void) | null = null;
   private figures: Record<string, unknown> | null = null;
   private closed = false;
 
   constructor(
     private readonly inner: Prober,
-    private readonly session: BpfSession,
-    nf: string,
+    private readonly correlator: Correlator,
+    private readonly own: KernelCorrelators | null,
+    private readonly shadow: boolean,
+    private readonly wakeEvery: number,
+    private readonly maxTtl: number,
   ) {
     this.method = inner.method;
     this.socketKind = inner.socketKind;
@@ -132,8 +256,10 @@ export class KernelTransport implements Transport {
     this.srcPort = inner.srcPort;
     this.source = inner.source;
     this.stats = inner.stats;
-    const start = { correlation: 'kernel', hooks: [`netfilter ${nf} postrouting`, `netfilter ${nf} prerouting`], attached: session.attached };
+    const start = { correlation: 'kernel', hooks: correlator.hooks, attached: correlator.session.attached };
     this.kernel = { start, done: () => this.figures };
+    // The socket is the correlator's from now on: its probes are recorded as they leave.
+    correlator.add(this, inner.socketFd, inner.kernelKey, wakeEvery, shadow);
   }
 
   get packetLen(): number | undefined {
@@ -161,24 +287,32 @@ export class KernelTransport implements Transport {
   }
 
   drain(): number {
-    return this.closed ? 0 : this.session.drain();
+    return this.closed ? 0 : this.correlator.session.drain();
   }
 
   start(onReply: (r: ReplyRecord) => void, onFatal: (e: Error) => void): void {
     this.onReply = onReply;
-    this.session.openRing('tr_events', (view, bytes, off, len) => this.onRecord(view, bytes, off, len), onFatal);
+    this.onFatal = onFatal;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.figures = this.session.close((obj) => lastFigures(obj));
-    this.inner.close();
+    try {
+      this.figures = this.correlator.remove(this.inner.kernelKey, this.maxTtl);
+    } finally {
+      this.inner.close();
+      this.own?.close();
+    }
   }
 
-  /** One ring-buffer record: a reply the kernel picked out, with its times and (maybe) its probe. */
-  private onRecord(dv: DataView, bytes: Uint8Array, off: number, len: number): void {
-    if (len < TR_EVENT.pkt) return;
+  fail(e: Error): void {
+    this.onFatal?.(e);
+  }
+
+  /** One ring-buffer record of this socket: a reply the kernel picked out, with its times and (maybe) its probe. */
+  onRecord(dv: DataView, bytes: Uint8Array, off: number, len: number): void {
+    if (this.closed) return;
     const kseq = dv.getInt32(off + TR_EVENT.seq, LE);
     const caplen = Math.min(dv.getUint16(off + TR_EVENT.len, LE), len - TR_EVENT.pkt);
     const r = this.decode(bytes, dv, off + TR_EVENT.pkt, caplen);
@@ -255,26 +389,6 @@ function setAddr(r: ReplyRecord, buf: Uint8Array, off: number): void {
   r.addrOff = off;
 }
 
-/** The kernel's figures at the end: its counters, and each TTL's RTT histogram (log2 of microseconds). */
-function lastFigures(obj: BpfObject): Record<string, unknown> {
-  const c = new PerCpuCounters(obj.mapFd('tr_counters'), TR_COUNTERS.length).read();
-  const counters: Record<string, number> = {};
-  TR_COUNTERS.forEach((name, i) => (counters[name] = c[i]));
-  const hist: Record<string, number[]> = {};
-  const key = new Uint8Array(4);
-  const kv = new DataView(key.buffer);
-  const val = new Uint8Array(TR_HIST.size);
-  const vv = new DataView(val.buffer);
-  const fd = obj.mapFd('tr_hist');
-  for (let ttl = 1; ttl < 256; ttl++) {
-    kv.setUint32(0, ttl, LE);
-    if (native().bpfMapLookup(fd, key, val) < 0) continue;
-    let last = -1;
-    for (let b = 0; b < TR_BUCKETS; b++) if (vv.getUint32(b * 4, LE) > 0) last = b;
-    if (last < 0) continue;
-    const row: number[] = [];
-    for (let b = 0; b <= last; b++) row.push(vv.getUint32(b * 4, LE));
-    hist[String(ttl)] = row;
-  }
-  return { ...counters, rtt_log2_us: hist };
+function u64(v: DataView, off: number): number {
+  return v.getUint32(off + LO, LE) + v.getUint32(off + HI, LE) * 0x100000000;
 }

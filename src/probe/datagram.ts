@@ -83,11 +83,17 @@ export abstract class ChannelTransport extends ErrqueueTransport {
   }
 
   /**
+   * Send times come from below the socket (trace --bpf: a BPF program stamps each probe as it
+   * leaves), so a window goes in one sendmmsg.
+   */
+  protected sendTimesBelow = false;
+
+  /**
    * Sends slots [0, n) of the slab the codec filled: in one sendmmsg when the kernel stamps each
    * probe's send, else one syscall a probe, its time taken just before it.
    */
   protected sendSlab(b: SendBatch, n: number, retries: Int32Array, onSent: OnSent): number {
-    b.perMessage = !this.stampIds;
+    b.perMessage = !this.stampIds && !this.sendTimesBelow;
     return this.ch.send(b, n, retries, onSent, this.onLocal);
   }
 

@@ -122,6 +122,7 @@ export class IcmpProber extends ChannelTransport implements Transport, WholeRepl
       throw new PathlensError('ERR_USAGE', '--ts kernel-sw: kernel send timestamps need the ICMP datagram (ping) socket, and this trace got a raw one; --ts userspace or auto work');
     }
     if (kind === 'ping') this.askSendStamps(sock, o.sendStamps);
+    this.sendTimesBelow = o.kernelReplies === true;
     const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) {
       const off = i * this.msgLen;

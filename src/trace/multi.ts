@@ -13,7 +13,7 @@ import type { Sink } from '../core/sink.js';
 import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import { InflightPool } from '../probe/pool.js';
 import { type TraceRequest, planTrace } from './request.js';
-import { type TraceHandle, startTrace } from './run.js';
+import { type TraceHandle, correlatorsFor, startTrace } from './run.js';
 
 export interface MultiTraceOptions {
   /** Traces running at once, at most. */
@@ -33,6 +33,8 @@ export function startTraces(reqs: TraceRequest[], sinkOf: (i: number) => Sink<Tr
   // Every rule about the options, once (they differ only in the target).
   planTrace(reqs[0]);
   const pool = new InflightPool(reqs[0].maxInflight);
+  // --bpf: one set of programs per namespace and family for all the targets.
+  const kernel = correlatorsFor(reqs[0]) ?? undefined;
   const results: MultiDone['traces'] = reqs.map((r) => ({ target: r.target, done: null, error: null }));
   const running = new Set<TraceHandle>();
   let next = 0;
@@ -42,7 +44,7 @@ export function startTraces(reqs: TraceRequest[], sinkOf: (i: number) => Sink<Tr
     const sink = sinkOf(i);
     let h: TraceHandle | null = null;
     try {
-      h = await startTrace(reqs[i], sink, { pool });
+      h = await startTrace(reqs[i], sink, { pool, kernel });
       running.add(h);
       if (stopped) h.stop();
       const d = await h.done;
@@ -63,7 +65,11 @@ export function startTraces(reqs: TraceRequest[], sinkOf: (i: number) => Sink<Tr
   };
 
   const done = (async (): Promise<MultiDone> => {
-    await Promise.all(Array.from({ length: Math.min(o.parallel, reqs.length) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.min(o.parallel, reqs.length) }, worker));
+    } finally {
+      kernel?.close();
+    }
     return { traces: results, failed: results.filter((r) => r.error !== null).length };
   })();
 

@@ -16,7 +16,7 @@ import type { Sink } from '../core/sink.js';
 import { PathlensError } from '../core/errors.js';
 import { type DoneEvent, type HopEvent, type StartEvent, type StopReason, TRACE_SCHEMA, type TraceEvent } from './events.js';
 import type { TraceRequest } from './request.js';
-import { type TraceHandle, type TraceShared, startTrace } from './run.js';
+import { type TraceHandle, type TraceShared, correlatorsFor, startTrace } from './run.js';
 import { HopStatsTable } from '../path/stats.js';
 
 export interface RoundsOptions {
@@ -48,6 +48,9 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
   if (ro.count !== null && !(ro.count >= 1)) throw new PathlensError('ERR_USAGE', 'rounds must be at least 1');
   let stats = new HopStatsTable();
   let roundReq = req;
+  // --bpf: the programs are loaded once for all the rounds (each round's socket registers with them).
+  const kernel = shared.kernel ? null : correlatorsFor(req);
+  if (kernel) shared = { ...shared, kernel };
   let roundShared = shared;
   const lastAddrs = new Map<number, string[]>();
   const t0 = performance.now();
@@ -77,6 +80,14 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
   const totals = { probes_sent: 0, replies: 0, timeouts: 0, late: 0, unmatched: 0, send_retries: 0, send_calls: 0, recv_calls: 0 };
   let first = true;
   const done = (async (): Promise<DoneEvent> => {
+    try {
+      return await runAll();
+    } finally {
+      kernel?.close();
+    }
+  })();
+
+  async function runAll(): Promise<DoneEvent> {
     let last: DoneEvent | null = null;
     let lastReason: StopReason = 'interrupted';
     while (!stopped && (ro.count === null || round < ro.count)) {
@@ -151,7 +162,7 @@ export async function startRounds(req: TraceRequest, sink: Sink<TraceEvent>, ro:
       duration_ms: now(),
       rounds: round,
     };
-  })();
+  }
 
   function onHop(h: HopEvent, r: number): void {
     if (ro.hopsOnly) return;

@@ -13,7 +13,7 @@ import { parseIp } from '../packet/addr.js';
 import { SOF_RAW_HARDWARE, SOF_RX_HARDWARE, SOF_TX_HARDWARE, describeTimestamping } from '../packet/genetlink.js';
 import { routeMtu } from '../probe/socket.js';
 import type { Transport } from '../probe/transport.js';
-import { bpfTraceRefusal, kernelCorrelated } from '../probe/bpf-trace.js';
+import { KernelCorrelators, bpfTraceRefusal, kernelCorrelated } from '../probe/bpf-trace.js';
 import { resolveTarget } from '../resolve/forward.js';
 import { TraceEngine } from './engine.js';
 import { type DoneEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
@@ -57,6 +57,8 @@ export interface TraceShared {
   pool?: InflightPool;
   /** The route already asked for (an earlier round's, same target and placement): not asked again. */
   egress?: Egress | { error: string };
+  /** --bpf: the loaded programs, one set per namespace and family for the whole run (closed by its owner). */
+  kernel?: KernelCorrelators;
 }
 
 export async function startTrace(req: TraceRequest, sink: Sink<TraceEvent>, shared: TraceShared = {}): Promise<TraceHandle> {
@@ -125,7 +127,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
   // The route the kernel chose (start event), and for --ecmp auto whether hop 1 can branch at all.
   const egress = shared.egress ?? egressOf(address, req.placement ?? {}, source);
   if (req.ts === 'kernel-hw') refuseHardwareStamps(egress, req.placement?.netns);
-  const { transport, bpfWhy } = openCorrelated(req, spec, address, source);
+  const { transport, bpfWhy } = openCorrelated(req, spec, address, source, shared.kernel);
   let engine: TraceEngine;
   try {
     engine = new TraceEngine(
@@ -166,7 +168,7 @@ async function startEngine(req: TraceRequest, sink: Sink<TraceEvent>, silentStop
  * --bpf: the prober's socket only sends, and BPF programs correlate its replies; with 'auto', the
  * socket's own error queue when they cannot load (bpfWhy says why), with 'on' a one-line refusal.
  */
-function openCorrelated(req: TraceRequest, spec: TraceSpec, address: Uint8Array, source: Uint8Array | undefined): { transport: Transport; bpfWhy?: string } {
+function openCorrelated(req: TraceRequest, spec: TraceSpec, address: Uint8Array, source: Uint8Array | undefined, pool: KernelCorrelators | undefined): { transport: Transport; bpfWhy?: string } {
   const mode = req.bpf ?? 'off';
   if (mode === 'off') return { transport: openTransport(req, spec, address, source) };
   const refusal = bpfTraceRefusal(spec.method);
@@ -174,7 +176,9 @@ function openCorrelated(req: TraceRequest, spec: TraceSpec, address: Uint8Array,
   if (!refusal) {
     const inner = openTransport(req, spec, address, source, true);
     try {
-      return { transport: kernelCorrelated(inner as Parameters<typeof kernelCorrelated>[0], req.placement, spec.total) };
+      // --ecmp auto sends a varying number of probes per TTL: no batching of wake-ups by TTL there.
+      const perTtl = req.ecmp === 'auto' ? 1 : spec.perTtl;
+      return { transport: kernelCorrelated(inner as Parameters<typeof kernelCorrelated>[0], req.placement, spec.total, { perTtl, maxTtl: req.maxTtl, pool }) };
     } catch (e) {
       inner.close();
       if (!(e instanceof PathlensError) || mode === 'on') throw e;
@@ -206,4 +210,9 @@ export function openTransport(req: TraceRequest, spec: TraceSpec, address: Uint8
     payloadLen = Math.min(routeMtu(address, req.placement), 65000) - udpOverhead(fam);
   }
   return new UdpProber({ target: address, basePort: req.port, total, maxBatch: req.maxInflight, payloadLen, session, source, srcPort: req.srcPort, placement: req.placement, pmtu: req.pmtu, flows, perTtl, sendStamps: kernelReplies ? undefined : sendStamps, kernelReplies });
+}
+
+/** The run-wide correlators a request with --bpf needs (null without): its owner closes them at the end of the run. */
+export function correlatorsFor(req: TraceRequest): KernelCorrelators | null {
+  return req.bpf === 'on' || req.bpf === 'auto' ? new KernelCorrelators() : null;
 }

@@ -115,6 +115,7 @@ export class UdpProber extends ChannelTransport implements Transport, WholeRepli
     this.packetLen = o.payloadLen + udpOverhead(this.family);
     this.batch = new SendBatch(o.maxBatch, o.payloadLen, 28, TTL_CMSG_SPACE + TS_ID_CMSG_SPACE);
     this.askSendStamps(sock, o.sendStamps);
+    this.sendTimesBelow = o.kernelReplies === true;
     const b = this.batch;
     for (let i = 0; i < o.maxBatch; i++) writeCookieHead(b.dataView, i * o.payloadLen, o.session);
     this.retries = new Int32Array(o.maxBatch);

@@ -179,6 +179,27 @@ test('pathlens trace --bpf on: the events of the default path apart from provena
   });
 });
 
+test('--bpf on with rounds (-c) and several targets: one set of programs serves them all; every reply correlated in the kernel', opt, async () => {
+  await withLab(demo({ name: labName('bm') }), async (st) => {
+    const dst = addrOf(st, 'dst', 4);
+    const r5 = addrOf(st, 'r5', 4);
+    const rounds = await trace(st, 'src', dst, ['--bpf', 'on', '-c', '3', '--interval', '0.05', '-m', '10']);
+    const rr = rounds.events.filter((e): e is ReplyEvent => e.type === 'reply');
+    assert.equal(new Set(rr.map((r) => r.round)).size, 3, 'three rounds');
+    // One probe a TTL a round (continuous mode's default), 8 of the 10 hops answer.
+    assert.ok(rr.length >= 3 * 8 && rr.every((r) => r.send_ts === 'bpf'), 'every round\'s replies correlated in the kernel');
+    assert.equal((rounds.events.at(-1) as DoneEvent).rounds, 3);
+    const many = await trace(st, 'src', dst, ['--bpf', 'on', '-m', '10', r5, addrOf(st, 'r7', 6)]);
+    const starts = many.events.filter((e): e is StartEvent => e.type === 'start');
+    assert.deepEqual(starts.map((e) => e.bpf?.correlation), ['kernel', 'kernel', 'kernel']);
+    const dones = many.events.filter((e): e is DoneEvent => e.type === 'done');
+    assert.deepEqual(dones.map((d) => d.reason), ['reached', 'reached', 'reached']);
+    for (const d of dones) assert.equal(d.bpf!.matched, d.replies + d.late, 'each target counts its own replies');
+    const mr = many.events.filter((e): e is ReplyEvent => e.type === 'reply');
+    assert.ok(mr.every((r) => r.send_ts === 'bpf'), 'every target\'s replies correlated in the kernel');
+  });
+});
+
 test('--bpf refusals in one line; auto falls back to the error queue and says why; TCP with auto is the socket path', opt, async () => {
   await withLab(chain({ name: labName('br'), routers: 1 }), async (st) => {
     const src = nodeNs(st, 'src');

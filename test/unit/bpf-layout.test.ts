@@ -47,7 +47,10 @@ const layouts: Array<[string, ReturnType<typeof btfStructs>, Array<[string, Reco
     btfStructs(join(ROOT, 'bpf', 'obj', 'trace.bpf.o')),
     [
       ['tr_config', TR.TR_CONFIG],
+      ['tr_sock_key', TR.TR_SOCK_KEY],
+      ['tr_sock', TR.TR_SOCK],
       ['tr_key', TR.TR_KEY],
+      ['tr_hist_key', TR.TR_HIST_KEY],
       ['tr_probe', TR.TR_PROBE],
       ['tr_event', TR.TR_EVENT],
       ['tr_hist', TR.TR_HIST],
