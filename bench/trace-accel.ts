@@ -16,7 +16,7 @@
  * Needs root, strace and tcpdump (apt-get install strace tcpdump). Traffic stays inside the lab.
  * AF_XDP (the issue's high-rate mode) is not built yet: its column is absent, not simulated.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { labDown, labUp } from '../src/lab/lab.js';
 import { demo } from '../src/lab/presets.js';
 import type { DoneEvent, TraceEvent } from '../src/trace/events.js';
-import { quantile, reportedRtts, rttErrors, wireRtts } from '../test/helpers/wire.js';
+import { captureProbes, quantile, reportedRtts, rttErrors, wireRtts } from '../test/helpers/wire.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin', 'pathlens.js');
@@ -134,13 +134,7 @@ async function main(): Promise<void> {
       console.log(`| ${m.name} | ${med.probes} | ${med.cpu.toFixed(2)} s | ${((med.cpu / med.probes) * 1e6).toFixed(0)} us | ${med.wall.toFixed(2)} s | ${(med.probes / med.wall).toFixed(0)} |`);
     }
 
-    const dump = spawn('ip', ['netns', 'exec', src.ns, 'tcpdump', '-i', src.ifaces[0].name, '-w', pcap, '-U', '--immediate-mode', '-s', '160', '--time-stamp-precision=nano', 'udp or icmp'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    dump.stderr!.on('data', (d) => (err += d));
-    while (!err.includes('listening on')) {
-      if (dump.exitCode !== null) throw new Error(`tcpdump: ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const dump = await captureProbes(src.ns, src.ifaces[0].name, pcap);
     const reported = new Map<string, Map<string, { us: number; send: string }>>(MODES.map((m) => [m.name, new Map()]));
     const walls = new Map<string, number[]>(MODES.map((m) => [m.name, []]));
     for (let i = 0; i < RUNS; i++) {

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { chain } from '../src/lab/presets.js';
 import { labDown, labUp } from '../src/lab/lab.js';
 import type { TraceEvent } from '../src/trace/events.js';
-import { quantile, reportedRtts, rttErrors, wireRtts } from '../test/helpers/wire.js';
+import { captureProbes, quantile, reportedRtts, rttErrors, wireRtts } from '../test/helpers/wire.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin', 'pathlens.js');
@@ -46,13 +46,7 @@ async function main(): Promise<void> {
   const pcap = join(dir, 'wire.pcap');
   const loops: ChildProcess[] = [];
   try {
-    const dump = spawn('ip', ['netns', 'exec', src.ns, 'tcpdump', '-i', src.ifaces[0].name, '-w', pcap, '-U', '--immediate-mode', '-s', '160', '--time-stamp-precision=nano', 'udp or icmp'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    dump.stderr!.on('data', (d) => (err += d));
-    while (!err.includes('listening on')) {
-      if (dump.exitCode !== null) throw new Error(`tcpdump: ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const dump = await captureProbes(src.ns, src.ifaces[0].name, pcap);
     for (let i = 0; i < LOOPS; i++) loops.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
     const reported = new Map<string, Map<string, { us: number; send: string }>>(MODES.map((m) => [m, new Map()]));
     for (let i = 0; i < TRACES; i++) {

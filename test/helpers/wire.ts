@@ -5,6 +5,7 @@
  * probe is named by its ports, so each trace needs a source port of its own (--sport): a port
  * pair seen twice is an error, never a guess. IPv4 over Ethernet, as the lab's veth links are.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import type { TraceEvent } from '../../src/trace/events.js';
 
@@ -77,3 +78,15 @@ export function rttErrors(reported: Map<string, { us: number }>, wire: Map<strin
 }
 
 export const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+/** tcpdump writing the probes and their answers on `iface` of namespace `ns` to `pcap` (nanosecond stamps), once it listens; stop it with SIGINT. */
+export async function captureProbes(ns: string, iface: string, pcap: string): Promise<ChildProcess> {
+  const dump = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-w', pcap, '-U', '--immediate-mode', '-s', '160', '--time-stamp-precision=nano', 'udp or icmp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  dump.stderr!.on('data', (d) => (err += d));
+  while (!err.includes('listening on')) {
+    if (dump.exitCode !== null) throw new Error(`tcpdump: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return dump;
+}
