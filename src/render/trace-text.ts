@@ -144,6 +144,8 @@ export class TraceTextView {
           `pathlens trace to ${e.target}${e.target !== e.address ? ` (${e.address})` : ''}, ${e.max_ttl} hops max, ${e.ecmp ? `flows/hop until no other next hop at ${+(e.ecmp.confidence * 100).toFixed(2)}% (MDA, at most ${e.ecmp.max_flows})` : e.flows ? `${e.flows} flows x ${e.queries} probes/hop` : `${e.queries} probes/hop`}, ${describeMethod(e)}${e.tos !== null ? `, tos ${hex(e.tos)}` : ''}${e.egress && 'iface' in e.egress && e.egress.iface ? `, via ${e.egress.iface}${e.egress.source ? ` (${e.egress.source})` : ''}` : ''}`,
         );
         if (e.tos !== null && !e.quote_header) this.write('    (hops cannot show the TOS they saw: this socket gets quotes without their IP header; -I --raw does)');
+        if (e.bpf?.correlation === 'kernel') this.write('    (replies correlated in the kernel: BPF programs at netfilter hooks)');
+        else if (e.bpf) this.write(`    (--bpf auto: replies read from the socket: ${e.bpf.why})`);
         break;
       case 'hop':
         this.write(formatHop(e, this.target, this.tos, this.show));
