@@ -107,7 +107,9 @@ test('a starved prober reports its own shortfall: answers dropped by a tiny rece
       const full = fast.prober.filter((p) => p.window_ms === 1000);
       assert.ok(full.length >= 2);
       for (const p of full) {
-        if (p.window_start_ms === 0) assert.ok(p.asked > 2_250_000 && p.asked <= 2_500_000, JSON.stringify(p));
+        // The first window asks for what falls after the prober is ready: each ms it takes to get
+        // there on a loaded host is 2,500 probes fewer (a CI run once started 103 ms in).
+        if (p.window_start_ms === 0) assert.ok(p.asked > 2_000_000 && p.asked <= 2_500_000, JSON.stringify(p));
         else assert.equal(p.asked, 2_500_000, JSON.stringify(p));
         assert.ok(p.sent < p.asked / 2 && p.skipped > p.asked / 2, `most of what was asked is skipped, and said to be: ${JSON.stringify(p)}`);
         assert.equal(p.kept, false);
