@@ -299,7 +299,8 @@ for (const [name, cfg] of CONFIGS) {
       bpf.close();
     }
     process.stdout.write(`# ${name}: 150 sequences, ${events} events, identical\n`);
-    assert.ok(events > 300, 'the sequences produce events to compare');
+    // ICMP-only configurations see only the ICMP share of the steps (about 300 events in 150 sequences).
+    assert.ok(events > 150, 'the sequences produce events to compare');
   });
 }
 

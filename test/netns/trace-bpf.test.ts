@@ -20,7 +20,7 @@ import { validateSpec } from '../../src/lab/spec.js';
 import type { LabState } from '../../src/lab/lab.js';
 import { IcmpProber } from '../../src/trace/icmp.js';
 import { UdpProber } from '../../src/trace/udp.js';
-import type { DoneEvent, ReplyEvent, StartEvent, TraceEvent } from '../../src/trace/events.js';
+import type { DoneEvent, HopEvent, ReplyEvent, StartEvent, TraceEvent } from '../../src/trace/events.js';
 import { CLI, addrOf, labName, nodeNs, parseEvents, runIn, trace, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 
@@ -39,14 +39,14 @@ interface Seen {
  * Sends `ttls` x `queries` probes once, through a prober reading its own queues while the BPF
  * programs watch the same socket; returns each path's outcome per seq.
  */
-async function bothWays(st: LabState, target: string, method: 'udp' | 'icmp', o: { maxTtl: number; queries: number; payload?: number; flows?: number }): Promise<{ sock: Map<number, Seen>; bpf: Map<number, Seen>; total: number }> {
+async function bothWays(st: LabState, target: string, method: 'udp' | 'icmp', o: { maxTtl: number; queries: number; payload?: number; flows?: number; pmtu?: boolean }): Promise<{ sock: Map<number, Seen>; bpf: Map<number, Seen>; total: number }> {
   const address = parseIp(target)!;
   const placement = { netns: nodeNs(st, 'src') };
   const total = o.maxTtl * o.queries;
   const session = 0x1234abcd;
   const inner =
     method === 'udp'
-      ? new UdpProber({ target: address, basePort: 33434, total, maxBatch: total, payloadLen: o.payload ?? 32, session, placement, sendStamps: 'require', ...(o.flows ? { flows: o.flows, perTtl: o.queries } : {}) })
+      ? new UdpProber({ target: address, basePort: 33434, total, maxBatch: total, payloadLen: o.payload ?? 32, session, placement, sendStamps: 'require', pmtu: o.pmtu, ...(o.flows ? { flows: o.flows, perTtl: o.queries } : {}) })
       : new IcmpProber({ target: address, total, maxBatch: total, payloadLen: 32, session, socket: 'unpriv', placement, sendStamps: 'require' });
   const kt = kernelCorrelated(inner, placement, total, { shadow: true });
   const sent = new Map<number, [number, number]>();
@@ -123,8 +123,12 @@ test('the same probes both ways on ECMP (flows sharing ports), a smaller MTU and
     for (const fam of [4, 6] as const) compare(`ecmp IPv${fam} 8 flows`, await bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 5, queries: 8, flows: 8 }));
   });
   await withLab(mtu({ name: labName('bm') }), async (st) => {
-    // Probes larger than the middle link's MTU: the router before it says how much fits.
-    for (const fam of [4, 6] as const) compare(`mtu IPv${fam} 1400-byte probes`, await bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 5, queries: 2, payload: 1400 - (fam === 4 ? 28 : 48) }));
+    // Probes larger than the middle link's MTU (1400), DF set: the router before it says how much fits.
+    for (const fam of [4, 6] as const) {
+      const r = await bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 5, queries: 2, payload: 1450 - (fam === 4 ? 28 : 48), pmtu: true });
+      assert.ok([...r.bpf.values()].some((x) => x.mtu === 1400), `IPv${fam}: a Fragmentation Needed / Packet Too Big with the MTU, seen by the programs`);
+      compare(`mtu IPv${fam} 1450-byte probes`, r);
+    }
   });
   const spec = chain({ name: labName('bl'), routers: 3, seed: 11 });
   spec.links.find((l) => l.a === 'r2' && l.b === 'r3')!.impair = { loss: 0.3 };
@@ -175,6 +179,33 @@ test('pathlens trace --bpf on: the events of the default path apart from provena
         const hist = Object.values(done.bpf!.rtt_log2_us).flat().reduce((a, b) => a + b, 0);
         assert.equal(hist, done.replies + done.late, `${what}: one histogram count per answered probe`);
       }
+    }
+  });
+});
+
+test('pathlens trace --bpf on with --pmtu and with --ecmp auto: the same mtu and hop events as the default path (IPv4 and IPv6)', opt, async () => {
+  await withLab(mtu({ name: labName('bp') }), async (st) => {
+    for (const fam of [4, 6] as const) {
+      const args = ['--pmtu', '-q', '2', '-m', '5', '-w', '1', '--sport', '40124'];
+      // Each run starts from the route's own MTU: what the first run taught the kernel is forgotten.
+      const fresh = () => runIn(nodeNs(st, 'src'), ['ip', `-${fam}`, 'route', 'flush', 'cache']);
+      await fresh();
+      const plain = await trace(st, 'src', addrOf(st, 'dst', fam), args);
+      await fresh();
+      const bpf = await trace(st, 'src', addrOf(st, 'dst', fam), [...args, '--bpf', 'on']);
+      assert.ok(plain.events.some((e) => e.type === 'mtu' && e.ttl > 0), `IPv${fam}: the path MTU drops somewhere`);
+      assert.deepEqual(core(bpf.events), core(plain.events), `IPv${fam} --pmtu: the same events apart from provenance`);
+    }
+  });
+  await withLab(ecmp({ name: labName('ba'), width: 4 }), async (st) => {
+    for (const fam of [4, 6] as const) {
+      // Flows from one source port: both runs' probes are the same packets, hashed the same way.
+      const args = ['--ecmp', 'auto', '-m', '4', '-w', '1', '--sport', '40125'];
+      const plain = await trace(st, 'src', addrOf(st, 'dst', fam), args);
+      const bpf = await trace(st, 'src', addrOf(st, 'dst', fam), [...args, '--bpf', 'on']);
+      const branches = (ev: TraceEvent[]) => ev.filter((e): e is HopEvent => e.type === 'hop').map((h) => h.addrs.slice().sort().join(','));
+      assert.deepEqual(branches(bpf.events), branches(plain.events), `IPv${fam} --ecmp auto: the same next hops at every TTL`);
+      assert.equal(branches(bpf.events)[1].split(',').length, 4, 'all four branches found');
     }
   });
 });
