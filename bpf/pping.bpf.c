@@ -81,12 +81,9 @@ static __always_inline void submit(void *e)
 	bpf_ringbuf_submit(e, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pping_config);
-} pping_cfg SEC(".maps");
+/* The rules' options, set by user space before load (.rodata): the verifier sees them as constants
+ * and drops the branches of options that are off, as ePPing's own configuration does. */
+const volatile struct pping_config pping_cfg = {};
 
 /* Timestamps stored for directions still waiting for their first reply (one-way traffic, maybe
  * spoofed): capped at cfg->one_way_limit so that flows that answer always find room. Atomic
@@ -533,7 +530,7 @@ static __always_inline bool dir_active(const struct pping_dir *d)
  */
 
 /* TCP by its timestamp option: TSval is the identifier, TSecr the echo (RFC 7323). */
-static __always_inline bool identify_tcp_ts(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+static __always_inline bool identify_tcp_ts(struct packet *pk, const volatile struct pping_config *cfg, struct pping_ids *ids)
 {
 	__u8 fl = pk->tcp_flags;
 	/* Without the option there is no identifier; SYNs are left out unless asked for. */
@@ -553,7 +550,7 @@ static __always_inline bool identify_tcp_ts(struct packet *pk, struct pping_conf
 
 /* TCP without the timestamp option, by sequence numbers: the identifier is the acknowledgment
  * number that covers the segment exactly (SYN and FIN count one), the echo an ACK's number. */
-static __always_inline bool identify_tcp_seqack(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+static __always_inline bool identify_tcp_seqack(struct packet *pk, const volatile struct pping_config *cfg, struct pping_ids *ids)
 {
 	__u8 fl = pk->tcp_flags;
 	if ((fl & TCP_SYN) && !(cfg->flags & PPING_CFG_INCLUDE_SYN))
@@ -571,7 +568,7 @@ static __always_inline bool identify_tcp_seqack(struct packet *pk, struct pping_
 }
 
 /* ICMP and ICMPv6 echo: the request's sequence is the identifier, the reply's the echo. */
-static __always_inline bool identify_icmp_echo(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+static __always_inline bool identify_icmp_echo(struct packet *pk, const volatile struct pping_config *cfg, struct pping_ids *ids)
 {
 	ids->id = ids->echoed = pk->echo_seq;
 	ids->id_valid = pk->echo == 1;
@@ -585,7 +582,7 @@ static __always_inline bool identify_icmp_echo(struct packet *pk, struct pping_c
 }
 
 /* DNS over UDP: a query's id and question is the identifier, the response's the echo. */
-static __always_inline bool identify_dns(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+static __always_inline bool identify_dns(struct packet *pk, const volatile struct pping_config *cfg, struct pping_ids *ids)
 {
 	ids->id = ids->echoed = pk->dns_id;
 	ids->id_valid = pk->dns == 1;
@@ -599,7 +596,7 @@ static __always_inline bool identify_dns(struct packet *pk, struct pping_config 
 }
 
 /* The packet's identifier by its protocol (the parser has passed only TCP, ICMP echo and DNS). */
-static __always_inline bool identify(struct packet *pk, struct pping_config *cfg, struct pping_ids *ids)
+static __always_inline bool identify(struct packet *pk, const volatile struct pping_config *cfg, struct pping_ids *ids)
 {
 	if (pk->proto == IPPROTO_UDP)
 		return identify_dns(pk, cfg, ids);
@@ -617,7 +614,7 @@ static __always_inline bool identify(struct packet *pk, struct pping_config *cfg
  */
 
 /* Timestamps the packet's own identifier, when the rules allow (its direction is active). */
-static __noinline void stamp_packet(struct scratch *sc, struct pping_config *cfg, struct pping_flow *f)
+static __noinline void stamp_packet(struct scratch *sc, const volatile struct pping_config *cfg, struct pping_flow *f)
 {
 	struct pping_dir *d = &f->d[sc->dir & 1];
 	__u32 id = sc->ids.id;
@@ -773,7 +770,7 @@ static __noinline void close_flow(struct scratch *sc, struct pping_flow *f)
 }
 
 /* Both directions' part of the packet, once its flow is known. */
-static __noinline void apply_rules(struct scratch *sc, struct pping_config *cfg, struct pping_flow *f)
+static __noinline void apply_rules(struct scratch *sc, const volatile struct pping_config *cfg, struct pping_flow *f)
 {
 	__u32 dir = sc->dir & 1;
 	struct pping_dir *d = &f->d[dir];
@@ -811,9 +808,7 @@ static __noinline void apply_rules(struct scratch *sc, struct pping_config *cfg,
 static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egress, __u64 tstamp)
 {
 	__u32 zero = 0;
-	struct pping_config *cfg = bpf_map_lookup_elem(&pping_cfg, &zero);
-	if (!cfg)
-		return 0;
+	const volatile struct pping_config *cfg = &pping_cfg;
 	struct scratch *sc = bpf_map_lookup_elem(&pping_scratch, &zero);
 	if (!sc)
 		return 0;

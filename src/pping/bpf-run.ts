@@ -11,7 +11,7 @@ import { ARPHRD_ETHER, ARPHRD_L3, ARPHRD_LOOPBACK, linkType } from '../bpf/link.
 import { MapWalker, PerCpuCounters } from '../bpf/maps.js';
 import { BpfObject, bpfObjectPath } from '../bpf/object.js';
 import { BpfSession } from '../bpf/session.js';
-import { PathlensError, SysError } from '../core/errors.js';
+import { PathlensError } from '../core/errors.js';
 import { inNamespace } from '../io/placement.js';
 import { native } from '../native/index.js';
 import { formatIp } from '../packet/addr.js';
@@ -63,12 +63,17 @@ function protoName(p: number): PpingProtocol {
   return p === 6 ? 'TCP' : p === 1 ? 'ICMP' : p === 17 ? 'UDP' : 'ICMPv6';
 }
 
-/** Opens, sizes and loads the pping object; the caller owns it (close()). */
-export function loadPping(o: MatcherOptions): BpfObject {
+/**
+ * Opens, sizes, configures and loads the pping object; the caller owns it (close()). The rules'
+ * options are the programs' .rodata (extraFlags: CFG_L3, CFG_TEST_CLOCK), constants to the
+ * verifier, so an option that is off costs nothing per packet.
+ */
+export function loadPping(o: MatcherOptions, extraFlags = 0): BpfObject {
   const obj = BpfObject.open(bpfObjectPath(OBJECT), 'pping');
   try {
     obj.setMaxEntries('pping_flows', o.maxFlows);
     obj.setMaxEntries('pping_stamps', o.maxStamps);
+    obj.setInitialValue('.rodata', configOf(o, extraFlags));
     obj.load();
     return obj;
   } catch (e) {
@@ -77,8 +82,8 @@ export function loadPping(o: MatcherOptions): BpfObject {
   }
 }
 
-/** Writes the rules' options into the loaded object (extraFlags: CFG_L3, CFG_TEST_CLOCK). */
-export function configurePping(obj: BpfObject, o: MatcherOptions, extraFlags = 0): void {
+/** struct pping_config of the rules' options. */
+function configOf(o: MatcherOptions, extraFlags: number): Uint8Array {
   const cfg = new Uint8Array(CONFIG.size);
   const cv = new DataView(cfg.buffer);
   setU64(cv, CONFIG.rate_limit_ns, o.rateLimitNs);
@@ -87,8 +92,7 @@ export function configurePping(obj: BpfObject, o: MatcherOptions, extraFlags = 0
   cv.setUint32(CONFIG.flags, flags | extraFlags, LE);
   cv.setUint32(CONFIG.one_way_limit, oneWayLimit(o.maxStamps), LE);
   cv.setUint32(CONFIG.burst, o.burst, LE);
-  const rc = native().bpfMapUpdate(obj.mapFd('pping_cfg'), new Uint8Array(4), cfg, 0);
-  if (rc < 0) throw new SysError('bpf(BPF_MAP_UPDATE_ELEM)', rc, 'pping_cfg');
+  return cfg;
 }
 
 /** One ring-buffer record as an event (null for a record this version does not know). */
@@ -262,25 +266,24 @@ class BpfSweeper {
 /** Live capture with the BPF programs. Needs root (CAP_BPF + CAP_NET_ADMIN). */
 export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
   const o: MatcherOptions = { ...MATCHER_DEFAULTS, ...opts };
-  // Load first: a missing privilege or kernel feature is the first thing to report.
-  const session = new BpfSession(loadPping(o), lo.netns);
-  const obj = session.obj;
+  // The interface first: whether it has a link-layer header is part of the programs' constants.
   let ifindex = -1;
   let l3 = false;
+  inNamespace(lo.netns, () => {
+    ifindex = native().ifNameToIndex(lo.iface);
+    if (ifindex < 0) throw new PathlensError('ERR_USAGE', `-i ${lo.iface}: no such interface${lo.netns ? ` in ${lo.netns}` : ''}`);
+    const type = linkType(ifindex);
+    if (ARPHRD_L3.has(type)) l3 = true;
+    else if (type !== ARPHRD_ETHER && type !== ARPHRD_LOOPBACK) throw new PathlensError('ERR_BPF', `-i ${lo.iface}: link type ${type} is neither Ethernet nor a layer-3 device; use --capture packet`);
+  });
+  if (l3 && lo.ingressHook === 'xdp') throw new PathlensError('ERR_USAGE', `-i ${lo.iface} has no link-layer header: XDP is for Ethernet devices, use --ingress-hook tc`);
+  const session = new BpfSession(loadPping(o, l3 ? CFG_L3 : 0), lo.netns);
+  const obj = session.obj;
   const clock = new EpochClock();
   const t = { sec: 0, nsec: 0 };
   // The run's lifecycle starts once everything is attached; a ring-buffer failure ends it.
   let run: LiveRun<PpingDoneEvent, PpingDoneEvent['reason']> | null = null;
   try {
-    inNamespace(lo.netns, () => {
-      ifindex = native().ifNameToIndex(lo.iface);
-      if (ifindex < 0) throw new PathlensError('ERR_USAGE', `-i ${lo.iface}: no such interface${lo.netns ? ` in ${lo.netns}` : ''}`);
-      const type = linkType(ifindex);
-      if (ARPHRD_L3.has(type)) l3 = true;
-      else if (type !== ARPHRD_ETHER && type !== ARPHRD_LOOPBACK) throw new PathlensError('ERR_BPF', `-i ${lo.iface}: link type ${type} is neither Ethernet nor a layer-3 device; use --capture packet`);
-    });
-    if (l3 && lo.ingressHook === 'xdp') throw new PathlensError('ERR_USAGE', `-i ${lo.iface} has no link-layer header: XDP is for Ethernet devices, use --ingress-hook tc`);
-    configurePping(obj, o, l3 ? CFG_L3 : 0);
     session.openRing(
       'pping_events',
       (v, b, off, len) => {

@@ -19,7 +19,7 @@ import { RingReader } from '../../src/bpf/ringbuf.js';
 import { FLOW_KEY, STAMP_KEY, FLOW, STAMP, CFG_TEST_CLOCK } from '../../src/pping/bpf-layout.js';
 import { EpochClock } from '../../src/bpf/clock.js';
 import { MapWalker } from '../../src/bpf/maps.js';
-import { configurePping, loadPping, recordToEvent } from '../../src/pping/bpf-run.js';
+import { loadPping, recordToEvent } from '../../src/pping/bpf-run.js';
 import { Decoder, LINKTYPE_ETHERNET, PacketInfo } from '../../src/pping/decode.js';
 import type { FlowEvent, RttEvent } from '../../src/pping/events.js';
 import { IDENTIFIERS, type IdentifierName } from '../../src/pping/identify.js';
@@ -192,8 +192,7 @@ class BpfReplay {
   private readonly out = new Float64Array(2);
 
   constructor(private readonly o: MatcherOptions) {
-    this.obj = loadPping(o);
-    configurePping(this.obj, o, CFG_TEST_CLOCK);
+    this.obj = loadPping(o, CFG_TEST_CLOCK);
     const t = { sec: 0, nsec: 0 };
     this.ring = new RingReader(
       this.obj.mapFd('pping_events'),

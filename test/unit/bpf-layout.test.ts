@@ -86,7 +86,7 @@ test('pping identifiers by shape: struct pping_ids and PacketIds are one record,
   const src = readFileSync(join(ROOT, 'bpf', 'pping.bpf.c'), 'utf8');
   for (const name of Object.keys(IDENTIFIERS)) {
     const fn = `identify_${name.replace(/-/g, '_')}`;
-    assert.match(src, new RegExp(`\\bbool ${fn}\\(struct packet \\*pk, struct pping_config \\*cfg, struct pping_ids \\*ids\\)`), `${fn} in bpf/pping.bpf.c`);
+    assert.match(src, new RegExp(`\\bbool ${fn}\\(struct packet \\*pk, const volatile struct pping_config \\*cfg, struct pping_ids \\*ids\\)`), `${fn} in bpf/pping.bpf.c`);
     assert.match(src, new RegExp(`\\b${fn}\\(pk, cfg, ids\\)`), `${fn} in the C dispatch`);
   }
 });
