@@ -35,7 +35,7 @@ const MODES = [
   { name: 'bpf', args: ['--bpf', 'on'] },
 ] as const;
 /** Network and readiness calls (bpf(2) is counted apart). */
-const NET = new Set(['socket', 'setsockopt', 'getsockopt', 'bind', 'connect', 'sendto', 'sendmsg', 'sendmmsg', 'recvfrom', 'recvmsg', 'recvmmsg', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2']);
+const NET = new Set(['socket', 'setsockopt', 'getsockopt', 'bind', 'connect', 'sendto', 'sendmsg', 'sendmmsg', 'recvfrom', 'recvmsg', 'recvmmsg', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'epoll_ctl']);
 
 function have(cmd: string): boolean {
   return !spawnSync(cmd, ['--version'], { encoding: 'utf8' }).error;

@@ -100,15 +100,18 @@ export class Socket {
       this.fail(new SysError('uv_poll', status));
       return;
     }
-    // POLLERR: the error queue holds messages (or SO_ERROR is set). Drain, then re-arm.
+    // POLLERR: the error queue holds messages (or SO_ERROR is set). Drain, then re-arm. A drain
+    // that read something has also cleared SO_ERROR (the normal queue's recv returns it first);
+    // only an empty one asks for it, to tell a pending error from a descriptor that is gone.
     const drained = this.onReady(true);
     if (this.closed) return;
-    const pending = this.takeError();
-    if (drained === 0 && (pending === 0 || pending === EBADF /* the fd is really gone */)) {
-      if (pending === EBADF || ++this.idleErrors > 3) {
+    if (drained === 0) {
+      const pending = this.takeError();
+      if ((pending === 0 || pending === EBADF /* the fd is really gone */) && (pending === EBADF || ++this.idleErrors > 3)) {
         this.fail(new SysError('uv_poll', -EBADF, 'poll error with nothing to drain'));
         return;
       }
+      if (pending !== 0) this.idleErrors = 0;
     } else {
       this.idleErrors = 0;
     }
