@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 export const TEST_TOOLS = [
   { cmd: 'ping', pkg: 'iputils-ping', why: 'lab reachability and MTU checks, pping and ktrace traffic' },
   { cmd: 'tcpdump', pkg: 'tcpdump', why: "pping's reference captures" },
-  { cmd: 'bpftool', pkg: 'bpftool', why: 'checking that nothing stays attached after pping and ktrace' },
+  { cmd: 'bpftool', pkg: 'bpftool', why: 'checking that nothing stays attached after pping, ktrace and trace --bpf' },
   { cmd: 'nft', pkg: 'nftables', why: 'the NAT preset and the firewall-mark tests' },
   { cmd: 'tmux', pkg: 'tmux', why: "driving trace's live view in a terminal" },
   { cmd: 'chromium', pkg: 'chromium', why: "opening trace's HTML report headless (screenshot and DOM)" },
