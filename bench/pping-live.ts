@@ -107,7 +107,8 @@ async function withPping<T>(fn: () => T, epping = false): Promise<{ value: T; st
   });
   pp.kill('SIGINT');
   await new Promise((r) => pp.on('close', r));
-  return { value, stats, events: out.split('\n').filter((l) => (epping ? l.includes('"rtt":') : l.includes('"type":"rtt"'))).length };
+  // ePPing's JSON is one array whose objects need not each have a line: count the fields, not lines.
+  return { value, stats, events: (epping ? out.match(/"rtt":/g) : out.match(/"type":"rtt"/g))?.length ?? 0 };
 }
 
 async function main(): Promise<void> {
