@@ -129,7 +129,8 @@ struct packet {
 	__u8 has_ts;
 	__u8 echo; /* 1 request, 2 reply */
 	__u8 dns;  /* 1 query, 2 response */
-	__u8 pad[2];
+	__u8 quic; /* 1: the datagram starts with a QUIC short header */
+	__u8 quic_bits; /* QUIC_SPIN: its spin bit; QUIC_FROM_SERVER: its source port is the server's */
 	__u32 ip_len;
 	__u32 payload;
 	__u32 tsval;
@@ -320,6 +321,19 @@ static __noinline int parse_tcp_options(__u8 *tcp, void *data_end, __u32 hl, str
 
 /* Transport: TCP ports, flags, timestamps; ICMP echo id and sequence. */
 #define DNS_PORT 53
+#define QUIC_SPIN 1
+#define QUIC_FROM_SERVER 2
+/* Least UDP payload of a short-header packet: first byte, packet number, 16-byte tag, and the
+ * 4 bytes header protection samples past the packet number (QUIC_SHORT_MIN in decode.ts). */
+#define QUIC_SHORT_MIN 21
+
+static __always_inline bool quic_port(const volatile struct pping_config *cfg, __u16 port)
+{
+	bool hit = false;
+	for (int i = 0; i < PPING_QUIC_PORTS; i++)
+		hit |= cfg->quic_ports[i] != 0 && cfg->quic_ports[i] == port;
+	return hit;
+}
 #define DNS_QUESTION_MAX 260 /* bytes of the question hashed at most (a name is at most 255) */
 
 /*
@@ -372,7 +386,7 @@ static __noinline int parse_dns(__u8 *msg, void *data_end, __u32 kind, struct pa
 	return OK;
 }
 
-static __noinline int parse_l4(void *data, void *data_end, struct packet *p, bool dns)
+static __noinline int parse_l4(void *data, void *data_end, struct packet *p, const volatile struct pping_config *cfg)
 {
 	__u32 l4off = recall(&p->cursor);
 	if (l4off > MAX_L4_OFF)
@@ -397,18 +411,33 @@ static __noinline int parse_l4(void *data, void *data_end, struct packet *p, boo
 		return parse_tcp_options(l4, data_end, hl, p);
 	}
 	if (p->proto == IPPROTO_UDP) {
-		if (!dns)
+		bool dns = (cfg->flags & PPING_CFG_DNS) != 0;
+		bool quic = (cfg->flags & PPING_CFG_QUIC) != 0;
+		if (!dns && !quic)
 			return SKIP_PROTO;
 		if ((void *)(l4 + 8) > data_end)
 			return SKIP_MALFORMED;
-		p->sport = ((__u16)l4[0] << 8) | l4[1];
-		p->dport = ((__u16)l4[2] << 8) | l4[3];
-		__u32 kind = p->dport == DNS_PORT ? 1 : p->sport == DNS_PORT ? 2 : 0;
-		if (!kind)
-			return SKIP_PROTO;
+		__u16 sp = ((__u16)l4[0] << 8) | l4[1];
+		__u16 dp = ((__u16)l4[2] << 8) | l4[3];
+		p->sport = sp;
+		p->dport = dp;
 		__u32 hdrs = p->hdr_len + 8;
 		p->payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
-		return parse_dns(l4 + 8, data_end, kind, p);
+		if (dns && (dp == DNS_PORT || sp == DNS_PORT))
+			return parse_dns(l4 + 8, data_end, dp == DNS_PORT ? 1 : 2, p);
+		if (!quic)
+			return SKIP_PROTO;
+		bool qs = quic_port(cfg, sp);
+		bool qd = quic_port(cfg, dp);
+		if (!qs && !qd)
+			return SKIP_PROTO;
+		/* A short header: form bit clear, fixed bit set; a datagram that starts with a long
+		 * header (the handshake) has no spin bit to use. */
+		if ((void *)(l4 + 9) > data_end || p->payload < QUIC_SHORT_MIN || (l4[8] & 0xc0) != 0x40)
+			return SKIP_PROTO;
+		p->quic = 1;
+		p->quic_bits = ((l4[8] >> 5) & 1) | (qs && (!qd || sp < dp) ? QUIC_FROM_SERVER : 0);
+		return OK;
 	}
 	bool v6 = p->family == 6;
 	if (p->proto != (v6 ? IPPROTO_ICMPV6_ : IPPROTO_ICMP))
@@ -541,6 +570,7 @@ static __always_inline bool identify_tcp_ts(struct packet *pk, const volatile st
 	ids->id_valid = pk->payload > 0 || (fl & TCP_SYN);
 	ids->echo_valid = (fl & TCP_ACK) != 0;
 	ids->wait_edge = !(fl & TCP_SYN);
+	ids->echo_on_edge = 0;
 	ids->closing = (fl & TCP_RST) ? PPING_R_RST : (fl & TCP_FIN) ? PPING_R_FIN : 0;
 	ids->open_reason = (fl & TCP_SYN) ? ((fl & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN) : PPING_R_FIRST;
 	ids->newer = PPING_NEWER_WRAP;
@@ -560,6 +590,7 @@ static __always_inline bool identify_tcp_seqack(struct packet *pk, const volatil
 	ids->id_valid = pk->payload > 0 || (fl & TCP_SYN);
 	ids->echo_valid = (fl & TCP_ACK) != 0;
 	ids->wait_edge = 0;
+	ids->echo_on_edge = 0;
 	ids->closing = (fl & TCP_RST) ? PPING_R_RST : (fl & TCP_FIN) ? PPING_R_FIN : 0;
 	ids->open_reason = (fl & TCP_SYN) ? ((fl & TCP_ACK) ? PPING_R_SYN_ACK : PPING_R_SYN) : PPING_R_FIRST;
 	ids->newer = PPING_NEWER_WRAP;
@@ -574,6 +605,7 @@ static __always_inline bool identify_icmp_echo(struct packet *pk, const volatile
 	ids->id_valid = pk->echo == 1;
 	ids->echo_valid = pk->echo == 2;
 	ids->wait_edge = 0;
+	ids->echo_on_edge = 0;
 	ids->closing = 0;
 	ids->open_reason = PPING_R_FIRST;
 	ids->newer = PPING_NEWER_DIFFERENT;
@@ -588,6 +620,7 @@ static __always_inline bool identify_dns(struct packet *pk, const volatile struc
 	ids->id_valid = pk->dns == 1;
 	ids->echo_valid = pk->dns == 2;
 	ids->wait_edge = 0;
+	ids->echo_on_edge = 0;
 	ids->closing = 0;
 	ids->open_reason = PPING_R_FIRST;
 	ids->newer = PPING_NEWER_DIFFERENT;
@@ -595,11 +628,31 @@ static __always_inline bool identify_dns(struct packet *pk, const volatile struc
 	return true;
 }
 
-/* The packet's identifier by its protocol (the parser has passed only TCP, ICMP echo and DNS). */
+/* QUIC by the latency spin bit of short-header packets: each direction's edges are its
+ * identifiers (the value it turned to); an edge echoes the other direction's last edge, a
+ * server's to the same value, a client's to the opposite one (RFC 9000 §17.4). */
+static __always_inline bool identify_quic_spin(struct packet *pk, const volatile struct pping_config *cfg, struct pping_ids *ids)
+{
+	__u32 spin = pk->quic_bits & QUIC_SPIN;
+	ids->id = spin;
+	ids->echoed = (pk->quic_bits & QUIC_FROM_SERVER) ? spin : spin ^ 1;
+	ids->id_valid = 1;
+	ids->echo_valid = 1;
+	ids->wait_edge = 1;
+	ids->echo_on_edge = 1;
+	ids->closing = 0;
+	ids->open_reason = PPING_R_FIRST;
+	ids->newer = PPING_NEWER_DIFFERENT;
+	ids->rule = PPING_RULE_SPIN;
+	return true;
+}
+
+/* The packet's identifier by its protocol (the parser has passed only TCP, ICMP echo, DNS and
+ * QUIC short headers). */
 static __always_inline bool identify(struct packet *pk, const volatile struct pping_config *cfg, struct pping_ids *ids)
 {
 	if (pk->proto == IPPROTO_UDP)
-		return identify_dns(pk, cfg, ids);
+		return pk->quic ? identify_quic_spin(pk, cfg, ids) : identify_dns(pk, cfg, ids);
 	if (pk->proto != IPPROTO_TCP)
 		return identify_icmp_echo(pk, cfg, ids);
 	if (pk->has_ts || !(cfg->flags & PPING_CFG_SEQACK))
@@ -776,6 +829,8 @@ static __noinline void apply_rules(struct scratch *sc, const volatile struct ppi
 	struct pping_dir *d = &f->d[dir];
 	struct pping_dir *r = &f->d[dir ^ 1];
 	struct packet *pk = &sc->p;
+	/* An edge: the identifier differs from the direction's last (known before this packet). */
+	bool edge = d->state != PPING_DIR_EMPTY && sc->ids.id != d->last_id;
 
 	/* The packet's own direction: opened by its first packet that can be timestamped. */
 	if (d->state == PPING_DIR_EMPTY && sc->ids.id_valid) {
@@ -800,7 +855,7 @@ static __noinline void apply_rules(struct scratch *sc, const volatile struct ppi
 		}
 		r->rec_pkts++;
 		r->rec_bytes += pk->payload;
-		if (sc->ids.echo_valid)
+		if (sc->ids.echo_valid && (edge || !sc->ids.echo_on_edge))
 			match_packet(sc, f);
 	}
 }
@@ -820,13 +875,13 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	if (r == OK)
 		r = parse_ip(data, data_end, pk);
 	if (r == OK)
-		r = parse_l4(data, data_end, pk, (cfg->flags & PPING_CFG_DNS) != 0);
+		r = parse_l4(data, data_end, pk, cfg);
 	if (r != OK) {
 		count(r == SKIP_NOT_IP ? PPING_C_NOT_IP : r == SKIP_PROTO ? PPING_C_OTHER_PROTO : r == SKIP_FRAGMENT ? PPING_C_FRAGMENT : PPING_C_MALFORMED);
 		return 0;
 	}
 	bool tcp = pk->proto == IPPROTO_TCP;
-	if (!(cfg->flags & (tcp ? PPING_CFG_TCP : pk->proto == IPPROTO_UDP ? PPING_CFG_DNS : PPING_CFG_ICMP)))
+	if (!(cfg->flags & (tcp ? PPING_CFG_TCP : pk->proto == IPPROTO_UDP ? (pk->quic ? PPING_CFG_QUIC : PPING_CFG_DNS) : PPING_CFG_ICMP)))
 		return 0;
 	if (!(cfg->flags & PPING_CFG_INCLUDE_LOCAL) && is_loopback(pk->src, pk->family) && is_loopback(pk->dst, pk->family))
 		return 0;

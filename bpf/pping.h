@@ -79,6 +79,8 @@ struct pping_stamp {
 #define PPING_CFG_TEST_CLOCK (1u << 6) /* time is skb->tstamp (BPF_PROG_TEST_RUN only: the tests set it) */
 #define PPING_CFG_SEQACK (1u << 7)     /* TCP without the timestamp option: SEQ/ACK matching */
 #define PPING_CFG_DNS (1u << 8)        /* DNS over UDP: query to response */
+#define PPING_CFG_QUIC (1u << 9)       /* QUIC's spin bit on the configured UDP ports */
+#define PPING_QUIC_PORTS 4
 
 struct pping_config {
 	__u64 rate_limit_ns;
@@ -86,6 +88,7 @@ struct pping_config {
 	__u32 flags;
 	__u32 one_way_limit;  /* timestamps one-way directions may hold (half the map) */
 	__u32 burst;          /* --burst: timestamps past the rate limit after reordering or loss (0: none) */
+	__u16 quic_ports[PPING_QUIC_PORTS]; /* QUIC servers' ports, host order (0: unused) */
 };
 
 enum pping_event_type {
@@ -122,12 +125,12 @@ struct pping_ids {
 	__u32 echoed;     /* the identifier it echoes (TSecr, echo reply sequence) */
 	__u8 id_valid;    /* it can be timestamped (TCP: data or a SYN; an echo request) */
 	__u8 echo_valid;  /* it can match (an ACK; an echo reply) */
-	__u8 wait_edge;   /* its direction's first identifier is only an edge to wait for (TCP, not a SYN) */
+	__u8 wait_edge;   /* its direction's first identifier is only an edge to wait for (TCP, not a SYN; QUIC spin) */
 	__u8 closing;     /* PPING_R_FIN, PPING_R_RST or 0 */
 	__u8 open_reason; /* why its direction opens, if it does: enum pping_reason */
 	__u8 newer;       /* enum pping_newness */
 	__u8 rule;        /* enum pping_rule: which identifier it is */
-	__u8 pad;
+	__u8 echo_on_edge; /* it can match only when its identifier differs from its direction's last (a spin edge) */
 };
 
 /* Which identifier made a sample (RTT events' `match`). */
@@ -136,6 +139,7 @@ enum pping_rule {
 	PPING_RULE_SEQACK = 1,
 	PPING_RULE_ECHO = 2,
 	PPING_RULE_DNS = 3,
+	PPING_RULE_SPIN = 4,
 };
 
 /* Which end of the packet a flow event is attributed to (ePPing's triggered_by). */

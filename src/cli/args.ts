@@ -28,3 +28,15 @@ export function floatArg(min: number, max: number) {
     return n;
   };
 }
+
+/** A comma-separated list of 1 to `max` distinct port numbers (1-65535). */
+export function portListArg(max: number) {
+  return (v: string): number[] => {
+    const parts = v.split(',');
+    if (parts.length > max || !parts.every((p) => /^\d{1,5}$/.test(p))) throw new InvalidArgumentError(`expected 1 to ${max} ports, comma-separated`);
+    const ports = parts.map(Number);
+    if (ports.some((p) => p < 1 || p > 65535)) throw new InvalidArgumentError('expected ports from 1 to 65535');
+    if (new Set(ports).size !== ports.length) throw new InvalidArgumentError('a port is listed twice');
+    return ports;
+  };
+}

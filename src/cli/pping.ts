@@ -20,7 +20,8 @@ import { readWebConfig } from '../export/web-config.js';
 import { Aggregator } from '../pping/aggregate.js';
 import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
 import { IntervalView } from '../render/pping-aggregate.js';
-import { floatArg, intArg } from './args.js';
+import { floatArg, intArg, portListArg } from './args.js';
+import { QUIC_DEFAULT_PORTS, QUIC_MAX_PORTS } from '../pping/decode.js';
 import type { CapName } from '../core/caps.js';
 import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
 import { USER_HELP, becomeUser } from './run-as.js';
@@ -40,6 +41,8 @@ interface PpingOpts {
   seqack?: boolean;
   burst: number;
   dns?: boolean;
+  quic?: boolean;
+  quicPorts?: number[];
   includeLocal?: boolean;
   capture: 'bpf' | 'packet';
   ingressHook: 'tc' | 'xdp';
@@ -68,12 +71,14 @@ function tcModeFromEnv(): TcMode {
 
 export function ppingCommand(): Command {
   return new Command('pping')
-    .description('passive per-flow RTT from TCP timestamps and ICMP echo, live (-i IFACE) or from a capture file (-r FILE)')
+    .description("passive per-flow RTT from TCP timestamps (or SEQ/ACK), ICMP echo, DNS and QUIC's spin bit, live (-i IFACE) or from a capture file (-r FILE)")
     .option('-i, --iface <name>', 'interface to watch (both directions)')
     .option('-r, --read <file>', 'read a pcap or pcapng file instead (as tcpdump -r)')
-    .option('--tcp', 'TCP, from the timestamp option (the default when none of --tcp, --icmp, --dns is given)')
+    .option('--tcp', 'TCP, from the timestamp option (the default when none of --tcp, --icmp, --dns, --quic is given)')
     .option('--icmp', 'ICMP and ICMPv6 echo, from id and sequence')
     .option('--dns', 'DNS over UDP (port 53): a query to its response, by transaction id and question; not in ePPing')
+    .option('--quic', `QUIC, from the latency spin bit of short-header packets on the --quic-ports (default ${QUIC_DEFAULT_PORTS.join(',')}); not in ePPing`)
+    .option('--quic-ports <list>', `the QUIC servers' UDP ports, up to ${QUIC_MAX_PORTS} (implies --quic)`, portListArg(QUIC_MAX_PORTS))
     .addOption(new Option('-F, --format <format>', 'output format').choices(['standard', 'ppviz', 'json', 'jsonl']).default('standard'))
     .option('-w, --write <file>', 'write the output to FILE instead of stdout')
     .option('--rate-limit <ms>', 'least time between two timestamps of one flow direction (0: no limit)', floatArg(0, 1e6), 100)
@@ -112,9 +117,10 @@ export function ppingCommand(): Command {
         return;
       }
       const mo: Partial<MatcherOptions> = {
-        tcp: opts.tcp || (!opts.icmp && !opts.dns),
+        tcp: opts.tcp || (!opts.icmp && !opts.dns && !opts.quic && !opts.quicPorts),
         icmp: !!opts.icmp,
         dns: !!opts.dns,
+        quicPorts: opts.quicPorts ?? (opts.quic ? QUIC_DEFAULT_PORTS : []),
         rateLimitNs: opts.rateLimit * 1e6,
         rttRate: opts.rttRate ?? 0,
         rttRateUse: opts.rttType,

@@ -17,7 +17,7 @@ export const FLOW = { size: 168, d: 0, conn_id: 160 } as const;
 export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
 export const STAMP = { size: 24, time: 0, deadline: 8, one_way: 16 } as const;
 /** struct pping_config */
-export const CONFIG = { size: 24, rate_limit_ns: 0, rtt_rate_milli: 8, flags: 12, one_way_limit: 16, burst: 20 } as const;
+export const CONFIG = { size: 32, rate_limit_ns: 0, rtt_rate_milli: 8, flags: 12, one_way_limit: 16, burst: 20, quic_ports: 24 } as const;
 /** struct pping_event */
 export const EVENT = {
   size: 104,
@@ -54,6 +54,8 @@ export const CFG_TEST_CLOCK = 1 << 6;
 export const CFG_SEQACK = 1 << 7;
 /** DNS over UDP: query to response. */
 export const CFG_DNS = 1 << 8;
+/** QUIC's spin bit on the configured ports. */
+export const CFG_QUIC = 1 << 9;
 
 export const EV_RTT = 1;
 export const EV_FLOW = 2;

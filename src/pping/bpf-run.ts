@@ -25,6 +25,7 @@ import {
   CFG_RTT_MIN,
   CFG_SEQACK,
   CFG_DNS,
+  CFG_QUIC,
   CFG_TCP,
   CONFIG,
   DIR,
@@ -88,10 +89,11 @@ function configOf(o: MatcherOptions, extraFlags: number): Uint8Array {
   const cv = new DataView(cfg.buffer);
   setU64(cv, CONFIG.rate_limit_ns, o.rateLimitNs);
   cv.setUint32(CONFIG.rtt_rate_milli, Math.round(o.rttRate * 1000), LE);
-  const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (o.seqAck ? CFG_SEQACK : 0) | (o.dns ? CFG_DNS : 0);
+  const flags = (o.tcp ? CFG_TCP : 0) | (o.icmp ? CFG_ICMP : 0) | (o.includeSyn ? CFG_INCLUDE_SYN : 0) | (o.includeLocal ? CFG_INCLUDE_LOCAL : 0) | (o.rttRateUse === 'min' ? CFG_RTT_MIN : 0) | (o.seqAck ? CFG_SEQACK : 0) | (o.dns ? CFG_DNS : 0) | (o.quicPorts.length ? CFG_QUIC : 0);
   cv.setUint32(CONFIG.flags, flags | extraFlags, LE);
   cv.setUint32(CONFIG.one_way_limit, oneWayLimit(o.maxStamps), LE);
   cv.setUint32(CONFIG.burst, o.burst, LE);
+  o.quicPorts.forEach((port, i) => cv.setUint16(CONFIG.quic_ports + 2 * i, port, LE));
   return cfg;
 }
 

@@ -44,6 +44,16 @@ export const SKIP_FRAGMENT = 4;
 export const DNS_PORT = 53;
 export const DNS_QUERY = 1;
 export const DNS_RESPONSE = 2;
+/** QUIC ports measured by default with --quic (servers listen there; the other end is the client). */
+export const QUIC_DEFAULT_PORTS: readonly number[] = [443, 4433, 8443];
+/** At most this many QUIC ports (the BPF programs' configuration holds four). */
+export const QUIC_MAX_PORTS = 4;
+/**
+ * Least UDP payload of a QUIC short-header packet: the first byte, a packet number and its
+ * 16-byte AEAD tag, plus the 4 bytes header protection samples past the packet number
+ * (RFC 9001 §5.4.2): anything shorter is no 1-RTT packet.
+ */
+export const QUIC_SHORT_MIN = 21;
 /** Bytes of a DNS question the identifier hashes at most (a name is at most 255). */
 const DNS_QUESTION_MAX = 260;
 
@@ -107,6 +117,14 @@ export class PacketInfo {
   /** DNS over UDP (Decoder.dns): DNS_QUERY or DNS_RESPONSE, and its identifier (dnsIdOf). */
   dns = 0;
   dnsId = 0;
+  /**
+   * QUIC (Decoder.quicPorts): 1 when the datagram starts with a short-header (1-RTT) packet, whose
+   * latency spin bit (RFC 9000 §17.4) is `spin`; `fromServer` when its source port is the QUIC
+   * port (the lower one when both are).
+   */
+  quic = 0;
+  spin = 0;
+  fromServer = false;
   /** Direction the link layer records (Linux cooked captures): 1 outgoing, 0 incoming, -1 unknown. */
   linkOut = -1;
 
@@ -129,6 +147,8 @@ export class Decoder {
   private readonly tcp = new TcpView();
   /** Decode DNS over UDP (port 53); otherwise UDP is another protocol, skipped. */
   dns = false;
+  /** Decode QUIC short headers on these UDP ports (empty: QUIC is another protocol). */
+  quicPorts: readonly number[] = [];
 
   /**
    * Decodes frame bytes[off, off+len) of link type `linktype` (for L3_ETHERTYPE, `ethertype`
@@ -209,21 +229,35 @@ export class Decoder {
     out.hasTs = false;
     out.echo = 0;
     out.dns = 0;
+    out.quic = 0;
     const l4 = ip.payloadOff;
     const avail = end - l4;
     if (ip.proto === IPPROTO_UDP) {
-      if (!this.dns) return SKIP_PROTO;
+      if (!this.dns && this.quicPorts.length === 0) return SKIP_PROTO;
       if (avail < 8) return SKIP_MALFORMED;
-      out.srcPort = (bytes[l4] << 8) | bytes[l4 + 1];
-      out.dstPort = (bytes[l4 + 2] << 8) | bytes[l4 + 3];
-      const kind = out.dstPort === DNS_PORT ? DNS_QUERY : out.srcPort === DNS_PORT ? DNS_RESPONSE : 0;
-      if (!kind) return SKIP_PROTO;
-      // A query goes to port 53 with QR clear; a response comes from it with QR set. One question.
-      const id = dnsIdOf(bytes, l4 + 8, avail - 8, kind);
-      if (id < 0) return SKIP_PROTO;
-      out.dns = kind;
-      out.dnsId = id;
+      const sp = (bytes[l4] << 8) | bytes[l4 + 1];
+      const dp = (bytes[l4 + 2] << 8) | bytes[l4 + 3];
+      out.srcPort = sp;
+      out.dstPort = dp;
       out.payload = Math.max(0, ip.totalLen - ip.headerLen - 8);
+      if (this.dns && (dp === DNS_PORT || sp === DNS_PORT)) {
+        const kind = dp === DNS_PORT ? DNS_QUERY : DNS_RESPONSE;
+        // A query goes to port 53 with QR clear; a response comes from it with QR set. One question.
+        const id = dnsIdOf(bytes, l4 + 8, avail - 8, kind);
+        if (id < 0) return SKIP_PROTO;
+        out.dns = kind;
+        out.dnsId = id;
+        return 0;
+      }
+      const qs = this.quicPorts.includes(sp);
+      const qd = this.quicPorts.includes(dp);
+      if (!qs && !qd) return SKIP_PROTO;
+      // A short header: form bit clear, fixed bit set. Datagrams that start with a long header
+      // (the handshake) carry no spin bit to use, even when a 1-RTT packet is coalesced after.
+      if (avail < 9 || out.payload < QUIC_SHORT_MIN || (bytes[l4 + 8] & 0xc0) !== 0x40) return SKIP_PROTO;
+      out.quic = 1;
+      out.spin = (bytes[l4 + 8] >> 5) & 1;
+      out.fromServer = qs && (!qd || sp < dp);
       return 0;
     }
     if (ip.proto === IPPROTO_TCP) {

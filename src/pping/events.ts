@@ -38,7 +38,7 @@ export interface RttEvent extends Base, FlowTuple {
   rec_bytes: number;
   match_on_egress: boolean;
   /** What matched: the TCP timestamp option, TCP SEQ/ACK (--seqack), or an ICMP echo (not in ePPing's output). */
-  match: 'tsopt' | 'seqack' | 'icmp-echo' | 'dns';
+  match: 'tsopt' | 'seqack' | 'icmp-echo' | 'dns' | 'quic-spin';
 }
 
 export interface FlowEvent extends Base, FlowTuple {
@@ -104,7 +104,7 @@ export interface PpingDoneEvent extends Base {
   packets: number;
   /** Packets that gave no flow, by reason (not IP, other protocol, malformed, later fragment). */
   skipped: { not_ip: number; other_protocol: number; malformed: number; fragment: number };
-  /** Packets matched or timestamped by the rules (TCP/ICMP of the selected protocols). */
+  /** Packets the rules considered (TCP, ICMP echo, DNS, QUIC short headers, of the selected protocols). */
   considered: number;
   rtt_events: number;
   flows_opened: number;

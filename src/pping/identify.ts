@@ -29,7 +29,8 @@ export const RULE_TSOPT = 0;
 export const RULE_SEQACK = 1;
 export const RULE_ECHO = 2;
 export const RULE_DNS = 3;
-export const RULE_NAMES = ['tsopt', 'seqack', 'icmp-echo', 'dns'] as const;
+export const RULE_SPIN = 4;
+export const RULE_NAMES = ['tsopt', 'seqack', 'icmp-echo', 'dns', 'quic-spin'] as const;
 export type RuleName = (typeof RULE_NAMES)[number];
 
 /** struct pping_ids */
@@ -42,8 +43,10 @@ export class PacketIds {
   idValid = false;
   /** It can match (an ACK; an echo reply). */
   echoValid = false;
-  /** Its direction's first identifier is only an edge to wait for (TCP, not a SYN). */
+  /** Its direction's first identifier is only an edge to wait for (TCP, not a SYN; QUIC spin). */
   waitEdge = false;
+  /** It can match only when its identifier differs from its direction's last one (a spin edge). */
+  echoOnEdge = false;
   /** R_FIN, R_RST or 0. */
   closing = 0;
   /** Why its direction opens, if it opens it: R_SYN, R_SYN_ACK or R_FIRST. */
@@ -72,6 +75,7 @@ export function identifyTcpTs(p: PacketInfo, o: IdentifyOptions, out: PacketIds)
   out.idValid = p.payload > 0 || p.syn;
   out.echoValid = p.ack;
   out.waitEdge = !p.syn;
+  out.echoOnEdge = false;
   out.closing = p.rst ? R_RST : p.fin ? R_FIN : 0;
   out.openReason = p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
   out.newer = NEWER_WRAP;
@@ -94,6 +98,7 @@ export function identifyTcpSeqAck(p: PacketInfo, o: IdentifyOptions, out: Packet
   out.idValid = p.payload > 0 || p.syn;
   out.echoValid = p.ack;
   out.waitEdge = false;
+  out.echoOnEdge = false;
   out.closing = p.rst ? R_RST : p.fin ? R_FIN : 0;
   out.openReason = p.syn ? (p.ack ? R_SYN_ACK : R_SYN) : R_FIRST;
   out.newer = NEWER_WRAP;
@@ -107,6 +112,7 @@ export function identifyIcmpEcho(p: PacketInfo, _o: IdentifyOptions, out: Packet
   out.idValid = p.echo === ICMP_ECHO_REQUEST;
   out.echoValid = p.echo === ICMP_ECHO_REPLY;
   out.waitEdge = false;
+  out.echoOnEdge = false;
   out.closing = 0;
   out.openReason = R_FIRST;
   out.newer = NEWER_DIFFERENT;
@@ -124,6 +130,7 @@ export function identifyDns(p: PacketInfo, _o: IdentifyOptions, out: PacketIds):
   out.idValid = p.dns === DNS_QUERY;
   out.echoValid = p.dns === DNS_RESPONSE;
   out.waitEdge = false;
+  out.echoOnEdge = false;
   out.closing = 0;
   out.openReason = R_FIRST;
   out.newer = NEWER_DIFFERENT;
@@ -131,21 +138,46 @@ export function identifyDns(p: PacketInfo, _o: IdentifyOptions, out: PacketIds):
   return true;
 }
 
+/**
+ * QUIC by the latency spin bit (RFC 9000 §17.4) of short-header packets: the server sends the
+ * value it last received, the client the opposite of what it last received, so the value turns
+ * over once a round trip. Each direction's edges (a change of value) are its identifiers: the
+ * value it turned to; the first value seen is only an edge to wait for. An edge also echoes the
+ * other direction's last edge: a server's edge to v answers the client's edge to v, a client's
+ * edge to v the server's edge to the opposite value. Packets that are not an edge match nothing.
+ * The sample is the time between the two edges at the capture point: from the server's edge, the
+ * RTT towards the server; from the client's, towards the client (together, the connection's).
+ */
+export function identifyQuicSpin(p: PacketInfo, _o: IdentifyOptions, out: PacketIds): boolean {
+  out.id = p.spin;
+  out.echoed = p.fromServer ? p.spin : p.spin ^ 1;
+  out.idValid = true;
+  out.echoValid = true;
+  out.waitEdge = true;
+  out.echoOnEdge = true;
+  out.closing = 0;
+  out.openReason = R_FIRST;
+  out.newer = NEWER_DIFFERENT;
+  out.rule = RULE_SPIN;
+  return true;
+}
+
 /** The identifiers by name, in the order the dispatch tries them. */
-export const IDENTIFIERS: { readonly [name: string]: Identifier } & { readonly 'tcp-ts': Identifier; readonly 'tcp-seqack': Identifier; readonly 'icmp-echo': Identifier; readonly dns: Identifier } = {
+export const IDENTIFIERS: { readonly [name: string]: Identifier } & { readonly 'tcp-ts': Identifier; readonly 'tcp-seqack': Identifier; readonly 'icmp-echo': Identifier; readonly dns: Identifier; readonly 'quic-spin': Identifier } = {
   'tcp-ts': identifyTcpTs,
   'tcp-seqack': identifyTcpSeqAck,
   'icmp-echo': identifyIcmpEcho,
   dns: identifyDns,
+  'quic-spin': identifyQuicSpin,
 };
-export type IdentifierName = 'tcp-ts' | 'tcp-seqack' | 'icmp-echo' | 'dns';
+export type IdentifierName = 'tcp-ts' | 'tcp-seqack' | 'icmp-echo' | 'dns' | 'quic-spin';
 
 /**
- * The packet's identifier by its protocol (the decoder has passed only TCP and ICMP echo): TCP by
- * its timestamp option, or without one by SEQ/ACK when asked.
+ * The packet's identifier by its protocol (the decoder has passed only TCP, ICMP echo, DNS and
+ * QUIC short headers): TCP by its timestamp option, or without one by SEQ/ACK when asked.
  */
 export function identify(p: PacketInfo, o: IdentifyOptions, out: PacketIds): boolean {
-  if (p.proto === IPPROTO_UDP) return identifyDns(p, o, out);
+  if (p.proto === IPPROTO_UDP) return p.quic ? identifyQuicSpin(p, o, out) : identifyDns(p, o, out);
   if (p.proto !== IPPROTO_TCP) return identifyIcmpEcho(p, o, out);
   return p.hasTs || !o.seqAck ? identifyTcpTs(p, o, out) : identifyTcpSeqAck(p, o, out);
 }

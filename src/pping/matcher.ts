@@ -33,6 +33,8 @@ export interface MatcherOptions {
   icmp: boolean;
   /** DNS over UDP: query to response (the decoder must decode it: Decoder.dns). */
   dns: boolean;
+  /** QUIC's spin bit on these UDP ports (the decoder must decode them: Decoder.quicPorts); empty: off. */
+  quicPorts: readonly number[];
   /** Least time between two timestamps of one flow direction, ns (0: none). */
   rateLimitNs: number;
   /** When > 0: the least time is this multiple of the direction's RTT (once it has one). */
@@ -56,6 +58,7 @@ export const MATCHER_DEFAULTS: MatcherOptions = {
   tcp: true,
   icmp: false,
   dns: false,
+  quicPorts: [],
   rateLimitNs: 100e6,
   rttRate: 0,
   rttRateUse: 'smoothed',
@@ -158,7 +161,7 @@ export class Matcher {
   process(p: PacketInfo, sec: number, nsec: number, egress: boolean): void {
     const o = this.o;
     const tcp = p.proto === IPPROTO_TCP;
-    if (!(tcp ? o.tcp : p.proto === IPPROTO_UDP ? o.dns : o.icmp)) return;
+    if (!(tcp ? o.tcp : p.proto === IPPROTO_UDP ? (p.quic ? o.quicPorts.length > 0 : o.dns) : o.icmp)) return;
     if (!o.includeLocal && isLoopback(p.bytes, p.srcOff, p.family) && isLoopback(p.bytes, p.dstOff, p.family)) return;
     const t = this.rel(sec, nsec);
     if (t > this.now) this.now = t;
@@ -193,6 +196,8 @@ export class Matcher {
     const ids = this.ids;
     const di = slot * 2 + dir;
     const ri = slot * 2 + (dir ^ 1);
+    // An edge: the identifier differs from the direction's last (known before this packet).
+    const edge = ft.dirState[di] !== DIR_EMPTY && ids.id !== ft.lastId[di];
     // The packet's own direction: opened by its first packet that can be timestamped.
     if (ft.dirState[di] === DIR_EMPTY && ids.idValid) {
       ft.dirState[di] = DIR_WAITOPEN;
@@ -215,7 +220,7 @@ export class Matcher {
       }
       ft.recPkts[ri]++;
       ft.recBytes[ri] += payload;
-      if (ids.echoValid) this.match(slot, dir, t, ids.echoed, egress);
+      if (ids.echoValid && (edge || !ids.echoOnEdge)) this.match(slot, dir, t, ids.echoed, egress);
     }
   }
 

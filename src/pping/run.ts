@@ -56,7 +56,7 @@ function protocols(o: Partial<MatcherOptions>): PpingProtocol[] {
   const out: PpingProtocol[] = [];
   if (o.tcp !== false) out.push('TCP');
   if (o.icmp) out.push('ICMP', 'ICMPv6');
-  if (o.dns) out.push('UDP');
+  if (o.dns || (o.quicPorts?.length ?? 0) > 0) out.push('UDP');
   return out;
 }
 
@@ -114,6 +114,7 @@ export function runOffline(path: string, o: Partial<MatcherOptions>, sink: Pping
   const m = matcherFor(o, sink);
   const dec = new Decoder();
   dec.dns = !!o.dns;
+  dec.quicPorts = o.quicPorts ?? [];
   const info = new PacketInfo();
   const rec = new CaptureRecord();
   const t = new Tally();
@@ -208,6 +209,7 @@ export function runPacketSocket(lo: LiveOptions, o: Partial<MatcherOptions>, sin
   const m = matcherFor(o, sink);
   const dec = new Decoder();
   dec.dns = !!o.dns;
+  dec.quicPorts = o.quicPorts ?? [];
   const info = new PacketInfo();
   const batch = new RecvBatch(64, 2048, 64, 20);
   const eq = new ErrqueueRecord();

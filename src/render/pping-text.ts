@@ -71,7 +71,7 @@ export function standardLine(e: PpingEvent): string {
       return `# pping on ${e.input} (${e.source}): ${e.protocols.join(', ')}; rate limit ${e.rtt_rate ? `${e.rtt_rate} x RTT` : `${e.rate_limit_ms} ms`}`;
     case 'done': {
       const s = e.skipped;
-      return `# ${e.reason}: ${e.packets} packets (${e.considered} TCP/ICMP considered; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTT${e.rtt_events === 1 ? '' : 's'}, ${e.flows_opened} flow${e.flows_opened === 1 ? '' : 's'}${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
+      return `# ${e.reason}: ${e.packets} packets (${e.considered} considered by the rules; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTT${e.rtt_events === 1 ? '' : 's'}, ${e.flows_opened} flow${e.flows_opened === 1 ? '' : 's'}${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
     }
   }
 }

@@ -4,7 +4,9 @@
  * with data, pure ACKs, SYN, SYN-ACK, FIN, RST, repeated, reordered and wrapping TSvals, echoes
  * of recent TSvals; TCP without the timestamp option, matched by SEQ/ACK, with retransmitted,
  * reordered and wrapping sequence numbers and cumulative ACKs; DNS queries and responses over UDP
- * (sent again, answered late or twice, several questions, compressed names); ICMP and ICMPv6 echo, also to
+ * (sent again, answered late or twice, several questions, compressed names); QUIC short headers
+ * whose spin bit a client and a server turn as RFC 9000 says, with spurious edges, handshake
+ * datagrams and runts among them; ICMP and ICMPv6 echo, also to
  * one's own address; IPv4 and IPv6; VLAN tags) are replayed through the
  * real BPF programs with BPF_PROG_TEST_RUN, at chosen times (the programs' test clock reads
  * skb->tstamp), and through the TypeScript matcher. Both must give the same RTT and flow events,
@@ -38,7 +40,7 @@ const PSH = 0x08;
 const BASE_NS = 5_000_000_000_000;
 
 interface Step {
-  flow: number; // 0..3 TCP (0, 1 IPv4; 2 IPv6 with VLAN; 3 IPv4 reusing flow 0's tuple later), 4 ICMP, 5 ICMPv6, 6 ICMP to one's own address, 7 TCP without timestamps (IPv4), 8 the same (IPv6), 9 DNS (IPv4), 10 DNS (IPv6)
+  flow: number; // 0..3 TCP (0, 1 IPv4; 2 IPv6 with VLAN; 3 IPv4 reusing flow 0's tuple later), 4 ICMP, 5 ICMPv6, 6 ICMP to one's own address, 7 TCP without timestamps (IPv4), 8 the same (IPv6), 9 DNS (IPv4), 10 DNS (IPv6), 11 QUIC (IPv4), 12 QUIC (IPv6)
   fromB: boolean;
   kind: number; // TCP: 0 data, 1 pure ACK, 2 SYN, 3 SYN-ACK, 4 FIN, 5 RST, 6 data without TS; ICMP: 0 request, 1 reply
   tsDelta: number; // TSval step: 0 repeat, negative reorder, large wrap
@@ -69,7 +71,23 @@ function frames(steps: Step[]): Array<{ t: number; frame: Uint8Array; egress: bo
     const side = `${s.flow}${s.fromB ? 'B' : 'A'}`;
     const other = `${s.flow}${s.fromB ? 'A' : 'B'}`;
     let frame: number[];
-    if (s.flow >= 9) {
+    if (s.flow >= 11) {
+      // QUIC: the client (A) and the server (B, port 4433). kind 0-2, 5, 6: a short header whose
+      // spin bit follows RFC 9000 when tsDelta is not 0 (the server sends the client's last value,
+      // the client the opposite of the server's) and repeats its own otherwise; 3: the opposite of
+      // its own last (a reordered packet's edge); 4: a handshake datagram (long header); kind 1
+      // with echoBack 4: a datagram too short for a 1-RTT packet.
+      const v6f = s.flow === 12;
+      const own = seq.get(side) ?? 0;
+      const theirs = seq.get(other) ?? 0;
+      const spin = s.kind === 3 ? own ^ 1 : s.tsDelta === 0 ? own : s.fromB ? theirs : theirs ^ 1;
+      if (s.kind !== 4) seq.set(side, spin);
+      const first = s.kind === 4 ? 0xc0 : 0x40 | (spin << 5) | (s.echoBack & 3);
+      const len = s.kind === 1 && s.echoBack === 4 ? 12 : 40;
+      const u = udp(s.fromB ? 4433 : 40443, s.fromB ? 40443 : 4433, [first, ...Array.from({ length: len - 1 }, (_v, i) => (i * 37) & 0xff)]);
+      const [src, dst] = s.fromB ? [v6f ? B6 : B4, v6f ? A6 : A4] : [v6f ? A6 : A4, v6f ? B6 : B4];
+      frame = v6f ? eth(0x86dd, [...ipv6(src, dst, 17, u.length, 64), ...u]) : eth(0x0800, [...ipv4(src, dst, 17, u.length, 64), ...u]);
+    } else if (s.flow >= 9) {
       // DNS: the client (A) asks, the server (B, port 53) answers a recent question.
       const v6f = s.flow === 10;
       const response = s.fromB;
@@ -174,6 +192,7 @@ function runTs(fr: ReturnType<typeof frames>, o: MatcherOptions): Ev[] {
   const m = new Matcher(o, { event: (e) => e.type !== 'table-full' && ev.push(e) });
   const dec = new Decoder();
   dec.dns = o.dns;
+  dec.quicPorts = o.quicPorts;
   const info = new PacketInfo();
   for (const f of fr) {
     if (dec.decode(f.frame, 0, f.frame.length, LINKTYPE_ETHERNET, 0, info) !== 0) continue;
@@ -256,8 +275,9 @@ const STEPS: Record<IdentifierName, fc.Arbitrary<Step>> = {
   'tcp-seqack': fc.record({ flow: fc.integer({ min: 7, max: 8 }), ...common }),
   'icmp-echo': fc.record({ flow: fc.integer({ min: 4, max: 6 }), ...common }),
   dns: fc.record({ flow: fc.integer({ min: 9, max: 10 }), ...common }),
+  'quic-spin': fc.record({ flow: fc.integer({ min: 11, max: 12 }), ...common }),
 };
-const WEIGHT: Record<IdentifierName, number> = { 'tcp-ts': 4, 'tcp-seqack': 3, 'icmp-echo': 3, dns: 3 };
+const WEIGHT: Record<IdentifierName, number> = { 'tcp-ts': 4, 'tcp-seqack': 3, 'icmp-echo': 3, dns: 3, 'quic-spin': 3 };
 const step = fc.oneof(...(Object.keys(STEPS) as IdentifierName[]).map((k) => ({ arbitrary: STEPS[k], weight: WEIGHT[k] })));
 
 test('the differential test has a step generator for every identifier the rules know', () => {
@@ -273,6 +293,8 @@ const CONFIGS: Array<[string, Partial<MatcherOptions>]> = [
   ['--seqack, defaults', { icmp: true, seqAck: true }],
   ['--dns --seqack, no rate limit', { icmp: true, dns: true, rateLimitNs: 0, seqAck: true }],
   ['--dns, defaults', { icmp: true, dns: true }],
+  ['--quic-ports 4433,443 --dns, no rate limit', { icmp: true, dns: true, quicPorts: [4433, 443], rateLimitNs: 0 }],
+  ['--quic-ports 443,4433,8443 (no rule for 40443), defaults', { quicPorts: [443, 4433, 8443] }],
   ['--burst 3, defaults', { icmp: true, burst: 3 }],
   ['--burst 2 --seqack --rtt-rate 0.5', { icmp: true, burst: 2, seqAck: true, rttRate: 0.5, rttRateUse: 'min' }],
 ];
@@ -282,6 +304,7 @@ for (const [name, cfg] of CONFIGS) {
     const o = { ...MATCHER_DEFAULTS, ...cfg };
     const bpf = new BpfReplay(o);
     let events = 0;
+    const byRule = new Map<string, number>();
     try {
       fc.assert(
         fc.property(fc.array(step, { minLength: 1, maxLength: 80, size: 'max' }), (steps) => {
@@ -289,6 +312,7 @@ for (const [name, cfg] of CONFIGS) {
           const want = strip(runTs(fr, o));
           const got = strip(bpf.run(fr));
           events += want.length;
+          for (const e of want) if (e.type === 'rtt') byRule.set(e.match as string, (byRule.get(e.match as string) ?? 0) + 1);
           if (process.env.PPING_DIFF_DEBUG && JSON.stringify(got) !== JSON.stringify(want) && steps.length < 12) process.stderr.write(`BPF ${JSON.stringify(got)}\nTS  ${JSON.stringify(want)}\n`);
           assert.deepEqual(got, want);
         }),
@@ -297,7 +321,8 @@ for (const [name, cfg] of CONFIGS) {
     } finally {
       bpf.close();
     }
-    process.stdout.write(`# ${name}: 150 sequences, ${events} events, identical\n`);
+    const rules = [...byRule].sort().map(([k, n]) => `${k} ${n}`).join(', ');
+    process.stdout.write(`# ${name}: 150 sequences, ${events} events (RTTs: ${rules}), identical\n`);
     // ICMP-only configurations see only the ICMP share of the steps (about 300 events in 150 sequences).
     assert.ok(events > 150, 'the sequences produce events to compare');
   });

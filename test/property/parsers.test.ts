@@ -208,6 +208,29 @@ test('pping frame decoder: never throws, for every link type; addresses inside t
   );
 });
 
+test('pping UDP decoding (DNS and QUIC ports): never throws; a QUIC result is a whole short header on a QUIC port', () => {
+  const dec = new Decoder();
+  dec.dns = true;
+  dec.quicPorts = [443, 4433];
+  const info = new PacketInfo();
+  const port = fc.constantFrom(53, 443, 4433, 40000, 0);
+  fc.assert(
+    fc.property(port, port, fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 0, max: 80 }), (sp, dp, payload, cut) => {
+      // A raw IPv4 header (20 bytes) and UDP header; the IP length as the payload says, the frame maybe cut short.
+      const len = 28 + payload.length;
+      const f = Uint8Array.from([0x45, 0, len >> 8, len & 0xff, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, sp >> 8, sp & 0xff, dp >> 8, dp & 0xff, (len - 20) >> 8, (len - 20) & 0xff, 0, 0, ...payload]);
+      const n = Math.min(f.length, 20 + cut);
+      const r = dec.decode(f, 0, n, 101, 0, info);
+      if (r === 0 && info.quic) {
+        assert.ok([443, 4433].includes(sp) || [443, 4433].includes(dp));
+        assert.ok(n >= 29 && (f[28] & 0xc0) === 0x40 && payload.length >= 21);
+        assert.equal(info.spin, (f[28] >> 5) & 1);
+      }
+    }),
+    RUNS,
+  );
+});
+
 /**
  * Writes `b` to `path` and reads it back, calling `check` on every record; any failure must be a
  * PathlensError (then handed to `failed`).

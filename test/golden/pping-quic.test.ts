@@ -1,0 +1,114 @@
+/**
+ * `pathlens pping --quic` against tshark on a real QUIC connection (test/fixtures/quic: aioquic
+ * endpoints, which spin the latency bit, over IPv4 and IPv6 in a lab with 5 ms of path RTT and
+ * 1 % loss; tshark's per-packet reading recorded beside it). TShark decodes every QUIC packet's
+ * header form and spin bit but times nothing, so the edges come from its reading: a change of the
+ * bit in one direction, and every edge that follows an edge of the other direction is a sample of
+ * the time between the two. pathlens must give exactly those samples (within 50 µs), no others.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Decoder, LINKTYPE_RAW, PacketInfo, SKIP_PROTO } from '../../src/pping/decode.js';
+import type { PpingDoneEvent, RttEvent } from '../../src/pping/events.js';
+import type { MatcherOptions } from '../../src/pping/matcher.js';
+import { runOffline } from '../../src/pping/run.js';
+import { ROOT } from '../helpers/lab.js';
+import { ipv4, udp } from '../helpers/bytes.js';
+
+const DIR = join(ROOT, 'test', 'fixtures', 'quic');
+const PCAP = join(DIR, 'spin.pcap');
+const rows = readFileSync(join(DIR, 'tshark-frames.tsv'), 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => l.split('\t'))
+  .map(([n, time, s4, s6, sport, d4, d6, dport, form, spin]) => ({ n: +n, us: Math.round(+time * 1e6), src: s4 || s6, sport, dst: d4 || d6, dport, form, spin }));
+
+/** tshark's edges, and the samples they make: [frame time µs, sender, µs since the other direction's edge]. */
+function reference(): { edges: number; samples: Map<string, number> } {
+  const last = new Map<string, string>();
+  const edgeAt = new Map<string, number>();
+  const samples = new Map<string, number>();
+  let edges = 0;
+  for (const r of rows) {
+    if (r.spin === '') continue; // no short header in the datagram
+    const dir = `${r.src}/${r.sport}>${r.dst}/${r.dport}`;
+    const rev = `${r.dst}/${r.dport}>${r.src}/${r.sport}`;
+    const bit = r.spin.split(',').at(-1)!;
+    const was = last.get(dir);
+    last.set(dir, bit);
+    if (was === undefined || was === bit) continue;
+    edges++;
+    const other = edgeAt.get(rev);
+    if (other !== undefined && other > (edgeAt.get(dir) ?? 0)) samples.set(`${r.us}/${r.src}`, r.us - other);
+    edgeAt.set(dir, r.us);
+  }
+  return { edges, samples };
+}
+
+async function run(o: Partial<MatcherOptions>): Promise<{ rtts: RttEvent[]; done: PpingDoneEvent }> {
+  const rtts: RttEvent[] = [];
+  const done = await runOffline(PCAP, { tcp: false, ...o }, { event: (e) => e.type === 'rtt' && rtts.push(e) }).done;
+  return { rtts, done };
+}
+
+const key = (e: RttEvent) => `${Math.round((e.sec * 1e9 + e.nsec) / 1000)}/${e.src_ip}`;
+
+test("pping --quic-ports 4433: every sample is an edge-to-edge time of tshark's spin bits, and every such time is a sample", async () => {
+  const ref = reference();
+  const { rtts } = await run({ quicPorts: [4433], rateLimitNs: 0 });
+  assert.ok(ref.samples.size >= 400, `edges in the capture: ${ref.edges}, samples: ${ref.samples.size}`);
+  assert.ok(rtts.every((e) => e.match === 'quic-spin' && e.protocol === 'UDP'));
+  assert.ok(rtts.some((e) => e.src_ip.includes(':')) && rtts.some((e) => !e.src_ip.includes(':')), 'IPv4 and IPv6');
+  let worst = 0;
+  for (const e of rtts) {
+    const us = ref.samples.get(key(e));
+    assert.ok(us !== undefined, `a sample at ${e.sec}.${e.nsec} from ${e.src_ip} that is no edge after an edge`);
+    worst = Math.max(worst, Math.abs(us * 1000 - e.rtt));
+  }
+  assert.equal(rtts.length, ref.samples.size, 'every edge after an edge of the other direction is a sample');
+  assert.ok(worst <= 50_000, `largest difference: ${worst} ns`);
+  // The server's samples span the path (5 ms of delay in the lab, and whatever the endpoints
+  // wait); the client's the capture point's own host.
+  const server = rtts.filter((e) => e.src_port === 4433).map((e) => e.rtt);
+  const client = rtts.filter((e) => e.src_port !== 4433).map((e) => e.rtt);
+  assert.ok(Math.min(...server) >= 5e6, `least server-side sample ${Math.min(...server)} ns`);
+  assert.ok(client.length > 0 && Math.min(...client) < 5e6);
+  process.stdout.write(`# ${rtts.length} samples from ${ref.edges} edges, all tshark's (largest difference ${worst} ns); server side from ${(Math.min(...server) / 1e6).toFixed(3)} ms\n`);
+});
+
+test('pping --quic: the default rate limit keeps a subset of those samples; without --quic, UDP is another protocol', async () => {
+  const ref = reference();
+  const { rtts } = await run({ quicPorts: [4433] });
+  assert.ok(rtts.length > 50 && rtts.length < ref.samples.size);
+  assert.ok(rtts.every((e) => ref.samples.has(key(e))));
+  const off = await run({ icmp: true });
+  assert.equal(off.rtts.length, 0);
+  assert.equal(off.done.skipped.other_protocol, off.done.packets);
+  const elsewhere = await run({ quicPorts: [443, 8443] });
+  assert.equal(elsewhere.rtts.length, 0, 'not on a QUIC port: nothing');
+});
+
+test('the QUIC decoder: short headers on a QUIC port only, the server by its port, runts and long headers skipped', () => {
+  const dec = new Decoder();
+  dec.quicPorts = [443, 4433];
+  const p = new PacketInfo();
+  const frame = (sport: number, dport: number, first: number, len = 40) => {
+    const u = udp(sport, dport, [first, ...new Array<number>(len - 1).fill(7)]);
+    return Uint8Array.from([...ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, u.length, 64), ...u]);
+  };
+  const decode = (f: Uint8Array) => dec.decode(f, 0, f.length, LINKTYPE_RAW, 0, p);
+  assert.equal(decode(frame(40000, 443, 0x40 | 0x20)), 0);
+  assert.deepEqual([p.quic, p.spin, p.fromServer], [1, 1, false]);
+  assert.equal(decode(frame(443, 40000, 0x40)), 0);
+  assert.deepEqual([p.quic, p.spin, p.fromServer], [1, 0, true]);
+  assert.equal(decode(frame(4433, 443, 0x60)), 0);
+  assert.equal(p.fromServer, false, 'both ports QUIC ports: the lower is the server');
+  assert.equal(decode(frame(40000, 443, 0xc0)), SKIP_PROTO, 'a long header');
+  assert.equal(decode(frame(40000, 443, 0x20)), SKIP_PROTO, 'the fixed bit clear');
+  assert.equal(decode(frame(40000, 443, 0x40, 20)), SKIP_PROTO, 'too short for a 1-RTT packet');
+  assert.equal(decode(frame(40000, 8443, 0x40)), SKIP_PROTO, 'not a QUIC port');
+  dec.quicPorts = [];
+  assert.equal(decode(frame(40000, 443, 0x40)), SKIP_PROTO, 'QUIC off');
+});
