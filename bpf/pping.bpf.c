@@ -507,7 +507,7 @@ static __always_inline void fill_tuple(struct pping_event *e, const struct pping
 }
 
 /* A flow event naming the flow as seen from end `from` (it is the event's src). */
-static __always_inline void flow_event(const struct pping_flow_key *k, int from, __u64 time, __u8 kind, __u8 reason, __u8 by)
+static __always_inline void flow_event(const struct pping_flow_key *k, int from, __u64 time, __u8 kind, __u8 reason, __u8 by, __u8 flags)
 {
 	struct pping_event *e = bpf_ringbuf_reserve(&pping_events, sizeof(*e), 0);
 	if (!e) {
@@ -520,6 +520,7 @@ static __always_inline void flow_event(const struct pping_flow_key *k, int from,
 	e->flow_event = kind;
 	e->reason = reason;
 	e->by = by;
+	e->flags = flags;
 	fill_tuple(e, k, from);
 	submit(e);
 }
@@ -810,16 +811,28 @@ static __noinline void close_flow(struct scratch *sc, struct pping_flow *f)
 	__u32 dir = sc->dir & 1;
 	struct pping_dir *d = &f->d[dir];
 	struct pping_dir *r = &f->d[dir ^ 1];
+	bool was0 = dir_active(&f->d[0]);
+	bool was1 = dir_active(&f->d[1]);
 	if (d->state == PPING_DIR_OPEN)
-		flow_event(&sc->key, dir ^ 1, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_DEST);
+		flow_event(&sc->key, dir ^ 1, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_DEST, 0);
 	d->state = PPING_DIR_CLOSED;
 	if (sc->ids.closing == PPING_R_RST) {
 		if (r->state == PPING_DIR_OPEN)
-			flow_event(&sc->key, dir, sc->now, PPING_FLOW_CLOSING, PPING_R_RST, PPING_BY_SRC);
+			flow_event(&sc->key, dir, sc->now, PPING_FLOW_CLOSING, PPING_R_RST, PPING_BY_SRC, 0);
 		r->state = PPING_DIR_CLOSED;
 	}
-	if (!dir_active(d) && !dir_active(r))
-		bpf_map_delete_elem(&pping_flows, &sc->key);
+	if (dir_active(d) || dir_active(r))
+		return;
+	/* A flow that goes with one direction only seen (each direction counts the other's packets
+	 * as received): reported as it goes, from the silent end, as matcher.ts does. */
+	if (!f->d[0].rec_pkts && !f->d[1].rec_pkts) {
+		count(PPING_C_ONE_WAY_FLOWS);
+		if (was0)
+			flow_event(&sc->key, 1, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_SRC, PPING_EVF_ONE_WAY);
+		if (was1)
+			flow_event(&sc->key, 0, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_SRC, PPING_EVF_ONE_WAY);
+	}
+	bpf_map_delete_elem(&pping_flows, &sc->key);
 }
 
 /* Both directions' part of the packet, once its flow is known. */
@@ -851,7 +864,7 @@ static __noinline void apply_rules(struct scratch *sc, const volatile struct ppi
 	if (dir_active(r)) {
 		if (r->state == PPING_DIR_WAITOPEN && sc->ids.closing != PPING_R_RST) {
 			r->state = PPING_DIR_OPEN;
-			flow_event(&sc->key, dir, r->last_stamp, PPING_FLOW_OPENING, r->open_reason, PPING_BY_DEST);
+			flow_event(&sc->key, dir, r->last_stamp, PPING_FLOW_OPENING, r->open_reason, PPING_BY_DEST, 0);
 		}
 		r->rec_pkts++;
 		r->rec_bytes += pk->payload;

@@ -149,6 +149,7 @@ enum pping_by {
 };
 
 #define PPING_EVF_MATCH_ON_EGRESS (1u << 0)
+#define PPING_EVF_ONE_WAY (1u << 1) /* a flow event of a flow that goes with one direction only seen */
 
 struct pping_event {
 	__u8 type;        /* enum pping_event_type */
@@ -190,6 +191,7 @@ enum pping_counter {
 	PPING_C_RETRANSMIT_SKIPPED, /* SEQ/ACK: echoes of data sent before a retransmission (Karn) */
 	PPING_C_ONE_WAY_REFUSED,    /* timestamps not stored for one-way directions: their share in use */
 	PPING_C_BURST,              /* timestamps taken past the rate limit after reordering or loss */
+	PPING_C_ONE_WAY_FLOWS,      /* flows closed (FIN, RST) with one direction only seen */
 	PPING_C_NUM,
 };
 

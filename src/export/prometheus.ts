@@ -10,7 +10,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { type WebConfig, makeGuard, refuse, tlsOptions } from './web-config.js';
 import { ClientLimits, LIMIT_DEFAULTS, type LimitOptions } from './limits.js';
 import { PathlensError } from '../core/errors.js';
-import { Aggregator, type AggregateOptions, RTT_BOUNDS_MS } from '../pping/aggregate.js';
+import { Aggregator, type AggregateOptions, prefixOf, RTT_BOUNDS_MS } from '../pping/aggregate.js';
 import type { PpingEvent } from '../pping/events.js';
 
 export class PpingMetrics {
@@ -21,6 +21,7 @@ export class PpingMetrics {
   private readonly bytes: Counter<'prefix' | 'direction'>;
   private readonly flows: Counter<'event' | 'reason' | 'protocol'>;
   private readonly full: Counter<'table'>;
+  private readonly oneWay: Counter<'prefix'>;
 
   constructor(o: Partial<AggregateOptions>) {
     this.agg = new Aggregator(o);
@@ -35,6 +36,7 @@ export class PpingMetrics {
     this.packets = new Counter({ name: 'pathlens_pping_packets_total', help: 'Packets of measured flows (sent: toward the prefix), up to each flow\'s latest RTT sample', labelNames: ['prefix', 'direction'], registers });
     this.bytes = new Counter({ name: 'pathlens_pping_bytes_total', help: 'IP bytes of measured flows (sent: toward the prefix), up to each flow\'s latest RTT sample', labelNames: ['prefix', 'direction'], registers });
     this.flows = new Counter({ name: 'pathlens_pping_flow_events_total', help: 'Flow opening and closing events', labelNames: ['event', 'reason', 'protocol'], registers });
+    this.oneWay = new Counter({ name: 'pathlens_pping_one_way_flows_total', help: 'Flows that went with one direction only seen, by prefix of the silent end', labelNames: ['prefix'], registers });
     this.full = new Counter({ name: 'pathlens_pping_table_full_total', help: 'Flows or timestamps not kept because a state table was full', labelNames: ['table'], registers });
   }
 
@@ -48,7 +50,8 @@ export class PpingMetrics {
       this.bytes.inc({ prefix: a.prefix, direction: 'received' }, a.recBytes);
     } else if (e.type === 'flow') {
       this.flows.inc({ event: e.flow_event, reason: e.reason, protocol: e.protocol });
-      if (e.flow_event === 'closing') this.agg.forget(e);
+      this.agg.flow(e, false);
+      if (!e.bidirectional) this.oneWay.inc({ prefix: this.agg.label(prefixOf(e.src_ip, this.agg.o)) });
     } else if (e.type === 'table-full') {
       this.full.inc({ table: e.table }, e.dropped);
     }

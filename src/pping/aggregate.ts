@@ -5,7 +5,8 @@
  *
  * Per prefix and interval: the number of samples, min / mean / max, the median and 95th
  * percentile (exact up to RESERVOIR samples, then from a uniform reservoir of that many), a
- * histogram over fixed bounds, the flows seen, and the packets and bytes each way. Packet and byte
+ * histogram over fixed bounds, the flows seen, the flows toward it that went with one direction
+ * only seen (closing events with bidirectional false), and the packets and bytes each way. Packet and byte
  * counts come from the flow counters that RTT events carry: each flow adds the growth of its
  * counters between its samples (so they count a flow's packets up to its latest sample).
  *
@@ -13,7 +14,7 @@
  * go to one "other" entry, so neither memory nor metric labels grow without bound.
  */
 import { parseIp } from '../packet/addr.js';
-import { type AggregateEvent, PPING_SCHEMA, type RttEvent } from './events.js';
+import { type AggregateEvent, type FlowEvent, PPING_SCHEMA, type RttEvent } from './events.js';
 
 /** Histogram upper bounds, ms (the last bucket is everything above). */
 export const RTT_BOUNDS_MS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] as const;
@@ -71,6 +72,7 @@ class PrefixStats {
   readonly kept: number[] = [];
   readonly hist = new Array<number>(RTT_BOUNDS_MS.length + 1).fill(0);
   readonly flows = new Set<string>();
+  oneWayFlows = 0;
   sentPackets = 0;
   sentBytes = 0;
   recPackets = 0;
@@ -155,11 +157,7 @@ export class Aggregator {
     a.recBytes = grew(e.rec_bytes, last?.recBytes);
     this.lastCounters.set(flow, { sentPackets: e.sent_packets, sentBytes: e.sent_bytes, recPackets: e.rec_packets, recBytes: e.rec_bytes });
     if (!intervals) return a;
-    let s = this.current.get(a.prefix);
-    if (!s) {
-      s = new PrefixStats();
-      this.current.set(a.prefix, s);
-    }
+    const s = this.stats(a.prefix);
     s.add(e.rtt, this.random);
     s.flows.add(flow);
     s.sentPackets += a.sentPackets;
@@ -169,17 +167,35 @@ export class Aggregator {
     return a;
   }
 
+  /** A flow event: a closing one forgets the flow's counters, a one-way one is counted toward its silent end's prefix. */
+  flow(e: FlowEvent, intervals = true): void {
+    if (e.flow_event !== 'closing') return;
+    this.forget(e);
+    if (e.bidirectional || !intervals) return;
+    this.stats(this.label(prefixOf(e.src_ip, this.o))).oneWayFlows++;
+  }
+
+  private stats(prefix: string): PrefixStats {
+    let s = this.current.get(prefix);
+    if (!s) {
+      s = new PrefixStats();
+      this.current.set(prefix, s);
+    }
+    return s;
+  }
+
   /** Forgets a flow's counters (its closing event). */
   forget(e: { protocol: string; src_ip: string; src_port: number; dest_ip: string; dest_port: number }): void {
     this.lastCounters.delete(`${e.protocol} ${e.src_ip} ${e.src_port} ${e.dest_ip} ${e.dest_port}`);
     this.lastCounters.delete(`${e.protocol} ${e.dest_ip} ${e.dest_port} ${e.src_ip} ${e.src_port}`);
   }
 
-  /** Ends the interval that ends at (sec, nsec): one event per prefix with samples, sorted by prefix. */
+  /** Ends the interval that ends at (sec, nsec): one event per prefix with samples or one-way flows, sorted by prefix. */
   flush(sec: number, nsec: number, intervalS: number): AggregateEvent[] {
     const out: AggregateEvent[] = [];
     for (const [prefix, s] of [...this.current.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
       const sorted = s.kept.slice().sort((a, b) => a - b);
+      const any = s.count > 0;
       out.push({
         schema: PPING_SCHEMA,
         type: 'aggregate',
@@ -189,14 +205,15 @@ export class Aggregator {
         prefix,
         flows: s.flows.size,
         rtt_count: s.count,
-        rtt_min: s.min,
-        rtt_mean: Math.round(s.sum / s.count),
-        rtt_p50: quantile(sorted, 0.5),
-        rtt_p95: quantile(sorted, 0.95),
-        rtt_max: s.max,
+        rtt_min: any ? s.min : null,
+        rtt_mean: any ? Math.round(s.sum / s.count) : null,
+        rtt_p50: any ? quantile(sorted, 0.5) : null,
+        rtt_p95: any ? quantile(sorted, 0.95) : null,
+        rtt_max: any ? s.max : null,
         quantiles_from: sorted.length,
         histogram_bounds_ms: [...RTT_BOUNDS_MS],
         histogram: s.hist.slice(),
+        one_way_flows: s.oneWayFlows,
         sent_packets: s.sentPackets,
         sent_bytes: s.sentBytes,
         rec_packets: s.recPackets,

@@ -62,6 +62,7 @@ export const EV_FLOW = 2;
 export const FLOW_OPENING = 1;
 export const FLOW_CLOSING = 2;
 export const EVF_MATCH_ON_EGRESS = 1;
+export const EVF_ONE_WAY = 2;
 /** enum pping_dir_state */
 export const DIR_WAITOPEN = 1;
 export const DIR_OPEN = 2;
@@ -85,7 +86,8 @@ export const C = {
   RETRANSMIT_SKIPPED: 12,
   ONE_WAY_REFUSED: 13,
   BURST: 14,
-  NUM: 15,
+  ONE_WAY_FLOWS: 15,
+  NUM: 16,
 } as const;
 
 export { setU64, u64 } from '../bpf/maps.js';

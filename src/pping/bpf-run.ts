@@ -32,6 +32,7 @@ import {
   BY_DEST,
   EVENT,
   EVF_MATCH_ON_EGRESS,
+  EVF_ONE_WAY,
   EV_FLOW,
   EV_RTT,
   FLOW,
@@ -45,7 +46,7 @@ import {
 } from './bpf-layout.js';
 import { type FlowEvent, PPING_SCHEMA, type PpingDoneEvent, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { RULE_NAMES } from './identify.js';
-import { CROWDED, gcVerdict, oneWayLimit } from './hygiene.js';
+import { active, CROWDED, gcVerdict, oneWayLimit } from './hygiene.js';
 import { MATCHER_DEFAULTS, type MatcherOptions, REASONS } from './matcher.js';
 import type { LiveRun } from '../core/live.js';
 import type { Sink } from '../core/sink.js';
@@ -137,6 +138,7 @@ export function recordToEvent(v: DataView, b: Uint8Array, off: number, len: numb
       flow_event: b[off + EVENT.flow_event] === FLOW_CLOSING ? 'closing' : 'opening',
       reason: REASONS[b[off + EVENT.reason]] || 'first observed packet',
       triggered_by: b[off + EVENT.by] === BY_DEST ? 'dest' : 'src',
+      bidirectional: (b[off + EVENT.flags] & EVF_ONE_WAY) === 0,
     };
   }
   return null;
@@ -156,7 +158,7 @@ class BpfSweeper {
   private readonly stampWalk: MapWalker;
   private readonly flowWalk: MapWalker;
   private readonly delKeys: Uint8Array[] = [];
-  private readonly timeouts: Array<{ key: Uint8Array; from: number }> = [];
+  private readonly timeouts: Array<{ key: Uint8Array; from: number; bidirectional: boolean }> = [];
   private readonly now = new Float64Array(2);
   private reportedFlowFull = 0;
   private reportedStampFull = 0;
@@ -165,6 +167,8 @@ class BpfSweeper {
   private flowsSeen = 0;
   /** One-way flows removed early while the map was crowded. */
   evicted = 0;
+  /** Flows removed here with one direction only seen. */
+  oneWay = 0;
 
   constructor(
     obj: BpfObject,
@@ -222,15 +226,21 @@ class BpfSweeper {
       const k = key.slice();
       this.delKeys.push(k);
       // As ePPing: each open direction that timed out, named the other way round.
-      for (let d = 0; d < 2; d++) if (verdict & (1 << d)) this.timeouts.push({ key: k, from: d ^ 1 });
+      for (let d = 0; d < 2; d++) if (verdict & (1 << d)) this.timeouts.push({ key: k, from: d ^ 1, bidirectional: true });
+      // A flow with one direction only seen (each direction counts the other's packets as received):
+      // its active direction, the same way round, once (matcher.ts oneWayGone).
+      if (u64(vv, vo + FLOW.d + DIR.rec_pkts) === 0 && u64(vv, d1 + DIR.rec_pkts) === 0) {
+        this.oneWay++;
+        for (let d = 0; d < 2; d++) if (active(vv.getUint8(vo + FLOW.d + d * DIR.size + DIR.state))) this.timeouts.push({ key: k, from: d ^ 1, bidirectional: false });
+      }
     });
     for (const k of this.delKeys) native().bpfMapDelete(this.flowFd, k);
     this.flowsSeen = seen - this.delKeys.length;
     realtime(this.now);
-    for (const f of this.timeouts) this.sink.event(this.timeoutEvent(f.key, f.from));
+    for (const f of this.timeouts) this.sink.event(this.timeoutEvent(f.key, f.from, f.bidirectional));
   }
 
-  private timeoutEvent(key: Uint8Array, a: number): FlowEvent {
+  private timeoutEvent(key: Uint8Array, a: number, bidirectional: boolean): FlowEvent {
     const fam = key[FLOW_KEY.family] === 6 ? 6 : 4;
     const kv = new DataView(key.buffer, key.byteOffset);
     return {
@@ -246,6 +256,7 @@ class BpfSweeper {
       flow_event: 'closing',
       reason: 'flow timeout',
       triggered_by: 'garbage collection',
+      bidirectional,
     };
   }
 
@@ -354,6 +365,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         one_way_refused: counters[C.ONE_WAY_REFUSED],
         flows_evicted: sweeper.evicted,
         burst_stamps: counters[C.BURST],
+        one_way_flows: counters[C.ONE_WAY_FLOWS] + sweeper.oneWay,
         lost: counters[C.EVENTS_LOST],
       };
     },

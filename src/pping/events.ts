@@ -47,6 +47,13 @@ export interface FlowEvent extends Base, FlowTuple {
   reason: FlowReason;
   /** ePPing's words: the packet's source or destination end, or its garbage collection (timeouts). */
   triggered_by: 'src' | 'dest' | 'garbage collection';
+  /**
+   * A packet of each direction was seen (pathlens' field). Every opening and every closing of an
+   * answered direction is; a flow that goes with one direction only seen (asymmetric routing past
+   * the capture point, a host that never answers, spoofed traffic) is reported once as it goes,
+   * with false: in pathlens' JSONL and aggregates only (ePPing reports no such flow).
+   */
+  bidirectional: boolean;
 }
 
 /** A state table was full: `dropped` flows or timestamps not kept since the last report. */
@@ -69,15 +76,18 @@ export interface AggregateEvent extends Base {
   prefix: string;
   flows: number;
   rtt_count: number;
-  rtt_min: number;
-  rtt_mean: number;
-  rtt_p50: number;
-  rtt_p95: number;
-  rtt_max: number;
+  /** null when rtt_count is 0 (a prefix with one-way flows only). */
+  rtt_min: number | null;
+  rtt_mean: number | null;
+  rtt_p50: number | null;
+  rtt_p95: number | null;
+  rtt_max: number | null;
   /** Samples the percentiles come from (all of them up to 4096, then a uniform reservoir). */
   quantiles_from: number;
   histogram_bounds_ms: number[];
   histogram: number[];
+  /** Flows toward the prefix (its end silent) that went in the interval with one direction only seen. */
+  one_way_flows: number;
   sent_packets: number;
   sent_bytes: number;
   rec_packets: number;
@@ -119,6 +129,8 @@ export interface PpingDoneEvent extends Base {
   flows_evicted: number;
   /** --burst: timestamps taken past the rate limit after a sign of reordering or loss. */
   burst_stamps: number;
+  /** Flows that went with only one direction ever seen (closing events with bidirectional false). */
+  one_way_flows: number;
   /** Packets or events the capture path lost (kernel drops, ring-buffer overruns). */
   lost: number;
 }

@@ -96,6 +96,8 @@ export interface MatcherStats {
   flowsEvicted: number;
   /** Timestamps taken past the rate limit after a sign of reordering or loss (--burst). */
   burstStamps: number;
+  /** Flows that left the table with only one direction ever seen. */
+  oneWayFlows: number;
 }
 
 function protocolName(proto: number): PpingProtocol {
@@ -121,7 +123,7 @@ export class Matcher {
   readonly o: MatcherOptions;
   readonly flows: FlowTable;
   readonly stamps: StampTable;
-  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0, oneWayRefused: 0, flowsEvicted: 0, burstStamps: 0 };
+  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0, oneWayRefused: 0, flowsEvicted: 0, burstStamps: 0, oneWayFlows: 0 };
   private readonly sink: MatcherSink;
   /** Times are ns since baseSec (exact in a double for 104 days). */
   private baseSec = -1;
@@ -216,7 +218,7 @@ export class Matcher {
     if (active(ft.dirState[ri])) {
       if (ft.dirState[ri] === DIR_WAITOPEN && ids.closing !== R_RST) {
         ft.dirState[ri] = DIR_OPEN;
-        this.flowEvent(slot, dir, ft.lastStamp[ri], 'opening', REASONS[ft.openReason[ri]], 'dest');
+        this.flowEvent(slot, dir, ft.lastStamp[ri], 'opening', REASONS[ft.openReason[ri]], 'dest', true);
       }
       ft.recPkts[ri]++;
       ft.recBytes[ri] += payload;
@@ -286,18 +288,41 @@ export class Matcher {
     this.rttEvent(slot, dir, t, rtt, egress);
   }
 
-  /** FIN closes the packet's direction; RST closes both. A flow with no active direction goes. */
+  /**
+   * FIN closes the packet's direction; RST closes both. A flow with no active direction goes; one
+   * whose other direction was never seen is reported as it goes (one-way).
+   */
   private close(slot: number, dir: number, t: number, reason: number): void {
     const ft = this.flows;
     const di = slot * 2 + dir;
     const ri = slot * 2 + (dir ^ 1);
-    if (ft.dirState[di] === DIR_OPEN) this.flowEvent(slot, dir ^ 1, t, 'closing', REASONS[reason], 'dest');
+    const wasActive = (active(ft.dirState[slot * 2]) ? 1 : 0) | (active(ft.dirState[slot * 2 + 1]) ? 2 : 0);
+    if (ft.dirState[di] === DIR_OPEN) this.flowEvent(slot, dir ^ 1, t, 'closing', REASONS[reason], 'dest', true);
     ft.dirState[di] = DIR_CLOSED;
     if (reason === R_RST) {
-      if (ft.dirState[ri] === DIR_OPEN) this.flowEvent(slot, dir, t, 'closing', 'RST', 'src');
+      if (ft.dirState[ri] === DIR_OPEN) this.flowEvent(slot, dir, t, 'closing', 'RST', 'src', true);
       ft.dirState[ri] = DIR_CLOSED;
     }
-    if (!active(ft.dirState[di]) && !active(ft.dirState[ri])) ft.remove(slot);
+    if (!active(ft.dirState[di]) && !active(ft.dirState[ri])) {
+      this.oneWayGone(slot, wasActive, t, REASONS[reason], 'src');
+      ft.remove(slot);
+    }
+  }
+
+  /** Whether a packet of each direction of slot's flow was seen (each counts the other's as received). */
+  private bidirectional(slot: number): boolean {
+    return this.flows.recPkts[slot * 2] + this.flows.recPkts[slot * 2 + 1] > 0;
+  }
+
+  /**
+   * A flow that goes with only one direction ever seen: a closing event (bidirectional false) for
+   * each direction that was active (bit d of `dirs`), named from the silent end as ePPing names a
+   * direction's events, and counted.
+   */
+  private oneWayGone(slot: number, dirs: number, t: number, reason: FlowReason, by: FlowEvent['triggered_by']): void {
+    if (this.bidirectional(slot)) return;
+    this.stats.oneWayFlows++;
+    for (let d = 0; d < 2; d++) if (dirs & (1 << d)) this.flowEvent(slot, d ^ 1, t, 'closing', reason, by, false);
   }
 
   /** Least time between two timestamps of direction index di. */
@@ -326,7 +351,8 @@ export class Matcher {
       const v = gcVerdict(icmp, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1], crowded);
       if (v < 0) return;
       if (crowded && gcVerdict(icmp, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1]) < 0) this.stats.flowsEvicted++;
-      for (let d = 0; d < 2; d++) if (v & (1 << d)) this.flowEvent(slot, d ^ 1, now, 'closing', 'flow timeout', 'garbage collection');
+      for (let d = 0; d < 2; d++) if (v & (1 << d)) this.flowEvent(slot, d ^ 1, now, 'closing', 'flow timeout', 'garbage collection', true);
+      this.oneWayGone(slot, (active(ft.dirState[d0]) ? 1 : 0) | (active(ft.dirState[d0 + 1]) ? 2 : 0), now, 'flow timeout', 'garbage collection');
       ft.remove(slot);
     });
   }
@@ -407,8 +433,8 @@ export class Matcher {
   }
 
 
-  private flowEvent(slot: number, dir: number, t: number, kind: 'opening' | 'closing', reason: FlowReason, by: FlowEvent['triggered_by']): void {
-    this.sink.event({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by });
+  private flowEvent(slot: number, dir: number, t: number, kind: 'opening' | 'closing', reason: FlowReason, by: FlowEvent['triggered_by'], bidirectional: boolean): void {
+    this.sink.event({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by, bidirectional });
   }
 }
 

@@ -94,6 +94,7 @@ function doneEvent(m: Matcher, t: Tally, reason: PpingDoneEvent['reason'], sec: 
     one_way_refused: m.stats.oneWayRefused,
     flows_evicted: m.stats.flowsEvicted,
     burst_stamps: m.stats.burstStamps,
+    one_way_flows: m.stats.oneWayFlows,
     lost: t.lost,
   };
 }

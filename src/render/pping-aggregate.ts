@@ -37,7 +37,7 @@ export class IntervalView {
         this.agg.add(e);
         break;
       case 'flow':
-        if (e.flow_event === 'closing') this.agg.forget(e);
+        this.agg.flow(e);
         break;
       case 'done':
         this.emit(t);

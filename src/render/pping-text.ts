@@ -62,8 +62,10 @@ export function standardLine(e: PpingEvent): string {
       return `${clock(e.sec, e.nsec)} ${e.protocol} ${flow(e)} ${e.flow_event} due to ${e.reason} from ${e.triggered_by}`;
     case 'aggregate': {
       const kb = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`);
-      const r = (ns: number) => (ns / 1e6).toFixed(3);
-      return `${clock(e.sec, e.nsec)} ${e.prefix}: ${e.rtt_count} RTTs from ${e.flows} flows, min ${r(e.rtt_min)} p50 ${r(e.rtt_p50)} p95 ${r(e.rtt_p95)} max ${r(e.rtt_max)} ms; sent ${e.sent_packets} pkts ${kb(e.sent_bytes)}, received ${e.rec_packets} pkts ${kb(e.rec_bytes)}`;
+      const r = (ns: number | null) => ((ns ?? 0) / 1e6).toFixed(3);
+      const rtts = e.rtt_count ? `${e.rtt_count} RTTs from ${e.flows} flows, min ${r(e.rtt_min)} p50 ${r(e.rtt_p50)} p95 ${r(e.rtt_p95)} max ${r(e.rtt_max)} ms; ` : 'no RTTs; ';
+      const oneWay = e.one_way_flows ? `; ${e.one_way_flows} one-way flow${e.one_way_flows === 1 ? '' : 's'}` : '';
+      return `${clock(e.sec, e.nsec)} ${e.prefix}: ${rtts}sent ${e.sent_packets} pkts ${kb(e.sent_bytes)}, received ${e.rec_packets} pkts ${kb(e.rec_bytes)}${oneWay}`;
     }
     case 'table-full':
       return `# ${clock(e.sec, e.nsec)} ${e.table} table full (${e.capacity} entries): ${e.dropped} not kept`;
@@ -71,13 +73,18 @@ export function standardLine(e: PpingEvent): string {
       return `# pping on ${e.input} (${e.source}): ${e.protocols.join(', ')}; rate limit ${e.rtt_rate ? `${e.rtt_rate} x RTT` : `${e.rate_limit_ms} ms`}`;
     case 'done': {
       const s = e.skipped;
-      return `# ${e.reason}: ${e.packets} packets (${e.considered} considered by the rules; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTT${e.rtt_events === 1 ? '' : 's'}, ${e.flows_opened} flow${e.flows_opened === 1 ? '' : 's'}${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
+      return `# ${e.reason}: ${e.packets} packets (${e.considered} considered by the rules; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTT${e.rtt_events === 1 ? '' : 's'}, ${e.flows_opened} flow${e.flows_opened === 1 ? '' : 's'}${e.one_way_flows ? ` (${e.one_way_flows} one-way)` : ''}${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
     }
   }
 }
 
 export function ppvizLine(e: RttEvent): string {
   return `${e.sec}.${nine(e.nsec)} ${seconds(e.rtt)} ${seconds(e.min_rtt)} ${flow(e)}`;
+}
+
+/** A flow that went with one direction only seen: pathlens' JSONL and aggregates have it, ePPing's formats do not. */
+function oneWayOnly(e: PpingEvent): boolean {
+  return e.type === 'flow' && !e.bidirectional;
 }
 
 /** Run records that the ePPing formats carry as `#` notes, not in their output. */
@@ -102,6 +109,7 @@ export class PpingWriter {
   ) {}
 
   event(e: PpingEvent): void {
+    if (this.format !== 'jsonl' && oneWayOnly(e)) return;
     switch (this.format) {
       case 'standard':
         if (isNote(e)) this.note(e);

@@ -200,7 +200,7 @@ test('offline pping over a pcap: RTT events from the same rules; the CLI reports
         ],
         "ePPing's objects only, its fields in its order",
       );
-      for (const e of arr) ppingEvents(JSON.stringify({ schema: 'pathlens.pping/1', type: 'rtt' in e ? 'rtt' : 'flow', ...e }));
+      for (const e of arr) ppingEvents(JSON.stringify({ schema: 'pathlens.pping/1', type: 'rtt' in e ? 'rtt' : 'flow', ...e, ...('rtt' in e ? {} : { bidirectional: true }) }));
       assert.match(r.stdout, /"timestamp":1700000000012600000,/, 'the epoch ns timestamp is written exactly');
     }
     if (fmt === 'jsonl') {

@@ -200,7 +200,20 @@ test('closing: FIN per direction, RST both ways, flow timeout as garbage collect
   );
   assert.equal(run([data(0, 1), ackB(10, 1)], {}, 299_000).flows.length, 1, 'not yet idle long enough');
   const unanswered = run([data(0, 1)], {}, 31_000);
-  assert.deepEqual([unanswered.flows.length, unanswered.m.flows.size], [0, 0], 'unanswered flows go silently after 30 s');
+  assert.deepEqual(
+    unanswered.flows.map((f) => [f.flow_event, f.reason, f.triggered_by, f.src_ip, f.bidirectional, f.sec - T0]),
+    [['closing', 'flow timeout', 'garbage collection', '10.0.0.2', false, 31]],
+    'an unanswered flow goes after 30 s, reported once as one-way (named from its silent end)',
+  );
+  assert.equal(unanswered.m.flows.size, 0);
+  assert.equal(unanswered.m.stats.oneWayFlows, 1);
+  assert.ok(idle.flows.every((f) => f.bidirectional), 'an answered flow is bidirectional in every event');
+  // One direction only, closed by FIN: reported as it goes; a FIN after a reply is ePPing's closing.
+  const finOneWay = run([data(0, 1), { at: 5, frame: tcp4('A', FIN | ACK, [2, 0]) }]);
+  assert.deepEqual(
+    finOneWay.flows.map((f) => [f.flow_event, f.reason, f.triggered_by, f.src_ip, f.bidirectional]),
+    [['closing', 'FIN', 'src', '10.0.0.2', false]],
+  );
 });
 
 test('timestamps expire: an echo after the lifetime matches nothing', () => {

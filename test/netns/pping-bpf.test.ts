@@ -4,6 +4,7 @@
  *    SIGTERM removes its filters and the qdisc it created;
  *  - an interface that disappears ends the run ("interface-gone"), with nothing left behind;
  *  - SIGKILL with tcx links leaves nothing attached (the kernel drops links with their fds);
+ *  - flows seen one way only are reported as the kernel table's sweep removes them;
  *  - without privilege, without the object file, or with XDP on an L3 device: one clear line
  *    that names what is missing, and a non-zero exit.
  */
@@ -215,5 +216,32 @@ test('BPF with --aggregate and --prometheus: per-prefix intervals in the stream,
     assert.ok(aggs.every((e) => e.prefix === prefix), JSON.stringify(aggs));
     assert.equal(aggs.reduce((n, e) => n + e.rtt_count!, 0), 10);
     assert.ok(Math.min(...aggs.map((e) => e.rtt_min!)) >= 9e6);
+  });
+});
+
+test('BPF: flows seen one way only are reported as they go (the sweep of a crowded table), counted, and exported', opt, async () => {
+  await withLab(chain({ name: labName('po'), routers: 1 }), async (st) => {
+    const r1 = nodeNs(st, 'r1');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const p = startUntil(process.execPath, [CLI, 'pping', '-i', 'e1', '--netns', r1, '--dns', '-F', 'jsonl', '--max-flows', '16', '--prometheus', `127.0.0.1:${port}`], '"type":"start"');
+    await p.started;
+    // 20 DNS queries from 20 ports to a host with no DNS server: 16 flows fit the table, none is answered.
+    const dst = addrOf(st, 'dst', 4);
+    const send = await runIn(nodeNs(st, 'src'), ['python3', '-c', `import socket\nfor i in range(20):\n s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(bytes([0x12, i, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 119, 119, 119, 0, 0, 1, 0, 1]), ('${dst}', 53))`]);
+    assert.equal(send.code, 0, send.stderr);
+    // The table is more than 3/4 full: one-way flows go 3 s after their timestamp, at a sweep (1 s).
+    const deadline = Date.now() + 8000;
+    while (Date.now() < deadline && (p.out().match(/"bidirectional":false/g) ?? []).length < 16) await new Promise((r) => setTimeout(r, 200));
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    p.child.kill('SIGINT');
+    assert.equal(await p.exit, 0, p.err());
+    const ev = ppingEvents<{ type: string; flow_event?: string; bidirectional?: boolean; src_ip?: string; src_port?: number; reason?: string; triggered_by?: string; one_way_flows?: number; flows_evicted?: number; flow_table_full?: number }>(p.out());
+    const oneWay = ev.filter((e) => e.type === 'flow' && e.bidirectional === false);
+    assert.equal(oneWay.length, 16, JSON.stringify(ev.filter((e) => e.type === 'flow').slice(0, 3)));
+    assert.ok(oneWay.every((e) => e.flow_event === 'closing' && e.reason === 'flow timeout' && e.triggered_by === 'garbage collection' && e.src_ip === dst && e.src_port === 53), 'named from the silent end');
+    const done = ev.find((e) => e.type === 'done')!;
+    assert.deepEqual([done.one_way_flows, done.flows_evicted, done.flow_table_full], [16, 16, 4]);
+    const prefix = dst.replace(/\.\d+$/, '.0/24').replace(/\./g, '\\.');
+    assert.match(text, new RegExp(`^pathlens_pping_one_way_flows_total\\{prefix="${prefix}"\\} 16$`, 'm'));
   });
 });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { Aggregator, OTHER_PREFIX, RTT_BOUNDS_MS, bucketOf, prefixOf } from '../../src/pping/aggregate.js';
 import type { AggregateEvent, PpingEvent, RttEvent } from '../../src/pping/events.js';
 import { IntervalView } from '../../src/render/pping-aggregate.js';
-import { PpingWriter } from '../../src/render/pping-text.js';
+import { PpingWriter, standardLine } from '../../src/render/pping-text.js';
 
 const D = { v4Prefix: 24, v6Prefix: 48, maxPrefixes: 1024 };
 
@@ -123,12 +123,12 @@ test('interval view: one batch per interval of event time; flow and RTT events a
     { schema: 'pathlens.pping/1', type: 'start', sec: 100, nsec: 0, version: 'x', source: 'pcap', input: 'f', protocols: ['TCP'], rate_limit_ms: 100, rtt_rate: null },
     rtt('192.0.2.1', 10, 100),
     rtt('192.0.2.1', 12, 101),
-    { schema: 'pathlens.pping/1', type: 'flow', sec: 101, nsec: 0, src_ip: '10.0.0.1', src_port: 1, dest_ip: '192.0.2.1', dest_port: 2, protocol: 'TCP', flow_event: 'opening', reason: 'SYN', triggered_by: 'src' },
+    { schema: 'pathlens.pping/1', type: 'flow', sec: 101, nsec: 0, src_ip: '10.0.0.1', src_port: 1, dest_ip: '192.0.2.1', dest_port: 2, protocol: 'TCP', flow_event: 'opening', reason: 'SYN', triggered_by: 'src', bidirectional: true },
     rtt('192.0.2.1', 14, 102),
     rtt('192.0.2.1', 16, 107),
   ];
   for (const e of ev) v.event(e);
-  v.event({ schema: 'pathlens.pping/1', type: 'done', sec: 107, nsec: 500, reason: 'end-of-file', packets: 0, skipped: { not_ip: 0, other_protocol: 0, malformed: 0, fragment: 0 }, considered: 0, rtt_events: 4, flows_opened: 0, timestamps_expired: 0, flow_table_full: 0, timestamp_table_full: 0, retransmit_skipped: 0, one_way_refused: 0, flows_evicted: 0, burst_stamps: 0, lost: 0 });
+  v.event({ schema: 'pathlens.pping/1', type: 'done', sec: 107, nsec: 500, reason: 'end-of-file', packets: 0, skipped: { not_ip: 0, other_protocol: 0, malformed: 0, fragment: 0 }, considered: 0, rtt_events: 4, flows_opened: 0, timestamps_expired: 0, flow_table_full: 0, timestamp_table_full: 0, retransmit_skipped: 0, one_way_refused: 0, flows_evicted: 0, burst_stamps: 0, one_way_flows: 0, lost: 0 });
   await w.end();
   const parsed = lines.map((l) => JSON.parse(l) as AggregateEvent & { timestamp: number });
   assert.deepEqual(
@@ -137,7 +137,7 @@ test('interval view: one batch per interval of event time; flow and RTT events a
   );
   const aggs = parsed.filter((e) => e.type === 'aggregate');
   assert.deepEqual(
-    aggs.map((e) => [e.rtt_count, e.rtt_min / 1e6, e.interval_s]),
+    aggs.map((e) => [e.rtt_count, e.rtt_min! / 1e6, e.interval_s]),
     [
       [2, 10, 2],
       [1, 14, 2],
@@ -148,4 +148,35 @@ test('interval view: one batch per interval of event time; flow and RTT events a
     aggs.map((e) => String(e.timestamp)),
     ['102000000000', '104000000000', '107000000500'],
   );
+});
+
+test('one-way flows: counted toward the silent end\'s prefix, with or without RTTs there; ePPing\'s formats leave their events out', async () => {
+  const a = new Aggregator(D);
+  const flow = (src: string, bidirectional: boolean): PpingEvent => ({ schema: 'pathlens.pping/1', type: 'flow', sec: 100, nsec: 0, src_ip: src, src_port: 80, dest_ip: '10.9.9.9', dest_port: 40000, protocol: 'TCP', flow_event: 'closing', reason: 'flow timeout', triggered_by: 'garbage collection', bidirectional });
+  a.add(rtt('192.0.2.1', 10, 100));
+  for (const e of [flow('192.0.2.7', false), flow('198.51.100.3', false), flow('198.51.100.4', false), flow('192.0.2.1', true)]) if (e.type === 'flow') a.flow(e);
+  const out = a.flush(101, 0, 1);
+  assert.deepEqual(
+    out.map((e) => [e.prefix, e.rtt_count, e.one_way_flows, e.rtt_min]),
+    [
+      ['192.0.2.0/24', 1, 1, 10e6],
+      ['198.51.100.0/24', 0, 2, null],
+    ],
+  );
+  assert.match(standardLine(out[1]), /198\.51\.100\.0\/24: no RTTs; sent 0 pkts 0\.0 kB, received 0 pkts 0\.0 kB; 2 one-way flows$/);
+  for (const format of ['standard', 'json', 'jsonl'] as const) {
+    let text = '';
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        text += String(chunk);
+        cb();
+      },
+    });
+    const w = new PpingWriter(format, sink, null);
+    w.event(flow('192.0.2.7', false));
+    w.event(flow('192.0.2.8', true));
+    await w.end();
+    assert.equal(text.includes('192.0.2.7'), format === 'jsonl', `${format}: the one-way flow's event ${format === 'jsonl' ? 'written' : 'left out'}`);
+    assert.ok(text.includes('192.0.2.8'), `${format}: the answered flow's closing written`);
+  }
 });
