@@ -24,7 +24,7 @@ import { formatIp } from '../packet/addr.js';
 import { ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
 import { type FlowEvent, type FlowReason, type FlowTuple, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { NEWER_WRAP, PacketIds, R_RST, RULE_DNS, RULE_NAMES, RULE_SEQACK, identify, isNewer } from './identify.js';
-import { DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, FlowTable, StampTable } from './tables.js';
+import { D_BARRIER, D_CREDITS, D_HAS_BARRIER, D_LAST_ID, D_LAST_STAMP, D_MIN_RTT, D_OPEN_REASON, D_REC_BYTES, D_REC_PKTS, D_SENT_BYTES, D_SENT_PKTS, D_SRTT, D_STAMPED, D_STATE, DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, DS, FlowTable, StampTable } from './tables.js';
 import { active, CROWDED, gcVerdict, oneWayLimit, STAMP_MAX_LIFETIME_NS, STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES } from './hygiene.js';
 
 
@@ -196,32 +196,34 @@ export class Matcher {
   private applyRules(slot: number, dir: number, t: number, payload: number, egress: boolean): void {
     const ft = this.flows;
     const ids = this.ids;
-    const di = slot * 2 + dir;
-    const ri = slot * 2 + (dir ^ 1);
-    // An edge: the identifier differs from the direction's last (known before this packet).
-    const edge = ft.dirState[di] !== DIR_EMPTY && ids.id !== ft.lastId[di];
+    const fd = ft.d;
+    // The records of the packet's direction and of the reverse one.
+    const a = (slot * 2 + dir) * DS;
+    const r = (slot * 2 + (dir ^ 1)) * DS;
+    // An edge (QUIC spin): the identifier differs from the direction's last (known before this packet).
+    const edge = ids.echoOnEdge && fd[a + D_STATE] !== DIR_EMPTY && ids.id !== fd[a + D_LAST_ID];
     // The packet's own direction: opened by its first packet that can be timestamped.
-    if (ft.dirState[di] === DIR_EMPTY && ids.idValid) {
-      ft.dirState[di] = DIR_WAITOPEN;
-      ft.lastStamp[di] = t;
-      ft.lastId[di] = ids.id;
-      ft.stamped[di] = 0;
-      ft.openReason[di] = ids.openReason;
+    if (fd[a + D_STATE] === DIR_EMPTY && ids.idValid) {
+      fd[a + D_STATE] = DIR_WAITOPEN;
+      fd[a + D_LAST_STAMP] = t;
+      fd[a + D_LAST_ID] = ids.id;
+      fd[a + D_STAMPED] = 0;
+      fd[a + D_OPEN_REASON] = ids.openReason;
     }
-    if (active(ft.dirState[di])) {
-      ft.sentPkts[di]++;
-      ft.sentBytes[di] += payload;
+    if (active(fd[a + D_STATE])) {
+      fd[a + D_SENT_PKTS]++;
+      fd[a + D_SENT_BYTES] += payload;
       if (ids.idValid) this.stamp(slot, dir, t);
     }
 
     // The reverse direction: this packet is its reply.
-    if (active(ft.dirState[ri])) {
-      if (ft.dirState[ri] === DIR_WAITOPEN && ids.closing !== R_RST) {
-        ft.dirState[ri] = DIR_OPEN;
-        this.flowEvent(slot, dir, ft.lastStamp[ri], 'opening', REASONS[ft.openReason[ri]], 'dest', true);
+    if (active(fd[r + D_STATE])) {
+      if (fd[r + D_STATE] === DIR_WAITOPEN && ids.closing !== R_RST) {
+        fd[r + D_STATE] = DIR_OPEN;
+        this.flowEvent(slot, dir, fd[r + D_LAST_STAMP], 'opening', REASONS[fd[r + D_OPEN_REASON]], 'dest', true);
       }
-      ft.recPkts[ri]++;
-      ft.recBytes[ri] += payload;
+      fd[r + D_REC_PKTS]++;
+      fd[r + D_REC_BYTES] += payload;
       if (ids.echoValid && (edge || !ids.echoOnEdge)) this.match(slot, dir, t, ids.echoed, egress);
     }
   }
@@ -232,31 +234,33 @@ export class Matcher {
     const ids = this.ids;
     const id = ids.id;
     const di = slot * 2 + dir;
-    if ((ft.stamped[di] || ids.waitEdge) && !isNewer(ids.newer, id, ft.lastId[di])) {
+    const fd = ft.d;
+    const a = di * DS;
+    if ((fd[a + D_STAMPED] || ids.waitEdge) && !isNewer(ids.newer, id, fd[a + D_LAST_ID])) {
       // An identifier older than one already seen (TCP): reordering or a retransmission, a time
       // when samples matter; --burst lets the next few bypass the rate limit.
-      if (this.o.burst > 0 && ids.newer === NEWER_WRAP && isNewer(NEWER_WRAP, ft.lastId[di], id)) ft.credits[di] = this.o.burst;
+      if (this.o.burst > 0 && ids.newer === NEWER_WRAP && isNewer(NEWER_WRAP, fd[a + D_LAST_ID], id)) fd[a + D_CREDITS] = this.o.burst;
       // SEQ/ACK: a segment sent again (or reordered): nothing sent up to here gives a sample.
       if (ids.rule === RULE_SEQACK) {
-        ft.barrier[di] = ft.lastId[di];
-        ft.hasBarrier[di] = 1;
+        fd[a + D_BARRIER] = fd[a + D_LAST_ID];
+        fd[a + D_HAS_BARRIER] = 1;
       }
       // DNS: a query sent again: its first copy's timestamp goes too.
       if (ids.rule === RULE_DNS && this.stamps.take(ft.connId[slot] * 2 + dir, id) >= 0) this.stats.retransmitSkipped++;
       return;
     }
-    ft.lastId[di] = id;
-    if (ft.stamped[di] && (t < ft.lastStamp[di] || t - ft.lastStamp[di] < this.sampleGap(di))) {
-      if (ft.credits[di] === 0) return;
-      ft.credits[di]--;
+    fd[a + D_LAST_ID] = id;
+    if (fd[a + D_STAMPED] && (t < fd[a + D_LAST_STAMP] || t - fd[a + D_LAST_STAMP] < this.sampleGap(di))) {
+      if (fd[a + D_CREDITS] === 0) return;
+      fd[a + D_CREDITS]--;
       this.stats.burstStamps++;
     }
     // The attempt counts even when the table is full (as in ePPing: fairer to sparse flows).
-    ft.stamped[di] = 1;
-    ft.lastStamp[di] = t;
-    const rtt = ft.minRtt[di];
+    fd[a + D_STAMPED] = 1;
+    fd[a + D_LAST_STAMP] = t;
+    const rtt = fd[a + D_MIN_RTT];
     const life = rtt > 0 ? Math.min(STAMP_MAX_LIFETIME_NS, Math.max(STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES * rtt)) : STAMP_MAX_LIFETIME_NS;
-    const oneWay = ft.dirState[di] === DIR_WAITOPEN;
+    const oneWay = fd[a + D_STATE] === DIR_WAITOPEN;
     if (oneWay && this.stamps.oneWayCount >= oneWayLimit(this.stamps.max)) {
       this.stats.oneWayRefused++;
       return;
@@ -272,18 +276,19 @@ export class Matcher {
   /** Looks up the echo of the reverse direction's identifier: a hit is an RTT sample. */
   private match(slot: number, dir: number, t: number, echoed: number, egress: boolean): void {
     const ft = this.flows;
-    const ri = slot * 2 + (dir ^ 1);
+    const fd = ft.d;
+    const r = (slot * 2 + (dir ^ 1)) * DS;
     const t0 = this.stamps.take(ft.connId[slot] * 2 + (dir ^ 1), echoed, t);
     if (t0 < 0) return;
-    if (this.ids.rule === RULE_SEQACK && ft.hasBarrier[ri] && !isNewer(NEWER_WRAP, echoed, ft.barrier[ri])) {
+    if (this.ids.rule === RULE_SEQACK && fd[r + D_HAS_BARRIER] && !isNewer(NEWER_WRAP, echoed, fd[r + D_BARRIER])) {
       this.stats.retransmitSkipped++;
       return;
     }
     const rtt = t - t0;
-    if (ft.minRtt[ri] === 0 || rtt < ft.minRtt[ri]) ft.minRtt[ri] = rtt;
-    const s = ft.srtt[ri];
+    if (fd[r + D_MIN_RTT] === 0 || rtt < fd[r + D_MIN_RTT]) fd[r + D_MIN_RTT] = rtt;
+    const s = fd[r + D_SRTT];
     // The kernel's integer smoothing (7/8 of the old value plus 1/8 of the sample), to the ns.
-    ft.srtt[ri] = s === 0 ? rtt : s - Math.floor(s / 8) + Math.floor(rtt / 8);
+    fd[r + D_SRTT] = s === 0 ? rtt : s - Math.floor(s / 8) + Math.floor(rtt / 8);
     this.stats.rtts++;
     this.rttEvent(slot, dir, t, rtt, egress);
   }
@@ -294,16 +299,17 @@ export class Matcher {
    */
   private close(slot: number, dir: number, t: number, reason: number): void {
     const ft = this.flows;
-    const di = slot * 2 + dir;
-    const ri = slot * 2 + (dir ^ 1);
-    const wasActive = (active(ft.dirState[slot * 2]) ? 1 : 0) | (active(ft.dirState[slot * 2 + 1]) ? 2 : 0);
-    if (ft.dirState[di] === DIR_OPEN) this.flowEvent(slot, dir ^ 1, t, 'closing', REASONS[reason], 'dest', true);
-    ft.dirState[di] = DIR_CLOSED;
+    const fd = ft.d;
+    const a = (slot * 2 + dir) * DS;
+    const r = (slot * 2 + (dir ^ 1)) * DS;
+    const wasActive = (active(fd[slot * 2 * DS + D_STATE]) ? 1 : 0) | (active(fd[slot * 2 * DS + DS + D_STATE]) ? 2 : 0);
+    if (fd[a + D_STATE] === DIR_OPEN) this.flowEvent(slot, dir ^ 1, t, 'closing', REASONS[reason], 'dest', true);
+    fd[a + D_STATE] = DIR_CLOSED;
     if (reason === R_RST) {
-      if (ft.dirState[ri] === DIR_OPEN) this.flowEvent(slot, dir, t, 'closing', 'RST', 'src', true);
-      ft.dirState[ri] = DIR_CLOSED;
+      if (fd[r + D_STATE] === DIR_OPEN) this.flowEvent(slot, dir, t, 'closing', 'RST', 'src', true);
+      fd[r + D_STATE] = DIR_CLOSED;
     }
-    if (!active(ft.dirState[di]) && !active(ft.dirState[ri])) {
+    if (!active(fd[a + D_STATE]) && !active(fd[r + D_STATE])) {
       this.oneWayGone(slot, wasActive, t, REASONS[reason], 'src');
       ft.remove(slot);
     }
@@ -311,7 +317,7 @@ export class Matcher {
 
   /** Whether a packet of each direction of slot's flow was seen (each counts the other's as received). */
   private bidirectional(slot: number): boolean {
-    return this.flows.recPkts[slot * 2] + this.flows.recPkts[slot * 2 + 1] > 0;
+    return this.flows.d[slot * 2 * DS + D_REC_PKTS] + this.flows.d[(slot * 2 + 1) * DS + D_REC_PKTS] > 0;
   }
 
   /**
@@ -329,7 +335,8 @@ export class Matcher {
   private sampleGap(di: number): number {
     const o = this.o;
     if (o.rttRate > 0) {
-      const rtt = o.rttRateUse === 'min' ? this.flows.minRtt[di] : this.flows.srtt[di];
+      const a = di * DS;
+      const rtt = this.flows.d[a + (o.rttRateUse === 'min' ? D_MIN_RTT : D_SRTT)];
       if (rtt > 0) return o.rttRate * rtt;
     }
     return o.rateLimitNs;
@@ -345,14 +352,16 @@ export class Matcher {
     this.stats.stampsExpired += this.stamps.expire(now);
     const ft = this.flows;
     const crowded = ft.size > CROWDED * ft.max;
+    const fd = ft.d;
     ft.forEach((slot) => {
-      const d0 = slot * 2;
+      const a = slot * 2 * DS;
+      const b = a + DS;
       const icmp = ft.proto(slot) !== IPPROTO_TCP;
-      const v = gcVerdict(icmp, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1], crowded);
+      const v = gcVerdict(icmp, fd[a + D_STATE], now - fd[a + D_LAST_STAMP], fd[b + D_STATE], now - fd[b + D_LAST_STAMP], crowded);
       if (v < 0) return;
-      if (crowded && gcVerdict(icmp, ft.dirState[d0], now - ft.lastStamp[d0], ft.dirState[d0 + 1], now - ft.lastStamp[d0 + 1]) < 0) this.stats.flowsEvicted++;
+      if (crowded && gcVerdict(icmp, fd[a + D_STATE], now - fd[a + D_LAST_STAMP], fd[b + D_STATE], now - fd[b + D_LAST_STAMP]) < 0) this.stats.flowsEvicted++;
       for (let d = 0; d < 2; d++) if (v & (1 << d)) this.flowEvent(slot, d ^ 1, now, 'closing', 'flow timeout', 'garbage collection', true);
-      this.oneWayGone(slot, (active(ft.dirState[d0]) ? 1 : 0) | (active(ft.dirState[d0 + 1]) ? 2 : 0), now, 'flow timeout', 'garbage collection');
+      this.oneWayGone(slot, (active(fd[a + D_STATE]) ? 1 : 0) | (active(fd[b + D_STATE]) ? 2 : 0), now, 'flow timeout', 'garbage collection');
       ft.remove(slot);
     });
   }
@@ -407,8 +416,8 @@ export class Matcher {
 
   /** An RTT sample carried by a packet of direction `echoDir`: its flow, the timestamped direction's counters. */
   private rttEvent(slot: number, echoDir: number, t: number, rtt: number, egress: boolean): void {
-    const ft = this.flows;
-    const si = slot * 2 + (echoDir ^ 1);
+    const fd = this.flows.d;
+    const s = (slot * 2 + (echoDir ^ 1)) * DS;
     const f = this.tuple(slot, echoDir);
     // Every field written out (no spread): one object shape for every sample.
     this.sink.event({
@@ -422,11 +431,11 @@ export class Matcher {
       dest_port: f.dest_port,
       protocol: f.protocol,
       rtt,
-      min_rtt: ft.minRtt[si],
-      sent_packets: ft.sentPkts[si],
-      sent_bytes: ft.sentBytes[si],
-      rec_packets: ft.recPkts[si],
-      rec_bytes: ft.recBytes[si],
+      min_rtt: fd[s + D_MIN_RTT],
+      sent_packets: fd[s + D_SENT_PKTS],
+      sent_bytes: fd[s + D_SENT_BYTES],
+      rec_packets: fd[s + D_REC_PKTS],
+      rec_bytes: fd[s + D_REC_BYTES],
       match_on_egress: egress,
       match: RULE_NAMES[this.ids.rule],
     });

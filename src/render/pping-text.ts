@@ -15,6 +15,9 @@ import { type FlowEvent, nsLiteral, type PpingDoneEvent, type PpingEvent, type P
 
 export type PpingFormat = 'standard' | 'ppviz' | 'json' | 'jsonl';
 
+/** Bytes gathered before a write. */
+const BLOCK = 65536;
+
 const pad = (n: number, w: number) => String(n).padStart(w, '0');
 /** An integer 0 to 999,999,999 in nine digits (the fraction of a second): one string, no padding loop. */
 const nine = (n: number) => String(1e9 + n).slice(1);
@@ -99,8 +102,13 @@ function isNote(e: PpingEvent): e is PpingStartEvent | PpingDoneEvent | TableFul
  */
 export class PpingWriter {
   private first = true;
-  /** Output is gathered and written in blocks of about 64 KiB (one write per line costs most of an offline run). */
-  private pending = '';
+  /**
+   * Output is gathered and written in blocks of 64 KiB (one write per line costs most of an
+   * offline run), as bytes: a string gathered line by line would live across many young-generation
+   * collections, and V8 answers that by growing the young generation (tens of MiB of RSS).
+   */
+  private pending = Buffer.allocUnsafe(BLOCK);
+  private used = 0;
 
   constructor(
     private readonly format: PpingFormat,
@@ -113,11 +121,11 @@ export class PpingWriter {
     switch (this.format) {
       case 'standard':
         if (isNote(e)) this.note(e);
-        else this.pending += `${standardLine(e)}\n`;
+        else this.add(`${standardLine(e)}\n`);
         break;
       case 'ppviz':
         // pollere's format has RTT lines only; run notes go to `notes`, flow events nowhere.
-        if (e.type === 'rtt') this.pending += `${ppvizLine(e)}\n`;
+        if (e.type === 'rtt') this.add(`${ppvizLine(e)}\n`);
         else if (isNote(e)) this.note(e);
         break;
       case 'json':
@@ -125,14 +133,25 @@ export class PpingWriter {
           this.note(e);
           break;
         }
-        this.pending += `${this.first ? '[\n' : ',\n'}${e.type === 'rtt' || e.type === 'flow' ? eppingJson(e) : toJson(e)}`;
+        this.add(`${this.first ? '[\n' : ',\n'}${e.type === 'rtt' || e.type === 'flow' ? eppingJson(e) : toJson(e)}`);
         this.first = false;
         break;
       case 'jsonl':
-        this.pending += `${toJson(e)}\n`;
+        this.add(`${toJson(e)}\n`);
         break;
     }
-    if (this.pending.length >= 65536) this.flush();
+  }
+
+  /** Appends text to the block (UTF-8), writing the block first when the text might not fit. */
+  private add(text: string): void {
+    if (text.length * 3 > BLOCK - this.used) {
+      this.flush();
+      if (text.length * 3 > BLOCK) {
+        if (!outputFailure()) this.out.write(text);
+        return;
+      }
+    }
+    this.used += this.pending.write(text, this.used, 'utf8');
   }
 
   private note(e: PpingEvent): void {
@@ -141,13 +160,14 @@ export class PpingWriter {
 
   /** Writes what is gathered (live captures call this a few times a second). */
   flush(): void {
-    if (this.pending && !outputFailure()) this.out.write(this.pending);
-    this.pending = '';
+    // The stream may hold a chunk until it is written: it gets a copy, the block is reused.
+    if (this.used > 0 && !outputFailure()) this.out.write(Buffer.from(this.pending.subarray(0, this.used)));
+    this.used = 0;
   }
 
   /** Completes the format (json's closing bracket) and closes the output. */
   async end(): Promise<void> {
-    if (this.format === 'json') this.pending += this.first ? '[]\n' : '\n]\n';
+    if (this.format === 'json') this.add(this.first ? '[]\n' : '\n]\n');
     this.flush();
     await closeOutput(this.out);
   }
