@@ -66,8 +66,8 @@ export const MATCHER_DEFAULTS: MatcherOptions = {
   seqAck: false,
   burst: 0,
   includeLocal: false,
-  maxFlows: 16384,
-  maxStamps: 16384,
+  maxFlows: 131072,
+  maxStamps: 131072,
 };
 
 const NS = 1e9;

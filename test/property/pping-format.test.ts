@@ -1,0 +1,60 @@
+/**
+ * The ppviz writer puts RTT lines into its byte block directly; every line must be ppvizLine's,
+ * byte for byte, for any times, RTTs, ports and addresses (IPv4 and IPv6).
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import type { RttEvent } from '../../src/pping/events.js';
+import { PpingWriter, ppvizLine } from '../../src/render/pping-text.js';
+
+const ip = fc.oneof(fc.ipV4(), fc.ipV6());
+const event = fc.record({
+  sec: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 2 ** 32 }), fc.constant(1_796_673_715)),
+  nsec: fc.integer({ min: 0, max: 999_999_999 }),
+  rtt: fc.oneof(fc.integer({ min: 0, max: 1e9 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.double({ min: 0, max: 1e12, noNaN: true })),
+  min_rtt: fc.integer({ min: 0, max: 1e12 }),
+  src_ip: ip,
+  dest_ip: ip,
+  src_port: fc.integer({ min: 0, max: 65535 }),
+  dest_port: fc.integer({ min: 0, max: 65535 }),
+});
+
+test('ppviz: the bytes the writer puts in its block are ppvizLine\'s, line for line', async () => {
+  const events: RttEvent[] = fc.sample(fc.array(event, { minLength: 1, maxLength: 3000 }), 1)[0].map((f) => ({
+    schema: 'pathlens.pping/1',
+    type: 'rtt',
+    ...f,
+    protocol: 'TCP',
+    sent_packets: 1,
+    sent_bytes: 1,
+    rec_packets: 1,
+    rec_bytes: 1,
+    match_on_egress: false,
+    match: 'tsopt',
+  }));
+  // Many small runs too (each its own writer): every line checked, also across block boundaries.
+  fc.assert(
+    fc.asyncProperty(fc.array(event, { minLength: 1, maxLength: 20 }), async (list) => {
+      const evs = list.map((f) => ({ ...events[0], ...f }));
+      assert.equal(await written(evs), evs.map((e) => `${ppvizLine(e)}\n`).join(''));
+    }),
+    { numRuns: 200 },
+  );
+  assert.equal(await written(events), events.map((e) => `${ppvizLine(e)}\n`).join(''), `${events.length} lines, over several 64 KiB blocks`);
+});
+
+async function written(events: RttEvent[]): Promise<string> {
+  let text = '';
+  const out = new Writable({
+    write(chunk, _enc, cb) {
+      text += String(chunk);
+      cb();
+    },
+  });
+  const w = new PpingWriter('ppviz', out, null);
+  for (const e of events) w.event(e);
+  await w.end();
+  return text;
+}
