@@ -8,7 +8,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { PathlensError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
 import { readConfigText } from '../io/config-file.js';
@@ -46,6 +46,15 @@ export function shippedProfiles(): string[] {
   }
 }
 
+/**
+ * The YAML parser, loaded when a profile is read: importing it costs about 40 ms, which every
+ * command would pay at start-up (the CLI is one bundle) for what only ktrace uses, and only here.
+ */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml.parse(text, { logLevel: 'error' });
+}
+
 /** `--profile`: a shipped profile's name, or a file (a path, or a name ending .yaml/.yml/.json). */
 export function loadProfile(nameOrPath: string): Profile {
   const isFile = /[/\\]/.test(nameOrPath) || /\.(ya?ml|json)$/.test(nameOrPath);
@@ -57,7 +66,7 @@ export function loadProfile(nameOrPath: string): Profile {
   const text = readConfigText(path, MAX_BYTES, 'a ktrace profile');
   let raw: unknown;
   try {
-    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { logLevel: 'error' });
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new PathlensError('ERR_CONFIG', `${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
   }
