@@ -14,6 +14,9 @@ import type { PacketInfo } from './decode.js';
 const EMPTY = 0;
 const USED = 1;
 const DELETED = 2;
+/** StampTable: the state's bits, and a flag on a USED slot. */
+const STATE_MASK = 3;
+const ONE_WAY = 4;
 const KEY = 40; // family, proto, -, -, portA(2), portB(2), addrA(16), addrB(16)
 
 function mix(h: number): number {
@@ -249,23 +252,25 @@ export class FlowTable {
   }
 }
 
-/** (connection id, direction, identifier) -> first-seen time and expiry. */
+/** Numbers per StampTable record: connection and direction, identifier, time, deadline. */
+const SR = 4;
+
+/**
+ * (connection id, direction, identifier) -> first-seen time and expiry. Each slot's key and times
+ * are one 32-byte record (`rec`), its state one byte: a probe reads the small state array and the
+ * record it stops at, instead of a line in each of five arrays.
+ */
 export class StampTable {
   readonly max: number;
   size = 0;
   private slots: number;
   private mask: number;
   private tomb = 0;
+  /** EMPTY, USED or DELETED, with ONE_WAY set on a USED slot stored for a direction still waiting for its first reply. */
   private state: Uint8Array;
-  private conn: Uint32Array;
-  private ident: Uint32Array;
-  private time: Float64Array;
-  private deadline: Float64Array;
-  /** Per slot: stored for a direction still waiting for its first reply (one-way, maybe spoofed). */
-  private oneWay: Uint8Array;
+  private rec: Float64Array;
   /** Entries stored for such directions (Matcher caps them at half the table). */
   oneWayCount = 0;
-
   private readonly maxSlots: number;
 
   constructor(max: number) {
@@ -274,11 +279,7 @@ export class StampTable {
     this.slots = Math.min(this.maxSlots, INITIAL_SLOTS);
     this.mask = this.slots - 1;
     this.state = new Uint8Array(this.slots);
-    this.conn = new Uint32Array(this.slots);
-    this.ident = new Uint32Array(this.slots);
-    this.time = new Float64Array(this.slots);
-    this.deadline = new Float64Array(this.slots);
-    this.oneWay = new Uint8Array(this.slots);
+    this.rec = new Float64Array(this.slots * SR);
   }
 
   private static key(connDir: number, id: number): number {
@@ -289,12 +290,14 @@ export class StampTable {
   put(connDir: number, id: number, time: number, deadline: number, oneWay = false): boolean {
     if (this.size >= this.max) return false;
     if (this.size + this.tomb + 1 > (this.slots * 3) >>> 2) this.rebuild(roomFor(this.size, this.slots, this.maxSlots));
+    const cd = connDir >>> 0;
+    const r = this.rec;
     let i = StampTable.key(connDir, id) & this.mask;
     let free = -1;
     for (;;) {
-      const st = this.state[i];
+      const st = this.state[i] & STATE_MASK;
       if (st === EMPTY) break;
-      if (st === USED && this.conn[i] === connDir >>> 0 && this.ident[i] === id) return false;
+      if (st === USED && r[i * SR] === cd && r[i * SR + 1] === id) return false;
       if (st === DELETED && free < 0) free = i;
       i = (i + 1) & this.mask;
     }
@@ -302,22 +305,21 @@ export class StampTable {
       i = free;
       this.tomb--;
     }
-    this.state[i] = USED;
-    this.conn[i] = connDir;
-    this.ident[i] = id;
-    this.time[i] = time;
-    this.deadline[i] = deadline;
-    this.oneWay[i] = oneWay ? 1 : 0;
+    this.state[i] = oneWay ? USED | ONE_WAY : USED;
+    r[i * SR] = cd;
+    r[i * SR + 1] = id;
+    r[i * SR + 2] = time;
+    r[i * SR + 3] = deadline;
     if (oneWay) this.oneWayCount++;
     this.size++;
     return true;
   }
 
   private drop(i: number): void {
+    if (this.state[i] & ONE_WAY) this.oneWayCount--;
     this.state[i] = DELETED;
     this.size--;
     this.tomb++;
-    if (this.oneWay[i]) this.oneWayCount--;
   }
 
   /**
@@ -325,13 +327,16 @@ export class StampTable {
    * `notAfter` (a packet earlier than the one it would match) is left in place and -1 returned.
    */
   take(connDir: number, id: number, notAfter = Infinity): number {
+    const cd = connDir >>> 0;
+    const r = this.rec;
     for (let i = StampTable.key(connDir, id) & this.mask, n = 0; n < this.slots; i = (i + 1) & this.mask, n++) {
-      const st = this.state[i];
+      const st = this.state[i] & STATE_MASK;
       if (st === EMPTY) return -1;
-      if (st === USED && this.conn[i] === connDir >>> 0 && this.ident[i] === id) {
-        if (this.time[i] > notAfter) return -1;
+      if (st === USED && r[i * SR] === cd && r[i * SR + 1] === id) {
+        const time = r[i * SR + 2];
+        if (time > notAfter) return -1;
         this.drop(i);
-        return this.time[i];
+        return time;
       }
     }
     return -1;
@@ -341,7 +346,7 @@ export class StampTable {
   expire(now: number): number {
     let n = 0;
     for (let i = 0; i < this.slots; i++) {
-      if (this.state[i] === USED && this.deadline[i] < now) {
+      if ((this.state[i] & STATE_MASK) === USED && this.rec[i * SR + 3] < now) {
         this.drop(i);
         n++;
       }
@@ -351,27 +356,19 @@ export class StampTable {
   }
 
   private rebuild(slots: number): void {
-    const { state, conn, ident, time, deadline, oneWay } = this;
+    const { state, rec } = this;
     const n = this.slots;
     this.slots = slots;
     this.mask = slots - 1;
     this.state = new Uint8Array(slots);
-    this.conn = new Uint32Array(slots);
-    this.ident = new Uint32Array(slots);
-    this.time = new Float64Array(slots);
-    this.deadline = new Float64Array(slots);
-    this.oneWay = new Uint8Array(slots);
+    this.rec = new Float64Array(slots * SR);
     this.tomb = 0;
     for (let s = 0; s < n; s++) {
-      if (state[s] !== USED) continue;
-      let i = StampTable.key(conn[s], ident[s]) & this.mask;
-      while (this.state[i] === USED) i = (i + 1) & this.mask;
-      this.state[i] = USED;
-      this.conn[i] = conn[s];
-      this.ident[i] = ident[s];
-      this.time[i] = time[s];
-      this.deadline[i] = deadline[s];
-      this.oneWay[i] = oneWay[s];
+      if ((state[s] & STATE_MASK) !== USED) continue;
+      let i = StampTable.key(rec[s * SR], rec[s * SR + 1]) & this.mask;
+      while ((this.state[i] & STATE_MASK) === USED) i = (i + 1) & this.mask;
+      this.state[i] = state[s];
+      this.rec.set(rec.subarray(s * SR, s * SR + SR), i * SR);
     }
   }
 }
