@@ -14,7 +14,9 @@ import { Decoder, LINKTYPE_RAW, PacketInfo, SKIP_PROTO } from '../../src/pping/d
 import type { PpingDoneEvent, RttEvent } from '../../src/pping/events.js';
 import type { MatcherOptions } from '../../src/pping/matcher.js';
 import { runOffline } from '../../src/pping/run.js';
-import { ROOT } from '../helpers/lab.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, ROOT } from '../helpers/lab.js';
+import { ppingEvents } from '../helpers/pping-schema.js';
 import { ipv4, udp } from '../helpers/bytes.js';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'quic');
@@ -88,6 +90,21 @@ test('pping --quic: the default rate limit keeps a subset of those samples; with
   assert.equal(off.done.skipped.other_protocol, off.done.packets);
   const elsewhere = await run({ quicPorts: [443, 8443] });
   assert.equal(elsewhere.rtts.length, 0, 'not on a QUIC port: nothing');
+});
+
+test('the CLI: --quic-ports gives pathlens.pping/1 events the schema accepts (match quic-spin, UDP); bad port lists are one line', () => {
+  const r = spawnSync(process.execPath, [CLI, 'pping', '-r', PCAP, '--quic-ports', '4433', '-F', 'jsonl'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const ev = ppingEvents<{ type: string; match?: string; protocol?: string; protocols?: string[]; rtt_events?: number }>(r.stdout);
+  const rtts = ev.filter((e) => e.type === 'rtt');
+  assert.ok(rtts.length > 50 && rtts.every((e) => e.match === 'quic-spin' && e.protocol === 'UDP'));
+  assert.deepEqual(ev[0].protocols, ['UDP'], 'QUIC alone: no TCP unless asked');
+  assert.equal(ev.at(-1)!.rtt_events, rtts.length);
+  for (const bad of ['70000', '1,2,3,4,5', '443,443', 'abc']) {
+    const b = spawnSync(process.execPath, [CLI, 'pping', '-r', PCAP, '--quic-ports', bad], { encoding: 'utf8' });
+    assert.equal(b.status, 2, bad);
+    assert.match(b.stderr, /^pathlens: option '--quic-ports <list>' argument '[^']*' is invalid\. [^\n]+\n$/, bad);
+  }
 });
 
 test('the QUIC decoder: short headers on a QUIC port only, the server by its port, runts and long headers skipped', () => {
