@@ -1,12 +1,13 @@
 /**
  * The ppviz writer puts RTT lines into its byte block directly; every line must be ppvizLine's,
- * byte for byte, for any times, RTTs, ports and addresses (IPv4 and IPv6).
+ * byte for byte, for any times, RTTs, ports and addresses (IPv4 and IPv6). JSONL's RTT events are
+ * written field by field: the text must be the generic walk's, for the rules' shape and any other.
  */
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { RttEvent } from '../../src/pping/events.js';
+import { type RttEvent, toJson, toJsonWalk } from '../../src/pping/events.js';
 import { PpingWriter, ppvizLine } from '../../src/render/pping-text.js';
 
 const ip = fc.oneof(fc.ipV4(), fc.ipV6());
@@ -58,3 +59,33 @@ async function written(events: RttEvent[]): Promise<string> {
   await w.end();
   return text;
 }
+
+test('JSONL: an RTT event written field by field is the generic walk\'s text, whatever its values or shape', () => {
+  const rtt = fc.record({
+    sec: fc.integer({ min: 0, max: 2 ** 33 }),
+    nsec: fc.integer({ min: 0, max: 999_999_999 }),
+    src_ip: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string()),
+    src_port: fc.integer({ min: 0, max: 65535 }),
+    dest_ip: fc.oneof(fc.ipV4(), fc.ipV6()),
+    dest_port: fc.integer({ min: 0, max: 65535 }),
+    protocol: fc.constantFrom('TCP', 'ICMP', 'ICMPv6', 'UDP'),
+    rtt: fc.oneof(fc.integer({ min: 0, max: 1e12 }), fc.double()),
+    min_rtt: fc.integer({ min: 0, max: 1e12 }),
+    sent_packets: fc.oneof(fc.nat(), fc.constant(Number.NaN)),
+    sent_bytes: fc.nat(),
+    rec_packets: fc.nat(),
+    rec_bytes: fc.nat(),
+    match_on_egress: fc.boolean(),
+    match: fc.constantFrom('tsopt', 'seqack', 'icmp-echo', 'dns', 'quic-spin'),
+  });
+  fc.assert(
+    fc.property(rtt, fc.boolean(), (f, reorder) => {
+      // The rules' shape: schema, type, sec, nsec, then the fields in this order.
+      const { sec, nsec, ...rest } = f;
+      const e = (reorder ? { type: 'rtt', schema: 'pathlens.pping/1', sec, nsec, ...rest } : { schema: 'pathlens.pping/1', type: 'rtt', sec, nsec, ...rest }) as RttEvent;
+      assert.equal(toJson(e), toJsonWalk(e));
+      JSON.parse(toJson(e));
+    }),
+    { numRuns: 2000 },
+  );
+});
