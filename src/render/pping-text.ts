@@ -63,9 +63,17 @@ const pad = (n: number, w: number) => String(n).padStart(w, '0');
 /** An integer 0 to 999,999,999 in nine digits (the fraction of a second): one string, no padding loop. */
 const nine = (n: number) => String(1e9 + n).slice(1);
 
+/** The local time of day of the last second clock() was asked for: one Date a second, not one a line. */
+let clockSec = Number.NaN;
+let clockText = '';
+
 function clock(sec: number, nsec: number): string {
-  const d = new Date(sec * 1000);
-  return `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(nsec, 9)}`;
+  if (sec !== clockSec) {
+    const d = new Date(sec * 1000);
+    clockSec = sec;
+    clockText = `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.`;
+  }
+  return `${clockText}${nine(nsec)}`;
 }
 
 /** ns as "s.9 digits". */
@@ -76,6 +84,25 @@ function seconds(ns: number): string {
 
 /** C's printf("%.6g", x) for a finite x (ePPing prints its millisecond figures this way). */
 export function g6(x: number): string {
+  // The usual case, an RTT from 0.0001 to 99999.9 ms: six significant digits in fixed notation,
+  // as toPrecision writes them there (the same digits and rounding as the general path below,
+  // which test/property/pping-format.test.ts checks), trailing zeros stripped.
+  if (x >= 1e-4 && x < 1e5) {
+    const t = x.toPrecision(6);
+    if (t.indexOf('e') < 0) {
+      let end = t.length;
+      if (t.indexOf('.') >= 0) {
+        while (t.charCodeAt(end - 1) === 0x30) end--;
+        if (t.charCodeAt(end - 1) === 0x2e) end--;
+      }
+      return end === t.length ? t : t.slice(0, end);
+    }
+  }
+  return g6General(x);
+}
+
+/** g6 for any finite x: by its decimal exponent after rounding to six digits, as C decides. */
+export function g6General(x: number): string {
   if (x === 0) return '0';
   const [m, e] = x.toExponential(5).split('e');
   const exp = Number(e);

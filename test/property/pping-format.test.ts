@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { type RttEvent, toJson, toJsonWalk } from '../../src/pping/events.js';
-import { PpingWriter, ppvizLine } from '../../src/render/pping-text.js';
+import { g6, g6General, PpingWriter, ppvizLine } from '../../src/render/pping-text.js';
 
 const ip = fc.oneof(fc.ipV4(), fc.ipV6());
 const event = fc.record({
@@ -87,5 +87,20 @@ test('JSONL: an RTT event written field by field is the generic walk\'s text, wh
       JSON.parse(toJson(e));
     }),
     { numRuns: 2000 },
+  );
+});
+
+test('%.6g: the fast path for ordinary RTTs gives the general path\'s text', () => {
+  const ms = fc.oneof(
+    fc.double({ min: 0, max: 2e5, noNaN: true }),
+    fc.double({ min: 1e-6, max: 1e-3, noNaN: true }),
+    fc.integer({ min: 0, max: 1e12 }).map((ns) => ns / 1e6),
+    fc.constantFrom(1e-4, 0.0000999995, 99999.95, 99999.9, 99999.949999, 12.5, 0.1, 1, 10, 100),
+  );
+  fc.assert(
+    fc.property(ms, (x) => {
+      assert.equal(g6(x), g6General(x));
+    }),
+    { numRuns: 20000 },
   );
 });
