@@ -8,7 +8,8 @@
         "native/mmsg.c",
         "native/poll.c",
         "native/misc.c",
-        "native/bpf.c"
+        "native/bpf.c",
+        "native/xsk.c"
       ],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "defines": ["NAPI_VERSION=8"],

@@ -114,6 +114,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (pl_init_poll(env, exports) != napi_ok) return NULL;
   if (pl_init_misc(env, exports) != napi_ok) return NULL;
   if (pl_init_bpf(env, exports) != napi_ok) return NULL;
+  if (pl_init_xsk(env, exports) != napi_ok) return NULL;
   return exports;
 }
 

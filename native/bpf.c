@@ -545,6 +545,37 @@ static napi_value js_test_run_skb(napi_env env, napi_callback_info info) {
   return pl_int(env, 0);
 }
 
+/* bpfTestRunXdp(progFd, frame, dataOut: Uint8Array, out: Float64Array[2]) -> 0 | -errno;
+ * out = [retval, bytes written to dataOut]. Runs an XDP program once on an Ethernet frame
+ * (BPF_PROG_TEST_RUN); dataOut receives the frame as the program left it. */
+static napi_value js_test_run_xdp(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd;
+  pl_bytes frame, dout;
+  double *out;
+  size_t n;
+  if (!pl_args(env, info, 4, argv, NULL) || !pl_get_i32(env, argv[0], "progFd", &fd) ||
+      !pl_get_bytes(env, argv[1], "frame", &frame) || !pl_get_bytes(env, argv[2], "dataOut", &dout) ||
+      !pl_get_f64_array(env, argv[3], "out", &out, &n))
+    return NULL;
+  if (n < 2) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "bpfTestRunXdp: out needs 2 elements");
+    return NULL;
+  }
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.test.prog_fd = (uint32_t)fd;
+  a.test.data_in = (uint64_t)(uintptr_t)frame.data;
+  a.test.data_size_in = (uint32_t)frame.len;
+  a.test.data_out = (uint64_t)(uintptr_t)dout.data;
+  a.test.data_size_out = (uint32_t)dout.len;
+  a.test.repeat = 1;
+  if (sys_bpf(BPF_PROG_TEST_RUN, &a) < 0) return pl_errno(env, errno);
+  out[0] = (double)(int32_t)a.test.retval;
+  out[1] = (double)a.test.data_size_out;
+  return pl_int(env, 0);
+}
+
 /* ---- clsact through libbpf (kernels without tcx) ---------------------------------------- */
 
 /* bpfTcHook(ifindex, create) -> 0 | -errno: create (-EEXIST when already there) or destroy clsact */
@@ -702,6 +733,7 @@ napi_status pl_init_bpf(napi_env env, napi_value exports) {
       {"bpfEnableStats", js_enable_stats},
       {"bpfProgStats", js_prog_stats},
       {"bpfTestRunSkb", js_test_run_skb},
+      {"bpfTestRunXdp", js_test_run_xdp},
       {"bpfTcHook", js_tc_hook},
       {"bpfTcFilter", js_tc_filter},
       {"bpfProgSetAutoload", js_prog_set_autoload},

@@ -59,6 +59,7 @@ napi_status pl_init_mmsg(napi_env env, napi_value exports);
 napi_status pl_init_poll(napi_env env, napi_value exports);
 napi_status pl_init_misc(napi_env env, napi_value exports);
 napi_status pl_init_bpf(napi_env env, napi_value exports);
+napi_status pl_init_xsk(napi_env env, napi_value exports);
 
 napi_status pl_export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 

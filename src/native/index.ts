@@ -65,6 +65,15 @@ export interface NativeShim {
   dup(fd: number): number;
   Poller: NativePollerCtor;
 
+  // AF_XDP (native/xsk.c): the UMEM and rings stay in C; frames are copied to and from caller slabs.
+  /** One AF_XDP socket bound to ifindex/queue: out = [handle, fd] -> 0 | -errno. frames = 2 * ringSize. */
+  xskOpen(ifindex: number, queue: number, frames: number, ringSize: number, bindFlags: number, out: Int32Array): number;
+  /** Posts frames [0, count) of data (i at i * slot, lens[i] bytes) and makes the kernel send them -> posted | -errno; out = [mono sec, nsec, send calls]. */
+  xskSend(handle: number, data: Uint8Array, slot: number, lens: Int32Array, count: number, out: Float64Array): number;
+  /** Up to count received frames into data (i at i * slot, cut to slot bytes), lens[i] = bytes copied -> frames | -errno. */
+  xskRecv(handle: number, data: Uint8Array, slot: number, lens: Int32Array, count: number): number;
+  xskClose(handle: number): number;
+
   // BPF (native/bpf.c). libbpf is dlopen()ed on first use; the rest is bpf(2).
   /** null when libbpf.so.1 is usable, else what the dynamic loader said. */
   bpfAvailable(): string | null;
@@ -91,6 +100,8 @@ export interface NativeShim {
   bpfProgStats(progFd: number, out: Float64Array): number;
   /** BPF_PROG_TEST_RUN of a tc program on an Ethernet frame with skb->tstamp; out = [retval, ns]. */
   bpfTestRunSkb(progFd: number, frame: Uint8Array, tstampNs: number, out: Float64Array): number;
+  /** Runs an XDP program once on frame (BPF_PROG_TEST_RUN): out = [retval, bytes of dataOut written]. */
+  bpfTestRunXdp(progFd: number, frame: Uint8Array, dataOut: Uint8Array, out: Float64Array): number;
   /** create (1: -EEXIST when present) or destroy (0) the clsact qdisc of ifindex. */
   bpfTcHook(ifindex: number, create: number): number;
   /** Attach progFd as a cls_bpf filter (direct action); progFd < 0 detaches (handle, priority). */
