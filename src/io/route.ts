@@ -6,10 +6,10 @@
  */
 import { SOCK_RAW } from '../core/constants.js';
 import { errnoName } from '../core/errors.js';
-import { EAGAIN } from '../core/errno.js';
+import { EAGAIN, ENOENT } from '../core/errno.js';
 import { native } from '../native/index.js';
 import { formatIp, familyOf } from '../packet/addr.js';
-import { AF_NETLINK, NETLINK_ROUTE, type RouteQuery, encodeLinkRequest, encodeRouteRequest, kernelSockaddr, parseLinkReply, parseLinkTypeReply, parseRouteReply } from '../packet/netlink.js';
+import { AF_NETLINK, NETLINK_ROUTE, type NeighAnswer, type RouteQuery, encodeLinkRequest, encodeNeighRequest, encodeRouteRequest, kernelSockaddr, parseLinkAddressReply, parseLinkReply, parseLinkTypeReply, parseNeighReply, parseRouteReply } from '../packet/netlink.js';
 import { type TsInfo, encodeGetFamily, encodeTsinfoGet, parseFamilyId, parseTsinfo } from '../packet/genetlink.js';
 import { RecvBatch, SendBatch } from './batch.js';
 import { type Placement, inNamespace, openSocket } from './placement.js';
@@ -84,6 +84,25 @@ export function egressOf(dst: Uint8Array, p: Placement, src?: Uint8Array): Egres
   }
 }
 
+const NETLINK_GENERIC = 16;
+
+/** Runs `f` with a netlink socket (rtnetlink unless `protocol`) of the namespace and request/answer buffers; any failure is a reason. */
+function withNetlink<T>(netns: string | undefined, f: (ask1: (len: number) => number, send: SendBatch, recv: RecvBatch) => T | { error: string }, protocol = NETLINK_ROUTE): T | { error: string } {
+  let sock: Socket;
+  try {
+    sock = openSocket(AF_NETLINK, SOCK_RAW, protocol, { netns });
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  try {
+    const send = new SendBatch(1, 256, 12, 0);
+    const recv = new RecvBatch(1, 8192, 0, 0);
+    return f((len) => ask(sock, send, recv, len), send, recv);
+  } finally {
+    sock.close();
+  }
+}
+
 /**
  * An interface's ARPHRD_* type over rtnetlink (RTM_GETLINK) in the current namespace: no
  * privilege needed (a packet socket bound to the device, the other way, needs CAP_NET_RAW).
@@ -108,32 +127,62 @@ export function linkTypeOf(ifindex: number): number | { error: string } {
   }
 }
 
-const NETLINK_GENERIC = 16;
+/** The kernel's route for each of `dsts` (one rtnetlink socket, one request each), in the placement's namespace. */
+export function routesOf(dsts: Uint8Array[], p: Placement, src?: Uint8Array): Array<{ oif: number | null; gateway: Uint8Array | null; prefsrc: Uint8Array | null } | { error: string }> | { error: string } {
+  return withNetlink(p.netns, (ask1, send, recv) => {
+    const out: Array<{ oif: number | null; gateway: Uint8Array | null; prefsrc: Uint8Array | null } | { error: string }> = [];
+    for (let i = 0; i < dsts.length; i++) {
+      const seq = (i % 0x7fffffff) + 1;
+      const n = ask1(encodeRouteRequest(send.data, seq, { dst: dsts[i], src, mark: p.mark }));
+      if (n < 0) return { error: `RTM_GETROUTE: ${errnoName(n)}` };
+      const r = parseRouteReply(recv.data, n, seq);
+      out.push('ok' in r ? r.ok : { error: 'errno' in r ? `no route: ${errnoName(r.errno)}` : r.error });
+    }
+    return out;
+  });
+}
+
+/** An interface's link-layer address (its MAC on Ethernet), in the namespace. */
+export function linkAddressOf(ifindex: number, netns?: string): Uint8Array | { error: string } {
+  return withNetlink(netns, (ask1, send, recv) => {
+    const n = ask1(encodeLinkRequest(send.data, 1, ifindex));
+    if (n < 0) return { error: `RTM_GETLINK: ${errnoName(n)}` };
+    const a = parseLinkAddressReply(recv.data, n, 1);
+    if ('ok' in a) return a.ok;
+    return { error: 'errno' in a ? `RTM_GETLINK: ${errnoName(a.errno)}` : a.error };
+  });
+}
+
+/** The kernel's neighbour entry for `addr` on ifindex (null: none yet), in the namespace. */
+export function neighbourOf(ifindex: number, addr: Uint8Array, netns?: string): NeighAnswer | null | { error: string } {
+  return withNetlink<NeighAnswer | null>(netns, (ask1, send, recv) => {
+    const n = ask1(encodeNeighRequest(send.data, 1, ifindex, addr));
+    if (n < 0) return { error: `RTM_GETNEIGH: ${errnoName(n)}` };
+    const a = parseNeighReply(recv.data, n, 1);
+    if ('ok' in a) return a.ok;
+    if ('errno' in a) return a.errno === ENOENT ? null : { error: `RTM_GETNEIGH: ${errnoName(a.errno)}` };
+    return { error: a.error };
+  });
+}
 
 /**
  * What a device's driver offers for SO_TIMESTAMPING (ethtool's TSINFO over generic netlink, the
  * netlink form of ETHTOOL_GET_TS_INFO), in the placement's namespace; or why it is unknown.
  */
 export function timestampingOf(ifindex: number, netns?: string): TsInfo | { error: string } {
-  let sock: Socket;
-  try {
-    sock = openSocket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC, { netns });
-  } catch (e) {
-    return { error: (e as Error).message };
-  }
-  try {
-    const send = new SendBatch(1, 256, 12, 0);
-    const recv = new RecvBatch(1, 8192, 0, 0);
-    let n = ask(sock, send, recv, encodeGetFamily(send.data, 1, 'ethtool'));
-    if (n < 0) return { error: `CTRL_CMD_GETFAMILY: ${errnoName(n)}` };
-    const fam = parseFamilyId(recv.data, n, 1);
-    if (!('ok' in fam)) return { error: 'errno' in fam ? `no ethtool netlink family: ${errnoName(fam.errno)}` : fam.error };
-    n = ask(sock, send, recv, encodeTsinfoGet(send.data, 2, fam.ok, ifindex));
-    if (n < 0) return { error: `ETHTOOL_MSG_TSINFO_GET: ${errnoName(n)}` };
-    const t = parseTsinfo(recv.data, n, 2);
-    if ('ok' in t) return t.ok;
-    return { error: 'errno' in t ? `ETHTOOL_MSG_TSINFO_GET: ${errnoName(t.errno)}` : t.error };
-  } finally {
-    sock.close();
-  }
+  return withNetlink(
+    netns,
+    (ask1, send, recv) => {
+      let n = ask1(encodeGetFamily(send.data, 1, 'ethtool'));
+      if (n < 0) return { error: `CTRL_CMD_GETFAMILY: ${errnoName(n)}` };
+      const fam = parseFamilyId(recv.data, n, 1);
+      if (!('ok' in fam)) return { error: 'errno' in fam ? `no ethtool netlink family: ${errnoName(fam.errno)}` : fam.error };
+      n = ask1(encodeTsinfoGet(send.data, 2, fam.ok, ifindex));
+      if (n < 0) return { error: `ETHTOOL_MSG_TSINFO_GET: ${errnoName(n)}` };
+      const t = parseTsinfo(recv.data, n, 2);
+      if ('ok' in t) return t.ok;
+      return { error: 'errno' in t ? `ETHTOOL_MSG_TSINFO_GET: ${errnoName(t.errno)}` : t.error };
+    },
+    NETLINK_GENERIC,
+  );
 }

@@ -3,7 +3,9 @@
  * destination (with the source, output interface and mark the probes would have), and the
  * kernel's answer read from untrusted bytes: the output interface, preferred source, gateway and,
  * asked with RTM_F_FIB_MATCH, how many next hops the matching route has (RTA_MULTIPATH).
- * RTM_GETLINK turns an interface index into its name. Bounds-checked; never throws.
+ * RTM_GETLINK turns an interface index into its name (and its link-layer address); RTM_GETNEIGH
+ * asks for one neighbour's link-layer address (an AF_XDP sweep writes whole frames).
+ * Bounds-checked; never throws.
  */
 
 export const AF_NETLINK = 16;
@@ -17,6 +19,8 @@ export const RTM_NEWLINK = 16;
 export const RTM_GETLINK = 18;
 export const RTM_NEWROUTE = 24;
 export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_GETNEIGH = 30;
 /** rtm_flags: return the FIB entry that matched, not a route for this one packet. */
 export const RTM_F_FIB_MATCH = 0x2000;
 const RTA_DST = 1;
@@ -26,7 +30,13 @@ const RTA_GATEWAY = 5;
 const RTA_PREFSRC = 7;
 const RTA_MULTIPATH = 9;
 const RTA_MARK = 16;
+const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const NDMSG_LEN = 12;
+/** Neighbour states whose link-layer address may be used (reachable, stale, delay, probe, noarp, permanent). */
+const NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80;
 const RTMSG_LEN = 12;
 const IFINFOMSG_LEN = 16;
 
@@ -204,6 +214,61 @@ export function parseLinkTypeReply(b: Uint8Array, len: number, seq: number): NlR
   if (start + IFINFOMSG_LEN > end) return { error: 'short ifinfomsg' };
   // struct ifinfomsg { u8 family, pad; u16 type; s32 index; u32 flags, change; }
   return { ok: new DataView(b.buffer, b.byteOffset, b.byteLength).getUint16(start + 2, true) };
+}
+
+/** Writes an RTM_GETNEIGH request for one neighbour (Linux 5.0+) of ifindex; returns its length. */
+export function encodeNeighRequest(b: Uint8Array, seq: number, ifindex: number, dst: Uint8Array): number {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  b.fill(0, 0, NLMSG_HDRLEN + NDMSG_LEN);
+  // struct ndmsg { u8 family, pad1; u16 pad2; s32 ifindex; u16 state; u8 flags, type; }
+  b[NLMSG_HDRLEN] = dst.length === 4 ? 2 : 10;
+  dv.setInt32(NLMSG_HDRLEN + 4, ifindex, true);
+  const p = putAttr(dv, b, NLMSG_HDRLEN + NDMSG_LEN, NDA_DST, dst);
+  dv.setUint32(0, p, true);
+  dv.setUint16(4, RTM_GETNEIGH, true);
+  dv.setUint16(6, NLM_F_REQUEST, true);
+  dv.setUint32(8, seq >>> 0, true);
+  return p;
+}
+
+export interface NeighAnswer {
+  /** NUD_* state bits. */
+  state: number;
+  /** The link-layer address, when the entry holds one. */
+  lladdr: Uint8Array | null;
+  /** The state allows using lladdr now. */
+  usable: boolean;
+}
+
+/** Reads the RTM_NEWNEIGH answer to request `seq`. */
+export function parseNeighReply(b: Uint8Array, len: number, seq: number): NlResult<NeighAnswer> {
+  const r = findReply(b, len, seq, RTM_NEWNEIGH);
+  if (!('ok' in r)) return r;
+  const [start, end] = r.ok;
+  if (start + NDMSG_LEN > end) return { error: 'short ndmsg' };
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const state = dv.getUint16(start + 8, true);
+  let lladdr: Uint8Array | null = null;
+  const err = walkAttrs(b, dv, start + NDMSG_LEN, end, (type, at, n) => {
+    if (type === NDA_LLADDR && n >= 1 && n <= 32) lladdr = b.slice(at, at + n);
+  });
+  if (err) return { error: err };
+  return { ok: { state, lladdr, usable: lladdr !== null && (state & NUD_USABLE) !== 0 } };
+}
+
+/** Reads the interface's link-layer address (IFLA_ADDRESS) from the RTM_NEWLINK answer to request `seq`. */
+export function parseLinkAddressReply(b: Uint8Array, len: number, seq: number): NlResult<Uint8Array> {
+  const r = findReply(b, len, seq, RTM_NEWLINK);
+  if (!('ok' in r)) return r;
+  const [start, end] = r.ok;
+  if (start + IFINFOMSG_LEN > end) return { error: 'short ifinfomsg' };
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let addr: Uint8Array | null = null;
+  const err = walkAttrs(b, dv, start + IFINFOMSG_LEN, end, (type, at, n) => {
+    if (type === IFLA_ADDRESS && n >= 1 && n <= 32) addr = b.slice(at, at + n);
+  });
+  if (err) return { error: err };
+  return addr === null ? { error: 'no IFLA_ADDRESS' } : { ok: addr };
 }
 
 /** sockaddr_nl of the kernel (pid 0, no groups). */

@@ -21,7 +21,7 @@ import { Decoder, DNS_QUERY, DNS_RESPONSE, dnsIdOf, L3_ETHERTYPE, PacketInfo } f
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import { describeStatus } from '../../src/packet/status.js';
 import { encodeQuery, encodeResponse, parseMessage, ptrAnswer, readName } from '../../src/resolve/dns.js';
-import { parseLinkReply, parseLinkTypeReply, parseRouteReply } from '../../src/packet/netlink.js';
+import { parseLinkAddressReply, parseLinkReply, parseLinkTypeReply, parseNeighReply, parseRouteReply } from '../../src/packet/netlink.js';
 import { parseFamilyId, parseTsinfo } from '../../src/packet/genetlink.js';
 import { readFileSync as readFixture } from 'node:fs';
 import { ROOT } from '../helpers/lab.js';
@@ -392,7 +392,7 @@ test('rtnetlink and generic netlink parsers: random bytes and damaged recorded r
   const rec = JSON.parse(readFixture(`${ROOT}test/fixtures/netlink/replies.json`, 'utf8')) as Record<string, string>;
   const recorded = Object.values(rec).map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
   const check = (b: Uint8Array, seq: number) => {
-    for (const r of [parseRouteReply(b, b.length, seq), parseLinkReply(b, b.length, seq), parseLinkTypeReply(b, b.length, seq), parseFamilyId(b, b.length, seq), parseTsinfo(b, b.length, seq)]) {
+    for (const r of [parseRouteReply(b, b.length, seq), parseLinkReply(b, b.length, seq), parseLinkTypeReply(b, b.length, seq), parseLinkAddressReply(b, b.length, seq), parseNeighReply(b, b.length, seq), parseFamilyId(b, b.length, seq), parseTsinfo(b, b.length, seq)]) {
       assert.ok('ok' in r || ('errno' in r && Number.isInteger(r.errno)) || ('error' in r && typeof r.error === 'string'));
       if ('ok' in r && typeof r.ok === 'object' && 'nexthops' in r.ok) assert.ok(r.ok.nexthops >= 0);
       if ('ok' in r && typeof r.ok === 'number') assert.ok(r.ok >= 0 && r.ok <= 0xffff);
