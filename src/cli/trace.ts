@@ -2,7 +2,7 @@
  * `pathlens trace`: options -> TraceRequest -> engine; the views are sinks on the event stream.
  */
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import type { BpfMode } from '../probe/bpf-trace.js';
 import { type Sink, Tee } from '../core/sink.js';
@@ -21,6 +21,17 @@ import { startTrace } from '../trace/run.js';
 import { byteArg, floatArg, intArg } from './args.js';
 import type { CapName } from '../core/caps.js';
 import { USER_HELP, becomeUser } from './run-as.js';
+import type { XdpMode } from '../bpf/attach.js';
+import { type XskCopyMode, xskRefusal } from '../probe/xsk.js';
+import { SweepTextView } from '../render/sweep-text.js';
+import { SWEEP_DEFAULTS, SWEEP_MAX_PAYLOAD, type SweepRequest, startSweep } from '../trace/sweep.js';
+
+/** --xdp-ring: a power of two, 64..65536. */
+function ringArg(v: string): number {
+  const n = intArg(64, 65536)(v);
+  if (n & (n - 1)) throw new InvalidArgumentError('expected a power of two from 64 to 65536');
+  return n;
+}
 
 /** --ecmp: a flow count 2..256, or auto. */
 function ecmpArg(v: string): number | 'auto' {
@@ -67,6 +78,53 @@ interface TraceOpts extends RoundsCli {
   quiet?: boolean;
   targets?: string;
   parallel: number;
+  xdp?: boolean;
+  xdpMode: XdpMode;
+  xdpCopy: XskCopyMode;
+  xdpRing: number;
+  rate?: number;
+}
+
+/** Options a --xdp sweep has no use for: given on the command line, they are refused, not ignored. */
+const NOT_WITH_XDP: Array<[keyof TraceOpts, string]> = [
+  ['icmp', '-I'], ['tcp', '-T'], ['method', '--method'], ['raw', '--raw'], ['unpriv', '--unpriv'], ['mark', '--mark'], ['tos', '--tos'],
+  ['ecmp', '--ecmp'], ['pmtu', '--pmtu'], ['bpf', '--bpf'], ['ts', '--ts'], ['queries', '-q'], ['maxInflight', '-N'], ['adaptive', '--adaptive'],
+  ['minWait', '--min-wait'], ['deadline', '--deadline'], ['parallel', '--parallel'], ['count', '-c'], ['live', '--live'], ['report', '--report'],
+  ['reportJson', '--report-json'], ['csv', '--csv'], ['html', '--html'], ['textfile', '--textfile'], ['user', '--user'],
+];
+const XDP_ONLY: Array<[keyof TraceOpts, string]> = [['xdpMode', '--xdp-mode'], ['xdpCopy', '--xdp-copy'], ['xdpRing', '--xdp-ring'], ['rate', '--rate']];
+
+/** `trace --xdp`: the targets swept through AF_XDP, one path event per target. */
+async function runSweep(targets: string[], opts: TraceOpts, cmd: Command): Promise<void> {
+  for (const [k, flag] of NOT_WITH_XDP) if (cmd.getOptionValueSource(k) === 'cli') throw new Error(`usage: ${flag} does not go with --xdp (a sweep sends one UDP probe per target and TTL)`);
+  if (opts.ipv4 && opts.ipv6) throw new Error('usage: -4 and -6 exclude each other');
+  const why = xskRefusal();
+  if (why) throw new PathlensError('ERR_PRIVILEGE', `--xdp: ${why}`);
+  const payloadLen = cmd.getOptionValueSource('payload') === 'cli' ? opts.payload : SWEEP_DEFAULTS.payloadLen;
+  if (payloadLen > SWEEP_MAX_PAYLOAD) throw new Error(`usage: --payload goes up to ${SWEEP_MAX_PAYLOAD} bytes with --xdp`);
+  const req: SweepRequest = {
+    targets,
+    family: opts.ipv4 ? 4 : opts.ipv6 ? 6 : undefined,
+    firstTtl: opts.firstTtl,
+    maxTtl: opts.maxTtl,
+    port: opts.port ?? SWEEP_DEFAULTS.port,
+    srcPort: opts.sport,
+    source: opts.source,
+    waitMs: cmd.getOptionValueSource('wait') === 'cli' ? Math.round(opts.wait * 1000) : SWEEP_DEFAULTS.waitMs,
+    ratePps: opts.rate ?? 0,
+    payloadLen,
+    placement: { netns: opts.netns, iface: opts.iface },
+    xdpMode: opts.xdpMode,
+    copyMode: opts.xdpCopy,
+    ringSize: opts.xdpRing,
+  };
+  if (req.firstTtl > req.maxTtl) throw new Error(`usage: first TTL ${req.firstTtl} is above max TTL ${req.maxTtl}`);
+  const out = eventOutputs<TraceEvent>(opts, (write) => new SweepTextView(write));
+  try {
+    await untilDone(() => startSweep(req, out));
+  } finally {
+    await out.end();
+  }
 }
 
 /** --targets FILE: its targets, or one line saying why there are none. */
@@ -168,9 +226,19 @@ export function traceCommand(): Command {
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the human view stays on the terminal'))
     .option('--quiet', 'no human view')
     .option('--user <name>', USER_HELP)
+    .option('--xdp', 'high-rate sweep through an AF_XDP socket (root): one UDP probe per target and TTL, one path per target; IP addresses, one next hop')
+    .addOption(new Option('--xdp-mode <mode>', '--xdp: attach the XDP program in the driver (native), generic (skb) mode, or auto: native where the driver has it').choices(['auto', 'native', 'generic']).default('auto'))
+    .addOption(new Option('--xdp-copy <mode>', '--xdp: AF_XDP copy or zero-copy mode; auto: zero-copy where the driver has it').choices(['auto', 'copy', 'zerocopy']).default('auto'))
+    .option('--xdp-ring <n>', '--xdp: descriptors per ring (a power of two, 64..65536)', ringArg, SWEEP_DEFAULTS.ringSize)
+    .option('--rate <pps>', '--xdp: offer at most this many probes per second (default: as fast as the socket takes them)', intArg(1, 100_000_000))
     .action(async (given: string[], opts: TraceOpts, cmd: Command) => {
       const targets = [...given, ...(opts.targets !== undefined ? readTargets(opts.targets) : [])];
       if (targets.length === 0) throw new Error('usage: give a target (an IP address or a host name), or --targets FILE');
+      if (opts.xdp) {
+        await runSweep(targets, opts, cmd);
+        return;
+      }
+      for (const [k, flag] of XDP_ONLY) if (cmd.getOptionValueSource(k) === 'cli') throw new Error(`usage: ${flag} goes with --xdp`);
       if (targets.length > 1 && wantsRounds(opts)) throw new Error('usage: continuous mode (-c, --live and the reports) follows one target; several targets are traced once each');
       if (targets.length === 1 && cmd.getOptionValueSource('parallel') === 'cli') throw new Error('usage: --parallel goes with several targets');
       const target = targets[0];

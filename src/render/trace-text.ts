@@ -9,7 +9,7 @@
  */
 import type { HopEvent, StartEvent, TraceEvent } from '../trace/events.js';
 
-const UNREACH_MARK: Record<string, string> = {
+export const UNREACH_MARK: Record<string, string> = {
   net: '!N',
   'no-route': '!N',
   'net-unknown': '!N',

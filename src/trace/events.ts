@@ -299,7 +299,83 @@ export type TraceEvent =
   | PathChangeEvent
   | UnmatchedEvent
   | ErrorEvent
-  | DoneEvent;
+  | DoneEvent
+  | SweepStartEvent
+  | SweepPathEvent
+  | SweepDoneEvent;
+
+/** `trace --xdp`: a sweep of many targets through an AF_XDP socket begins. */
+export interface SweepStartEvent extends Base {
+  type: 'sweep-start';
+  version: string;
+  time: string;
+  family: 4 | 6;
+  /** How many targets, and probes in all (one per target and TTL). */
+  targets: number;
+  probes: number;
+  first_ttl: number;
+  max_ttl: number;
+  /** Base destination port: the probe at TTL t goes to port + t - 1. */
+  port: number;
+  src_port: number;
+  source: string;
+  /** The one next hop every target's route names, and the interface. */
+  gateway: string;
+  ifindex: number;
+  payload_len: number;
+  wait_ms: number;
+  /** Probes per second asked for (null: as fast as the socket takes them). */
+  rate_pps: number | null;
+  /** How the XDP program is attached (xdp-native, xdp-generic), how the sockets are bound (copy, zerocopy), on how many queues, ring size. */
+  transport: { kind: 'af_xdp'; attached: string; bind: 'copy' | 'zerocopy'; queues: number; ring: number };
+}
+
+/** One TTL of a swept path: who answered and how (all null: no reply to that probe). */
+export interface SweepHop {
+  ttl: number;
+  addr: string | null;
+  rtt_ms: number | null;
+  kind: ReplyKind | null;
+  code: string | null;
+}
+
+/** `trace --xdp`: one target's path, after the sweep. */
+export interface SweepPathEvent extends Base {
+  type: 'path';
+  target: string;
+  address: string;
+  /**
+   * As the default path decides: reached: the target itself answered; unreachable: another
+   * address answered with something other than Time Exceeded (a Destination Unreachable);
+   * silent: nothing answered beyond the last hop listed (hops stop at the last answer).
+   */
+  end: 'reached' | 'unreachable' | 'silent';
+  /** TTLs from first_ttl to the one that ended the path (silent: to the last that answered). */
+  hops: SweepHop[];
+}
+
+/** `trace --xdp`: the sweep ended. */
+export interface SweepDoneEvent extends Base {
+  type: 'sweep-done';
+  reason: 'complete' | 'interrupted';
+  probes_sent: number;
+  /** Replies matched to a probe of this run (first replies only). */
+  replies: number;
+  /** Frames the program handed over that name no probe of this run (another source, a probe not sent). */
+  unmatched: number;
+  /** Second and later replies to one probe. */
+  duplicates: number;
+  targets_reached: number;
+  /** From the first probe's send to the last one's, ms; the offered rate over that time. */
+  send_ms: number;
+  offered_pps: number | null;
+  /** sendto() calls that pushed the TX ring out (copy mode: one per small batch); reads of the RX rings (shared memory, no system call). */
+  send_calls: number;
+  ring_reads: number;
+  /** The XDP program's counts (redirected, passed, no_socket) and the sockets' XDP_STATISTICS. */
+  kernel: Record<string, number>;
+  sockets: Record<string, number>;
+}
 
 
 /** What --ecmp auto adds to a hop's multipath statement. */

@@ -12,6 +12,7 @@ import { IDENTIFIERS, PacketIds } from '../../src/pping/identify.js';
 import { btfStructs } from '../helpers/btf.js';
 import * as KT from '../../src/ktrace/layout.js';
 import * as TR from '../../src/probe/bpf-layout.js';
+import * as XSK from '../../src/probe/xsk-layout.js';
 import { ROOT } from '../helpers/lab.js';
 
 const structs = btfStructs(join(ROOT, 'bpf', 'obj', 'pping.bpf.o'));
@@ -54,6 +55,15 @@ const layouts: Array<[string, ReturnType<typeof btfStructs>, Array<[string, Reco
       ['tr_probe', TR.TR_PROBE],
       ['tr_event', TR.TR_EVENT],
       ['tr_hist', TR.TR_HIST],
+    ],
+  ],
+  [
+    'trace --xdp',
+    btfStructs(join(ROOT, 'bpf', 'obj', 'xsk.bpf.o')),
+    [
+      // struct xsk_stamp has no variable of its own, so no BTF: test/netns/trace-xdp.test.ts reads
+      // it from frames the program stamped.
+      ['xsk_config', XSK.XSK_CONFIG],
     ],
   ],
 ];

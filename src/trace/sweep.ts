@@ -1,0 +1,570 @@
+/**
+ * `pathlens trace --xdp`: a topology sweep at high rate (yarrp's and scamper's use): every target
+ * of a list gets one UDP probe per TTL, sent as whole frames through an AF_XDP socket
+ * (probe/xsk.ts) in a shuffled order, so no router sees a burst; the XDP program hands back the
+ * replies with the time it saw them. State is a few typed arrays indexed by probe (target x TTL):
+ * nothing is allocated per probe or per reply, and events come at the end, one `path` per target.
+ *
+ * A probe to target i at TTL t leaves from the run's source port to port + t - 1, like classic
+ * traceroute's UDP probes; its reply is named by the quote's headers alone (destination address
+ * and port), which RFC 792's 8-byte quotes carry. A reply that names no probe of the run is
+ * counted as unmatched, a second reply to one probe as a duplicate: nothing is guessed.
+ *
+ * Frames need the next hop's link-layer address: the targets must all leave through one
+ * interface and one gateway (the kernel's routes, checked for every target), whose neighbour
+ * entry the kernel resolves when a datagram goes to it. The source port is held by a kernel UDP
+ * socket for the run, so no local application can be handed this run's replies.
+ */
+import { SOCK_DGRAM } from '../core/constants.js';
+import type { RunHandle } from '../core/run.js';
+import type { Sink } from '../core/sink.js';
+import { PathlensError } from '../core/errors.js';
+import { version } from '../core/version.js';
+import { type Family, formatIp, parseIp, sockaddr } from '../packet/addr.js';
+import { onesSum } from '../packet/checksum.js';
+import { icmpName } from '../packet/icmp.js';
+import type { XdpMode } from '../bpf/attach.js';
+import { type Placement, inNamespace, openSocket } from '../io/placement.js';
+import { linkAddressOf, neighbourOf, routesOf } from '../io/route.js';
+import type { Socket } from '../io/socket.js';
+import { native } from '../native/index.js';
+import { XskPort, type XskCopyMode } from '../probe/xsk.js';
+import { type XskFilter, quotesProbe } from '../probe/xsk-match.js';
+import { type SweepPathEvent, type SweepDoneEvent, type SweepHop, type SweepStartEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
+
+export interface SweepRequest {
+  /** IP address literals, all of one family. */
+  targets: string[];
+  family?: Family;
+  firstTtl: number;
+  maxTtl: number;
+  /** Probe at TTL t goes to UDP port + t - 1. */
+  port: number;
+  srcPort?: number;
+  source?: string;
+  /** How long to wait for replies after the last probe, ms. */
+  waitMs: number;
+  /** Probes per second offered, at most; 0: as fast as the TX ring takes them. */
+  ratePps: number;
+  payloadLen: number;
+  placement: Placement;
+  xdpMode: XdpMode;
+  copyMode: XskCopyMode;
+  /** Descriptors per AF_XDP ring (power of two). */
+  ringSize: number;
+}
+
+export const SWEEP_DEFAULTS = { port: 33434, waitMs: 2000, payloadLen: 8, ringSize: 2048 } as const;
+export const SWEEP_MAX_PAYLOAD = 64;
+
+const ETH = 14;
+const SLOT = 128;
+const BATCH = 64;
+const RSLOT = 256;
+const RBATCH = 256;
+/** Work done in one turn of the event loop before yielding (signals, timers, the reply poller). */
+const TURN_MS = 4;
+const PAYLOAD = [0x70, 0x61, 0x74, 0x68, 0x6c, 0x65, 0x6e, 0x73]; // "pathlens"
+
+/** Open-addressing index of the targets' addresses (no allocation on lookup). */
+class AddrIndex {
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+  constructor(
+    private readonly addrs: Uint8Array,
+    private readonly alen: number,
+    n: number,
+  ) {
+    let size = 16;
+    while (size < 2 * n) size <<= 1;
+    this.slots = new Int32Array(size).fill(-1);
+    this.mask = size - 1;
+    for (let i = 0; i < n; i++) {
+      let h = this.hash(addrs, i * alen);
+      while (this.slots[h] >= 0) {
+        if (this.same(this.slots[h], addrs, i * alen)) throw new PathlensError('ERR_USAGE', `--xdp: target ${formatIp(addrs, i * alen, alen === 4 ? 4 : 6)} is listed twice`);
+        h = (h + 1) & this.mask;
+      }
+      this.slots[h] = i;
+    }
+  }
+  private hash(b: Uint8Array, off: number): number {
+    let h = 0x811c9dc5;
+    for (let k = 0; k < this.alen; k++) h = Math.imul(h ^ b[off + k], 0x01000193);
+    return (h >>> 0) & this.mask;
+  }
+  private same(i: number, b: Uint8Array, off: number): boolean {
+    const a = i * this.alen;
+    for (let k = 0; k < this.alen; k++) if (this.addrs[a + k] !== b[off + k]) return false;
+    return true;
+  }
+  /** The index of the target whose address is b[off, off + alen), or -1. */
+  find(b: Uint8Array, off: number): number {
+    let h = this.hash(b, off);
+    for (;;) {
+      const i = this.slots[h];
+      if (i < 0) return -1;
+      if (this.same(i, b, off)) return i;
+      h = (h + 1) & this.mask;
+    }
+  }
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** A step through [0, n) that visits every index once and scatters neighbours (a multiplicative walk). */
+export function scatterStep(n: number): number {
+  if (n <= 2) return 1;
+  let s = Math.floor(n * 0.6180339887) | 1;
+  while (gcd(s, n) !== 1) s += 2;
+  return s % n || 1;
+}
+
+function fold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+interface Setup {
+  family: Family;
+  alen: number;
+  addrs: Uint8Array;
+  n: number;
+  ifindex: number;
+  iface: string | null;
+  gateway: Uint8Array;
+  source: Uint8Array;
+  srcMac: Uint8Array;
+  gwMac: Uint8Array;
+  holder: Socket;
+  sport: number;
+}
+
+/** Everything before the first frame: addresses, routes, link-layer addresses, the source port. */
+function prepare(req: SweepRequest): Setup {
+  if (req.targets.length === 0) throw new PathlensError('ERR_USAGE', '--xdp: no targets');
+  const first = req.targets[0];
+  let family: Family | undefined = req.family;
+  const parsed: Uint8Array[] = [];
+  for (const t of req.targets) {
+    let a: Uint8Array;
+    try {
+      a = parseIp(t.trim());
+    } catch {
+      throw new PathlensError('ERR_USAGE', `--xdp takes IP addresses (a sweep resolves no names): ${JSON.stringify(t)} is not one`);
+    }
+    const f: Family = a.length === 4 ? 4 : 6;
+    if (family === undefined) family = f;
+    if (f !== family) throw new PathlensError('ERR_USAGE', `--xdp: ${t} is IPv${f} but the sweep is IPv${family} (one family per sweep: -4 or -6)`);
+    parsed.push(a);
+  }
+  const fam = family!;
+  const alen = fam === 4 ? 4 : 16;
+  const addrs = new Uint8Array(parsed.length * alen);
+  parsed.forEach((a, i) => addrs.set(a, i * alen));
+  const src = req.source !== undefined ? parseIp(req.source) : undefined;
+  if (src && src.length !== alen) throw new PathlensError('ERR_USAGE', `--source ${req.source} is not IPv${fam}`);
+  const routes = routesOf(parsed, req.placement, src);
+  if ('error' in routes) throw new PathlensError('ERR_SYSCALL', `--xdp: the kernel's routes could not be read (${routes.error})`);
+  const r0 = routes[0];
+  if ('error' in r0) throw new PathlensError('ERR_SEND', `--xdp: ${first}: ${r0.error}`);
+  if (r0.oif === null) throw new PathlensError('ERR_SEND', `--xdp: ${first}: the route names no interface`);
+  if (r0.gateway === null) throw new PathlensError('ERR_USAGE', `--xdp: ${first} is on the probing interface's own link (no gateway); a sweep goes through a router`);
+  for (let i = 1; i < routes.length; i++) {
+    const r = routes[i];
+    if ('error' in r) throw new PathlensError('ERR_SEND', `--xdp: ${req.targets[i]}: ${r.error}`);
+    if (r.oif !== r0.oif || r.gateway === null || formatIp(r.gateway, 0, fam) !== formatIp(r0.gateway, 0, fam))
+      throw new PathlensError('ERR_USAGE', `--xdp: ${req.targets[i]} leaves by another interface or gateway than ${first} (a sweep has one next hop: split the list)`);
+  }
+  const ifindex = r0.oif;
+  const iface = req.placement.iface ?? null;
+  if (iface !== null) {
+    const want = inNamespace(req.placement.netns, () => native().ifNameToIndex(iface));
+    if (want !== ifindex) throw new PathlensError('ERR_USAGE', `--xdp: the targets' route leaves by interface ${ifindex}, not ${iface}`);
+  }
+  const source = src ?? r0.prefsrc;
+  if (!source) throw new PathlensError('ERR_SEND', `--xdp: the route to ${first} gives no source address (use --source)`);
+  const srcMac = linkAddressOf(ifindex, req.placement.netns);
+  if ('error' in srcMac) throw new PathlensError('ERR_SEND', `--xdp: the interface's link-layer address: ${srcMac.error}`);
+  if (srcMac.length !== 6) throw new PathlensError('ERR_UNSUPPORTED', '--xdp: the probing interface is not Ethernet');
+  // The source port, held by a kernel socket for the run; the same socket makes the kernel
+  // resolve the gateway's link-layer address (one datagram to the gateway itself, TTL 1).
+  const holder = openSocket(fam === 4 ? 2 : 10, SOCK_DGRAM, 17, { netns: req.placement.netns });
+  try {
+    const rc = native().bind(holder.fd, sockaddr(source, req.srcPort ?? 0));
+    if (rc < 0) throw new PathlensError('ERR_SEND', `--xdp: the source port ${req.srcPort ?? 0} cannot be held (${rc})`);
+    const name = new Uint8Array(28);
+    native().getsockname(holder.fd, name);
+    const sport = (name[2] << 8) | name[3];
+    const gwMac = resolveNeighbour(holder, ifindex, r0.gateway, req.placement.netns, fam);
+    return { family: fam, alen, addrs, n: parsed.length, ifindex, iface, gateway: r0.gateway, source, srcMac, gwMac, holder, sport };
+  } catch (e) {
+    holder.close();
+    throw e;
+  }
+}
+
+function resolveNeighbour(holder: Socket, ifindex: number, gw: Uint8Array, netns: string | undefined, fam: Family): Uint8Array {
+  const n = native();
+  const until = performance.now() + 3000;
+  let sent = false;
+  for (;;) {
+    const a = neighbourOf(ifindex, gw, netns);
+    if (a !== null && 'error' in a) throw new PathlensError('ERR_SEND', `--xdp: the gateway's neighbour entry: ${a.error}`);
+    if (a !== null && a.usable && a.lladdr && a.lladdr.length === 6) return a.lladdr;
+    if (performance.now() > until) throw new PathlensError('ERR_SEND', `--xdp: the gateway ${formatIp(gw, 0, fam)} has no link-layer address (the kernel could not resolve it)`);
+    if (!sent) {
+      // Discard port; the gateway answers with port unreachable at worst.
+      const ttl = new Uint8Array(4);
+      new DataView(ttl.buffer).setInt32(0, 1, true);
+      n.setsockopt(holder.fd, fam === 4 ? 0 : 41, fam === 4 ? 2 : 16, ttl);
+      n.connect(holder.fd, sockaddr(gw, 9));
+      n.sendeach(holder.fd, 1, Int32Array.of(0, 1, 0, 0, 0, 0), new Uint8Array(1), null, null, 0x40, new Float64Array(4));
+      sent = true;
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+}
+
+/** The frame every probe starts from (Ethernet, IP, UDP, payload), with what varies zeroed; its fixed checksum parts. */
+function template(s: Setup, payloadLen: number): { frame: Uint8Array; len: number; ipSum: number; udpSum: number } {
+  const f = new Uint8Array(SLOT);
+  const dv = new DataView(f.buffer);
+  f.set(s.gwMac, 0);
+  f.set(s.srcMac, 6);
+  const udpLen = 8 + payloadLen;
+  let udp: number;
+  let ipSum = 0;
+  let udpSum = 0;
+  if (s.family === 4) {
+    dv.setUint16(12, 0x0800);
+    f[ETH] = 0x45;
+    dv.setUint16(ETH + 2, 20 + udpLen);
+    f[ETH + 9] = 17;
+    f.set(s.source, ETH + 12);
+    ipSum = onesSum(f, ETH, 20); // ttl, checksum and destination still zero
+    udp = ETH + 20;
+  } else {
+    dv.setUint16(12, 0x86dd);
+    dv.setUint32(ETH, 0x60000000);
+    dv.setUint16(ETH + 4, udpLen);
+    f[ETH + 6] = 17;
+    f.set(s.source, ETH + 8);
+    udp = ETH + 40;
+  }
+  dv.setUint16(udp, s.sport);
+  dv.setUint16(udp + 4, udpLen);
+  for (let i = 0; i < payloadLen; i++) f[udp + 8 + i] = PAYLOAD[i % PAYLOAD.length];
+  if (s.family === 6) {
+    // Pseudo-header (source; destination added per target), length, next header; the UDP header
+    // and payload with the destination port and checksum zero.
+    udpSum = onesSum(s.source, 0, 16) + udpLen + 17 + onesSum(f, udp, udpLen);
+  }
+  return { frame: f, len: udp + udpLen, ipSum, udpSum };
+}
+
+export interface SweepHandle extends RunHandle<SweepDoneEvent> {}
+
+/** Starts a sweep; its events go to `sink` (start, one path per target, done). */
+export function startSweep(req: SweepRequest, sink: Sink<TraceEvent>): SweepHandle {
+  const t0 = performance.now();
+  const tms = () => Math.round((performance.now() - t0) * 1000) / 1000;
+  const s = prepare(req);
+  const T = req.maxTtl - req.firstTtl + 1;
+  const total = s.n * T;
+  const alen = s.alen;
+  const fam = s.family;
+  const index = new AddrIndex(s.addrs, alen, s.n);
+  // Per probe (p = target * T + ttl - firstTtl): when it left, when its reply came, who answered and how.
+  const sentNs = new Float64Array(total);
+  const rxNs = new Float64Array(total).fill(NaN);
+  const responder = new Uint8Array(total * alen);
+  const icmp = new Uint16Array(total);
+  let port: XskPort;
+  const dportLo = req.port + req.firstTtl - 1;
+  const dportHi = req.port + req.maxTtl - 1;
+  if (dportHi > 65535) {
+    s.holder.close();
+    throw new PathlensError('ERR_USAGE', `--port ${req.port}: TTL ${req.maxTtl}'s probe would go past port 65535`);
+  }
+  let drain = () => {};
+  try {
+    port = new XskPort(
+      { netns: req.placement.netns, ifindex: s.ifindex, family: fam, sport: s.sport, dportLo, dportHi, xdpMode: req.xdpMode, copyMode: req.copyMode, ringSize: req.ringSize },
+      () => drain(),
+    );
+  } catch (e) {
+    s.holder.close();
+    throw e;
+  }
+  const filter: XskFilter = { family: fam, sport: s.sport, dportLo, dportHi };
+  const tpl = template(s, req.payloadLen);
+  const frameLen = tpl.len;
+  const udpOff = fam === 4 ? ETH + 20 : ETH + 40;
+  // Per target: its address's 16-bit sum (the IPv4 header's and the IPv6 pseudo-header's share).
+  const dstSum = new Uint32Array(s.n);
+  for (let i = 0; i < s.n; i++) dstSum[i] = onesSum(s.addrs, i * alen, alen);
+
+  const slab = new Uint8Array(BATCH * SLOT);
+  const sdv = new DataView(slab.buffer);
+  const lens = new Int32Array(BATCH).fill(frameLen);
+  const batchProbes = new Int32Array(BATCH);
+  const rx = new Uint8Array(RBATCH * RSLOT);
+  const rdv = new DataView(rx.buffer);
+  const rlens = new Int32Array(RBATCH);
+  const rstamps = new Float64Array(RBATCH);
+
+  const step = scatterStep(total);
+  let k = 0; // probes handed to the TX ring so far, in the scattered order
+  let cursor = 0; // the scattered index of probe k
+  let matched = 0;
+  let unmatched = 0;
+  let duplicates = 0;
+  let sendStartNs = 0;
+  let sendEndNs = 0;
+  let stopping = false;
+  let finished = false;
+  let waitTimer: NodeJS.Timeout | null = null;
+  let resolveDone!: (d: SweepDoneEvent) => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<SweepDoneEvent>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+
+  const start: SweepStartEvent = {
+    schema: TRACE_SCHEMA,
+    t_ms: 0,
+    type: 'sweep-start',
+    version: version(),
+    time: new Date().toISOString(),
+    family: fam,
+    targets: s.n,
+    probes: total,
+    first_ttl: req.firstTtl,
+    max_ttl: req.maxTtl,
+    port: req.port,
+    src_port: s.sport,
+    source: formatIp(s.source, 0, fam),
+    gateway: formatIp(s.gateway, 0, fam),
+    ifindex: s.ifindex,
+    payload_len: req.payloadLen,
+    wait_ms: req.waitMs,
+    rate_pps: req.ratePps > 0 ? req.ratePps : null,
+    transport: { kind: 'af_xdp', attached: port.attached, bind: port.bind, queues: port.queueCount, ring: req.ringSize },
+  };
+  sink.event(start);
+
+  /** Writes probe p's frame at slab offset `at`. */
+  const writeProbe = (p: number, at: number): void => {
+    const i = (p / T) | 0;
+    const ttl = req.firstTtl + (p - i * T);
+    slab.set(tpl.frame, at);
+    const dport = req.port + ttl - 1;
+    const a = i * alen;
+    if (fam === 4) {
+      for (let b = 0; b < 4; b++) slab[at + ETH + 16 + b] = s.addrs[a + b];
+      slab[at + ETH + 8] = ttl;
+      // The header's sum: the fixed part, the destination, and the TTL (with protocol 17 already in).
+      sdv.setUint16(at + ETH + 10, ~fold(tpl.ipSum + dstSum[i] + (ttl << 8)) & 0xffff);
+      sdv.setUint16(at + udpOff + 2, dport);
+    } else {
+      for (let b = 0; b < 16; b++) slab[at + ETH + 24 + b] = s.addrs[a + b];
+      slab[at + ETH + 7] = ttl;
+      sdv.setUint16(at + udpOff + 2, dport);
+      const c = ~fold(tpl.udpSum + dstSum[i] + dport) & 0xffff;
+      sdv.setUint16(at + udpOff + 6, c === 0 ? 0xffff : c);
+    }
+  };
+
+  /** Reads the replies waiting on the RX rings; names each by its quote. */
+  drain = (): void => {
+    if (finished) return;
+    for (;;) {
+      const got = port.recv(rx, RSLOT, rlens, rstamps, RBATCH);
+      for (let r = 0; r < got; r++) onReply(r * RSLOT, rlens[r], rstamps[r]);
+      if (got < RBATCH) return;
+    }
+  };
+
+  const onReply = (at: number, len: number, stamp: number): void => {
+    // The program's own test first (a frame in the ring passed it: this is the bounds check),
+    // then what the headers name: this run's source, a target, a TTL of the sweep.
+    if (!quotesProbe(rx, at, len, filter)) return void unmatched++;
+    const end = at + len;
+    const l3 = at + ETH;
+    let icmpAt: number;
+    let inner: number;
+    let innerUdp: number;
+    if (fam === 4) {
+      const ihl = (rx[l3] & 0xf) * 4;
+      icmpAt = l3 + ihl;
+      inner = icmpAt + 8;
+      innerUdp = inner + (rx[inner] & 0xf) * 4;
+      if (innerUdp + 4 > end) return void unmatched++;
+      // The quoted source must be ours.
+      for (let b = 0; b < 4; b++) if (rx[inner + 12 + b] !== s.source[b]) return void unmatched++;
+    } else {
+      icmpAt = l3 + 40;
+      inner = icmpAt + 8;
+      innerUdp = inner + 40;
+      if (innerUdp + 4 > end) return void unmatched++;
+      for (let b = 0; b < 16; b++) if (rx[inner + 8 + b] !== s.source[b]) return void unmatched++;
+    }
+    const i = index.find(rx, fam === 4 ? inner + 16 : inner + 24);
+    const ttl = rdv.getUint16(innerUdp + 2) - req.port + 1;
+    if (i < 0 || ttl < req.firstTtl || ttl > req.maxTtl || rdv.getUint16(innerUdp) !== s.sport) return void unmatched++;
+    const p = i * T + ttl - req.firstTtl;
+    if (!(sentNs[p] > 0)) return void unmatched++; // not sent yet: not a reply to this run's probe
+    if (rxNs[p] === rxNs[p]) return void duplicates++;
+    rxNs[p] = stamp;
+    icmp[p] = (rx[icmpAt] << 8) | rx[icmpAt + 1];
+    const src = fam === 4 ? l3 + 12 : l3 + 8;
+    for (let b = 0; b < alen; b++) responder[p * alen + b] = rx[src + b];
+    matched++;
+  };
+
+  /** Sends for up to TURN_MS (or until the rate's budget is spent), then yields. */
+  const pump = (): void => {
+    if (finished) return;
+    try {
+      const turnEnd = performance.now() + TURN_MS;
+      while (!stopping && k < total) {
+        let budget = BATCH;
+        if (req.ratePps > 0) {
+          const allowed = Math.floor(((port.now() - sendStartNs) / 1e9) * req.ratePps) + 1 - k;
+          if (k > 0 && allowed <= 0) break;
+          if (k > 0) budget = Math.min(budget, allowed);
+        }
+        let c = 0;
+        let cur = cursor;
+        while (c < budget && k + c < total) {
+          batchProbes[c] = cur;
+          writeProbe(cur, c * SLOT);
+          c++;
+          cur += step;
+          if (cur >= total) cur -= total;
+        }
+        const posted = port.send(slab, SLOT, lens, c);
+        const stamp = port.lastSendNs;
+        if (k === 0 && posted > 0) sendStartNs = stamp;
+        for (let j = 0; j < posted; j++) sentNs[batchProbes[j]] = stamp;
+        for (let j = 0; j < posted; j++) {
+          cursor += step;
+          if (cursor >= total) cursor -= total;
+        }
+        k += posted;
+        drain();
+        if (posted < c || performance.now() > turnEnd) break;
+      }
+      if (k >= total || stopping) {
+        sendEndNs = port.now();
+        if (!stopping) waitTimer = setTimeout(() => finish('complete'), req.waitMs);
+        else finish('interrupted');
+        return;
+      }
+      if (req.ratePps > 0) setTimeout(pump, 1);
+      else setImmediate(pump);
+    } catch (e) {
+      fail(e as Error);
+    }
+  };
+
+  const fail = (e: Error): void => {
+    if (finished) return;
+    finished = true;
+    if (waitTimer) clearTimeout(waitTimer);
+    try {
+      port.close();
+    } finally {
+      s.holder.close();
+    }
+    rejectDone(e);
+  };
+
+  const finish = (reason: SweepDoneEvent['reason']): void => {
+    if (finished) return;
+    try {
+      drain();
+    } catch {
+      /* the last read failed: what was read stands */
+    }
+    finished = true;
+    if (waitTimer) clearTimeout(waitTimer);
+    let last: ReturnType<XskPort['close']>;
+    try {
+      last = port.close();
+    } finally {
+      s.holder.close();
+    }
+    let reached = 0;
+    for (let i = 0; i < s.n; i++) {
+      const e = pathOf(i);
+      if (e.end === 'reached') reached++;
+      sink.event(e);
+    }
+    const sendMs = k > 0 ? (sendEndNs - sendStartNs) / 1e6 : 0;
+    const d: SweepDoneEvent = {
+      schema: TRACE_SCHEMA,
+      t_ms: tms(),
+      type: 'sweep-done',
+      reason,
+      probes_sent: k,
+      replies: matched,
+      unmatched,
+      duplicates,
+      targets_reached: reached,
+      send_ms: Math.round(sendMs * 1000) / 1000,
+      offered_pps: sendMs > 0 ? Math.round(k / (sendMs / 1000)) : null,
+      send_calls: port.sendCalls,
+      ring_reads: port.recvCalls,
+      kernel: last.kernel,
+      sockets: last.sockets,
+    };
+    sink.event(d);
+    resolveDone(d);
+  };
+
+  const pathOf = (i: number): SweepPathEvent => {
+    const hops: SweepHop[] = [];
+    let end: SweepPathEvent['end'] = 'silent';
+    let lastAnswered = -1;
+    const a = i * alen;
+    for (let t = 0; t < T; t++) {
+      const p = i * T + t;
+      if (rxNs[p] !== rxNs[p]) {
+        hops.push({ ttl: req.firstTtl + t, addr: null, rtt_ms: null, kind: null, code: null });
+        continue;
+      }
+      const type = icmp[p] >> 8;
+      const name = icmpName(fam, type, icmp[p] & 0xff);
+      const addr = formatIp(responder, p * alen, fam);
+      hops.push({ ttl: req.firstTtl + t, addr, rtt_ms: Math.round((rxNs[p] - sentNs[p]) / 1000) / 1000, kind: name.kind, code: name.code });
+      lastAnswered = t;
+      // As the default path decides: an answer from the target itself reaches it; any other
+      // non-Time-Exceeded answer ends the path short of it.
+      let fromTarget = true;
+      for (let b = 0; b < alen; b++) if (responder[p * alen + b] !== s.addrs[a + b]) fromTarget = false;
+      if (fromTarget || name.kind !== 'time-exceeded') {
+        end = fromTarget ? 'reached' : 'unreachable';
+        break;
+      }
+    }
+    // TTLs past the last answer say nothing more than "silent from here".
+    hops.length = end === 'silent' ? lastAnswered + 1 : hops.length;
+    return { schema: TRACE_SCHEMA, t_ms: tms(), type: 'path', target: req.targets[i].trim(), address: formatIp(s.addrs, a, fam), end, hops };
+  };
+
+  setImmediate(pump);
+  return {
+    done,
+    stop() {
+      if (finished) return;
+      stopping = true;
+      if (k >= total) finish('interrupted'); // waiting for the last replies: stop now
+    },
+  };
+}
