@@ -8,7 +8,7 @@
  *       Takes back the frames the kernel has sent (completion ring), copies frames [0, posted) from
  *       data (message i at i * slot) into free send frames, posts them on the TX ring, and asks
  *       the kernel to send (sendto with no data; in copy mode each call sends at most a small batch,
- *       so it is repeated while the kernel says EAGAIN and the ring is not empty).
+ *       so it is repeated while the ring is not empty and the kernel takes frames).
  *       out = [CLOCK_MONOTONIC sec, nsec just before the first send call, send calls made].
  *   xskRecv(handle, data, slot, lens: Int32Array, count) -> frames | -errno
  *       Copies up to `count` received frames into data (frame i at i * slot, cut to slot bytes),
@@ -221,13 +221,19 @@ static napi_value js_xsk_send(napi_env env, napi_callback_info info) {
   out[0] = (double)ts.tv_sec;
   out[1] = (double)ts.tv_nsec;
   int calls = 0, err = 0;
-  /* Copy mode sends a small batch per call; repeat while the ring still holds frames. */
-  while (__atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) != *x->tx.producer && calls < 4096) {
+  /* Copy mode sends a small batch per call; repeat while the ring still holds frames and the
+   * kernel takes some. A call that takes none (the device pushes back) ends the loop: the frames
+   * stay on the ring for the next call, and the caller's thread is not spent spinning. */
+  uint32_t cons = __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE);
+  while (cons != *x->tx.producer && calls < 4096) {
     calls++;
-    if (sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) continue;
-    if (errno == EAGAIN || errno == EBUSY) continue;
-    err = errno;
-    break;
+    if (sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN && errno != EBUSY) {
+      err = errno;
+      break;
+    }
+    uint32_t now = __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE);
+    if (now == cons) break;
+    cons = now;
   }
   out[2] = calls;
   if (err && err != ENOBUFS && n == 0) return pl_errno(env, err);
