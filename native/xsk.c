@@ -10,6 +10,9 @@
  *       the kernel to send (sendto with no data; in copy mode each call sends at most a small batch,
  *       so it is repeated while the ring is not empty and the kernel takes frames).
  *       out = [CLOCK_MONOTONIC sec, nsec just before the first send call, send calls made].
+ *   xskSendEach(handle, data, slot, lens, count, times: Float64Array[2 * count + 4]) -> posted | -errno
+ *       The same frames one at a time, each sent by its own sendto and timed just before it
+ *       (copy mode sends a frame inside the call: a batch's later frames leave later).
  *   xskRecv(handle, data, slot, lens: Int32Array, count) -> frames | -errno
  *       Copies up to `count` received frames into data (frame i at i * slot, cut to slot bytes),
  *       lens[i] = the bytes copied, and gives the frames back to the fill ring.
@@ -22,6 +25,7 @@
 
 #include <linux/if_xdp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -181,6 +185,18 @@ static void reclaim(xsk_t *x) {
   __atomic_store_n(x->comp.consumer, cons, __ATOMIC_RELEASE);
 }
 
+/* Every length of frames [0, count) fits its slot and a frame; throws a RangeError otherwise. */
+static bool lens_fit(napi_env env, const int32_t *lens, int32_t count, int32_t slot, const char *who) {
+  for (int32_t i = 0; i < count; i++)
+    if (lens[i] <= 0 || lens[i] > slot || (uint32_t)lens[i] > XSK_FRAME) {
+      char msg[80];
+      snprintf(msg, sizeof msg, "%s: a length is out of range", who);
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+      return false;
+    }
+  return true;
+}
+
 static napi_value js_xsk_send(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   int32_t slot, count, *lens;
@@ -197,11 +213,7 @@ static napi_value js_xsk_send(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "xskSend: count exceeds lens or data, or out is short");
     return NULL;
   }
-  for (int32_t i = 0; i < count; i++)
-    if (lens[i] <= 0 || lens[i] > slot || (uint32_t)lens[i] > XSK_FRAME) {
-      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "xskSend: a length is out of range");
-      return NULL;
-    }
+  if (!lens_fit(env, lens, count, slot, "xskSend")) return NULL;
   reclaim(x);
   uint32_t prod = *x->tx.producer;
   uint32_t room = x->tx.size - (prod - __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE));
@@ -238,6 +250,70 @@ static napi_value js_xsk_send(napi_env env, napi_callback_info info) {
   out[2] = calls;
   if (err && err != ENOBUFS && n == 0) return pl_errno(env, err);
   return pl_int(env, n);
+}
+
+/* xskSendEach(handle, data, slot, lens, count, times: Float64Array[2 * count + 4]) -> posted | -errno
+ * The frames one at a time: each posted alone and sent by its own sendto, times[2i..2i+1] =
+ * CLOCK_MONOTONIC just before frame i's call. Stops after a frame the kernel did not take: it
+ * stays on the ring (posted, not yet sent) and goes first at the next call, which then sets
+ * times[2 * count] = 1 and times[2 * count + 1..2] to the time just before the call that sent it
+ * (0 when there was none or it was pushed back again); times[2 * count + 3] = 1 when the last
+ * frame posted by this call was pushed back. */
+static napi_value js_xsk_send_each(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  int32_t slot, count, *lens;
+  size_t nlens, ntimes;
+  double *times;
+  pl_bytes data;
+  if (!pl_args(env, info, 6, argv, NULL)) return NULL;
+  xsk_t *x = get_xsk(env, argv[0]);
+  if (!x || !pl_get_bytes(env, argv[1], "data", &data) || !pl_get_i32(env, argv[2], "slot", &slot) ||
+      !pl_get_i32_array(env, argv[3], "lens", &lens, &nlens) || !pl_get_i32(env, argv[4], "count", &count) ||
+      !pl_get_f64_array(env, argv[5], "times", &times, &ntimes))
+    return NULL;
+  if (slot <= 0 || count < 0 || (size_t)count > nlens || (size_t)count * (size_t)slot > data.len || ntimes < 2 * (size_t)count + 4) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "xskSendEach: count exceeds lens, data or times");
+    return NULL;
+  }
+  if (!lens_fit(env, lens, count, slot, "xskSendEach")) return NULL;
+  struct xdp_desc *d = x->tx.descs;
+  uint32_t mask = x->tx.size - 1;
+  int32_t sent = 0;
+  double *retry = times + 2 * count;
+  retry[0] = retry[1] = retry[2] = retry[3] = 0;
+  if (*x->tx.producer != __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE)) {
+    /* The frame the kernel did not take last time goes first, timed anew. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN && errno != EBUSY) return pl_errno(env, errno);
+    if (__atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) != *x->tx.producer) {
+      retry[3] = 1;
+      return pl_int(env, 0);
+    }
+    retry[0] = 1;
+    retry[1] = (double)ts.tv_sec;
+    retry[2] = (double)ts.tv_nsec;
+  }
+  for (int32_t i = 0; i < count; i++) {
+    reclaim(x);
+    uint32_t prod = *x->tx.producer;
+    if (x->n_free == 0) break;
+    uint64_t addr = x->free_tx[--x->n_free];
+    memcpy(x->umem + addr, data.data + (size_t)i * (size_t)slot, (size_t)lens[i]);
+    d[prod & mask] = (struct xdp_desc){.addr = addr, .len = (uint32_t)lens[i], .options = 0};
+    __atomic_store_n(x->tx.producer, prod + 1, __ATOMIC_RELEASE);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    times[2 * i] = (double)ts.tv_sec;
+    times[2 * i + 1] = (double)ts.tv_nsec;
+    sent++;
+    if (sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN && errno != EBUSY) return pl_errno(env, errno);
+    if (__atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) != *x->tx.producer) {
+      retry[3] = 1; /* pushed back: it stays on the ring */
+      break;
+    }
+  }
+  return pl_int(env, sent);
 }
 
 static napi_value js_xsk_recv(napi_env env, napi_callback_info info) {
@@ -292,6 +368,7 @@ napi_status pl_init_xsk(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = pl_export_fn(env, exports, "xskOpen", js_xsk_open)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "xskSend", js_xsk_send)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "xskSendEach", js_xsk_send_each)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "xskRecv", js_xsk_recv)) != napi_ok) return s;
   return pl_export_fn(env, exports, "xskClose", js_xsk_close);
 }

@@ -70,6 +70,13 @@ export interface NativeShim {
   xskOpen(ifindex: number, queue: number, frames: number, ringSize: number, bindFlags: number, out: Int32Array): number;
   /** Posts frames [0, count) of data (i at i * slot, lens[i] bytes) and makes the kernel send them -> posted | -errno; out = [mono sec, nsec, send calls]. */
   xskSend(handle: number, data: Uint8Array, slot: number, lens: Int32Array, count: number, out: Float64Array): number;
+  /**
+   * The same frames one at a time, each by its own sendto, times[2i..2i+1] = CLOCK_MONOTONIC just
+   * before frame i's -> posted | -errno. The last one posted may be pushed back (left on the ring):
+   * times[2 * count + 3] = 1 says so, and the next call sends it first and sets
+   * times[2 * count] = 1, times[2 * count + 1..2] its time.
+   */
+  xskSendEach(handle: number, data: Uint8Array, slot: number, lens: Int32Array, count: number, times: Float64Array): number;
   /** Up to count received frames into data (i at i * slot, cut to slot bytes), lens[i] = bytes copied -> frames | -errno. */
   xskRecv(handle: number, data: Uint8Array, slot: number, lens: Int32Array, count: number): number;
   xskClose(handle: number): number;

@@ -155,6 +155,29 @@ export class XskPort {
   }
 
   lastSendNs = 0;
+  /** sendEach: the last frame it posted was pushed back (it is still on the ring). */
+  pushedBack = false;
+  /** sendEach: the time a frame pushed back by the call before left (ns since open), or -1. */
+  retriedNs = -1;
+  private eachTimes = new Float64Array(2 * 64 + 4);
+
+  /**
+   * Sends frames [0, count) one at a time through the first queue, each by its own system call,
+   * and sets stamps[i] to the time just before frame i's (ns since open). Returns how many were
+   * posted; see `pushedBack` and `retriedNs` for a frame the device did not take at once.
+   */
+  sendEach(data: Uint8Array, slot: number, lens: Int32Array, count: number, stamps: Float64Array): number {
+    if (this.eachTimes.length < 2 * count + 4) this.eachTimes = new Float64Array(2 * count + 4);
+    const t = this.eachTimes;
+    const rc = native().xskSendEach(this.queues[0].handle, data, slot, lens, count, t);
+    if (rc < 0) throw new PathlensError('ERR_SEND', `AF_XDP send: ${errnoName(rc)}`);
+    const r = 2 * count;
+    this.sendCalls += rc + (t[r] === 1 || (rc === 0 && t[r + 3] === 1) ? 1 : 0);
+    this.retriedNs = t[r] === 1 ? this.ns(t[r + 1], t[r + 2]) : -1;
+    this.pushedBack = t[r + 3] === 1;
+    for (let i = 0; i < rc; i++) stamps[i] = this.ns(t[2 * i], t[2 * i + 1]);
+    return rc;
+  }
 
   /**
    * Reads up to `count` replies from every queue into data (reply i at i * slot), lens[i] its

@@ -328,6 +328,12 @@ export interface SweepStartEvent extends Base {
   rate_pps: number | null;
   /** How the XDP program is attached (xdp-native, xdp-generic), how the sockets are bound (copy, zerocopy), on how many queues, ring size. */
   transport: { kind: 'af_xdp'; attached: string; bind: 'copy' | 'zerocopy'; queues: number; ring: number };
+  /**
+   * How send times are taken: per-probe (--rate: each probe sent by its own system call, timed
+   * just before it) or per-batch (full rate: one time for a batch, which leaves within that call:
+   * RTTs read high by up to the batch's time on the way out).
+   */
+  send_stamps: 'per-probe' | 'per-batch';
 }
 
 /** One TTL of a swept path: who answered and how (all null: no reply to that probe). */

@@ -317,6 +317,12 @@ export function startSweep(req: SweepRequest, sink: Sink<TraceEvent>): SweepHand
   const rlens = new Int32Array(RBATCH);
   const rstamps = new Float64Array(RBATCH);
 
+  // Paced sweeps time every probe on its own (one system call each: copy mode sends a frame inside
+  // the call, so a batch's last frame leaves after its first); full-rate ones time each batch.
+  const perProbe = req.ratePps > 0;
+  const stamps = new Float64Array(BATCH);
+  /** A probe the device pushed back (still on the TX ring), or -1. */
+  let pending = -1;
   const step = scatterStep(total);
   let k = 0; // probes handed to the TX ring so far, in the scattered order
   let cursor = 0; // the scattered index of probe k
@@ -355,6 +361,7 @@ export function startSweep(req: SweepRequest, sink: Sink<TraceEvent>): SweepHand
     wait_ms: req.waitMs,
     rate_pps: req.ratePps > 0 ? req.ratePps : null,
     transport: { kind: 'af_xdp', attached: port.attached, bind: port.bind, queues: port.queueCount, ring: req.ringSize },
+    send_stamps: perProbe ? 'per-probe' : 'per-batch',
   };
   sink.event(start);
 
@@ -448,10 +455,22 @@ export function startSweep(req: SweepRequest, sink: Sink<TraceEvent>): SweepHand
           cur += step;
           if (cur >= total) cur -= total;
         }
-        const posted = port.send(slab, SLOT, lens, c);
-        const stamp = port.lastSendNs;
-        if (k === 0 && posted > 0) sendStartNs = stamp;
-        for (let j = 0; j < posted; j++) sentNs[batchProbes[j]] = stamp;
+        let posted: number;
+        if (perProbe) {
+          posted = port.sendEach(slab, SLOT, lens, c, stamps);
+          if (port.retriedNs >= 0 && pending >= 0) {
+            sentNs[pending] = port.retriedNs; // it left only now
+            pending = -1;
+          }
+          if (k === 0 && posted > 0) sendStartNs = stamps[0];
+          for (let j = 0; j < posted; j++) sentNs[batchProbes[j]] = stamps[j];
+          if (posted > 0 && port.pushedBack) pending = batchProbes[posted - 1];
+        } else {
+          posted = port.send(slab, SLOT, lens, c);
+          const stamp = port.lastSendNs;
+          if (k === 0 && posted > 0) sendStartNs = stamp;
+          for (let j = 0; j < posted; j++) sentNs[batchProbes[j]] = stamp;
+        }
         for (let j = 0; j < posted; j++) {
           cursor += step;
           if (cursor >= total) cursor -= total;
@@ -494,6 +513,11 @@ export function startSweep(req: SweepRequest, sink: Sink<TraceEvent>): SweepHand
     }
     finished = true;
     if (waitTimer) clearTimeout(waitTimer);
+    if (pending >= 0 && rxNs[pending] !== rxNs[pending]) {
+      // Still on the ring when the sweep ended: it never left.
+      sentNs[pending] = 0;
+      k--;
+    }
     let last: ReturnType<XskPort['close']>;
     try {
       last = port.close();

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type LabState, labDown, labUp, stateDir } from '../../src/lab/lab.js';
-import type { LabSpec } from '../../src/lab/spec.js';
+import { type LabSpec, validateSpec } from '../../src/lab/spec.js';
 import type { TraceEvent } from '../../src/trace/events.js';
 import { jsonlOf } from './schema.js';
 
@@ -115,4 +115,24 @@ export async function labTiming(st: LabState, after?: LabTiming): Promise<LabTim
 export function lateBetween(a: LabTiming, b: LabTiming, bound: 0.25 | 0.5 | 1 | 2 | 5): number {
   const k = `over_${bound}_ms`;
   return (b.late[k] ?? 0) - (a.late[k] ?? 0);
+}
+
+/** Sweeps (trace --xdp): src - r1 - r2 - r3 - dst; every router forwards the unknown towards dst, and r3 refuses the lab's phantom prefix. */
+export function sweepLab(name: string): LabSpec {
+  return validateSpec({
+    name,
+    nodes: [
+      { name: 'src', role: 'host' },
+      { name: 'r1', role: 'router', default_via: 'r2' },
+      { name: 'r2', role: 'router', default_via: 'r3' },
+      { name: 'r3', role: 'router', default_via: 'dst', routes: [{ to: 'phantom', type: 'unreachable' }] },
+      { name: 'dst', role: 'host' },
+    ],
+    links: [
+      { a: 'src', b: 'r1' },
+      { a: 'r1', b: 'r2' },
+      { a: 'r2', b: 'r3' },
+      { a: 'r3', b: 'dst' },
+    ],
+  });
 }

@@ -18,40 +18,19 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { PHANTOM_HOST4, PHANTOM_HOST6 } from '../../src/lab/plan.js';
-import { type LabSpec, validateSpec } from '../../src/lab/spec.js';
 import type { LabState } from '../../src/lab/lab.js';
 import type { HopEvent, SweepDoneEvent, SweepPathEvent, SweepStartEvent, TraceEvent } from '../../src/trace/events.js';
 import { BpfObject, bpfObjectPath } from '../../src/bpf/object.js';
 import { native } from '../../src/native/index.js';
 import { type XskFilter, encodeXskConfig, quotesProbe } from '../../src/probe/xsk-match.js';
 import { XSK_STAMP, XSK_STAMP_MAGIC } from '../../src/probe/xsk-layout.js';
-import { CLI, addrOf, labName, nodeNs, parseEvents, runIn, withLab } from '../helpers/lab.js';
+import { CLI, addrOf, labName, nodeNs, parseEvents, runIn, sweepLab, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 
 const opt = rootOnly();
 
 /** A prefix that dst answers for as a whole (a local route), so a sweep has many targets that reply. */
 const OWNED4 = '10.254.0.0/16';
-
-/** src - r1 - r2 - r3 - dst; every router forwards the unknown towards dst, and r3 refuses the lab's phantom prefix. */
-function sweepLab(prefix: string): LabSpec {
-  return validateSpec({
-    name: labName(prefix),
-    nodes: [
-      { name: 'src', role: 'host' },
-      { name: 'r1', role: 'router', default_via: 'r2' },
-      { name: 'r2', role: 'router', default_via: 'r3' },
-      { name: 'r3', role: 'router', default_via: 'dst', routes: [{ to: 'phantom', type: 'unreachable' }] },
-      { name: 'dst', role: 'host' },
-    ],
-    links: [
-      { a: 'src', b: 'r1' },
-      { a: 'r1', b: 'r2' },
-      { a: 'r2', b: 'r3' },
-      { a: 'r3', b: 'dst' },
-    ],
-  });
-}
 
 /**
  * dst answers for OWNED4 as a whole (a local route: IPv4's port unreachable then comes from the
@@ -94,7 +73,7 @@ async function defaultPaths(st: LabState, file: string, maxTtl: number): Promise
 
 for (const family of [4, 6] as const) {
   test(`--xdp IPv${family}: the same hops as the default path; a 2,048-probe sweep all matched`, opt, async () => {
-    await withLab(sweepLab(`x${family}`), async (st) => {
+    await withLab(sweepLab(labName(`x${family}`)), async (st) => {
       const owned = family === 4 ? ['10.254.0.1', '10.254.1.2', '10.254.200.3'] : ['fd00:254::1', 'fd00:254::1:2', 'fd00:254::c8:3'];
       const many = Array.from({ length: 256 }, (_, i) => (family === 4 ? `10.254.${i >> 4}.${(i & 15) + 1}` : `fd00:254::2:${i.toString(16)}`));
       own(st, family === 6 ? [...new Set([...owned, ...many])] : []);
@@ -112,6 +91,7 @@ for (const family of [4, 6] as const) {
         assert.equal(start.family, family);
         assert.equal(start.gateway, addrOf(st, 'r1', family));
         assert.equal(start.transport.kind, 'af_xdp');
+        assert.equal(start.send_stamps, 'per-batch');
         const paths = ev.filter((e): e is SweepPathEvent => e.type === 'path');
         assert.deepEqual(paths.map((p) => p.target), list, 'one path per target, in the order given');
         const r = (n: string, link: number) => addrOf(st, n, family, link);
@@ -156,6 +136,13 @@ for (const family of [4, 6] as const) {
         assert.deepEqual([bd.sockets.rx_dropped, bd.sockets.rx_ring_full], [0, 0]);
         const bp = big.filter((e): e is SweepPathEvent => e.type === 'path');
         assert.ok(bp.every((p) => p.hops.length === 4 && p.hops[3].addr === p.target));
+        // Paced: every probe sent by its own call and timed just before it, the same answers.
+        const paced = await sweep(st, ['-m', '8', '-w', '1', '--rate', '20000', '--targets', targetsFile(dir, many)]);
+        assert.equal((paced[0] as SweepStartEvent).send_stamps, 'per-probe');
+        const pd = paced.at(-1) as SweepDoneEvent;
+        assert.deepEqual([pd.probes_sent, pd.replies, pd.unmatched, pd.targets_reached], [2048, 2048, 0, 256]);
+        assert.ok(pd.send_calls >= 2048, `${pd.send_calls} send calls`);
+        assert.ok(pd.offered_pps! < 24000, `paced at ${pd.offered_pps} probes/s`);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -179,7 +166,7 @@ async function leftovers(ns: string): Promise<string[]> {
 }
 
 test('--xdp: nothing stays attached after SIGINT, SIGTERM or SIGKILL', opt, async () => {
-  await withLab(sweepLab('xk'), async (st) => {
+  await withLab(sweepLab(labName('xk')), async (st) => {
     own(st, []);
     const src = nodeNs(st, 'src');
     const dir = mkdtempSync(join(tmpdir(), 'pl-xdp-'));
@@ -217,7 +204,7 @@ test('--xdp: nothing stays attached after SIGINT, SIGTERM or SIGKILL', opt, asyn
 });
 
 test('--xdp refusals in one line', opt, async () => {
-  await withLab(sweepLab('xr'), async (st) => {
+  await withLab(sweepLab(labName('xr')), async (st) => {
     const src = nodeNs(st, 'src');
     const dst = addrOf(st, 'dst', 4);
     const cases: Array<[string[], number, RegExp, number?]> = [
