@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { labDown, labUp } from '../src/lab/lab.js';
 import { demo } from '../src/lab/presets.js';
 import type { DoneEvent, TraceEvent } from '../src/trace/events.js';
+import { cpuOf, have } from './lib/run.js';
 import { captureProbes, quantile, reportedRtts, rttErrors, wireRtts } from '../test/helpers/wire.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,10 +37,6 @@ const MODES = [
 ] as const;
 /** Network and readiness calls (bpf(2) is counted apart). */
 const NET = new Set(['socket', 'setsockopt', 'getsockopt', 'bind', 'connect', 'sendto', 'sendmsg', 'sendmmsg', 'recvfrom', 'recvmsg', 'recvmmsg', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'epoll_ctl']);
-
-function have(cmd: string): boolean {
-  return !spawnSync(cmd, ['--version'], { encoding: 'utf8' }).error;
-}
 
 function events(out: string): TraceEvent[] {
   return out
@@ -77,18 +74,6 @@ function straced(ns: string, args: string[], target: string, port: number): { al
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** CPU seconds (user + system, the children's) and wall seconds of one command. */
-function cpuOf(ns: string, cmd: string[]): { cpu: number; wall: number; out: string } {
-  const t0 = process.hrtime.bigint();
-  const quoted = cmd.map((c) => `'${c.replace(/'/g, "'\\''")}'`).join(' ');
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', `${quoted} > /tmp/pl-acc-out.$$; cat /proc/$$/stat; cat /tmp/pl-acc-out.$$ >&2; rm -f /tmp/pl-acc-out.$$`], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const f = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).split(' ');
-  // Fields 16 and 17 of /proc/PID/stat (cutime, cstime) are the 14th and 15th after the name.
-  const tick = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-  return { cpu: (Number(f[13]) + Number(f[14])) / tick, wall, out: r.stderr };
 }
 
 async function main(): Promise<void> {
