@@ -109,8 +109,33 @@ function captures(): void {
 
 function netlink(): void {
   const rec = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'netlink', 'replies.json'), 'utf8')) as Record<string, string>;
-  const seqs: Record<string, number> = { route4: 1, fib4: 2, fib6: 3, noroute: 4, link: 5, tsinfo_lo: 3, tsinfo_ifb0: 4 };
+  const seqs: Record<string, number> = { route4: 1, fib4: 2, fib6: 3, noroute: 4, link: 5, neigh4: 6, neigh6: 7, noneigh: 0, tsinfo_lo: 3, tsinfo_ifb0: 4 };
   for (const [k, hex] of Object.entries(rec)) put('netlink', k, withByte(seqs[k] ?? 1, Uint8Array.from(Buffer.from(hex, 'hex'))));
+}
+
+/** Replies a --xdp sweep takes: Time Exceeded (IPv4) and port unreachable (IPv6) quoting a probe from port 40000 to 33434 + 2. */
+function xskFrames(): void {
+  for (const family of [4, 6] as const) {
+    const ipLen = family === 4 ? 20 : 40;
+    const f = new Uint8Array(14 + ipLen + 8 + ipLen + 8 + 8);
+    const v = new DataView(f.buffer);
+    v.setUint16(12, family === 4 ? 0x0800 : 0x86dd);
+    const inner = 14 + ipLen + 8;
+    if (family === 4) {
+      f.set([0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1], 14);
+      f.set([0x45, 0, 0, 0, 0, 0, 0, 0, 1, 17], inner);
+      f[14 + ipLen] = 11;
+    } else {
+      f.set([0x60, 0, 0, 0, 0, 0, 58, 64], 14);
+      f.set([0x60, 0, 0, 0, 0, 0, 17, 1], inner);
+      f[14 + ipLen] = 1;
+      f[14 + ipLen + 1] = 4;
+    }
+    v.setUint16(inner + ipLen, 40000);
+    v.setUint16(inner + ipLen + 2, 33436);
+    // First byte: bit 0 the family, the rest the port range's width (here 16: up to 33434 + 16).
+    put('xsk-match', `reply${family}`, withByte((16 << 1) | (family === 6 ? 1 : 0), f));
+  }
 }
 
 function le64(v: DataView, off: number, n: number): void {
@@ -188,6 +213,7 @@ for (const t of readdirSync(CORPUS, { withFileTypes: true })) {
 }
 captures();
 netlink();
+xskFrames();
 ringRecords();
 configs();
 for (const [t, n] of [...written].sort()) process.stdout.write(`${t}: ${n} seeds\n`);

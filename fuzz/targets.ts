@@ -213,17 +213,35 @@ export const TARGETS: Target[] = [
     },
   },
   {
+    name: 'xsk-match',
+    what: 'frames handed over by the --xdp program (first byte: the family and the filter; the rest: an Ethernet frame)',
+    maxLen: 512,
+    async make() {
+      const { quotesProbe } = await import('../src/probe/xsk-match.js');
+      return (input) => {
+        if (input.length === 0) return;
+        const family = input[0] & 1 ? 6 : 4;
+        const f = { family, sport: 40000, dportLo: 33434, dportHi: 33434 + (input[0] >> 1) } as const;
+        const b = input.subarray(1);
+        const r = quotesProbe(b, 0, b.length, f);
+        assert.equal(typeof r, 'boolean');
+        assert.equal(quotesProbe(b, 0, b.length + 64, f), r, 'a length past the buffer is cut to it');
+        if (r) assert.ok(b.length >= 14 + (family === 4 ? 20 + 8 + 20 : 40 + 8 + 40) + 4, 'taken, so the quote holds the ports');
+      };
+    },
+  },
+  {
     name: 'netlink',
     what: 'rtnetlink and generic netlink replies (first byte: the sequence number expected)',
     maxLen: 4096,
     async make() {
-      const { parseLinkReply, parseLinkTypeReply, parseRouteReply } = await import('../src/packet/netlink.js');
+      const { parseLinkAddressReply, parseLinkReply, parseLinkTypeReply, parseNeighReply, parseRouteReply } = await import('../src/packet/netlink.js');
       const { parseFamilyId, parseTsinfo } = await import('../src/packet/genetlink.js');
       return (input) => {
         if (input.length === 0) return;
         const seq = input[0] & 7;
         const b = input.subarray(1);
-        for (const r of [parseRouteReply(b, b.length, seq), parseLinkReply(b, b.length, seq), parseLinkTypeReply(b, b.length, seq), parseFamilyId(b, b.length, seq), parseTsinfo(b, b.length, seq)]) {
+        for (const r of [parseRouteReply(b, b.length, seq), parseLinkReply(b, b.length, seq), parseLinkTypeReply(b, b.length, seq), parseLinkAddressReply(b, b.length, seq), parseNeighReply(b, b.length, seq), parseFamilyId(b, b.length, seq), parseTsinfo(b, b.length, seq)]) {
           assert.ok('ok' in r || ('errno' in r && Number.isInteger(r.errno)) || ('error' in r && typeof r.error === 'string'), 'neither an answer, an errno nor an error');
           if ('ok' in r && typeof r.ok === 'object' && 'nexthops' in r.ok) assert.ok(r.ok.nexthops >= 0);
           if ('ok' in r && typeof r.ok === 'number') assert.ok(r.ok >= 0 && r.ok <= 0xffff);

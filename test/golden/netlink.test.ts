@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { constants } from 'node:os';
 import { parseIp } from '../../src/packet/addr.js';
-import { encodeLinkRequest, encodeRouteRequest, parseLinkReply, parseLinkTypeReply, parseRouteReply } from '../../src/packet/netlink.js';
+import { encodeLinkRequest, encodeNeighRequest, encodeRouteRequest, parseLinkAddressReply, parseLinkReply, parseLinkTypeReply, parseNeighReply, parseRouteReply } from '../../src/packet/netlink.js';
 import { SOF_RX_SOFTWARE, SOF_SOFTWARE, SOF_TX_SOFTWARE, describeTimestamping, encodeGetFamily, encodeTsinfoGet, parseTsinfo } from '../../src/packet/genetlink.js';
 import { ROOT } from '../helpers/lab.js';
 
@@ -32,6 +32,27 @@ test('recorded replies: route, multipath FIB entries, no route, interface name',
   assert.deepEqual(parseLinkTypeReply(l, l.length, 6), { error: 'no reply to the request' });
   // A reply is only taken for its own request.
   assert.deepEqual(parseRouteReply(r, r.length, 9), { error: 'no reply to the request' });
+});
+
+test('recorded replies: neighbours (IPv4, IPv6, none) and an interface\'s link-layer address', () => {
+  const mac = Uint8Array.from(Buffer.from('3a527a2cda48', 'hex'));
+  for (const [k, seq] of [['neigh4', 6], ['neigh6', 7]] as const) {
+    const b = bytes(k);
+    assert.deepEqual(parseNeighReply(b, b.length, seq), { ok: { state: 0x80, lladdr: mac, usable: true } }, k);
+  }
+  const none = bytes('noneigh');
+  assert.deepEqual(parseNeighReply(none, none.length, 8), { errno: constants.errno.ENOENT });
+  const l = bytes('link');
+  const a = parseLinkAddressReply(l, l.length, 5);
+  assert.ok('ok' in a && a.ok.length === 6, JSON.stringify(a));
+  assert.deepEqual(parseNeighReply(l, l.length, 5), { error: 'no reply to the request' }, 'a link answer is no neighbour');
+});
+
+test('RTM_GETNEIGH request, byte for byte', () => {
+  const b = new Uint8Array(64);
+  const n = encodeNeighRequest(b, 6, 3, parseIp('10.100.1.2'));
+  // nlmsghdr: len 36, RTM_GETNEIGH (30), NLM_F_REQUEST, seq 6, pid 0; ndmsg: AF_INET, ifindex 3; NDA_DST
+  assert.equal(Buffer.from(b.subarray(0, n)).toString('hex'), '240000001e0001000600000000000000' + '020000000300000000000000' + '080001000a640102');
 });
 
 test('requests, byte for byte', () => {

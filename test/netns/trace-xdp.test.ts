@@ -1,7 +1,8 @@
 /**
  * trace --xdp (issue 22's high-rate mode) on real lab routers:
  *  - the same hops as the default path (the error queue, one trace per target), IPv4 and IPv6:
- *    targets that answer (a host owning a whole prefix) and one behind an unreachable route;
+ *    targets that answer (a host owning a whole prefix) and one behind an unreachable route; the
+ *    gateway's link-layer address resolved by the kernel when it has no entry yet;
  *  - every probe of a 2,048-probe sweep answered and matched, no reply unmatched or duplicated;
  *  - nothing stays attached (no XDP program on the interface, no program loaded, no AF_XDP
  *    socket) after SIGINT, SIGTERM or SIGKILL; SIGINT and SIGTERM still end with sweep-done;
@@ -83,6 +84,12 @@ for (const family of [4, 6] as const) {
         const phantom = family === 4 ? PHANTOM_HOST4 : PHANTOM_HOST6;
         const list = [dst, ...owned, phantom];
         const file = targetsFile(dir, list);
+        // The lab's neighbour entries are permanent: without the gateway's, the sweep has the
+        // kernel resolve it first (one datagram to the gateway).
+        const gw = addrOf(st, 'r1', family);
+        const srcIf = st.plan.nodes.find((n) => n.name === 'src')!.ifaces[0].name;
+        const del = spawnSync('ip', ['-n', nodeNs(st, 'src'), 'neigh', 'del', gw, 'dev', srcIf], { encoding: 'utf8' });
+        assert.equal(del.status, 0, del.stderr);
         // The phantom target is answered by r3's unreachable route; its IPv4 answers come from the
         // kernel's own route-error rate limit (a few per second per source): one run each way, TTLs to 4.
         const ev = await sweep(st, ['-m', '4', '-w', '1', '--targets', file]);
@@ -92,6 +99,8 @@ for (const family of [4, 6] as const) {
         assert.equal(start.gateway, addrOf(st, 'r1', family));
         assert.equal(start.transport.kind, 'af_xdp');
         assert.equal(start.send_stamps, 'per-batch');
+        const learnt = spawnSync('ip', ['-n', nodeNs(st, 'src'), 'neigh', 'show', gw, 'dev', srcIf], { encoding: 'utf8' }).stdout;
+        assert.match(learnt, /lladdr .* (REACHABLE|STALE|DELAY|PROBE)/, `the gateway resolved by the kernel: ${learnt}`);
         const paths = ev.filter((e): e is SweepPathEvent => e.type === 'path');
         assert.deepEqual(paths.map((p) => p.target), list, 'one path per target, in the order given');
         const r = (n: string, link: number) => addrOf(st, n, family, link);

@@ -23,6 +23,7 @@ import { describeStatus } from '../../src/packet/status.js';
 import { encodeQuery, encodeResponse, parseMessage, ptrAnswer, readName } from '../../src/resolve/dns.js';
 import { parseLinkAddressReply, parseLinkReply, parseLinkTypeReply, parseNeighReply, parseRouteReply } from '../../src/packet/netlink.js';
 import { parseFamilyId, parseTsinfo } from '../../src/packet/genetlink.js';
+import { quotesProbe } from '../../src/probe/xsk-match.js';
 import { readFileSync as readFixture } from 'node:fs';
 import { ROOT } from '../helpers/lab.js';
 
@@ -405,6 +406,20 @@ test('rtnetlink and generic netlink parsers: random bytes and damaged recorded r
       const b = b0.slice(0, b0.length - (cut % (b0.length + 1)));
       for (const [at, v] of flips) if (b.length) b[at % b.length] = v;
       check(b, seq);
+    }),
+    RUNS,
+  );
+});
+
+test('--xdp frame test (probe/xsk-match.ts): any bytes, offset and length give a boolean, never a throw or a read past the buffer', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(220), fc.nat(260), fc.constantFrom(4, 6) as fc.Arbitrary<4 | 6>, (b, off, len, family) => {
+      const r = quotesProbe(b, off, len, { family, sport: 40000, dportLo: 33434, dportHi: 33464 });
+      assert.equal(typeof r, 'boolean');
+      // What lies past the buffer cannot change the answer: the same bytes in a larger buffer, cut at the same end.
+      const big = new Uint8Array(b.length + 64).fill(0xff);
+      big.set(b);
+      assert.equal(quotesProbe(big, off, Math.min(len, Math.max(0, b.length - off)), { family, sport: 40000, dportLo: 33434, dportHi: 33464 }), quotesProbe(b, off, Math.min(len, Math.max(0, b.length - off)), { family, sport: 40000, dportLo: 33434, dportHi: 33464 }));
     }),
     RUNS,
   );
