@@ -11,25 +11,20 @@
  * counted as unmatched, a second reply to one probe as a duplicate: nothing is guessed.
  *
  * Frames need the next hop's link-layer address: the targets must all leave through one
- * interface and one gateway (the kernel's routes, checked for every target), whose neighbour
- * entry the kernel resolves when a datagram goes to it. The source port is held by a kernel UDP
- * socket for the run, so no local application can be handed this run's replies.
+ * interface and one gateway, and the source port is held for the run (probe/xsk-path.ts).
  */
-import { SOCK_DGRAM } from '../core/constants.js';
 import type { RunHandle } from '../core/run.js';
 import type { Sink } from '../core/sink.js';
 import { PathlensError } from '../core/errors.js';
 import { version } from '../core/version.js';
-import { type Family, formatIp, parseIp, sockaddr } from '../packet/addr.js';
+import { type Family, formatIp, parseIp } from '../packet/addr.js';
 import { onesSum } from '../packet/checksum.js';
 import { icmpName } from '../packet/icmp.js';
 import type { XdpMode } from '../bpf/attach.js';
-import { type Placement, inNamespace, openSocket } from '../io/placement.js';
-import { linkAddressOf, neighbourOf, routesOf } from '../io/route.js';
-import type { Socket } from '../io/socket.js';
-import { native } from '../native/index.js';
+import type { Placement } from '../io/placement.js';
 import { XskPort, type XskCopyMode } from '../probe/xsk.js';
 import { type XskFilter, quotesProbe } from '../probe/xsk-match.js';
+import { type XskPath, fold16, openXskPath, udpTemplate } from '../probe/xsk-path.js';
 import { type SweepPathEvent, type SweepDoneEvent, type SweepHop, type SweepStartEvent, TRACE_SCHEMA, type TraceEvent } from './events.js';
 
 export interface SweepRequest {
@@ -123,30 +118,15 @@ export function scatterStep(n: number): number {
   return s % n || 1;
 }
 
-function fold(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
-
-interface Setup {
-  family: Family;
+interface Setup extends XskPath {
   alen: number;
   addrs: Uint8Array;
   n: number;
-  ifindex: number;
-  iface: string | null;
-  gateway: Uint8Array;
-  source: Uint8Array;
-  srcMac: Uint8Array;
-  gwMac: Uint8Array;
-  holder: Socket;
-  sport: number;
 }
 
-/** Everything before the first frame: addresses, routes, link-layer addresses, the source port. */
+/** Everything before the first frame: addresses, then the one next hop (probe/xsk-path.ts). */
 function prepare(req: SweepRequest): Setup {
   if (req.targets.length === 0) throw new PathlensError('ERR_USAGE', '--xdp: no targets');
-  const first = req.targets[0];
   let family: Family | undefined = req.family;
   const parsed: Uint8Array[] = [];
   for (const t of req.targets) {
@@ -161,109 +141,13 @@ function prepare(req: SweepRequest): Setup {
     if (f !== family) throw new PathlensError('ERR_USAGE', `--xdp: ${t} is IPv${f} but the sweep is IPv${family} (one family per sweep: -4 or -6)`);
     parsed.push(a);
   }
-  const fam = family!;
-  const alen = fam === 4 ? 4 : 16;
+  const alen = family === 4 ? 4 : 16;
   const addrs = new Uint8Array(parsed.length * alen);
   parsed.forEach((a, i) => addrs.set(a, i * alen));
   const src = req.source !== undefined ? parseIp(req.source) : undefined;
-  if (src && src.length !== alen) throw new PathlensError('ERR_USAGE', `--source ${req.source} is not IPv${fam}`);
-  const routes = routesOf(parsed, req.placement, src);
-  if ('error' in routes) throw new PathlensError('ERR_SYSCALL', `--xdp: the kernel's routes could not be read (${routes.error})`);
-  const r0 = routes[0];
-  if ('error' in r0) throw new PathlensError('ERR_SEND', `--xdp: ${first}: ${r0.error}`);
-  if (r0.oif === null) throw new PathlensError('ERR_SEND', `--xdp: ${first}: the route names no interface`);
-  if (r0.gateway === null) throw new PathlensError('ERR_USAGE', `--xdp: ${first} is on the probing interface's own link (no gateway); a sweep goes through a router`);
-  for (let i = 1; i < routes.length; i++) {
-    const r = routes[i];
-    if ('error' in r) throw new PathlensError('ERR_SEND', `--xdp: ${req.targets[i]}: ${r.error}`);
-    if (r.oif !== r0.oif || r.gateway === null || formatIp(r.gateway, 0, fam) !== formatIp(r0.gateway, 0, fam))
-      throw new PathlensError('ERR_USAGE', `--xdp: ${req.targets[i]} leaves by another interface or gateway than ${first} (a sweep has one next hop: split the list)`);
-  }
-  const ifindex = r0.oif;
-  const iface = req.placement.iface ?? null;
-  if (iface !== null) {
-    const want = inNamespace(req.placement.netns, () => native().ifNameToIndex(iface));
-    if (want !== ifindex) throw new PathlensError('ERR_USAGE', `--xdp: the targets' route leaves by interface ${ifindex}, not ${iface}`);
-  }
-  const source = src ?? r0.prefsrc;
-  if (!source) throw new PathlensError('ERR_SEND', `--xdp: the route to ${first} gives no source address (use --source)`);
-  const srcMac = linkAddressOf(ifindex, req.placement.netns);
-  if ('error' in srcMac) throw new PathlensError('ERR_SEND', `--xdp: the interface's link-layer address: ${srcMac.error}`);
-  if (srcMac.length !== 6) throw new PathlensError('ERR_UNSUPPORTED', '--xdp: the probing interface is not Ethernet');
-  // The source port, held by a kernel socket for the run; the same socket makes the kernel
-  // resolve the gateway's link-layer address (one datagram to the gateway itself, TTL 1).
-  const holder = openSocket(fam === 4 ? 2 : 10, SOCK_DGRAM, 17, { netns: req.placement.netns });
-  try {
-    const rc = native().bind(holder.fd, sockaddr(source, req.srcPort ?? 0));
-    if (rc < 0) throw new PathlensError('ERR_SEND', `--xdp: the source port ${req.srcPort ?? 0} cannot be held (${rc})`);
-    const name = new Uint8Array(28);
-    native().getsockname(holder.fd, name);
-    const sport = (name[2] << 8) | name[3];
-    const gwMac = resolveNeighbour(holder, ifindex, r0.gateway, req.placement.netns, fam);
-    return { family: fam, alen, addrs, n: parsed.length, ifindex, iface, gateway: r0.gateway, source, srcMac, gwMac, holder, sport };
-  } catch (e) {
-    holder.close();
-    throw e;
-  }
-}
-
-function resolveNeighbour(holder: Socket, ifindex: number, gw: Uint8Array, netns: string | undefined, fam: Family): Uint8Array {
-  const n = native();
-  const until = performance.now() + 3000;
-  let sent = false;
-  for (;;) {
-    const a = neighbourOf(ifindex, gw, netns);
-    if (a !== null && 'error' in a) throw new PathlensError('ERR_SEND', `--xdp: the gateway's neighbour entry: ${a.error}`);
-    if (a !== null && a.usable && a.lladdr && a.lladdr.length === 6) return a.lladdr;
-    if (performance.now() > until) throw new PathlensError('ERR_SEND', `--xdp: the gateway ${formatIp(gw, 0, fam)} has no link-layer address (the kernel could not resolve it)`);
-    if (!sent) {
-      // Discard port; the gateway answers with port unreachable at worst.
-      const ttl = new Uint8Array(4);
-      new DataView(ttl.buffer).setInt32(0, 1, true);
-      n.setsockopt(holder.fd, fam === 4 ? 0 : 41, fam === 4 ? 2 : 16, ttl);
-      n.connect(holder.fd, sockaddr(gw, 9));
-      n.sendeach(holder.fd, 1, Int32Array.of(0, 1, 0, 0, 0, 0), new Uint8Array(1), null, null, 0x40, new Float64Array(4));
-      sent = true;
-    }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-  }
-}
-
-/** The frame every probe starts from (Ethernet, IP, UDP, payload), with what varies zeroed; its fixed checksum parts. */
-function template(s: Setup, payloadLen: number): { frame: Uint8Array; len: number; ipSum: number; udpSum: number } {
-  const f = new Uint8Array(SLOT);
-  const dv = new DataView(f.buffer);
-  f.set(s.gwMac, 0);
-  f.set(s.srcMac, 6);
-  const udpLen = 8 + payloadLen;
-  let udp: number;
-  let ipSum = 0;
-  let udpSum = 0;
-  if (s.family === 4) {
-    dv.setUint16(12, 0x0800);
-    f[ETH] = 0x45;
-    dv.setUint16(ETH + 2, 20 + udpLen);
-    f[ETH + 9] = 17;
-    f.set(s.source, ETH + 12);
-    ipSum = onesSum(f, ETH, 20); // ttl, checksum and destination still zero
-    udp = ETH + 20;
-  } else {
-    dv.setUint16(12, 0x86dd);
-    dv.setUint32(ETH, 0x60000000);
-    dv.setUint16(ETH + 4, udpLen);
-    f[ETH + 6] = 17;
-    f.set(s.source, ETH + 8);
-    udp = ETH + 40;
-  }
-  dv.setUint16(udp, s.sport);
-  dv.setUint16(udp + 4, udpLen);
-  for (let i = 0; i < payloadLen; i++) f[udp + 8 + i] = PAYLOAD[i % PAYLOAD.length];
-  if (s.family === 6) {
-    // Pseudo-header (source; destination added per target), length, next header; the UDP header
-    // and payload with the destination port and checksum zero.
-    udpSum = onesSum(s.source, 0, 16) + udpLen + 17 + onesSum(f, udp, udpLen);
-  }
-  return { frame: f, len: udp + udpLen, ipSum, udpSum };
+  if (src && src.length !== alen) throw new PathlensError('ERR_USAGE', `--source ${req.source} is not IPv${family}`);
+  const path = openXskPath(parsed, { placement: req.placement, source: src, srcPort: req.srcPort, names: req.targets, who: '--xdp' });
+  return { ...path, alen, addrs, n: parsed.length };
 }
 
 export interface SweepHandle extends RunHandle<SweepDoneEvent> {}
@@ -301,9 +185,11 @@ export function startSweep(req: SweepRequest, sink: Sink<TraceEvent>): SweepHand
     throw e;
   }
   const filter: XskFilter = { family: fam, sport: s.sport, dportLo, dportHi };
-  const tpl = template(s, req.payloadLen);
+  const payload = new Uint8Array(req.payloadLen);
+  for (let i = 0; i < payload.length; i++) payload[i] = PAYLOAD[i % PAYLOAD.length];
+  const tpl = udpTemplate(s, payload, SLOT);
   const frameLen = tpl.len;
-  const udpOff = fam === 4 ? ETH + 20 : ETH + 40;
+  const udpOff = tpl.udpOff;
   // Per target: its address's 16-bit sum (the IPv4 header's and the IPv6 pseudo-header's share).
   const dstSum = new Uint32Array(s.n);
   for (let i = 0; i < s.n; i++) dstSum[i] = onesSum(s.addrs, i * alen, alen);
@@ -376,13 +262,13 @@ export function startSweep(req: SweepRequest, sink: Sink<TraceEvent>): SweepHand
       for (let b = 0; b < 4; b++) slab[at + ETH + 16 + b] = s.addrs[a + b];
       slab[at + ETH + 8] = ttl;
       // The header's sum: the fixed part, the destination, and the TTL (with protocol 17 already in).
-      sdv.setUint16(at + ETH + 10, ~fold(tpl.ipSum + dstSum[i] + (ttl << 8)) & 0xffff);
+      sdv.setUint16(at + ETH + 10, ~fold16(tpl.ipSum + dstSum[i] + (ttl << 8)) & 0xffff);
       sdv.setUint16(at + udpOff + 2, dport);
     } else {
       for (let b = 0; b < 16; b++) slab[at + ETH + 24 + b] = s.addrs[a + b];
       slab[at + ETH + 7] = ttl;
       sdv.setUint16(at + udpOff + 2, dport);
-      const c = ~fold(tpl.udpSum + dstSum[i] + dport) & 0xffff;
+      const c = ~fold16(tpl.udpSum + dstSum[i] + dport) & 0xffff;
       sdv.setUint16(at + udpOff + 6, c === 0 ? 0xffff : c);
     }
   };
