@@ -24,6 +24,8 @@
  *     (each probe sent and timed on its own) and at full rate (one time per batch): tcpdump on
  *     r1's side of the link (AF_XDP frames skip the sender's own packet taps, and the XDP program
  *     takes the replies before them), |reported - wire| per probe.
+ *  4. The monitor's UDP method on 4,096 targets at 10 probes a second each for 10 s: its datagram
+ *     socket against `--xdp`: CPU per probe, system calls per probe, answers.
  *
  *   sudo node dist/bench/trace-sweep.js [runs=3]
  *
@@ -253,6 +255,26 @@ async function main(): Promise<void> {
       errs.sort((x, y) => x - y);
       console.log(`| ${label} | ${errs.length} | ${quantile(errs, 0.5).toFixed(1)} us | ${quantile(errs, 0.9).toFixed(1)} us | ${quantile(errs, 0.99).toFixed(1)} us | ${errs.at(-1)!.toFixed(1)} us |`);
       rmSync(pcap, { force: true });
+    }
+
+    // 4. The monitor's UDP method: a datagram socket against --xdp, same targets and schedule.
+    const mon = join(dir, 'monitor.json');
+    writeFileSync(mon, JSON.stringify({ defaults: { method: 'udp', interval: 0.1 }, targets: Array.from({ length: SMALL }, (_, i) => addr(i)) }));
+    const monArgs = (xdp: boolean) => [process.execPath, CLI, 'monitor', '-4', ...(xdp ? ['--xdp'] : []), '--jsonl', '-c', mon, '--window', '2', '--timeout', '500', '--duration', '10', '--quiet'];
+    console.log(`\n## monitor, UDP: ${SMALL} targets, 10 probes a second each, 10 s (median of ${RUNS} runs in turn)\n`);
+    console.log('| socket | probes | answered | CPU (user+sys) | CPU per probe | network + readiness syscalls per probe |');
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const xdp of [false, true]) {
+      const runs: { cpu: number; sent: number; replies: number }[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const r = cpuOf(src, monArgs(xdp));
+        const done = events(r.out).at(-1) as unknown as { probes_sent: number; replies: number };
+        runs.push({ cpu: r.cpu, sent: done.probes_sent, replies: done.replies });
+      }
+      runs.sort((x, y) => x.cpu / x.sent - y.cpu / y.sent);
+      const med = runs[Math.floor(runs.length / 2)];
+      const calls = syscalls(src, monArgs(xdp));
+      console.log(`| ${xdp ? 'af_xdp (--xdp)' : 'dgram'} | ${med.sent} | ${med.replies} | ${med.cpu.toFixed(2)} s | ${((med.cpu / med.sent) * 1e6).toFixed(1)} us | ${(calls / med.sent).toFixed(3)} |`);
     }
   } finally {
     farEnd?.detach();

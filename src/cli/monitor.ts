@@ -26,6 +26,9 @@ import { untilDone } from './lifecycle.js';
 import { eventOutputs } from './outputs.js';
 import { LIMIT_DEFAULTS, limitsOf } from '../export/limits.js';
 import { USER_HELP, becomeUser } from './run-as.js';
+import type { XdpMode } from '../bpf/attach.js';
+import { xskRefusal } from '../probe/xsk.js';
+import { xdpMonitorRefusal } from '../monitor/xdp.js';
 
 interface MonitorOpts {
   prometheusRate: number;
@@ -54,6 +57,8 @@ interface MonitorOpts {
   netns?: string;
   iface?: string;
   mark?: number;
+  xdp?: boolean;
+  xdpMode: XdpMode;
   source?: string;
   hops?: boolean;
   hopsInterval?: number;
@@ -166,6 +171,8 @@ export function monitorCommand(): Command {
     .option('--path-inflight <n>', 'probes in flight at most over all traced paths', intArg(1, 65536), PATH_DEFAULTS.inflight)
     .option('--max-hop-series <n>', '--prometheus: per-hop series at most (beyond, counted in pathlens_hop_series_dropped_total)', intArg(0, 10_000_000), HOP_SERIES_DEFAULT)
     .option('--samples', 'one sample event per probe outcome')
+    .option('--xdp', 'UDP probes as frames through an AF_XDP socket, the answers picked out by an XDP program (root; one family: -4 or -6; the targets must share one next hop)')
+    .addOption(new Option('--xdp-mode <mode>', '--xdp: attach the XDP program in the driver (native), generic (skb) mode, or auto').choices(['auto', 'native', 'generic']).default('auto'))
     .option('--rcvbuf <bytes>', 'receive buffer of the probe sockets (past net.core.rmem_max only with CAP_NET_ADMIN); answers it cannot hold are counted in the prober event as rx_dropped', intArg(2048, 1 << 30), MONITOR_DEFAULTS.rcvbuf)
     .option('--jsonl', 'write pathlens.monitor/1 events to stdout')
     .addOption(new Option('-o, --jsonl-file <file>', 'write events to FILE; the plain view stays on the terminal'))
@@ -177,6 +184,12 @@ export function monitorCommand(): Command {
       if (new Set(picked).size > 1) throw new Error(`usage: choose one method (${picked.join(', ')} given)`);
       if (o.ipv4 && o.ipv6) throw new Error('usage: -4 and -6 exclude each other');
       if (o.lossDegraded > o.lossDown) throw new Error('usage: --loss-degraded must not be above --loss-down');
+      if (o.xdp) {
+        const no = xdpMonitorRefusal({ mark: o.mark, family: o.ipv4 ? 4 : o.ipv6 ? 6 : undefined });
+        if (no) throw new Error(`usage: ${no}`);
+        const why = xskRefusal();
+        if (why) throw new PathlensError('ERR_PRIVILEGE', `--xdp: ${why}`);
+      } else if (o.xdpMode !== 'auto') throw new Error('usage: --xdp-mode goes with --xdp');
       const base: Defaults = {
         method: picked[0] ?? 'auto',
         udpPort: o.port ?? MONITOR_DEFAULTS.udpPort,
@@ -211,7 +224,7 @@ export function monitorCommand(): Command {
       // Set up as root (the target file, the endpoint's keys and port read and bound): from here on
       // the user, keeping raw sockets (ICMP without ping sockets) and setns when a target has a netns.
       const netns = resolved.profiles.some((p) => p.placement?.netns);
-      becomeUser(o.user, ['CAP_NET_RAW', ...(netns ? (['CAP_SYS_ADMIN'] as const) : [])]);
+      becomeUser(o.user, ['CAP_NET_RAW', ...(netns ? (['CAP_SYS_ADMIN'] as const) : []), ...(o.xdp ? (['CAP_BPF', 'CAP_NET_ADMIN', 'CAP_PERFMON'] as const) : [])]);
       const tee = new Tee<MonitorEvent>(sinks);
       try {
         const { handle, done } = await untilDone(async () => {
@@ -226,6 +239,7 @@ export function monitorCommand(): Command {
               confirm: o.confirm,
               resolveEveryMs: Math.round(o.resolveEvery * 1000),
               rcvbuf: o.rcvbuf,
+              ...(o.xdp ? { xdp: { mode: o.xdpMode, copy: 'auto' as const, ring: 2048 } } : {}),
               pathDamping: o.pathDamping,
               pathInflight: o.pathInflight,
               // trace's continuous mode traces the paths, loaded only when a target has hops.

@@ -41,7 +41,7 @@ export interface MethodEvent extends Base, Of {
   type: 'method';
   action: 'chosen' | 'switched' | 'refused' | 'unreachable';
   method: ProbeMethod | null;
-  /** The socket the method uses: ping, raw, dgram, connect (null with no method). */
+  /** The socket the method uses: ping, raw, dgram, connect, af_xdp (UDP with --xdp) (null with no method). */
   socket: string | null;
   from: ProbeMethod | null;
   reason: string;

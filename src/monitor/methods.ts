@@ -15,6 +15,7 @@ import { COOKIE_TARGET_LEN } from '../probe/cookie.js';
 import { openIcmpSocket, openProbeSocket } from '../probe/socket.js';
 import { type Answer, DatagramProber, MAX_BATCH, type Prober, type ProberHooks, type ProberOptions, stampNow } from './prober.js';
 import type { OpenProber } from './request.js';
+import { XdpUdpProber } from './xdp.js';
 
 /**
  * The monitor's datagram sockets: the error queue, a receive buffer for replies to thousands of
@@ -209,4 +210,10 @@ export class TcpProber implements Prober {
 
 /** The probers of the real sockets, by method. */
 export const openMonitorProber: OpenProber = (m, family, session, hooks, placement, source, o) =>
-  m === 'icmp' ? new EchoProber(family, session, hooks, placement, source, o) : m === 'udp' ? new UdpProber(family, session, hooks, placement, source, o) : new TcpProber(family, hooks, placement, source);
+  m === 'icmp'
+    ? new EchoProber(family, session, hooks, placement, source, o)
+    : m === 'udp'
+      ? o.xdp
+        ? new XdpUdpProber(family, session, hooks, placement, source, o.xdp)
+        : new UdpProber(family, session, hooks, placement, source, o)
+      : new TcpProber(family, hooks, placement, source);

@@ -36,6 +36,7 @@ import { socketDrops } from '../probe/socket.js';
 import { ADDR_STRIDE } from './table.js';
 import type { ProbeMethod } from '../probe/transport.js';
 import { realtime } from '../time/clock.js';
+import type { XdpProbing } from './xdp.js';
 
 /** What a prober reports for one probe. */
 export interface Answer {
@@ -77,6 +78,8 @@ export interface Prober {
 export interface ProberOptions {
   /** Receive buffer asked for, bytes (past net.core.rmem_max only with CAP_NET_ADMIN). */
   rcvbuf: number;
+  /** The UDP method's probes through AF_XDP (`--xdp`, monitor/xdp.ts). */
+  xdp?: XdpProbing;
 }
 
 /** Whether bytes at buf[off] are an address target's answers may come from. */

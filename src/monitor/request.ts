@@ -12,6 +12,7 @@ import type { Prober, ProberHooks, ProberOptions } from './prober.js';
 import { TargetTable } from './table.js';
 import type { HopsSettings } from './paths.js';
 import type { OpenPathTracer } from '../path/source.js';
+import type { XdpProbing } from './xdp.js';
 
 export type MethodChoice = ProbeMethod | 'auto';
 
@@ -66,6 +67,8 @@ export interface MonitorRequest {
   openProber?: OpenProber;
   /** Receive buffer of the probe sockets, bytes (MONITOR_DEFAULTS.rcvbuf). */
   rcvbuf?: number;
+  /** The UDP method's probes through AF_XDP (`--xdp`). */
+  xdp?: XdpProbing;
   /** How targets with `hops` are traced (trace's continuous mode: the command line and the library pass it). */
   openPath?: OpenPathTracer;
   /** Rounds in a row a path change must hold before it is one (PATH_DEFAULTS.damping). */

@@ -108,7 +108,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
     req.openProber ?? openMonitorProber,
     session,
     { onAnswer: (a) => onAnswer(a), onFatal: (e) => fail(e), fromTarget, onSendDelay: (ms) => ledger.sendKernel(winOf(now()), ms) },
-    { rcvbuf: req.rcvbuf ?? MONITOR_DEFAULTS.rcvbuf },
+    { rcvbuf: req.rcvbuf ?? MONITOR_DEFAULTS.rcvbuf, ...(req.xdp ? { xdp: req.xdp } : {}) },
   );
   const note =
     (i: number): MethodNote =>

@@ -54,14 +54,8 @@ export function openXskPath(dsts: Uint8Array[], o: XskPathOptions): XskPath {
   const r0 = routes[0];
   if ('error' in r0) throw new PathlensError('ERR_SEND', `${who}: ${first}: ${r0.error}`);
   if (r0.oif === null) throw new PathlensError('ERR_SEND', `${who}: ${first}: the route names no interface`);
-  if (r0.gateway === null) throw new PathlensError('ERR_USAGE', `${who}: ${first} is on the probing interface's own link (no gateway); a sweep goes through a router`);
-  const gw = formatIp(r0.gateway, 0, fam);
-  for (let i = 1; i < routes.length; i++) {
-    const r = routes[i];
-    if ('error' in r) throw new PathlensError('ERR_SEND', `${who}: ${o.names[i]}: ${r.error}`);
-    if (r.oif !== r0.oif || r.gateway === null || formatIp(r.gateway, 0, fam) !== gw)
-      throw new PathlensError('ERR_USAGE', `${who}: ${o.names[i]} leaves by another interface or gateway than ${first} (a sweep has one next hop: split the list)`);
-  }
+  if (r0.gateway === null) throw new PathlensError('ERR_USAGE', `${who}: ${first} is on the probing interface's own link (no gateway); AF_XDP probes go through a router`);
+  sameNextHop(routes, r0.oif, r0.gateway, fam, o, first);
   const ifindex = r0.oif;
   const iface = o.placement.iface;
   if (iface !== undefined) {
@@ -87,6 +81,25 @@ export function openXskPath(dsts: Uint8Array[], o: XskPathOptions): XskPath {
     holder.close();
     throw e;
   }
+}
+
+type Routes = Exclude<ReturnType<typeof routesOf>, { error: string }>;
+
+function sameNextHop(routes: Routes, oif: number, gateway: Uint8Array, fam: Family, o: XskPathOptions, first: string): void {
+  const gw = formatIp(gateway, 0, fam);
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i];
+    if ('error' in r) throw new PathlensError('ERR_SEND', `${o.who}: ${o.names[i]}: ${r.error}`);
+    if (r.oif !== oif || r.gateway === null || formatIp(r.gateway, 0, fam) !== gw)
+      throw new PathlensError('ERR_USAGE', `${o.who}: ${o.names[i]} leaves by another interface or gateway than ${first} (AF_XDP frames have one next hop: split the list)`);
+  }
+}
+
+/** Checks that more destinations leave by the path's interface and gateway (a one-line PathlensError otherwise). */
+export function checkXskPath(p: XskPath, dsts: Uint8Array[], o: XskPathOptions, first: string): void {
+  const routes = routesOf(dsts, o.placement, p.source);
+  if ('error' in routes) throw new PathlensError('ERR_SYSCALL', `${o.who}: the kernel's routes could not be read (${routes.error})`);
+  sameNextHop(routes, p.ifindex, p.gateway, p.family, o, first);
 }
 
 /** The gateway's link-layer address from the neighbour table, after one datagram to it (TTL 1, discard port) when there is no usable entry. */

@@ -73,11 +73,21 @@ export class XskPort {
   recvCalls = 0;
   private closed = false;
 
-  constructor(o: XskOptions, onReadable: () => void) {
+  /** CLOCK_REALTIME read just after `pairNs` (the port's clock), to give its times as wall times. */
+  private readonly realSec: number;
+  private readonly realNsec: number;
+  private readonly pairNs: number;
+
+  /** `onReadable`: called when a receive ring has frames (null: the caller reads on its own schedule). */
+  constructor(o: XskOptions, onReadable: (() => void) | null) {
     const n = native();
     const clock = new Float64Array(2);
     n.clockGettime(1, clock);
     this.baseSec = clock[0];
+    this.pairNs = (clock[0] - this.baseSec) * 1e9 + clock[1];
+    n.clockGettime(0, clock);
+    this.realSec = clock[0];
+    this.realNsec = clock[1];
     const obj = BpfObject.open(bpfObjectPath('xsk.bpf.o'), 'xsk');
     this.session = new BpfSession(obj, o.netns);
     try {
@@ -110,11 +120,13 @@ export class XskPort {
         new DataView(val.buffer).setUint32(0, queue.fd, LE);
         const m = n.bpfMapUpdate(obj.mapFd('xsk_socks'), key, val, 0);
         if (m < 0) throw new PathlensError('ERR_BPF', `the kernel refused the socket's XSKMAP entry (${errnoName(m)})`);
-        const dup = n.dup(queue.fd);
-        if (dup < 0) throw new PathlensError('ERR_BPF', `dup: ${errnoName(dup)}`);
-        queue.poller = new n.Poller(dup, () => onReadable());
-        queue.poller.start(UV_READABLE);
-        queue.poller.unref();
+        if (onReadable) {
+          const dup = n.dup(queue.fd);
+          if (dup < 0) throw new PathlensError('ERR_BPF', `dup: ${errnoName(dup)}`);
+          queue.poller = new n.Poller(dup, () => onReadable());
+          queue.poller.start(UV_READABLE);
+          queue.poller.unref();
+        }
       }
       this.bind = bound!;
       this.attached = this.session.attach(() => attachXdp(obj.progFd('pl_xsk'), o.ifindex, o.xdpMode)).how;
@@ -132,6 +144,14 @@ export class XskPort {
   /** Nanoseconds since open on CLOCK_MONOTONIC from a [sec, nsec] pair. */
   private ns(sec: number, nsec: number): number {
     return (sec - this.baseSec) * 1e9 + nsec;
+  }
+
+  /** A time of the port's clock (ns since open) as CLOCK_REALTIME, into out (the clocks' offset as it was at open). */
+  wallTime(ns: number, out: { sec: number; nsec: number }): void {
+    const total = this.realNsec + (ns - this.pairNs);
+    const carry = Math.floor(total / 1e9);
+    out.sec = this.realSec + carry;
+    out.nsec = total - carry * 1e9;
   }
 
   /** Now, in the port's clock (ns since open). */

@@ -136,3 +136,18 @@ export function sweepLab(name: string): LabSpec {
     ],
   });
 }
+
+/** What pathlens --xdp may have left in the namespace: an XDP program on an interface, a loaded pl_xsk, an AF_XDP socket. */
+export async function leftovers(ns: string): Promise<string[]> {
+  for (let i = 0; ; i++) {
+    const found: string[] = [];
+    const links = await runIn(ns, ['ip', '-d', 'link', 'show']);
+    if (/prog\/xdp|xdpgeneric|xdpdrv/.test(links.stdout)) found.push('an XDP program on an interface');
+    const progs = await runIn(ns, ['bpftool', 'prog', 'show']);
+    if (/name pl_xsk\b/.test(progs.stdout)) found.push('pl_xsk loaded');
+    const socks = await runIn(ns, ['ss', '-a', '--xdp']);
+    if (socks.stdout.trim().split('\n').length > 1) found.push(`AF_XDP sockets: ${socks.stdout.trim()}`);
+    if (found.length === 0 || i === 40) return found;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

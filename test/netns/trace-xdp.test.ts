@@ -25,7 +25,7 @@ import { BpfObject, bpfObjectPath } from '../../src/bpf/object.js';
 import { native } from '../../src/native/index.js';
 import { type XskFilter, encodeXskConfig, quotesProbe } from '../../src/probe/xsk-match.js';
 import { XSK_STAMP, XSK_STAMP_MAGIC } from '../../src/probe/xsk-layout.js';
-import { CLI, addrOf, labName, nodeNs, parseEvents, runIn, sweepLab, withLab } from '../helpers/lab.js';
+import { CLI, addrOf, labName, leftovers, nodeNs, parseEvents, runIn, sweepLab, withLab } from '../helpers/lab.js';
 import { rootOnly } from '../helpers/root.js';
 
 const opt = rootOnly();
@@ -159,21 +159,6 @@ for (const family of [4, 6] as const) {
   });
 }
 
-/** What pathlens --xdp may have left in the namespace: an XDP program on an interface, a loaded pl_xsk, an AF_XDP socket. */
-async function leftovers(ns: string): Promise<string[]> {
-  for (let i = 0; ; i++) {
-    const found: string[] = [];
-    const links = await runIn(ns, ['ip', '-d', 'link', 'show']);
-    if (/prog\/xdp|xdpgeneric|xdpdrv/.test(links.stdout)) found.push('an XDP program on an interface');
-    const progs = await runIn(ns, ['bpftool', 'prog', 'show']);
-    if (/name pl_xsk\b/.test(progs.stdout)) found.push('pl_xsk loaded');
-    const socks = await runIn(ns, ['ss', '-a', '--xdp']);
-    if (socks.stdout.trim().split('\n').length > 1) found.push(`AF_XDP sockets: ${socks.stdout.trim()}`);
-    if (found.length === 0 || i === 40) return found;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('--xdp: nothing stays attached after SIGINT, SIGTERM or SIGKILL', opt, async () => {
   await withLab(sweepLab(labName('xk')), async (st) => {
     own(st, []);
@@ -220,7 +205,7 @@ test('--xdp refusals in one line', opt, async () => {
       [['--xdp', '-I', dst], 2, /^pathlens: -I does not go with --xdp \(a sweep sends one UDP probe per target and TTL\)\n$/],
       [['--xdp', 'localhost'], 2, /^pathlens: --xdp takes IP addresses \(a sweep resolves no names\): "localhost" is not one\n$/],
       [['--xdp', dst, addrOf(st, 'dst', 6)], 2, /^pathlens: --xdp: .* is IPv6 but the sweep is IPv4 \(one family per sweep: -4 or -6\)\n$/],
-      [['--xdp', addrOf(st, 'r1', 4)], 2, /^pathlens: --xdp: .* is on the probing interface's own link \(no gateway\); a sweep goes through a router\n$/],
+      [['--xdp', addrOf(st, 'r1', 4)], 2, /^pathlens: --xdp: .* is on the probing interface's own link \(no gateway\); AF_XDP probes go through a router\n$/],
       [['--rate', '10', dst], 2, /^pathlens: --rate goes with --xdp\n$/],
       [['--xdp', '--xdp-ring', '100', dst], 2, /power of two/],
       [['--xdp', dst], 1, /^pathlens: --xdp: AF_XDP sockets and the XDP program need CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW \(run as root\)\n$/, 65534],
