@@ -239,7 +239,7 @@ export function monitorCommand(): Command {
               confirm: o.confirm,
               resolveEveryMs: Math.round(o.resolveEvery * 1000),
               rcvbuf: o.rcvbuf,
-              ...(o.xdp ? { xdp: { mode: o.xdpMode, copy: 'auto' as const, ring: 2048 } } : {}),
+              ...(o.xdp ? { xdp: { mode: o.xdpMode, copy: 'auto' as const, ring: 4096 } } : {}),
               pathDamping: o.pathDamping,
               pathInflight: o.pathInflight,
               // trace's continuous mode traces the paths, loaded only when a target has hops.
