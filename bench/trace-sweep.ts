@@ -20,6 +20,8 @@
  *        replies that reached the probing interface (the XDP program's count) and how many of
  *        those were matched. Two cores cannot forward a million packets a second through three
  *        routers: the lab drops, and what it drops never comes back; the goal is about what does.
+ *     c. A policing first hop: one frame in 32 goes on to r1's kernel, the rest is dropped in XDP,
+ *        so the lab keeps up with what it takes while the sender runs at its own rate.
  *  3. RTT error against the wire, every mode on the 4,096 targets; --xdp paced at 20,000 probes/s
  *     (each probe sent and timed on its own) and at full rate (one time per batch): tcpdump on
  *     r1's side of the link (AF_XDP frames skip the sender's own packet taps, and the XDP program
@@ -194,6 +196,7 @@ async function main(): Promise<void> {
     for (const [label, file, prog] of [
       ['a. the sender alone (r1\'s end discards in XDP)', 'sink.bpf.o', 'pl_sink'],
       ['b. the whole lab (r1\'s end passes every frame to its kernel)', 'xsk.bpf.o', 'pl_xsk'],
+      ['c. a policing first hop (r1\'s end passes one frame in 32 to its kernel, drops the rest)', 'sink.bpf.o', 'pl_sample'],
     ] as const) {
       // xsk.bpf.o with family 0 in its configuration takes nothing and passes everything.
       endObj = BpfObject.open(bpfObjectPath(file), 'far end');
