@@ -87,7 +87,10 @@ async function bothWays(st: LabState, target: string, method: 'udp' | 'icmp', o:
   }
 }
 
-function compare(what: string, r: { sock: Map<number, Seen>; bpf: Map<number, Seen>; total: number }): void {
+type Both = { sock: Map<number, Seen>; bpf: Map<number, Seen>; total: number };
+
+/** Checks the outcomes (always the same on both paths); returns why the RTTs disagree beyond the bound, or null. */
+function compare(what: string, r: Both): string | null {
   assert.ok(r.sock.size > 0, `${what}: replies came`);
   let worst = 0;
   let beyond = 0;
@@ -106,37 +109,51 @@ function compare(what: string, r: { sock: Map<number, Seen>; bpf: Map<number, Se
   // The receive ends are the same stamp; the send ends are the netfilter hook and the device's
   // stamp a few microseconds later. A preemption between the two (a busy CI machine) can stretch
   // one probe's gap: one such probe is allowed, and none past a millisecond.
-  assert.ok(beyond <= 1 && worst < 1, `${what}: RTTs within 20 us (${beyond} beyond; largest difference ${(worst * 1000).toFixed(1)} us)`);
+  return beyond <= 1 && worst < 1 ? null : `${what}: RTTs within 20 us (${beyond} beyond; largest difference ${(worst * 1000).toFixed(1)} us)`;
+}
+
+/**
+ * Runs `probe` and compares; a run whose RTTs disagree past the bound is run once more. A
+ * preemption burst on a loaded machine does not come twice in a row; a wrong send time would.
+ * Outcomes must agree on every run.
+ */
+async function sameBothWays(what: string, probe: () => Promise<Both>): Promise<Both> {
+  let r = await probe();
+  const first = compare(what, r);
+  if (first === null) return r;
+  process.stdout.write(`# ${first}: once more\n`);
+  r = await probe();
+  const again = compare(what, r);
+  assert.ok(again === null, `${again} (the run before: ${first})`);
+  return r;
 }
 
 test('the same probes both ways: the error queue and the BPF programs see the same answers, RTTs within 20 us (silent routers, IPv4 and IPv6, UDP and ICMP)', opt, async () => {
   await withLab(demo({ name: labName('bd') }), async (st) => {
     for (const fam of [4, 6] as const) {
       const dst = addrOf(st, 'dst', fam);
-      for (const method of ['udp', 'icmp'] as const) compare(`demo IPv${fam} ${method}`, await bothWays(st, dst, method, { maxTtl: 11, queries: 3 }));
+      for (const method of ['udp', 'icmp'] as const) await sameBothWays(`demo IPv${fam} ${method}`, () => bothWays(st, dst, method, { maxTtl: 11, queries: 3 }));
     }
   });
 });
 
 test('the same probes both ways on ECMP (flows sharing ports), a smaller MTU and a lossy link', opt, async () => {
   await withLab(ecmp({ name: labName('be'), width: 4 }), async (st) => {
-    for (const fam of [4, 6] as const) compare(`ecmp IPv${fam} 8 flows`, await bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 5, queries: 8, flows: 8 }));
+    for (const fam of [4, 6] as const) await sameBothWays(`ecmp IPv${fam} 8 flows`, () => bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 5, queries: 8, flows: 8 }));
   });
   await withLab(mtu({ name: labName('bm') }), async (st) => {
     // Probes larger than the middle link's MTU (1400), DF set: the router before it says how much fits.
     for (const fam of [4, 6] as const) {
-      const r = await bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 5, queries: 2, payload: 1450 - (fam === 4 ? 28 : 48), pmtu: true });
+      const r = await sameBothWays(`mtu IPv${fam} 1450-byte probes`, () => bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 5, queries: 2, payload: 1450 - (fam === 4 ? 28 : 48), pmtu: true }));
       assert.ok([...r.bpf.values()].some((x) => x.mtu === 1400), `IPv${fam}: a Fragmentation Needed / Packet Too Big with the MTU, seen by the programs`);
-      compare(`mtu IPv${fam} 1450-byte probes`, r);
     }
   });
   const spec = chain({ name: labName('bl'), routers: 3, seed: 11 });
   spec.links.find((l) => l.a === 'r2' && l.b === 'r3')!.impair = { loss: 0.3 };
   await withLab(validateSpec(spec), async (st) => {
     for (const fam of [4, 6] as const) {
-      const r = await bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 4, queries: 20 });
+      const r = await sameBothWays(`lossy IPv${fam}`, () => bothWays(st, addrOf(st, 'dst', fam), 'udp', { maxTtl: 4, queries: 20 }));
       assert.ok(r.sock.size < r.total, 'the lossy link lost some');
-      compare(`lossy IPv${fam}`, r);
     }
   });
 });
