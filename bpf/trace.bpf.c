@@ -315,10 +315,13 @@ int tr_in(struct bpf_nf_ctx *ctx)
 	__s32 seq = -1;
 	__u64 tx = 0;
 	__u32 cseq = 0;
-	/* The reader is woken when it can act: a TTL's probes all answered (a window to refill), the
-	 * target or an unreachable (the trace ends), anything unmatched. Other replies wait in the ring
-	 * for the next wake-up or the reader's own timer: their times are taken here, not when read. */
-	bool wake = s->wake_every <= 1 || !timex;
+	/* The reader is woken when it can act: a TTL's probes all answered (a window to refill, a hop
+	 * settled), the path's end first heard of or at a lower TTL than before (the trace stops
+	 * there), anything unmatched or foreign. The end's answers to probes beyond that TTL change
+	 * nothing (the reader ends them as stopped), nor do duplicates. Other replies wait in the ring
+	 * for the next wake-up or the reader's own timer, which drains the ring first: their times
+	 * are taken here, not when read. */
+	bool wake = s->wake_every <= 1;
 	bool quoted = cookie && our_cookie(sc, cookie, have, s->session, &cseq);
 	/* A quote with the cookie of another run (an earlier round's socket had this port) is not ours. */
 	bool foreign = cookie && !quoted && cookie + 8 <= have && be32(sc, cookie) == cfg.magic;
@@ -341,14 +344,30 @@ int tr_in(struct bpf_nf_ctx *ctx)
 				__u32 b = log2_us(now - tx);
 				if (h && b < TR_BUCKETS)
 					__sync_fetch_and_add(&h->b[b], 1);
-				if (h && s->wake_every > 1 && (__sync_fetch_and_add(&h->answered, 1) + 1) % s->wake_every == 0)
+				bool ttl_done = h && s->wake_every > 1 &&
+						(__sync_fetch_and_add(&h->answered, 1) + 1) % s->wake_every == 0;
+				/* Wake-ups are coalesced like a NIC's interrupts: a settled TTL wakes the
+				 * reader once wake_batch answers are unread (two TTLs' worth when that is at
+				 * most half the window: the other half keeps the path busy meanwhile). */
+				bool batch = s->wake_batch <= 1 ||
+					     __sync_fetch_and_add(&s->unread, 1) + 1 >= s->wake_batch;
+				if (timex) {
+					wake |= ttl_done && batch;
+				} else if (s->end_ttl == 0 || v->ttl < s->end_ttl) {
+					/* Racing writers on two CPUs leave one of two ends; both wake. */
+					s->end_ttl = v->ttl;
 					wake = true;
+				} else if (v->ttl == s->end_ttl) {
+					wake |= ttl_done;
+				}
 			}
 		}
 	}
 	count(s, seq >= 0 ? TR_MATCHED : TR_UNMATCHED);
 	if (seq < 0)
 		wake = true;
+	if (wake)
+		s->unread = 0;
 
 	struct tr_event *e = bpf_ringbuf_reserve(&tr_events, sizeof(*e), 0);
 	if (!e) {

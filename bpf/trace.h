@@ -35,10 +35,15 @@ struct tr_sock_key {
 struct tr_sock {
 	__u32 session;    /* the cookie's second word, host order */
 	__u8 by_cookie;   /* flows share ports across TTLs: the cookie's seq is part of the key */
-	__u8 pad;
+	__u8 end_ttl;     /* the lowest TTL the path's end answered (the target, an unreachable);
+	                   * 0: none yet. Set by the kernel, zero when user space adds the socket */
 	__u16 wake_every; /* wake the reader when a TTL's answers reach a multiple of this (its
 	                   * probes); 0 or 1: at every reply */
 	__u64 count[5];   /* enum tr_counter */
+	__u32 unread;     /* first answers since the reader was last woken */
+	__u16 wake_batch; /* a TTL's last answer wakes the reader once this many are unread (two
+	                   * TTLs' worth in a large enough window); 0 or 1: at every TTL */
+	__u16 pad2;
 };
 
 /* A probe as the wire names it (its identity), the probe map's key. */

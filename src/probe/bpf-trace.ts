@@ -97,7 +97,7 @@ class Correlator {
   }
 
   /** Takes the socket's records from now on (its filter keeps the socket itself from reading any, unless `shadow`). */
-  add(t: KernelTransport, fd: number, key: WholeReplies['kernelKey'], wakeEvery: number, shadow: boolean): void {
+  add(t: KernelTransport, fd: number, key: WholeReplies['kernelKey'], wake: Wake, shadow: boolean): void {
     const obj = this.session.obj;
     if (!shadow) {
       const rc = native().setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, int32(obj.progFd('tr_sock_drop')));
@@ -107,7 +107,8 @@ class Correlator {
     this.sockVal.fill(0);
     this.sockValView.setUint32(TR_SOCK.session, key.session >>> 0, LE);
     this.sockVal[TR_SOCK.by_cookie] = key.byCookie ? 1 : 0;
-    this.sockValView.setUint16(TR_SOCK.wake_every, Math.min(0xffff, Math.max(1, wakeEvery)), LE);
+    this.sockValView.setUint16(TR_SOCK.wake_every, clampU16(wake.perTtl), LE);
+    this.sockValView.setUint16(TR_SOCK.wake_batch, clampU16(wake.batch), LE);
     const rc = native().bpfMapUpdate(obj.mapFd('tr_socks'), this.sockKey, this.sockVal, 0);
     if (rc < 0) throw new PathlensError('ERR_BPF', `the kernel refused the probe socket's entry (${errnoName(-rc)})`);
     this.readers.set(readerKey(key.sport, key.proto), t);
@@ -201,17 +202,44 @@ export class KernelCorrelators {
  * with the transport), or a PathlensError naming what is missing (the caller closes `inner`).
  * `shadow`: the socket keeps reading its own replies too (no filter on it), so both paths see the
  * same probes (the differential test). `perTtl`: a TTL's probes, whose answers wake the reader
- * together.
+ * together; `window`: the probes a trace keeps in flight (its -N), which decides whether settled
+ * TTLs wake the reader in pairs (wakeOf).
  */
-export function kernelCorrelated(inner: Prober, placement: Placement | undefined, total: number, o: { shadow?: boolean; perTtl?: number; maxTtl?: number; pool?: KernelCorrelators } = {}): KernelTransport {
+export function kernelCorrelated(inner: Prober, placement: Placement | undefined, total: number, o: { shadow?: boolean; perTtl?: number; window?: number; maxTtl?: number; pool?: KernelCorrelators } = {}): KernelTransport {
   const own = o.pool ? null : new KernelCorrelators();
   try {
     const c = (o.pool ?? own!).get(inner.family, placement?.netns, total);
-    return new KernelTransport(inner, c, own, o.shadow === true, o.perTtl ?? 1, o.maxTtl ?? 255);
+    return new KernelTransport(inner, c, own, o.shadow === true, wakeOf(o.perTtl ?? 1, o.window ?? 1), o.maxTtl ?? 255);
   } catch (e) {
     own?.close();
     throw e;
   }
+}
+
+/** When the kernel wakes a socket's reader (struct tr_sock's wake_every and wake_batch). */
+export interface Wake {
+  /** A TTL's probes: its last answer settles it. */
+  perTtl: number;
+  /** First answers gathered before a settled TTL wakes the reader. */
+  batch: number;
+}
+
+/**
+ * A settled TTL wakes the reader at every second TTL's worth of answers when two TTLs are at most
+ * half the window: with -N 16 and 3 probes a TTL, one sendmmsg refills six slots while ten stay in
+ * flight. Smaller windows, and one probe a TTL (ECMP), wake at every TTL. Two and no more: on the
+ * demo lab two TTLs moved no trace's wall time by more than 1 ms (-q 3..10, -N 16..64), while
+ * three (-q 10 -N 64) held the deep TTLs back and took 22 % longer. The path's end, anything
+ * unmatched and the reader's own timer still wake it at once.
+ */
+export function wakeOf(perTtl: number, window: number): Wake {
+  const q = Math.max(1, Math.floor(perTtl));
+  if (q === 1) return { perTtl: 1, batch: 1 };
+  return { perTtl: q, batch: window >= 4 * q ? 2 * q : q };
+}
+
+function clampU16(x: number): number {
+  return Math.min(0xffff, Math.max(1, Math.floor(x)));
 }
 
 function int32(x: number): Uint8Array {
@@ -247,7 +275,7 @@ export class KernelTransport implements Transport {
     private readonly correlator: Correlator,
     private readonly own: KernelCorrelators | null,
     private readonly shadow: boolean,
-    private readonly wakeEvery: number,
+    private readonly wake: Wake,
     private readonly maxTtl: number,
   ) {
     this.method = inner.method;
@@ -259,7 +287,7 @@ export class KernelTransport implements Transport {
     const start = { correlation: 'kernel', hooks: correlator.hooks, attached: correlator.session.attached };
     this.kernel = { start, done: () => this.figures };
     // The socket is the correlator's from now on: its probes are recorded as they leave.
-    correlator.add(this, inner.socketFd, inner.kernelKey, wakeEvery, shadow);
+    correlator.add(this, inner.socketFd, inner.kernelKey, wake, shadow);
   }
 
   get packetLen(): number | undefined {

@@ -178,7 +178,7 @@ function openCorrelated(req: TraceRequest, spec: TraceSpec, address: Uint8Array,
     try {
       // --ecmp auto sends a varying number of probes per TTL: no batching of wake-ups by TTL there.
       const perTtl = req.ecmp === 'auto' ? 1 : spec.perTtl;
-      return { transport: kernelCorrelated(inner as Parameters<typeof kernelCorrelated>[0], req.placement, spec.total, { perTtl, maxTtl: req.maxTtl, pool }) };
+      return { transport: kernelCorrelated(inner as Parameters<typeof kernelCorrelated>[0], req.placement, spec.total, { perTtl, window: req.maxInflight, maxTtl: req.maxTtl, pool }) };
     } catch (e) {
       inner.close();
       if (!(e instanceof PathlensError) || mode === 'on') throw e;
