@@ -119,7 +119,7 @@ __u32 pping_next_conn = 0;
 
 /* What the parser gives the rules (addresses in key order: src first). */
 struct packet {
-	__u8 src[16];
+	__u8 src[16] __attribute__((aligned(8)));
 	__u8 dst[16];
 	__u16 sport;
 	__u16 dport;
@@ -149,9 +149,10 @@ struct packet {
 /* Per-CPU scratch space: the BPF stack (512 bytes) is too small for these. */
 struct scratch {
 	struct packet p;
-	struct pping_flow_key key;
+	struct pping_flow_key key __attribute__((aligned(8)));
 	struct pping_flow nf;
-	__u64 now;
+	__u64 now;      /* the packet's time, read when first needed (now_of); 0 until then */
+	__u64 tstamp;   /* the packet's own time, for PPING_CFG_TEST_CLOCK */
 	__u32 dir;      /* the packet's direction in the flow key (0: src is end 0) */
 	__u32 egress;
 	struct pping_ids ids; /* what the packet identifies (identify_*) */
@@ -171,11 +172,23 @@ static __always_inline void count(__u32 idx)
 		*c += 1;
 }
 
+/* The packet's time, read from the clock the first time a rule needs it: most packets need none
+ * (a pure ACK with nothing outstanding, a data segment whose TSval is not new), and the clock is
+ * a good part of what a packet costs. The differential tests replay packets at chosen times. */
+static __always_inline __u64 now_of(struct scratch *sc)
+{
+	if (!sc->now)
+		sc->now = (pping_cfg.flags & PPING_CFG_TEST_CLOCK) ? sc->tstamp : bpf_ktime_get_ns();
+	return sc->now;
+}
+
 /*
  * Parsing, in three stages with the same outcomes as src/pping/decode.ts for the same bytes:
  * link layer, IP (with IPv6 extension headers), transport. Each stage leaves its result offset
  * in map memory (struct packet), and the next reads it back as "some bounded offset": the
- * verifier then checks each stage once instead of once per path through the previous ones.
+ * verifier's states do not multiply with the paths through the previous stages. The stages are
+ * inlined (a call per stage per packet showed in the programs' cost); the offsets kept in map
+ * memory are what keep their verification small.
  */
 #define MAX_L3_OFF (14 + 4 * MAX_VLAN)
 #define MAX_L4_OFF 1024
@@ -185,8 +198,32 @@ static __always_inline __u32 recall(__u32 *slot)
 	return *(volatile __u32 *)slot;
 }
 
+/*
+ * The addresses and the flow key are written in whole 8-byte words and read back the same way:
+ * the flow map's hash and key compare read the key just after it is built, and a word read over
+ * several narrower stores still in the store buffer stalls (a failed store forward). Written
+ * byte by byte, the key compare alone cost about as much as the rest of the program.
+ */
+static __always_inline void put_addr(__u8 *to, const __u8 *from, int n)
+{
+	__u64 w0 = 0, w1 = 0;
+	if (n == 4) {
+		__u32 a;
+		__builtin_memcpy(&a, from, 4);
+		w0 = a; /* memory order kept: the 4 bytes first, then zeros (little or big endian alike) */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		w0 <<= 32;
+#endif
+	} else {
+		__builtin_memcpy(&w0, from, 8);
+		__builtin_memcpy(&w1, from + 8, 8);
+	}
+	((__u64 *)to)[0] = w0;
+	((__u64 *)to)[1] = w1;
+}
+
 /* Link layer: the EtherType and where the IP header starts. */
-static __noinline int parse_link(void *data, void *data_end, __u16 l3proto, bool l3, struct packet *p)
+static __always_inline int parse_link(void *data, void *data_end, __u16 l3proto, bool l3, struct packet *p)
 {
 	p->et = l3proto;
 	p->cursor = 0;
@@ -212,7 +249,7 @@ static __noinline int parse_link(void *data, void *data_end, __u16 l3proto, bool
 }
 
 /* IP: addresses, protocol, lengths, and where the transport header starts. */
-static __noinline int parse_ip(void *data, void *data_end, struct packet *p)
+static __always_inline int parse_ip(void *data, void *data_end, struct packet *p)
 {
 	__u32 et = p->et;
 	if (et != ETH_P_IP && et != ETH_P_IPV6)
@@ -237,8 +274,8 @@ static __noinline int parse_ip(void *data, void *data_end, struct packet *p)
 		p->family = 4;
 		p->proto = pos[9];
 		p->ip_len = tot;
-		__builtin_memcpy(p->src, pos + 12, 4);
-		__builtin_memcpy(p->dst, pos + 16, 4);
+		put_addr(p->src, pos + 12, 4);
+		put_addr(p->dst, pos + 16, 4);
 		if ((void *)(pos + ihl) > data_end)
 			return SKIP_MALFORMED;
 		p->hdr_len = ihl;
@@ -251,8 +288,8 @@ static __noinline int parse_ip(void *data, void *data_end, struct packet *p)
 		return SKIP_MALFORMED;
 	p->family = 6;
 	p->ip_len = 40 + (((__u32)pos[4] << 8) | pos[5]);
-	__builtin_memcpy(p->src, pos + 8, 16);
-	__builtin_memcpy(p->dst, pos + 24, 16);
+	put_addr(p->src, pos + 8, 16);
+	put_addr(p->dst, pos + 24, 16);
 	p->proto = pos[6];
 	p->cursor = l3off + 40;
 	bool later = false;
@@ -285,7 +322,7 @@ static __noinline int parse_ip(void *data, void *data_end, struct packet *p)
 }
 
 /* TCP options from byte 20 to hl: the timestamp option, or SKIP_MALFORMED for a broken list. */
-static __noinline int parse_tcp_options(__u8 *tcp, void *data_end, __u32 hl, struct packet *p)
+static __always_inline int parse_tcp_options(__u8 *tcp, void *data_end, __u32 hl, struct packet *p)
 {
 	/* Linux's usual options, NOP NOP TIMESTAMP and nothing else: what the walk below finds, read
 	 * at once (as parseTcpHeader does). */
@@ -394,7 +431,7 @@ static __noinline int parse_dns(__u8 *msg, void *data_end, __u32 kind, struct pa
 	return OK;
 }
 
-static __noinline int parse_l4(void *data, void *data_end, struct packet *p, const volatile struct pping_config *cfg)
+static __always_inline int parse_l4(void *data, void *data_end, struct packet *p, const volatile struct pping_config *cfg)
 {
 	__u32 l4off = recall(&p->cursor);
 	if (l4off > MAX_L4_OFF)
@@ -478,13 +515,19 @@ static __always_inline bool is_loopback(const __u8 *a, __u8 family)
 	return a[15] == 1;
 }
 
-/* Canonical key; returns the packet's direction (0: src is end 0). */
+/* Canonical key; returns the packet's direction (0: src is end 0). The addresses are compared as
+ * big-endian words (the order of their bytes) and the key is written in 8-byte words (put_addr). */
 static __always_inline int make_key(const struct packet *p, struct pping_flow_key *k)
 {
+	const __u32 *s32 = (const __u32 *)p->src;
+	const __u32 *d32 = (const __u32 *)p->dst;
 	int src_first = 0;
-	for (int i = 0; i < 16; i++) {
-		if (p->src[i] != p->dst[i]) {
-			src_first = p->src[i] < p->dst[i] ? 1 : -1;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < 4; i++) {
+		__u32 a = bpf_ntohl(s32[i]);
+		__u32 b = bpf_ntohl(d32[i]);
+		if (a != b) {
+			src_first = a < b ? 1 : -1;
 			break;
 		}
 	}
@@ -494,13 +537,22 @@ static __always_inline int make_key(const struct packet *p, struct pping_flow_ke
 	if (src_first == 0)
 		src_first = p->echo == 2 ? -1 : 1;
 	int dir = src_first > 0 ? 0 : 1;
-	__builtin_memcpy(k->addr[dir], p->src, 16);
-	__builtin_memcpy(k->addr[dir ^ 1], p->dst, 16);
-	k->port[dir] = p->sport;
-	k->port[dir ^ 1] = p->dport;
-	k->proto = p->proto;
-	k->family = p->family;
-	k->pad[0] = k->pad[1] = 0;
+	const __u64 *a64 = (const __u64 *)(dir ? p->dst : p->src);
+	const __u64 *b64 = (const __u64 *)(dir ? p->src : p->dst);
+	__u64 *k64 = (__u64 *)k;
+	k64[0] = a64[0];
+	k64[1] = a64[1];
+	k64[2] = b64[0];
+	k64[3] = b64[1];
+	/* port[0], port[1], proto, family and the padding, as one word laid out as the struct is. */
+	struct pping_flow_key_tail t = {
+		.port = { dir ? p->dport : p->sport, dir ? p->sport : p->dport },
+		.proto = p->proto,
+		.family = p->family,
+	};
+	__u64 w;
+	__builtin_memcpy(&w, &t, 8);
+	k64[4] = w;
 	return dir;
 }
 
@@ -547,13 +599,17 @@ static __always_inline void rtt_event(const struct pping_flow_key *k, const stru
 	e->flags = egress ? PPING_EVF_MATCH_ON_EGRESS : 0;
 	e->match = rule;
 	fill_tuple(e, k, echo_dir);
+	/* The timestamped direction's counters: its sent ones in its tally, its received ones in the
+	 * echoing direction's. */
 	const struct pping_dir *d = &f->d[(echo_dir & 1) ^ 1];
+	const struct pping_tally *sent = &f->by[(echo_dir & 1) ^ 1];
+	const struct pping_tally *rec = &f->by[echo_dir & 1];
 	e->rtt = rtt;
 	e->min_rtt = d->min_rtt;
-	e->sent_packets = d->sent_pkts;
-	e->sent_bytes = d->sent_bytes;
-	e->rec_packets = d->rec_pkts;
-	e->rec_bytes = d->rec_bytes;
+	e->sent_packets = sent->sent_pkts;
+	e->sent_bytes = sent->sent_bytes;
+	e->rec_packets = rec->rec_pkts;
+	e->rec_bytes = rec->rec_bytes;
 	submit(e);
 }
 
@@ -670,9 +726,10 @@ static __always_inline bool identify(struct packet *pk, const volatile struct pp
 }
 
 /*
- * The rules are split in subprograms that read the packet's facts from the per-CPU scratch
- * (map memory, which the verifier does not track): each is verified once per call site instead
- * of once per combination of flags, and the whole object verifies in well under a second.
+ * The rules read the packet's facts from the per-CPU scratch (map memory, which the verifier does
+ * not track). What every packet runs (the flow lookup, both directions' bookkeeping) is inlined;
+ * what few packets reach (a timestamp, a match, a close) is a subprogram, verified once per call
+ * site instead of once per combination of flags: the whole object verifies in well under a second.
  */
 
 /* Timestamps the packet's own identifier, when the rules allow (its direction is active). */
@@ -709,7 +766,7 @@ static __noinline void stamp_packet(struct scratch *sc, const volatile struct pp
 	}
 	d->last_id = id;
 
-	__u64 now = sc->now;
+	__u64 now = now_of(sc);
 	if (d->stamped) {
 		__u64 gap = cfg->rate_limit_ns;
 		if (cfg->rtt_rate_milli) {
@@ -768,8 +825,10 @@ static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 		return;
 	struct pping_stamp_key sk = { .conn_id = f->conn_id, .dir = sent, .id = sc->ids.echoed };
 	struct pping_stamp *s = bpf_map_lookup_elem(&pping_stamps, &sk);
-	__u64 now = sc->now;
-	if (!s || now < s->time)
+	if (!s)
+		return;
+	__u64 now = now_of(sc);
+	if (now < s->time)
 		return;
 	__u64 t0 = s->time;
 	__u32 was_one_way = s->one_way;
@@ -793,7 +852,7 @@ static __noinline void match_packet(struct scratch *sc, struct pping_flow *f)
 }
 
 /* The flow of the packet in the scratch: found, or created by a packet that can be timestamped. */
-static __noinline struct pping_flow *flow_of(struct scratch *sc)
+static __always_inline struct pping_flow *flow_of(struct scratch *sc)
 {
 	struct pping_flow *f = bpf_map_lookup_elem(&pping_flows, &sc->key);
 	if (f)
@@ -822,29 +881,29 @@ static __noinline void close_flow(struct scratch *sc, struct pping_flow *f)
 	bool was0 = dir_active(&f->d[0]);
 	bool was1 = dir_active(&f->d[1]);
 	if (d->state == PPING_DIR_OPEN)
-		flow_event(&sc->key, dir ^ 1, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_DEST, 0);
+		flow_event(&sc->key, dir ^ 1, now_of(sc), PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_DEST, 0);
 	d->state = PPING_DIR_CLOSED;
 	if (sc->ids.closing == PPING_R_RST) {
 		if (r->state == PPING_DIR_OPEN)
-			flow_event(&sc->key, dir, sc->now, PPING_FLOW_CLOSING, PPING_R_RST, PPING_BY_SRC, 0);
+			flow_event(&sc->key, dir, now_of(sc), PPING_FLOW_CLOSING, PPING_R_RST, PPING_BY_SRC, 0);
 		r->state = PPING_DIR_CLOSED;
 	}
 	if (dir_active(d) || dir_active(r))
 		return;
 	/* A flow that goes with one direction only seen (each direction counts the other's packets
 	 * as received): reported as it goes, from the silent end, as matcher.ts does. */
-	if (!f->d[0].rec_pkts && !f->d[1].rec_pkts) {
+	if (!f->by[0].rec_pkts && !f->by[1].rec_pkts) {
 		count(PPING_C_ONE_WAY_FLOWS);
 		if (was0)
-			flow_event(&sc->key, 1, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_SRC, PPING_EVF_ONE_WAY);
+			flow_event(&sc->key, 1, now_of(sc), PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_SRC, PPING_EVF_ONE_WAY);
 		if (was1)
-			flow_event(&sc->key, 0, sc->now, PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_SRC, PPING_EVF_ONE_WAY);
+			flow_event(&sc->key, 0, now_of(sc), PPING_FLOW_CLOSING, sc->ids.closing, PPING_BY_SRC, PPING_EVF_ONE_WAY);
 	}
 	bpf_map_delete_elem(&pping_flows, &sc->key);
 }
 
 /* Both directions' part of the packet, once its flow is known. */
-static __noinline void apply_rules(struct scratch *sc, const volatile struct pping_config *cfg, struct pping_flow *f)
+static __always_inline void apply_rules(struct scratch *sc, const volatile struct pping_config *cfg, struct pping_flow *f)
 {
 	__u32 dir = sc->dir & 1;
 	struct pping_dir *d = &f->d[dir];
@@ -856,14 +915,14 @@ static __noinline void apply_rules(struct scratch *sc, const volatile struct ppi
 	/* The packet's own direction: opened by its first packet that can be timestamped. */
 	if (d->state == PPING_DIR_EMPTY && sc->ids.id_valid) {
 		d->state = PPING_DIR_WAITOPEN;
-		d->last_stamp = sc->now;
+		d->last_stamp = now_of(sc);
 		d->last_id = sc->ids.id;
 		d->stamped = 0;
 		d->open_reason = sc->ids.open_reason;
 	}
 	if (dir_active(d)) {
-		d->sent_pkts++;
-		d->sent_bytes += pk->payload;
+		f->by[dir].sent_pkts++;
+		f->by[dir].sent_bytes += pk->payload;
 		if (sc->ids.id_valid)
 			stamp_packet(sc, cfg, f);
 	}
@@ -874,8 +933,8 @@ static __noinline void apply_rules(struct scratch *sc, const volatile struct ppi
 			r->state = PPING_DIR_OPEN;
 			flow_event(&sc->key, dir, r->last_stamp, PPING_FLOW_OPENING, r->open_reason, PPING_BY_DEST, 0);
 		}
-		r->rec_pkts++;
-		r->rec_bytes += pk->payload;
+		f->by[dir].rec_pkts++;
+		f->by[dir].rec_bytes += pk->payload;
 		if (sc->ids.echo_valid && (edge || !sc->ids.echo_on_edge))
 			match_packet(sc, f);
 	}
@@ -891,7 +950,10 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	count(PPING_C_SEEN);
 
 	struct packet *pk = &sc->p;
-	__builtin_memset(pk, 0, sizeof(*pk));
+	/* What the parsers may leave unwritten on the way to OK: the rest is always written there
+	 * (the addresses whole, by put_addr), and an 88-byte memset per packet showed in its cost. */
+	pk->tcp_flags = pk->has_ts = pk->echo = pk->dns = pk->quic = pk->quic_bits = 0;
+	pk->payload = 0;
 	int r = parse_link(data, data_end, l3proto, (cfg->flags & PPING_CFG_L3) != 0, pk);
 	if (r == OK)
 		r = parse_ip(data, data_end, pk);
@@ -909,8 +971,8 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	count(PPING_C_CONSIDERED);
 	if (!identify(pk, cfg, &sc->ids))
 		return 0;
-	/* The differential tests replay packets with BPF_PROG_TEST_RUN at chosen times. */
-	sc->now = (cfg->flags & PPING_CFG_TEST_CLOCK) ? tstamp : bpf_ktime_get_ns();
+	sc->now = 0;
+	sc->tstamp = tstamp;
 	sc->egress = egress;
 	sc->dir = make_key(pk, &sc->key);
 

@@ -19,6 +19,14 @@ struct pping_flow_key {
 	__u8 pad[2];
 };
 
+/* The key's last 8 bytes (after the addresses), built in a register and stored as one word. */
+struct pping_flow_key_tail {
+	__u16 port[2];
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+
 /* States of a flow direction (ePPing's): active while waiting for its first reply, or open. */
 enum pping_dir_state {
 	PPING_DIR_EMPTY = 0,
@@ -32,27 +40,40 @@ struct pping_dir {
 	__u64 last_stamp; /* ktime of the last timestamp, or of the first packet before any */
 	__u64 min_rtt;    /* of samples of packets sent this way, ns (0: none) */
 	__u64 srtt;
-	__u64 sent_pkts;  /* packets sent this way while the direction was active */
-	__u64 sent_bytes; /* their payload bytes */
-	__u64 rec_pkts;   /* packets the other way while this direction was active */
-	__u64 rec_bytes;
 	__u32 last_id;    /* last identifier seen this way (TSval or echo sequence) */
-	__u8 state;       /* enum pping_dir_state */
-	__u8 stamped;     /* a timestamp has been taken (or tried) this way */
-	__u8 open_reason; /* enum pping_reason */
-	__u8 has_barrier; /* SEQ/ACK: a retransmission was seen this way (Karn's rule) */
-	__u32 barrier;    /* the highest identifier sent this way before it: no sample up to it */
+	__u32 barrier;    /* SEQ/ACK: the highest identifier sent this way before a retransmission: no sample up to it */
 	/* Timestamps of this direction stored and not yet matched, as ePPing keeps it: an echo is
 	 * looked up only when there may be one. The user-space sweep's expiries do not count down
 	 * (it cannot update the flow atomically), so this may stay above the truth (a lookup more),
 	 * never below it. */
 	__u32 outstanding;
+	__u8 state;       /* enum pping_dir_state */
+	__u8 stamped;     /* a timestamp has been taken (or tried) this way */
+	__u8 open_reason; /* enum pping_reason */
+	__u8 has_barrier; /* SEQ/ACK: a retransmission was seen this way (Karn's rule) */
 	__u8 credits;     /* --burst: timestamps it may still take past the rate limit */
 	__u8 pad[7];
 };
 
+/*
+ * The counters a packet going way k writes, every packet: direction k's sent ones and direction
+ * k ^ 1's received ones. The two ways of a flow are often handled by two CPUs (data on one, ACKs
+ * on the other): each tally is written by one of them only, 64 bytes apart from the other so
+ * that they never share a cache line, and the rarely written fields above (and the key before
+ * them in the map's element) stay in lines the CPUs can both keep. Sharing them cost each packet
+ * a cache line taken from the other CPU (about a tenth of the program's cost).
+ */
+struct pping_tally {
+	__u64 sent_pkts;  /* direction k: packets sent that way while it was active */
+	__u64 sent_bytes; /* their payload bytes */
+	__u64 rec_pkts;   /* direction k ^ 1: packets this way (its replies) while it was active */
+	__u64 rec_bytes;
+	__u64 pad[4];
+};
+
 struct pping_flow {
 	struct pping_dir d[2];
+	struct pping_tally by[2];
 	__u32 conn_id;    /* unique per connection in this run: stored timestamps are keyed by it */
 	__u32 pad;
 };

@@ -10,9 +10,11 @@ export const LE = endianness() === 'LE';
 /** struct pping_flow_key */
 export const FLOW_KEY = { size: 40, addr: 0, port: 32, proto: 36, family: 37 } as const;
 /** struct pping_dir */
-export const DIR = { size: 80, last_stamp: 0, min_rtt: 8, srtt: 16, sent_pkts: 24, sent_bytes: 32, rec_pkts: 40, rec_bytes: 48, last_id: 56, state: 60, stamped: 61, open_reason: 62, has_barrier: 63, barrier: 64, outstanding: 68, credits: 72 } as const;
+export const DIR = { size: 48, last_stamp: 0, min_rtt: 8, srtt: 16, last_id: 24, barrier: 28, outstanding: 32, state: 36, stamped: 37, open_reason: 38, has_barrier: 39, credits: 40 } as const;
+/** struct pping_tally: by[k] has direction k's sent counters and direction k ^ 1's received ones. */
+export const TALLY = { size: 64, sent_pkts: 0, sent_bytes: 8, rec_pkts: 16, rec_bytes: 24 } as const;
 /** struct pping_flow */
-export const FLOW = { size: 168, d: 0, conn_id: 160 } as const;
+export const FLOW = { size: 232, d: 0, by: 96, conn_id: 224 } as const;
 /** struct pping_stamp_key / struct pping_stamp */
 export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
 export const STAMP = { size: 24, time: 0, deadline: 8, one_way: 16 } as const;

@@ -41,6 +41,7 @@ import {
   LE,
   STAMP,
   STAMP_KEY,
+  TALLY,
   setU64,
   u64,
 } from './bpf-layout.js';
@@ -229,7 +230,7 @@ class BpfSweeper {
       for (let d = 0; d < 2; d++) if (verdict & (1 << d)) this.timeouts.push({ key: k, from: d ^ 1, bidirectional: true });
       // A flow with one direction only seen (each direction counts the other's packets as received):
       // its active direction, the same way round, once (matcher.ts oneWayGone).
-      if (u64(vv, vo + FLOW.d + DIR.rec_pkts) === 0 && u64(vv, d1 + DIR.rec_pkts) === 0) {
+      if (u64(vv, vo + FLOW.by + TALLY.rec_pkts) === 0 && u64(vv, vo + FLOW.by + TALLY.size + TALLY.rec_pkts) === 0) {
         this.oneWay++;
         for (let d = 0; d < 2; d++) if (active(vv.getUint8(vo + FLOW.d + d * DIR.size + DIR.state))) this.timeouts.push({ key: k, from: d ^ 1, bidirectional: false });
       }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CONFIG, DIR, EVENT, FLOW, FLOW_KEY, STAMP, STAMP_KEY } from '../../src/pping/bpf-layout.js';
+import { CONFIG, DIR, EVENT, FLOW, FLOW_KEY, STAMP, STAMP_KEY, TALLY } from '../../src/pping/bpf-layout.js';
 import { IDENTIFIERS, PacketIds } from '../../src/pping/identify.js';
 import { btfStructs } from '../helpers/btf.js';
 import * as KT from '../../src/ktrace/layout.js';
@@ -25,6 +25,7 @@ const layouts: Array<[string, ReturnType<typeof btfStructs>, Array<[string, Reco
     [
       ['pping_flow_key', FLOW_KEY],
       ['pping_dir', DIR],
+      ['pping_tally', TALLY],
       ['pping_flow', FLOW],
       ['pping_stamp_key', STAMP_KEY],
       ['pping_stamp', STAMP],
