@@ -5,8 +5,11 @@
  * alternating runs; plus the BPF programs' own cost from the kernel's run-time statistics
  * (bpf_stats: run_time_ns / run_cnt per program). Root; traffic stays inside the lab.
  *
- *   sudo node dist/bench/pping-live.js [seconds=5] [runs=3] [--ingress-hook tc|xdp] [--rate-limit MS] [--epping PATH]
+ *   sudo node dist/bench/pping-live.js [seconds=5] [runs=3] [--ingress-hook tc|xdp] [--rate-limit MS] [--traffic bulk|small] [--epping PATH]
  *
+ * --traffic small: 100-byte writes with TCP_NODELAY (iperf3 -l 100 -N): a segment per write, so
+ * many more packets per second and per byte, each with a small payload, instead of bulk's
+ * GSO-sized ones.
  * --rate-limit 0 samples every timestamp (an event per ACK or so): the cost of producing events.
  * --epping PATH adds ePPing (xdp-project/bpf-examples pping, built by ../shared/peers/build-epping.sh;
  * not part of pathlens) as a third leg of each round with the same hooks and sampling: its
@@ -32,7 +35,15 @@ const rateAt = args.indexOf('--rate-limit');
 const RATE = rateAt >= 0 ? ['--rate-limit', args[rateAt + 1]] : [];
 const eppingAt = args.indexOf('--epping');
 const EPPING = eppingAt >= 0 ? args[eppingAt + 1] : null;
-const pos = args.filter((a, i) => !a.startsWith('--') && (hookAt < 0 || i !== hookAt + 1) && (rateAt < 0 || i !== rateAt + 1) && (eppingAt < 0 || i !== eppingAt + 1));
+const trafficAt = args.indexOf('--traffic');
+const TRAFFIC = trafficAt >= 0 ? args[trafficAt + 1] : 'bulk';
+if (TRAFFIC !== 'bulk' && TRAFFIC !== 'small') {
+  console.error('pping-live: --traffic bulk|small');
+  process.exit(2);
+}
+const SMALL = TRAFFIC === 'small';
+const valueAt = new Set([hookAt, rateAt, eppingAt, trafficAt].filter((i) => i >= 0).map((i) => i + 1));
+const pos = args.filter((a, i) => !a.startsWith('--') && !valueAt.has(i));
 const SECONDS = Number(pos[0] ?? 5);
 const RUNS = Number(pos[1] ?? 3);
 const LAB = 'plbench';
@@ -52,14 +63,14 @@ function transfer(dst: string): number {
   if (has('iperf3')) {
     const server = spawn('ip', ['netns', 'exec', ns('dst'), 'iperf3', '-s', '-1'], { stdio: 'ignore' });
     spawnSync('sleep', ['0.3']);
-    const out = sh(['ip', 'netns', 'exec', ns('src'), 'iperf3', '-c', dst, '-t', String(SECONDS), '-J']);
+    const out = sh(['ip', 'netns', 'exec', ns('src'), 'iperf3', '-c', dst, '-t', String(SECONDS), '-J', ...(SMALL ? ['-l', '100', '-N'] : [])]);
     server.kill();
     return JSON.parse(out).end.sum_received.bits_per_second as number;
   }
   const sink = "require('net').createServer((c)=>{c.resume();c.on('end',()=>c.end())}).listen(5201)";
   const server = spawn('ip', ['netns', 'exec', ns('dst'), process.execPath, '-e', sink], { stdio: 'ignore' });
   spawnSync('sleep', ['0.5']);
-  const send = `const s=require('net').connect(5201,'${dst}',()=>{const b=Buffer.alloc(1<<20);const t0=process.hrtime.bigint();let n=0;const w=()=>{while(Number(process.hrtime.bigint()-t0)<${SECONDS}e9){n+=b.length;if(!s.write(b))return s.once('drain',w);}s.end(()=>{console.log(n*8/(Number(process.hrtime.bigint()-t0)/1e9));});};w();});`;
+  const send = `const s=require('net').connect(5201,'${dst}',()=>{s.setNoDelay(${SMALL});const b=Buffer.alloc(${SMALL ? 100 : '1<<20'});const t0=process.hrtime.bigint();let n=0;const w=()=>{while(Number(process.hrtime.bigint()-t0)<${SECONDS}e9){n+=b.length;if(!s.write(b))return s.once('drain',w);}s.end(()=>{console.log(n*8/(Number(process.hrtime.bigint()-t0)/1e9));});};w();});`;
   const out = sh(['ip', 'netns', 'exec', ns('src'), process.execPath, '-e', send]);
   server.kill();
   return Number(out.trim());
@@ -121,7 +132,7 @@ async function main(): Promise<void> {
   try {
     const dst = sh(['ip', 'netns', 'exec', ns('dst'), 'ip', '-4', '-o', 'addr', 'show', 'e1']).match(/inet (\S+)\//)![1];
     console.log(`# ${cpus().length} CPUs (${cpus()[0].model}); kernel ${sh(['uname', '-r']).trim()}; ${has('iperf3') ? 'iperf3' : 'node'} transfer, ${SECONDS} s x ${RUNS} runs each, alternating`);
-    console.log(`# pping: BPF, tc egress + ${HOOK} ingress on r1's interface toward the sink, ${RATE.length ? `rate limit ${RATE[1]} ms` : 'default sampling (TCP, 100 ms rate limit)'}`);
+    console.log(`# pping: BPF, tc egress + ${HOOK} ingress on r1's interface toward the sink, ${RATE.length ? `rate limit ${RATE[1]} ms` : 'default sampling (TCP, 100 ms rate limit)'}; ${SMALL ? 'small segments (100-byte writes, TCP_NODELAY)' : 'bulk transfer'}`);
     transfer(dst); // warm-up
     const off: number[] = [];
     const on: number[] = [];
