@@ -24,7 +24,7 @@ import { formatIp } from '../packet/addr.js';
 import { ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
 import { type FlowEvent, type FlowReason, type FlowTuple, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { NEWER_WRAP, PacketIds, R_RST, RULE_DNS, RULE_NAMES, RULE_SEQACK, identify, isNewer } from './identify.js';
-import { D_BARRIER, D_CREDITS, D_HAS_BARRIER, D_LAST_ID, D_LAST_STAMP, D_MIN_RTT, D_OPEN_REASON, D_REC_BYTES, D_REC_PKTS, D_SENT_BYTES, D_SENT_PKTS, D_SRTT, D_STAMPED, D_STATE, DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, DS, FlowTable, StampTable } from './tables.js';
+import { D_BARRIER, D_CREDITS, D_HAS_BARRIER, D_LAST_ID, D_MISSED, D_LAST_STAMP, D_MIN_RTT, D_OPEN_REASON, D_REC_BYTES, D_REC_PKTS, D_SENT_BYTES, D_SENT_PKTS, D_SRTT, D_STAMPED, D_STATE, DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, DS, FlowTable, StampTable } from './tables.js';
 import { active, CROWDED, gcVerdict, oneWayLimit, STAMP_MAX_LIFETIME_NS, STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES } from './hygiene.js';
 
 
@@ -267,6 +267,7 @@ export class Matcher {
     }
     if (this.stamps.put(ft.connId[slot] * 2 + dir, id, t, t + life, oneWay)) {
       this.stats.stamped++;
+      if (fd[a + D_MISSED] === id + 1) fd[a + D_MISSED] = 0;
     } else if (this.stamps.size >= this.stamps.max) {
       this.stats.stampTableFull++;
       this.reportFull(t);
@@ -278,7 +279,10 @@ export class Matcher {
     const ft = this.flows;
     const fd = ft.d;
     const r = (slot * 2 + (dir ^ 1)) * DS;
+    // The same echo as the last lookup that found nothing: nothing stored since, nothing to find.
+    if (fd[r + D_MISSED] === echoed + 1) return;
     const t0 = this.stamps.take(ft.connId[slot] * 2 + (dir ^ 1), echoed, t);
+    if (t0 === -1) fd[r + D_MISSED] = echoed + 1;
     if (t0 < 0) return;
     if (this.ids.rule === RULE_SEQACK && fd[r + D_HAS_BARRIER] && !isNewer(NEWER_WRAP, echoed, fd[r + D_BARRIER])) {
       this.stats.retransmitSkipped++;

@@ -27,11 +27,27 @@ function mix(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-function endpointHash(b: Uint8Array, off: number, n: number, port: number): number {
-  let h = 0x811c9dc5 ^ port;
-  for (let i = 0; i < n; i++) h = Math.imul(h ^ b[off + i], 0x01000193);
-  return mix(h);
+/** Bytes b[o..o+3] as one 32-bit word (any fixed order would do: keys and packets use this one). */
+function word(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
 }
+
+/** An address (1 or 4 words at b[off]) folded into one word. */
+function addrWord(b: Uint8Array, off: number, family: number): number {
+  if (family === 4) return word(b, off);
+  let h = word(b, off);
+  for (let i = 4; i < 16; i += 4) h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) ^ word(b, off + i);
+  return h;
+}
+
+/** One end (address word and port), spread before the two ends are combined symmetrically. */
+function endpointHash(w: number, port: number): number {
+  const h = Math.imul(w ^ Math.imul(port + 1, 0x9e3779b1), 0x85ebca6b);
+  return h ^ (h >>> 15);
+}
+
+/** FlowTable's key words per slot: family | proto << 8, ports (A << 16 | B), A's address, B's address. */
+const KW = 10;
 
 function pow2AtLeast(n: number): number {
   let c = 16;
@@ -74,6 +90,12 @@ export const D_BARRIER = 11;
 export const D_HAS_BARRIER = 12;
 /** --burst: timestamps this direction may still take past the rate limit. */
 export const D_CREDITS = 13;
+/**
+ * The last echo looked up for this direction's timestamps and not found there, plus one (0:
+ * none): a bulk flow's ACKs echo the same TSval many times over, and the lookups after the first
+ * cannot find it unless it is stored meanwhile (which clears this).
+ */
+export const D_MISSED = 14;
 /** Numbers per direction record (a power of two: 128 bytes). */
 export const DS = 16;
 
@@ -90,6 +112,11 @@ export class FlowTable {
   private mask: number;
   private tomb = 0;
   keys!: Uint8Array;
+  /**
+   * The key again as words (KW per slot, see word()): a lookup compares a few words, not up to 36
+   * bytes one at a time. `keys` keeps the bytes that events and the sweep read.
+   */
+  private kw!: Int32Array;
   state!: Uint8Array;
   hash!: Uint32Array;
   /** Per slot: connection id (unique for the run; stored timestamps are keyed by it). */
@@ -117,6 +144,7 @@ export class FlowTable {
   private alloc(): void {
     const n = this.slots;
     this.keys = new Uint8Array(n * KEY);
+    this.kw = new Int32Array(n * KW);
     this.state = new Uint8Array(n);
     this.hash = new Uint32Array(n);
     this.connId = new Uint32Array(n);
@@ -129,22 +157,21 @@ export class FlowTable {
 
   /** The symmetric hash of the packet's flow. */
   hashOf(p: PacketInfo): number {
-    const n = p.family === 4 ? 4 : 16;
-    return mix((endpointHash(p.bytes, p.srcOff, n, p.srcPort) ^ endpointHash(p.bytes, p.dstOff, n, p.dstPort)) + p.proto);
+    const a = endpointHash(addrWord(p.bytes, p.srcOff, p.family), p.srcPort);
+    const b = endpointHash(addrWord(p.bytes, p.dstOff, p.family), p.dstPort);
+    return mix((a ^ b) + p.proto);
   }
 
   private same(slot: number, p: PacketInfo, reversed: boolean): boolean {
-    const k = this.keys;
-    const o = slot * KEY;
-    if (k[o] !== p.family || k[o + 1] !== p.proto) return false;
-    const pa = (k[o + 4] << 8) | k[o + 5];
-    const pb = (k[o + 6] << 8) | k[o + 7];
-    const n = p.family === 4 ? 4 : 16;
+    const k = this.kw;
+    const o = slot * KW;
+    if (k[o] !== (p.family | (p.proto << 8))) return false;
+    if (k[o + 1] !== (reversed ? (p.dstPort << 16) | p.srcPort : (p.srcPort << 16) | p.dstPort)) return false;
     const b = p.bytes;
     const aOff = reversed ? p.dstOff : p.srcOff;
     const bOff = reversed ? p.srcOff : p.dstOff;
-    if (pa !== (reversed ? p.dstPort : p.srcPort) || pb !== (reversed ? p.srcPort : p.dstPort)) return false;
-    for (let i = 0; i < n; i++) if (k[o + 8 + i] !== b[aOff + i] || k[o + 24 + i] !== b[bOff + i]) return false;
+    if (p.family === 4) return k[o + 2] === word(b, aOff) && k[o + 6] === word(b, bOff);
+    for (let i = 0; i < 4; i++) if (k[o + 2 + i] !== word(b, aOff + 4 * i) || k[o + 6 + i] !== word(b, bOff + 4 * i)) return false;
     return true;
   }
 
@@ -190,6 +217,15 @@ export class FlowTable {
     k[o + 7] = p.dstPort & 0xff;
     k.set(p.bytes.subarray(p.srcOff, p.srcOff + n), o + 8);
     k.set(p.bytes.subarray(p.dstOff, p.dstOff + n), o + 24);
+    const kw = this.kw;
+    const w = i * KW;
+    kw.fill(0, w, w + KW);
+    kw[w] = p.family | (p.proto << 8);
+    kw[w + 1] = (p.srcPort << 16) | p.dstPort;
+    for (let j = 0; j < n; j += 4) {
+      kw[w + 2 + j / 4] = word(p.bytes, p.srcOff + j);
+      kw[w + 6 + j / 4] = word(p.bytes, p.dstOff + j);
+    }
     this.state[i] = USED;
     this.hash[i] = h;
     this.connId[i] = connId;
@@ -230,6 +266,7 @@ export class FlowTable {
   /** Rehashes every live entry into `slots` slots (drops tombstones), keeping slot contents. */
   private rebuild(slots: number): void {
     const oldKeys = this.keys;
+    const oldKw = this.kw;
     const oldState = this.state;
     const oldHash = this.hash;
     const oldConn = this.connId;
@@ -244,6 +281,7 @@ export class FlowTable {
       let i = oldHash[s] & this.mask;
       while (this.state[i] === USED) i = (i + 1) & this.mask;
       this.keys.set(oldKeys.subarray(s * KEY, s * KEY + KEY), i * KEY);
+      this.kw.set(oldKw.subarray(s * KW, s * KW + KW), i * KW);
       this.state[i] = USED;
       this.hash[i] = oldHash[s];
       this.connId[i] = oldConn[s];
@@ -324,7 +362,7 @@ export class StampTable {
 
   /**
    * Removes (connDir, id) and returns its time, or -1 when absent; an entry younger than
-   * `notAfter` (a packet earlier than the one it would match) is left in place and -1 returned.
+   * `notAfter` (a packet earlier than the one it would match) is left in place and -2 returned.
    */
   take(connDir: number, id: number, notAfter = Infinity): number {
     const cd = connDir >>> 0;
@@ -334,7 +372,7 @@ export class StampTable {
       if (st === EMPTY) return -1;
       if (st === USED && r[i * SR] === cd && r[i * SR + 1] === id) {
         const time = r[i * SR + 2];
-        if (time > notAfter) return -1;
+        if (time > notAfter) return -2;
         this.drop(i);
         return time;
       }
