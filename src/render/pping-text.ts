@@ -32,6 +32,19 @@ function putDigits(b: Uint8Array, i: number, n: number): number {
     b[i] = ZERO + n;
     return i + 1;
   }
+  if (n > 0x7fffffff) return putDigitsLarge(b, i, n);
+  // Below 2^31 (epoch seconds, ports, whole seconds of an RTT): integer division.
+  let len = 0;
+  for (let m = n; m !== 0; m = (m / 10) | 0) len++;
+  for (let k = i + len - 1, m = n; k >= i; k--) {
+    const q = (m / 10) | 0;
+    b[k] = ZERO + m - q * 10;
+    m = q;
+  }
+  return i + len;
+}
+
+function putDigitsLarge(b: Uint8Array, i: number, n: number): number {
   let len = 0;
   for (let m = n; m >= 1; m = Math.floor(m / 10)) len++;
   for (let k = i + len - 1, m = n; k >= i; k--, m = Math.floor(m / 10)) b[k] = ZERO + (m % 10);
@@ -40,7 +53,11 @@ function putDigits(b: Uint8Array, i: number, n: number): number {
 
 /** An integer 0 to 999,999,999 in nine digits at b[i] (what nine() gives). */
 function putNine(b: Uint8Array, i: number, n: number): number {
-  for (let k = i + 8, m = n; k >= i; k--, m = Math.floor(m / 10)) b[k] = ZERO + (m % 10);
+  for (let k = i + 8, m = n; k >= i; k--) {
+    const q = (m / 10) | 0;
+    b[k] = ZERO + m - q * 10;
+    m = q;
+  }
   return i + 9;
 }
 
