@@ -53,7 +53,10 @@ function straced(ns: string, args: string[], target: string, port: number): { al
   try {
     const r = spawnSync('ip', ['netns', 'exec', ns, 'strace', '-f', '-qq', '-o', file, process.execPath, CLI, 'trace', '-n', '--jsonl', '-q', '3', ...args, target], { encoding: 'utf8', maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`trace ${args.join(' ')}: ${r.stderr}`);
-    const done = events(r.stdout).at(-1) as DoneEvent;
+    // Every round's done event (-c): their probes together.
+    const probes = events(r.stdout)
+      .filter((e): e is DoneEvent => e.type === 'done')
+      .reduce((a, d) => a + d.probes_sent, 0);
     let all = 0;
     let hot = 0;
     let bpf = 0;
@@ -70,7 +73,7 @@ function straced(ns: string, args: string[], target: string, port: number): { al
         if (started) hot++;
       }
     }
-    return { all, hot, bpf, probes: done.probes_sent };
+    return { all, hot, bpf, probes };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
     spawnSync('ip', ['netns', 'exec', src.ns, process.execPath, CLI, 'trace', '-n', '--quiet', dst.ifaces[0].v4]);
 
     console.log('## system calls per probe (strace -f; trace -q 3 to the target, 10 hops)\n');
-    console.log('| family | mode | probes | network + readiness calls, whole process | from the first probe on | bpf(2), once a run |');
+    console.log('| family | mode | probes | network + readiness calls, whole process | from the first probe on | bpf(2) |');
     console.log('|---|---|---:|---:|---:|---:|');
     for (const fam of [4, 6] as const) {
       const target = fam === 4 ? dst.ifaces[0].v4 : dst.ifaces[0].v6;
@@ -100,6 +103,9 @@ async function main(): Promise<void> {
         const s = straced(src.ns, [...m.args, '--sport', '40999'], target, 33434);
         console.log(`| IPv${fam} | ${m.name} | ${s.probes} | ${(s.all / s.probes).toFixed(2)} (${s.all}) | ${(s.hot / s.probes).toFixed(2)} (${s.hot}) | ${s.bpf} |`);
       }
+      // Ten rounds on one load (mtr's way): a socket and its entries each round.
+      const s = straced(src.ns, ['--bpf', 'on', '-c', '10', '--sport', '40999'], target, 33434);
+      console.log(`| IPv${fam} | bpf, -c 10 | ${s.probes} | ${(s.all / s.probes).toFixed(2)} (${s.all}) | ${(s.hot / s.probes).toFixed(2)} (${s.hot}) | ${s.bpf} (${(s.bpf / s.probes).toFixed(2)} a probe) |`);
     }
 
     console.log('\n## CPU per probe (-c 40 --interval 0 -q 3 -m 10 -N 64: 1,200 probes, IPv4)\n');

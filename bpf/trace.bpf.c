@@ -344,6 +344,9 @@ int tr_in(struct bpf_nf_ctx *ctx)
 				__u32 b = log2_us(now - tx);
 				if (h && b < TR_BUCKETS)
 					__sync_fetch_and_add(&h->b[b], 1);
+				__u64 bit = 1ULL << (v->ttl & 63);
+				if (h && !(s->ttls[(v->ttl >> 6) & 3] & bit))
+					__sync_fetch_and_or(&s->ttls[(v->ttl >> 6) & 3], bit);
 				bool ttl_done = h && s->wake_every > 1 &&
 						(__sync_fetch_and_add(&h->answered, 1) + 1) % s->wake_every == 0;
 				/* Wake-ups are coalesced like a NIC's interrupts: a settled TTL wakes the

@@ -44,6 +44,7 @@ struct tr_sock {
 	__u16 wake_batch; /* a TTL's last answer wakes the reader once this many are unread (two
 	                   * TTLs' worth in a large enough window); 0 or 1: at every TTL */
 	__u16 pad2;
+	__u64 ttls[4];    /* bit t: TTL t has a histogram entry (tr_hist): user space reads those only */
 };
 
 /* A probe as the wire names it (its identity), the probe map's key. */

@@ -420,7 +420,9 @@ static napi_value js_perf_event_link(napi_env env, napi_callback_info info) {
   return fd < 0 ? pl_errno(env, errno) : pl_int(env, fd);
 }
 
-/* bpfMapUpdate(fd, key, value, flags) / bpfMapLookup(fd, key, out) / bpfMapDelete(fd, key) */
+/* bpfMapUpdate(fd, key, value, flags) / bpfMapLookup(fd, key, out) / bpfMapDelete(fd, key) /
+ * bpfMapLookupAndDelete(fd, key, out): one call for what a lookup and a delete do (hash maps,
+ * Linux 5.14; -EINVAL or -ENOTSUPP before) */
 static napi_value map_elem(napi_env env, napi_callback_info info, int cmd, size_t want) {
   napi_value argv[4];
   int32_t fd, flags = 0;
@@ -441,6 +443,7 @@ static napi_value map_elem(napi_env env, napi_callback_info info, int cmd, size_
 static napi_value js_map_update(napi_env env, napi_callback_info info) { return map_elem(env, info, BPF_MAP_UPDATE_ELEM, 4); }
 static napi_value js_map_lookup(napi_env env, napi_callback_info info) { return map_elem(env, info, BPF_MAP_LOOKUP_ELEM, 3); }
 static napi_value js_map_delete(napi_env env, napi_callback_info info) { return map_elem(env, info, BPF_MAP_DELETE_ELEM, 2); }
+static napi_value js_map_lookup_and_delete(napi_env env, napi_callback_info info) { return map_elem(env, info, BPF_MAP_LOOKUP_AND_DELETE_ELEM, 3); }
 
 /*
  * bpfMapLookupBatch(fd, inBatch | null, outBatch, keys, values, io: Int32Array[1]) -> 0 | -errno
@@ -729,6 +732,7 @@ napi_status pl_init_bpf(napi_env env, napi_value exports) {
       {"bpfMapUpdate", js_map_update},
       {"bpfMapLookup", js_map_lookup},
       {"bpfMapDelete", js_map_delete},
+      {"bpfMapLookupAndDelete", js_map_lookup_and_delete},
       {"bpfMapLookupBatch", js_map_lookup_batch},
       {"bpfEnableStats", js_enable_stats},
       {"bpfProgStats", js_prog_stats},

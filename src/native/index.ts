@@ -99,6 +99,8 @@ export interface NativeShim {
   bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags: number): number;
   bpfMapLookup(fd: number, key: Uint8Array, out: Uint8Array): number;
   bpfMapDelete(fd: number, key: Uint8Array): number;
+  /** Reads and removes one entry (hash maps, Linux 5.14): 0 | -errno. */
+  bpfMapLookupAndDelete(fd: number, key: Uint8Array, out: Uint8Array): number;
   /** io[0]: entries wanted in, copied out; -ENOENT: the walk is complete. */
   bpfMapLookupBatch(fd: number, inBatch: Uint8Array | null, outBatch: Uint8Array, keys: Uint8Array, values: Uint8Array, io: Int32Array): number;
   /** -> fd; programs count run_time_ns/run_cnt while it is open. */

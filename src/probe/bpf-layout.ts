@@ -8,7 +8,7 @@
 export const TR_CONFIG = { size: 8, magic: 0, family: 4 } as const;
 /** struct tr_sock_key, struct tr_sock (the tr_socks map) */
 export const TR_SOCK_KEY = { size: 4, sport: 0, proto: 2 } as const;
-export const TR_SOCK = { size: 56, session: 0, by_cookie: 4, end_ttl: 5, wake_every: 6, count: 8, unread: 48, wake_batch: 52 } as const;
+export const TR_SOCK = { size: 88, session: 0, by_cookie: 4, end_ttl: 5, wake_every: 6, count: 8, unread: 48, wake_batch: 52, ttls: 56 } as const;
 /** struct tr_key */
 export const TR_KEY = { size: 24, daddr: 0, sport: 16, id: 18, seq: 20 } as const;
 /** struct tr_hist_key */

@@ -14,6 +14,7 @@
  */
 import { endianness } from 'node:os';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, SOL_SOCKET } from '../core/constants.js';
+import { EINVAL } from '../core/errno.js';
 import { PathlensError, errnoName } from '../core/errors.js';
 import { listCaps, missingCaps } from '../core/caps.js';
 import type { Placement } from '../io/placement.js';
@@ -129,8 +130,11 @@ class Correlator {
     this.readers.delete(readerKey(key.sport, key.proto));
     this.keyOf(key.sport, key.proto);
     const counters: Record<string, number> = Object.fromEntries(TR_COUNTERS.map((c) => [c, 0]));
+    // The TTLs with a histogram entry, as the kernel marked them: only those are read.
+    const ttls = new Uint8Array(32);
     if (n.bpfMapLookup(obj.mapFd('tr_socks'), this.sockKey, this.sockVal) >= 0) {
       TR_COUNTERS.forEach((c, i) => (counters[c] = u64(this.sockValView, TR_SOCK.count + 8 * i)));
+      ttls.set(this.sockVal.subarray(TR_SOCK.ttls, TR_SOCK.ttls + 32));
     }
     n.bpfMapDelete(obj.mapFd('tr_socks'), this.sockKey);
     const hist: Record<string, number[]> = {};
@@ -142,9 +146,11 @@ class Correlator {
     const vv = new DataView(val.buffer);
     const fd = obj.mapFd('tr_hist');
     for (let ttl = 1; ttl <= maxTtl; ttl++) {
+      // Bit t of the host-order 64-bit words: byte t >> 3 of its word, counted from the low end.
+      const byte = (ttl >> 6) * 8 + (LE ? (ttl >> 3) & 7 : 7 - ((ttl >> 3) & 7));
+      if (!(ttls[byte] & (1 << (ttl & 7)))) continue;
       hk[TR_HIST_KEY.ttl] = ttl;
-      if (n.bpfMapLookup(fd, hk, val) < 0) continue;
-      n.bpfMapDelete(fd, hk);
+      if (!this.takeEntry(fd, hk, val)) continue;
       let last = -1;
       for (let b = 0; b < TR_BUCKETS; b++) if (vv.getUint32(b * 4, LE) > 0) last = b;
       if (last < 0) continue;
@@ -157,6 +163,24 @@ class Correlator {
 
   get idle(): boolean {
     return this.readers.size === 0;
+  }
+
+  /** Whether the kernel lacks BPF_MAP_LOOKUP_AND_DELETE_ELEM for hash maps (before 5.14, which
+   * says EINVAL or its own ENOTSUPP). */
+  private noLookupAndDelete = false;
+
+  /** Reads and removes one entry: one system call where the kernel allows it, else two. */
+  private takeEntry(fd: number, key: Uint8Array, out: Uint8Array): boolean {
+    const n = native();
+    if (!this.noLookupAndDelete) {
+      const rc = n.bpfMapLookupAndDelete(fd, key, out);
+      if (rc >= 0) return true;
+      if (rc !== -EINVAL && rc !== -ENOTSUPP) return false;
+      this.noLookupAndDelete = true;
+    }
+    if (n.bpfMapLookup(fd, key, out) < 0) return false;
+    n.bpfMapDelete(fd, key);
+    return true;
   }
 
   private keyOf(sport: number, proto: number): void {
@@ -172,6 +196,8 @@ class Correlator {
 }
 
 const readerKey = (sport: number, proto: number) => proto * 0x10000 + sport;
+/** The kernel's "operation not supported" (524), which errno.h does not name. */
+const ENOTSUPP = 524;
 
 /**
  * The correlators of a run (a trace's rounds, a run's targets share them): one per namespace and
