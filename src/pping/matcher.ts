@@ -27,7 +27,6 @@ import { NEWER_WRAP, PacketIds, R_RST, RULE_DNS, RULE_NAMES, RULE_SEQACK, identi
 import { D_BARRIER, D_CREDITS, D_HAS_BARRIER, D_LAST_ID, D_MISSED, D_LAST_STAMP, D_MIN_RTT, D_OPEN_REASON, D_REC_BYTES, D_REC_PKTS, D_SENT_BYTES, D_SENT_PKTS, D_SRTT, D_STAMPED, D_STATE, DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, DS, FlowTable, StampTable } from './tables.js';
 import { active, CROWDED, gcVerdict, oneWayLimit, STAMP_MAX_LIFETIME_NS, STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES } from './hygiene.js';
 
-
 export interface MatcherOptions {
   tcp: boolean;
   icmp: boolean;
@@ -103,7 +102,6 @@ export interface MatcherStats {
 function protocolName(proto: number): PpingProtocol {
   return proto === IPPROTO_TCP ? 'TCP' : proto === IPPROTO_ICMP ? 'ICMP' : proto === IPPROTO_UDP ? 'UDP' : 'ICMPv6';
 }
-
 
 /** Both ends of the packet are the same address and port (or echo id). */
 function isSelf(p: PacketInfo): boolean {
@@ -389,7 +387,6 @@ export class Matcher {
     }
   }
 
-  /** Endpoint fields of slot's flow seen from direction `dir` (0: A to B). */
   /**
    * The flow's addresses and ports as text, seen from end `dir`: formatted once per connection
    * and direction (an RTT event per sample would otherwise format two addresses each time).
@@ -417,7 +414,6 @@ export class Matcher {
     return t;
   }
 
-
   /** An RTT sample carried by a packet of direction `echoDir`: its flow, the timestamped direction's counters. */
   private rttEvent(slot: number, echoDir: number, t: number, rtt: number, egress: boolean): void {
     const fd = this.flows.d;
@@ -444,7 +440,6 @@ export class Matcher {
       match: RULE_NAMES[this.ids.rule],
     });
   }
-
 
   private flowEvent(slot: number, dir: number, t: number, kind: 'opening' | 'closing', reason: FlowReason, by: FlowEvent['triggered_by'], bidirectional: boolean): void {
     this.sink.event({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), ...this.tuple(slot, dir), flow_event: kind, reason, triggered_by: by, bidirectional });
