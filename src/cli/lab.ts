@@ -1,7 +1,7 @@
 /**
  * `pathlens lab`: namespace networks with real Linux routers, for users, tests and benchmarks.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../core/builtins.js';
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { PathlensError } from '../core/errors.js';
@@ -79,7 +79,7 @@ export function describeLab(st: LabState): string {
 
 function runIn(ns: string, cmd: string[]): Promise<number> {
   return new Promise((res) => {
-    const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit' });
+    const child = childProcess().spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit' });
     child.on('error', (e) => {
       process.stderr.write(`pathlens: ${e.message}\n`);
       res(127);

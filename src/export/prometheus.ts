@@ -4,8 +4,8 @@
  * and packets are labelled by aggregated prefix (at most --aggregate-max-prefixes, then "other")
  * and protocol, flow events by kind, reason and protocol; never by address or port.
  */
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http, https } from '../core/builtins.js';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { type WebConfig, makeGuard, refuse, tlsOptions } from './web-config.js';
 import { ClientLimits, LIMIT_DEFAULTS, type LimitOptions } from './limits.js';
@@ -121,7 +121,7 @@ export function serveMetrics(registry: Registry, host: string, port: number, wha
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
     );
   };
-  const server = web?.tls ? createHttpsServer(tlsOptions(web.tls), checked) : createServer(checked);
+  const server = web?.tls ? https().createServer(tlsOptions(web.tls), checked) : http().createServer(checked);
   // A client that sends its request slowly, or holds connections open, is cut off.
   server.headersTimeout = 5000;
   server.requestTimeout = 10_000;

@@ -21,7 +21,7 @@
  * a password checked once is remembered (by a hash of it) so that a scrape every few seconds
  * does not pay bcrypt's cost each time.
  */
-import { createHash } from 'node:crypto';
+import { crypto } from '../core/builtins.js';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, resolve } from 'node:path';
@@ -181,7 +181,7 @@ export function makeGuard(cfg: WebConfig): (req: IncomingMessage) => Promise<num
     const creds = basicCredentials(req.headers.authorization);
     const hash = creds ? cfg.users.get(creds.user) : undefined;
     if (!creds || hash === undefined) return 401;
-    const key = createHash('sha256').update(`${creds.user}\0${creds.password}`).digest('hex');
+    const key = crypto().createHash('sha256').update(`${creds.user}\0${creds.password}`).digest('hex');
     if (good.has(key)) return 0;
     const { default: bcrypt } = await import('bcryptjs');
     if (!(await bcrypt.compare(creds.password, hash))) return 401;

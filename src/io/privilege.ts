@@ -11,7 +11,7 @@
  * effective sets become exactly the kept ones (Node's other threads hold none: they open no
  * socket). Checked afterwards: the uid and gid are the user's, and setuid(0) fails.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../core/builtins.js';
 import { native } from '../native/index.js';
 import { CAPS, type CapName, effectiveCaps, listCaps } from '../core/caps.js';
 import { PathlensError } from '../core/errors.js';
@@ -32,7 +32,7 @@ export interface RunAs {
 /** A user by name or number, as `id` finds it (the system's user database, NSS included). */
 export function lookupUser(spec: string): RunAs {
   const id = (flag: string) => {
-    const r = spawnSync('id', [flag, spec], { encoding: 'utf8' });
+    const r = childProcess().spawnSync('id', [flag, spec], { encoding: 'utf8' });
     const n = Number(r.stdout.trim());
     if (r.status !== 0 || !Number.isInteger(n)) throw new PathlensError('ERR_USAGE', `--user ${spec}: no such user`);
     return n;

@@ -4,7 +4,7 @@
  * `down` needs neither the state file nor the process that created the lab: it finds namespaces
  * by prefix and kills every process inside them, so a crash or kill -9 leaves nothing behind.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../core/builtins.js';
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PathlensError } from '../core/errors.js';
@@ -262,7 +262,7 @@ async function startDns(plan: LabPlan, timeoutMs: number): Promise<{ server: str
 async function startHelper(what: string, ns: string, argv: string[], logPath: string, readyPath: string, timeoutMs: number): Promise<number> {
   rmSync(readyPath, { force: true });
   const logFd = openSync(logPath, 'a');
-  const child = spawn('ip', ['netns', 'exec', ns, ...argv], { detached: true, stdio: ['ignore', logFd, logFd] });
+  const child = childProcess().spawn('ip', ['netns', 'exec', ns, ...argv], { detached: true, stdio: ['ignore', logFd, logFd] });
   child.unref();
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

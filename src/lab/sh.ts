@@ -2,7 +2,7 @@
  * Running the system tools the lab drives (ip, nft, tc, sysctl): synchronous, argument vectors
  * (never a shell), and failures turned into messages that quote the tool's own words.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../core/builtins.js';
 import { PathlensError } from '../core/errors.js';
 
 export interface RunResult {
@@ -12,7 +12,7 @@ export interface RunResult {
 }
 
 export function run(cmd: string, args: string[], input?: string): RunResult {
-  const r = spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = childProcess().spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PathlensError('ERR_MISSING_TOOL', `'${cmd}' is not installed (${toolHint(cmd)})`);
@@ -46,6 +46,6 @@ export function toolHint(cmd: string): string {
 }
 
 export function hasTool(cmd: string): boolean {
-  const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
+  const r = childProcess().spawnSync(cmd, ['--version'], { encoding: 'utf8' });
   return !r.error;
 }

@@ -2,7 +2,7 @@
  * `--on-change`: a shell command run on every state change, told what changed in PATHLENS_*
  * variables. It runs detached from the monitor's loop; a failure to start it is an `error` event.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../core/builtins.js';
 
 export interface ChangeFacts {
   target: string;
@@ -16,7 +16,7 @@ export interface ChangeFacts {
 
 export function runChangeHook(command: string, f: ChangeFacts, onError: (message: string) => void): void {
   try {
-    const child = spawn('/bin/sh', ['-c', command], {
+    const child = childProcess().spawn('/bin/sh', ['-c', command], {
       stdio: 'ignore',
       env: { ...process.env, PATHLENS_TARGET: f.target, PATHLENS_ADDRESS: f.address, PATHLENS_PATH: f.path ?? '', PATHLENS_FROM: f.from ?? '', PATHLENS_TO: f.to, PATHLENS_REASON: f.reason, PATHLENS_METHOD: f.method },
     });

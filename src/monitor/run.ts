@@ -19,7 +19,7 @@
  * over. The ladder moves when a window is closed, `timeout` after its end: the next window's
  * first probes still go by the method that gave way, and its statistics name the one it ends with.
  */
-import { randomInt } from 'node:crypto';
+import { crypto } from '../core/builtins.js';
 import type { RunHandle } from '../core/run.js';
 import { realScheduler, type TimerId } from '../core/scheduler.js';
 import type { Sink } from '../core/sink.js';
@@ -75,7 +75,7 @@ export interface MonitorHandle extends RunHandle<MonitorDoneEvent> {
 export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>): Promise<MonitorHandle> {
   validateMonitor(req);
   const clock = req.scheduler ?? realScheduler;
-  const session = randomInt(0, 0xffffffff);
+  const session = crypto().randomInt(0, 0xffffffff);
   const t0 = clock.now();
   const wall0 = Date.now();
   const now = () => clock.now() - t0;
@@ -89,7 +89,7 @@ export async function startMonitor(req: MonitorRequest, sink: Sink<MonitorEvent>
   let stopReason: MonitorDoneEvent['reason'] | null = null;
 
   const table = req.targets instanceof TargetTable ? req.targets : TargetTable.from(req.targets);
-  const { targets: T, rooms } = makeTargets(table, req.windowMs, randomInt(0, 0x10000));
+  const { targets: T, rooms } = makeTargets(table, req.windowMs, crypto().randomInt(0, 0x10000));
   const n = T.n;
   const profiles = T.profiles;
   /** An answer's source is the target's address, or its previous one while probes sent there can still be answered. */

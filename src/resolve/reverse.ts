@@ -9,7 +9,7 @@
  * random id from a kernel-chosen port on a connected socket, and an answer counts only when it
  * echoes our question.
  */
-import { randomInt } from 'node:crypto';
+import { crypto } from '../core/builtins.js';
 import { readFileSync } from 'node:fs';
 import { AF_INET, AF_INET6, SOCK_DGRAM } from '../core/constants.js';
 import { PathlensError, errnoName } from '../core/errors.js';
@@ -208,7 +208,7 @@ export class ReverseResolver {
       this.settle(p, { status: 'error', detail: this.sockError ?? 'no socket' }, null);
       return;
     }
-    let id = randomInt(0, 0x10000);
+    let id = crypto().randomInt(0, 0x10000);
     while (this.byId.has(id)) id = (id + 1) & 0xffff;
     p.id = id;
     const len = encodeQuery(this.send.data, id, p.qname);

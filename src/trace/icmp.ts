@@ -13,7 +13,7 @@
  * last two payload bytes are chosen so that the ICMP checksum is the same for every probe of a flow
  * (routers that hash on the ICMP header then keep the flow on one path).
  */
-import { randomInt } from 'node:crypto';
+import { crypto } from '../core/builtins.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from '../core/constants.js';
 import { PathlensError } from '../core/errors.js';
 import { RecvBatch, SendBatch } from '../io/batch.js';
@@ -86,7 +86,7 @@ export class IcmpProber extends ChannelTransport implements Transport, WholeRepl
    * Probe seq goes out with echo sequence (seqBase + seq) mod 2^16: a random base, so that a
    * forger who cannot see the probes must guess it for errors that quote no cookie.
    */
-  private readonly seqBase = randomInt(0, 0x10000);
+  private readonly seqBase = crypto().randomInt(0, 0x10000);
   private readonly flowChecksum: number;
   private readonly errBatch: RecvBatch | null;
   private readonly dataBatch = RecvBatch.take(32, 2048, 128, 32);

@@ -2,7 +2,7 @@
  * Puts a trace together: check the request (request.ts), resolve the target, open the transport,
  * run the engine, feed the sinks; and --method auto (UDP, then TCP, then ICMP).
  */
-import { randomInt } from 'node:crypto';
+import { crypto } from '../core/builtins.js';
 import { performance } from 'node:perf_hooks';
 import { PathlensError } from '../core/errors.js';
 import type { RunHandle } from '../core/run.js';
@@ -192,13 +192,13 @@ function openCorrelated(req: TraceRequest, spec: TraceSpec, address: Uint8Array,
 /** Opens the transport for the planned method and socket choice (`kernelReplies`: its socket only sends, for --bpf). */
 export function openTransport(req: TraceRequest, spec: TraceSpec, address: Uint8Array, source: Uint8Array | undefined, kernelReplies = false): Transport {
   const { method, socket: choice, total, flows, perTtl, sendStamps } = spec;
-  const session = randomInt(0, 0xffffffff);
+  const session = crypto().randomInt(0, 0xffffffff);
   if (method === 'icmp') {
     return new IcmpProber({ target: address, total, maxBatch: req.maxInflight, payloadLen: Math.max(req.payloadLen, ICMP_MIN_PAYLOAD), session, socket: choice, source, placement: req.placement, flows, perTtl, sendStamps: kernelReplies ? undefined : sendStamps, kernelReplies });
   }
   if (method === 'tcp') {
     if (choice === 'raw') {
-      return new TcpRawProber({ target: address, dstPort: req.port, total, maxBatch: req.maxInflight, seqBase: randomInt(0, 0xffffffff), source, srcPort: req.srcPort, placement: req.placement, flows, perTtl });
+      return new TcpRawProber({ target: address, dstPort: req.port, total, maxBatch: req.maxInflight, seqBase: crypto().randomInt(0, 0xffffffff), source, srcPort: req.srcPort, placement: req.placement, flows, perTtl });
     }
     return new TcpConnectProber({ target: address, dstPort: req.port, total, source, placement: req.placement });
   }
