@@ -1,8 +1,9 @@
 /**
- * Node built-ins that cost start-up time and memory (http, https, crypto, child_process: about
- * 2.5 MiB and a few milliseconds between them), loaded when first used rather than by every
- * command at start-up. The CLI is one ES module bundle, and a static import of a built-in there
- * loads it at start whichever command runs.
+ * Node built-ins that cost start-up time and memory (http and https with tls, crypto: about 2 MiB
+ * between them), loaded when first used rather than by every command at start-up. The CLI is one
+ * ES module bundle, and a static import of a built-in there loads it at start whichever command
+ * runs (bcryptjs, which imports crypto, stays outside the bundle for the same reason;
+ * child_process is loaded at start all the same, by commander).
  */
 import { createRequire } from 'node:module';
 
