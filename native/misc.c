@@ -1,10 +1,11 @@
 /*
  * pathlens native shim: namespaces, clocks, timers, interface names, the privilege drop's
- * prctl and capset.
+ * prctl and capset, malloc's arena limit.
  */
 #include "shim.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <sched.h>
 #include <string.h>
@@ -134,6 +135,18 @@ static napi_value js_capset(napi_env env, napi_callback_info info) {
   return syscall(SYS_capset, &h, d) < 0 ? pl_errno(env, errno) : pl_int(env, 0);
 }
 
+/*
+ * mallocArenas(n) -> 1 | 0: at most n malloc arenas from now on (mallopt M_ARENA_MAX). glibc gives
+ * each thread that allocates an arena of its own, and memory freed there stays there: a worker
+ * thread's start-up leaves megabytes no other thread can reuse.
+ */
+static napi_value js_malloc_arenas(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t n;
+  if (!pl_args(env, info, 1, argv, NULL) || !pl_get_i32(env, argv[0], "n", &n)) return NULL;
+  return pl_int(env, n > 0 && mallopt(M_ARENA_MAX, n) == 1 ? 1 : 0);
+}
+
 napi_status pl_init_misc(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = pl_export_fn(env, exports, "setns", js_setns)) != napi_ok) return s;
@@ -144,5 +157,6 @@ napi_status pl_init_misc(napi_env env, napi_value exports) {
   if ((s = pl_export_fn(env, exports, "dup", js_dup)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "prctl", js_prctl)) != napi_ok) return s;
   if ((s = pl_export_fn(env, exports, "capset", js_capset)) != napi_ok) return s;
+  if ((s = pl_export_fn(env, exports, "mallocArenas", js_malloc_arenas)) != napi_ok) return s;
   return pl_export_fn(env, exports, "ifNameToIndex", js_if_nametoindex);
 }

@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { PathlensError } from '../core/errors.js';
+import { holdMemory } from '../core/heap.js';
 import { version } from '../core/version.js';
 import { closeOutput, guardStdout, outputFailure } from '../io/output.js';
 
@@ -31,6 +32,8 @@ function ownErrors(c: Command): void {
 
 export async function main(argv: string[]): Promise<number> {
   guardStdout();
+  // Before a command's modules load: their set-up is the first burst.
+  holdMemory();
   const program = new Command('pathlens')
     .description('network path and latency toolkit')
     .version(version())

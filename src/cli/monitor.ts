@@ -4,7 +4,6 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
 import { Command, Option } from 'commander';
 import { PathlensError } from '../core/errors.js';
 import { Tee, type Sink } from '../core/sink.js';
@@ -111,20 +110,6 @@ async function targetTable(given: string[], base: Defaults, config: string | und
   return table;
 }
 
-/**
- * The monitor is a long-running process whose steady state allocates next to nothing (the probe
- * path is allocation-free) but whose start (a target file of a hundred thousand names parsed at
- * once) and window closes (a stats event per target) come in bursts. V8 grows its young
- * generation on such bursts, to 16 MB a semispace, and keeps it for the whole run: 13 MB of the
- * resident set of a monitor of 100,000 targets (109 MiB against 96 MiB once a collection gave it
- * back). Held at its first size, the young generation is collected more often during a burst,
- * at a cost of microseconds each (what survives is small). The flag is read when the young
- * generation would grow, so setting it now takes effect.
- */
-function keepYoungGenerationSmall(): void {
-  setFlagsFromString('--semi-space-growth-factor=1');
-}
-
 /** A named target's address until it is looked up. */
 const UNRESOLVED = new Uint8Array(4);
 
@@ -179,7 +164,6 @@ export function monitorCommand(): Command {
     .option('--quiet', 'no plain view')
     .option('--user <name>', USER_HELP)
     .action(async (targets: string[], o: MonitorOpts) => {
-      keepYoungGenerationSmall();
       const picked = [o.icmp && 'icmp', o.udp && 'udp', o.tcp && 'tcp', o.method].filter(Boolean) as MethodChoice[];
       if (new Set(picked).size > 1) throw new Error(`usage: choose one method (${picked.join(', ')} given)`);
       if (o.ipv4 && o.ipv6) throw new Error('usage: -4 and -6 exclude each other');

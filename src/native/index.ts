@@ -56,6 +56,8 @@ export interface NativeShim {
   prctl(option: number, arg2: number): number;
   /** The main thread's effective and permitted capabilities := hi:lo, inheritable empty -> 0 | -errno. */
   capset(lo: number, hi: number): number;
+  /** At most n malloc arenas from now on (mallopt M_ARENA_MAX) -> 1, or 0 if refused. */
+  mallocArenas(n: number): number;
   clockGettime(clockid: number, out: Float64Array): number;
   timerfdCreate(clockid: number): number;
   timerfdSet(fd: number, sec: number, nsec: number, absolute: number): number;
