@@ -127,6 +127,11 @@ export class PacketInfo {
   fromServer = false;
   /** Direction the link layer records (Linux cooked captures): 1 outgoing, 0 incoming, -1 unknown. */
   linkOut = -1;
+  /**
+   * The flow's hash (tables.ts flowHash) when whoever decoded the packet computed it already (the
+   * reading thread of offline-feed.ts), else -1. The Decoder never sets it.
+   */
+  hash = -1;
 
   get syn(): boolean {
     return (this.tcpFlags & TCP_SYN) !== 0;

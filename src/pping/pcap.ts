@@ -88,11 +88,11 @@ export class CaptureReader {
   /** Blocks or records without a timestamp (pcapng simple packets), skipped. */
   untimed = 0;
 
-  /** Reads from fd, or (fd -1) from `bytes`, the whole file. */
-  private constructor(path: string, fd: number, bytes?: Uint8Array) {
+  /** Reads from fd `chunk` bytes at a time, or (fd -1) from `bytes`, the whole file. */
+  private constructor(path: string, fd: number, bytes?: Uint8Array, chunk = CHUNK) {
     this.path = path;
     this.fd = fd;
-    this.buf = bytes ? bytes.slice() : new Uint8Array(CHUNK);
+    this.buf = bytes ? bytes.slice() : new Uint8Array(chunk);
     this.dv = new DataView(this.buf.buffer);
     if (bytes) {
       this.end = bytes.length;
@@ -117,7 +117,8 @@ export class CaptureReader {
     this.start = 24;
   }
 
-  static open(path: string): CaptureReader {
+  /** Opens a capture file, reading `chunk` bytes at a time (a record may still grow the buffer). */
+  static open(path: string, chunk = CHUNK): CaptureReader {
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -126,7 +127,7 @@ export class CaptureReader {
     }
     try {
       if (fstatSync(fd).isDirectory()) throw new PathlensError('ERR_USAGE', `cannot read ${path}: it is a directory, not a capture file`);
-      return new CaptureReader(path, fd);
+      return new CaptureReader(path, fd, undefined, chunk);
     } catch (e) {
       closeSync(fd);
       throw e;

@@ -23,6 +23,10 @@ import { Decoder, L3_ETHERTYPE, PacketInfo, SKIP_FRAGMENT, SKIP_MALFORMED, SKIP_
 import { PPING_SCHEMA, type PpingDoneEvent, type PpingEvent, type PpingProtocol, type PpingStartEvent } from './events.js';
 import { Matcher, type MatcherOptions } from './matcher.js';
 import { CaptureReader, CaptureRecord } from './pcap.js';
+import { FeedViews, REC_WORDS, SLOTS, SLOT_RECORDS, STATUS_END, STATUS_ERROR } from './feed-ring.js';
+import { OfflineFeed } from './offline-feed.js';
+import { statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { EACCES, ENETDOWN, ENODEV, ENXIO, EPERM } from '../core/errno.js';
 
 /** What a pping run emits into. */
@@ -105,49 +109,113 @@ function matcherFor(o: Partial<MatcherOptions>, sink: PpingSink): Matcher {
 
 /** Packets read between two turns of the event loop (so a signal can stop a long read). */
 const OFFLINE_SLICE = 8192;
+/**
+ * Files at least this big are read and decoded on a second thread (`thread: 'auto'`): a worker
+ * takes ~25 ms and ~11 MiB to start, which a smaller file does not pay back.
+ */
+export const THREAD_MIN_BYTES = 32 << 20;
+
+export interface OfflineOptions {
+  /**
+   * Read and decode on a worker thread: 'auto' (regular files of THREAD_MIN_BYTES up, with two
+   * cores), 'on' (any regular file), 'off'.
+   */
+  thread?: 'auto' | 'on' | 'off';
+}
+
+/** What an offline pass keeps between packets, whichever thread decodes them. */
+class OfflinePass {
+  readonly t = new Tally();
+  started = false;
+  private nextSweep = SWEEP_NS;
+  private lastSec = 0;
+  private lastNsec = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly o: Partial<MatcherOptions>,
+    private readonly sink: PpingSink,
+    readonly m: Matcher,
+  ) {}
+
+  /** Counts a packet read (the first one starts the stream). */
+  packet(sec: number, nsec: number): void {
+    this.packets(1, sec, nsec, sec, nsec);
+  }
+
+  /** Counts n packets read, the first at (sec0, nsec0), the last at (sec, nsec). */
+  packets(n: number, sec0: number, nsec0: number, sec: number, nsec: number): void {
+    if (!this.started) {
+      this.started = true;
+      this.sink.event(startEvent('pcap', this.path, this.o, sec0, nsec0));
+    }
+    this.t.packets += n;
+    this.lastSec = sec;
+    this.lastNsec = nsec;
+  }
+
+  /** Runs the rules on a decoded packet, and sweeps each second of packet time. */
+  rules(info: PacketInfo, sec: number, nsec: number, egress: boolean): void {
+    const m = this.m;
+    m.process(info, sec, nsec, egress);
+    if (m.now >= this.nextSweep) {
+      m.sweep();
+      this.nextSweep = m.now + SWEEP_NS;
+    }
+  }
+
+  /** Decodes a record read from the file and runs the rules on it. */
+  one(rec: CaptureRecord, dec: Decoder, info: PacketInfo): void {
+    this.packet(rec.sec, rec.nsec);
+    if (!linktypeSupported(rec.linktype)) {
+      throw new PathlensError('ERR_PARSE', `${this.path}: link type ${rec.linktype} is not supported (Ethernet, Linux cooked SLL/SLL2, raw IP, BSD loopback are)`);
+    }
+    const r = dec.decode(rec.data, rec.off, rec.len, rec.linktype, 0, info);
+    if (r !== 0) this.t.skip(r);
+    // Direction: pcapng's epb_flags, else a Linux cooked header's packet type, else unknown (ingress).
+    else this.rules(info, rec.sec, rec.nsec, rec.egress ?? info.linkOut === 1);
+  }
+
+  finish(stopped: boolean): PpingDoneEvent {
+    if (!this.started) this.sink.event(startEvent('pcap', this.path, this.o, 0, 0));
+    const d = doneEvent(this.m, this.t, stopped ? 'interrupted' : 'end-of-file', this.lastSec, this.lastNsec);
+    this.sink.event(d);
+    return d;
+  }
+}
+
+/** Whether to read `path` on a second thread: only a regular file (a pipe cannot be read twice). */
+function threaded(path: string, thread: OfflineOptions['thread']): boolean {
+  if (thread === 'off') return false;
+  try {
+    const st = statSync(path);
+    return st.isFile() && (thread === 'on' || (st.size >= THREAD_MIN_BYTES && availableParallelism() > 1));
+  } catch {
+    return false; // CaptureReader.open says why
+  }
+}
 
 /**
  * Reads a pcap or pcapng file through the rules, a slice at a time: `stop()` (a signal, a failed
  * output) ends it early with reason "interrupted". The done event is the last one either way.
+ * A big file is read and decoded on a second thread (offline-feed.ts); the events are the same.
  */
-export function runOffline(path: string, o: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
+export function runOffline(path: string, o: Partial<MatcherOptions>, sink: PpingSink, oo: OfflineOptions = {}): LiveHandle {
+  if (threaded(path, oo.thread ?? 'auto')) {
+    // The file's header is checked here, so a file that is no capture fails as the one-thread path does.
+    CaptureReader.open(path, 4096).close();
+    return runOfflineThreaded(path, o, sink);
+  }
   const reader = CaptureReader.open(path);
-  const m = matcherFor(o, sink);
-  const dec = new Decoder();
-  dec.dns = !!o.dns;
-  dec.quicPorts = o.quicPorts ?? [];
+  const pass = new OfflinePass(path, o, sink, matcherFor(o, sink));
+  const dec = decoderFor(o);
   const info = new PacketInfo();
   const rec = new CaptureRecord();
-  const t = new Tally();
-  let started = false;
   let stopped = false;
-  let nextSweep = SWEEP_NS;
-  let lastSec = 0;
-  let lastNsec = 0;
   const slice = (): boolean => {
     for (let n = 0; n < OFFLINE_SLICE; n++) {
       if (!reader.next(rec)) return false;
-      if (!started) {
-        started = true;
-        sink.event(startEvent('pcap', path, o, rec.sec, rec.nsec));
-      }
-      t.packets++;
-      lastSec = rec.sec;
-      lastNsec = rec.nsec;
-      if (!linktypeSupported(rec.linktype)) {
-        throw new PathlensError('ERR_PARSE', `${path}: link type ${rec.linktype} is not supported (Ethernet, Linux cooked SLL/SLL2, raw IP, BSD loopback are)`);
-      }
-      const r = dec.decode(rec.data, rec.off, rec.len, rec.linktype, 0, info);
-      if (r !== 0) {
-        t.skip(r);
-        continue;
-      }
-      // Direction: pcapng's epb_flags, else a Linux cooked header's packet type, else unknown (ingress).
-      m.process(info, rec.sec, rec.nsec, rec.egress ?? info.linkOut === 1);
-      if (m.now >= nextSweep) {
-        m.sweep();
-        nextSweep = m.now + SWEEP_NS;
-      }
+      pass.one(rec, dec, info);
     }
     return true;
   };
@@ -159,10 +227,7 @@ export function runOffline(path: string, o: Partial<MatcherOptions>, sink: Pping
           return;
         }
         reader.close();
-        if (!started) sink.event(startEvent('pcap', path, o, 0, 0));
-        const d = doneEvent(m, t, stopped ? 'interrupted' : 'end-of-file', lastSec, lastNsec);
-        sink.event(d);
-        resolve(d);
+        resolve(pass.finish(stopped));
       } catch (e) {
         reader.close();
         reject(e);
@@ -171,6 +236,66 @@ export function runOffline(path: string, o: Partial<MatcherOptions>, sink: Pping
     setImmediate(turn);
   });
   return { done, stop: () => (stopped = true) };
+}
+
+function decoderFor(o: Partial<MatcherOptions>): Decoder {
+  const dec = new Decoder();
+  dec.dns = !!o.dns;
+  dec.quicPorts = o.quicPorts ?? [];
+  return dec;
+}
+
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** runOffline with reading and decoding on a worker: this thread runs the rules on its records. */
+function runOfflineThreaded(path: string, o: Partial<MatcherOptions>, sink: PpingSink): LiveHandle {
+  const feed = new OfflineFeed(path, !!o.dns, o.quicPorts ?? []);
+  const pass = new OfflinePass(path, o, sink, matcherFor(o, sink));
+  const v = feed.v;
+  const info = new PacketInfo();
+  let stopped = false;
+  /** Runs a full slot's records through the rules and gives it back: its status. */
+  const take = (slot: number): number => {
+    const n = v.count(slot);
+    info.bytes = v.u8;
+    if (n > 0) {
+      const first = FeedViews.base(slot, 0);
+      const last = FeedViews.base(slot, n - 1);
+      // The start event (first packet) comes before the rules' events; the count is whole at the end.
+      pass.packets(n, v.sec(first), v.nsec(first), v.sec(last), v.nsec(last));
+    }
+    for (let i = 0, b = FeedViews.base(slot, 0); i < n; i++, b += REC_WORDS) {
+      const r = v.skip(b);
+      if (r !== 0) pass.t.skip(r);
+      else {
+        v.read(b, info);
+        pass.rules(info, v.sec(b), v.nsec(b), v.egress(b));
+      }
+    }
+    const status = v.status(slot);
+    v.release(slot);
+    return status;
+  };
+  const run = async (): Promise<PpingDoneEvent> => {
+    try {
+      for (let slot = 0, since = 0; !stopped; slot = (slot + 1) % SLOTS) {
+        await feed.full(slot);
+        const status = take(slot);
+        if (status === STATUS_ERROR) throw feed.error();
+        if (status === STATUS_END) break;
+        since += SLOT_RECORDS;
+        if (since >= OFFLINE_SLICE) {
+          since = 0;
+          await nextTurn();
+        }
+      }
+      return pass.finish(stopped);
+    } finally {
+      feed.close();
+    }
+  };
+  // As on one thread, nothing is read before the caller has the handle (and can stop it).
+  return { done: nextTurn().then(run), stop: () => (stopped = true) };
 }
 
 export interface LiveOptions {

@@ -28,22 +28,37 @@ function mix(h: number): number {
 }
 
 /** Bytes b[o..o+3] as one 32-bit word (any fixed order would do: keys and packets use this one). */
-function word(b: Uint8Array, o: number): number {
+export function word(b: Uint8Array, o: number): number {
   return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
 }
 
 /** An address (1 or 4 words at b[off]) folded into one word. */
 function addrWord(b: Uint8Array, off: number, family: number): number {
   if (family === 4) return word(b, off);
-  let h = word(b, off);
-  for (let i = 4; i < 16; i += 4) h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) ^ word(b, off + i);
-  return h;
+  return foldV6(word(b, off), word(b, off + 4), word(b, off + 8), word(b, off + 12));
+}
+
+/** An IPv6 address's four words (word() of its bytes 0, 4, 8, 12) folded into one. */
+export function foldV6(w0: number, w1: number, w2: number, w3: number): number {
+  let h = Math.imul(w0 ^ (w0 >>> 15), 0x2c1b3c6d) ^ w1;
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) ^ w2;
+  return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) ^ w3;
 }
 
 /** One end (address word and port), spread before the two ends are combined symmetrically. */
 function endpointHash(w: number, port: number): number {
   const h = Math.imul(w ^ Math.imul(port + 1, 0x9e3779b1), 0x85ebca6b);
   return h ^ (h >>> 15);
+}
+
+/** The symmetric hash of a packet's flow (the same both ways round): an unsigned 32-bit number. */
+export function flowHash(p: PacketInfo): number {
+  return endsHash(addrWord(p.bytes, p.srcOff, p.family), p.srcPort, addrWord(p.bytes, p.dstOff, p.family), p.dstPort, p.proto);
+}
+
+/** flowHash from its parts: each end's address word (addrWord: IPv4's word, or foldV6) and port. */
+export function endsHash(wa: number, pa: number, wb: number, pb: number, proto: number): number {
+  return mix((endpointHash(wa, pa) ^ endpointHash(wb, pb)) + proto);
 }
 
 /** FlowTable's key words per slot: family | proto << 8, ports (A << 16 | B), A's address, B's address. */
@@ -155,11 +170,9 @@ export class FlowTable {
     return this.slots;
   }
 
-  /** The symmetric hash of the packet's flow. */
+  /** The symmetric hash of the packet's flow: flowHash(p), unless the reading thread gave it (p.hash). */
   hashOf(p: PacketInfo): number {
-    const a = endpointHash(addrWord(p.bytes, p.srcOff, p.family), p.srcPort);
-    const b = endpointHash(addrWord(p.bytes, p.dstOff, p.family), p.dstPort);
-    return mix((a ^ b) + p.proto);
+    return p.hash >= 0 ? p.hash : flowHash(p);
   }
 
   private same(slot: number, p: PacketInfo, reversed: boolean): boolean {
