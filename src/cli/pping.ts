@@ -15,7 +15,6 @@ import { type LiveHandle, runOffline, runPacketSocket } from '../pping/run.js';
 import { inNamespace } from '../io/placement.js';
 import { untilDone } from './lifecycle.js';
 import { parseListen } from '../export/listen.js';
-import { PpingMetrics } from '../export/prometheus.js';
 import { readWebConfig } from '../export/web-config.js';
 import { Aggregator } from '../pping/aggregate.js';
 import { type PpingFormat, PpingWriter } from '../render/pping-text.js';
@@ -136,7 +135,8 @@ export function ppingCommand(): Command {
       const listen = opts.prometheus ? parseListen(opts.prometheus) : null;
       if (opts['web.config.file'] && !listen) throw new PathlensError('ERR_USAGE', '--web.config.file configures the --prometheus endpoint: give --prometheus too');
       const web = opts['web.config.file'] ? await readWebConfig(opts['web.config.file']) : null;
-      const metrics = listen ? new PpingMetrics(ao) : null;
+      // prom-client is loaded only for an endpoint: it costs start-up time and memory.
+      const metrics = listen ? new (await import('../export/prometheus.js')).PpingMetrics(ao) : null;
       const server = listen ? await metrics!.listen(listen.host, listen.port, web, limitsOf(opts.prometheusRate)) : null;
       const out = opts.write ? openOutputFile(opts.write) : process.stdout;
       const writer = new PpingWriter(opts.format, out, opts.write ? process.stdout : process.stderr);
