@@ -1,14 +1,16 @@
 /**
- * The reading thread of an offline pping run (see offline-feed.ts): reads the capture file,
+ * The reading thread of an offline pping run (see offline-feed.ts, reader-thread.ts): reads the capture file,
  * decodes every packet with the same Decoder as the one-thread path, and hands records over a slot
  * at a time. Errors travel as { code, message } on the setup's port, flagged in the slot after the
  * last good packet.
  */
-import { workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { PathlensError } from '../core/errors.js';
 import { Decoder, LINKTYPE_ETHERNET, PacketInfo, linktypeSupported } from './decode.js';
 import { FeedViews, type FeedError, type FeedSetup, SLOTS, SLOT_RECORDS, STATUS_END, STATUS_ERROR, STATUS_MORE, WORKER_CHUNK } from './feed-ring.js';
 import { CaptureReader, CaptureRecord } from './pcap.js';
+
+const FIRST_RECORDS = 512;
 
 function unsupported(path: string, linktype: number): PathlensError {
   return new PathlensError('ERR_PARSE', `${path}: link type ${linktype} is not supported (Ethernet, Linux cooked SLL/SLL2, raw IP, BSD loopback are)`);
@@ -43,12 +45,13 @@ function decodeAll(s: FeedSetup, v: FeedViews, reader: CaptureReader, fail: (e: 
   dec.dns = s.dns;
   dec.quicPorts = s.quicPorts;
   const info = new PacketInfo();
-  for (let slot = 0; ; slot = (slot + 1) % SLOTS) {
+  // The first slot is handed over after a few records: the main thread is waiting for it.
+  for (let slot = 0, size = FIRST_RECORDS; ; slot = (slot + 1) % SLOTS, size = SLOT_RECORDS) {
     v.waitFree(slot);
     let n = 0;
     let status = STATUS_MORE;
     try {
-      for (; n < SLOT_RECORDS; n++) {
+      for (; n < size; n++) {
         if (!reader.next(rec)) {
           status = STATUS_END;
           break;
@@ -70,4 +73,8 @@ function decodeAll(s: FeedSetup, v: FeedViews, reader: CaptureReader, fail: (e: 
   }
 }
 
-run(workerData as FeedSetup);
+// Started before its run is known (reader-thread.ts): it waits for the setup, reads, and ends.
+parentPort!.once('message', (s: FeedSetup) => {
+  run(s);
+  parentPort!.close();
+});

@@ -16,7 +16,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** 32-bit words per record (even: the time is a float64 at the record's start). */
 export const REC_WORDS = 24;
 /** Records per slot, and slots in the ring. */
-export const SLOT_RECORDS = 4096;
+export const SLOT_RECORDS = 8192;
 export const SLOTS = 2;
 /** Bytes the worker reads from the file at a time. */
 export const WORKER_CHUNK = 256 << 10;

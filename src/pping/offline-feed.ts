@@ -18,16 +18,10 @@
  * failed: the error then waits on a MessagePort, read synchronously when its slot comes up, so
  * packets before the error still go through the rules, as they do on one thread.
  */
-import { existsSync } from 'node:fs';
-import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { PathlensError } from '../core/errors.js';
 import { type FeedError, type FeedSetup, FeedViews } from './feed-ring.js';
-
-/** The worker's module: the bundle's beside the CLI bundle, else the compiled module beside this one. */
-function workerUrl(): URL {
-  const bundled = new URL('./pping-decode.cjs', import.meta.url);
-  return existsSync(bundled) ? bundled : new URL('./decode-worker.js', import.meta.url);
-}
+import { readerThread } from './reader-thread.js';
 
 /** The main thread's end: starts the worker and hands out its slots in order. */
 export class OfflineFeed {
@@ -44,7 +38,8 @@ export class OfflineFeed {
     const ch = new MessageChannel();
     this.port = ch.port1;
     const setup: FeedSetup = { path, dns, quicPorts: [...quicPorts], ctl, ring, port: ch.port2 };
-    this.worker = new Worker(workerUrl(), { workerData: setup, transferList: [ch.port2], stdout: false, stderr: false });
+    this.worker = readerThread();
+    this.worker.postMessage(setup, [ch.port2]);
     this.died = new Promise<never>((_, reject) => {
       this.worker.once('error', (e) => reject(new PathlensError('ERR_PARSE', `${path}: the reading thread failed: ${e.message}`)));
       this.worker.once('exit', (code) => {

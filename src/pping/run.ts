@@ -25,8 +25,7 @@ import { Matcher, type MatcherOptions } from './matcher.js';
 import { CaptureReader, CaptureRecord } from './pcap.js';
 import { FeedViews, REC_WORDS, SLOTS, SLOT_RECORDS, STATUS_END, STATUS_ERROR } from './feed-ring.js';
 import { OfflineFeed } from './offline-feed.js';
-import { statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { threadPays } from './reader-thread.js';
 import { EACCES, ENETDOWN, ENODEV, ENXIO, EPERM } from '../core/errno.js';
 
 /** What a pping run emits into. */
@@ -109,12 +108,6 @@ function matcherFor(o: Partial<MatcherOptions>, sink: PpingSink): Matcher {
 
 /** Packets read between two turns of the event loop (so a signal can stop a long read). */
 const OFFLINE_SLICE = 8192;
-/**
- * Files at least this big are read and decoded on a second thread (`thread: 'auto'`): a worker
- * takes ~25 ms and ~11 MiB to start, which a smaller file does not pay back.
- */
-export const THREAD_MIN_BYTES = 32 << 20;
-
 export interface OfflineOptions {
   /**
    * Read and decode on a worker thread: 'auto' (regular files of THREAD_MIN_BYTES up, with two
@@ -184,24 +177,14 @@ class OfflinePass {
   }
 }
 
-/** Whether to read `path` on a second thread: only a regular file (a pipe cannot be read twice). */
-function threaded(path: string, thread: OfflineOptions['thread']): boolean {
-  if (thread === 'off') return false;
-  try {
-    const st = statSync(path);
-    return st.isFile() && (thread === 'on' || (st.size >= THREAD_MIN_BYTES && availableParallelism() > 1));
-  } catch {
-    return false; // CaptureReader.open says why
-  }
-}
-
 /**
  * Reads a pcap or pcapng file through the rules, a slice at a time: `stop()` (a signal, a failed
  * output) ends it early with reason "interrupted". The done event is the last one either way.
  * A big file is read and decoded on a second thread (offline-feed.ts); the events are the same.
  */
 export function runOffline(path: string, o: Partial<MatcherOptions>, sink: PpingSink, oo: OfflineOptions = {}): LiveHandle {
-  if (threaded(path, oo.thread ?? 'auto')) {
+  const thread = oo.thread ?? 'auto';
+  if (thread !== 'off' && threadPays(path, thread === 'on')) {
     // The file's header is checked here, so a file that is no capture fails as the one-thread path does.
     CaptureReader.open(path, 4096).close();
     return runOfflineThreaded(path, o, sink);
