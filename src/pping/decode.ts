@@ -132,6 +132,11 @@ export class PacketInfo {
    * reading thread of offline-feed.ts), else -1. The Decoder never sets it.
    */
   hash = -1;
+  /**
+   * `bytes` as 32-bit words in tables.ts word()'s order, when the addresses are aligned in it
+   * (the reading thread's records, on a little-endian machine), else null. The Decoder never sets it.
+   */
+  words: Int32Array | null = null;
 
   get syn(): boolean {
     return (this.tcpFlags & TCP_SYN) !== 0;

@@ -90,12 +90,15 @@ export class FeedViews {
   readonly u32: Uint32Array;
   readonly f64: Float64Array;
   readonly u8: Uint8Array;
+  /** The ring as tables.ts word()s (PacketInfo.words), on a little-endian machine; else null. */
+  readonly words: Int32Array | null;
 
   constructor(ctl: SharedArrayBuffer, ring: SharedArrayBuffer) {
     this.ctl = new Int32Array(ctl);
     this.u32 = new Uint32Array(ring);
     this.f64 = new Float64Array(ring);
     this.u8 = new Uint8Array(ring);
+    this.words = LITTLE_ENDIAN ? new Int32Array(ring) : null;
   }
 
   static allocate(): { ctl: SharedArrayBuffer; ring: SharedArrayBuffer } {
@@ -255,6 +258,14 @@ export class FeedViews {
     return true;
   }
 
+  /** The fields read() leaves alone. */
+  readOther(b: number, p: PacketInfo): void {
+    const u = this.u32;
+    p.tcpPayload = u[b + R_TCP_PAYLOAD];
+    p.ipLen = u[b + R_IPLEN];
+    p.linkOut = ((u[b + R_HEAD] >>> H_LINK) & 3) - 1;
+  }
+
   sec(b: number): number {
     return this.f64[(b + R_SEC) >> 1];
   }
@@ -270,9 +281,11 @@ export class FeedViews {
   }
 
   /**
-   * Fills `p` from a decoded record as Decoder.decode fills it: the fields every packet sets, then
-   * those of its protocol (the others keep what they held, as they do after decode). Its addresses
-   * stay in the ring: p.bytes must be the ring's bytes (`u8`), set once by the caller.
+   * Fills `p` from a decoded record as Decoder.decode fills it, in the fields the rules read
+   * (matcher.ts, identify.ts, tables.ts; not ipLen, tcpPayload, linkOut: the record has them for
+   * readOther): those every packet sets, then those of its protocol (the others keep what they
+   * held, as they do after decode). Its addresses stay in the ring: p.bytes and p.words must be
+   * the ring's (`u8`, `words`), set once by the caller.
    */
   read(b: number, p: PacketInfo): void {
     const u = this.u32;
@@ -289,13 +302,10 @@ export class FeedViews {
     p.dstPort = ports & 0xffff;
     p.tcpFlags = h >>> H_FLAGS;
     p.payload = u[b + R_PAYLOAD];
-    p.tcpPayload = u[b + R_TCP_PAYLOAD];
-    p.ipLen = u[b + R_IPLEN];
     p.hasTs = (h & H_HAS_TS) !== 0;
     p.echo = (h >>> H_ECHO) & 3;
     p.dns = (h >>> H_DNS) & 3;
     p.quic = (h & H_QUIC) !== 0 ? 1 : 0;
-    p.linkOut = ((h >>> H_LINK) & 3) - 1;
     p.hash = u[b + R_HASH];
     if (proto === 6) {
       p.tsval = u[b + R_TSVAL];

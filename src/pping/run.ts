@@ -108,6 +108,8 @@ function matcherFor(o: Partial<MatcherOptions>, sink: PpingSink): Matcher {
 
 /** Packets read between two turns of the event loop (so a signal can stop a long read). */
 const OFFLINE_SLICE = 8192;
+/** The same on two threads, where a slice takes about a millisecond (a turn costs tens of µs). */
+const THREAD_SLICE = 32768;
 export interface OfflineOptions {
   /**
    * Read and decode on a worker thread: 'auto' (regular files of THREAD_MIN_BYTES up, with two
@@ -241,6 +243,7 @@ function runOfflineThreaded(path: string, o: Partial<MatcherOptions>, sink: Ppin
   const take = (slot: number): number => {
     const n = v.count(slot);
     info.bytes = v.u8;
+    info.words = v.words;
     if (n > 0) {
       const first = FeedViews.base(slot, 0);
       const last = FeedViews.base(slot, n - 1);
@@ -267,7 +270,7 @@ function runOfflineThreaded(path: string, o: Partial<MatcherOptions>, sink: Ppin
         if (status === STATUS_ERROR) throw feed.error();
         if (status === STATUS_END) break;
         since += SLOT_RECORDS;
-        if (since >= OFFLINE_SLICE) {
+        if (since >= THREAD_SLICE) {
           since = 0;
           await nextTurn();
         }

@@ -183,7 +183,8 @@ export class FlowTable {
     const b = p.bytes;
     const aOff = reversed ? p.dstOff : p.srcOff;
     const bOff = reversed ? p.srcOff : p.dstOff;
-    if (p.family === 4) return k[o + 2] === word(b, aOff) && k[o + 6] === word(b, bOff);
+    const w = p.words;
+    if (p.family === 4) return w !== null ? k[o + 2] === w[aOff >> 2] && k[o + 6] === w[bOff >> 2] : k[o + 2] === word(b, aOff) && k[o + 6] === word(b, bOff);
     for (let i = 0; i < 4; i++) if (k[o + 2 + i] !== word(b, aOff + 4 * i) || k[o + 6 + i] !== word(b, bOff + 4 * i)) return false;
     return true;
   }

@@ -26,20 +26,40 @@ const PLUS = 0x2b;
 const NEWLINE = 0x0a;
 const ZERO = 0x30;
 
-/** A non-negative integer's decimal digits at b[i]; the index after them. */
+/** The digit pairs "00" to "99", two bytes each: digits are written two at a time. */
+const PAIRS = new Uint8Array(200);
+for (let k = 0; k < 100; k++) {
+  PAIRS[2 * k] = ZERO + ((k / 10) | 0);
+  PAIRS[2 * k + 1] = ZERO + (k % 10);
+}
+
+/**
+ * A non-negative integer's decimal digits at b[i]; the index after them. Below 2^31 (epoch
+ * seconds, ports, whole seconds of an RTT) in 32-bit integer arithmetic (a division by a constant
+ * is then a multiplication), two digits a step.
+ */
 function putDigits(b: Uint8Array, i: number, n: number): number {
   if (n < 10) {
     b[i] = ZERO + n;
     return i + 1;
   }
   if (n > 0x7fffffff) return putDigitsLarge(b, i, n);
-  // Below 2^31 (epoch seconds, ports, whole seconds of an RTT): integer division.
-  let len = 0;
-  for (let m = n; m !== 0; m = (m / 10) | 0) len++;
-  for (let k = i + len - 1, m = n; k >= i; k--) {
-    const q = (m / 10) | 0;
-    b[k] = ZERO + m - q * 10;
+  let m = n | 0;
+  let len = 2;
+  for (let t = 100; t <= m; t *= 10) len++;
+  let k = i + len - 2;
+  for (; m >= 100; k -= 2) {
+    const q = (m / 100) | 0;
+    const r = (m - q * 100) << 1;
+    b[k] = PAIRS[r];
+    b[k + 1] = PAIRS[r + 1];
     m = q;
+  }
+  if (m >= 10) {
+    b[k] = PAIRS[m << 1];
+    b[k + 1] = PAIRS[(m << 1) + 1];
+  } else {
+    b[k + 1] = ZERO + m;
   }
   return i + len;
 }
@@ -51,13 +71,17 @@ function putDigitsLarge(b: Uint8Array, i: number, n: number): number {
   return i + len;
 }
 
-/** An integer 0 to 999,999,999 in nine digits at b[i] (what nine() gives). */
+/** An integer 0 to 999,999,999 in nine digits at b[i] (what nine() gives): four pairs, then one digit. */
 function putNine(b: Uint8Array, i: number, n: number): number {
-  for (let k = i + 8, m = n; k >= i; k--) {
-    const q = (m / 10) | 0;
-    b[k] = ZERO + m - q * 10;
+  let m = n | 0;
+  for (let k = i + 7; k > i; k -= 2) {
+    const q = (m / 100) | 0;
+    const r = (m - q * 100) << 1;
+    b[k] = PAIRS[r];
+    b[k + 1] = PAIRS[r + 1];
     m = q;
   }
+  b[i] = ZERO + m;
   return i + 9;
 }
 
@@ -273,8 +297,12 @@ export class PpingWriter {
 
   /** Writes what is gathered (live captures call this a few times a second). */
   flush(): void {
-    // The stream may hold a chunk until it is written: it gets a copy, the block is reused.
-    if (this.used > 0 && !outputFailure()) this.out.write(Buffer.from(this.pending.subarray(0, this.used)));
+    // The stream may hold a chunk until it is written: it gets the block, and a new one is taken
+    // (not zeroed: every byte of it is written before it is used).
+    if (this.used > 0 && !outputFailure()) {
+      this.out.write(this.pending.subarray(0, this.used));
+      this.pending = Buffer.allocUnsafeSlow(BLOCK);
+    }
     this.used = 0;
   }
 

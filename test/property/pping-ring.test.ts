@@ -73,6 +73,7 @@ test('writeTcp4 declines a frame or writes what the decoder and write() write; r
       const back = new PacketInfo();
       back.bytes = v.u8;
       v.read(slow, back);
+      v.readOther(slow, back);
       for (const k of RULE_FIELDS) assert.equal(back[k], info[k], k);
       assert.deepEqual([...v.u8.subarray(back.srcOff, back.srcOff + 4)], [...bytes.subarray(info.srcOff, info.srcOff + 4)]);
       assert.deepEqual([...v.u8.subarray(back.dstOff, back.dstOff + 4)], [...bytes.subarray(info.dstOff, info.dstOff + 4)]);
