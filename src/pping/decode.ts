@@ -302,3 +302,18 @@ export class Decoder {
     return SKIP_PROTO;
   }
 }
+
+/** Both ends of the packet are the same address and port (or echo id). */
+export function isSelf(p: PacketInfo): boolean {
+  if (p.srcPort !== p.dstPort) return false;
+  const n = p.family === 4 ? 4 : 16;
+  for (let i = 0; i < n; i++) if (p.bytes[p.srcOff + i] !== p.bytes[p.dstOff + i]) return false;
+  return true;
+}
+
+/** A loopback address (127/8, ::1) at b[off]. */
+export function isLoopback(b: Uint8Array, off: number, family: 4 | 6): boolean {
+  if (family === 4) return b[off] === 127;
+  for (let i = 0; i < 15; i++) if (b[off + i] !== 0) return false;
+  return b[off + 15] === 1;
+}

@@ -21,7 +21,7 @@
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../core/constants.js';
 import type { Sink } from '../core/sink.js';
 import { formatIp } from '../packet/addr.js';
-import { ICMP_ECHO_REQUEST, type PacketInfo } from './decode.js';
+import { ICMP_ECHO_REQUEST, type PacketInfo, isLoopback, isSelf } from './decode.js';
 import { type FlowEvent, type FlowReason, type FlowTuple, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
 import { NEWER_WRAP, PacketIds, R_RST, RULE_DNS, RULE_NAMES, RULE_SEQACK, identify, isNewer } from './identify.js';
 import { D_BARRIER, D_CREDITS, D_HAS_BARRIER, D_LAST_ID, D_MISSED, D_LAST_STAMP, D_MIN_RTT, D_OPEN_REASON, D_REC_BYTES, D_REC_PKTS, D_SENT_BYTES, D_SENT_PKTS, D_SRTT, D_STAMPED, D_STATE, DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, DS, FlowTable, StampTable } from './tables.js';
@@ -103,20 +103,6 @@ function protocolName(proto: number): PpingProtocol {
   return proto === IPPROTO_TCP ? 'TCP' : proto === IPPROTO_ICMP ? 'ICMP' : proto === IPPROTO_UDP ? 'UDP' : 'ICMPv6';
 }
 
-/** Both ends of the packet are the same address and port (or echo id). */
-function isSelf(p: PacketInfo): boolean {
-  if (p.srcPort !== p.dstPort) return false;
-  const n = p.family === 4 ? 4 : 16;
-  for (let i = 0; i < n; i++) if (p.bytes[p.srcOff + i] !== p.bytes[p.dstOff + i]) return false;
-  return true;
-}
-
-function isLoopback(b: Uint8Array, off: number, family: 4 | 6): boolean {
-  if (family === 4) return b[off] === 127;
-  for (let i = 0; i < 15; i++) if (b[off + i] !== 0) return false;
-  return b[off + 15] === 1;
-}
-
 export class Matcher {
   readonly o: MatcherOptions;
   readonly flows: FlowTable;
@@ -131,6 +117,8 @@ export class Matcher {
   private reportedStampFull = 0;
   /** Time of the latest packet (relative ns). */
   now = 0;
+  /** The packet's time, for the rules below process(): a field, as a double argument is boxed. */
+  private pt = 0;
   /** What the packet being processed identifies. */
   private readonly ids = new PacketIds();
   /** tuple()'s cache: per slot and direction, the text and the connection it was made for. */
@@ -165,6 +153,7 @@ export class Matcher {
     if (!o.includeLocal && isLoopback(p.bytes, p.srcOff, p.family) && isLoopback(p.bytes, p.dstOff, p.family)) return;
     const t = this.rel(sec, nsec);
     if (t > this.now) this.now = t;
+    this.pt = t;
     this.stats.packets++;
     const ids = this.ids;
     if (!identify(p, o, ids)) return;
@@ -186,12 +175,13 @@ export class Matcher {
     }
     // Both ends the same (echo to one's own address): requests go one way, replies the other.
     const dir = !tcp && isSelf(p) ? (p.echo === ICMP_ECHO_REQUEST ? 0 : 1) : ft.dir;
-    this.applyRules(slot, dir, t, p.payload, egress);
+    this.applyRules(slot, dir, p.payload, egress);
     if (ids.closing) this.close(slot, dir, t, ids.closing);
   }
 
   /** Both directions' part of the packet (its facts in `ids`), once its flow is known. */
-  private applyRules(slot: number, dir: number, t: number, payload: number, egress: boolean): void {
+  private applyRules(slot: number, dir: number, payload: number, egress: boolean): void {
+    const t = this.pt;
     const ft = this.flows;
     const ids = this.ids;
     const fd = ft.d;
@@ -211,7 +201,7 @@ export class Matcher {
     if (active(fd[a + D_STATE])) {
       fd[a + D_SENT_PKTS]++;
       fd[a + D_SENT_BYTES] += payload;
-      if (ids.idValid) this.stamp(slot, dir, t);
+      if (ids.idValid) this.stamp(slot, dir);
     }
 
     // The reverse direction: this packet is its reply.
@@ -222,12 +212,13 @@ export class Matcher {
       }
       fd[r + D_REC_PKTS]++;
       fd[r + D_REC_BYTES] += payload;
-      if (ids.echoValid && (edge || !ids.echoOnEdge)) this.match(slot, dir, t, ids.echoed, egress);
+      if (ids.echoValid && (edge || !ids.echoOnEdge)) this.match(slot, dir, egress);
     }
   }
 
   /** Stores the identifier of direction `dir`, when it is new and the rate limit allows. */
-  private stamp(slot: number, dir: number, t: number): void {
+  private stamp(slot: number, dir: number): void {
+    const t = this.pt;
     const ft = this.flows;
     const ids = this.ids;
     const id = ids.id;
@@ -273,7 +264,9 @@ export class Matcher {
   }
 
   /** Looks up the echo of the reverse direction's identifier: a hit is an RTT sample. */
-  private match(slot: number, dir: number, t: number, echoed: number, egress: boolean): void {
+  private match(slot: number, dir: number, egress: boolean): void {
+    const t = this.pt;
+    const echoed = this.ids.echoed;
     const ft = this.flows;
     const fd = ft.d;
     const r = (slot * 2 + (dir ^ 1)) * DS;
