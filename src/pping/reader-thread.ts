@@ -10,7 +10,11 @@ import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-/** Files at least this big are read on a second thread: a smaller one does not pay for it. */
+/**
+ * Files at least this big are read on a second thread. A smaller one does not pay for it: 6 and
+ * 16 MB captures (46,000 and 132,000 packets) measured 4 and 2 % slower on two threads, with
+ * 8 to 9 MiB more; 286 MB measured 25 % faster.
+ */
 export const THREAD_MIN_BYTES = 32 << 20;
 
 const SPARE = Symbol.for('pathlens.pping.reader');
