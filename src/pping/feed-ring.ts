@@ -61,8 +61,9 @@ const C_COUNT = SLOTS;
 const C_STATUS = 2 * SLOTS;
 const CTL_WORDS = 3 * SLOTS;
 
-export const SLOT_FREE = 0;
-export const SLOT_FULL = 1;
+/** A slot's state: the worker's to fill, or the main thread's to read. */
+const SLOT_FREE = 0;
+const SLOT_FULL = 1;
 /** A slot's status: more slots follow, the file ended after it, or reading failed after it. */
 export const STATUS_MORE = 0;
 export const STATUS_END = 1;
@@ -106,9 +107,6 @@ export class FeedViews {
     return { ctl, ring: new SharedArrayBuffer(SLOTS * SLOT_RECORDS * REC_WORDS * 4) };
   }
 
-  state(slot: number): number {
-    return Atomics.load(this.ctl, C_STATE + slot);
-  }
   count(slot: number): number {
     return this.ctl[C_COUNT + slot];
   }

@@ -110,6 +110,7 @@ function matcherFor(o: Partial<MatcherOptions>, sink: PpingSink): Matcher {
 const OFFLINE_SLICE = 8192;
 /** The same on two threads, where a slice takes about a millisecond (a turn costs tens of µs). */
 const THREAD_SLICE = 32768;
+
 export interface OfflineOptions {
   /**
    * Read and decode on a worker thread: 'auto' (regular files of THREAD_MIN_BYTES up, with two
