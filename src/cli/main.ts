@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { PathlensError } from '../core/errors.js';
-import { holdMemory } from '../core/heap.js';
+import { holdMemory } from './heap.js';
 import { version } from '../core/version.js';
 import { closeOutput, guardStdout, outputFailure } from '../io/output.js';
 

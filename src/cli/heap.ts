@@ -1,5 +1,6 @@
 /**
- * How a pathlens process holds its memory, set once at start-up, before a command's modules load.
+ * How a pathlens process holds its memory, set once by the CLI at start-up, before a command's
+ * modules load (process-wide settings: the library, src/api.ts, leaves them to its host).
  *
  * The young generation: V8 grows it when a burst of allocation survives, up to 16 MB a semispace,
  * and keeps it for the rest of the run. pathlens's long runs allocate in bursts over paths that
