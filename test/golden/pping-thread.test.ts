@@ -120,6 +120,23 @@ test('a generated capture that wraps the ring: two threads give the events of on
   assert.deepEqual(ngOne.events.slice(1), one.events.slice(1).map((e) => e.replace('mix.pcap', 'mix.pcapng')), 'pcapng gives what pcap gives');
 });
 
+test('Linux cooked (SLL2) with the direction of each packet, big-endian and in nanoseconds: two threads give the events of one', async () => {
+  // The same packets behind an SLL2 header instead of Ethernet, data outgoing and ACKs incoming:
+  // the worker's generic decoding and its direction from the link layer.
+  const sll: Rec[] = recs.map((r, i) => {
+    const et = (r.data[12] << 8) | r.data[13];
+    const out = i % 3 !== 1 ? 4 : 0; // PACKET_OUTGOING or PACKET_HOST
+    const head = [et >> 8, et & 0xff, 0, 0, 0, 0, 0, 2, 0, 1, out, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    return { sec: r.sec, frac: r.frac * 1000 + (i % 1000), data: [...head, ...r.data.slice(14)] };
+  });
+  const path = join(dir, 'mix-sll2.pcap');
+  writeFileSync(path, pcap(sll, { le: false, ns: true, linktype: 276 }));
+  const one = await same(path, { tcp: true, icmp: true, rateLimitNs: 0 });
+  assert.equal(one.error, null);
+  const rtts = one.events.filter((e) => e.includes('"type":"rtt"'));
+  assert.ok(rtts.some((e) => e.includes('"match_on_egress":true')) && rtts.some((e) => e.includes('"match_on_egress":false')), 'directions from the link layer');
+});
+
 test('a capture that turns bad after good packets: the same events, then the same error', async () => {
   const o = { tcp: true, icmp: true, rateLimitNs: 0 };
   const cut = join(dir, 'cut.pcap');
