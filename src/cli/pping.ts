@@ -72,7 +72,7 @@ export function ppingCommand(): Command {
   return new Command('pping')
     .description("passive per-flow RTT from TCP timestamps (or SEQ/ACK), ICMP echo, DNS and QUIC's spin bit, live (-i IFACE) or from a capture file (-r FILE)")
     .option('-i, --iface <name>', 'interface to watch (both directions)')
-    .option('-r, --read <file>', 'read a pcap or pcapng file instead (as tcpdump -r)')
+    .option('-r, --read <file>', "read a pcap or pcapng file instead (as tcpdump -r; '-' is standard input)")
     .option('--tcp', 'TCP, from the timestamp option (the default when none of --tcp, --icmp, --dns, --quic is given)')
     .option('--icmp', 'ICMP and ICMPv6 echo, from id and sequence')
     .option('--dns', 'DNS over UDP (port 53): a query to its response, by transaction id and question; not in ePPing')

@@ -9,6 +9,10 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { PathlensError } from '../core/errors.js';
 
 const CHUNK = 4 << 20;
+/** The path that names standard input. */
+export const STDIN = '-';
+/** Something to wait on for a millisecond. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 /** Latest timestamp accepted: the end of year 9999 (any later one is a broken file, not a capture). */
 const MAX_SEC = 253402300799;
 /** Largest |if_tsoffset| accepted, seconds (about 136 years). */
@@ -117,8 +121,12 @@ export class CaptureReader {
     this.start = 24;
   }
 
-  /** Opens a capture file, reading `chunk` bytes at a time (a record may still grow the buffer). */
+  /**
+   * Opens a capture file, reading `chunk` bytes at a time (a record may still grow the buffer).
+   * `-` is standard input, as for tcpdump -r and libpcap.
+   */
   static open(path: string, chunk = CHUNK): CaptureReader {
+    if (path === STDIN) return new CaptureReader('standard input', 0, undefined, chunk);
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -140,7 +148,7 @@ export class CaptureReader {
   }
 
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd > 0) closeSync(this.fd); // standard input (0) stays open
     this.fd = -1;
   }
 
@@ -174,6 +182,11 @@ export class CaptureReader {
       try {
         got = readSync(this.fd, this.buf, this.end, this.buf.length - this.end, null);
       } catch (e) {
+        // Standard input another process set non-blocking: wait for data, as a blocking read would.
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+          Atomics.wait(PAUSE, 0, 0, 1);
+          continue;
+        }
         throw new PathlensError('ERR_PARSE', `cannot read ${this.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (at byte ${this.base + this.end})`);
       }
       if (got === 0) this.eof = true;

@@ -35,6 +35,7 @@ function workerUrl(): URL {
  * THREAD_MIN_BYTES or more with two cores unless `force`.
  */
 export function threadPays(path: string, force: boolean): boolean {
+  if (path === '-') return false; // standard input: one reader
   try {
     const st = statSync(path);
     return st.isFile() && (force || (st.size >= THREAD_MIN_BYTES && availableParallelism() > 1));

@@ -197,3 +197,15 @@ test('offline pping over a pcap: RTT events from the same rules; the CLI reports
   assert.equal(both.status, 2);
   assert.match(both.stderr, /give one of -i IFACE \(live\) or -r FILE \(offline\)/);
 });
+
+test("-r - reads standard input, as tcpdump -r - does: the same lines as the file; a cut one names standard input", () => {
+  const fix = join(process.cwd(), 'test', 'fixtures', 'epping', 'fixA-r0.pcap');
+  const viaFile = spawnSync(process.execPath, [CLI, 'pping', '-r', fix, '-F', 'ppviz'], { encoding: 'utf8' });
+  const viaPipe = spawnSync('sh', ['-c', 'cat "$1" | exec "$2" "$3" pping -r - -F ppviz', 'sh', fix, process.execPath, CLI], { encoding: 'utf8' });
+  assert.equal(viaPipe.status, 0, viaPipe.stderr);
+  assert.ok(viaFile.stdout.split('\n').length > 50, 'samples to compare');
+  assert.equal(viaPipe.stdout, viaFile.stdout);
+  const cut = spawnSync('sh', ['-c', 'head -c 1000 "$1" | exec "$2" "$3" pping -r - -F ppviz', 'sh', fix, process.execPath, CLI], { encoding: 'utf8' });
+  assert.equal(cut.status, 1);
+  assert.match(cut.stderr, /\npathlens: standard input: record cut short \(54 of 98 bytes\) \(at byte 930\)\n$/);
+});
