@@ -53,7 +53,7 @@
 enum skip { OK = 0, SKIP_NOT_IP = 1, SKIP_PROTO = 2, SKIP_MALFORMED = 3, SKIP_FRAGMENT = 4 };
 
 /* Allocated as flows come (BPF_F_NO_PREALLOC), not for the table's maximum up front: a flow is
- * 296 bytes (its written counters kept apart from the rest), 48 MiB at the default 2^17 flows. */
+ * 320 bytes (its written counters kept apart from the rest), about 50 MiB at the default 2^17 flows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -117,6 +117,23 @@ struct {
  * where user space's layout test reads it. */
 struct pping_event *pping_event_btf __attribute__((unused));
 
+/* QUIC: the length of each server endpoint's connection ids (learnt from its long headers), and
+ * where each server connection id's connection was last seen (src/pping/quic.ts keeps the same).
+ * LRU: a flood of handshakes pushes out the oldest, never a new one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct pping_quic_server);
+	__type(value, __u32);
+} pping_quic_servers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pping_quic_cid_key);
+	__type(value, struct pping_quic_conn);
+} pping_quic_cids SEC(".maps");
+
 /* Connection ids, unique in this run (0 is never used). */
 __u32 pping_next_conn = 0;
 
@@ -132,8 +149,10 @@ struct packet {
 	__u8 has_ts;
 	__u8 echo; /* 1 request, 2 reply */
 	__u8 dns;  /* 1 query, 2 response */
-	__u8 quic; /* 1: the datagram starts with a QUIC short header */
+	__u8 quic; /* QUIC_SHORT: the datagram starts with a short header; QUIC_LONG: a long one, from the server */
 	__u8 quic_bits; /* QUIC_SPIN: its spin bit; QUIC_FROM_SERVER: its source port is the server's */
+	__u8 cid_len; /* QUIC_SHORT from the client: bytes of cid the packet holds; QUIC_LONG: its source id's length */
+	__u8 cid[PPING_QUIC_CID_MAX]; /* QUIC_SHORT from the client: its first bytes after the first byte */
 	__u32 ip_len;
 	__u32 payload;
 	__u32 tsval;
@@ -159,6 +178,11 @@ struct scratch {
 	__u32 dir;      /* the packet's direction in the flow key (0: src is end 0) */
 	__u32 egress;
 	struct pping_ids ids; /* what the packet identifies (identify_*) */
+	__u32 quic_len; /* a QUIC client's packet: its server id's length + 1, when known and whole (0: not) */
+	struct pping_quic_cid_key qkey; /* ... and that id, with its server */
+	struct pping_quic_conn qconn;
+	struct pping_stamp_key skey[4]; /* timestamps moved with a QUIC flow */
+	struct pping_stamp sval[4];
 };
 
 struct {
@@ -371,6 +395,8 @@ static __always_inline int parse_tcp_options(__u8 *tcp, void *data_end, __u32 hl
 #define DNS_PORT 53
 #define QUIC_SPIN 1
 #define QUIC_FROM_SERVER 2
+#define QUIC_SHORT 1
+#define QUIC_LONG 2
 /* Least UDP payload of a short-header packet: first byte, packet number, 16-byte tag, and the
  * 4 bytes header protection samples past the packet number (QUIC_SHORT_MIN in decode.ts). */
 #define QUIC_SHORT_MIN 21
@@ -434,6 +460,23 @@ static __noinline int parse_dns(__u8 *msg, void *data_end, __u32 kind, struct pa
 	return OK;
 }
 
+/* A long header (at h, its first byte) from the server: the length of its source connection id,
+ * one the server chose (RFC 9000 §17.2). Version 0 (version negotiation) carries the client's. */
+static __always_inline int parse_quic_long(__u8 *h, void *data_end, bool from_server, struct packet *p)
+{
+	if (!from_server || (void *)(h + 7) > data_end || (h[1] | h[2] | h[3] | h[4]) == 0)
+		return SKIP_PROTO;
+	__u32 dcl = h[5];
+	if (dcl > PPING_QUIC_CID_MAX)
+		return SKIP_PROTO;
+	__u8 *s = h + 6 + dcl;
+	if ((void *)(s + 1) > data_end || *s > PPING_QUIC_CID_MAX)
+		return SKIP_PROTO;
+	p->quic = QUIC_LONG;
+	p->cid_len = *s;
+	return OK;
+}
+
 static __always_inline int parse_l4(void *data, void *data_end, struct packet *p, const volatile struct pping_config *cfg)
 {
 	__u32 l4off = recall(&p->cursor);
@@ -479,12 +522,29 @@ static __always_inline int parse_l4(void *data, void *data_end, struct packet *p
 		bool qd = quic_port(cfg, dp);
 		if (!qs && !qd)
 			return SKIP_PROTO;
-		/* A short header: form bit clear, fixed bit set; a datagram that starts with a long
-		 * header (the handshake) has no spin bit to use. */
-		if ((void *)(l4 + 9) > data_end || p->payload < QUIC_SHORT_MIN || (l4[8] & 0xc0) != 0x40)
+		if ((void *)(l4 + 9) > data_end)
 			return SKIP_PROTO;
-		p->quic = 1;
-		p->quic_bits = ((l4[8] >> 5) & 1) | (qs && (!qd || sp < dp) ? QUIC_FROM_SERVER : 0);
+		bool from_server = qs && (!qd || sp < dp);
+		if (l4[8] & 0x80)
+			return parse_quic_long(l4 + 8, data_end, from_server, p);
+		/* A short header: form bit clear, fixed bit set; a datagram that starts with a long
+		 * header has no spin bit to use. */
+		if (p->payload < QUIC_SHORT_MIN || (l4[8] & 0x40) == 0)
+			return SKIP_PROTO;
+		p->quic = QUIC_SHORT;
+		p->quic_bits = ((l4[8] >> 5) & 1) | (from_server ? QUIC_FROM_SERVER : 0);
+		if (!from_server) {
+			/* The client's: the destination connection id (whose length the rules know, if
+			 * anyone does) is in the bytes that follow. */
+			__u32 n = 0;
+			for (int i = 0; i < PPING_QUIC_CID_MAX; i++) {
+				if ((void *)(l4 + 9 + i + 1) > data_end)
+					break;
+				p->cid[i] = l4[9 + i];
+				n++;
+			}
+			p->cid_len = n;
+		}
 		return OK;
 	}
 	bool v6 = p->family == 6;
@@ -875,6 +935,130 @@ static __always_inline struct pping_flow *flow_of(struct scratch *sc)
 	return f;
 }
 
+/* A long header from a QUIC server: the length of the connection ids it chose for itself. */
+static __noinline void quic_learn(struct packet *pk)
+{
+	struct pping_quic_server s = {};
+	__builtin_memcpy(s.addr, pk->src, 16);
+	s.port = pk->sport;
+	s.family = pk->family;
+	__u32 len = pk->cid_len;
+	bpf_map_update_elem(&pping_quic_servers, &s, &len, BPF_ANY);
+}
+
+/* Swaps n bytes (a multiple of 8) at a and b. */
+static __always_inline void swap64(void *a, void *b, __u32 n)
+{
+	__u64 *x = a;
+	__u64 *y = b;
+#pragma clang loop unroll(full)
+	for (__u32 i = 0; i < n / 8; i++) {
+		__u64 t = x[i];
+		x[i] = y[i];
+		y[i] = t;
+	}
+}
+
+/* The spin-bit timestamps of connection conn (identifiers 0 and 1, both directions) change
+ * direction: its flow's key put its ends the other way round. */
+static __always_inline void quic_flip_stamps(struct scratch *sc, __u32 conn)
+{
+#pragma clang loop unroll(full)
+	for (int k = 0; k < 4; k++) {
+		struct pping_stamp_key *key = &sc->skey[k];
+		key->conn_id = conn;
+		key->dir = k >> 1;
+		key->id = k & 1;
+		struct pping_stamp *v = bpf_map_lookup_elem(&pping_stamps, key);
+		if (v) {
+			sc->sval[k] = *v;
+			bpf_map_delete_elem(&pping_stamps, key);
+		} else {
+			key->conn_id = 0;
+		}
+	}
+#pragma clang loop unroll(full)
+	for (int k = 0; k < 4; k++) {
+		if (!sc->skey[k].conn_id)
+			continue;
+		sc->skey[k].dir ^= 1;
+		bpf_map_update_elem(&pping_stamps, &sc->skey[k], &sc->sval[k], BPF_ANY);
+	}
+}
+
+/* A QUIC client's short header: the server connection id it carries, when its length is known and
+ * the packet holds it whole (sc->quic_len, sc->qkey). On addresses and ports with no flow, a flow
+ * that still holds that id's connection moves here (a NAT rebinding), state and all; quic.ts's
+ * QuicIds.follow does the same. */
+static __noinline void quic_follow(struct scratch *sc)
+{
+	struct packet *pk = &sc->p;
+	struct pping_quic_cid_key *q = &sc->qkey;
+	struct pping_quic_server s = {};
+	__builtin_memcpy(s.addr, pk->dst, 16);
+	s.port = pk->dport;
+	s.family = pk->family;
+	__u32 *lenp = bpf_map_lookup_elem(&pping_quic_servers, &s);
+	if (!lenp)
+		return;
+	__u32 len = *lenp;
+	if (len > pk->cid_len || len > PPING_QUIC_CID_MAX)
+		return;
+	__builtin_memcpy(q->addr, pk->dst, 16);
+	q->port = pk->dport;
+	q->family = pk->family;
+	q->len = len;
+#pragma clang loop unroll(full)
+	for (__u32 i = 0; i < PPING_QUIC_CID_MAX; i++)
+		q->cid[i] = i < len ? pk->cid[i] : 0;
+	sc->quic_len = len + 1;
+	if (bpf_map_lookup_elem(&pping_flows, &sc->key))
+		return;
+	struct pping_quic_conn *c = bpf_map_lookup_elem(&pping_quic_cids, q);
+	if (!c)
+		return;
+	struct pping_flow *old = bpf_map_lookup_elem(&pping_flows, &c->flow);
+	if (!old || old->conn_id != c->conn_id)
+		return;
+	struct pping_flow *nf = &sc->nf;
+	__builtin_memcpy(nf, old, sizeof(*nf));
+	__u32 dir = sc->dir & 1;
+	bpf_map_delete_elem(&pping_flows, &c->flow);
+	bool flip = c->client_end != dir;
+	if (flip) {
+		swap64(&nf->d[0], &nf->d[1], sizeof(nf->d[0]));
+		swap64(&nf->by[0], &nf->by[1], sizeof(nf->by[0]));
+	}
+	if (bpf_map_update_elem(&pping_flows, &sc->key, nf, BPF_NOEXIST))
+		return;
+	if (flip)
+		quic_flip_stamps(sc, nf->conn_id);
+	__builtin_memcpy(&c->flow, &sc->key, sizeof(c->flow));
+	c->client_end = dir;
+	count(PPING_C_QUIC_MOVED);
+}
+
+/* After quic_follow, on the packet's flow: the id is remembered with it, and where to find it. */
+static __noinline void quic_note(struct scratch *sc, struct pping_flow *f)
+{
+	__u32 ql = sc->quic_len;
+	if (!ql)
+		return;
+	bool same = f->quic_cid_len == ql;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < PPING_QUIC_CID_MAX; i++)
+		same = same && f->quic_cid[i] == sc->qkey.cid[i];
+	if (same)
+		return;
+	f->quic_cid_len = ql;
+	__builtin_memcpy(f->quic_cid, sc->qkey.cid, PPING_QUIC_CID_MAX);
+	struct pping_quic_conn *c = &sc->qconn;
+	__builtin_memcpy(&c->flow, &sc->key, sizeof(c->flow));
+	c->conn_id = f->conn_id;
+	c->client_end = sc->dir & 1;
+	bpf_map_update_elem(&pping_quic_cids, &sc->qkey, c, BPF_ANY);
+}
+
 /* FIN closes the packet's direction, RST both; a flow with no active direction goes. */
 static __noinline void close_flow(struct scratch *sc, struct pping_flow *f)
 {
@@ -955,7 +1139,7 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	struct packet *pk = &sc->p;
 	/* What the parsers may leave unwritten on the way to OK: the rest is always written there
 	 * (the addresses whole, by put_addr), and an 88-byte memset per packet showed in its cost. */
-	pk->tcp_flags = pk->has_ts = pk->echo = pk->dns = pk->quic = pk->quic_bits = 0;
+	pk->tcp_flags = pk->has_ts = pk->echo = pk->dns = pk->quic = pk->quic_bits = pk->cid_len = 0;
 	pk->payload = 0;
 	int r = parse_link(data, data_end, l3proto, (cfg->flags & PPING_CFG_L3) != 0, pk);
 	if (r == OK)
@@ -972,6 +1156,10 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	if (!(cfg->flags & PPING_CFG_INCLUDE_LOCAL) && is_loopback(pk->src, pk->family) && is_loopback(pk->dst, pk->family))
 		return 0;
 	count(PPING_C_CONSIDERED);
+	if (pk->quic == QUIC_LONG) {
+		quic_learn(pk);
+		return 0;
+	}
 	if (!identify(pk, cfg, &sc->ids))
 		return 0;
 	sc->now = 0;
@@ -979,9 +1167,16 @@ static __noinline int pping(void *data, void *data_end, __u16 l3proto, bool egre
 	sc->egress = egress;
 	sc->dir = make_key(pk, &sc->key);
 
+	/* A QUIC client's packet: its flow may have been elsewhere before a NAT rebinding. */
+	bool client = pk->quic == QUIC_SHORT && !(pk->quic_bits & QUIC_FROM_SERVER);
+	sc->quic_len = 0;
+	if (client)
+		quic_follow(sc);
 	struct pping_flow *f = flow_of(sc);
 	if (!f)
 		return 0;
+	if (client)
+		quic_note(sc, f);
 	apply_rules(sc, cfg, f);
 	if (sc->ids.closing)
 		close_flow(sc, f);

@@ -10,6 +10,9 @@
 
 #include <linux/types.h>
 
+/* Longest QUIC connection id (RFC 9000 §17.2, version 1): QUIC_CID_MAX in src/pping/decode.ts. */
+#define PPING_QUIC_CID_MAX 20
+
 /* Flow key: the two endpoints in canonical order (end 0 sorts before end 1, address then port). */
 struct pping_flow_key {
 	__u8 addr[2][16]; /* IPv4 in the first 4 bytes, rest zero */
@@ -83,6 +86,33 @@ struct pping_flow {
 	struct pping_dir d[2];
 	__u64 gap[8];
 	struct pping_tally by[2];
+	/* QUIC: the server connection id the client last sent (length + 1; 0: none), zero-padded. */
+	__u8 quic_cid_len;
+	__u8 quic_cid[PPING_QUIC_CID_MAX];
+	__u8 pad2[3];
+};
+
+/* A server endpoint, whose connection ids have the length its long headers show (src/pping/quic.ts). */
+struct pping_quic_server {
+	__u8 addr[16];
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+/* A server connection id of a server endpoint, and the flow its connection was last seen on. */
+struct pping_quic_cid_key {
+	__u8 addr[16];
+	__u16 port;
+	__u8 family;
+	__u8 len;
+	__u8 cid[PPING_QUIC_CID_MAX]; /* zero past len */
+};
+
+struct pping_quic_conn {
+	struct pping_flow_key flow;
+	__u32 conn_id;    /* the flow's, when this was written: a flow since put on that key is another */
+	__u32 client_end; /* the key's end (0 or 1) the client is */
 };
 
 struct pping_stamp_key {
@@ -220,6 +250,7 @@ enum pping_counter {
 	PPING_C_ONE_WAY_REFUSED,    /* timestamps not stored for one-way directions: their share in use */
 	PPING_C_BURST,              /* timestamps taken past the rate limit after reordering or loss */
 	PPING_C_ONE_WAY_FLOWS,      /* flows closed (FIN, RST) with one direction only seen */
+	PPING_C_QUIC_MOVED,         /* QUIC flows moved to the client's new address or port by their connection id */
 	PPING_C_NUM,
 };
 

@@ -14,7 +14,7 @@ export const DIR = { size: 48, last_stamp: 0, min_rtt: 8, srtt: 16, last_id: 24,
 /** struct pping_tally: by[k] has direction k's sent counters and direction k ^ 1's received ones. */
 export const TALLY = { size: 64, sent_pkts: 0, sent_bytes: 8, rec_pkts: 16, rec_bytes: 24 } as const;
 /** struct pping_flow */
-export const FLOW = { size: 296, conn_id: 0, d: 8, by: 168 } as const;
+export const FLOW = { size: 320, conn_id: 0, d: 8, by: 168, quic_cid_len: 296, quic_cid: 297 } as const;
 /** struct pping_stamp_key / struct pping_stamp */
 export const STAMP_KEY = { size: 12, conn_id: 0, dir: 4, id: 8 } as const;
 export const STAMP = { size: 24, time: 0, deadline: 8, one_way: 16 } as const;
@@ -89,7 +89,8 @@ export const C = {
   ONE_WAY_REFUSED: 13,
   BURST: 14,
   ONE_WAY_FLOWS: 15,
-  NUM: 16,
+  QUIC_MOVED: 16,
+  NUM: 17,
 } as const;
 
 export { setU64, u64 } from '../bpf/maps.js';

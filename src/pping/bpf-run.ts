@@ -76,6 +76,8 @@ export function loadPping(o: MatcherOptions, extraFlags = 0): BpfObject {
   try {
     obj.setMaxEntries('pping_flows', o.maxFlows);
     obj.setMaxEntries('pping_stamps', o.maxStamps);
+    // Where QUIC connection ids were last seen: one per flow at most that is worth keeping.
+    obj.setMaxEntries('pping_quic_cids', o.quicPorts.length > 0 ? o.maxFlows : 1);
     obj.setInitialValue('.rodata', configOf(o, extraFlags));
     obj.load();
     return obj;
@@ -367,6 +369,7 @@ export function runBpf(lo: BpfOptions, opts: Partial<MatcherOptions>, sink: Ppin
         flows_evicted: sweeper.evicted,
         burst_stamps: counters[C.BURST],
         one_way_flows: counters[C.ONE_WAY_FLOWS] + sweeper.oneWay,
+        quic_moved: counters[C.QUIC_MOVED],
         lost: counters[C.EVENTS_LOST],
       };
     },

@@ -54,6 +54,11 @@ export const QUIC_MAX_PORTS = 4;
  * (RFC 9001 §5.4.2): anything shorter is no 1-RTT packet.
  */
 export const QUIC_SHORT_MIN = 21;
+/** PacketInfo.quic: a short-header (1-RTT) packet, or a long header from the server (the handshake). */
+export const QUIC_SHORT = 1;
+export const QUIC_LONG = 2;
+/** Longest connection id (RFC 9000 §17.2: version 1 allows 20 bytes). */
+export const QUIC_CID_MAX = 20;
 /** Bytes of a DNS question the identifier hashes at most (a name is at most 255). */
 const DNS_QUESTION_MAX = 260;
 
@@ -125,6 +130,15 @@ export class PacketInfo {
   quic = 0;
   spin = 0;
   fromServer = false;
+  /**
+   * QUIC connection ids. A short header (quic 1): `cidOff` is where its destination connection id
+   * starts in `bytes` and `cidLen` how many of its bytes the capture holds (at most
+   * QUIC_CID_MAX); the id's length is not in the packet (quic.ts learns it). A long header from
+   * the server (quic 2, QUIC_LONG): `cidLen` is its source connection id's length, the length of
+   * the ids the server chose for itself.
+   */
+  cidOff = 0;
+  cidLen = 0;
   /** Direction the link layer records (Linux cooked captures): 1 outgoing, 0 incoming, -1 unknown. */
   linkOut = -1;
   /**
@@ -262,12 +276,30 @@ export class Decoder {
       const qs = this.quicPorts.includes(sp);
       const qd = this.quicPorts.includes(dp);
       if (!qs && !qd) return SKIP_PROTO;
-      // A short header: form bit clear, fixed bit set. Datagrams that start with a long header
-      // (the handshake) carry no spin bit to use, even when a 1-RTT packet is coalesced after.
-      if (avail < 9 || out.payload < QUIC_SHORT_MIN || (bytes[l4 + 8] & 0xc0) !== 0x40) return SKIP_PROTO;
-      out.quic = 1;
-      out.spin = (bytes[l4 + 8] >> 5) & 1;
+      if (avail < 9) return SKIP_PROTO;
+      const first = bytes[l4 + 8];
       out.fromServer = qs && (!qd || sp < dp);
+      if (first & 0x80) {
+        // A long header (the handshake) has no spin bit; the server's tell the length of the
+        // connection ids it chose: its source connection id (RFC 9000 §17.2). Version 0 is version
+        // negotiation, whose ids are the client's.
+        const h = l4 + 8;
+        if (!out.fromServer || avail < 15 || (bytes[h + 1] | bytes[h + 2] | bytes[h + 3] | bytes[h + 4]) === 0) return SKIP_PROTO;
+        const dcl = bytes[h + 5];
+        if (dcl > QUIC_CID_MAX || avail < 8 + 6 + dcl + 1) return SKIP_PROTO;
+        const scl = bytes[h + 6 + dcl];
+        if (scl > QUIC_CID_MAX) return SKIP_PROTO;
+        out.quic = QUIC_LONG;
+        out.cidLen = scl;
+        return 0;
+      }
+      // A short header: form bit clear, fixed bit set. Datagrams that start with a long header
+      // carry no spin bit to use, even when a 1-RTT packet is coalesced after.
+      if (out.payload < QUIC_SHORT_MIN || (first & 0x40) === 0) return SKIP_PROTO;
+      out.quic = QUIC_SHORT;
+      out.spin = (first >> 5) & 1;
+      out.cidOff = l4 + 9;
+      out.cidLen = Math.min(QUIC_CID_MAX, avail - 9);
       return 0;
     }
     if (ip.proto === IPPROTO_TCP) {

@@ -131,6 +131,8 @@ export interface PpingDoneEvent extends Base {
   burst_stamps: number;
   /** Flows that went with only one direction ever seen (closing events with bidirectional false). */
   one_way_flows: number;
+  /** QUIC flows that followed their connection id to the client's new address or port (a NAT rebinding). */
+  quic_moved: number;
   /** Packets or events the capture path lost (kernel drops, ring-buffer overruns). */
   lost: number;
 }

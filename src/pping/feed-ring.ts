@@ -5,7 +5,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { ErrorCode } from '../core/errors.js';
-import type { PacketInfo } from './decode.js';
+import { type PacketInfo, QUIC_SHORT } from './decode.js';
 import { endsHash, flowHash, foldV6, word } from './tables.js';
 
 /** Atomics.waitAsync (Node 16 on; typed from ES2024, past this project's lib). */
@@ -41,6 +41,10 @@ const R_DNS_ID = 13;
 const R_HASH = 14;
 /** Source address (16 bytes), then the destination's. */
 const R_ADDR = 15;
+/** QUIC: PacketInfo.quic (low byte), cidLen (next byte); a short header's connection id bytes are at R_CID. */
+const R_QUIC = 23;
+/** Words of a QUIC record that TCP and DNS fields use in theirs: room for QUIC_CID_MAX bytes. */
+const R_CID = R_TSVAL;
 
 // Bits of R_HEAD above the skip reason.
 const H_EGRESS = 1 << 8;
@@ -48,7 +52,6 @@ const H_V6 = 1 << 9;
 const H_HAS_TS = 1 << 10;
 const H_FROM_SERVER = 1 << 11;
 const H_SPIN = 1 << 12;
-const H_QUIC = 1 << 13;
 /** echo (2 bits), dns (2 bits), linkOut + 1 (2 bits), TCP flags (12 bits) from these shifts. */
 const H_ECHO = 14;
 const H_DNS = 16;
@@ -162,7 +165,6 @@ export class FeedViews {
       (p.hasTs ? H_HAS_TS : 0) |
       (p.fromServer ? H_FROM_SERVER : 0) |
       (p.spin ? H_SPIN : 0) |
-      (p.quic ? H_QUIC : 0) |
       (p.echo << H_ECHO) |
       (p.dns << H_DNS) |
       ((p.linkOut + 1) << H_LINK) |
@@ -177,8 +179,10 @@ export class FeedViews {
     u[b + R_SEQ] = p.seq;
     u[b + R_ACK] = p.ackNum;
     u[b + R_DNS_ID] = p.dnsId;
+    u[b + R_QUIC] = p.quic | (p.cidLen << 8);
     const src = p.bytes;
     const d = this.u8;
+    if (p.quic === QUIC_SHORT) for (let i = 0, c = (b + R_CID) * 4; i < p.cidLen; i++) d[c + i] = src[p.cidOff + i];
     const w = b + R_ADDR;
     const a = w * 4;
     if (p.family === 4) {
@@ -241,6 +245,7 @@ export class FeedViews {
     u[b + R_SEQ] = (bytes[t + 4] << 24) | (bytes[t + 5] << 16) | (bytes[t + 6] << 8) | bytes[t + 7];
     u[b + R_ACK] = (bytes[t + 8] << 24) | (bytes[t + 9] << 16) | (bytes[t + 10] << 8) | bytes[t + 11];
     u[b + R_DNS_ID] = 0;
+    u[b + R_QUIC] = 0;
     const w = b + R_ADDR;
     const d = this.u8;
     const a = w * 4;
@@ -303,9 +308,9 @@ export class FeedViews {
     p.hasTs = (h & H_HAS_TS) !== 0;
     p.echo = (h >>> H_ECHO) & 3;
     p.dns = (h >>> H_DNS) & 3;
-    p.quic = (h & H_QUIC) !== 0 ? 1 : 0;
     p.hash = u[b + R_HASH];
     if (proto === 6) {
+      p.quic = 0;
       p.tsval = u[b + R_TSVAL];
       p.tsecr = u[b + R_TSECR];
       p.seq = u[b + R_SEQ];
@@ -315,6 +320,10 @@ export class FeedViews {
       p.dnsId = u[b + R_DNS_ID];
       p.spin = (h & H_SPIN) !== 0 ? 1 : 0;
       p.fromServer = (h & H_FROM_SERVER) !== 0;
+      const q = u[b + R_QUIC];
+      p.quic = q & 0xff;
+      p.cidLen = (q >>> 8) & 0xff;
+      p.cidOff = (b + R_CID) * 4;
     }
   }
 }

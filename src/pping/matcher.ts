@@ -18,13 +18,14 @@
  * whose RTT from the capture point was measured; the counters are those of the timestamped
  * direction (sent_*: packets from dest_ip, rec_*: from src_ip; bytes are payload bytes).
  */
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../core/constants.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../core/constants.js';
 import type { Sink } from '../core/sink.js';
-import { formatIp } from '../packet/addr.js';
-import { ICMP_ECHO_REQUEST, type PacketInfo, isLoopback, isSelf } from './decode.js';
-import { type FlowEvent, type FlowReason, type FlowTuple, PPING_SCHEMA, type PpingProtocol, type RttEvent, type TableFullEvent } from './events.js';
+import { ICMP_ECHO_REQUEST, type PacketInfo, QUIC_LONG, QUIC_SHORT, isLoopback, isSelf } from './decode.js';
+import { type FlowEvent, type FlowReason, PPING_SCHEMA, type RttEvent, type TableFullEvent } from './events.js';
 import { NEWER_WRAP, PacketIds, R_RST, RULE_DNS, RULE_NAMES, RULE_SEQACK, identify, isNewer } from './identify.js';
 import { D_BARRIER, D_CREDITS, D_HAS_BARRIER, D_LAST_ID, D_MISSED, D_LAST_STAMP, D_MIN_RTT, D_OPEN_REASON, D_REC_BYTES, D_REC_PKTS, D_SENT_BYTES, D_SENT_PKTS, D_SRTT, D_STAMPED, D_STATE, DIR_CLOSED, DIR_EMPTY, DIR_OPEN, DIR_WAITOPEN, DS, FlowTable, StampTable } from './tables.js';
+import { QuicIds } from './quic.js';
+import { FlowTuples } from './tuples.js';
 import { active, CROWDED, gcVerdict, oneWayLimit, STAMP_MAX_LIFETIME_NS, STAMP_MIN_LIFETIME_NS, STAMP_RTT_LIFETIMES } from './hygiene.js';
 
 export interface MatcherOptions {
@@ -97,17 +98,15 @@ export interface MatcherStats {
   burstStamps: number;
   /** Flows that left the table with only one direction ever seen. */
   oneWayFlows: number;
-}
-
-function protocolName(proto: number): PpingProtocol {
-  return proto === IPPROTO_TCP ? 'TCP' : proto === IPPROTO_ICMP ? 'ICMP' : proto === IPPROTO_UDP ? 'UDP' : 'ICMPv6';
+  /** QUIC flows moved to the client's new address or port by their connection id (quic.ts). */
+  quicMoved: number;
 }
 
 export class Matcher {
   readonly o: MatcherOptions;
   readonly flows: FlowTable;
   readonly stamps: StampTable;
-  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0, oneWayRefused: 0, flowsEvicted: 0, burstStamps: 0, oneWayFlows: 0 };
+  readonly stats: MatcherStats = { packets: 0, stamped: 0, rtts: 0, flowsOpened: 0, flowTableFull: 0, stampTableFull: 0, stampsExpired: 0, retransmitSkipped: 0, oneWayRefused: 0, flowsEvicted: 0, burstStamps: 0, oneWayFlows: 0, quicMoved: 0 };
   private readonly sink: MatcherSink;
   /** Times are ns since baseSec (exact in a double for 104 days). */
   private baseSec = -1;
@@ -121,14 +120,16 @@ export class Matcher {
   private pt = 0;
   /** What the packet being processed identifies. */
   private readonly ids = new PacketIds();
-  /** tuple()'s cache: per slot and direction, the text and the connection it was made for. */
-  private tuples: (FlowTuple | undefined)[] = [];
-  private tupleConn = new Uint32Array(0);
+  /** Flows' addresses and ports as event text. */
+  private readonly tuples: FlowTuples;
+  /** QUIC connection ids (only with quicPorts). */
+  private readonly quic = new QuicIds();
 
   constructor(o: Partial<MatcherOptions>, sink: MatcherSink) {
     this.o = { ...MATCHER_DEFAULTS, ...o };
     this.flows = new FlowTable(this.o.maxFlows);
     this.stamps = new StampTable(this.o.maxStamps);
+    this.tuples = new FlowTuples(this.flows);
     this.sink = sink;
   }
 
@@ -155,12 +156,22 @@ export class Matcher {
     if (t > this.now) this.now = t;
     this.pt = t;
     this.stats.packets++;
+    if (p.quic === QUIC_LONG) return this.quic.learn(p);
     const ids = this.ids;
     if (!identify(p, o, ids)) return;
 
     const ft = this.flows;
     const h = ft.hashOf(p);
     let slot = ft.find(p, h);
+    // A QUIC client's packet: its flow may have been elsewhere before a NAT rebinding.
+    const client = p.quic === QUIC_SHORT && !p.fromServer;
+    if (slot < 0 && client) {
+      slot = this.quic.follow(p, h, ft);
+      if (slot >= 0) {
+        this.stats.quicMoved++;
+        this.tuples.clear();
+      }
+    }
     if (slot < 0) {
       // Only a packet that can be timestamped opens state; a closing one never does.
       if (!ids.idValid || ids.closing) return;
@@ -173,6 +184,7 @@ export class Matcher {
       this.nextConn = (this.nextConn + 1) & 0x7fffffff || 1;
       this.stats.flowsOpened++;
     }
+    if (client) this.quic.note(p, h, ft, slot);
     // Both ends the same (echo to one's own address): requests go one way, replies the other.
     const dir = !tcp && isSelf(p) ? (p.echo === ICMP_ECHO_REQUEST ? 0 : 1) : ft.dir;
     this.applyRules(slot, dir, p.payload, egress);
@@ -306,8 +318,13 @@ export class Matcher {
     }
     if (!active(fd[a + D_STATE]) && !active(fd[r + D_STATE])) {
       this.oneWayGone(slot, wasActive, t, REASONS[reason], 'src');
-      ft.remove(slot);
+      this.remove(slot);
     }
+  }
+
+  private remove(slot: number): void {
+    if (this.o.quicPorts.length > 0 && this.flows.proto(slot) === IPPROTO_UDP) this.quic.forget(this.flows.connId[slot]);
+    this.flows.remove(slot);
   }
 
   /** Whether a packet of each direction of slot's flow was seen (each counts the other's as received). */
@@ -357,7 +374,7 @@ export class Matcher {
       if (crowded && gcVerdict(icmp, fd[a + D_STATE], now - fd[a + D_LAST_STAMP], fd[b + D_STATE], now - fd[b + D_LAST_STAMP]) < 0) this.stats.flowsEvicted++;
       for (let d = 0; d < 2; d++) if (v & (1 << d)) this.flowEvent(slot, d ^ 1, now, 'closing', 'flow timeout', 'garbage collection', true);
       this.oneWayGone(slot, (active(fd[a + D_STATE]) ? 1 : 0) | (active(fd[b + D_STATE]) ? 2 : 0), now, 'flow timeout', 'garbage collection');
-      ft.remove(slot);
+      this.remove(slot);
     });
   }
 
@@ -380,38 +397,11 @@ export class Matcher {
     }
   }
 
-  /**
-   * The flow's addresses and ports as text, seen from end `dir`: formatted once per connection
-   * and direction (an RTT event per sample would otherwise format two addresses each time).
-   */
-  private tuple(slot: number, dir: number): FlowTuple {
-    const ft = this.flows;
-    const i = slot * 2 + dir;
-    const conn = ft.connId[slot];
-    const hit = this.tuples[i];
-    if (hit !== undefined && this.tupleConn[i] === conn) return hit;
-    const fam = ft.family(slot);
-    const t: FlowTuple = {
-      src_ip: formatIp(ft.keys, ft.addrOff(slot, dir), fam),
-      src_port: ft.port(slot, dir),
-      dest_ip: formatIp(ft.keys, ft.addrOff(slot, dir ^ 1), fam),
-      dest_port: ft.port(slot, dir ^ 1),
-      protocol: protocolName(ft.proto(slot)),
-    };
-    if (this.tupleConn.length < ft.capacitySlots * 2) {
-      this.tupleConn = new Uint32Array(ft.capacitySlots * 2);
-      this.tuples = new Array<FlowTuple | undefined>(ft.capacitySlots * 2).fill(undefined);
-    }
-    this.tuples[i] = t;
-    this.tupleConn[i] = conn;
-    return t;
-  }
-
   /** An RTT sample carried by a packet of direction `echoDir`: its flow, the timestamped direction's counters. */
   private rttEvent(slot: number, echoDir: number, t: number, rtt: number, egress: boolean): void {
     const fd = this.flows.d;
     const s = (slot * 2 + (echoDir ^ 1)) * DS;
-    const f = this.tuple(slot, echoDir);
+    const f = this.tuples.get(slot, echoDir);
     // Every field written out (no spread): one object shape for every sample.
     this.sink.event({
       schema: PPING_SCHEMA,
@@ -435,7 +425,7 @@ export class Matcher {
   }
 
   private flowEvent(slot: number, dir: number, t: number, kind: 'opening' | 'closing', reason: FlowReason, by: FlowEvent['triggered_by'], bidirectional: boolean): void {
-    const f = this.tuple(slot, dir); // its fields written out, as rttEvent's (a spread is the slow way)
+    const f = this.tuples.get(slot, dir); // its fields written out, as rttEvent's (a spread is the slow way)
     this.sink.event({ schema: PPING_SCHEMA, type: 'flow', sec: this.absSec(t), nsec: this.absNsec(t), src_ip: f.src_ip, src_port: f.src_port, dest_ip: f.dest_ip, dest_port: f.dest_port, protocol: f.protocol, flow_event: kind, reason, triggered_by: by, bidirectional });
   }
 }

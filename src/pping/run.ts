@@ -98,6 +98,7 @@ function doneEvent(m: Matcher, t: Tally, reason: PpingDoneEvent['reason'], sec: 
     flows_evicted: m.stats.flowsEvicted,
     burst_stamps: m.stats.burstStamps,
     one_way_flows: m.stats.oneWayFlows,
+    quic_moved: m.stats.quicMoved,
     lost: t.lost,
   };
 }

@@ -212,8 +212,11 @@ export class FlowTable {
     return -1;
   }
 
-  /** Inserts the packet's connection (src as end 0), every direction empty: its slot, or -1 when full. */
-  insert(p: PacketInfo, h: number, connId: number): number {
+  /**
+   * Inserts the packet's connection (its source as end 0, or as end 1 when `reversed`), every
+   * direction empty: its slot, or -1 when full.
+   */
+  insert(p: PacketInfo, h: number, connId: number, reversed = false): number {
     if (this.size >= this.max) return -1;
     if (this.size + this.tomb + 1 > (this.slots * 3) >>> 2) this.rebuild(roomFor(this.size, this.slots, this.maxSlots));
     let i = h & this.mask;
@@ -225,29 +228,50 @@ export class FlowTable {
     k.fill(0, o, o + KEY);
     k[o] = p.family;
     k[o + 1] = p.proto;
-    k[o + 4] = p.srcPort >> 8;
-    k[o + 5] = p.srcPort & 0xff;
-    k[o + 6] = p.dstPort >> 8;
-    k[o + 7] = p.dstPort & 0xff;
-    k.set(p.bytes.subarray(p.srcOff, p.srcOff + n), o + 8);
-    k.set(p.bytes.subarray(p.dstOff, p.dstOff + n), o + 24);
+    const aPort = reversed ? p.dstPort : p.srcPort;
+    const bPort = reversed ? p.srcPort : p.dstPort;
+    const aOff = reversed ? p.dstOff : p.srcOff;
+    const bOff = reversed ? p.srcOff : p.dstOff;
+    k[o + 4] = aPort >> 8;
+    k[o + 5] = aPort & 0xff;
+    k[o + 6] = bPort >> 8;
+    k[o + 7] = bPort & 0xff;
+    k.set(p.bytes.subarray(aOff, aOff + n), o + 8);
+    k.set(p.bytes.subarray(bOff, bOff + n), o + 24);
     const kw = this.kw;
     const w = i * KW;
     kw.fill(0, w, w + KW);
     kw[w] = p.family | (p.proto << 8);
-    kw[w + 1] = (p.srcPort << 16) | p.dstPort;
+    kw[w + 1] = (aPort << 16) | bPort;
     for (let j = 0; j < n; j += 4) {
-      kw[w + 2 + j / 4] = word(p.bytes, p.srcOff + j);
-      kw[w + 6 + j / 4] = word(p.bytes, p.dstOff + j);
+      kw[w + 2 + j / 4] = word(p.bytes, aOff + j);
+      kw[w + 6 + j / 4] = word(p.bytes, bOff + j);
     }
     this.state[i] = USED;
     this.hash[i] = h;
     this.connId[i] = connId;
     this.d.fill(0, i * 2 * DS, (i + 1) * 2 * DS);
     this.size++;
-    this.dir = 0;
+    this.dir = reversed ? 1 : 0;
     return i;
   }
+
+  /**
+   * Moves slot `from`'s connection (its id and both directions' records) to the packet's
+   * addresses and ports, the packet's source taking end `srcEnd`, so that every direction keeps
+   * its index (and the timestamps stored under it stay found): a QUIC connection that a NAT
+   * rebinding moved (quic.ts). Returns the new slot.
+   */
+  move(from: number, p: PacketInfo, h: number, srcEnd: number): number {
+    const conn = this.connId[from];
+    const rec = this.moving;
+    rec.set(this.d.subarray(from * 2 * DS, (from + 1) * 2 * DS));
+    this.remove(from);
+    const i = this.insert(p, h, conn, srcEnd === 1); // one entry removed: there is room
+    this.d.set(rec, i * 2 * DS);
+    return i;
+  }
+  private readonly moving = new Float64Array(2 * DS);
 
   remove(slot: number): void {
     if (this.state[slot] !== USED) return;

@@ -185,7 +185,7 @@ export function standardLine(e: PpingEvent): string {
       return `# pping on ${e.input} (${e.source}): ${e.protocols.join(', ')}; rate limit ${e.rtt_rate ? `${e.rtt_rate} x RTT` : `${e.rate_limit_ms} ms`}`;
     case 'done': {
       const s = e.skipped;
-      return `# ${e.reason}: ${e.packets} packets (${e.considered} considered by the rules; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTT${e.rtt_events === 1 ? '' : 's'}, ${e.flows_opened} flow${e.flows_opened === 1 ? '' : 's'}${e.one_way_flows ? ` (${e.one_way_flows} one-way)` : ''}${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
+      return `# ${e.reason}: ${e.packets} packets (${e.considered} considered by the rules; skipped: ${s.not_ip} not IP, ${s.other_protocol} other protocols, ${s.malformed} malformed, ${s.fragment} fragments), ${e.rtt_events} RTT${e.rtt_events === 1 ? '' : 's'}, ${e.flows_opened} flow${e.flows_opened === 1 ? '' : 's'}${e.one_way_flows ? ` (${e.one_way_flows} one-way)` : ''}${e.quic_moved ? `, ${e.quic_moved} QUIC flow${e.quic_moved === 1 ? '' : 's'} moved by connection id` : ''}${e.lost ? `, ${e.lost} lost` : ''}${e.flow_table_full || e.timestamp_table_full ? `, tables full: ${e.flow_table_full} flows, ${e.timestamp_table_full} timestamps not kept` : ''}`;
     }
   }
 }

@@ -54,6 +54,7 @@ test('recorded fixtures: two threads give the events of one', async () => {
     ['epping/fixB-r100.pcap', { tcp: true, icmp: true, rateLimitNs: 100e6 }],
     ['dns/queries.pcap', { tcp: false, dns: true, rateLimitNs: 0 }],
     ['quic/spin.pcap', { tcp: false, quicPorts: [4433] }],
+    ['quic/rebind.pcap', { tcp: false, quicPorts: [4433], rateLimitNs: 0 }],
     ['seqack/no-timestamps.pcap', { tcp: true, rateLimitNs: 0, seqAck: true }],
   ];
   for (const [file, o] of cases) {

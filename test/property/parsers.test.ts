@@ -17,7 +17,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PathlensError } from '../../src/core/errors.js';
-import { Decoder, DNS_QUERY, DNS_RESPONSE, dnsIdOf, L3_ETHERTYPE, PacketInfo } from '../../src/pping/decode.js';
+import { Decoder, DNS_QUERY, DNS_RESPONSE, dnsIdOf, L3_ETHERTYPE, PacketInfo, QUIC_LONG, QUIC_SHORT } from '../../src/pping/decode.js';
 import { CaptureReader, CaptureRecord } from '../../src/pping/pcap.js';
 import { describeStatus } from '../../src/packet/status.js';
 import { encodeQuery, encodeResponse, parseMessage, ptrAnswer, readName } from '../../src/resolve/dns.js';
@@ -209,23 +209,41 @@ test('pping frame decoder: never throws, for every link type; addresses inside t
   );
 });
 
-test('pping UDP decoding (DNS and QUIC ports): never throws; a QUIC result is a whole short header on a QUIC port', () => {
+/** A QUIC long header's shape: any first byte with the form bit, a version, ids of any length byte. */
+const longHeader = fc
+  .tuple(fc.integer({ min: 0x80, max: 0xff }), fc.constantFrom([0, 0, 0, 1], [0, 0, 0, 0], [0x6b, 0x33, 0x43, 0xcf]), fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 24 }), fc.uint8Array({ maxLength: 40 }))
+  .map(([first, version, dcl, scl, rest]) => Uint8Array.from([first, ...version, dcl, ...new Array<number>(Math.min(dcl, 24)).fill(0xd), scl, ...rest]));
+
+test('pping UDP decoding (DNS and QUIC ports): never throws; a QUIC result is a whole short header on a QUIC port, or a server long header whole up to its source id length', () => {
   const dec = new Decoder();
   dec.dns = true;
   dec.quicPorts = [443, 4433];
   const info = new PacketInfo();
   const port = fc.constantFrom(53, 443, 4433, 40000, 0);
   fc.assert(
-    fc.property(port, port, fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 0, max: 80 }), (sp, dp, payload, cut) => {
+    fc.property(port, port, fc.oneof(fc.uint8Array({ maxLength: 64 }), longHeader), fc.integer({ min: 0, max: 80 }), (sp, dp, payload, cut) => {
       // A raw IPv4 header (20 bytes) and UDP header; the IP length as the payload says, the frame maybe cut short.
       const len = 28 + payload.length;
       const f = Uint8Array.from([0x45, 0, len >> 8, len & 0xff, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, sp >> 8, sp & 0xff, dp >> 8, dp & 0xff, (len - 20) >> 8, (len - 20) & 0xff, 0, 0, ...payload]);
       const n = Math.min(f.length, 20 + cut);
       const r = dec.decode(f, 0, n, 101, 0, info);
-      if (r === 0 && info.quic) {
+      if (r === 0 && info.quic === QUIC_SHORT) {
         assert.ok([443, 4433].includes(sp) || [443, 4433].includes(dp));
         assert.ok(n >= 29 && (f[28] & 0xc0) === 0x40 && payload.length >= 21);
         assert.equal(info.spin, (f[28] >> 5) & 1);
+        // The destination connection id's bytes the frame holds, at most 20, right after the first byte.
+        assert.equal(info.cidOff, 29);
+        assert.equal(info.cidLen, Math.min(20, n - 29));
+      } else if (r === 0 && info.quic === QUIC_LONG) {
+        // A server's long header, version 1 ids, whole up to its source id's length.
+        assert.ok(info.fromServer && [443, 4433].includes(sp));
+        assert.ok(n >= 35 && (f[28] & 0x80) !== 0 && (f[29] | f[30] | f[31] | f[32]) !== 0);
+        const dcl = f[33];
+        assert.ok(dcl <= 20 && n >= 35 + dcl);
+        assert.equal(info.cidLen, f[34 + dcl]);
+        assert.ok(info.cidLen <= 20);
+      } else if (r === 0) {
+        assert.equal(info.quic, 0);
       }
     }),
     RUNS,

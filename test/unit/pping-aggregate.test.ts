@@ -128,7 +128,7 @@ test('interval view: one batch per interval of event time; flow and RTT events a
     rtt('192.0.2.1', 16, 107),
   ];
   for (const e of ev) v.event(e);
-  v.event({ schema: 'pathlens.pping/1', type: 'done', sec: 107, nsec: 500, reason: 'end-of-file', packets: 0, skipped: { not_ip: 0, other_protocol: 0, malformed: 0, fragment: 0 }, considered: 0, rtt_events: 4, flows_opened: 0, timestamps_expired: 0, flow_table_full: 0, timestamp_table_full: 0, retransmit_skipped: 0, one_way_refused: 0, flows_evicted: 0, burst_stamps: 0, one_way_flows: 0, lost: 0 });
+  v.event({ schema: 'pathlens.pping/1', type: 'done', sec: 107, nsec: 500, reason: 'end-of-file', packets: 0, skipped: { not_ip: 0, other_protocol: 0, malformed: 0, fragment: 0 }, considered: 0, rtt_events: 4, flows_opened: 0, timestamps_expired: 0, flow_table_full: 0, timestamp_table_full: 0, retransmit_skipped: 0, one_way_refused: 0, flows_evicted: 0, burst_stamps: 0, one_way_flows: 0, quic_moved: 0, lost: 0 });
   await w.end();
   const parsed = lines.map((l) => JSON.parse(l) as AggregateEvent & { timestamp: number });
   assert.deepEqual(
