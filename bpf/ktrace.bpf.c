@@ -87,13 +87,22 @@ struct {
 	__uint(max_entries, 1 << 22);
 } kt_events SEC(".maps");
 
-/* Kernel stacks, deduplicated by the kernel (an id names one stack for the map's lifetime). */
+/* Kernel stacks by their frames, each with the id stages record (kt_stack_next's, in order). A
+ * stack trace map names a stack by a hash of it and gives a second stack with the same hash no id
+ * at all (-EEXIST): a few dozen stacks in 4096 buckets lost one in a few runs in a hundred. Keyed
+ * by the frames themselves, two stacks never share an entry; only a full map refuses one. */
+struct kt_stack {
+	__u64 ip[KT_STACK_DEPTH];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, KT_STACK_DEPTH * sizeof(__u64));
+	__type(key, struct kt_stack);
+	__type(value, __u32);
 } kt_stacks SEC(".maps");
+
+__u32 kt_stack_next = 0;
 
 /* Wake the reader when this much is waiting (it also drains every tick, 100 ms). */
 #define KT_WAKE_BYTES (256 * 1024)
@@ -345,7 +354,8 @@ struct scratch {
 	struct kt_key k;
 	struct kt_trip nt;
 	/* What the hook knows besides the packet (a BPF call takes five arguments): */
-	long stack;      /* kt_stacks id, or bpf_get_stackid's error (0: none taken) */
+	long stack;      /* kt_stacks id + 1, or a negative errno (0: none taken) */
+	struct kt_stack stk; /* the stack being taken */
 	__u32 ifindex;   /* the packet's device (0: unknown) */
 	__u32 task;      /* 1: a process context whose pid/comm describe the sender */
 };
@@ -356,6 +366,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } kt_scratch SEC(".maps");
+
+/* The kernel stack at ctx: its id in kt_stacks + 1 (a new one the first time it is seen), or a
+ * negative errno (the map full: -E2BIG). */
+static __noinline long take_stack(void *ctx, struct scratch *sc)
+{
+	__builtin_memset(&sc->stk, 0, sizeof(sc->stk));
+	long n = bpf_get_stack(ctx, &sc->stk, sizeof(sc->stk), 0);
+	if (n < 0)
+		return n;
+	__u32 *id = bpf_map_lookup_elem(&kt_stacks, &sc->stk);
+	if (id)
+		return (long)*id + 1;
+	__u32 nid = __sync_fetch_and_add(&kt_stack_next, 1);
+	long err = bpf_map_update_elem(&kt_stacks, &sc->stk, &nid, BPF_NOEXIST);
+	if (err == -17 /* EEXIST: another CPU put the same stack first */) {
+		id = bpf_map_lookup_elem(&kt_stacks, &sc->stk);
+		return id ? (long)*id + 1 : -2 /* ENOENT */;
+	}
+	return err ? err : (long)nid + 1;
+}
 
 /* A new entry from the scratch template (packet mode: what the packet is). */
 static __always_inline struct kt_trip *create(struct scratch *sc, __u64 now, __u64 flags)
@@ -426,7 +456,7 @@ static __noinline int on_stage(struct scratch *sc, __u32 s_out, __u32 s_in, __u6
 		if (t->t[i] == 0) {
 			t->t[i] = now;
 			if (stack)
-				t->stack[i] = stack >= 0 ? stack + 1 : stack;
+				t->stack[i] = stack;
 		}
 	}
 	if (ifindex) {
@@ -497,7 +527,7 @@ static __noinline int kt_traced(void *ctx, struct sk_buff *skb, __u32 s_out, __u
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 	/* Taken for every echo parsed here (the key is checked in on_stage), only with --stacks. */
-	sc->stack = cfg.stacks ? bpf_get_stackid(ctx, &kt_stacks, 0) : 0;
+	sc->stack = cfg.stacks ? take_stack(ctx, sc) : 0;
 	sc->ifindex = ifindex;
 	sc->task = task;
 	return on_stage(sc, s_out, s_in, (__u64)skb);
